@@ -1,0 +1,66 @@
+"""Labels in the workbook's two languages, chosen per request from the user's locale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_babel
+from flask import Flask, has_request_context
+from flask_babel import LazyString, get_locale
+from jinja2 import pass_context
+from markupsafe import Markup, escape
+
+
+def current_language() -> str:
+    if not has_request_context():
+        return "zh"
+    locale = get_locale()
+    return "en" if locale is not None and locale.language == "en" else "zh"
+
+
+def pick(zh: str, en: str = "") -> str:
+    """The English text when the user chose English and one is given; else the Chinese."""
+    return en if en and current_language() == "en" else zh
+
+
+class Label(LazyString):
+    """Text from the workbook, chosen per request; in HTML it is always escaped.
+
+    (Flask-Babel's LazyString declares itself safe markup through ``__html__``; workbook labels
+    are data, so they are escaped like any other data.)
+    """
+
+    def __html__(self) -> Markup:
+        return escape(str(self))
+
+
+def L(zh: str, en: str = "") -> Label:  # noqa: N802 - short name used throughout generated code
+    """A lazily translated label: evaluated when rendered, so it follows the user's language."""
+    return Label(pick, zh, en)
+
+
+def install_safe_gettext(app: Flask) -> None:
+    """Make the templates' ``_()`` treat its text as text.
+
+    FAB's templates pass data — menu, field and page labels from the workbook — through ``_()``,
+    and Jinja's new-style gettext marks the result safe and always ``%``-formats it: a label with
+    ``<script>`` would run and one with ``%`` would crash. Here the translation is escaped and only
+    formatted when variables are given.
+    """
+
+    @pass_context
+    def gettext(context: Any, string: str, **variables: Any) -> Any:
+        rv = flask_babel.gettext(string)
+        if context.eval_ctx.autoescape:
+            rv = escape(rv)
+        return rv % variables if variables else rv
+
+    @pass_context
+    def ngettext(context: Any, singular: str, plural: str, num: int, **variables: Any) -> Any:
+        variables.setdefault("num", num)
+        rv = flask_babel.ngettext(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            rv = escape(rv)
+        return rv % variables
+
+    app.jinja_env.globals.update(gettext=gettext, ngettext=ngettext, _=gettext)

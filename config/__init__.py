@@ -1,0 +1,1 @@
+"""Configuration: defaults in ``default.py``, overridable by the environment (DESIGN §5)."""

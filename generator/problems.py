@@ -1,0 +1,198 @@
+"""Workbook problems: where (``Sheet!Cell``), what is wrong and how to fix it, in Chinese and English.
+
+Every message has a code in :data:`MESSAGES`; a :class:`Problem` renders in the workbook's language
+with the other language in brackets, e.g.
+``crm.xlsx › fields!E14: 类型 'choise' 未知 (unknown type 'choise') — 是否想写 'choice'? (did you mean 'choice'?)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # files
+    "file_missing": ("找不到文件 {path}", "file {path} does not exist"),
+    "file_empty": ("文件是空的", "the file is empty"),
+    "file_protected": (
+        "文件受密码保护或是旧版 .xls 格式",
+        "the file is password-protected or an old .xls file",
+    ),
+    "file_not_xlsx": ("这不是 Excel .xlsx 文件", "this is not an Excel .xlsx file"),
+    "file_unreadable": ("无法读取此 Excel 文件 ({error})", "the Excel file cannot be read ({error})"),
+    "formula_no_value": ("公式没有计算结果", "a formula without a computed value"),
+    "merged_cells": ("数据区域有合并单元格 {range}", "merged cells {range} in the data area"),
+    # sheets and columns
+    "sheet_missing": ("缺少工作表 '{sheet}'", "sheet '{sheet}' is missing"),
+    "sheet_unknown": ("未知工作表 '{sheet}'", "unknown sheet '{sheet}'"),
+    "column_missing": ("工作表缺少必需的列 '{column}'", "required column '{column}' is missing"),
+    "column_unknown": ("未知列 '{column}'", "unknown column '{column}'"),
+    "column_duplicate": ("列 '{column}' 出现了两次", "column '{column}' appears twice"),
+    # values
+    "required": ("{what}不能为空", "{what_en} must not be empty"),
+    "identifier": (
+        "名称 '{value}' 无效:只能用小写英文字母、数字和下划线,并以字母开头",
+        "name '{value}' is not valid: use lowercase letters, digits and _ and start with a letter",
+    ),
+    "identifier_long": ("名称 '{value}' 太长(最多 {limit} 个字符)", "name '{value}' is too long (max {limit})"),
+    "keyword": ("'{value}' 是 Python 关键字,不能作为名称", "'{value}' is a Python keyword"),
+    "reserved": ("'{value}' 是系统保留名称", "'{value}' is a reserved name"),
+    "duplicate": ("{what} '{value}' 重复(已在 {first} 定义)", "duplicate {what_en} '{value}' (first at {first})"),
+    "bool": ("'{value}' 不是是/否值", "'{value}' is not a yes/no value"),
+    "number": ("'{value}' 不是数字", "'{value}' is not a number"),
+    "unknown_type": ("类型 '{value}' 未知", "unknown type '{value}'"),
+    "unknown_entity": ("未知实体 '{value}'", "unknown entity '{value}'"),
+    "unknown_field": ("实体 {entity} 没有字段 '{value}'", "entity {entity} has no field '{value}'"),
+    "unknown_role": ("未知角色 '{value}'", "unknown role '{value}'"),
+    "unknown_list": ("选项列表 '{value}' 不存在", "choice list '{value}' does not exist"),
+    "unknown_value": ("'{value}' 不是允许的值", "'{value}' is not an allowed value"),
+    "unknown_template": ("模板 '{value}' 不存在", "template '{value}' does not exist"),
+    "unknown_choice": ("'{value}' 不在选项列表 {list} 中", "'{value}' is not in choice list {list}"),
+    "choices_needed": ("选项类型字段必须填写选项列表", "a choice field needs a choice list"),
+    "link_needed": ("关联类型字段必须填写关联实体", "a link field needs a target entity"),
+    "default_type": ("默认值 '{value}' 不是 {type} 类型", "default '{value}' is not a valid {type}"),
+    "min_max": ("最小值 {min} 大于最大值 {max}", "min {min} is greater than max {max}"),
+    "min_max_type": ("{type} 类型字段不能设置最小/最大值", "min/max does not apply to type {type}"),
+    "bad_regex": ("正则表达式无效:{error}", "invalid regular expression: {error}"),
+    "pattern_type": ("{type} 类型字段不能设置格式", "a pattern does not apply to type {type}"),
+    "encrypted_type": ("只有文本字段可以加密", "only text fields can be encrypted"),
+    "title_field": ("标题字段 '{value}' 必须是本实体的文本字段", "title field '{value}' must be a string field"),
+    "owner_field": ("负责人字段 '{value}' 必须是本实体的用户字段", "owner field '{value}' must be a user field"),
+    "numbering_counter": ("编号规则 '{value}' 缺少计数器,如 {{####}}", "numbering '{value}' has no counter like {{####}}"),
+    "numbering_token": ("编号规则 '{value}' 含未知占位符 {token}", "numbering '{value}' has unknown token {token}"),
+    "numbering_field": (
+        "有编号规则的实体需要只读文本字段 code",
+        "an entity with numbering needs a readonly string field 'code'",
+    ),
+    "name_clash": ("字段 '{value}' 与字段 {other} 生成的列 {column} 冲突", "field '{value}' clashes with column {column} of {other}"),
+    "view_value": ("视图 '{value}' 无效", "view '{value}' is not valid"),
+    "scope_value": ("范围 '{value}' 无效", "scope '{value}' is not valid"),
+    "owner_scope": (
+        "实体 {entity} 没有负责人字段,范围不能为 {value}",
+        "entity {entity} has no owner field, so scope cannot be {value}",
+    ),
+    "no_entities": ("工作表 entities 没有任何实体", "the entities sheet defines no entity"),
+    "no_fields": ("实体 {entity} 没有字段", "entity {entity} has no fields"),
+    "grade_field": ("分级字段 '{value}' 必须是选项字段", "graded field '{value}' must be a choice field"),
+    "expr": ("条件 '{value}' 有误:{error}", "condition '{value}' is wrong: {error}"),
+    "state_field": ("状态字段 '{value}' 必须是选项字段", "state field '{value}' must be a choice field"),
+    "same_state": ("流转的起止状态相同 '{value}'", "transition from '{value}' to itself"),
+    "unreachable": ("状态 '{value}' 无法到达", "state '{value}' can never be reached"),
+    "when": ("时间规则 '{value}' 无法理解", "time rule '{value}' is not understood"),
+    "when_field": ("时间规则中的字段 '{value}' 必须是日期或日期时间字段", "field '{value}' in a time rule must be a date or datetime"),
+    "channel": ("渠道 '{value}' 无效", "channel '{value}' is not valid"),
+    "recipient": ("收件人 '{value}' 无效", "recipient '{value}' is not valid"),
+    "duration": ("时长 '{value}' 无法理解", "duration '{value}' is not understood"),
+    "placeholder": ("模板占位符有误:{error}", "template placeholder error: {error}"),
+    "scale": ("量表 '{value}' 必须是 2 到 10 的整数", "scale '{value}' must be a whole number from 2 to 10"),
+    "labels_count": ("标签数 {count} 与量表 {scale} 不符", "{count} labels do not match scale {scale}"),
+    "measure": ("统计方式 '{value}' 无效", "measure '{value}' is not valid"),
+    "period": ("周期 '{value}' 无效", "period '{value}' is not valid"),
+    "chart": ("图表类型 '{value}' 无效", "chart '{value}' is not valid"),
+    "setting_unknown": ("未知设置项 '{value}'", "unknown setting '{value}'"),
+    "setting_value": ("设置 {key} 的值 '{value}' 无效", "setting {key}: '{value}' is not valid"),
+    "not_numeric": ("字段 '{value}' 不是数值字段", "field '{value}' is not numeric"),
+    "not_string_field": ("字段 '{value}' 必须是文本类字段", "field '{value}' must be a text-like field"),
+}
+
+HINTS: dict[str, tuple[str, str]] = {
+    "did_you_mean": ("是否想写 '{value}'?", "did you mean '{value}'?"),
+    "one_of": ("可选:{values}", "choose one of: {values}"),
+    "identifier": ("例如 customer_contact", "for example customer_contact"),
+    "rename": ("换一个名称", "choose another name"),
+    "add_sheet": ("在工作簿中添加工作表 {sheet}", "add a sheet named {sheet}"),
+    "add_column": ("在第一行添加列标题 {column}", "add the header {column} in row 1"),
+    "save_xlsx": ("请在 Excel 中另存为 .xlsx(不加密码)", "save it from Excel as .xlsx without a password"),
+    "recalc": ("在 Excel 中打开并保存一次以计算公式,或改为填写数值", "open and save it in Excel, or type the value"),
+    "unmerge": ("取消合并单元格,每个单元格单独填写", "unmerge the cells and fill each one"),
+    "bool": ("填写 是/否、yes/no、Y/N 或 1/0", "write yes/no, 是/否, Y/N or 1/0"),
+    "counter": ("在编号规则中加入 {{####}}", "add a counter such as {{####}}"),
+    "add_code": ("在 fields 中为该实体添加 code 字段(string, readonly)", "add a field 'code' (string, readonly)"),
+    "define_list": ("在 choices 工作表中添加列表 {value}", "add list {value} to the choices sheet"),
+    "regex": ("检查括号和转义字符", "check brackets and escapes"),
+    "swap": ("交换最小值和最大值", "swap min and max"),
+    "when": (
+        "例如 'end_date - 30 days'、'created_on + 6 working hours'、'every 7 days'",
+        "for example 'end_date - 30 days', 'created_on + 6 working hours', 'every 7 days'",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Msg:
+    code: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def render(self, lang: str, table: dict[str, tuple[str, str]] | None = None) -> str:
+        zh, en = (table or MESSAGES)[self.code]
+        params = dict(self.params)
+        params.setdefault("what_en", params.get("what", ""))
+        return (zh if lang == "zh" else en).format(**params)
+
+
+def msg(code: str, **params: Any) -> Msg:
+    assert code in MESSAGES, code
+    return Msg(code, tuple(sorted(params.items())))
+
+
+def hint(code: str, **params: Any) -> Msg:
+    assert code in HINTS, code
+    return Msg(code, tuple(sorted(params.items())))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a workbook. ``ref`` is ``Sheet!Cell`` (or the file name)."""
+
+    ref: str
+    message: Msg
+    hint: Msg | None = None
+    context: str = ""  # e.g. "entity customer, field grade"
+    warning: bool = False
+
+    def text(self, lang: str = "en") -> str:
+        return self.message.render(lang)
+
+    def format(self, filename: str = "", lang: str = "zh") -> str:
+        other = "en" if lang == "zh" else "zh"
+        where = f"{filename} › {self.ref}" if filename else self.ref
+        if self.context:
+            where += f" ({self.context})"
+        line = f"{where}: {self.message.render(lang)} ({self.message.render(other)})"
+        if self.hint is not None:
+            line += f" — {self.hint.render(lang, HINTS)} ({self.hint.render(other, HINTS)})"
+        if self.warning:
+            line = ("提示 " if lang == "zh" else "warning ") + line
+        return line
+
+
+class WorkbookError(Exception):
+    """Raised by the pipeline when a workbook has problems; carries all of them."""
+
+    def __init__(self, problems: list[Problem], filename: str = "", lang: str = "zh"):
+        self.problems = problems
+        self.filename = filename
+        self.lang = lang
+        super().__init__("\n".join(p.format(filename, lang) for p in problems))
+
+
+def did_you_mean(value: str, options: Iterable[str]) -> Msg | None:
+    """A 'did you mean' hint for the closest option, or None when nothing is close."""
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
+    return hint("did_you_mean", value=close[0]) if close else None
+
+
+@dataclass
+class Problems:
+    """A collector used while validating: ``add`` never raises, so every problem is found."""
+
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, ref: str, message: Msg, hint_: Msg | None = None, context: str = "", warning: bool = False) -> None:
+        self.items.append(Problem(ref, message, hint_, context, warning))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.items if not p.warning]

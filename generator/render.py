@@ -1,0 +1,182 @@
+"""Render a Spec into the source text of the generated package. Pure: Spec in, ``{file: text}`` out.
+
+Safety: every identifier that reaches Python was validated as ``[a-z][a-z0-9_]*`` (and not a
+keyword) by ``validate``; every other value goes through the ``py`` filter (``repr``), so a
+workbook can never inject code.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .spec import Entity, Field, Spec
+
+TEMPLATES = Path(__file__).parent / "templates"
+OUTPUTS = ("__init__.py", "models.py", "views.py", "permissions.py")
+BASE_LABELS = {
+    "id": ("编号", "ID"),
+    "created_on": ("创建时间", "Created on"),
+    "changed_on": ("修改时间", "Changed on"),
+    "created_by": ("创建人", "Created by"),
+    "changed_by": ("修改人", "Changed by"),
+}
+RECORD_INFO = ("记录信息", "Record")
+OTHER_SECTION = ("其他", "Other")
+
+
+def _column_type(f: Field) -> str:
+    if f.type == "string":
+        length = int(f.max) if f.max is not None and f.max >= 1 else 255
+        return f"String({max(length, 1)})"
+    return {
+        "text": "Text",
+        "integer": "Integer",
+        "decimal": "Numeric(18, 4)",
+        "money": "Numeric(18, 2)",
+        "boolean": "Boolean",
+        "date": "Date",
+        "datetime": "DateTime",
+        "choice": "String(64)",
+        "email": "String(254)",
+        "phone": "String(40)",
+        "file": "String(255)",
+        "link": "Integer",
+        "user": "Integer",
+    }[f.type]
+
+
+def _default(f: Field) -> str:
+    """The ``default=`` argument text, or '' (values are rendered with repr)."""
+    if f.default is None:
+        return ""
+    if f.type == "date":
+        return "default=_dt.date.today" if f.default == "today" else f"default=_dt.date.fromisoformat({f.default!r})"
+    if f.type == "datetime":
+        return "default=_dt.datetime.now" if f.default == "now" else f"default=_dt.datetime.fromisoformat({f.default!r})"
+    if f.type in ("decimal", "money"):
+        return f"default=_decimal.Decimal({str(f.default)!r})"
+    return f"default={f.default!r}"
+
+
+@dataclass
+class Section:
+    title: str
+    title_en: str
+    fields: list[str]
+    collapsed: bool = False
+
+
+@dataclass
+class EntityView:
+    entity: Entity
+    columns: list[dict[str, Any]]
+    list_columns: list[str]
+    search_columns: list[str]
+    order: tuple[str, str]
+    sections: dict[str, list[Section]]
+    readonly: list[str]
+    related: list[str] = field(default_factory=list)  # class names of child views
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    help: dict[str, str] = field(default_factory=dict)
+
+
+def _sections(spec: Spec, e: Entity, view: str) -> list[Section]:
+    items = sorted((i for i in spec.forms if i.entity == e.name and i.view == view), key=lambda i: i.order)
+    editable = [f.name for f in e.fields if not (view != "show" and f.readonly)]
+    sections: dict[str, Section] = {}
+    for i in items:
+        if i.field not in editable:
+            continue
+        key = i.section or ""
+        s = sections.setdefault(key, Section(i.section or e.label, "" if i.section else e.label_en, [], i.collapsed))
+        if i.field not in s.fields:
+            s.fields.append(i.field)
+    result = list(sections.values())
+    placed = {name for s in result for name in s.fields}
+    missing = [n for n in editable if n not in placed]
+    if not result:
+        result = [Section(e.label, e.label_en, missing)]
+    elif missing and (view == "show" or any(e.field(n).required for n in missing)):  # type: ignore[union-attr]
+        result.append(Section(*OTHER_SECTION, missing, True))
+    if view == "show":
+        result.append(Section(*RECORD_INFO, ["created_by", "created_on", "changed_by", "changed_on"], True))
+    return [s for s in result if s.fields]
+
+
+def _entity_view(spec: Spec, e: Entity, children: dict[str, list[str]]) -> EntityView:
+    columns = []
+    for f in e.fields:
+        args = [_column_type(f)]
+        if f.type == "link":
+            args.append(f"ForeignKey({f.link + '.id'!r})")
+        elif f.type == "user":
+            args.append("ForeignKey('ab_user.id')")
+        args.append(f"nullable={not f.required}")
+        unique = f.unique or (bool(e.numbering) and f.name == "code")
+        if unique:
+            args.append("unique=True")
+        if not unique and (f.is_relation or f.filter or f.search or f.name in (e.owner_field, e.title_field)):
+            args.append("index=True")
+        d = _default(f)
+        if d:
+            args.append(d)
+        columns.append({"field": f, "column": f.column, "args": ", ".join(args)})
+    list_columns = [f.name for f in e.fields if f.list] or [f.name for f in e.fields[:5]]
+    search_columns = [f.name for f in e.fields if (f.search or f.filter) and not f.is_relation and f.type != "file"]
+    if e.owner_field and e.owner_field not in search_columns:
+        search_columns.append(e.owner_field)
+    labels = {f.name: (f.label, f.label_en) for f in e.fields}
+    labels.update(BASE_LABELS)
+    order = ("code", "desc") if e.numbering else ("id", "desc")
+    return EntityView(
+        entity=e,
+        columns=columns,
+        list_columns=list_columns,
+        search_columns=search_columns,
+        order=order,
+        sections={v: _sections(spec, e, v) for v in ("add", "edit", "show")},
+        readonly=[f.name for f in e.fields if f.readonly],
+        related=children.get(e.name, []),
+        labels=labels,
+        help={f.name: f.help for f in e.fields if f.help},
+    )
+
+
+def build_context(spec: Spec) -> dict[str, Any]:
+    children: dict[str, list[str]] = defaultdict(list)
+    for e in spec.entities:
+        for f in e.fields:
+            if f.type == "link" and f.link != e.name and f"{e.class_name}View" not in children[f.link]:
+                children[f.link].append(f"{e.class_name}View")
+    views = [_entity_view(spec, e, children) for e in spec.entities]
+    grants: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
+    for p in spec.permissions:
+        grants[p.role][p.entity] = p.rights
+    return {"spec": spec, "views": views, "grants": dict(grants), "workbook": spec.workbook}
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - output is Python source; every value passes through |py
+    )
+    env.filters["py"] = repr
+    return env
+
+
+def render(spec: Spec) -> dict[str, str]:
+    """The generated package as ``{file name: text}`` (Python modules plus ``spec.json``)."""
+    env = _env()
+    ctx = build_context(spec)
+    files = {name: env.get_template(f"{name}.jinja").render(**ctx) for name in OUTPUTS}
+    files["spec.json"] = spec.to_json() + "\n"
+    return files

@@ -1,0 +1,290 @@
+"""The typed model of a configuration workbook. Pure data, no I/O.
+
+A :class:`Spec` is what ``validate`` produces and what ``render`` and the runtime engines read.
+It round-trips through JSON (``to_json``/``from_json``) so the generated package can carry it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .workcal import WorkCalendar
+
+FIELD_TYPES = (
+    "string",
+    "text",
+    "integer",
+    "decimal",
+    "money",
+    "boolean",
+    "date",
+    "datetime",
+    "choice",
+    "link",
+    "email",
+    "phone",
+    "file",
+    "user",
+)
+NUMERIC_TYPES = ("integer", "decimal", "money")
+TEXT_TYPES = ("string", "text", "email", "phone")
+SCOPES = ("own", "team", "all")
+RIGHTS = ("list", "show", "add", "edit", "delete", "export", "import")
+VIEWS = ("add", "edit", "show")
+CHANNELS = ("email", "inapp", "sms")
+CHARTS = ("bar", "line", "pie", "radar", "table")
+PERIODS = ("day", "week", "month", "quarter", "year")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    type: str
+    label_en: str = ""
+    required: bool = False
+    unique: bool = False
+    default: Any = None  # already converted to the field's type ("today"/"now" kept as words)
+    choices: str = ""  # choice list name
+    link: str = ""  # target entity name
+    min: float | None = None
+    max: float | None = None
+    pattern: str = ""
+    help: str = ""
+    list: bool = False
+    search: bool = False
+    filter: bool = False
+    readonly: bool = False
+    encrypted: bool = False
+    previous_name: str = ""
+    ref: str = ""  # where it was declared, for later messages
+
+    @property
+    def column(self) -> str:
+        """The database column: link and user fields store the target's id in ``<name>_id``."""
+        return f"{self.name}_id" if self.type in ("link", "user") else self.name
+
+    @property
+    def is_relation(self) -> bool:
+        return self.type in ("link", "user")
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    label: str
+    fields: tuple[Field, ...]
+    label_en: str = ""
+    menu: str = ""
+    title_field: str = ""
+    numbering: str = ""
+    owner_field: str = ""
+    audit: bool = True
+    description: str = ""
+    ref: str = ""
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def class_name(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    label_en: str = ""
+    order: float = 0
+    color: str = ""
+
+
+@dataclass(frozen=True)
+class GradingRule:
+    entity: str
+    field: str
+    grade: str
+    order: float
+    condition: str = ""
+    note: str = ""
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class FormItem:
+    entity: str
+    view: str
+    section: str
+    field: str
+    order: float = 0
+    collapsed: bool = False
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: str = ""
+    description: str = ""
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class Permission:
+    role: str
+    entity: str
+    rights: tuple[str, ...]  # subset of RIGHTS
+    scope: str = "all"
+    hidden_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transition:
+    entity: str
+    state_field: str
+    source: str
+    target: str
+    action: str
+    roles: tuple[str, ...] = ()
+    condition: str = ""
+    require_comment: bool = False
+    notify: str = ""
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    entity: str
+    when: str
+    condition: str = ""
+    recipients: tuple[str, ...] = ()
+    template: str = ""
+    channel: str = "inapp"
+    escalate_after: str = ""
+    escalate_to: str = ""
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class SurveyQuestion:
+    survey: str
+    question: str
+    scale: int = 4
+    labels: tuple[str, ...] = ()
+    order: float = 0
+    trigger: str = ""
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    channel: str
+    subject: str = ""
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Validation:
+    entity: str
+    condition: str
+    message: str
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    entity: str
+    group_by: str = ""
+    measure: str = "count"
+    period: str = ""
+    condition: str = ""
+    chart: str = "bar"
+    roles: tuple[str, ...] = ()
+    order: float = 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_name: str = "客户维护体系"
+    language: str = "zh"
+    timezone: str = "Asia/Shanghai"
+    working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    working_hours: tuple[tuple[str, str], ...] = (("09:00", "12:00"), ("13:00", "18:00"))
+    holidays: tuple[str, ...] = ()
+    extra_working_days: tuple[str, ...] = ()
+    currency: str = "CNY"
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    workbook: str  # file name, for the generated header
+    entities: tuple[Entity, ...]
+    choices: dict[str, tuple[Choice, ...]] = field(default_factory=dict)
+    grading: tuple[GradingRule, ...] = ()
+    forms: tuple[FormItem, ...] = ()
+    roles: tuple[Role, ...] = ()
+    permissions: tuple[Permission, ...] = ()
+    workflows: tuple[Transition, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    surveys: tuple[SurveyQuestion, ...] = ()
+    templates: tuple[Template, ...] = ()
+    validations: tuple[Validation, ...] = ()
+    reports: tuple[Report, ...] = ()
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        s = self.settings
+        return WorkCalendar(s.working_days, s.working_hours, s.holidays, s.extra_working_days)
+
+    def entity(self, name: str) -> Entity | None:
+        for e in self.entities:
+            if e.name == name:
+                return e
+        return None
+
+    @property
+    def admin_role(self) -> str:
+        for r in self.roles:
+            if r.admin:
+                return r.name
+        return "Admin"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Spec:
+        return _build(cls, json.loads(text))
+
+
+def _build(tp: Any, data: Any) -> Any:
+    """Rebuild nested frozen dataclasses from ``dataclasses.asdict`` output."""
+    if data is None:
+        return None
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in hints})
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v) for v in data)
+        return tuple(_build(a, v) for a, v in zip(args, data, strict=False))
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        return {k: _build(vt, v) for k, v in data.items()}
+    if origin in (typing.Union, types.UnionType):
+        return data
+    return data

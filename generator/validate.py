@@ -1,0 +1,1080 @@
+"""Turn the rows of a workbook into a frozen :class:`~generator.spec.Spec`, collecting every problem.
+
+Nothing here raises on bad input and nothing touches the disk: ``validate_workbook`` returns the
+Spec (``None`` when there are errors) and the list of problems, each with its cell and a hint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import keyword
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from . import expr as expr_mod
+from .problems import Problem, Problems, did_you_mean, hint, msg
+from .read import Cell, Row, Workbook
+from .sheets import BY_NAME, SHEETS, sheet_format
+from .spec import (
+    CHANNELS,
+    CHARTS,
+    FIELD_TYPES,
+    NUMERIC_TYPES,
+    PERIODS,
+    RIGHTS,
+    SCOPES,
+    TEXT_TYPES,
+    VIEWS,
+    Choice,
+    Entity,
+    Field,
+    FormItem,
+    GradingRule,
+    Permission,
+    Report,
+    Role,
+    Schedule,
+    Settings,
+    Spec,
+    SurveyQuestion,
+    Template,
+    Transition,
+    Validation,
+)
+from .when import parse_duration, parse_when
+
+IDENT = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+MAX_IDENT = 40
+RESERVED_FIELDS = {
+    "id",
+    "version",
+    "created_on",
+    "changed_on",
+    "created_by",
+    "changed_by",
+    "created_by_fk",
+    "changed_by_fk",
+    "metadata",
+    "query",
+    "registry",
+    "self",
+    "cls",
+}
+RESERVED_ENTITIES = {
+    "user",
+    "role",
+    "permission",
+    "view_menu",
+    "permission_view",
+    "register_user",
+    "api_key",
+    "group",
+    "alembic_version",
+    "model",
+    "base",
+    "app",
+    "db",
+}
+RESERVED_PREFIXES = ("ab_", "crm_")
+# class names the generated modules already use (an entity's class is its CamelCase name)
+RESERVED_CLASSES = {
+    "Boolean",
+    "Column",
+    "Date",
+    "DateTime",
+    "ForeignKey",
+    "Integer",
+    "Numeric",
+    "String",
+    "Text",
+    "User",
+    "CrmRecord",
+    "Model",
+    "None",
+    "True",
+    "False",
+    "L",
+    "SQLAInterface",
+    "Decimal",
+}
+TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "x", "on"}
+FALSE = {"no", "n", "false", "0", "否", "off"}
+TEMPLATE_NAMES = {"record", "due", "link", "recipient", "app_name", "now", "survey", "escalation", "step"}
+SETTING_KEYS = {"app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency"}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+NUMBERING_TOKEN = re.compile(r"\{([^{}]*)\}")
+
+
+def _entity_ctx(entity: str, field: str = "") -> str:
+    return f"entity {entity}, field {field}" if field else f"entity {entity}"
+
+
+class _Reader:
+    """Value conversion helpers that record a problem instead of raising."""
+
+    def __init__(self, problems: Problems):
+        self.p = problems
+
+    def ident(self, cell: Cell, what: tuple[str, str], reserved: Iterable[str] = (), ctx: str = "") -> str | None:
+        value = cell.text
+        if not value:
+            self.p.add(cell.ref, msg("required", what=what[0], what_en=what[1]), context=ctx)
+            return None
+        if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+            self.p.add(cell.ref, msg("keyword", value=value), hint("rename"), ctx)
+            return None
+        if not IDENT.match(value):
+            suggestion = re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+            h = hint("did_you_mean", value=suggestion) if IDENT.match(suggestion) else hint("identifier")
+            self.p.add(cell.ref, msg("identifier", value=value), h, ctx)
+            return None
+        if len(value) > MAX_IDENT:
+            self.p.add(cell.ref, msg("identifier_long", value=value, limit=MAX_IDENT), context=ctx)
+            return None
+        if value in reserved or value.startswith(RESERVED_PREFIXES):
+            self.p.add(cell.ref, msg("reserved", value=value), hint("rename"), ctx)
+            return None
+        return value
+
+    def boolean(self, cell: Cell, default: bool = False) -> bool:
+        t = cell.text.lower()
+        if not t:
+            return default
+        if isinstance(cell.value, bool):
+            return cell.value
+        if t in TRUE:
+            return True
+        if t in FALSE:
+            return False
+        self.p.add(cell.ref, msg("bool", value=cell.text), hint("bool"))
+        return default
+
+    def number(self, cell: Cell) -> float | None:
+        if cell.blank:
+            return None
+        if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+            return float(cell.value)
+        try:
+            return float(cell.text.replace(",", ""))
+        except ValueError:
+            self.p.add(cell.ref, msg("number", value=cell.text))
+            return None
+
+    def one_of(self, cell: Cell, options: Iterable[str], code: str, default: str = "") -> str | None:
+        value = cell.text.lower()
+        if not value:
+            return default
+        opts = list(options)
+        if value in opts:
+            return value
+        self.p.add(cell.ref, msg(code, value=cell.text), did_you_mean(value, opts) or hint("one_of", values=", ".join(opts)))
+        return None
+
+
+def _map_sheets(book: Workbook, p: Problems) -> dict[str, list[dict[str, Cell]]]:
+    """Canonical sheet name → rows keyed by canonical column name."""
+    result: dict[str, list[dict[str, Cell]]] = {}
+    all_names = [s.name for s in SHEETS] + [a for s in SHEETS for a in s.aliases]
+    for title, sheet in book.sheets.items():
+        fmt = sheet_format(title)
+        if fmt is None:
+            p.add(f"{title}!A1", msg("sheet_unknown", sheet=title), did_you_mean(title.lower(), all_names), warning=True)
+            continue
+        if fmt.name in result:
+            p.add(f"{title}!A1", msg("duplicate", what="工作表", what_en="sheet", value=fmt.name, first=fmt.name))
+            continue
+        mapping: dict[str, str] = {}
+        for header, letter in sheet.headers.items():
+            col = fmt.column(header)
+            if col is None:
+                options = [c.name for c in fmt.columns] + [a for c in fmt.columns for a in c.aliases]
+                close = did_you_mean(header.lower(), options)
+                p.add(f"{title}!{letter}1", msg("column_unknown", column=header), close, warning=close is None)
+                continue
+            if col.name in mapping.values():
+                p.add(f"{title}!{letter}1", msg("column_duplicate", column=col.name))
+                continue
+            mapping[header] = col.name
+        for col in fmt.columns:
+            if col.required and col.name not in mapping.values():
+                p.add(f"{title}!A1", msg("column_missing", column=col.name), hint("add_column", column=col.name))
+        rows = []
+        for row in sheet.rows:
+            rows.append(_canonical(row, mapping))
+        result[fmt.name] = rows
+    for fmt in SHEETS:
+        if fmt.required and fmt.name not in result:
+            p.add(book.filename, msg("sheet_missing", sheet=fmt.name), hint("add_sheet", sheet=fmt.name))
+    return result
+
+
+def _canonical(row: Row, mapping: dict[str, str]) -> dict[str, Cell]:
+    cells: dict[str, Cell] = {}
+    for header, cell in row.cells.items():
+        if header in mapping:
+            cells[mapping[header]] = cell
+    cells["__row__"] = Cell(row.number, row.ref)
+    return cells
+
+
+def _cell(row: dict[str, Cell], key: str, sheet: str) -> Cell:
+    if key in row:
+        return row[key]
+    # an absent optional column: point at the row (sheet as written) so messages have a place
+    return Cell(None, row["__row__"].ref)
+
+
+def workbook_language(book: Workbook) -> str:
+    """settings.language of a workbook even when it does not validate ('zh' by default)."""
+    for title, sheet in book.sheets.items():
+        fmt = sheet_format(title)
+        if fmt is None or fmt.name != "settings":
+            continue
+        for row in sheet.rows:
+            cells = list(row.cells.values())
+            if len(cells) >= 2 and cells[0].text == "language" and cells[1].text in ("zh", "en"):
+                return cells[1].text
+    return "zh"
+
+
+def validate_workbook(book: Workbook) -> tuple[Spec | None, list[Problem]]:
+    """Build the Spec of ``book``; return ``(spec, problems)`` where spec is None on any error."""
+    p = Problems(list(book.problems))
+    if p.errors and not book.sheets:
+        return None, p.items
+    sheets = _map_sheets(book, p)
+    v = _Validator(book.filename, sheets, p)
+    spec = v.run()
+    return (None if p.errors else spec), p.items
+
+
+class _Validator:
+    def __init__(self, filename: str, sheets: dict[str, list[dict[str, Cell]]], p: Problems):
+        self.filename = filename
+        self.sheets = sheets
+        self.p = p
+        self.r = _Reader(p)
+
+    def rows(self, sheet: str) -> list[tuple[dict[str, Cell], Any]]:
+        return [(row, lambda k, row=row: _cell(row, k, sheet)) for row in self.sheets.get(sheet, [])]
+
+    # -- the whole workbook ------------------------------------------------------------------
+    def run(self) -> Spec:
+        settings = self.settings()
+        choices = self.choices()
+        entities = self.entities(choices)
+        emap = {e.name: e for e in entities}
+        roles = self.roles()
+        role_names = {r.name for r in roles}
+        spec = Spec(
+            workbook=self.filename,
+            entities=tuple(entities),
+            choices=choices,
+            grading=self.grading(emap, choices),
+            forms=self.forms(emap),
+            roles=tuple(roles),
+            permissions=self.permissions(emap, role_names),
+            workflows=self.workflows(emap, choices, role_names),
+            schedules=(),
+            surveys=self.surveys(emap),
+            templates=(),
+            validations=self.validations(emap),
+            reports=self.reports(emap, role_names),
+            settings=settings,
+        )
+        templates = self.templates()
+        schedules = self.schedules(emap, role_names, {t.name: t for t in templates})
+        return Spec(**{**spec.__dict__, "templates": tuple(templates), "schedules": tuple(schedules)})
+
+    # -- settings ----------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        values: dict[str, Any] = {}
+        extra: list[tuple[str, str]] = []
+        for _row, c in self.rows("settings"):
+            key = c("key").text
+            value = c("value").text
+            if not key:
+                continue
+            if key not in SETTING_KEYS:
+                extra.append((key, value))
+                continue
+            if key == "language":
+                lang = self.r.one_of(c("value"), ("zh", "en"), "setting_value")
+                if lang:
+                    values["language"] = lang
+            elif key == "working_days":
+                days = tuple(d.strip().lower()[:3] for d in re.split(r"[,,\s]+", value) if d.strip())
+                if not days or any(d not in WEEKDAYS for d in days):
+                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values=",".join(WEEKDAYS)))
+                else:
+                    values["working_days"] = days
+            elif key == "working_hours":
+                spans = []
+                for part in re.split(r"[,,]+", value):
+                    m = re.match(r"^\s*(\d{1,2}:\d{2})\s*[-–~]\s*(\d{1,2}:\d{2})\s*$", part)
+                    if not m or m.group(1).zfill(5) >= m.group(2).zfill(5):
+                        spans = []
+                        break
+                    spans.append((m.group(1).zfill(5), m.group(2).zfill(5)))
+                if spans:
+                    values["working_hours"] = tuple(spans)
+                else:
+                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values="09:00-12:00,13:00-18:00"))
+            elif key in ("holidays", "extra_working_days"):
+                days = []
+                for part in re.split(r"[,,\s]+", value):
+                    if not part:
+                        continue
+                    try:
+                        days.append(dt.date.fromisoformat(part).isoformat())
+                    except ValueError:
+                        self.p.add(c("value").ref, msg("setting_value", key=key, value=part), hint("one_of", values="2026-10-01"))
+                values[key] = tuple(sorted(set(days)))
+            elif key == "timezone":
+                from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+                try:
+                    ZoneInfo(value)
+                    values["timezone"] = value
+                except (ZoneInfoNotFoundError, ValueError):
+                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values="Asia/Shanghai"))
+            elif value:
+                values[key] = value
+        return Settings(**values, extra=tuple(extra))
+
+    # -- choices -----------------------------------------------------------------------------
+    def choices(self) -> dict[str, tuple[Choice, ...]]:
+        lists: dict[str, list[Choice]] = defaultdict(list)
+        seen: dict[tuple[str, str], str] = {}
+        for _row, c in self.rows("choices"):
+            name = self.r.ident(c("list"), ("选项列表名", "list name"), ctx="")
+            value = c("value").text
+            if not value:
+                self.p.add(c("value").ref, msg("required", what="选项值", what_en="choice value"))
+                continue
+            if name is None:
+                continue
+            if (name, value) in seen:
+                self.p.add(c("value").ref, msg("duplicate", what="选项值", what_en="choice value", value=value, first=seen[(name, value)]))
+                continue
+            seen[(name, value)] = c("value").ref
+            if len(value) > 64:
+                self.p.add(c("value").ref, msg("identifier_long", value=value, limit=64))
+                continue
+            order = self.r.number(c("order"))
+            color = self.r.one_of(c("color"), ("green", "blue", "orange", "red", "grey", "purple", "yellow"), "unknown_value") or ""
+            lists[name].append(
+                Choice(value, c("label").text or value, c("label_en").text, order if order is not None else len(lists[name]), color)
+            )
+        return {k: tuple(sorted(v, key=lambda ch: ch.order)) for k, v in lists.items()}
+
+    # -- entities and fields -----------------------------------------------------------------
+    def entities(self, choices: dict[str, tuple[Choice, ...]]) -> list[Entity]:
+        heads: dict[str, dict[str, Any]] = {}
+        for _row, c in self.rows("entities"):
+            name = self.r.ident(c("name"), ("实体名", "entity name"), RESERVED_ENTITIES)
+            if name is None:
+                continue
+            class_name = "".join(part.capitalize() for part in name.split("_"))
+            if class_name in RESERVED_CLASSES:
+                self.p.add(c("name").ref, msg("reserved", value=name), hint("rename"))
+                continue
+            if name in heads:
+                self.p.add(
+                    c("name").ref, msg("duplicate", what="实体", what_en="entity", value=name, first=heads[name]["ref"]), hint("rename")
+                )
+                continue
+            heads[name] = {
+                "name": name,
+                "label": c("label").text or name,
+                "label_en": c("label_en").text,
+                "menu": c("menu").text,
+                "title_field": c("title_field").text,
+                "numbering": c("numbering").text,
+                "owner_field": c("owner_field").text,
+                "audit": self.r.boolean(c("audit"), True),
+                "description": c("description").text,
+                "ref": c("name").ref,
+                "cells": c,
+            }
+        if "entities" in self.sheets and not heads and not self.p.errors:
+            self.p.add("entities!A2", msg("no_entities"))
+        fields: dict[str, list[Field]] = defaultdict(list)
+        field_refs: dict[tuple[str, str], str] = {}
+        for _row, c in self.rows("fields"):
+            ent_cell = c("entity")
+            ent = ent_cell.text
+            if not ent:
+                self.p.add(ent_cell.ref, msg("required", what="实体", what_en="entity"))
+                continue
+            if ent not in heads:
+                self.p.add(ent_cell.ref, msg("unknown_entity", value=ent), did_you_mean(ent, heads))
+                continue
+            f = self.field(ent, c, heads, choices)
+            if f is None:
+                continue
+            if (ent, f.name) in field_refs:
+                self.p.add(
+                    c("name").ref,
+                    msg("duplicate", what="字段", what_en="field", value=f.name, first=field_refs[(ent, f.name)]),
+                    hint("rename"),
+                    _entity_ctx(ent, f.name),
+                )
+                continue
+            field_refs[(ent, f.name)] = f.ref
+            fields[ent].append(f)
+        result = []
+        for name, h in heads.items():
+            fs = fields.get(name, [])
+            self.check_columns(name, fs)
+            result.append(self.entity_head(h, fs))
+        return result
+
+    def field(self, ent: str, c: Any, heads: dict[str, Any], choices: dict[str, tuple[Choice, ...]]) -> Field | None:
+        name = self.r.ident(c("name"), ("字段名", "field name"), RESERVED_FIELDS, _entity_ctx(ent))
+        ctx = _entity_ctx(ent, name or c("name").text)
+        tcell = c("type")
+        ftype = tcell.text.lower()
+        if not ftype:
+            self.p.add(tcell.ref, msg("required", what="类型", what_en="type"), hint("one_of", values=", ".join(FIELD_TYPES)), ctx)
+            return None
+        if ftype not in FIELD_TYPES:
+            self.p.add(
+                tcell.ref,
+                msg("unknown_type", value=tcell.text),
+                did_you_mean(ftype, FIELD_TYPES) or hint("one_of", values=", ".join(FIELD_TYPES)),
+                ctx,
+            )
+            return None
+        if name is None:
+            return None
+        list_name = c("choices").text
+        link = c("link").text
+        if ftype == "choice":
+            if not list_name:
+                self.p.add(c("choices").ref, msg("choices_needed"), hint("one_of", values=", ".join(choices) or "—"), ctx)
+                return None
+            if list_name not in choices:
+                self.p.add(
+                    c("choices").ref,
+                    msg("unknown_list", value=list_name),
+                    did_you_mean(list_name, choices) or hint("define_list", value=list_name),
+                    ctx,
+                )
+                return None
+        if ftype == "link":
+            if not link:
+                self.p.add(c("link").ref, msg("link_needed"), hint("one_of", values=", ".join(heads)), ctx)
+                return None
+            if link not in heads:
+                self.p.add(c("link").ref, msg("unknown_entity", value=link), did_you_mean(link, heads), ctx)
+                return None
+        lo, hi = self.r.number(c("min")), self.r.number(c("max"))
+        if (lo is not None or hi is not None) and ftype not in NUMERIC_TYPES + TEXT_TYPES:
+            self.p.add(c("min").ref if lo is not None else c("max").ref, msg("min_max_type", type=ftype), context=ctx)
+        if lo is not None and hi is not None and lo > hi:
+            self.p.add(c("min").ref, msg("min_max", min=c("min").text, max=c("max").text), hint("swap"), ctx)
+        pattern = c("pattern").text
+        if pattern:
+            if ftype not in TEXT_TYPES:
+                self.p.add(c("pattern").ref, msg("pattern_type", type=ftype), context=ctx)
+            else:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    self.p.add(c("pattern").ref, msg("bad_regex", error=str(exc)), hint("regex"), ctx)
+        encrypted = self.r.boolean(c("encrypted"))
+        if encrypted and ftype not in ("text", "string"):
+            self.p.add(c("encrypted").ref, msg("encrypted_type"), context=ctx)
+        default = self.default(c("default"), ftype, choices.get(list_name, ()), ctx, list_name)
+        prev = c("previous_name").text
+        if prev:
+            self.r.ident(c("previous_name"), ("原名称", "previous name"), ctx=ctx)
+        return Field(
+            name=name,
+            label=c("label").text or name,
+            type=ftype,
+            label_en=c("label_en").text,
+            required=self.r.boolean(c("required")),
+            unique=self.r.boolean(c("unique")),
+            default=default,
+            choices=list_name if ftype == "choice" else "",
+            link=link if ftype == "link" else "",
+            min=lo,
+            max=hi,
+            pattern=pattern,
+            help=c("help").text,
+            list=self.r.boolean(c("list")),
+            search=self.r.boolean(c("search")),
+            filter=self.r.boolean(c("filter")),
+            readonly=self.r.boolean(c("readonly")),
+            encrypted=encrypted,
+            previous_name=prev,
+            ref=c("name").ref,
+        )
+
+    def default(self, cell: Cell, ftype: str, options: tuple[Choice, ...], ctx: str, list_name: str) -> Any:
+        if cell.blank:
+            return None
+        text, value = cell.text, cell.value
+        bad = msg("default_type", value=text, type=ftype)
+        if ftype in ("integer",):
+            try:
+                n = Decimal(text.replace(",", ""))
+                if n != n.to_integral_value():
+                    raise InvalidOperation
+                return int(n)
+            except InvalidOperation:
+                self.p.add(cell.ref, bad, context=ctx)
+        elif ftype in ("decimal", "money"):
+            try:
+                return float(Decimal(text.replace(",", "")))
+            except InvalidOperation:
+                self.p.add(cell.ref, bad, context=ctx)
+        elif ftype == "boolean":
+            t = text.lower()
+            if t in TRUE or t in FALSE:
+                return t in TRUE
+            self.p.add(cell.ref, bad, hint("bool"), ctx)
+        elif ftype in ("date", "datetime"):
+            if text.lower() in ("today", "now", "今天", "现在"):
+                return "today" if ftype == "date" else "now"
+            if isinstance(value, dt.datetime | dt.date):
+                return value.isoformat()[: 10 if ftype == "date" else 19]
+            try:
+                if ftype == "date":
+                    return dt.date.fromisoformat(text).isoformat()
+                return dt.datetime.fromisoformat(text).isoformat()
+            except ValueError:
+                self.p.add(cell.ref, bad, hint("one_of", values="2026-01-31, today"), ctx)
+        elif ftype == "choice":
+            values = [o.value for o in options]
+            labels = {o.label: o.value for o in options}
+            if text in values:
+                return text
+            if text in labels:
+                return labels[text]
+            self.p.add(
+                cell.ref,
+                msg("unknown_choice", value=text, list=list_name),
+                did_you_mean(text, values) or hint("one_of", values=", ".join(values)),
+                ctx,
+            )
+        elif ftype in ("link", "user", "file"):
+            self.p.add(cell.ref, bad, context=ctx)
+        else:
+            return text
+        return None
+
+    def check_columns(self, entity: str, fields: list[Field]) -> None:
+        columns: dict[str, Field] = {}
+        for f in fields:
+            if f.column in columns or (f.is_relation and f.column in {x.name for x in fields}):
+                other = columns.get(f.column) or next(x for x in fields if x.name == f.column)
+                self.p.add(
+                    f.ref, msg("name_clash", value=f.name, other=other.name, column=f.column), hint("rename"), _entity_ctx(entity, f.name)
+                )
+            columns[f.column] = f
+            if f.column in RESERVED_FIELDS:
+                self.p.add(f.ref, msg("reserved", value=f.column), hint("rename"), _entity_ctx(entity, f.name))
+
+    def entity_head(self, h: dict[str, Any], fields: list[Field]) -> Entity:
+        c = h["cells"]
+        name = h["name"]
+        by_name = {f.name: f for f in fields}
+        if not fields:
+            self.p.add(h["ref"], msg("no_fields", entity=name), context=_entity_ctx(name))
+        title = h["title_field"]
+        if title and (title not in by_name or by_name[title].type not in TEXT_TYPES + ("integer",)):
+            self.p.add(c("title_field").ref, msg("title_field", value=title), did_you_mean(title, by_name), _entity_ctx(name))
+            title = ""
+        if not title:
+            title = next((f.name for f in fields if f.type in ("string",)), "")
+        owner = h["owner_field"]
+        if owner and (owner not in by_name or by_name[owner].type != "user"):
+            self.p.add(
+                c("owner_field").ref,
+                msg("owner_field", value=owner),
+                did_you_mean(owner, [f.name for f in fields if f.type == "user"]),
+                _entity_ctx(name),
+            )
+            owner = ""
+        numbering = h["numbering"]
+        if numbering:
+            tokens = NUMERIC_TOKENS(numbering)
+            counters = [t for t in tokens if re.fullmatch(r"#+", t)]
+            unknown = [t for t in tokens if t not in ("YYYY", "YY", "MM", "DD") and not re.fullmatch(r"#+", t)]
+            if unknown:
+                self.p.add(
+                    c("numbering").ref,
+                    msg("numbering_token", value=numbering, token="{" + unknown[0] + "}"),
+                    hint("counter"),
+                    _entity_ctx(name),
+                )
+            elif len(counters) != 1:
+                self.p.add(c("numbering").ref, msg("numbering_counter", value=numbering), hint("counter"), _entity_ctx(name))
+            code = by_name.get("code")
+            if code is None or code.type != "string":
+                self.p.add(c("numbering").ref, msg("numbering_field"), hint("add_code"), _entity_ctx(name))
+        return Entity(
+            name=name,
+            label=h["label"],
+            fields=tuple(fields),
+            label_en=h["label_en"],
+            menu=h["menu"],
+            title_field=title,
+            numbering=numbering,
+            owner_field=owner,
+            audit=h["audit"],
+            description=h["description"],
+            ref=h["ref"],
+        )
+
+    # -- helpers for the sheets that refer to entities ---------------------------------------
+    def entity_of(self, cell: Cell, emap: dict[str, Entity]) -> Entity | None:
+        name = cell.text
+        if not name:
+            self.p.add(cell.ref, msg("required", what="实体", what_en="entity"))
+            return None
+        if name not in emap:
+            self.p.add(cell.ref, msg("unknown_entity", value=name), did_you_mean(name, emap))
+            return None
+        return emap[name]
+
+    def field_of(self, cell: Cell, entity: Entity, required: bool = True) -> Field | None:
+        name = cell.text
+        if not name:
+            if required:
+                self.p.add(cell.ref, msg("required", what="字段", what_en="field"), context=_entity_ctx(entity.name))
+            return None
+        f = entity.field(name)
+        if f is None:
+            self.p.add(
+                cell.ref,
+                msg("unknown_field", entity=entity.name, value=name),
+                did_you_mean(name, [x.name for x in entity.fields]),
+                _entity_ctx(entity.name),
+            )
+        return f
+
+    def condition(self, cell: Cell, entity: Entity, emap: dict[str, Entity], required: bool = False) -> str:
+        text = cell.text
+        if not text:
+            if required:
+                self.p.add(cell.ref, msg("required", what="条件", what_en="condition"), context=_entity_ctx(entity.name))
+            return ""
+        try:
+            parsed = expr_mod.parse(text)
+        except expr_mod.ExprError as exc:
+            self.p.add(cell.ref, msg("expr", value=text, error=str(exc)), context=_entity_ctx(entity.name))
+            return ""
+        for path in parsed.names:
+            problem = resolve_path(entity, path, emap)
+            if problem:
+                bad, options = problem
+                self.p.add(
+                    cell.ref, msg("expr", value=text, error=f"unknown field '{bad}'"), did_you_mean(bad, options), _entity_ctx(entity.name)
+                )
+                return ""
+        return text
+
+    def roles_of(self, cell: Cell, role_names: set[str]) -> tuple[str, ...]:
+        roles = tuple(r.strip() for r in re.split(r"[,,、;;]+", cell.text) if r.strip())
+        for r in roles:
+            if r not in role_names:
+                self.p.add(cell.ref, msg("unknown_role", value=r), did_you_mean(r, role_names))
+        return roles
+
+    # -- the optional sheets -----------------------------------------------------------------
+    def grading(self, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]]) -> tuple[GradingRule, ...]:
+        rules = []
+        for i, (_row, c) in enumerate(self.rows("grading")):
+            e = self.entity_of(c("entity"), emap)
+            if e is None:
+                continue
+            f = self.field_of(c("field"), e)
+            if f is None:
+                continue
+            if f.type != "choice":
+                self.p.add(c("field").ref, msg("grade_field", value=f.name), context=_entity_ctx(e.name, f.name))
+                continue
+            grade = c("grade").text
+            values = [ch.value for ch in choices.get(f.choices, ())]
+            if grade not in values:
+                self.p.add(
+                    c("grade").ref,
+                    msg("unknown_choice", value=grade, list=f.choices),
+                    did_you_mean(grade, values) or hint("one_of", values=", ".join(values)),
+                    _entity_ctx(e.name, f.name),
+                )
+                continue
+            order = self.r.number(c("order"))
+            cond = self.condition(c("condition"), e, emap)
+            rules.append(GradingRule(e.name, f.name, grade, order if order is not None else i, cond, c("note").text, c("grade").ref))
+        return tuple(sorted(rules, key=lambda r: (r.entity, r.field, r.order)))
+
+    def forms(self, emap: dict[str, Entity]) -> tuple[FormItem, ...]:
+        items = []
+        for i, (_row, c) in enumerate(self.rows("forms")):
+            e = self.entity_of(c("entity"), emap)
+            if e is None:
+                continue
+            view = self.r.one_of(c("view"), VIEWS, "view_value")
+            f = self.field_of(c("field"), e)
+            if f is None or not view:
+                if not c("view").text:
+                    self.p.add(c("view").ref, msg("required", what="视图", what_en="view"), hint("one_of", values=", ".join(VIEWS)))
+                continue
+            order = self.r.number(c("order"))
+            items.append(
+                FormItem(e.name, view, c("section").text, f.name, order if order is not None else i, self.r.boolean(c("collapsed")))
+            )
+        return tuple(items)
+
+    def roles(self) -> list[Role]:
+        roles: dict[str, Role] = {}
+        refs: dict[str, str] = {}
+        for _row, c in self.rows("roles"):
+            name = c("role").text
+            if not name:
+                self.p.add(c("role").ref, msg("required", what="角色名", what_en="role name"))
+                continue
+            if len(name) > 64 or any(ch in name for ch in "\r\n\t"):
+                self.p.add(c("role").ref, msg("identifier_long", value=name[:20], limit=64))
+                continue
+            if name in roles:
+                self.p.add(c("role").ref, msg("duplicate", what="角色", what_en="role", value=name, first=refs[name]))
+                continue
+            refs[name] = c("role").ref
+            roles[name] = Role(name, c("label").text, c("description").text, self.r.boolean(c("admin")))
+        return list(roles.values())
+
+    def permissions(self, emap: dict[str, Entity], role_names: set[str]) -> tuple[Permission, ...]:
+        perms = []
+        seen: dict[tuple[str, str], str] = {}
+        for _row, c in self.rows("permissions"):
+            role = c("role").text
+            if not role:
+                self.p.add(c("role").ref, msg("required", what="角色", what_en="role"))
+            elif role not in role_names:
+                self.p.add(c("role").ref, msg("unknown_role", value=role), did_you_mean(role, role_names))
+                role = ""
+            e = self.entity_of(c("entity"), emap)
+            if e is None or not role:
+                continue
+            if (role, e.name) in seen:
+                self.p.add(
+                    c("entity").ref,
+                    msg("duplicate", what="权限", what_en="permission", value=f"{role}/{e.name}", first=seen[(role, e.name)]),
+                )
+                continue
+            seen[(role, e.name)] = c("entity").ref
+            rights = tuple(r for r in RIGHTS if self.r.boolean(c(r)))
+            scope = self.r.one_of(c("scope"), SCOPES, "scope_value", "all") or "all"
+            if scope != "all" and not e.owner_field:
+                self.p.add(
+                    c("scope").ref, msg("owner_scope", entity=e.name, value=scope), hint("one_of", values="all"), _entity_ctx(e.name)
+                )
+            hidden = []
+            for name in (h.strip() for h in re.split(r"[,,、\s]+", c("hidden_fields").text)):
+                if name and self.field_of(Cell(name, c("hidden_fields").ref), e):
+                    hidden.append(name)
+            perms.append(Permission(role, e.name, rights, scope, tuple(hidden)))
+        return tuple(perms)
+
+    def workflows(self, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]], role_names: set[str]) -> tuple[Transition, ...]:
+        result = []
+        for _row, c in self.rows("workflows"):
+            e = self.entity_of(c("entity"), emap)
+            if e is None:
+                continue
+            f = self.field_of(c("state_field"), e)
+            if f is None:
+                continue
+            if f.type != "choice":
+                self.p.add(c("state_field").ref, msg("state_field", value=f.name), context=_entity_ctx(e.name, f.name))
+                continue
+            values = [ch.value for ch in choices.get(f.choices, ())]
+            states = []
+            for key in ("from", "to"):
+                s = c(key).text
+                if s not in values:
+                    self.p.add(
+                        c(key).ref,
+                        msg("unknown_choice", value=s, list=f.choices),
+                        did_you_mean(s, values) or hint("one_of", values=", ".join(values)),
+                        _entity_ctx(e.name, f.name),
+                    )
+                states.append(s)
+            if states[0] == states[1] and states[0] in values:
+                self.p.add(c("to").ref, msg("same_state", value=states[0]), context=_entity_ctx(e.name, f.name))
+            action = c("action").text
+            if not action:
+                self.p.add(c("action").ref, msg("required", what="操作名", what_en="action"))
+            roles = self.roles_of(c("roles"), role_names)
+            notify = c("notify").text
+            if notify and notify != "owner" and notify not in role_names:
+                self.p.add(c("notify").ref, msg("recipient", value=notify), did_you_mean(notify, list(role_names) + ["owner"]))
+            cond = self.condition(c("condition"), e, emap)
+            result.append(
+                Transition(
+                    e.name, f.name, states[0], states[1], action, roles, cond, self.r.boolean(c("require_comment")), notify, c("action").ref
+                )
+            )
+        self.check_reachable(result, emap)
+        return tuple(result)
+
+    def check_reachable(self, transitions: list[Transition], emap: dict[str, Entity]) -> None:
+        by_key: dict[tuple[str, str], list[Transition]] = defaultdict(list)
+        for t in transitions:
+            by_key[(t.entity, t.state_field)].append(t)
+        for (ent, fname), ts in by_key.items():
+            f = emap[ent].field(fname)
+            start = f.default if f is not None and f.default else ts[0].source
+            reached = {start}
+            changed = True
+            while changed:
+                changed = False
+                for t in ts:
+                    if t.source in reached and t.target not in reached:
+                        reached.add(t.target)
+                        changed = True
+            for t in ts:
+                if t.source not in reached:
+                    self.p.add(t.ref, msg("unreachable", value=t.source), context=_entity_ctx(ent, fname))
+                    reached.add(t.source)
+
+    def templates(self) -> list[Template]:
+        env = SandboxedEnvironment()
+        result = []
+        seen: dict[str, str] = {}
+        for _row, c in self.rows("templates"):
+            name = self.r.ident(c("name"), ("模板名", "template name"))
+            if name is None:
+                continue
+            if name in seen:
+                self.p.add(c("name").ref, msg("duplicate", what="模板", what_en="template", value=name, first=seen[name]))
+                continue
+            seen[name] = c("name").ref
+            channel = self.r.one_of(c("channel"), CHANNELS, "channel", "email") or "email"
+            for key in ("subject", "body"):
+                try:
+                    ast_ = env.parse(c(key).text)
+                except TemplateSyntaxError as exc:
+                    self.p.add(c(key).ref, msg("placeholder", error=exc.message or "syntax"))
+                    continue
+                for n in ast_.find_all(nodes.Name):
+                    if n.ctx == "load" and n.name not in TEMPLATE_NAMES:
+                        self.p.add(
+                            c(key).ref,
+                            msg("placeholder", error=f"unknown placeholder '{n.name}'"),
+                            did_you_mean(n.name, TEMPLATE_NAMES) or hint("one_of", values=", ".join(sorted(TEMPLATE_NAMES))),
+                        )
+            result.append(Template(name, channel, c("subject").text, c("body").text))
+        return result
+
+    def schedules(self, emap: dict[str, Entity], role_names: set[str], templates: dict[str, Template]) -> list[Schedule]:
+        env = SandboxedEnvironment()
+        result = []
+        seen: dict[str, str] = {}
+        for _row, c in self.rows("schedules"):
+            name = self.r.ident(c("name"), ("名称", "name"))
+            e = self.entity_of(c("entity"), emap)
+            if name is None or e is None:
+                continue
+            if name in seen:
+                self.p.add(c("name").ref, msg("duplicate", what="提醒", what_en="schedule", value=name, first=seen[name]))
+                continue
+            seen[name] = c("name").ref
+            when = parse_when(c("when").text)
+            if when is None:
+                self.p.add(c("when").ref, msg("when", value=c("when").text), hint("when"), _entity_ctx(e.name))
+            elif when.field:
+                problem = resolve_path(e, when.field, emap)
+                target = field_at(e, when.field, emap)
+                if problem or target is None and when.field not in ("created_on", "changed_on"):
+                    bad, options = problem or (when.field, [])
+                    self.p.add(
+                        c("when").ref, msg("unknown_field", entity=e.name, value=bad), did_you_mean(bad, options), _entity_ctx(e.name)
+                    )
+                elif target is not None and target.type not in ("date", "datetime"):
+                    self.p.add(c("when").ref, msg("when_field", value=when.field), context=_entity_ctx(e.name))
+            cond = self.condition(c("condition"), e, emap)
+            recipients = tuple(r.strip() for r in re.split(r"[,,、;;]+", c("recipients").text) if r.strip())
+            for r in recipients:
+                if r == "owner":
+                    if not e.owner_field:
+                        self.p.add(c("recipients").ref, msg("owner_scope", entity=e.name, value=r))
+                elif r in role_names:
+                    continue
+                elif "." in r or (e.field(r) is not None):
+                    target = field_at(e, r, emap)
+                    if target is None or target.type not in ("email", "user", "phone"):
+                        self.p.add(c("recipients").ref, msg("recipient", value=r), did_you_mean(r, list(role_names) + ["owner"]))
+                else:
+                    self.p.add(c("recipients").ref, msg("recipient", value=r), did_you_mean(r, list(role_names) + ["owner"]))
+            tname = c("template").text
+            if tname and tname not in templates:
+                self.p.add(c("template").ref, msg("unknown_template", value=tname), did_you_mean(tname, templates))
+            elif tname:
+                self.check_template_paths(env, templates[tname], e, emap, c("template").ref)
+            channel = self.r.one_of(c("channel"), CHANNELS, "channel", "inapp") or "inapp"
+            esc_after = c("escalate_after").text
+            if esc_after and parse_duration(esc_after) is None:
+                self.p.add(c("escalate_after").ref, msg("duration", value=esc_after), hint("one_of", values="2 working hours, 1 day"))
+            esc_to = c("escalate_to").text
+            if esc_to and esc_to not in role_names and esc_to != "owner":
+                self.p.add(c("escalate_to").ref, msg("unknown_role", value=esc_to), did_you_mean(esc_to, role_names))
+            result.append(Schedule(name, e.name, c("when").text, cond, recipients, tname, channel, esc_after, esc_to, c("name").ref))
+        return result
+
+    def check_template_paths(self, env: SandboxedEnvironment, t: Template, e: Entity, emap: dict[str, Entity], ref: str) -> None:
+        for text in (t.subject, t.body):
+            try:
+                tree = env.parse(text)
+            except TemplateSyntaxError:
+                continue
+            for node in tree.find_all(nodes.Getattr):
+                path = []
+                n: nodes.Node = node
+                while isinstance(n, nodes.Getattr):
+                    path.append(n.attr)
+                    n = n.node
+                if isinstance(n, nodes.Name) and n.name == "record" and path:
+                    dotted = ".".join(reversed(path))
+                    problem = resolve_path(e, dotted, emap, allow_base=True)
+                    if problem:
+                        bad, options = problem
+                        self.p.add(
+                            ref, msg("placeholder", error=f"record.{dotted}: {e.name} has no field '{bad}'"), did_you_mean(bad, options)
+                        )
+
+    def surveys(self, emap: dict[str, Entity]) -> tuple[SurveyQuestion, ...]:
+        result = []
+        for i, (_row, c) in enumerate(self.rows("surveys")):
+            survey = self.r.ident(c("survey"), ("问卷名", "survey name"))
+            question = c("question").text
+            if not question:
+                self.p.add(c("question").ref, msg("required", what="问题", what_en="question"))
+            scale_n = self.r.number(c("scale"))
+            scale = int(scale_n) if scale_n is not None else 4
+            if scale_n is not None and (scale_n != int(scale_n) or not 2 <= scale_n <= 10):
+                self.p.add(c("scale").ref, msg("scale", value=c("scale").text))
+            labels = tuple(x.strip() for x in re.split(r"[,,、]+", c("labels").text) if x.strip())
+            if labels and len(labels) != scale:
+                self.p.add(c("labels").ref, msg("labels_count", count=len(labels), scale=scale))
+            trigger = c("trigger").text
+            if trigger:
+                ent_name, _, cond = trigger.partition(".")
+                e = emap.get(ent_name)
+                if e is None:
+                    self.p.add(c("trigger").ref, msg("unknown_entity", value=ent_name), did_you_mean(ent_name, emap))
+                else:
+                    self.condition(Cell(cond, c("trigger").ref), e, emap, required=True)
+            order = self.r.number(c("order"))
+            if survey and question:
+                result.append(SurveyQuestion(survey, question, scale, labels, order if order is not None else i, trigger))
+        return tuple(sorted(result, key=lambda q: (q.survey, q.order)))
+
+    def validations(self, emap: dict[str, Entity]) -> tuple[Validation, ...]:
+        result = []
+        for _row, c in self.rows("validations"):
+            e = self.entity_of(c("entity"), emap)
+            if e is None:
+                continue
+            cond = self.condition(c("condition"), e, emap, required=True)
+            message = c("message").text
+            if not message:
+                self.p.add(c("message").ref, msg("required", what="提示信息", what_en="message"))
+            if cond and message:
+                result.append(Validation(e.name, cond, message, c("condition").ref))
+        return tuple(result)
+
+    def reports(self, emap: dict[str, Entity], role_names: set[str]) -> tuple[Report, ...]:
+        result = []
+        for i, (_row, c) in enumerate(self.rows("reports")):
+            name = c("name").text
+            e = self.entity_of(c("entity"), emap)
+            if not name:
+                self.p.add(c("name").ref, msg("required", what="报表名", what_en="report name"))
+            if e is None or not name:
+                continue
+            group_by = c("group_by").text
+            if group_by and group_by not in ("created_on", "changed_on"):
+                problem = resolve_path(e, group_by, emap)
+                if problem:
+                    bad, options = problem
+                    self.p.add(c("group_by").ref, msg("unknown_field", entity=e.name, value=bad), did_you_mean(bad, options))
+            measure = c("measure").text or "count"
+            m = re.fullmatch(r"(count|sum|avg|min|max)(?:\(\s*([a-z0-9_.]+)\s*\))?", measure.lower())
+            if not m or (m.group(1) != "count" and not m.group(2)):
+                self.p.add(c("measure").ref, msg("measure", value=measure), hint("one_of", values="count, sum(field), avg(field)"))
+            elif m.group(2):
+                target = field_at(e, m.group(2), emap)
+                if target is None:
+                    problem = resolve_path(e, m.group(2), emap) or (m.group(2), [])
+                    self.p.add(
+                        c("measure").ref, msg("unknown_field", entity=e.name, value=problem[0]), did_you_mean(problem[0], problem[1])
+                    )
+                elif m.group(1) != "count" and target.type not in NUMERIC_TYPES + ("choice",):
+                    self.p.add(c("measure").ref, msg("not_numeric", value=m.group(2)))
+            period = self.r.one_of(c("period"), PERIODS, "period", "") or ""
+            chart = self.r.one_of(c("chart"), CHARTS, "chart", "bar") or "bar"
+            cond = self.condition(c("condition"), e, emap)
+            order = self.r.number(c("order"))
+            roles = self.roles_of(c("roles"), role_names)
+            result.append(Report(name, e.name, group_by, measure, period, cond, chart, roles, order if order is not None else i))
+        return tuple(sorted(result, key=lambda r: r.order))
+
+
+def NUMERIC_TOKENS(pattern: str) -> list[str]:  # noqa: N802 - reads as a constant-like helper
+    return NUMBERING_TOKEN.findall(pattern)
+
+
+BASE_FIELDS = ("id", "created_on", "changed_on", "created_by", "changed_by")
+
+
+def resolve_path(entity: Entity, path: str, emap: dict[str, Entity], allow_base: bool = True) -> tuple[str, list[str]] | None:
+    """None when ``path`` (``a.b.c``) names a field through links; else (bad part, options)."""
+    current: Entity | None = entity
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if current is None:
+            return part, []
+        f = current.field(part)
+        if f is None:
+            if allow_base and part in BASE_FIELDS and (i == len(parts) - 1 or part in ("created_by", "changed_by")):
+                if part in ("created_by", "changed_by"):
+                    return None
+                continue
+            return part, [x.name for x in current.fields] + list(BASE_FIELDS)
+        if f.type == "link":
+            current = emap.get(f.link)
+        elif f.type == "user":
+            return None  # a user's attributes (email, first_name …) are the login system's
+        elif i < len(parts) - 1:
+            return parts[i + 1], []
+    return None
+
+
+def field_at(entity: Entity, path: str, emap: dict[str, Entity]) -> Field | None:
+    """The field a dotted path ends at (None for base columns or unknown paths)."""
+    current: Entity | None = entity
+    f: Field | None = None
+    for part in path.split("."):
+        if current is None:
+            return f if f is not None and f.type == "user" else None
+        f = current.field(part)
+        if f is None:
+            return None
+        current = emap.get(f.link) if f.type == "link" else None
+    return f
+
+
+__all__ = ["validate_workbook", "resolve_path", "field_at", "BY_NAME"]

@@ -1,0 +1,71 @@
+"""Fixtures: ``app`` (the shipped generated app on a fresh SQLite file), ``client``, ``login``,
+and ``require_service`` (skip without a service, fail instead when CRM_REQUIRE_SERVICES=1)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "sheets" / "crm.xlsx"
+ADMIN_PASSWORD = "admin-Pass-123"  # noqa: S105 - test-only
+
+
+def require_service(what: str, available: bool, reason: str) -> None:
+    """Skip when a real service/tool is missing, or fail when CI says it must be there."""
+    if available:
+        return
+    if os.environ.get("CRM_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required (CRM_REQUIRE_SERVICES=1) but unavailable: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from app import create_app
+    from app.runtime.accounts import create_first_admin
+    from app.runtime.schema import create_schema
+
+    db = tmp_path_factory.mktemp("db") / "crm.sqlite"
+    application = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db}", "TESTING": True})
+    create_schema(application)
+    create_first_admin(application, "admin", ADMIN_PASSWORD)
+    return application
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+def csrf_token(html: str) -> str:
+    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+def login(client: Any, username: str, password: str) -> Any:
+    page = client.get("/login/")
+    return client.post("/login/", data={"username": username, "password": password, "csrf_token": csrf_token(page.text)})
+
+
+def api_token(client: Any, username: str, password: str) -> dict[str, str]:
+    r = client.post("/api/v1/security/login", json={"username": username, "password": password, "provider": "db"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json['access_token']}"}
+
+
+@pytest.fixture
+def admin_client(client: Any) -> Iterator[Any]:
+    login(client, "admin", ADMIN_PASSWORD)
+    yield client

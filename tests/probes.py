@@ -1,0 +1,110 @@
+"""Things a test runs in a fresh interpreter, because one process serves one generated app.
+
+``python -m tests.probes NAME`` with CRM_GENERATED_DIR / CRM_DATABASE_URL set prints a JSON
+result; tests call :func:`run_probe` and assert on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_probe(name: str, env: dict[str, str], *args: str, timeout: int = 120) -> Any:
+    full_env = {**os.environ, **env}
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "tests.probes", name, *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"probe {name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert m
+    return m.group(1)
+
+
+def _app() -> Any:
+    from app import create_app
+    from app.runtime.accounts import create_first_admin
+    from app.runtime.schema import create_schema
+
+    application = create_app({"TESTING": True})
+    create_schema(application)
+    create_first_admin(application, "admin", "admin-Pass-123")
+    return application
+
+
+def probe_library() -> dict[str, Any]:
+    """The library workbook of tests/workbooks.py, exercised end to end."""
+    app = _app()
+    c = app.test_client()
+    token = c.post("/api/v1/security/login", json={"username": "admin", "password": "admin-Pass-123", "provider": "db"}).json
+    h = {"Authorization": f"Bearer {token['access_token']}"}
+    out: dict[str, Any] = {}
+    r = c.post("/api/v1/book/", json={"title": "红楼梦", "isbn": "978-7-02", "pages": 1606, "genre": "novel"}, headers=h)
+    out["book_create"] = [r.status_code, r.json.get("id")]
+    r = c.post("/api/v1/book/", json={"title": "x", "pages": 0, "genre": "poetry"}, headers=h)
+    out["book_invalid"] = [r.status_code, sorted(r.json["message"])]
+    r = c.post("/api/v1/member/", json={"full_name": "张三", "email": "zs@example.cn"}, headers=h)
+    out["member_create"] = r.status_code
+    r = c.post("/api/v1/loan/", json={"book": 1, "member": 1, "due_on": "2026-12-01"}, headers=h)
+    out["loan_create"] = r.status_code
+    r = c.get("/api/v1/loan/1", headers=h)
+    out["loan_show"] = [r.status_code, r.json["result"]["book"]["title"], r.json["label_columns"]["due_on"]]
+    r = c.put("/api/v1/book/1", json={"pages": 1700}, headers=h)
+    out["book_edit"] = r.status_code
+    out["book_after_edit"] = c.get("/api/v1/book/1", headers=h).json["result"]["pages"]
+    r = c.get("/api/v1/book/?q=(filters:!((col:title,opr:ct,value:红楼)))", headers=h)
+    out["book_search"] = r.json["count"]
+    page = c.get("/login/")
+    c.post("/login/", data={"username": "admin", "password": "admin-Pass-123", "csrf_token": _csrf(page.text)})
+    page = c.get("/bookview/add")
+    out["ui_add_form"] = [page.status_code, "书名" in page.text, "小说" in page.text]
+    r = c.post("/bookview/add", data={"title": "三体", "genre": "science", "pages": "302", "csrf_token": _csrf(page.text)})
+    out["ui_add"] = r.status_code
+    page = c.get("/bookview/list/")
+    out["ui_list"] = [page.status_code, "三体" in page.text, "红楼梦" in page.text, "科普" in page.text]
+    show = c.get("/memberview/show/1")
+    out["ui_show_related"] = [show.status_code, "借阅" in show.text]
+    page = c.get("/bookview/edit/1")
+    r = c.post("/bookview/delete/2", data={"csrf_token": _csrf(page.text)})
+    out["ui_delete"] = [r.status_code, c.get("/api/v1/book/2", headers=h).status_code]
+    menu = c.get("/").text
+    out["menu"] = ["馆藏" in menu, "读者" in menu]
+    return out
+
+
+def probe_injection() -> dict[str, Any]:
+    """Pages of a workbook whose labels carry markup and code show them as inert text."""
+    app = _app()
+    c = app.test_client()
+    page = c.get("/login/")
+    c.post("/login/", data={"username": "admin", "password": "admin-Pass-123", "csrf_token": _csrf(page.text)})
+    lst = c.get("/thingview/list/").text
+    add = c.get("/thingview/add").text
+    return {
+        "raw_script": "<script>alert('label')</script>" in lst + add,
+        "escaped": "&lt;script&gt;" in lst + add,
+        "pwned": (ROOT / "var" / "PWNED").exists(),
+    }
+
+
+if __name__ == "__main__":
+    probe = globals()[f"probe_{sys.argv[1]}"]
+    print(json.dumps(probe(*sys.argv[2:]), ensure_ascii=False))
