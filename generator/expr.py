@@ -97,7 +97,7 @@ def parse(source: str) -> Expr:
 def _normalise(text: str) -> str:
     """Accept the spellings office users type: full-width operators and quotes, = for ==."""
     table = str.maketrans(
-        {"(": "(", ")": ")", "‘": "'", "’": "'", "“": '"', "”": '"', ",": ",", "≥": ">", "≤": "<", "<": "<", ">": ">", "=": "="}
+        {"(": "(", ")": ")", "‘": "'", "’": "'", "“": '"', "”": '"', ",": ",", "≥": ">=", "≤": "<=", "<": "<", ">": ">", "=": "="}
     )
     text = text.translate(table)
     return text
@@ -140,9 +140,10 @@ def _check(node: ast.AST, names: list[str], depth: int) -> None:
                 raise ExprError("lists may only hold literal values")
             _check(e, names, depth + 1)
     elif isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            fname = node.func.id if isinstance(node.func, ast.Name) else "?"
-            raise ExprError(f"unknown function {fname}; allowed: {', '.join(FUNCTIONS)}")
+        if not isinstance(node.func, ast.Name):
+            raise ExprError("method calls such as x.f() are not allowed")
+        if node.func.id not in FUNCTIONS:
+            raise ExprError(f"unknown function {node.func.id}; allowed: {', '.join(FUNCTIONS)}")
         if node.keywords:
             raise ExprError("functions take no keyword arguments")
         arity = FUNCTIONS[node.func.id]

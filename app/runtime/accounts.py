@@ -7,14 +7,19 @@ from typing import Any
 
 
 def create_first_admin(app: Any, username: str, password: str | None) -> tuple[str, str, bool] | None:
-    """Create an administrator when no user exists. Returns (user, password, generated?) or None."""
+    """Create an administrator when no user holds the admin role (demo accounts do not count).
+
+    Returns (user, password, generated?) or None when an administrator exists already.
+    """
     with app.app_context():
         sm = app.extensions["crm"].appbuilder.sm
-        if sm.count_users() > 0:
+        role = sm.find_role(app.config["AUTH_ROLE_ADMIN"])
+        if any(role in u.roles for u in sm.get_all_users()):
             return None
+        if sm.find_user(username=username) is not None:
+            raise RuntimeError(f"user {username!r} exists but is not an administrator; set CRM_ADMIN_USER to another name")
         generated = not password
         password = password or secrets.token_urlsafe(12)
-        role = sm.find_role(app.config["AUTH_ROLE_ADMIN"])
         user = sm.add_user(username, username, "Admin", f"{username}@localhost", role, password)
         if not user:
             raise RuntimeError(f"could not create the administrator {username!r}")

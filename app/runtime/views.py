@@ -8,9 +8,10 @@ forms and the API alike, and one permission vocabulary shared by screen and API.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from typing import Any
 
-from flask import current_app
+from flask import current_app, redirect, url_for
 from flask_appbuilder import ModelRestApi, ModelView
 from flask_appbuilder.fieldwidgets import Select2Widget
 from markupsafe import Markup, escape
@@ -77,6 +78,23 @@ def bool_formatter(value: Any) -> str:
     if value is None:
         return ""
     return pick("是", "Yes") if value else pick("否", "No")
+
+
+def value_formatter(f: Field) -> Any:
+    """Plain values the Chinese way: blank for empty, 2026-11-22 14:05, 1,234,567.00."""
+
+    def fmt(value: Any) -> Any:
+        if value is None:
+            return ""
+        if f.type == "datetime" and hasattr(value, "strftime"):
+            return value.strftime("%Y-%m-%d %H:%M")
+        if f.type == "money":
+            return f"{value:,.2f}"
+        if f.type == "decimal":
+            return f"{value:,}"
+        return value
+
+    return fmt
 
 
 def form_validators(f: Field) -> list[Any]:
@@ -155,10 +173,28 @@ class CrmModelView(ModelView):
                     self.edit_form_extra_fields[f.name] = field
             elif f.type == "boolean":
                 self.formatters_columns[f.name] = bool_formatter
+            elif f.type not in ("link", "user"):
+                self.formatters_columns[f.name] = value_formatter(f)
             checks = form_validators(f)
             if checks:
                 self.validators_columns[f.name] = checks
         super().__init__(**kwargs)
+
+    def _back(self) -> Any:
+        """Back to where the user came from; to this entity's list rather than the home page."""
+        url = self.get_redirect()
+        if urlsplit(url).path in ("", self.appbuilder.get_url_for_index):
+            url = url_for(f"{self.endpoint}.list")
+        return redirect(url)
+
+    def post_add_redirect(self) -> Any:
+        return self._back()
+
+    def post_edit_redirect(self) -> Any:
+        return self._back()
+
+    def post_delete_redirect(self) -> Any:
+        return self._back()
 
     @staticmethod
     def _choice_field(spec: Spec, f: Field) -> SelectField:

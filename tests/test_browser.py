@@ -1,0 +1,107 @@
+"""A real browser (Debian's Chromium via Playwright, headless, no network but localhost): log in,
+create a customer with a contact, find both on screen, keep screenshots."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import ADMIN_PASSWORD, chromium_path, require_service
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = chromium_path()
+    require_service("Debian chromium", path is not None, "install it with `apt-get install chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    pg = context.new_page()
+    blocked: list[str] = []
+
+    def only_localhost(route: Any) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", only_localhost)
+    pg.goto(f"{server}/login/")
+    pg.fill("#username", "admin")
+    pg.fill("#password", ADMIN_PASSWORD)
+    pg.click("input[type=submit], button[type=submit]")
+    pg.wait_for_load_state("networkidle")
+    yield pg
+    context.close()
+
+
+def _choose(page: Any, field: str, label: str | None = None) -> None:
+    """Pick an option of a Select2 dropdown through its underlying <select>."""
+    page.evaluate(
+        """([field, label]) => {
+            const s = document.querySelector(`select[name="${field}"]`);
+            const opt = [...s.options].find(o => o.value && (!label || o.text.includes(label)));
+            s.value = opt.value;
+            s.dispatchEvent(new Event('change', {bubbles: true}));
+        }""",
+        [field, label],
+    )
+
+
+def test_create_customer_with_contact_and_see_it(page: Any, server: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert "客户维护体系" in page.content()  # logged in, Chinese UI
+
+    page.goto(f"{server}/customerview/add")
+    page.fill("#name", "杭州瑞丰纺织有限公司")
+    page.fill("#short_name", "瑞丰纺织")
+    _choose(page, "owner")
+    page.screenshot(path=str(ARTIFACTS / "customer-add.png"), full_page=True)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "杭州瑞丰纺织有限公司" in page.content()
+
+    page.goto(f"{server}/contactview/add")
+    page.fill("#name", "李建国")
+    _choose(page, "customer", "杭州瑞丰纺织有限公司")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+    page.goto(f"{server}/customerview/list/")
+    row = page.locator("tr", has_text="杭州瑞丰纺织有限公司")
+    assert row.count() == 1
+    page.screenshot(path=str(ARTIFACTS / "customer-list.png"), full_page=True)
+    row.locator("a[href*='/show/']").first.click()
+    page.wait_for_load_state("networkidle")
+    page.locator(".nav-tabs a", has_text="联系人").click()
+    assert page.locator(".tab-content td", has_text="李建国").first.is_visible()
+    page.screenshot(path=str(ARTIFACTS / "customer-show-contacts.png"), full_page=True)
+    assert (ARTIFACTS / "customer-show-contacts.png").stat().st_size > 10_000

@@ -1,0 +1,90 @@
+"""The condition language: what it accepts, what it refuses, and that no input crashes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generator.expr import ExprError, parse, record_lookup
+from generator.workcal import WorkCalendar
+
+NOW = dt.datetime(2026, 11, 23, 10, 0)  # a Monday
+
+
+@pytest.mark.parametrize("source,record,expected", [
+    ("annual_demand >= 500000 and urgency == 'urgent'", {"annual_demand": 600000, "urgency": "urgent"}, True),
+    ("annual_demand >= 500000 and urgency == 'urgent'", {"annual_demand": 600000, "urgency": "normal"}, False),
+    ("grade in ('A', 'B')", {"grade": "B"}, True),
+    ("not done", {"done": None}, True),
+    ("days_since(last_contact_on) > 7", {"last_contact_on": dt.date(2026, 11, 1)}, True),
+    ("days_since(last_contact_on) > 7", {"last_contact_on": None}, False),
+    ("customer.grade == 'A'", {"customer": {"grade": "A"}}, True),
+    ("amount * 2 + 1 > 10", {"amount": 5}, True),
+    ("len(name) >= 2", {"name": "张三"}, True),
+    ("working_hours(reported_at, arrived_at) <= 6",
+     {"reported_at": dt.datetime(2026, 11, 20, 16, 0), "arrived_at": dt.datetime(2026, 11, 23, 11, 0)}, True),
+    ("金额 >= 1", {"金额": 2}, True),
+    ("a ≥ 1", {"a": 1}, True),
+])
+def test_evaluates(source: str, record: dict, expected: bool) -> None:
+    assert parse(source).test(record_lookup(record), NOW, WorkCalendar()) is expected
+
+
+@pytest.mark.parametrize("source,reason", [
+    ("__import__('os').system('id')", "method calls"),
+    ("__import__('os')", "unknown function __import__"),
+    ("().__class__.__bases__", "only field paths"),
+    ("[x for x in y]", "'ListComp' is not allowed"),
+    ("lambda: 1", "'Lambda' is not allowed"),
+    ("a if b else c", "'IfExp' is not allowed"),
+    ("open('x')", "unknown function open"),
+    ("a[0]", "'Subscript' is not allowed"),
+    ("a = 1", "syntax error"),
+    ("today", "today is a function"),
+    ("", "empty"),
+    ("2 ** 99999", "'BinOp' is not allowed"),
+])
+def test_refuses(source: str, reason: str) -> None:
+    with pytest.raises(ExprError, match=reason):
+        parse(source)
+
+
+def test_working_hours_skip_nights_weekends_and_holidays() -> None:
+    cal = WorkCalendar(holidays=("2026-11-24",), working_hours=(("09:00", "12:00"), ("13:00", "18:00")))
+    friday_16 = dt.datetime(2026, 11, 20, 16, 0)
+    assert cal.add_working_hours(friday_16, 6) == dt.datetime(2026, 11, 23, 14, 0)
+    monday_17 = dt.datetime(2026, 11, 23, 17, 0)
+    assert cal.add_working_hours(monday_17, 2) == dt.datetime(2026, 11, 25, 10, 0)  # Tuesday is a holiday
+    assert cal.working_hours_between(friday_16, dt.datetime(2026, 11, 23, 14, 0)) == 6
+    assert cal.add_working_days(dt.datetime(2026, 11, 20, 10), 2) == dt.datetime(2026, 11, 25, 10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_text_never_crashes_the_parser(text: str) -> None:
+    try:
+        expr = parse(text)
+    except ExprError:
+        return
+    try:
+        expr.evaluate(lambda name: None, NOW)
+    except (TypeError, ValueError, ArithmeticError, OverflowError):
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(
+    st.one_of(st.integers(-1000, 1000).map(str), st.sampled_from(["a", "b.c", "'x'", "today()", "None"])),
+    lambda inner: st.tuples(inner, st.sampled_from([" + ", " - ", " * ", " / ", " == ", " < ", " and ", " or ", " in "]), inner)
+    .map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+    max_leaves=12,
+))
+def test_generated_expressions_evaluate_or_fail_cleanly(source: str) -> None:
+    expr = parse(source)
+    try:
+        expr.evaluate(record_lookup({"a": 3, "b": {"c": 2}}), NOW)
+    except (TypeError, ValueError, ArithmeticError):
+        pass
