@@ -15,6 +15,7 @@ from generator.spec import Spec
 
 from .runtime.i18n import L, install_safe_gettext
 from .runtime.loader import Generated, load_generated
+from .runtime.migrate import ensure_security_tables
 from .runtime.security import menu_item, sync_roles
 
 
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
     with app.app_context():
         db.init_app(app)
+        ensure_security_tables(db.engine)  # else FAB's create_all would bypass the migrations
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
         register_views(appbuilder, generated)

@@ -81,13 +81,6 @@ def generate_cmd(workbook: str | None, out: str | None, check_only: bool) -> Non
         click.echo(f"{out}: already up to date")
 
 
-def _ensure_generated(workbook: str, out: str) -> None:
-    result = _run_generate(workbook, out, check=True)
-    if result.stale:
-        _run_generate(workbook, out, check=False)
-        click.echo(f"generated {out} from {Path(workbook).name}")
-
-
 def _ensure_admin(app: Any) -> None:
     """Create the first administrator when there is none; print how to log in."""
     from app.runtime.accounts import create_first_admin
@@ -105,6 +98,118 @@ def _ensure_admin(app: Any) -> None:
         )
 
 
+def _engine() -> Any:
+    import sqlalchemy as sa
+
+    url = os.environ.get("CRM_DATABASE_URL") or _defaults().SQLALCHEMY_DATABASE_URI
+    return sa.create_engine(url)
+
+
+def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]]:
+    """(generate result (check only), pending-revision lines, regenerate lines, retired columns)."""
+    from app.runtime.migrate import pending_steps, plan_lines, retired_columns
+
+    result = _run_generate(workbook, out, check=True)
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            pending = [s for _, steps in pending_steps(out, conn) for s in steps] if (Path(out) / "versions").is_dir() else []
+            pending_lines = plan_lines(pending, conn)
+            regen_lines = plan_lines(result.steps, conn) if result.stale else []
+            retired = retired_columns(conn, _declared_metadata(out, result))
+    finally:
+        engine.dispose()
+    return result, pending_lines, regen_lines, retired
+
+
+def _declared_metadata(out: str, result: Any) -> Any:
+    """The tables the workbook declares (without importing the generated models)."""
+    import sqlalchemy as sa
+
+    from app.runtime.migrate import table_of
+    from generator.schema import columns_of
+
+    md = sa.MetaData()
+    for e in result.spec.entities:
+        table_of(md, e.name, columns_of(e))
+    return md
+
+
+@main.command()
+@click.option("--workbook", "-w", default=None, help="configuration workbook")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plan(workbook: str | None, as_json: bool) -> None:
+    """What a regenerate + upgrade would change: schema steps, refused steps, rows affected."""
+    import json
+
+    d = _defaults()
+    workbook = workbook or d.CRM_WORKBOOK
+    result, pending, regen, retired = _plan(workbook, d.CRM_GENERATED_DIR)
+    lang = result.spec.settings.language
+    if as_json:
+        click.echo(json.dumps({
+            "pending": [line.as_dict() for line in pending],
+            "regenerate": [line.as_dict() for line in regen],
+            "retired": [{"table": t, "column": c, "values": n} for t, c, n in retired],
+            "refused": sum(1 for line in pending + regen if line.refused),
+        }, ensure_ascii=False, indent=1, default=str))
+        return
+    if not pending and not regen:
+        click.echo("数据库结构已是最新 (the database schema is up to date)")
+    for title, lines in (("待执行的迁移 (generated, not yet applied)", pending), ("重新生成后的变化 (after crm generate)", regen)):
+        if lines:
+            click.echo(title + ":")
+            for line in lines:
+                click.echo(f"  - {line.text(lang)}")
+    if retired:
+        click.echo("已保留的旧数据 (kept; dropped only by crm upgrade --allow-destructive):")
+        for t, c, n in retired:
+            click.echo(f"  - {t}{'.' + c if c else ''}: {n}")
+    refused = sum(1 for line in pending + regen if line.refused)
+    if refused:
+        click.echo(f"{refused} 个步骤将被拒绝,升级不会执行 ({refused} step(s) refused: the upgrade would not run)")
+
+
+@main.command()
+@click.option("--workbook", "-w", default=None, help="configuration workbook")
+@click.option("--allow-destructive", is_flag=True, help="also drop retired columns and tables (after a backup)")
+def upgrade(workbook: str | None, allow_destructive: bool) -> None:
+    """Generate if stale and apply the migrations, all or nothing (SQLite: backup first)."""
+    d = _defaults()
+    workbook = workbook or d.CRM_WORKBOOK
+    Path(d.VAR).mkdir(parents=True, exist_ok=True)
+    _upgrade(workbook, d.CRM_GENERATED_DIR, allow_destructive)
+
+
+def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
+    from app.runtime.migrate import RefusedUpgrade, upgrade_database
+
+    result, pending, regen, _retired = _plan(workbook, out)
+    lang = result.spec.settings.language
+    refused = [line for line in pending + regen if line.refused]
+    if refused:
+        for line in refused:
+            click.echo(f"  - {line.text(lang)}", err=True)
+        raise click.ClickException(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(refused)} step(s)")
+    if result.stale:
+        _run_generate(workbook, out, check=False)
+    engine = _engine()
+    try:
+        done = upgrade_database(engine, out, Path(_defaults().VAR) / "backups", allow_destructive)
+    except RefusedUpgrade as exc:
+        for line in exc.lines:
+            click.echo(f"  - {line.text(lang)}", err=True)
+        raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
+    finally:
+        engine.dispose()
+    for line in done.lines + done.dropped:
+        click.echo(f"  - {line.text(lang)}")
+    if done.applied:
+        click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
+    else:
+        click.echo("数据库结构已是最新 (the database schema is up to date)")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -112,12 +217,10 @@ def up(host: str, port: int) -> None:
     """Check, generate if stale, create the database, the first admin, and serve."""
     d = _defaults()
     Path(d.VAR).mkdir(parents=True, exist_ok=True)
-    _ensure_generated(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
+    _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
     from app import create_app
-    from app.runtime.schema import create_schema
 
     app = create_app()
-    create_schema(app)
     _ensure_admin(app)
     click.echo(f"serving on http://{host}:{port}/ — Ctrl+C to stop")
     from werkzeug.serving import run_simple
@@ -132,12 +235,11 @@ def demo_data(customers: int, seed: int) -> None:
     """Fill every entity with realistic Chinese sample data."""
     from app import create_app
     from app.runtime.demo import make_demo_data
-    from app.runtime.schema import create_schema
 
     d = _defaults()
     Path(d.VAR).mkdir(parents=True, exist_ok=True)
+    _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
     app = create_app()
-    create_schema(app)
     counts = make_demo_data(app, customers, seed=seed)
     for entity, n in counts.items():
         click.echo(f"{entity}: {n}")

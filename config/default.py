@@ -13,6 +13,7 @@ DEV_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105 - refused
 DEV_ENCRYPTION_KEY = "development-only-encryption-key-change-me"  # noqa: S105
 
 CRM_ENV = os.environ.get("CRM_ENV", "development")
+CRM_VAR_DIR = str(VAR)
 CRM_WORKBOOK = os.environ.get("CRM_WORKBOOK", str(ROOT / "sheets" / "crm.xlsx"))
 CRM_GENERATED_DIR = os.environ.get("CRM_GENERATED_DIR", str(ROOT / "app" / "generated"))
 SQLALCHEMY_DATABASE_URI = os.environ.get("CRM_DATABASE_URL", f"sqlite:///{VAR / 'crm.sqlite'}")

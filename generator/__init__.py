@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .emit import emit_files, stale_files
+from .emit import emit_files, read_previous, stale_files
+from .migration import Step, diff_specs
 from .problems import Problem, WorkbookError
 from .read import read_workbook
 from .render import render
@@ -22,6 +23,7 @@ from .validate import validate_workbook, workbook_language
 class Result:
     spec: Spec
     files: dict[str, str]
+    steps: list[Step] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -40,8 +42,11 @@ def load_spec(workbook: str | Path) -> tuple[Spec, list[Problem]]:
 def generate(workbook: str | Path, out: str | Path, check: bool = False) -> Result:
     """Validate ``workbook`` and write the generated package into ``out`` (or only compare)."""
     spec, warnings = load_spec(workbook)
-    files = render(spec)  # pure: Spec → {file name: source text}
-    result = Result(spec, files, warnings=warnings)
+    previous_text, revisions = read_previous(Path(out))  # what was generated last time
+    previous = Spec.from_json(previous_text) if previous_text and revisions else None
+    steps = diff_specs(previous, spec)  # schema steps since then (all of it the first time)
+    files = render(spec, steps, revisions)  # pure: Spec → {file name: source text}
+    result = Result(spec, files, steps=steps, warnings=warnings)
     if check:
         result.stale = stale_files(files, Path(out))
     else:

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .migration import existing_revisions
+
 
 def stale_files(files: dict[str, str], out: Path) -> list[str]:
     """Names of files whose content on disk differs from ``files`` (missing counts as stale)."""
@@ -22,9 +24,20 @@ def emit_files(files: dict[str, str], out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in stale_files(files, out):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(files[name])
-        os.replace(tmp, out / name)
+        os.replace(tmp, target)
         written.append(name)
     return written
+
+
+def read_previous(out: Path) -> tuple[str | None, tuple[str, ...]]:
+    """The spec.json generated last time (text) and the revision ids already in ``versions/``."""
+    spec_file = out / "spec.json"
+    previous = spec_file.read_text(encoding="utf-8") if spec_file.exists() else None
+    versions = out / "versions"
+    names = [p.name for p in versions.iterdir()] if versions.is_dir() else []
+    return previous, tuple(existing_revisions(names))

@@ -14,7 +14,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .spec import Entity, Field, Spec
+from .migration import Step, render_revision, slug
+from .schema import Col, column_of
+from .spec import Entity, Spec
 
 TEMPLATES = Path(__file__).parent / "templates"
 OUTPUTS = ("__init__.py", "models.py", "views.py", "permissions.py")
@@ -29,38 +31,33 @@ RECORD_INFO = ("记录信息", "Record")
 OTHER_SECTION = ("其他", "Other")
 
 
-def _column_type(f: Field) -> str:
-    if f.type == "string":
-        length = int(f.max) if f.max is not None and f.max >= 1 else 255
-        return f"String({max(length, 1)})"
-    return {
-        "text": "Text",
-        "integer": "Integer",
-        "decimal": "Numeric(18, 4)",
-        "money": "Numeric(18, 2)",
-        "boolean": "Boolean",
-        "date": "Date",
-        "datetime": "DateTime",
-        "choice": "String(64)",
-        "email": "String(254)",
-        "phone": "String(40)",
-        "file": "String(255)",
-        "link": "Integer",
-        "user": "Integer",
-    }[f.type]
-
-
-def _default(f: Field) -> str:
+def _default(c: Col) -> str:
     """The ``default=`` argument text, or '' (values are rendered with repr)."""
-    if f.default is None:
+    if c.default is None:
         return ""
-    if f.type == "date":
-        return "default=_dt.date.today" if f.default == "today" else f"default=_dt.date.fromisoformat({f.default!r})"
-    if f.type == "datetime":
-        return "default=_dt.datetime.now" if f.default == "now" else f"default=_dt.datetime.fromisoformat({f.default!r})"
-    if f.type in ("decimal", "money"):
-        return f"default=_decimal.Decimal({str(f.default)!r})"
-    return f"default={f.default!r}"
+    if c.type == "date":
+        return "default=_dt.date.today" if c.default == "today" else f"default=_dt.date.fromisoformat({c.default!r})"
+    if c.type == "datetime":
+        return "default=_dt.datetime.now" if c.default == "now" else f"default=_dt.datetime.fromisoformat({c.default!r})"
+    if c.type in ("decimal", "money"):
+        return f"default=_decimal.Decimal({str(c.default)!r})"
+    return f"default={c.default!r}"
+
+
+def column_args(c: Col) -> str:
+    """The arguments of ``Column(...)`` for a generated model."""
+    args = [c.sa_type]
+    if c.fk:
+        args.append(f"ForeignKey({c.fk!r})")
+    args.append(f"nullable={c.nullable}")
+    if c.unique:
+        args.append("unique=True")
+    if c.index:
+        args.append("index=True")
+    d = _default(c)
+    if d:
+        args.append(d)
+    return ", ".join(args)
 
 
 @dataclass
@@ -109,23 +106,7 @@ def _sections(spec: Spec, e: Entity, view: str) -> list[Section]:
 
 
 def _entity_view(spec: Spec, e: Entity, children: dict[str, list[str]]) -> EntityView:
-    columns = []
-    for f in e.fields:
-        args = [_column_type(f)]
-        if f.type == "link":
-            args.append(f"ForeignKey({f.link + '.id'!r})")
-        elif f.type == "user":
-            args.append("ForeignKey('ab_user.id')")
-        args.append(f"nullable={not f.required}")
-        unique = f.unique or (bool(e.numbering) and f.name == "code")
-        if unique:
-            args.append("unique=True")
-        if not unique and (f.is_relation or f.filter or f.search or f.name in (e.owner_field, e.title_field)):
-            args.append("index=True")
-        d = _default(f)
-        if d:
-            args.append(d)
-        columns.append({"field": f, "column": f.column, "args": ", ".join(args)})
+    columns = [{"field": f, "column": f.column, "args": column_args(column_of(e, f))} for f in e.fields]
     list_columns = [f.name for f in e.fields if f.list] or [f.name for f in e.fields[:5]]
     search_columns = [f.name for f in e.fields if (f.search or f.filter) and not f.is_relation and f.type != "file"]
     if e.owner_field and e.owner_field not in search_columns:
@@ -161,22 +142,28 @@ def build_context(spec: Spec) -> dict[str, Any]:
 
 
 def _env() -> Environment:
-    env = Environment(
+    # bandit B701 is silenced: the output is Python source, not HTML; every value passes through |py (repr)
+    env = Environment(  # nosec B701
         loader=FileSystemLoader(str(TEMPLATES)),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 - output is Python source; every value passes through |py
+        autoescape=False,
     )
     env.filters["py"] = repr
     return env
 
 
-def render(spec: Spec) -> dict[str, str]:
-    """The generated package as ``{file name: text}`` (Python modules plus ``spec.json``)."""
+def render(spec: Spec, steps: list[Step] | None = None, revisions: tuple[str, ...] = ()) -> dict[str, str]:
+    """The generated package as ``{file name: text}``: Python modules, ``spec.json`` and, when there
+    are schema ``steps``, a new migration revision ``versions/NNNN_slug.py`` after ``revisions``."""
     env = _env()
     ctx = build_context(spec)
     files = {name: env.get_template(f"{name}.jinja").render(**ctx) for name in OUTPUTS}
     files["spec.json"] = spec.to_json() + "\n"
+    if steps:
+        number = f"{int(revisions[-1]) + 1 if revisions else 1:04d}"
+        down = revisions[-1] if revisions else None
+        files[f"versions/{number}_{slug(steps)}.py"] = render_revision(number, down, steps, spec.workbook)
     return files

@@ -86,6 +86,7 @@ class Entity:
     owner_field: str = ""
     audit: bool = True
     description: str = ""
+    previous_name: str = ""
     ref: str = ""
 
     def field(self, name: str) -> Field | None:
@@ -106,6 +107,7 @@ class Choice:
     label_en: str = ""
     order: float = 0
     color: str = ""
+    previous_value: str = ""  # rows holding this old value get this one on upgrade
 
 
 @dataclass(frozen=True)

@@ -370,7 +370,14 @@ class _Validator:
             order = self.r.number(c("order"))
             color = self.r.one_of(c("color"), ("green", "blue", "orange", "red", "grey", "purple", "yellow"), "unknown_value") or ""
             lists[name].append(
-                Choice(value, c("label").text or value, c("label_en").text, order if order is not None else len(lists[name]), color)
+                Choice(
+                    value,
+                    c("label").text or value,
+                    c("label_en").text,
+                    order if order is not None else len(lists[name]),
+                    color,
+                    c("previous_value").text,
+                )
             )
         return {k: tuple(sorted(v, key=lambda ch: ch.order)) for k, v in lists.items()}
 
@@ -400,6 +407,7 @@ class _Validator:
                 "owner_field": c("owner_field").text,
                 "audit": self.r.boolean(c("audit"), True),
                 "description": c("description").text,
+                "previous_name": (self.r.ident(c("previous_name"), ("原名称", "previous name")) or "") if c("previous_name").text else "",
                 "ref": c("name").ref,
                 "cells": c,
             }
@@ -633,6 +641,7 @@ class _Validator:
             owner_field=owner,
             audit=h["audit"],
             description=h["description"],
+            previous_name=h["previous_name"],
             ref=h["ref"],
         )
 

@@ -3,27 +3,70 @@ audit columns (created/changed by & on), a readable ``str()`` and the entity's n
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
+from flask import g, has_app_context
 from flask_appbuilder import Model
-from flask_appbuilder.models.mixins import AuditMixin
+from sqlalchemy import Column, DateTime, ForeignKey, Integer
+from sqlalchemy.orm import declared_attr, relationship
 
 # Named constraints are required for SQLite batch migrations; set before any model is defined.
-Model.metadata.naming_convention = {
+NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+Model.metadata.naming_convention = NAMING_CONVENTION
 
 
-class CrmRecord(AuditMixin):
-    """Mixin of every generated entity class (which also inherits FAB's ``Model``)."""
+def current_user_id() -> int | None:
+    """The signed-in user, or None for system work (scheduled tasks, imports from the CLI)."""
+    if not has_app_context():
+        return None
+    user = getattr(g, "user", None)
+    return getattr(user, "id", None) if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now()
+
+
+class CrmRecord:
+    """Mixin of every generated entity class (which also inherits FAB's ``Model``).
+
+    The audit columns match FAB's AuditMixin by name (its screens show them) but the user columns
+    are nullable: scheduled tasks and command-line imports change records with no one signed in.
+    """
 
     __entity__: ClassVar[str] = ""
     __title_field__: ClassVar[str] = ""
     __label__: ClassVar[str] = ""
+
+    created_on = Column(DateTime, default=now, nullable=False)
+    changed_on = Column(DateTime, default=now, onupdate=now, nullable=False)
+
+    @declared_attr
+    def created_by_fk(cls):  # type: ignore[no-untyped-def]  # noqa: N805 - annotations would be read as mappings
+        return Column(Integer, ForeignKey("ab_user.id"), default=current_user_id, nullable=True)
+
+    @declared_attr
+    def changed_by_fk(cls):  # type: ignore[no-untyped-def]  # noqa: N805
+        return Column(Integer, ForeignKey("ab_user.id"), default=current_user_id, onupdate=current_user_id, nullable=True)
+
+    @declared_attr
+    def created_by(cls):  # type: ignore[no-untyped-def]  # noqa: N805
+        from flask_appbuilder.security.sqla.models import User
+
+        return relationship(User, foreign_keys=[cls.created_by_fk], lazy="selectin")
+
+    @declared_attr
+    def changed_by(cls):  # type: ignore[no-untyped-def]  # noqa: N805
+        from flask_appbuilder.security.sqla.models import User
+
+        return relationship(User, foreign_keys=[cls.changed_by_fk], lazy="selectin")
 
     def __str__(self) -> str:
         value: Any = getattr(self, self.__title_field__, None) if self.__title_field__ else None
@@ -35,4 +78,4 @@ class CrmRecord(AuditMixin):
         return f"<{type(self).__name__} {getattr(self, 'id', None)}>"
 
 
-__all__ = ["Model", "CrmRecord"]
+__all__ = ["Model", "CrmRecord", "NAMING_CONVENTION"]

@@ -1,14 +1,16 @@
-"""Create the database tables of the loaded application."""
+"""Bring the database of the loaded application to the generated schema (migrations)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask_appbuilder import Model
+from .migrate import UpgradeResult, upgrade_database
 
 
-def create_schema(app: Any) -> None:
-    """Create every missing table (FAB's and the generated entities')."""
+def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
+    """Apply pending generated migrations (creating every table on a fresh database)."""
     with app.app_context():
         db = app.extensions["crm"].db
-        Model.metadata.create_all(db.engine)
+        backups = Path(app.config["CRM_VAR_DIR"]) / "backups"
+        return upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, allow_destructive)

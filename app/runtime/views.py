@@ -8,8 +8,8 @@ forms and the API alike, and one permission vocabulary shared by screen and API.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, redirect, url_for
 from flask_appbuilder import ModelRestApi, ModelView

@@ -1,0 +1,104 @@
+"""Convert a stored or typed value to a field type, the way people write it in Chinese offices.
+
+Used where data changes shape: a type change in a migration (every existing value must convert,
+or the step is refused) and, later, spreadsheet imports. ``convert`` raises ValueError with a
+short reason; it never guesses (1.5 is not an integer, 2026-02-30 is not a date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "t", "on", "对"}
+FALSE = {"no", "n", "false", "0", "否", "×", "f", "off", "错"}
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d")
+DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S",
+                    "%Y-%m-%dT%H:%M", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日 %H时%M分")
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("a yes/no value is not a number")
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    text = str(value).strip().replace(",", "").replace(",", "").replace("¥", "").replace("￥", "")
+    if text.endswith("万"):
+        return _number(text[:-1]) * 10000
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"'{value}' is not a number") from None
+
+
+def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[str, ...] = ()) -> Any:
+    """``value`` as the Python value of a ``ftype`` column; None stays None; blank text is None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if ftype in ("integer", "link", "user"):
+        n = _number(value)
+        if n != n.to_integral_value():
+            raise ValueError(f"'{value}' is not a whole number")
+        return int(n)
+    if ftype in ("decimal", "money"):
+        n = _number(value)
+        if ftype == "money" and n != n.quantize(Decimal("0.01")):
+            raise ValueError(f"'{value}' has more than 2 decimals")
+        return n
+    if ftype == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in TRUE:
+            return True
+        if text in FALSE:
+            return False
+        raise ValueError(f"'{value}' is not yes/no")
+    if ftype == "date":
+        if isinstance(value, dt.datetime):
+            if value.time() != dt.time():
+                raise ValueError(f"'{value}' has a time of day")
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        text = re.sub(r"\s+", " ", str(value).strip()).removesuffix(" 00:00:00")
+        return _strptime(text, DATE_FORMATS, "a date").date()
+    if ftype == "datetime":
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, dt.date):
+            return dt.datetime.combine(value, dt.time())
+        return _strptime(re.sub(r"\s+", " ", str(value).strip()), DATETIME_FORMATS + DATE_FORMATS, "a date and time")
+    text = value if isinstance(value, str) else _text(value)
+    if ftype == "choice" and allowed and text not in allowed:
+        raise ValueError(f"'{text}' is not one of the choices")
+    if length is not None and len(text) > length:
+        raise ValueError(f"longer than {length} characters")
+    return text
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral_value() else str(value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _strptime(text: str, formats: tuple[str, ...], what: str) -> dt.datetime:
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"'{text}' is not {what}")

@@ -1,0 +1,585 @@
+"""Schema evolution, runtime side: what each generated migration step checks, how it describes
+itself to a person, and how it is applied — without losing or duplicating a row.
+
+* A step that existing data would violate is *refused* with counts and examples; nothing runs.
+* A removed field or entity is *retired*: the column or table stays (made nullable) and comes back
+  with its data when the field is re-added; only ``--allow-destructive`` drops it, after a backup.
+* SQLite: a timestamped copy in ``var/backups/`` first, restored if anything fails.
+  PostgreSQL: every step of every pending revision in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask_appbuilder import Model
+
+from generator.migration import (
+    AddColumn,
+    AlterColumn,
+    CreateTable,
+    MapValues,
+    RenameColumn,
+    RenameTable,
+    RequireValues,
+    RetireColumn,
+    RetireTable,
+    Step,
+)
+from generator.schema import Col
+
+from .convert import convert
+from .models import NAMING_CONVENTION
+
+ENV_DIR = Path(__file__).parent / "alembic"
+EXAMPLES = 5
+INTERNAL_PREFIXES = ("ab_", "crm_", "alembic_", "kombu_", "celery_")
+
+
+class RefusedUpgrade(Exception):
+    """Existing data would be lost or broken by the upgrade; nothing was changed."""
+
+    def __init__(self, lines: list[PlanLine]):
+        self.lines = lines
+        super().__init__("\n".join(line.text("en") for line in lines))
+
+
+@dataclass
+class PlanLine:
+    kind: str
+    zh: str
+    en: str
+    rows: int | None = None
+    refused: bool = False
+    examples: list[Any] = field(default_factory=list)
+
+    def text(self, lang: str = "zh") -> str:
+        other = self.en if lang == "zh" else self.zh
+        main = self.zh if lang == "zh" else self.en
+        mark = ("拒绝 REFUSED: " if self.refused else "")
+        return f"{mark}{main} ({other})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "zh": self.zh, "en": self.en, "rows": self.rows, "refused": self.refused,
+                "examples": [list(e) if isinstance(e, tuple) else e for e in self.examples]}
+
+
+# -- columns -----------------------------------------------------------------------------------
+
+def sa_type(col: Col) -> sa.types.TypeEngine[Any]:
+    return {
+        "string": lambda: sa.String(col.length or 255), "text": sa.Text, "integer": sa.Integer,
+        "decimal": lambda: sa.Numeric(18, 4), "money": lambda: sa.Numeric(18, 2), "boolean": sa.Boolean,
+        "date": sa.Date, "datetime": sa.DateTime, "choice": lambda: sa.String(64), "email": lambda: sa.String(254),
+        "phone": lambda: sa.String(40), "file": lambda: sa.String(255), "link": sa.Integer, "user": sa.Integer,
+    }[col.type]()
+
+
+def sa_column(col: Col, nullable: bool | None = None) -> sa.Column[Any]:
+    args: list[Any] = [sa_type(col)]
+    if col.fk:
+        args.append(sa.ForeignKey(col.fk))
+    return sa.Column(col.name, *args, nullable=col.nullable if nullable is None else nullable, unique=col.unique, index=col.index)
+
+
+def table_of(metadata: sa.MetaData, name: str, cols: Iterable[Col]) -> sa.Table:
+    """The table as the generated model declares it: id, the fields, the audit columns."""
+    return sa.Table(
+        name, metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        *[sa_column(c) for c in cols],
+        sa.Column("created_on", sa.DateTime, nullable=False),
+        sa.Column("changed_on", sa.DateTime, nullable=False),
+        sa.Column("created_by_fk", sa.Integer, sa.ForeignKey("ab_user.id"), nullable=True),
+        sa.Column("changed_by_fk", sa.Integer, sa.ForeignKey("ab_user.id"), nullable=True),
+    )
+
+
+def _name(kind: str, table: str, column: str, ref: str = "") -> str:
+    return NAMING_CONVENTION[kind] % {"table_name": table, "column_0_N_name": column, "column_0_name": column,
+                                      "referred_table_name": ref}
+
+
+# -- looking at the data -----------------------------------------------------------------------
+
+class _Db:
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+        self.insp = sa.inspect(conn)
+
+    def tables(self) -> set[str]:
+        return set(self.insp.get_table_names())
+
+    def columns(self, table: str) -> dict[str, dict[str, Any]]:
+        if table not in self.tables():
+            return {}
+        return {c["name"]: c for c in self.insp.get_columns(table)}
+
+    def t(self, table: str, *cols: str) -> sa.TableClause:
+        return sa.table(table, sa.column("id"), *[sa.column(c) for c in cols])
+
+    def count(self, table: str, where: Any = None) -> int:
+        if table not in self.tables():
+            return 0
+        q = sa.select(sa.func.count()).select_from(sa.table(table))
+        if where is not None:
+            q = q.where(where)
+        return int(self.conn.execute(q).scalar_one())
+
+    def nulls(self, table: str, column: str) -> int:
+        return self.count(table, sa.column(column).is_(None))
+
+    def duplicates(self, table: str, column: str) -> list[tuple[Any, int]]:
+        c = sa.column(column)
+        q = (sa.select(c, sa.func.count().label("n")).select_from(sa.table(table)).where(c.is_not(None))
+             .group_by(c).having(sa.func.count() > 1).order_by(sa.desc("n"), c))
+        return [(r[0], int(r[1])) for r in self.conn.execute(q)]
+
+    def unconvertible(self, table: str, column: str, target: Col, allowed: tuple[str, ...] = ()) -> tuple[int, list[Any]]:
+        t = self.t(table, column)
+        q = sa.select(t.c.id, t.c[column]).where(t.c[column].is_not(None)).order_by(t.c.id)
+        bad, examples = 0, []
+        for pk, value in self.conn.execution_options(stream_results=True, yield_per=5000).execute(q):
+            try:
+                convert(value, target.type, target.length, allowed if target.type == "choice" else ())
+            except ValueError:
+                bad += 1
+                if len(examples) < EXAMPLES:
+                    examples.append((pk, value))
+        return bad, examples
+
+    def dangling(self, table: str, column: str, target_table: str) -> tuple[int, list[Any]]:
+        if target_table not in self.tables():
+            return self.count(table, sa.column(column).is_not(None)), []
+        t = self.t(table, column)
+        ref = sa.table(target_table, sa.column("id"))
+        q = (sa.select(t.c.id, t.c[column]).select_from(t.outerjoin(ref, ref.c.id == t.c[column]))
+             .where(t.c[column].is_not(None), ref.c.id.is_(None)).order_by(t.c.id))
+        rows = self.conn.execute(q).all()
+        return len(rows), [(r[0], r[1]) for r in rows[:EXAMPLES]]
+
+    def values_in(self, table: str, column: str, values: tuple[str, ...]) -> list[tuple[str, int]]:
+        c = sa.column(column)
+        q = sa.select(c, sa.func.count()).select_from(sa.table(table)).where(c.in_(values)).group_by(c).order_by(c)
+        return [(r[0], int(r[1])) for r in self.conn.execute(q)]
+
+
+def _ex(examples: list[Any]) -> str:
+    return ", ".join(f"#{pk}={value!r}" for pk, value in examples)
+
+
+# -- describe (and check) ----------------------------------------------------------------------
+
+def describe(step: Step, db: _Db) -> list[PlanLine]:
+    """What ``step`` would do to this database, in words; refused lines say why."""
+    if isinstance(step, CreateTable):
+        if step.table in db.tables():
+            return [PlanLine("create", f"新实体 {step.label}({step.table}):表已存在,沿用", f"new entity {step.table}: table exists, kept", 0)]
+        return [PlanLine("create", f"新实体 {step.label}({step.table}):建表,{len(step.columns)} 个字段",
+                         f"new entity {step.table}: create table with {len(step.columns)} fields", 0)]
+    if isinstance(step, RenameTable):
+        n = db.count(step.old)
+        return [PlanLine("rename", f"实体改名 {step.old} → {step.new}({step.label}):{n} 行数据保留",
+                         f"entity renamed {step.old} → {step.new}: {n} rows kept", n)]
+    if isinstance(step, RetireTable):
+        n = db.count(step.table)
+        return [PlanLine("retire", f"实体 {step.label}({step.table}) 已从工作簿删除:表保留并隐藏,{n} 行数据保留",
+                         f"entity {step.table} removed from the workbook: table kept and hidden, {n} rows kept", n)]
+    if isinstance(step, RenameColumn):
+        n = db.count(step.table, sa.column(step.old).is_not(None)) if step.old in db.columns(step.table) else 0
+        return [PlanLine("rename", f"字段改名 {step.table}.{step.old} → {step.new}({step.label}):{n} 个值保留",
+                         f"field renamed {step.table}.{step.old} → {step.new}: {n} values kept", n)]
+    if isinstance(step, AddColumn):
+        return _describe_add(step, db)
+    if isinstance(step, AlterColumn):
+        return _describe_alter(step, db)
+    if isinstance(step, RetireColumn):
+        n = db.count(step.table, sa.column(step.col.name).is_not(None)) if step.col.name in db.columns(step.table) else 0
+        return [PlanLine("retire", f"字段 {step.table}.{step.col.name}({step.label}) 已从工作簿删除:列保留并隐藏,{n} 个值保留",
+                         f"field {step.table}.{step.col.name} removed from the workbook: column kept and hidden, {n} values kept", n)]
+    if isinstance(step, MapValues):
+        counts = dict(db.values_in(step.table, step.column, tuple(old for old, _ in step.mapping)))
+        total = sum(counts.values())
+        pairs = ", ".join(f"{old}→{new} ({counts.get(old, 0)})" for old, new in step.mapping)
+        return [PlanLine("map", f"选项值替换 {step.table}.{step.column}({step.label}):{pairs}",
+                         f"choice values replaced in {step.table}.{step.column}: {pairs}", total)]
+    if isinstance(step, RequireValues):
+        used = db.values_in(step.table, step.column, step.removed) if step.column in db.columns(step.table) else []
+        if used:
+            listing = ", ".join(f"'{v}': {n}" for v, n in used)
+            n = sum(c for _, c in used)
+            return [PlanLine("choices", f"选项 {', '.join(step.removed)} 被删除,但 {step.table}.{step.column}({step.label}) 仍有 {n} 行在用:{listing}"
+                             " — 请在 choices 的 previous_value 列填写替换值,或先修改这些记录",
+                             f"choice values {', '.join(step.removed)} removed but {n} rows of {step.table}.{step.column} use them: {listing}"
+                             " — map them with previous_value in choices, or change those rows first", n, True, used)]
+        return [PlanLine("choices", f"选项 {', '.join(step.removed)} 从 {step.table}.{step.column} 删除,无记录使用",
+                         f"choice values {', '.join(step.removed)} removed from {step.table}.{step.column}; no row uses them", 0)]
+    raise TypeError(step)
+
+
+def _describe_add(step: AddColumn, db: _Db) -> list[PlanLine]:
+    col, table = step.col, step.table
+    rows = db.count(table)
+    existing = db.columns(table).get(col.name)
+    if existing is not None:
+        kept = db.count(table, sa.column(col.name).is_not(None))
+        lines = [PlanLine("restore", f"字段 {table}.{col.name}({step.label}) 恢复:{kept} 个原有值重新可见",
+                          f"field {table}.{col.name} restored: {kept} earlier values visible again", kept)]
+        old = Col(col.name, _type_of(existing["type"], col), nullable=True)
+        return lines + _describe_alter(AlterColumn(table, old, col, step.label), db, restoring=True)
+    if not col.nullable and col.default is None and rows:
+        return [PlanLine("add", f"新增必填字段 {table}.{col.name}({step.label}),但已有 {rows} 行没有值 — 请在 fields 的 default 列给出默认值",
+                         f"new required field {table}.{col.name} but {rows} existing rows would be empty — give a default in fields", rows, True)]
+    if col.unique and rows > 1 and col.default is not None:
+        return [PlanLine("add", f"新增唯一字段 {table}.{col.name}({step.label}) 的默认值会在 {rows} 行重复",
+                         f"new unique field {table}.{col.name}: its default would repeat in {rows} rows", rows, True)]
+    if col.default is not None and rows:
+        return [PlanLine("add", f"新增字段 {table}.{col.name}({step.label}):{rows} 行填入默认值 {col.default!r}",
+                         f"new field {table}.{col.name}: {rows} existing rows get the default {col.default!r}", rows)]
+    return [PlanLine("add", f"新增字段 {table}.{col.name}({step.label})", f"new field {table}.{col.name}", 0)]
+
+
+def _type_of(sa_t: Any, hint: Col) -> str:
+    """The workbook type an existing column stores, near enough to decide on conversion."""
+    name = type(sa_t).__name__.upper()
+    if "INT" in name:
+        return "link" if hint.type in ("link", "user") else "integer"
+    if "NUMERIC" in name or "DECIMAL" in name or "FLOAT" in name or "REAL" in name:
+        return "decimal"
+    if "BOOL" in name:
+        return "boolean"
+    if name == "DATE":
+        return "date"
+    if "DATETIME" in name or "TIMESTAMP" in name:
+        return "datetime"
+    if "TEXT" in name or "CLOB" in name:
+        return "text"
+    return "string"
+
+
+def _describe_alter(step: AlterColumn, db: _Db, restoring: bool = False) -> list[PlanLine]:
+    old, new, table = step.old, step.new, step.table
+    lines: list[PlanLine] = []
+    where = f"{table}.{new.name}({step.label})"
+    where_en = f"{table}.{new.name}"
+    if (old.type, old.length) != (new.type, new.length) or old.fk != new.fk:
+        if new.fk and new.fk != old.fk:
+            bad, examples = db.dangling(table, new.name, new.fk.split(".")[0]) if new.name in db.columns(table) else (0, [])
+            if bad:
+                lines.append(PlanLine("retype", f"关联改为 {new.fk.split('.')[0]}:{where} 有 {bad} 个值找不到对应记录,例如 {_ex(examples)}",
+                                      f"link target changed to {new.fk.split('.')[0]}: {bad} values of {where_en} do not resolve, e.g. {_ex(examples)}",
+                                      bad, True, examples))
+            else:
+                lines.append(PlanLine("retype", f"关联改为 {new.fk.split('.')[0]}:{where} 的值全部有效",
+                                      f"link target changed to {new.fk.split('.')[0]}: every value of {where_en} resolves", 0))
+        if (old.type, old.length) != (new.type, new.length) and new.type not in ("link", "user"):
+            bad, examples = db.unconvertible(table, new.name, new, step.allowed) if new.name in db.columns(table) else (0, [])
+            n = db.count(table, sa.column(new.name).is_not(None)) if new.name in db.columns(table) else 0
+            kind = f"{old.type}{f'({old.length})' if old.length else ''} → {new.type}{f'({new.length})' if new.length else ''}"
+            if bad:
+                lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{bad} 个值无法转换,例如 {_ex(examples)}",
+                                      f"type change {where_en} {kind}: {bad} values do not convert, e.g. {_ex(examples)}", bad, True, examples))
+            else:
+                lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{n} 个值全部可以转换",
+                                      f"type change {where_en} {kind}: all {n} values convert", n))
+    if not new.nullable and (old.nullable or restoring):
+        nulls = db.nulls(table, new.name) if new.name in db.columns(table) else db.count(table)
+        if nulls and new.default is None:
+            lines.append(PlanLine("required", f"{where} 改为必填,但有 {nulls} 行为空 — 请在 fields 的 default 列给出默认值",
+                                  f"{where_en} becomes required but {nulls} rows are empty — give a default in fields", nulls, True))
+        elif nulls:
+            lines.append(PlanLine("required", f"{where} 改为必填:{nulls} 个空值填入默认值 {new.default!r}",
+                                  f"{where_en} becomes required: {nulls} empty values get the default {new.default!r}", nulls))
+        else:
+            lines.append(PlanLine("required", f"{where} 改为必填,现有数据都有值", f"{where_en} becomes required; every row has a value", 0))
+    elif new.nullable and not old.nullable:
+        lines.append(PlanLine("required", f"{where} 改为选填", f"{where_en} becomes optional", 0))
+    if new.unique and not old.unique:
+        dups = db.duplicates(table, new.name) if new.name in db.columns(table) else []
+        if dups:
+            listing = ", ".join(f"{v!r} ×{n}" for v, n in dups[:EXAMPLES])
+            lines.append(PlanLine("unique", f"{where} 改为唯一,但有 {len(dups)} 个值重复:{listing}",
+                                  f"{where_en} becomes unique but {len(dups)} values repeat: {listing}", sum(n for _, n in dups), True, dups[:EXAMPLES]))
+        else:
+            lines.append(PlanLine("unique", f"{where} 改为唯一,现有数据没有重复", f"{where_en} becomes unique; no duplicates", 0))
+    elif old.unique and not new.unique:
+        lines.append(PlanLine("unique", f"{where} 不再要求唯一", f"{where_en} no longer unique", 0))
+    if new.index != old.index and not restoring:
+        lines.append(PlanLine("index", f"{where} {'建立' if new.index else '删除'}索引",
+                              f"{where_en}: index {'added' if new.index else 'removed'}", 0))
+    return lines
+
+
+# -- apply ------------------------------------------------------------------------------------
+
+def apply(step: Step, op: Operations, db: _Db) -> None:
+    if isinstance(step, CreateTable):
+        if step.table not in db.tables():
+            md = sa.MetaData(naming_convention=NAMING_CONVENTION)
+            for ref in {c.fk.split(".")[0] for c in step.columns if c.fk} | {"ab_user"}:
+                if ref != step.table:
+                    sa.Table(ref, md, sa.Column("id", sa.Integer, primary_key=True))
+            table_of(md, step.table, step.columns).create(db.conn)
+    elif isinstance(step, RenameTable):
+        op.rename_table(step.old, step.new)
+    elif isinstance(step, RenameColumn):
+        with op.batch_alter_table(step.table) as b:
+            b.alter_column(step.old, new_column_name=step.new)
+    elif isinstance(step, AddColumn):
+        _apply_add(step, op, db)
+    elif isinstance(step, AlterColumn):
+        _apply_alter(step, op, db)
+    elif isinstance(step, RetireColumn):
+        existing = db.columns(step.table).get(step.col.name)
+        if existing is not None and not existing["nullable"]:
+            with op.batch_alter_table(step.table) as b:
+                b.alter_column(step.col.name, existing_type=existing["type"], nullable=True)
+    elif isinstance(step, MapValues):
+        t = db.t(step.table, step.column)
+        for old, new in step.mapping:
+            db.conn.execute(sa.update(t).where(t.c[step.column] == old).values({step.column: new}))
+    elif isinstance(step, RetireTable | RequireValues):
+        pass  # kept as it is; RequireValues only checks
+    else:
+        raise TypeError(step)
+    db.insp = sa.inspect(db.conn)  # the schema changed: forget cached reflection
+
+
+def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
+    col, table = step.col, step.table
+    existing = db.columns(table).get(col.name)
+    if existing is not None:  # a retired column comes back with its data
+        old = Col(col.name, _type_of(existing["type"], col), nullable=bool(existing["nullable"]))
+        _apply_alter(AlterColumn(table, old, col, step.label), op, db, restoring=True)
+        return
+    with op.batch_alter_table(table) as b:
+        b.add_column(sa.Column(col.name, sa_type(col), nullable=True))
+    if col.default is not None:
+        t = db.t(table, col.name)
+        db.conn.execute(sa.update(t).values({col.name: _default_value(col)}))
+    with op.batch_alter_table(table) as b:
+        if not col.nullable:
+            b.alter_column(col.name, existing_type=sa_type(col), nullable=False)
+        if col.fk:
+            ref = col.fk.split(".")[0]
+            b.create_foreign_key(_name("fk", table, col.name, ref), ref, [col.name], ["id"])
+        if col.unique:
+            b.create_unique_constraint(_name("uq", table, col.name), [col.name])
+    if col.index:
+        op.create_index(_name("ix", table, col.name), table, [col.name])
+
+
+def _default_value(col: Col) -> Any:
+    if col.default in ("today", "now"):
+        moment = dt.datetime.now().replace(microsecond=0)
+        return moment.date() if col.type == "date" else moment
+    return convert(col.default, col.type, col.length)
+
+
+def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = False) -> None:
+    old, new, table = step.old, step.new, step.table
+    existing = db.columns(table)[new.name]
+    t = db.t(table, new.name)
+    retype = (old.type, old.length) != (new.type, new.length) and not (
+        {old.type, new.type} <= {"link", "user", "integer"} and old.length == new.length)
+    if retype:
+        pairs = [(pk, convert(v, new.type, new.length, step.allowed if new.type == "choice" else ()))
+                 for pk, v in db.conn.execute(sa.select(t.c.id, t.c[new.name]).where(t.c[new.name].is_not(None)))]
+        using = f"CAST(NULL AS {sa_type(new).compile(dialect=db.conn.dialect)})"
+        with op.batch_alter_table(table) as b:
+            b.alter_column(new.name, existing_type=existing["type"], type_=sa_type(new), nullable=True,
+                           postgresql_using=using)
+        if pairs:
+            db.conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({new.name: sa.bindparam("_v")}),
+                            [{"_pk": pk, "_v": v} for pk, v in pairs])
+        existing = {**existing, "type": sa_type(new), "nullable": True}
+    if not new.nullable and new.default is not None:
+        db.conn.execute(sa.update(t).where(t.c[new.name].is_(None)).values({new.name: _default_value(new)}))
+    constraints = _constraints(db, table, new.name)
+    with op.batch_alter_table(table) as b:
+        if bool(existing["nullable"]) != new.nullable:
+            b.alter_column(new.name, existing_type=existing["type"], nullable=new.nullable)
+        if new.fk != old.fk or (restoring and new.fk and not constraints["fk"]):
+            for name in constraints["fk"]:
+                b.drop_constraint(name, type_="foreignkey")
+            if new.fk:
+                ref = new.fk.split(".")[0]
+                b.create_foreign_key(_name("fk", table, new.name, ref), ref, [new.name], ["id"])
+        if new.unique and not constraints["uq"]:
+            b.create_unique_constraint(_name("uq", table, new.name), [new.name])
+        elif not new.unique:
+            for name in constraints["uq"]:
+                b.drop_constraint(name, type_="unique")
+    if new.index and not constraints["ix"]:
+        op.create_index(_name("ix", table, new.name), table, [new.name])
+    elif not new.index:
+        for name in constraints["ix"]:
+            op.drop_index(name, table_name=table)
+
+
+def _constraints(db: _Db, table: str, column: str) -> dict[str, list[str]]:
+    insp = sa.inspect(db.conn)
+    return {
+        "fk": [fk["name"] for fk in insp.get_foreign_keys(table) if fk["constrained_columns"] == [column] and fk["name"]],
+        "uq": [u["name"] for u in insp.get_unique_constraints(table) if u["column_names"] == [column] and u["name"]],
+        "ix": [i["name"] for i in insp.get_indexes(table) if i["column_names"] == [column] and not i.get("unique") and i["name"]],
+    }
+
+
+# -- running inside an Alembic revision --------------------------------------------------------
+
+def run_steps(steps: list[Step]) -> None:
+    """Called by a generated revision's ``upgrade()``: check every step, then apply them all."""
+    from alembic import op
+
+    db = _Db(op.get_bind())
+    refused = [line for step in steps for line in describe(step, db) if line.refused]
+    if refused:
+        raise RefusedUpgrade(refused)
+    fail_after = os.environ.get("CRM_TEST_FAIL_AFTER_STEP")  # tests inject a crash mid-upgrade
+    for i, step in enumerate(steps, start=1):
+        apply(step, op, db)
+        if fail_after and i == int(fail_after):
+            raise RuntimeError(f"injected failure after step {i}")
+
+
+# -- the whole database -----------------------------------------------------------------------
+
+def alembic_config(generated_dir: str | Path, conn: sa.Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ENV_DIR))
+    cfg.set_main_option("version_locations", str(Path(generated_dir) / "versions"))
+    cfg.set_main_option("path_separator", "os")
+    if conn is not None:
+        cfg.attributes["connection"] = conn
+    return cfg
+
+
+def ensure_security_tables(engine: sa.Engine) -> None:
+    """FAB's own tables (ab_*), created here so FAB never runs create_all over the entities'."""
+    tables = [t for name, t in Model.metadata.tables.items() if name.startswith("ab_")]
+    Model.metadata.create_all(engine, tables=tables)
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def pending_steps(generated_dir: str | Path, conn: sa.Connection) -> list[tuple[str, list[Step]]]:
+    """(revision, steps) of the generated revisions this database has not applied yet, in order."""
+    script = ScriptDirectory.from_config(alembic_config(generated_dir))
+    current = current_revision(conn)
+    revisions = list(script.iterate_revisions("head", current))
+    revisions.reverse()
+    return [(r.revision, list(r.module.STEPS)) for r in revisions]
+
+
+def retired_columns(conn: sa.Connection, metadata: sa.MetaData = Model.metadata) -> list[tuple[str, str | None, int]]:
+    """(table, column or None for a whole table, values) kept in the database but no longer declared."""
+    insp = sa.inspect(conn)
+    db = _Db(conn)
+    found: list[tuple[str, str | None, int]] = []
+    for table in sorted(insp.get_table_names()):
+        if table.startswith(INTERNAL_PREFIXES):
+            continue
+        if table not in metadata.tables:
+            found.append((table, None, db.count(table)))
+            continue
+        declared = set(metadata.tables[table].c.keys())
+        for col in insp.get_columns(table):
+            if col["name"] not in declared:
+                found.append((table, col["name"], db.count(table, sa.column(col["name"]).is_not(None))))
+    return found
+
+
+def drop_retired(conn: sa.Connection, backup_dir: Path, metadata: sa.MetaData = Model.metadata) -> list[PlanLine]:
+    """Physically drop retired columns and tables after writing their data to ``backup_dir``."""
+    op = Operations(MigrationContext.configure(conn))
+    lines = []
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    for table, column, n in retired_columns(conn, metadata):
+        cols = ["*"] if column is None else ["id", column]
+        rows = conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM {conn.dialect.identifier_preparer.quote(table)}")).mappings().all()  # noqa: S608 - names come from reflection
+        target = backup_dir / f"{table}{'.' + column if column else ''}-{stamp}.json"
+        target.write_text(json.dumps([dict(r) for r in rows], ensure_ascii=False, default=str), encoding="utf-8")
+        if column is None:
+            op.drop_table(table)
+            lines.append(PlanLine("drop", f"删除表 {table}({n} 行,已备份到 {target.name})", f"dropped table {table} ({n} rows, saved to {target.name})", n))
+        else:
+            for name in _constraints(_Db(conn), table, column)["ix"]:
+                op.drop_index(name, table_name=table)
+            with op.batch_alter_table(table) as b:
+                b.drop_column(column)
+            lines.append(PlanLine("drop", f"删除列 {table}.{column}({n} 个值,已备份到 {target.name})",
+                                  f"dropped column {table}.{column} ({n} values, saved to {target.name})", n))
+    return lines
+
+
+def plan_lines(steps: list[Step], conn: sa.Connection) -> list[PlanLine]:
+    db = _Db(conn)
+    return [line for step in steps for line in describe(step, db)]
+
+
+def sqlite_path(url: sa.URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def backup_sqlite(path: Path, backup_dir: Path) -> Path | None:
+    if not path.exists():
+        return None
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    target = backup_dir / f"{path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}{path.suffix}"
+    shutil.copy2(path, target)
+    return target
+
+
+@dataclass
+class UpgradeResult:
+    applied: list[str]
+    lines: list[PlanLine]
+    backup: Path | None
+    dropped: list[PlanLine] = field(default_factory=list)
+
+
+def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, allow_destructive: bool = False) -> UpgradeResult:
+    """Apply the pending revisions (and, if allowed, drop retired columns) all or nothing."""
+    sqlite = sqlite_path(engine.url)
+    backup = None
+    with engine.connect() as conn:
+        pending = pending_steps(generated_dir, conn)
+        lines = plan_lines([s for _, steps in pending for s in steps], conn)
+        refused = [line for line in lines if line.refused]
+        if refused:
+            raise RefusedUpgrade(refused)
+        needs_backup = bool(pending) or (allow_destructive and retired_columns(conn))
+    if sqlite is not None and needs_backup:
+        backup = backup_sqlite(sqlite, backup_dir)
+    dropped: list[PlanLine] = []
+    try:
+        ensure_security_tables(engine)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(generated_dir, conn), "head")
+            if allow_destructive:
+                dropped = drop_retired(conn, backup_dir)
+    except BaseException:
+        if sqlite is not None and backup is not None:
+            engine.dispose()
+            shutil.copy2(backup, sqlite)
+        raise
+    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped)
