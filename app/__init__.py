@@ -11,6 +11,7 @@ from flask_appbuilder import AppBuilder
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_wtf.csrf import CSRFProtect
 
+from config.default import from_env
 from generator.spec import Spec
 
 from .runtime.i18n import L, install_safe_gettext
@@ -33,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application for the configured workbook, generated package and database."""
     app = Flask(__name__)
     app.config.from_object("config.default")
+    app.config.from_mapping(from_env())
     if app.config["CRM_ENV"] == "production":
         app.config.from_object("config.production.example")
     if config:

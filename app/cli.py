@@ -13,10 +13,21 @@ from generator import WorkbookError, generate
 from generator.problems import Problem
 
 
-def _defaults() -> Any:
-    import config.default as defaults
+class _Settings:
+    """The environment's settings (DESIGN §5), read when a command runs."""
 
-    return defaults
+    def __init__(self) -> None:
+        from config.default import from_env
+
+        values = from_env()
+        self.CRM_WORKBOOK: str = values["CRM_WORKBOOK"]
+        self.CRM_GENERATED_DIR: str = values["CRM_GENERATED_DIR"]
+        self.DATABASE_URL: str = values["SQLALCHEMY_DATABASE_URI"]
+        self.VAR = Path(values["CRM_VAR_DIR"])
+
+
+def _defaults() -> _Settings:
+    return _Settings()
 
 
 def _print_problems(problems: list[Problem], filename: str, lang: str) -> None:
@@ -101,13 +112,12 @@ def _ensure_admin(app: Any) -> None:
 def _engine() -> Any:
     import sqlalchemy as sa
 
-    url = os.environ.get("CRM_DATABASE_URL") or _defaults().SQLALCHEMY_DATABASE_URI
-    return sa.create_engine(url)
+    return sa.create_engine(_defaults().DATABASE_URL)
 
 
 def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]]:
     """(generate result (check only), pending-revision lines, regenerate lines, retired columns)."""
-    from app.runtime.migrate import pending_steps, plan_lines, retired_columns
+    from app.runtime.migrate import declared_metadata, pending_steps, plan_lines, retired_columns
 
     result = _run_generate(workbook, out, check=True)
     engine = _engine()
@@ -116,23 +126,10 @@ def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]
             pending = [s for _, steps in pending_steps(out, conn) for s in steps] if (Path(out) / "versions").is_dir() else []
             pending_lines = plan_lines(pending, conn)
             regen_lines = plan_lines(result.steps, conn) if result.stale else []
-            retired = retired_columns(conn, _declared_metadata(out, result))
+            retired = retired_columns(conn, declared_metadata(result.spec))
     finally:
         engine.dispose()
     return result, pending_lines, regen_lines, retired
-
-
-def _declared_metadata(out: str, result: Any) -> Any:
-    """The tables the workbook declares (without importing the generated models)."""
-    import sqlalchemy as sa
-
-    from app.runtime.migrate import table_of
-    from generator.schema import columns_of
-
-    md = sa.MetaData()
-    for e in result.spec.entities:
-        table_of(md, e.name, columns_of(e))
-    return md
 
 
 @main.command()
@@ -182,7 +179,7 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
 
 
 def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
-    from app.runtime.migrate import RefusedUpgrade, upgrade_database
+    from app.runtime.migrate import RefusedUpgrade, declared_metadata, upgrade_database
 
     result, pending, regen, _retired = _plan(workbook, out)
     lang = result.spec.settings.language
@@ -195,7 +192,7 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         _run_generate(workbook, out, check=False)
     engine = _engine()
     try:
-        done = upgrade_database(engine, out, Path(_defaults().VAR) / "backups", allow_destructive)
+        done = upgrade_database(engine, out, _defaults().VAR / "backups", declared_metadata(result.spec), allow_destructive)
     except RefusedUpgrade as exc:
         for line in exc.lines:
             click.echo(f"  - {line.text(lang)}", err=True)

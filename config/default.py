@@ -5,24 +5,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(os.environ.get("CRM_VAR_DIR", ROOT / "var"))
 
 DEV_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105 - refused outside development
 DEV_ENCRYPTION_KEY = "development-only-encryption-key-change-me"  # noqa: S105
 
-CRM_ENV = os.environ.get("CRM_ENV", "development")
-CRM_VAR_DIR = str(VAR)
-CRM_WORKBOOK = os.environ.get("CRM_WORKBOOK", str(ROOT / "sheets" / "crm.xlsx"))
-CRM_GENERATED_DIR = os.environ.get("CRM_GENERATED_DIR", str(ROOT / "app" / "generated"))
-SQLALCHEMY_DATABASE_URI = os.environ.get("CRM_DATABASE_URL", f"sqlite:///{VAR / 'crm.sqlite'}")
-CRM_BROKER_URL = os.environ.get("CRM_BROKER_URL", f"sqla+sqlite:///{VAR / 'broker.sqlite'}")
-SECRET_KEY = os.environ.get("CRM_SECRET_KEY", DEV_SECRET_KEY)
-CRM_ENCRYPTION_KEY = os.environ.get("CRM_ENCRYPTION_KEY", DEV_ENCRYPTION_KEY)
-CRM_SMTP_HOST = os.environ.get("CRM_SMTP_HOST", "")
-CRM_SMTP_PORT = int(os.environ.get("CRM_SMTP_PORT", "25"))
-CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM", "crm@localhost")
+
+def from_env() -> dict[str, Any]:
+    """The settings that come from the environment, read now (tests and tools change it)."""
+    env = os.environ.get
+    var = Path(env("CRM_VAR_DIR", str(ROOT / "var")))
+    return {
+        "CRM_ENV": env("CRM_ENV", "development"),
+        "CRM_VAR_DIR": str(var),
+        "CRM_WORKBOOK": env("CRM_WORKBOOK", str(ROOT / "sheets" / "crm.xlsx")),
+        "CRM_GENERATED_DIR": env("CRM_GENERATED_DIR", str(ROOT / "app" / "generated")),
+        "SQLALCHEMY_DATABASE_URI": env("CRM_DATABASE_URL", f"sqlite:///{var / 'crm.sqlite'}"),
+        "CRM_BROKER_URL": env("CRM_BROKER_URL", f"sqla+sqlite:///{var / 'broker.sqlite'}"),
+        "SECRET_KEY": env("CRM_SECRET_KEY", DEV_SECRET_KEY),
+        "CRM_ENCRYPTION_KEY": env("CRM_ENCRYPTION_KEY", DEV_ENCRYPTION_KEY),
+        "CRM_SMTP_HOST": env("CRM_SMTP_HOST", ""),
+        "CRM_SMTP_PORT": int(env("CRM_SMTP_PORT", "25")),
+        "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),
+    }
+
 
 SQLALCHEMY_TRACK_MODIFICATIONS = False
 

@@ -51,6 +51,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("owner_field", "负责人字段", doc="user field that owns the record"),
             _c("audit", "审计", doc="keep a change history (yes/no)"),
             _c("description", "说明", "描述", doc="what the entity is for"),
+            _c("previous_name", "原名称", "曾用名", doc="the entity's former name: its table is renamed, rows kept"),
         ),
         required=True,
     ),
@@ -91,6 +92,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("label_en", "英文名", "英文标签"),
             _c("order", "顺序", "排序"),
             _c("color", "颜色"),
+            _c("previous_value", "原取值", doc="rows holding this former value get this one on upgrade"),
         ),
     ),
     SheetFormat(

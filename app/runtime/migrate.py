@@ -39,7 +39,8 @@ from generator.migration import (
     RetireTable,
     Step,
 )
-from generator.schema import Col
+from generator.schema import Col, columns_of
+from generator.spec import Spec
 
 from .convert import convert
 from .models import NAMING_CONVENTION
@@ -116,43 +117,73 @@ def _name(kind: str, table: str, column: str, ref: str = "") -> str:
 # -- looking at the data -----------------------------------------------------------------------
 
 class _Db:
+    """Questions about the data. While checking a plan, renames earlier in the plan are not applied
+    yet, so names are looked up through ``aliases`` (new name → the name in the database now)."""
+
     def __init__(self, conn: sa.Connection):
         self.conn = conn
         self.insp = sa.inspect(conn)
+        self.table_alias: dict[str, str] = {}
+        self.column_alias: dict[tuple[str, str], str] = {}
+
+    def alias(self, step: Step) -> None:
+        if isinstance(step, RenameTable):
+            self.table_alias[step.new] = self.table_alias.get(step.old, step.old)
+        elif isinstance(step, RenameColumn):
+            self.column_alias[(step.table, step.new)] = self.column_alias.get((step.table, step.old), step.old)
 
     def tables(self) -> set[str]:
-        return set(self.insp.get_table_names())
+        names = set(self.insp.get_table_names())
+        return names | {new for new, old in self.table_alias.items() if old in names}
+
+    def _t(self, table: str) -> str:
+        return self.table_alias.get(table, table)
+
+    def _c(self, table: str, column: str) -> str:
+        return self.column_alias.get((table, column), column)
 
     def columns(self, table: str) -> dict[str, dict[str, Any]]:
         if table not in self.tables():
             return {}
-        return {c["name"]: c for c in self.insp.get_columns(table)}
+        cols = {c["name"]: c for c in self.insp.get_columns(self._t(table))}
+        for (t, new), old in self.column_alias.items():
+            if t == table and old in cols:
+                cols[new] = cols.pop(old)
+        return cols
 
     def t(self, table: str, *cols: str) -> sa.TableClause:
-        return sa.table(table, sa.column("id"), *[sa.column(c) for c in cols])
+        """A table clause keyed by the names in the database now (the same as the plan's after renames)."""
+        return sa.table(self._t(table), sa.column("id"), *[sa.column(self._c(table, c)) for c in cols])
+
+    def col(self, table: str, column: str) -> sa.ColumnClause[Any]:
+        return sa.column(self._c(table, column))
 
     def count(self, table: str, where: Any = None) -> int:
         if table not in self.tables():
             return 0
-        q = sa.select(sa.func.count()).select_from(sa.table(table))
+        q = sa.select(sa.func.count()).select_from(sa.table(self._t(table)))
         if where is not None:
             q = q.where(where)
         return int(self.conn.execute(q).scalar_one())
 
+    def filled(self, table: str, column: str) -> int:
+        return self.count(table, self.col(table, column).is_not(None)) if column in self.columns(table) else 0
+
     def nulls(self, table: str, column: str) -> int:
-        return self.count(table, sa.column(column).is_(None))
+        return self.count(table, self.col(table, column).is_(None))
 
     def duplicates(self, table: str, column: str) -> list[tuple[Any, int]]:
-        c = sa.column(column)
-        q = (sa.select(c, sa.func.count().label("n")).select_from(sa.table(table)).where(c.is_not(None))
+        c = self.col(table, column)
+        q = (sa.select(c, sa.func.count().label("n")).select_from(sa.table(self._t(table))).where(c.is_not(None))
              .group_by(c).having(sa.func.count() > 1).order_by(sa.desc("n"), c))
         return [(r[0], int(r[1])) for r in self.conn.execute(q)]
 
     def unconvertible(self, table: str, column: str, target: Col, allowed: tuple[str, ...] = ()) -> tuple[int, list[Any]]:
         t = self.t(table, column)
-        q = sa.select(t.c.id, t.c[column]).where(t.c[column].is_not(None)).order_by(t.c.id)
+        c = t.c[self._c(table, column)]
+        q = sa.select(t.c.id, c).where(c.is_not(None)).order_by(t.c.id)
         bad, examples = 0, []
-        for pk, value in self.conn.execution_options(stream_results=True, yield_per=5000).execute(q):
+        for pk, value in self.conn.execute(q.execution_options(stream_results=True, yield_per=5000)):
             try:
                 convert(value, target.type, target.length, allowed if target.type == "choice" else ())
             except ValueError:
@@ -163,17 +194,18 @@ class _Db:
 
     def dangling(self, table: str, column: str, target_table: str) -> tuple[int, list[Any]]:
         if target_table not in self.tables():
-            return self.count(table, sa.column(column).is_not(None)), []
+            return self.filled(table, column), []
         t = self.t(table, column)
-        ref = sa.table(target_table, sa.column("id"))
-        q = (sa.select(t.c.id, t.c[column]).select_from(t.outerjoin(ref, ref.c.id == t.c[column]))
-             .where(t.c[column].is_not(None), ref.c.id.is_(None)).order_by(t.c.id))
+        c = t.c[self._c(table, column)]
+        ref = sa.table(self._t(target_table), sa.column("id"))
+        q = (sa.select(t.c.id, c).select_from(t.outerjoin(ref, ref.c.id == c))
+             .where(c.is_not(None), ref.c.id.is_(None)).order_by(t.c.id))
         rows = self.conn.execute(q).all()
         return len(rows), [(r[0], r[1]) for r in rows[:EXAMPLES]]
 
     def values_in(self, table: str, column: str, values: tuple[str, ...]) -> list[tuple[str, int]]:
-        c = sa.column(column)
-        q = sa.select(c, sa.func.count()).select_from(sa.table(table)).where(c.in_(values)).group_by(c).order_by(c)
+        c = self.col(table, column)
+        q = sa.select(c, sa.func.count()).select_from(sa.table(self._t(table))).where(c.in_(values)).group_by(c).order_by(c)
         return [(r[0], int(r[1])) for r in self.conn.execute(q)]
 
 
@@ -199,7 +231,7 @@ def describe(step: Step, db: _Db) -> list[PlanLine]:
         return [PlanLine("retire", f"实体 {step.label}({step.table}) 已从工作簿删除:表保留并隐藏,{n} 行数据保留",
                          f"entity {step.table} removed from the workbook: table kept and hidden, {n} rows kept", n)]
     if isinstance(step, RenameColumn):
-        n = db.count(step.table, sa.column(step.old).is_not(None)) if step.old in db.columns(step.table) else 0
+        n = db.filled(step.table, step.old)
         return [PlanLine("rename", f"字段改名 {step.table}.{step.old} → {step.new}({step.label}):{n} 个值保留",
                          f"field renamed {step.table}.{step.old} → {step.new}: {n} values kept", n)]
     if isinstance(step, AddColumn):
@@ -207,7 +239,7 @@ def describe(step: Step, db: _Db) -> list[PlanLine]:
     if isinstance(step, AlterColumn):
         return _describe_alter(step, db)
     if isinstance(step, RetireColumn):
-        n = db.count(step.table, sa.column(step.col.name).is_not(None)) if step.col.name in db.columns(step.table) else 0
+        n = db.filled(step.table, step.col.name)
         return [PlanLine("retire", f"字段 {step.table}.{step.col.name}({step.label}) 已从工作簿删除:列保留并隐藏,{n} 个值保留",
                          f"field {step.table}.{step.col.name} removed from the workbook: column kept and hidden, {n} values kept", n)]
     if isinstance(step, MapValues):
@@ -235,7 +267,7 @@ def _describe_add(step: AddColumn, db: _Db) -> list[PlanLine]:
     rows = db.count(table)
     existing = db.columns(table).get(col.name)
     if existing is not None:
-        kept = db.count(table, sa.column(col.name).is_not(None))
+        kept = db.filled(table, col.name)
         lines = [PlanLine("restore", f"字段 {table}.{col.name}({step.label}) 恢复:{kept} 个原有值重新可见",
                           f"field {table}.{col.name} restored: {kept} earlier values visible again", kept)]
         old = Col(col.name, _type_of(existing["type"], col), nullable=True)
@@ -287,7 +319,7 @@ def _describe_alter(step: AlterColumn, db: _Db, restoring: bool = False) -> list
                                       f"link target changed to {new.fk.split('.')[0]}: every value of {where_en} resolves", 0))
         if (old.type, old.length) != (new.type, new.length) and new.type not in ("link", "user"):
             bad, examples = db.unconvertible(table, new.name, new, step.allowed) if new.name in db.columns(table) else (0, [])
-            n = db.count(table, sa.column(new.name).is_not(None)) if new.name in db.columns(table) else 0
+            n = db.filled(table, new.name)
             kind = f"{old.type}{f'({old.length})' if old.length else ''} → {new.type}{f'({new.length})' if new.length else ''}"
             if bad:
                 lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{bad} 个值无法转换,例如 {_ex(examples)}",
@@ -327,12 +359,7 @@ def _describe_alter(step: AlterColumn, db: _Db, restoring: bool = False) -> list
 
 def apply(step: Step, op: Operations, db: _Db) -> None:
     if isinstance(step, CreateTable):
-        if step.table not in db.tables():
-            md = sa.MetaData(naming_convention=NAMING_CONVENTION)
-            for ref in {c.fk.split(".")[0] for c in step.columns if c.fk} | {"ab_user"}:
-                if ref != step.table:
-                    sa.Table(ref, md, sa.Column("id", sa.Integer, primary_key=True))
-            table_of(md, step.table, step.columns).create(db.conn)
+        create_tables([step], db)
     elif isinstance(step, RenameTable):
         op.rename_table(step.old, step.new)
     elif isinstance(step, RenameColumn):
@@ -358,6 +385,21 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
     db.insp = sa.inspect(db.conn)  # the schema changed: forget cached reflection
 
 
+def create_tables(steps: list[CreateTable], db: _Db) -> None:
+    """Create the tables together, so links between new tables are created in a working order."""
+    existing = db.tables()
+    new = [s for s in steps if s.table not in existing]
+    if not new:
+        return
+    md = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    names = {s.table for s in new}
+    for ref in {c.fk.split(".")[0] for s in new for c in s.columns if c.fk} | {"ab_user"}:
+        if ref not in names:
+            sa.Table(ref, md, sa.Column("id", sa.Integer, primary_key=True))
+    tables = [table_of(md, s.table, s.columns) for s in new]
+    md.create_all(db.conn, tables=tables)
+
+
 def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
     col, table = step.col, step.table
     existing = db.columns(table).get(col.name)
@@ -369,7 +411,7 @@ def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
         b.add_column(sa.Column(col.name, sa_type(col), nullable=True))
     if col.default is not None:
         t = db.t(table, col.name)
-        db.conn.execute(sa.update(t).values({col.name: _default_value(col)}))
+        db.conn.execute(sa.update(t).values({col.name: sa.literal(_default_value(col), sa_type(col))}))
     with op.batch_alter_table(table) as b:
         if not col.nullable:
             b.alter_column(col.name, existing_type=sa_type(col), nullable=False)
@@ -395,19 +437,28 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
     t = db.t(table, new.name)
     retype = (old.type, old.length) != (new.type, new.length) and not (
         {old.type, new.type} <= {"link", "user", "integer"} and old.length == new.length)
-    if retype:
+    if retype and _widening(old, new):
+        # every value fits as it is (longer text, integer → decimal …): the database converts
+        with op.batch_alter_table(table) as b:
+            b.alter_column(new.name, existing_type=existing["type"], type_=sa_type(new), existing_nullable=existing["nullable"])
+        existing = {**existing, "type": sa_type(new)}
+    elif retype:
+        # converted in Python, the way the plan checked them, then written back row by row
         pairs = [(pk, convert(v, new.type, new.length, step.allowed if new.type == "choice" else ()))
                  for pk, v in db.conn.execute(sa.select(t.c.id, t.c[new.name]).where(t.c[new.name].is_not(None)))]
+        if not existing["nullable"]:
+            with op.batch_alter_table(table) as b:
+                b.alter_column(new.name, existing_type=existing["type"], nullable=True)
         using = f"CAST(NULL AS {sa_type(new).compile(dialect=db.conn.dialect)})"
         with op.batch_alter_table(table) as b:
-            b.alter_column(new.name, existing_type=existing["type"], type_=sa_type(new), nullable=True,
+            b.alter_column(new.name, existing_type=existing["type"], type_=sa_type(new), existing_nullable=True,
                            postgresql_using=using)
         if pairs:
-            db.conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({new.name: sa.bindparam("_v")}),
+            db.conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({new.name: sa.bindparam("_v", type_=sa_type(new))}),
                             [{"_pk": pk, "_v": v} for pk, v in pairs])
         existing = {**existing, "type": sa_type(new), "nullable": True}
     if not new.nullable and new.default is not None:
-        db.conn.execute(sa.update(t).where(t.c[new.name].is_(None)).values({new.name: _default_value(new)}))
+        db.conn.execute(sa.update(t).where(t.c[new.name].is_(None)).values({new.name: sa.literal(_default_value(new), sa_type(new))}))
     constraints = _constraints(db, table, new.name)
     with op.batch_alter_table(table) as b:
         if bool(existing["nullable"]) != new.nullable:
@@ -430,6 +481,21 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
             op.drop_index(name, table_name=table)
 
 
+TEXTUAL = ("string", "text", "email", "phone", "choice", "file")
+
+
+def _widening(old: Col, new: Col) -> bool:
+    """Whether every value of ``old`` is already a valid value of ``new`` (no check, no rewrite)."""
+    if new.type == "text":
+        return old.type in TEXTUAL
+    if new.type == "string" and old.type in TEXTUAL and old.type != "text":
+        longest = old.length or {"email": 254, "phone": 40, "choice": 64}.get(old.type, 255)
+        return (new.length or 255) >= longest
+    if old.type in ("integer", "link", "user") and new.type in ("decimal", "money"):
+        return True
+    return old.type == "money" and new.type == "decimal"
+
+
 def _constraints(db: _Db, table: str, column: str) -> dict[str, list[str]]:
     insp = sa.inspect(db.conn)
     return {
@@ -445,13 +511,19 @@ def run_steps(steps: list[Step]) -> None:
     """Called by a generated revision's ``upgrade()``: check every step, then apply them all."""
     from alembic import op
 
-    db = _Db(op.get_bind())
-    refused = [line for step in steps for line in describe(step, db) if line.refused]
+    refused = [line for line in plan_lines(steps, op.get_bind()) if line.refused]
     if refused:
         raise RefusedUpgrade(refused)
+    db = _Db(op.get_bind())
     fail_after = os.environ.get("CRM_TEST_FAIL_AFTER_STEP")  # tests inject a crash mid-upgrade
+    creates = [s for s in steps if isinstance(s, CreateTable)]
     for i, step in enumerate(steps, start=1):
-        apply(step, op, db)
+        if isinstance(step, CreateTable):
+            if step is creates[0]:
+                create_tables(creates, db)  # all at once, in dependency order
+                db.insp = sa.inspect(db.conn)
+        else:
+            apply(step, op, db)
         if fail_after and i == int(fail_after):
             raise RuntimeError(f"injected failure after step {i}")
 
@@ -470,6 +542,8 @@ def alembic_config(generated_dir: str | Path, conn: sa.Connection | None = None)
 
 def ensure_security_tables(engine: sa.Engine) -> None:
     """FAB's own tables (ab_*), created here so FAB never runs create_all over the entities'."""
+    import flask_appbuilder.security.sqla.models  # noqa: F401 - registers the ab_* tables
+
     tables = [t for name, t in Model.metadata.tables.items() if name.startswith("ab_")]
     Model.metadata.create_all(engine, tables=tables)
 
@@ -487,7 +561,16 @@ def pending_steps(generated_dir: str | Path, conn: sa.Connection) -> list[tuple[
     return [(r.revision, list(r.module.STEPS)) for r in revisions]
 
 
-def retired_columns(conn: sa.Connection, metadata: sa.MetaData = Model.metadata) -> list[tuple[str, str | None, int]]:
+def declared_metadata(spec: Spec) -> sa.MetaData:
+    """The entity tables a Spec declares (without importing any generated model)."""
+    md = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    sa.Table("ab_user", md, sa.Column("id", sa.Integer, primary_key=True))
+    for e in spec.entities:
+        table_of(md, e.name, columns_of(e))
+    return md
+
+
+def retired_columns(conn: sa.Connection, metadata: sa.MetaData) -> list[tuple[str, str | None, int]]:
     """(table, column or None for a whole table, values) kept in the database but no longer declared."""
     insp = sa.inspect(conn)
     db = _Db(conn)
@@ -505,7 +588,7 @@ def retired_columns(conn: sa.Connection, metadata: sa.MetaData = Model.metadata)
     return found
 
 
-def drop_retired(conn: sa.Connection, backup_dir: Path, metadata: sa.MetaData = Model.metadata) -> list[PlanLine]:
+def drop_retired(conn: sa.Connection, backup_dir: Path, metadata: sa.MetaData) -> list[PlanLine]:
     """Physically drop retired columns and tables after writing their data to ``backup_dir``."""
     op = Operations(MigrationContext.configure(conn))
     lines = []
@@ -530,8 +613,13 @@ def drop_retired(conn: sa.Connection, backup_dir: Path, metadata: sa.MetaData = 
 
 
 def plan_lines(steps: list[Step], conn: sa.Connection) -> list[PlanLine]:
+    """Describe (and check) ``steps`` in order against the database as it is now."""
     db = _Db(conn)
-    return [line for step in steps for line in describe(step, db)]
+    lines = []
+    for step in steps:
+        lines += describe(step, db)
+        db.alias(step)
+    return lines
 
 
 def sqlite_path(url: sa.URL) -> Path | None:
@@ -557,8 +645,9 @@ class UpgradeResult:
     dropped: list[PlanLine] = field(default_factory=list)
 
 
-def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, allow_destructive: bool = False) -> UpgradeResult:
-    """Apply the pending revisions (and, if allowed, drop retired columns) all or nothing."""
+def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, declared: sa.MetaData,
+                     allow_destructive: bool = False) -> UpgradeResult:
+    """Apply the pending revisions (and, if allowed, drop what ``declared`` no longer has) all or nothing."""
     sqlite = sqlite_path(engine.url)
     backup = None
     with engine.connect() as conn:
@@ -567,7 +656,7 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
         refused = [line for line in lines if line.refused]
         if refused:
             raise RefusedUpgrade(refused)
-        needs_backup = bool(pending) or (allow_destructive and retired_columns(conn))
+        needs_backup = bool(pending) or (allow_destructive and retired_columns(conn, declared))
     if sqlite is not None and needs_backup:
         backup = backup_sqlite(sqlite, backup_dir)
     dropped: list[PlanLine] = []
@@ -576,7 +665,7 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
         with engine.begin() as conn:
             command.upgrade(alembic_config(generated_dir, conn), "head")
             if allow_destructive:
-                dropped = drop_retired(conn, backup_dir)
+                dropped = drop_retired(conn, backup_dir, declared)
     except BaseException:
         if sqlite is not None and backup is not None:
             engine.dispose()

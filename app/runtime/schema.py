@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .migrate import UpgradeResult, upgrade_database
+from .migrate import UpgradeResult, declared_metadata, upgrade_database
 
 
 def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
@@ -13,4 +13,5 @@ def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
     with app.app_context():
         db = app.extensions["crm"].db
         backups = Path(app.config["CRM_VAR_DIR"]) / "backups"
-        return upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, allow_destructive)
+        spec = app.extensions["crm"].spec
+        return upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive)
