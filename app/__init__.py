@@ -16,7 +16,8 @@ from generator.spec import Spec
 
 from .runtime.i18n import L, install_safe_gettext
 from .runtime.loader import Generated, load_generated
-from .runtime.migrate import ensure_security_tables
+from .runtime.migrate import ensure_system_tables
+from .runtime.rules import install_rules
 from .runtime.security import menu_item, sync_roles
 
 
@@ -28,6 +29,10 @@ class CrmState:
     generated: Generated
     appbuilder: AppBuilder
     db: SQLA
+
+    @property
+    def admin_role(self) -> str:
+        return str(self.generated.permissions.ADMIN_ROLE)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -44,13 +49,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("APP_NAME", spec.settings.app_name)
     app.config["AUTH_ROLE_ADMIN"] = generated.permissions.ADMIN_ROLE
     app.config["BABEL_DEFAULT_LOCALE"] = spec.settings.language
+    install_rules(spec)
     CSRFProtect(app)
     db = SQLA()
     appbuilder = AppBuilder()
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
     with app.app_context():
         db.init_app(app)
-        ensure_security_tables(db.engine)  # else FAB's create_all would bypass the migrations
+        ensure_system_tables(db.engine)  # else FAB's create_all would bypass the migrations
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
         register_views(appbuilder, generated)

@@ -115,21 +115,79 @@ def _engine() -> Any:
     return sa.create_engine(_defaults().DATABASE_URL)
 
 
+def _previous_spec(out: str) -> Any:
+    from generator.emit import read_previous
+    from generator.spec import Spec
+
+    text, _revisions = read_previous(Path(out))
+    return Spec.from_json(text) if text else None
+
+
+def _grading_changed(previous: Any, spec: Any) -> bool:
+    return previous is None or previous.grading != spec.grading
+
+
 def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]]:
     """(generate result (check only), pending-revision lines, regenerate lines, retired columns)."""
     from app.runtime.migrate import declared_metadata, pending_steps, plan_lines, retired_columns
 
     result = _run_generate(workbook, out, check=True)
+    previous = _previous_spec(out)
     engine = _engine()
     try:
         with engine.connect() as conn:
             pending = [s for _, steps in pending_steps(out, conn) for s in steps] if (Path(out) / "versions").is_dir() else []
             pending_lines = plan_lines(pending, conn)
             regen_lines = plan_lines(result.steps, conn) if result.stale else []
+            if previous is not None and _grading_changed(previous, result.spec):
+                regen_lines += _grading_lines(conn, result.spec)
             retired = retired_columns(conn, declared_metadata(result.spec))
     finally:
         engine.dispose()
     return result, pending_lines, regen_lines, retired
+
+
+def _grading_lines(conn: Any, spec: Any) -> list[Any]:
+    """The effect of the workbook's grading rules on the records as they are stored now."""
+    import sqlalchemy as sa
+
+    from app.runtime.grading import describe_moves, graded_fields, impact
+    from app.runtime.migrate import PlanLine, declared_metadata
+
+    tables = dict(declared_metadata(spec).tables)
+    lines = []
+    for e in spec.entities:
+        for graded in graded_fields(spec, e):
+            label = f"{e.name}.{graded.field}"
+            try:
+                with conn.begin_nested():
+                    moves = impact(conn, spec, e, graded, tables, _now())
+            except sa.exc.DBAPIError:
+                lines.append(PlanLine("grading", f"分级 {label}:规则用到的字段升级后才有,升级后重新分级",
+                                      f"grading {label}: the rules use fields that exist after the upgrade; regraded then"))
+                continue
+            zh, en = describe_moves(label, moves)
+            lines.append(PlanLine("grading", zh, en, sum(n for (old, new), n in moves.items() if old != new)))
+    return lines
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now().replace(microsecond=0)
+
+
+def _regrade_all(engine: Any, spec: Any) -> list[str]:
+    from app.runtime.grading import describe_moves, regrade
+    from app.runtime.migrate import declared_metadata
+
+    tables = dict(declared_metadata(spec).tables)
+    lines = []
+    with engine.begin() as conn:
+        for e in spec.entities:
+            for fname, moves in regrade(conn, spec, e, tables, _now()).items():
+                lines.append(describe_moves(f"{e.name}.{fname}", moves)[0 if spec.settings.language == "zh" else 1])
+    return lines
 
 
 @main.command()
@@ -188,17 +246,21 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         for line in refused:
             click.echo(f"  - {line.text(lang)}", err=True)
         raise click.ClickException(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(refused)} step(s)")
+    regrade_after = _grading_changed(_previous_spec(out), result.spec)
     if result.stale:
         _run_generate(workbook, out, check=False)
     engine = _engine()
     try:
         done = upgrade_database(engine, out, _defaults().VAR / "backups", declared_metadata(result.spec), allow_destructive)
+        graded = _regrade_all(engine, result.spec) if regrade_after or done.applied else []
     except RefusedUpgrade as exc:
         for line in exc.lines:
             click.echo(f"  - {line.text(lang)}", err=True)
         raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
     finally:
         engine.dispose()
+    for text in graded:
+        click.echo(f"  - {text}")
     for line in done.lines + done.dropped:
         click.echo(f"  - {line.text(lang)}")
     if done.applied:
@@ -223,6 +285,21 @@ def up(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+def regrade() -> None:
+    """Recompute every grade from the grading rules, set-based, with history."""
+    from generator import load_spec
+
+    d = _defaults()
+    spec, _warnings = load_spec(d.CRM_WORKBOOK)
+    engine = _engine()
+    try:
+        for text in _regrade_all(engine, spec):
+            click.echo(text)
+    finally:
+        engine.dispose()
 
 
 @main.command("demo-data")

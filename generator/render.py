@@ -80,11 +80,19 @@ class EntityView:
     related: list[str] = field(default_factory=list)  # class names of child views
     labels: dict[str, tuple[str, str]] = field(default_factory=dict)
     help: dict[str, str] = field(default_factory=dict)
+    writable: list[str] = field(default_factory=list)
+
+
+def writable(spec: Spec, e: Entity) -> list[str]:
+    """Fields people type in: not readonly, not the owner (the recorder owns; reassign is an
+    action), not a workflow state (it moves only through transitions)."""
+    states = {t.state_field for t in spec.workflows if t.entity == e.name}
+    return [f.name for f in e.fields if not f.readonly and f.name != e.owner_field and f.name not in states]
 
 
 def _sections(spec: Spec, e: Entity, view: str) -> list[Section]:
     items = sorted((i for i in spec.forms if i.entity == e.name and i.view == view), key=lambda i: i.order)
-    editable = [f.name for f in e.fields if not (view != "show" and f.readonly)]
+    editable = [f.name for f in e.fields if view == "show" or f.name in writable(spec, e)]
     sections: dict[str, Section] = {}
     for i in items:
         if i.field not in editable:
@@ -125,6 +133,7 @@ def _entity_view(spec: Spec, e: Entity, children: dict[str, list[str]]) -> Entit
         related=children.get(e.name, []),
         labels=labels,
         help={f.name: f.help for f in e.fields if f.help},
+        writable=writable(spec, e),
     )
 
 

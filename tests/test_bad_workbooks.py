@@ -226,6 +226,28 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "'poem' is not in choice list genre",
     ),
     (
+        "workflow unknown role",
+        lambda s: s.update(workflows=[{"entity": "book", "state_field": "genre", "from": "novel", "to": "science", "action": "改", "roles": "馆长们"}]),
+        "workflows",
+        0,
+        "roles",
+        "unknown role '馆长们'",
+    ),
+    (
+        "workflow unreachable state",
+        lambda s: (
+            s["choices"].append({"list": "genre", "value": "poem", "label": "诗歌"}),
+            s.update(workflows=[
+                {"entity": "book", "state_field": "genre", "from": "novel", "to": "science", "action": "改"},
+                {"entity": "book", "state_field": "genre", "from": "poem", "to": "novel", "action": "回"},
+            ]),
+        ),
+        "workflows",
+        1,
+        "action",
+        "state 'poem' can never be reached",
+    ),
+    (
         "template unknown placeholder",
         lambda s: s.update(templates=[{"name": "due", "channel": "email", "subject": "到期", "body": "{{ recrod.title }}"}]),
         "templates",

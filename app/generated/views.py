@@ -85,7 +85,7 @@ class CustomerView(CrmModelView):
     label_columns = _customer_labels
     description_columns = _customer_help
     add_fieldsets = [
-        (L('基本信息', ''), {"fields": ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'owner', 'status'], "expanded": True}),
+        (L('基本信息', ''), {"fields": ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'status'], "expanded": True}),
         (L('联系方式', ''), {"fields": ['phone', 'email', 'address', 'birthday'], "expanded": True}),
         (L('分级信息', ''), {"fields": ['employee_count', 'annual_demand', 'urgency', 'grade_override', 'annual_amount', 'repurchase_count'], "expanded": True}),
         (L('联系记录', ''), {"fields": ['first_contacted_on', 'last_contact_on'], "expanded": True}),
@@ -93,7 +93,7 @@ class CustomerView(CrmModelView):
         (L('备注', ''), {"fields": ['notes'], "expanded": False}),
     ]
     edit_fieldsets = [
-        (L('基本信息', ''), {"fields": ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'owner', 'status'], "expanded": True}),
+        (L('基本信息', ''), {"fields": ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'status'], "expanded": True}),
         (L('联系方式', ''), {"fields": ['phone', 'email', 'address', 'birthday'], "expanded": True}),
         (L('分级信息', ''), {"fields": ['employee_count', 'annual_demand', 'urgency', 'grade_override', 'annual_amount', 'repurchase_count'], "expanded": True}),
         (L('联系记录', ''), {"fields": ['first_contacted_on', 'last_contact_on'], "expanded": True}),
@@ -118,8 +118,8 @@ class CustomerApi(CrmModelRestApi):
     class_permission_name = 'customer'
     list_columns = ['id', 'code', 'name', 'region', 'owner', 'status', 'grade', 'value_tier', 'last_contact_on']
     show_columns = ['id', 'code', 'name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'owner', 'status', 'phone', 'email', 'address', 'birthday', 'employee_count', 'annual_demand', 'urgency', 'grade_override', 'grade', 'grade_reason', 'annual_amount', 'repurchase_count', 'value_tier', 'first_contacted_on', 'last_contact_on', 'tax_no', 'bank_name', 'bank_account', 'credit_limit', 'notes', 'created_on', 'changed_on']
-    add_columns = ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'owner', 'status', 'phone', 'email', 'address', 'birthday', 'employee_count', 'annual_demand', 'urgency', 'grade_override', 'annual_amount', 'repurchase_count', 'first_contacted_on', 'last_contact_on', 'tax_no', 'bank_name', 'bank_account', 'credit_limit', 'notes']
-    edit_columns = ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'owner', 'status', 'phone', 'email', 'address', 'birthday', 'employee_count', 'annual_demand', 'urgency', 'grade_override', 'annual_amount', 'repurchase_count', 'first_contacted_on', 'last_contact_on', 'tax_no', 'bank_name', 'bank_account', 'credit_limit', 'notes']
+    add_columns = ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'status', 'phone', 'email', 'address', 'birthday', 'employee_count', 'annual_demand', 'urgency', 'grade_override', 'annual_amount', 'repurchase_count', 'first_contacted_on', 'last_contact_on', 'tax_no', 'bank_name', 'bank_account', 'credit_limit', 'notes']
+    edit_columns = ['name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'status', 'phone', 'email', 'address', 'birthday', 'employee_count', 'annual_demand', 'urgency', 'grade_override', 'annual_amount', 'repurchase_count', 'first_contacted_on', 'last_contact_on', 'tax_no', 'bank_name', 'bank_account', 'credit_limit', 'notes']
     search_columns = ['code', 'name', 'short_name', 'industry', 'region', 'source_channel', 'status', 'phone', 'grade', 'value_tier', 'owner']
     order_columns = ['id', 'code', 'name', 'region', 'owner', 'status', 'grade', 'value_tier', 'last_contact_on']
     base_order = ('code', 'desc')
@@ -171,12 +171,12 @@ class ContactView(CrmModelView):
     label_columns = _contact_labels
     description_columns = _contact_help
     add_fieldsets = [
-        (L('基本信息', ''), {"fields": ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'owner'], "expanded": True}),
+        (L('基本信息', ''), {"fields": ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker'], "expanded": True}),
         (L('联系方式', ''), {"fields": ['phone', 'email', 'wechat', 'birthday'], "expanded": True}),
         (L('人员变动', ''), {"fields": ['active', 'left_on', 'change_note'], "expanded": False}),
     ]
     edit_fieldsets = [
-        (L('基本信息', ''), {"fields": ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'owner'], "expanded": True}),
+        (L('基本信息', ''), {"fields": ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker'], "expanded": True}),
         (L('联系方式', ''), {"fields": ['phone', 'email', 'wechat', 'birthday'], "expanded": True}),
         (L('人员变动', ''), {"fields": ['active', 'left_on', 'change_note'], "expanded": False}),
     ]
@@ -195,8 +195,8 @@ class ContactApi(CrmModelRestApi):
     class_permission_name = 'contact'
     list_columns = ['id', 'customer', 'name', 'position', 'is_key_person', 'phone', 'active']
     show_columns = ['id', 'customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'phone', 'email', 'wechat', 'birthday', 'active', 'left_on', 'change_note', 'owner', 'created_on', 'changed_on']
-    add_columns = ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'phone', 'email', 'wechat', 'birthday', 'active', 'left_on', 'change_note', 'owner']
-    edit_columns = ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'phone', 'email', 'wechat', 'birthday', 'active', 'left_on', 'change_note', 'owner']
+    add_columns = ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'phone', 'email', 'wechat', 'birthday', 'active', 'left_on', 'change_note']
+    edit_columns = ['customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'phone', 'email', 'wechat', 'birthday', 'active', 'left_on', 'change_note']
     search_columns = ['name', 'is_key_person', 'is_decision_maker', 'phone', 'active', 'owner']
     order_columns = ['id', 'customer', 'name', 'position', 'is_key_person', 'phone', 'active']
     base_order = ('id', 'desc')
@@ -244,11 +244,11 @@ class FollowUpView(CrmModelView):
     label_columns = _follow_up_labels
     description_columns = _follow_up_help
     add_fieldsets = [
-        (L('跟进计划', ''), {"fields": ['subject', 'customer', 'contact', 'owner', 'method', 'planned_on', 'status'], "expanded": True}),
+        (L('跟进计划', ''), {"fields": ['subject', 'customer', 'contact', 'method', 'planned_on', 'status'], "expanded": True}),
         (L('跟进结果', ''), {"fields": ['done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('跟进计划', ''), {"fields": ['subject', 'customer', 'contact', 'owner', 'method', 'planned_on', 'status'], "expanded": True}),
+        (L('跟进计划', ''), {"fields": ['subject', 'customer', 'contact', 'method', 'planned_on', 'status'], "expanded": True}),
         (L('跟进结果', ''), {"fields": ['done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on'], "expanded": True}),
     ]
     show_fieldsets = [
@@ -265,8 +265,8 @@ class FollowUpApi(CrmModelRestApi):
     class_permission_name = 'follow_up'
     list_columns = ['id', 'subject', 'customer', 'owner', 'method', 'planned_on', 'status']
     show_columns = ['id', 'subject', 'customer', 'contact', 'owner', 'method', 'planned_on', 'status', 'done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on', 'created_on', 'changed_on']
-    add_columns = ['subject', 'customer', 'contact', 'owner', 'method', 'planned_on', 'status', 'done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on']
-    edit_columns = ['subject', 'customer', 'contact', 'owner', 'method', 'planned_on', 'status', 'done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on']
+    add_columns = ['subject', 'customer', 'contact', 'method', 'planned_on', 'status', 'done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on']
+    edit_columns = ['subject', 'customer', 'contact', 'method', 'planned_on', 'status', 'done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on']
     search_columns = ['subject', 'method', 'status', 'content', 'owner']
     order_columns = ['id', 'subject', 'customer', 'owner', 'method', 'planned_on', 'status']
     base_order = ('id', 'desc')
@@ -322,16 +322,14 @@ class VisitRequestView(CrmModelView):
     label_columns = _visit_request_labels
     description_columns = _visit_request_help
     add_fieldsets = [
-        (L('走访计划', ''), {"fields": ['subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
+        (L('走访计划', ''), {"fields": ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
         (L('审批', ''), {"fields": ['approved_by', 'attendance_filed'], "expanded": True}),
         (L('走访结果', ''), {"fields": ['result'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     edit_fieldsets = [
-        (L('走访计划', ''), {"fields": ['subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
+        (L('走访计划', ''), {"fields": ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
         (L('审批', ''), {"fields": ['approved_by', 'attendance_filed'], "expanded": True}),
         (L('走访结果', ''), {"fields": ['result'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     show_fieldsets = [
         (L('走访计划', ''), {"fields": ['code', 'subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
@@ -348,8 +346,8 @@ class VisitRequestApi(CrmModelRestApi):
     class_permission_name = 'visit_request'
     list_columns = ['id', 'code', 'subject', 'customer', 'owner', 'visit_at', 'status']
     show_columns = ['id', 'code', 'subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'status', 'approved_by', 'attendance_filed', 'result', 'created_on', 'changed_on']
-    add_columns = ['subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'status', 'approved_by', 'attendance_filed', 'result']
-    edit_columns = ['subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'status', 'approved_by', 'attendance_filed', 'result']
+    add_columns = ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'approved_by', 'attendance_filed', 'result']
+    edit_columns = ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'approved_by', 'attendance_filed', 'result']
     search_columns = ['code', 'subject', 'purpose', 'status', 'owner']
     order_columns = ['id', 'code', 'subject', 'customer', 'owner', 'visit_at', 'status']
     base_order = ('code', 'desc')
@@ -403,12 +401,12 @@ class MeetingMinutesView(CrmModelView):
     label_columns = _meeting_minutes_labels
     description_columns = _meeting_minutes_help
     add_fieldsets = [
-        (L('会谈信息', ''), {"fields": ['subject', 'visit_request', 'customer', 'owner', 'meeting_date', 'due_date', 'attendees', 'recorder'], "expanded": True}),
+        (L('会谈信息', ''), {"fields": ['subject', 'visit_request', 'customer', 'meeting_date', 'due_date', 'attendees', 'recorder'], "expanded": True}),
         (L('纪要内容', ''), {"fields": ['content', 'customer_issues', 'proposals'], "expanded": True}),
         (L('审阅与确认', ''), {"fields": ['reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('会谈信息', ''), {"fields": ['subject', 'visit_request', 'customer', 'owner', 'meeting_date', 'due_date', 'attendees', 'recorder'], "expanded": True}),
+        (L('会谈信息', ''), {"fields": ['subject', 'visit_request', 'customer', 'meeting_date', 'due_date', 'attendees', 'recorder'], "expanded": True}),
         (L('纪要内容', ''), {"fields": ['content', 'customer_issues', 'proposals'], "expanded": True}),
         (L('审阅与确认', ''), {"fields": ['reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed'], "expanded": True}),
     ]
@@ -427,8 +425,8 @@ class MeetingMinutesApi(CrmModelRestApi):
     class_permission_name = 'meeting_minutes'
     list_columns = ['id', 'code', 'subject', 'customer', 'owner', 'meeting_date', 'reviewed', 'sent_to_customer']
     show_columns = ['id', 'code', 'subject', 'visit_request', 'customer', 'owner', 'meeting_date', 'due_date', 'attendees', 'recorder', 'content', 'customer_issues', 'proposals', 'reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed', 'created_on', 'changed_on']
-    add_columns = ['subject', 'visit_request', 'customer', 'owner', 'meeting_date', 'due_date', 'attendees', 'recorder', 'content', 'customer_issues', 'proposals', 'reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed']
-    edit_columns = ['subject', 'visit_request', 'customer', 'owner', 'meeting_date', 'due_date', 'attendees', 'recorder', 'content', 'customer_issues', 'proposals', 'reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed']
+    add_columns = ['subject', 'visit_request', 'customer', 'meeting_date', 'due_date', 'attendees', 'recorder', 'content', 'customer_issues', 'proposals', 'reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed']
+    edit_columns = ['subject', 'visit_request', 'customer', 'meeting_date', 'due_date', 'attendees', 'recorder', 'content', 'customer_issues', 'proposals', 'reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed']
     search_columns = ['code', 'subject', 'reviewed', 'sent_to_customer', 'customer_confirmed', 'owner']
     order_columns = ['id', 'code', 'subject', 'customer', 'owner', 'meeting_date', 'reviewed', 'sent_to_customer']
     base_order = ('code', 'desc')
@@ -494,20 +492,18 @@ class CustomerDevelopmentView(CrmModelView):
     label_columns = _customer_development_labels
     description_columns = _customer_development_help
     add_fieldsets = [
-        (L('候选客户', ''), {"fields": ['candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount'], "expanded": True}),
+        (L('候选客户', ''), {"fields": ['candidate_name', 'industry', 'contact_person', 'phone', 'expected_amount'], "expanded": True}),
         (L('一般调查', ''), {"fields": ['docs_received', 'general_findings'], "expanded": True}),
         (L('实地调查', ''), {"fields": ['field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok'], "expanded": True}),
         (L('认定申请', ''), {"fields": ['trade_reason', 'product_list'], "expanded": True}),
         (L('合同与客户代码', ''), {"fields": ['supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     edit_fieldsets = [
-        (L('候选客户', ''), {"fields": ['candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount'], "expanded": True}),
+        (L('候选客户', ''), {"fields": ['candidate_name', 'industry', 'contact_person', 'phone', 'expected_amount'], "expanded": True}),
         (L('一般调查', ''), {"fields": ['docs_received', 'general_findings'], "expanded": True}),
         (L('实地调查', ''), {"fields": ['field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok'], "expanded": True}),
         (L('认定申请', ''), {"fields": ['trade_reason', 'product_list'], "expanded": True}),
         (L('合同与客户代码', ''), {"fields": ['supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     show_fieldsets = [
         (L('候选客户', ''), {"fields": ['code', 'candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount', 'status'], "expanded": True}),
@@ -526,8 +522,8 @@ class CustomerDevelopmentApi(CrmModelRestApi):
     class_permission_name = 'customer_development'
     list_columns = ['id', 'code', 'candidate_name', 'owner', 'expected_amount', 'status', 'supply_contract_signed', 'quality_contract_signed']
     show_columns = ['id', 'code', 'candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount', 'status', 'docs_received', 'general_findings', 'field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok', 'trade_reason', 'product_list', 'supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer', 'created_on', 'changed_on']
-    add_columns = ['candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount', 'status', 'docs_received', 'general_findings', 'field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok', 'trade_reason', 'product_list', 'supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer']
-    edit_columns = ['candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount', 'status', 'docs_received', 'general_findings', 'field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok', 'trade_reason', 'product_list', 'supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer']
+    add_columns = ['candidate_name', 'industry', 'contact_person', 'phone', 'expected_amount', 'docs_received', 'general_findings', 'field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok', 'trade_reason', 'product_list', 'supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer']
+    edit_columns = ['candidate_name', 'industry', 'contact_person', 'phone', 'expected_amount', 'docs_received', 'general_findings', 'field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok', 'trade_reason', 'product_list', 'supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer']
     search_columns = ['code', 'candidate_name', 'industry', 'status', 'customer_code', 'owner']
     order_columns = ['id', 'code', 'candidate_name', 'owner', 'expected_amount', 'status', 'supply_contract_signed', 'quality_contract_signed']
     base_order = ('code', 'desc')
@@ -602,19 +598,17 @@ class ServiceCallView(CrmModelView):
     description_columns = _service_call_help
     add_fieldsets = [
         (L('叫修登记', ''), {"fields": ['customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by'], "expanded": True}),
-        (L('派工与处理', ''), {"fields": ['technician', 'dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed'], "expanded": True}),
+        (L('派工与处理', ''), {"fields": ['dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed'], "expanded": True}),
         (L('携回修护', ''), {"fields": ['taken_back', 'receipt_no', 'repair_card_no', 'returned_on'], "expanded": False}),
         (L('费用与零件', ''), {"fields": ['parts_used', 'labor_hours', 'fee', 'invoice_no'], "expanded": True}),
         (L('备注', ''), {"fields": ['remarks'], "expanded": False}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     edit_fieldsets = [
         (L('叫修登记', ''), {"fields": ['customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by'], "expanded": True}),
-        (L('派工与处理', ''), {"fields": ['technician', 'dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed'], "expanded": True}),
+        (L('派工与处理', ''), {"fields": ['dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed'], "expanded": True}),
         (L('携回修护', ''), {"fields": ['taken_back', 'receipt_no', 'repair_card_no', 'returned_on'], "expanded": False}),
         (L('费用与零件', ''), {"fields": ['parts_used', 'labor_hours', 'fee', 'invoice_no'], "expanded": True}),
         (L('备注', ''), {"fields": ['remarks'], "expanded": False}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     show_fieldsets = [
         (L('叫修登记', ''), {"fields": ['code', 'customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by'], "expanded": True}),
@@ -633,8 +627,8 @@ class ServiceCallApi(CrmModelRestApi):
     class_permission_name = 'service_call'
     list_columns = ['id', 'code', 'customer', 'call_type', 'reported_at', 'technician', 'sla_status', 'status']
     show_columns = ['id', 'code', 'customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by', 'technician', 'dispatched_at', 'arrived_at', 'closed_at', 'sla_status', 'voucher_no', 'customer_signed', 'taken_back', 'receipt_no', 'repair_card_no', 'returned_on', 'parts_used', 'labor_hours', 'fee', 'invoice_no', 'status', 'remarks', 'created_on', 'changed_on']
-    add_columns = ['customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by', 'technician', 'dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed', 'taken_back', 'receipt_no', 'repair_card_no', 'returned_on', 'parts_used', 'labor_hours', 'fee', 'invoice_no', 'status', 'remarks']
-    edit_columns = ['customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by', 'technician', 'dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed', 'taken_back', 'receipt_no', 'repair_card_no', 'returned_on', 'parts_used', 'labor_hours', 'fee', 'invoice_no', 'status', 'remarks']
+    add_columns = ['customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by', 'dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed', 'taken_back', 'receipt_no', 'repair_card_no', 'returned_on', 'parts_used', 'labor_hours', 'fee', 'invoice_no', 'remarks']
+    edit_columns = ['customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by', 'dispatched_at', 'arrived_at', 'closed_at', 'voucher_no', 'customer_signed', 'taken_back', 'receipt_no', 'repair_card_no', 'returned_on', 'parts_used', 'labor_hours', 'fee', 'invoice_no', 'remarks']
     search_columns = ['code', 'contact_phone', 'area_type', 'call_type', 'product_model', 'sla_status', 'status', 'technician']
     order_columns = ['id', 'code', 'customer', 'call_type', 'reported_at', 'technician', 'sla_status', 'status']
     base_order = ('code', 'desc')
@@ -675,11 +669,11 @@ class TechnicianReportView(CrmModelView):
     base_order = ('id', 'desc')
     label_columns = _technician_report_labels
     add_fieldsets = [
-        (L('日报内容', ''), {"fields": ['report_date', 'technician', 'service_call', 'work_type', 'hours', 'summary', 'parts_used'], "expanded": True}),
+        (L('日报内容', ''), {"fields": ['report_date', 'service_call', 'work_type', 'hours', 'summary', 'parts_used'], "expanded": True}),
         (L('服务主任核阅', ''), {"fields": ['supervisor_reviewed', 'reviewed_by', 'supervisor_comment'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('日报内容', ''), {"fields": ['report_date', 'technician', 'service_call', 'work_type', 'hours', 'summary', 'parts_used'], "expanded": True}),
+        (L('日报内容', ''), {"fields": ['report_date', 'service_call', 'work_type', 'hours', 'summary', 'parts_used'], "expanded": True}),
         (L('服务主任核阅', ''), {"fields": ['supervisor_reviewed', 'reviewed_by', 'supervisor_comment'], "expanded": True}),
     ]
     show_fieldsets = [
@@ -696,8 +690,8 @@ class TechnicianReportApi(CrmModelRestApi):
     class_permission_name = 'technician_report'
     list_columns = ['id', 'summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'supervisor_reviewed']
     show_columns = ['id', 'summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'parts_used', 'supervisor_reviewed', 'reviewed_by', 'supervisor_comment', 'created_on', 'changed_on']
-    add_columns = ['summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'parts_used', 'supervisor_reviewed', 'reviewed_by', 'supervisor_comment']
-    edit_columns = ['summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'parts_used', 'supervisor_reviewed', 'reviewed_by', 'supervisor_comment']
+    add_columns = ['summary', 'report_date', 'service_call', 'work_type', 'hours', 'parts_used', 'supervisor_reviewed', 'reviewed_by', 'supervisor_comment']
+    edit_columns = ['summary', 'report_date', 'service_call', 'work_type', 'hours', 'parts_used', 'supervisor_reviewed', 'reviewed_by', 'supervisor_comment']
     search_columns = ['summary', 'report_date', 'work_type', 'supervisor_reviewed', 'technician']
     order_columns = ['id', 'summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'supervisor_reviewed']
     base_order = ('id', 'desc')
@@ -742,12 +736,12 @@ class SurveyResponseView(CrmModelView):
     label_columns = _survey_response_labels
     description_columns = _survey_response_help
     add_fieldsets = [
-        (L('调查对象', ''), {"fields": ['respondent', 'service_call', 'customer', 'technician', 'channel', 'submitted_at'], "expanded": True}),
+        (L('调查对象', ''), {"fields": ['respondent', 'service_call', 'customer', 'channel', 'submitted_at'], "expanded": True}),
         (L('技术员品评', ''), {"fields": ['attitude', 'skill', 'arrival', 'promise'], "expanded": True}),
         (L('建议或抱怨', ''), {"fields": ['suggestion'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('调查对象', ''), {"fields": ['respondent', 'service_call', 'customer', 'technician', 'channel', 'submitted_at'], "expanded": True}),
+        (L('调查对象', ''), {"fields": ['respondent', 'service_call', 'customer', 'channel', 'submitted_at'], "expanded": True}),
         (L('技术员品评', ''), {"fields": ['attitude', 'skill', 'arrival', 'promise'], "expanded": True}),
         (L('建议或抱怨', ''), {"fields": ['suggestion'], "expanded": True}),
     ]
@@ -766,8 +760,8 @@ class SurveyResponseApi(CrmModelRestApi):
     class_permission_name = 'survey_response'
     list_columns = ['id', 'respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'submitted_at']
     show_columns = ['id', 'respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'arrival', 'promise', 'suggestion', 'channel', 'submitted_at', 'created_on', 'changed_on']
-    add_columns = ['respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'arrival', 'promise', 'suggestion', 'channel', 'submitted_at']
-    edit_columns = ['respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'arrival', 'promise', 'suggestion', 'channel', 'submitted_at']
+    add_columns = ['respondent', 'service_call', 'customer', 'attitude', 'skill', 'arrival', 'promise', 'suggestion', 'channel', 'submitted_at']
+    edit_columns = ['respondent', 'service_call', 'customer', 'attitude', 'skill', 'arrival', 'promise', 'suggestion', 'channel', 'submitted_at']
     search_columns = ['respondent', 'channel', 'technician']
     order_columns = ['id', 'respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'submitted_at']
     base_order = ('id', 'desc')
@@ -816,11 +810,11 @@ class MaintenanceContractView(CrmModelView):
     label_columns = _maintenance_contract_labels
     description_columns = _maintenance_contract_help
     add_fieldsets = [
-        (L('合同信息', ''), {"fields": ['name', 'customer', 'owner', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products'], "expanded": True}),
+        (L('合同信息', ''), {"fields": ['name', 'customer', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products'], "expanded": True}),
         (L('续约跟进', ''), {"fields": ['renewal_status', 'notice_sent_on', 'notes'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('合同信息', ''), {"fields": ['name', 'customer', 'owner', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products'], "expanded": True}),
+        (L('合同信息', ''), {"fields": ['name', 'customer', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products'], "expanded": True}),
         (L('续约跟进', ''), {"fields": ['renewal_status', 'notice_sent_on', 'notes'], "expanded": True}),
     ]
     show_fieldsets = [
@@ -837,8 +831,8 @@ class MaintenanceContractApi(CrmModelRestApi):
     class_permission_name = 'maintenance_contract'
     list_columns = ['id', 'code', 'name', 'customer', 'owner', 'end_date', 'amount', 'renewal_status']
     show_columns = ['id', 'code', 'name', 'customer', 'owner', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products', 'renewal_status', 'notice_sent_on', 'notes', 'created_on', 'changed_on']
-    add_columns = ['name', 'customer', 'owner', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products', 'renewal_status', 'notice_sent_on', 'notes']
-    edit_columns = ['name', 'customer', 'owner', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products', 'renewal_status', 'notice_sent_on', 'notes']
+    add_columns = ['name', 'customer', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products', 'renewal_status', 'notice_sent_on', 'notes']
+    edit_columns = ['name', 'customer', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products', 'renewal_status', 'notice_sent_on', 'notes']
     search_columns = ['code', 'name', 'end_date', 'renewal_status', 'owner']
     order_columns = ['id', 'code', 'name', 'customer', 'owner', 'end_date', 'amount', 'renewal_status']
     base_order = ('code', 'desc')
@@ -906,20 +900,18 @@ class ComplaintView(CrmModelView):
     label_columns = _complaint_labels
     description_columns = _complaint_help
     add_fieldsets = [
-        (L('投诉受理', ''), {"fields": ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner'], "expanded": True}),
+        (L('投诉受理', ''), {"fields": ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline'], "expanded": True}),
         (L('调查处理', ''), {"fields": ['responsible_dept', 'root_cause', 'handling'], "expanded": True}),
         (L('改善追踪', ''), {"fields": ['corrective_action', 'improvement_verified'], "expanded": True}),
         (L('退货与索赔', ''), {"fields": ['return_required', 'return_qty', 'claim_amount'], "expanded": False}),
         (L('告知客户与结案', ''), {"fields": ['customer_informed', 'informed_on', 'closed_at', 'resolution_hours'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     edit_fieldsets = [
-        (L('投诉受理', ''), {"fields": ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner'], "expanded": True}),
+        (L('投诉受理', ''), {"fields": ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline'], "expanded": True}),
         (L('调查处理', ''), {"fields": ['responsible_dept', 'root_cause', 'handling'], "expanded": True}),
         (L('改善追踪', ''), {"fields": ['corrective_action', 'improvement_verified'], "expanded": True}),
         (L('退货与索赔', ''), {"fields": ['return_required', 'return_qty', 'claim_amount'], "expanded": False}),
         (L('告知客户与结案', ''), {"fields": ['customer_informed', 'informed_on', 'closed_at', 'resolution_hours'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     show_fieldsets = [
         (L('投诉受理', ''), {"fields": ['code', 'subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner'], "expanded": True}),
@@ -938,8 +930,8 @@ class ComplaintApi(CrmModelRestApi):
     class_permission_name = 'complaint'
     list_columns = ['id', 'code', 'subject', 'customer', 'severity', 'deadline', 'owner', 'status']
     show_columns = ['id', 'code', 'subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner', 'responsible_dept', 'root_cause', 'handling', 'corrective_action', 'improvement_verified', 'return_required', 'return_qty', 'claim_amount', 'customer_informed', 'informed_on', 'status', 'closed_at', 'resolution_hours', 'created_on', 'changed_on']
-    add_columns = ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner', 'responsible_dept', 'root_cause', 'handling', 'corrective_action', 'improvement_verified', 'return_required', 'return_qty', 'claim_amount', 'customer_informed', 'informed_on', 'status', 'closed_at', 'resolution_hours']
-    edit_columns = ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner', 'responsible_dept', 'root_cause', 'handling', 'corrective_action', 'improvement_verified', 'return_required', 'return_qty', 'claim_amount', 'customer_informed', 'informed_on', 'status', 'closed_at', 'resolution_hours']
+    add_columns = ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'responsible_dept', 'root_cause', 'handling', 'corrective_action', 'improvement_verified', 'return_required', 'return_qty', 'claim_amount', 'customer_informed', 'informed_on', 'closed_at', 'resolution_hours']
+    edit_columns = ['subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'responsible_dept', 'root_cause', 'handling', 'corrective_action', 'improvement_verified', 'return_required', 'return_qty', 'claim_amount', 'customer_informed', 'informed_on', 'closed_at', 'resolution_hours']
     search_columns = ['code', 'subject', 'batch_no', 'severity', 'category', 'responsible_dept', 'return_required', 'status', 'owner']
     order_columns = ['id', 'code', 'subject', 'customer', 'severity', 'deadline', 'owner', 'status']
     base_order = ('code', 'desc')
@@ -1004,18 +996,16 @@ class MasterDataRequestView(CrmModelView):
     label_columns = _master_data_request_labels
     description_columns = _master_data_request_help
     add_fieldsets = [
-        (L('申请信息', ''), {"fields": ['request_type', 'customer', 'customer_name', 'brand', 'reason', 'owner'], "expanded": True}),
+        (L('申请信息', ''), {"fields": ['request_type', 'customer', 'customer_name', 'brand', 'reason'], "expanded": True}),
         (L('主数据内容', ''), {"fields": ['change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to'], "expanded": True}),
         (L('冻结条件与审批权限', ''), {"fields": ['credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority'], "expanded": True}),
         (L('数据中心处理', ''), {"fields": ['sap_customer_no', 'processed_on'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     edit_fieldsets = [
-        (L('申请信息', ''), {"fields": ['request_type', 'customer', 'customer_name', 'brand', 'reason', 'owner'], "expanded": True}),
+        (L('申请信息', ''), {"fields": ['request_type', 'customer', 'customer_name', 'brand', 'reason'], "expanded": True}),
         (L('主数据内容', ''), {"fields": ['change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to'], "expanded": True}),
         (L('冻结条件与审批权限', ''), {"fields": ['credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority'], "expanded": True}),
         (L('数据中心处理', ''), {"fields": ['sap_customer_no', 'processed_on'], "expanded": True}),
-        (L('其他', 'Other'), {"fields": ['status'], "expanded": False}),
     ]
     show_fieldsets = [
         (L('申请信息', ''), {"fields": ['code', 'request_type', 'customer', 'customer_name', 'brand', 'reason', 'owner', 'status'], "expanded": True}),
@@ -1033,8 +1023,8 @@ class MasterDataRequestApi(CrmModelRestApi):
     class_permission_name = 'master_data_request'
     list_columns = ['id', 'code', 'request_type', 'customer_name', 'status', 'owner', 'processed_on']
     show_columns = ['id', 'code', 'request_type', 'customer', 'customer_name', 'brand', 'reason', 'change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to', 'credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority', 'status', 'owner', 'sap_customer_no', 'processed_on', 'created_on', 'changed_on']
-    add_columns = ['request_type', 'customer', 'customer_name', 'brand', 'reason', 'change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to', 'credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority', 'status', 'owner', 'sap_customer_no', 'processed_on']
-    edit_columns = ['request_type', 'customer', 'customer_name', 'brand', 'reason', 'change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to', 'credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority', 'status', 'owner', 'sap_customer_no', 'processed_on']
+    add_columns = ['request_type', 'customer', 'customer_name', 'brand', 'reason', 'change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to', 'credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority', 'sap_customer_no', 'processed_on']
+    edit_columns = ['request_type', 'customer', 'customer_name', 'brand', 'reason', 'change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to', 'credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority', 'sap_customer_no', 'processed_on']
     search_columns = ['code', 'request_type', 'customer_name', 'status', 'sap_customer_no', 'owner']
     order_columns = ['id', 'code', 'request_type', 'customer_name', 'status', 'owner', 'processed_on']
     base_order = ('code', 'desc')
@@ -1080,11 +1070,11 @@ class CareEventView(CrmModelView):
     label_columns = _care_event_labels
     description_columns = _care_event_help
     add_fieldsets = [
-        (L('关怀计划', ''), {"fields": ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'owner', 'status'], "expanded": True}),
+        (L('关怀计划', ''), {"fields": ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'status'], "expanded": True}),
         (L('关怀内容', ''), {"fields": ['gift', 'content', 'cost', 'done_on'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('关怀计划', ''), {"fields": ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'owner', 'status'], "expanded": True}),
+        (L('关怀计划', ''), {"fields": ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'status'], "expanded": True}),
         (L('关怀内容', ''), {"fields": ['gift', 'content', 'cost', 'done_on'], "expanded": True}),
     ]
     show_fieldsets = [
@@ -1101,8 +1091,8 @@ class CareEventApi(CrmModelRestApi):
     class_permission_name = 'care_event'
     list_columns = ['id', 'subject', 'customer', 'care_type', 'planned_on', 'status', 'owner']
     show_columns = ['id', 'subject', 'customer', 'contact', 'care_type', 'planned_on', 'done_on', 'gift', 'content', 'cost', 'status', 'owner', 'created_on', 'changed_on']
-    add_columns = ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'done_on', 'gift', 'content', 'cost', 'status', 'owner']
-    edit_columns = ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'done_on', 'gift', 'content', 'cost', 'status', 'owner']
+    add_columns = ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'done_on', 'gift', 'content', 'cost', 'status']
+    edit_columns = ['subject', 'customer', 'contact', 'care_type', 'planned_on', 'done_on', 'gift', 'content', 'cost', 'status']
     search_columns = ['subject', 'care_type', 'status', 'owner']
     order_columns = ['id', 'subject', 'customer', 'care_type', 'planned_on', 'status', 'owner']
     base_order = ('id', 'desc')
@@ -1155,12 +1145,12 @@ class ConfidentialFormulaView(CrmModelView):
     label_columns = _confidential_formula_labels
     description_columns = _confidential_formula_help
     add_fieldsets = [
-        (L('基本信息', ''), {"fields": ['product_name', 'customer', 'formula_version', 'status', 'owner', 'approved_by'], "expanded": True}),
+        (L('基本信息', ''), {"fields": ['product_name', 'customer', 'formula_version', 'status', 'approved_by'], "expanded": True}),
         (L('配方内容(机密)', ''), {"fields": ['formula_content', 'process_parameters', 'special_requirements', 'change_note'], "expanded": True}),
         (L('定期审核', ''), {"fields": ['review_cycle', 'last_reviewed_on', 'review_due'], "expanded": True}),
     ]
     edit_fieldsets = [
-        (L('基本信息', ''), {"fields": ['product_name', 'customer', 'formula_version', 'status', 'owner', 'approved_by'], "expanded": True}),
+        (L('基本信息', ''), {"fields": ['product_name', 'customer', 'formula_version', 'status', 'approved_by'], "expanded": True}),
         (L('配方内容(机密)', ''), {"fields": ['formula_content', 'process_parameters', 'special_requirements', 'change_note'], "expanded": True}),
         (L('定期审核', ''), {"fields": ['review_cycle', 'last_reviewed_on', 'review_due'], "expanded": True}),
     ]
@@ -1179,8 +1169,8 @@ class ConfidentialFormulaApi(CrmModelRestApi):
     class_permission_name = 'confidential_formula'
     list_columns = ['id', 'code', 'product_name', 'customer', 'formula_version', 'status', 'review_due', 'owner']
     show_columns = ['id', 'code', 'product_name', 'customer', 'formula_version', 'status', 'formula_content', 'process_parameters', 'special_requirements', 'change_note', 'review_cycle', 'last_reviewed_on', 'review_due', 'approved_by', 'owner', 'created_on', 'changed_on']
-    add_columns = ['product_name', 'customer', 'formula_version', 'status', 'formula_content', 'process_parameters', 'special_requirements', 'change_note', 'review_cycle', 'last_reviewed_on', 'review_due', 'approved_by', 'owner']
-    edit_columns = ['product_name', 'customer', 'formula_version', 'status', 'formula_content', 'process_parameters', 'special_requirements', 'change_note', 'review_cycle', 'last_reviewed_on', 'review_due', 'approved_by', 'owner']
+    add_columns = ['product_name', 'customer', 'formula_version', 'status', 'formula_content', 'process_parameters', 'special_requirements', 'change_note', 'review_cycle', 'last_reviewed_on', 'review_due', 'approved_by']
+    edit_columns = ['product_name', 'customer', 'formula_version', 'status', 'formula_content', 'process_parameters', 'special_requirements', 'change_note', 'review_cycle', 'last_reviewed_on', 'review_due', 'approved_by']
     search_columns = ['code', 'product_name', 'status', 'owner']
     order_columns = ['id', 'code', 'product_name', 'customer', 'formula_version', 'status', 'review_due', 'owner']
     base_order = ('code', 'desc')

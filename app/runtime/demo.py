@@ -16,7 +16,12 @@ from typing import Any
 from flask_appbuilder import Model
 from sqlalchemy import insert, select
 
+from generator.expr import record_lookup
 from generator.spec import Entity, Field, Spec
+
+from . import numbering
+from .grading import regrade
+from .rules import EntityRules, rules_for, validate_values
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -69,6 +74,7 @@ PHRASES = [
 PERSON_HINTS = ("姓名", "联系人", "负责人", "经办人", "person", "contact_name", "full_name")
 COMPANY_HINTS = ("公司", "客户名称", "企业", "单位", "company", "candidate")
 ADDRESS_HINTS = ("地址", "address")
+OVERRIDE_HINTS = ("override", "手工", "人工", "手动")  # manual overrides are the exception, not the rule
 DEMO_PASSWORD = "demo-Pass-2026"  # noqa: S105 - printed for the demo accounts; change in production
 
 
@@ -101,13 +107,23 @@ class _Maker:
         self.users = users
         self.ids: dict[str, list[int]] = {}
 
+    def valid_row(self, e: Entity, rules: EntityRules, i: int) -> dict[str, Any]:
+        """A row that passes the entity's validation rules (a few tries, as a person would)."""
+        for _ in range(50):
+            row = {f.column: self.value(e, f, i) for f in e.fields}
+            values = {f.name: row[f.column] for f in e.fields}
+            if not validate_values(self.spec, rules, record_lookup(values), self.now):
+                return row
+        raise RuntimeError(f"could not make a valid {e.name} row in 50 tries; check its validation rules")
+
     def value(self, e: Entity, f: Field, i: int) -> Any:
         rng = self.rng
         if not f.required and f.type not in ("choice", "link", "user", "boolean") and rng.random() < 0.08:
             return None
         if f.type == "choice":
             options = self.spec.choices.get(f.choices, ())
-            return rng.choice(options).value if options else None
+            blank = 0.9 if _hinted(f, *OVERRIDE_HINTS) else 0.0 if f.required else 0.15
+            return rng.choice(options).value if options and rng.random() >= blank else None
         if f.type == "link":
             ids = self.ids.get(f.link) or []
             return rng.choice(ids) if ids else None
@@ -162,16 +178,6 @@ def _fit(f: Field, text: str, i: int) -> str:
     if f.pattern and not re.fullmatch(f.pattern, text):
         return None  # type: ignore[return-value]
     return text[-limit:] if f.unique else text[:limit]
-
-
-def _number(pattern: str, when: dt.datetime, n: int) -> str:
-    def token(m: re.Match[str]) -> str:
-        t = m.group(1)
-        if t.startswith("#"):
-            return f"{n:0{len(t)}d}"
-        return {"YYYY": f"{when.year:04d}", "YY": f"{when.year % 100:02d}", "MM": f"{when.month:02d}", "DD": f"{when.day:02d}"}[t]
-
-    return re.sub(r"\{([^{}]+)\}", token, pattern)
 
 
 def entity_order(spec: Spec) -> list[Entity]:
@@ -231,11 +237,13 @@ def make_demo_data(app: Any, main_rows: int, seed: int = 1, now: dt.datetime | N
             n = main_rows if e.name == main else max(1, main_rows // 2)
             existing = session.execute(select(table.c.id)).scalars().all()
             start = len(existing)
+            codes = iter(numbering.allocate(session.connection(), e.name, e.numbering, now, n)) if e.numbering else None
             batch: list[dict[str, Any]] = []
+            rules = rules_for(crm.spec, e)
             for i in range(start, start + n):
-                row = {f.column: maker.value(e, f, i) for f in e.fields}
-                if e.numbering:
-                    row["code"] = _number(e.numbering, now, i + 1)
+                row = maker.valid_row(e, rules, i)
+                if codes is not None:
+                    row["code"] = next(codes)
                 row["created_on"] = row["changed_on"] = now - dt.timedelta(minutes=rng.randint(0, 60 * 24 * 720))
                 row["created_by_fk"] = row["changed_by_fk"] = rng.choice(users) if users else None
                 for f in e.fields:
@@ -250,6 +258,10 @@ def make_demo_data(app: Any, main_rows: int, seed: int = 1, now: dt.datetime | N
             session.commit()
             maker.ids[e.name] = session.execute(select(table.c.id)).scalars().all()
             counts[e.name] = n
+        tables = dict(Model.metadata.tables)
+        for e in crm.spec.entities:  # grades as the rules say, set-based like `crm regrade`
+            regrade(session.connection(), crm.spec, e, tables, now)
+        session.commit()
     return counts
 
 

@@ -540,11 +540,14 @@ def alembic_config(generated_dir: str | Path, conn: sa.Connection | None = None)
     return cfg
 
 
-def ensure_security_tables(engine: sa.Engine) -> None:
-    """FAB's own tables (ab_*), created here so FAB never runs create_all over the entities'."""
+def ensure_system_tables(engine: sa.Engine) -> None:
+    """FAB's tables (ab_*) and the runtime's own (crm_*), the same for every workbook. Created here
+    so FAB never runs create_all over the entities' tables behind the migrations' back."""
     import flask_appbuilder.security.sqla.models  # noqa: F401 - registers the ab_* tables
 
-    tables = [t for name, t in Model.metadata.tables.items() if name.startswith("ab_")]
+    from . import tables as _crm_tables  # noqa: F401 - registers the crm_* tables
+
+    tables = [t for name, t in Model.metadata.tables.items() if name.startswith(("ab_", "crm_"))]
     Model.metadata.create_all(engine, tables=tables)
 
 
@@ -661,7 +664,7 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
         backup = backup_sqlite(sqlite, backup_dir)
     dropped: list[PlanLine] = []
     try:
-        ensure_security_tables(engine)
+        ensure_system_tables(engine)
         with engine.begin() as conn:
             command.upgrade(alembic_config(generated_dir, conn), "head")
             if allow_destructive:

@@ -11,17 +11,23 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, url_for
-from flask_appbuilder import ModelRestApi, ModelView
+from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder.api import protect
+from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fieldwidgets import Select2Widget
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
+from sqlalchemy.exc import IntegrityError
 from wtforms import SelectField
 from wtforms import validators as wv
 
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
+from . import ownership, workflow
+from .grading import explain_now, graded_fields
 from .i18n import L, pick
+from .rules import RuleViolation, rules_for, validate_values
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
 API_PERMISSIONS = {
@@ -137,6 +143,20 @@ def _blank_to_none(value: Any) -> str | None:
     return None if value in (None, "", "None") else str(value)
 
 
+def _form_lookup(form: Any, item: Any) -> Any:
+    """Field values for a rule check: what the form says, else what the record has."""
+
+    def lookup(path: str) -> Any:
+        head, *rest = path.split(".")
+        field = getattr(form, head, None)
+        value = field.data if field is not None and hasattr(field, "data") else getattr(item, head, None)
+        for part in rest:
+            value = getattr(value, part, None) if value is not None else None
+        return value
+
+    return lookup
+
+
 class ChoiceField(SelectField):
     """A dropdown of a choice list; blank means NULL, anything else must be one of the values."""
 
@@ -155,6 +175,10 @@ class CrmModelView(ModelView):
     entity: str = ""
     page_size = 25
     base_permissions = ENTITY_PERMISSIONS
+    # the sheet's roles decide these (workflow.options, ownership.can_reassign)
+    method_permission_name = {"transition": "show", "reassign": "show", "balance": "list"}
+    show_template = "crm/show.html"
+    list_template = "crm/list.html"
 
     def __init__(self, **kwargs: Any):
         spec = crm_spec()
@@ -179,6 +203,118 @@ class CrmModelView(ModelView):
             if checks:
                 self.validators_columns[f.name] = checks
         super().__init__(**kwargs)
+        self.add_form = self._rule_form(self.add_form)
+        self.edit_form = self._rule_form(self.edit_form)
+
+    # -- rules in forms: the same cross-field validations as on save, shown on the right field ----
+    def _rule_form(self, form_cls: Any) -> Any:
+        view = self
+        spec = crm_spec()
+        rules = rules_for(spec, _entity(self.entity))
+        if not rules.validations:
+            return form_cls
+
+        class RuleForm(form_cls):  # type: ignore[misc, valid-type]
+            def validate(self, extra_validators: Any = None) -> bool:
+                ok = super().validate(extra_validators)
+                pk = getattr(self, "_id", None)
+                item = view.datamodel.get(pk) if pk is not None else None
+                errors = validate_values(spec, rules, _form_lookup(self, item))
+                for name, messages in errors.items():
+                    target = getattr(self, name, None)
+                    if target is not None and hasattr(target, "errors"):
+                        target.errors = [*target.errors, *messages]
+                    else:
+                        for m in messages:
+                            flash(m, "danger")
+                return ok and not errors
+
+        return RuleForm
+
+    # -- workflow ---------------------------------------------------------------------------
+    def render_template(self, template: str, **kwargs: Any) -> Any:
+        if template == self.show_template and "pk" in kwargs:
+            kwargs.update(self._record_panels(kwargs["pk"]))
+        if template == self.list_template:
+            kwargs.update(self.render_list_extras())
+        return super().render_template(template, **kwargs)
+
+    def _record_panels(self, pk: Any) -> dict[str, Any]:
+        spec = crm_spec()
+        e = _entity(self.entity)
+        item = self.datamodel.get(pk)
+        if item is None:
+            return {}
+        state = current_app.extensions["crm"]
+        panels: dict[str, Any] = {"crm_transitions": [], "crm_history": [], "crm_grades": [], "crm_reassign": []}
+        if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
+            panels["crm_reassign"] = ownership.assignees(self.datamodel.session, spec, e) or self._all_users()
+        if any(t.entity == e.name for t in spec.workflows):
+            panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
+            panels["crm_history"] = workflow.history(self.datamodel.session, e.name, item.id)
+        for graded in graded_fields(spec, e):
+            f = e.field(graded.field)
+            value = getattr(item, graded.field, None)
+            why = getattr(item, graded.reason_field, None) if graded.reason_field else None
+            if not why:
+                why = explain_now(spec, e, graded, item)
+            panels["crm_grades"].append((pick(f.label, f.label_en) if f else graded.field, choice_formatter(spec, f)(value) if f else value, why))
+        return panels
+
+    @expose("/transition/<pk>", methods=["POST"])
+    @has_access
+    def transition(self, pk: Any) -> Any:
+        spec = crm_spec()
+        e = _entity(self.entity)
+        item = self.datamodel.get(pk)
+        if item is None:
+            abort(404)
+        try:
+            row = workflow.perform(self.datamodel.session, spec, e, item, request.form.get("action", ""), g.user,
+                                   current_app.extensions["crm"].admin_role, request.form.get("comment", ""))
+            flash(f"{row.action}:{row.from_state} → {row.to_state}", "success")
+        except (workflow.WorkflowError, RuleViolation) as exc:
+            flash(getattr(exc, "message", str(exc)), "danger")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+
+    def _all_users(self) -> list[Any]:
+        from flask_appbuilder.security.sqla.models import User
+
+        return list(self.datamodel.session.query(User).filter(User.active.is_(True)).order_by(User.username))
+
+    def render_list_extras(self) -> dict[str, Any]:
+        e = _entity(self.entity)
+        state = current_app.extensions["crm"]
+        return {"crm_can_balance": bool(e.owner_field) and ownership.can_reassign(crm_spec(), e, g.user, state.admin_role)}
+
+    @expose("/reassign/<pk>", methods=["POST"])
+    @has_access
+    def reassign(self, pk: Any) -> Any:
+        spec, e = crm_spec(), _entity(self.entity)
+        item = self.datamodel.get(pk)
+        if item is None or not e.owner_field:
+            abort(404)
+        if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
+            flash(pick("只有经理可以调整负责人", "Only managers can reassign"), "danger")
+            return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        setattr(item, f"{e.owner_field}_id", int(request.form.get("owner", "0") or 0) or None)
+        try:
+            self.datamodel.edit(item)
+            flash(pick("负责人已调整", "Owner changed"), "success")
+        except Exception as exc:  # noqa: BLE001 - FAB wraps database errors; show them to the user
+            self.datamodel.session.rollback()
+            flash(str(exc.__cause__ or exc), "danger")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+
+    @expose("/balance", methods=["POST"])
+    @has_access
+    def balance(self) -> Any:
+        spec, e = crm_spec(), _entity(self.entity)
+        if not e.owner_field or not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
+            abort(403)
+        given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj)
+        flash(pick(f"已均衡分配 {sum(given.values())} 条记录", f"{sum(given.values())} records assigned"), "success")
+        return redirect(url_for(f"{self.endpoint}.list"))
 
     def _back(self) -> Any:
         """Back to where the user came from; to this entity's list rather than the home page."""
@@ -216,11 +352,19 @@ class CrmModelView(ModelView):
         )
 
 
+def _rule_errors(exc: BaseException) -> dict[str, list[str]] | None:
+    while exc is not None:
+        if isinstance(exc, RuleViolation):
+            return exc.errors
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
+
+
 class CrmModelRestApi(ModelRestApi):
     """A generated entity's REST API at ``/api/v1/<entity>/`` sharing the screens' permissions."""
 
     entity: str = ""
-    method_permission_name = API_PERMISSIONS
+    method_permission_name = {**API_PERMISSIONS, "transitions": "show", "transition": "show", "reassign": "show", "balance": "list"}
     base_permissions = ENTITY_PERMISSIONS
     allow_browser_login = False
     max_page_size = 100
@@ -235,3 +379,86 @@ class CrmModelRestApi(ModelRestApi):
             if checks:
                 self.validators_columns[f.name] = mv.And(*checks)
         super().__init__(**kwargs)
+
+    def _guarded(self, call: Any) -> Any:
+        """Rule violations and constraint errors become 422 with field messages, never a 500."""
+        try:
+            return call()
+        except (RuleViolation, DatabaseException, IntegrityError) as exc:
+            self.datamodel.session.rollback()
+            errors = _rule_errors(exc)
+            if errors is not None:
+                return self.response_422(message=errors)
+            if isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError):
+                return self.response_422(message={"_schema": ["与已有记录冲突(唯一值重复或关联无效) (conflicts with an existing record)"]})
+            raise
+
+    def post_headless(self) -> Any:
+        return self._guarded(super().post_headless)
+
+    @expose("/<int:pk>/owner", methods=["PUT"])
+    @protect()
+    def reassign(self, pk: int) -> Any:
+        """Give a record to another owner: ``{"owner": user id}`` (managers only)."""
+        spec, e = crm_spec(), _entity(self.entity)
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None or not e.owner_field:
+            return self.response_404()
+        if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
+            return self.response_403()
+        owner = (request.get_json(silent=True) or {}).get("owner")
+        if not isinstance(owner, int):
+            return self.response_422(message={"owner": ["需要用户编号 (a user id is required)"]})
+        setattr(item, f"{e.owner_field}_id", owner)
+        return self._guarded(lambda: (self.datamodel.edit(item), self.response(200, result={"owner": owner}))[1])
+
+    @expose("/balance", methods=["POST"])
+    @protect()
+    def balance(self) -> Any:
+        """Balanced assignment of records without an active owner (managers only)."""
+        spec, e = crm_spec(), _entity(self.entity)
+        if not e.owner_field:
+            return self.response_404()
+        if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
+            return self.response_403()
+        given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj)
+        return self.response(200, result={str(k): v for k, v in given.items()})
+
+    @expose("/<int:pk>/transitions", methods=["GET"])
+    @protect()
+    def transitions(self, pk: int) -> Any:
+        """The workflow actions of a record (allowed or not, and why) and its history."""
+        spec, e = crm_spec(), _entity(self.entity)
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            return self.response_404()
+        opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
+        return self.response(200, result={
+            "actions": [{"key": o.key, "action": o.transition.action, "to": o.transition.target, "allowed": o.allowed,
+                         "reason": o.reason, "require_comment": o.transition.require_comment} for o in opts],
+            "history": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(h).items()}
+                        for h in workflow.history(self.datamodel.session, e.name, pk)],
+        })
+
+    @expose("/<int:pk>/transition", methods=["POST"])
+    @protect()
+    def transition(self, pk: int) -> Any:
+        """Take a workflow action: ``{"action": key or button label, "comment": "…"}``."""
+        spec, e = crm_spec(), _entity(self.entity)
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            return self.response_404()
+        body = request.get_json(silent=True) or {}
+        wanted = str(body.get("action", ""))
+        labels = {o.transition.action: o.key for o in workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)}
+        try:
+            row = workflow.perform(self.datamodel.session, spec, e, item, labels.get(wanted, wanted), g.user,
+                                   current_app.extensions["crm"].admin_role, str(body.get("comment", "")))
+        except workflow.WorkflowError as exc:
+            return self.response(exc.status, message=exc.message)
+        except RuleViolation as exc:
+            return self.response_422(message=exc.errors)
+        return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action})
+
+    def put_headless(self, pk: Any) -> Any:
+        return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk))

@@ -1,0 +1,51 @@
+"""Ownership (``entities.owner_field``, seed 002): the recorder owns a new record; a manager
+reassigns; balanced assignment gives records without an active owner to the active people who
+work records of their own, fewest first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import sqlalchemy as sa
+from flask_appbuilder.security.sqla.models import User
+
+from generator.spec import Entity, Spec
+
+
+def can_reassign(spec: Spec, entity: Entity, user: Any, admin_role: str) -> bool:
+    """Managers: a role with edit right and team/all scope on the entity (or the admin role)."""
+    roles = {r.name for r in getattr(user, "roles", []) or []}
+    if admin_role in roles:
+        return True
+    return any(p.entity == entity.name and p.role in roles and "edit" in p.rights and p.scope in ("team", "all")
+               for p in spec.permissions)
+
+
+def assignees(session: Any, spec: Spec, entity: Entity) -> list[Any]:
+    """Active users holding a role that works its own records of this entity (scope ``own``)."""
+    roles = {p.role for p in spec.permissions if p.entity == entity.name and p.scope == "own"}
+    users = session.execute(sa.select(User).where(User.active.is_(True))).scalars().all()
+    return [u for u in users if roles & {r.name for r in u.roles}]
+
+
+def balance(session: Any, spec: Spec, entity: Entity, model: Any) -> dict[int, int]:
+    """Give every record without an active owner to the least-loaded assignee; returns user id → count given."""
+    column = getattr(model, f"{entity.owner_field}_id")
+    people = assignees(session, spec, entity)
+    if not people:
+        return {}
+    ids = [u.id for u in people]
+    load: Counter[int] = Counter({i: 0 for i in ids})
+    for owner, n in session.execute(sa.select(column, sa.func.count()).where(column.in_(ids)).group_by(column)):
+        load[owner] = n
+    active = sa.select(User.id).where(User.active.is_(True))
+    orphans = session.execute(sa.select(model.id).where(sa.or_(column.is_(None), column.not_in(active))).order_by(model.id)).scalars().all()
+    given: Counter[int] = Counter()
+    for record_id in orphans:
+        owner = min(ids, key=lambda i: (load[i], i))
+        session.execute(sa.update(model).where(model.id == record_id).values({column.key: owner}))
+        load[owner] += 1
+        given[owner] += 1
+    session.commit()
+    return dict(given)

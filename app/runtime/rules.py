@@ -1,0 +1,132 @@
+"""Business rules applied on every save, whatever the path (screen, API, import, task):
+numbering, ownership (the recorder owns), grading, cross-field validations and the workflow guard
+(a state changes only through a transition). Hooked into SQLAlchemy's flush, so no path skips it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from generator.expr import Expr, parse, record_lookup
+from generator.spec import Entity, Spec
+
+from . import numbering
+from .grading import grade_record
+from .models import CrmRecord, current_user_id
+from .tables import GradeChange
+
+STATE_KEY = "_crm_transition"  # set on an object by the workflow engine while it changes state
+
+
+class RuleViolation(sa.exc.SQLAlchemyError):
+    """A record breaks a rule of the workbook. ``errors`` maps field name → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(m for msgs in errors.values() for m in msgs))
+
+    def __str__(self) -> str:
+        return "; ".join(m for msgs in self.errors.values() for m in msgs)
+
+
+@dataclass
+class EntityRules:
+    entity: Entity
+    validations: list[tuple[Expr, str, str]] = field(default_factory=list)  # (condition, message, field)
+    state_fields: dict[str, str] = field(default_factory=dict)  # state field → initial state
+
+
+_REGISTRY: dict[str, tuple[Spec, EntityRules]] = {}
+
+
+def rules_for(spec: Spec, entity: Entity) -> EntityRules:
+    r = EntityRules(entity)
+    for v in spec.validations:
+        if v.entity == entity.name:
+            expr = parse(v.condition)
+            target = next((n.split(".")[0] for n in expr.names if entity.field(n.split(".")[0]) is not None), "")
+            r.validations.append((expr, v.message, target))
+    for t in spec.workflows:
+        if t.entity == entity.name and t.state_field not in r.state_fields:
+            f = entity.field(t.state_field)
+            r.state_fields[t.state_field] = (f.default if f is not None and f.default else t.source)
+    return r
+
+
+def validate_values(spec: Spec, rules: EntityRules, lookup: Any, now: dt.datetime | None = None) -> dict[str, list[str]]:
+    """Messages of the validation rules that do not hold, by the field they are shown on."""
+    errors: dict[str, list[str]] = {}
+    for expr, message, target in rules.validations:
+        if not expr.test(lookup, now, spec.calendar):
+            errors.setdefault(target or "_schema", []).append(message)
+    return errors
+
+
+def install_rules(spec: Spec) -> None:
+    """Register the entities of ``spec`` and hook the save-time rules (once per process)."""
+    for e in spec.entities:
+        _REGISTRY[e.name] = (spec, rules_for(spec, e))
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
+        event.listen(Session, "after_flush", _after_flush)
+
+
+def _changed(obj: Any, name: str) -> bool:
+    attr = sa.inspect(obj).attrs.get(name)
+    return attr is not None and attr.history.has_changes()
+
+
+def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    pending: list[tuple[Any, list[Any]]] = session.info.setdefault("crm_grade_changes", [])
+    errors: dict[str, list[str]] = {}
+    for obj in list(session.new) + [o for o in session.dirty if session.is_modified(o)]:
+        if not isinstance(obj, CrmRecord) or obj.__entity__ not in _REGISTRY:
+            continue
+        spec, rules = _REGISTRY[obj.__entity__]
+        entity = rules.entity
+        is_new = obj in session.new
+        if is_new:
+            _on_create(session, obj, spec, entity, rules)
+        else:
+            for state in rules.state_fields:
+                if _changed(obj, state) and not getattr(obj, STATE_KEY, False):
+                    label = (entity.field(state).label if entity.field(state) else state)  # type: ignore[union-attr]
+                    errors.setdefault(state, []).append(f"{label}只能通过流程按钮修改 ({state} changes only through a workflow action)")
+        changes = grade_record(obj, spec, entity)
+        if changes:
+            pending.append((obj, changes))
+        for name, msgs in validate_values(spec, rules, record_lookup(obj)).items():
+            known = errors.setdefault(name, [])
+            known.extend(m for m in msgs if m not in known)
+    if errors:
+        session.info.pop("crm_grade_changes", None)
+        raise RuleViolation(errors)
+
+
+def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: EntityRules) -> None:
+    if entity.owner_field and getattr(obj, f"{entity.owner_field}_id", None) is None and getattr(obj, entity.owner_field, None) is None:
+        setattr(obj, f"{entity.owner_field}_id", current_user_id())
+    for state, initial in rules.state_fields.items():
+        if getattr(obj, state, None) in (None, ""):
+            setattr(obj, state, initial)
+        elif getattr(obj, state) != initial and not getattr(obj, STATE_KEY, False):
+            raise RuleViolation({state: [f"新记录的状态必须是 {initial} (a new record starts in state {initial})"]})
+    if entity.numbering and not getattr(obj, "code", None):
+        obj.code = numbering.allocate(session.connection(), entity.name, entity.numbering)[0]
+
+
+def _after_flush(session: Session, _ctx: Any) -> None:
+    pending = session.info.pop("crm_grade_changes", [])
+    rows = [
+        {"entity": obj.__entity__, "record_id": obj.id, "field": fname, "old_value": old, "new_value": new,
+         "rule": rule.ref, "explanation": why, "changed_on": dt.datetime.now()}
+        for obj, changes in pending for fname, old, new, rule, why in changes
+    ]
+    if rows:
+        session.connection().execute(GradeChange.__table__.insert(), rows)

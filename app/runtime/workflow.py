@@ -1,0 +1,94 @@
+"""Workflows from the ``workflows`` sheet: which transitions a user may take on a record now, and
+taking one (role, condition and comment checked; an append-only history row written)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from generator.expr import parse, record_lookup
+from generator.spec import Entity, Spec, Transition
+
+from .rules import STATE_KEY
+from .tables import Transition as TransitionRow
+
+
+class WorkflowError(Exception):
+    """A transition that cannot be taken; ``status`` is the HTTP answer (403, 404, 409, 422)."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Option:
+    transition: Transition
+    key: str
+    allowed: bool
+    reason: str  # why not, when not allowed
+
+
+def transition_key(t: Transition) -> str:
+    return f"{t.state_field}:{t.source}:{t.target}"
+
+
+def user_roles(user: Any) -> set[str]:
+    return {r.name for r in getattr(user, "roles", []) or []}
+
+
+def options(spec: Spec, entity: Entity, obj: Any, user: Any, admin_role: str, now: dt.datetime | None = None) -> list[Option]:
+    """Transitions leaving the record's current state(s), each with whether ``user`` may take it."""
+    roles = user_roles(user)
+    result = []
+    for t in spec.workflows:
+        if t.entity != entity.name or getattr(obj, t.state_field, None) != t.source:
+            continue
+        allowed, reason = True, ""
+        if t.roles and admin_role not in roles and not roles & set(t.roles):
+            allowed, reason = False, f"需要角色 (needs role): {'、'.join(t.roles)}"
+        elif t.condition and not parse(t.condition).test(record_lookup(obj), now, spec.calendar):
+            allowed, reason = False, f"条件不满足 (condition not met): {t.condition}"
+        result.append(Option(t, transition_key(t), allowed, reason))
+    return result
+
+
+def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: Any, admin_role: str,
+            comment: str = "") -> TransitionRow:
+    """Take transition ``key`` on ``obj`` for ``user``; commits. Raises WorkflowError."""
+    found = [o for o in options(spec, entity, obj, user, admin_role) if o.key == key]
+    if not found:
+        known = any(transition_key(t) == key for t in spec.workflows if t.entity == entity.name)
+        raise WorkflowError(409 if known else 404, "当前状态下不能执行此操作 (not possible in the current state)" if known
+                            else "没有这个流程操作 (no such workflow action)")
+    option = found[0]
+    if not option.allowed:
+        raise WorkflowError(403, option.reason)
+    t = option.transition
+    comment = (comment or "").strip()
+    if t.require_comment and not comment:
+        raise WorkflowError(422, "此操作需要填写意见 (this action needs a comment)")
+    setattr(obj, STATE_KEY, True)
+    try:
+        setattr(obj, t.state_field, t.target)
+        row = TransitionRow(entity=entity.name, record_id=obj.id, field=t.state_field, from_state=t.source,
+                            to_state=t.target, action=t.action, comment=comment or None,
+                            user_id=getattr(user, "id", None), at=dt.datetime.now())
+        session.add(row)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        setattr(obj, STATE_KEY, False)
+    return row
+
+
+def history(session: Any, entity: str, record_id: int) -> list[Any]:
+    table = TransitionRow.__table__
+    q = sa.select(table).where(table.c.entity == entity, table.c.record_id == record_id).order_by(table.c.at, table.c.id)
+    return list(session.execute(q).mappings())
