@@ -14,6 +14,9 @@ from flask_wtf.csrf import CSRFProtect
 from config.default import from_env
 from generator.spec import Spec
 
+from .runtime import crypto
+from .runtime.accounts import password_validator
+from .runtime.audit import install_audit
 from .runtime.i18n import L, install_safe_gettext
 from .runtime.loader import Generated, load_generated
 from .runtime.migrate import ensure_system_tables
@@ -41,16 +44,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_object("config.default")
     app.config.from_mapping(from_env())
     if app.config["CRM_ENV"] == "production":
-        app.config.from_object("config.production.example")
+        app.config.from_object("config.production_example")
     if config:
         app.config.update(config)
+    _refuse_development_secrets(app)
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_validator)
     generated = load_generated(app.config["CRM_GENERATED_DIR"])
     spec = generated.spec
     app.config.setdefault("APP_NAME", spec.settings.app_name)
     app.config["AUTH_ROLE_ADMIN"] = generated.permissions.ADMIN_ROLE
     app.config["BABEL_DEFAULT_LOCALE"] = spec.settings.language
     install_rules(spec)
+    install_audit()
+    crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
     CSRFProtect(app)
+    app.after_request(_security_headers)
     db = SQLA()
     appbuilder = AppBuilder()
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
@@ -59,11 +67,52 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ensure_system_tables(db.engine)  # else FAB's create_all would bypass the migrations
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
+        _limit_api_login(appbuilder)
         register_views(appbuilder, generated)
         exposed = _exposed_permissions(appbuilder, generated)
         menus = {name: group for name, _v, _a, group, _zh, _en in generated.views.REGISTRY}
         sync_roles(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, exposed, menus)
     return app
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'self'; form-action 'self'; base-uri 'self'",
+}
+
+
+def _refuse_development_secrets(app: Flask) -> None:
+    """Outside development the secrets must come from the environment, never the defaults."""
+    from config.default import DEV_ENCRYPTION_KEY, DEV_SECRET_KEY
+
+    if app.config["CRM_ENV"] == "development":
+        return
+    weak = [name for name, value, dev in (("CRM_SECRET_KEY", app.config["SECRET_KEY"], DEV_SECRET_KEY),
+                                          ("CRM_ENCRYPTION_KEY", app.config["CRM_ENCRYPTION_KEY"], DEV_ENCRYPTION_KEY))
+            if not value or value == dev]
+    if weak:
+        raise RuntimeError(f"CRM_ENV={app.config['CRM_ENV']}: set {' and '.join(weak)} (the development defaults are refused)")
+
+
+def _limit_api_login(appbuilder: AppBuilder) -> None:
+    """FAB rate-limits the login form only; the JWT login of the API gets the same limit."""
+    from flask_appbuilder.security.api import SecurityApi
+
+    sm = appbuilder.sm
+    if not sm.is_auth_limited:
+        return
+    for view in appbuilder.baseviews:
+        if isinstance(view, SecurityApi):
+            sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(view.blueprint)
+
+
+def _security_headers(response: Any) -> Any:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def register_views(appbuilder: AppBuilder, generated: Generated) -> None:

@@ -302,6 +302,68 @@ def regrade() -> None:
         engine.dispose()
 
 
+@main.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every encrypted field with CRM_ENCRYPTION_KEY (old values read with CRM_OLD_ENCRYPTION_KEY)."""
+    import sqlalchemy as sa
+
+    from app.runtime import crypto
+    from generator import load_spec
+
+    old = os.environ.get("CRM_OLD_ENCRYPTION_KEY", "")
+    if not old:
+        raise click.ClickException("set CRM_OLD_ENCRYPTION_KEY to the key the data is encrypted with now")
+    from config.default import from_env
+
+    crypto.configure(from_env()["CRM_ENCRYPTION_KEY"], old)
+    spec, _warnings = load_spec(_defaults().CRM_WORKBOOK)
+    engine = _engine()
+    total = 0
+    try:
+        with engine.begin() as conn:
+            for e in spec.entities:
+                for f in e.fields:
+                    if not f.encrypted:
+                        continue
+                    t = sa.table(e.name, sa.column("id"), sa.column(f.column))
+                    rows = conn.execute(sa.select(t.c.id, t.c[f.column]).where(t.c[f.column].is_not(None))).all()
+                    updates = [{"_pk": pk, "_v": crypto.encrypt(crypto.decrypt(v) if crypto.is_encrypted(v) else str(v))} for pk, v in rows]
+                    if updates:
+                        conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({f.column: sa.bindparam("_v")}), updates)
+                    total += len(updates)
+    finally:
+        engine.dispose()
+    click.echo(f"已用新密钥重新加密 (re-encrypted) {total} values")
+
+
+@main.group()
+def user() -> None:
+    """People who log in."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True, help="a role of the roles sheet (repeatable)")
+@click.option("--password", default=None, help="default: prompt (or a generated one, printed once)")
+@click.option("--department", "departments", multiple=True, help="department (what team scope means; repeatable)")
+@click.option("--email", default="")
+def user_add(username: str, roles: tuple[str, ...], password: str | None, departments: tuple[str, ...], email: str) -> None:
+    """Create a user: crm user add NAME --role 业务员 --department 销售一部."""
+    import secrets
+
+    from app import create_app
+    from app.runtime.accounts import add_user
+
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    app = create_app()
+    try:
+        add_user(app, username, list(roles), password, email=email, departments=list(departments))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"用户已创建 (user created): {username}" + (f", password '{password}' (shown once)" if generated else ""))
+
+
 @main.command("demo-data")
 @click.option("--customers", default=200, show_default=True, type=int, help="rows of the first (main) entity")
 @click.option("--seed", default=1, show_default=True, type=int)

@@ -1,5 +1,5 @@
 """Defaults for the embedded set-up (SQLite and a file broker under var/); every value can be
-overridden by the environment variables of DESIGN §5. See production.example.py for production."""
+overridden by the environment variables of DESIGN §5. See production_example.py for production."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def from_env() -> dict[str, Any]:
         "CRM_SMTP_HOST": env("CRM_SMTP_HOST", ""),
         "CRM_SMTP_PORT": int(env("CRM_SMTP_PORT", "25")),
         "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),
+        "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
     }
 
 
@@ -40,7 +41,6 @@ AUTH_USER_REGISTRATION = False
 FAB_ADD_SECURITY_API = False  # its role/permission APIs break on marshmallow 4; login API stays
 FAB_API_SWAGGER_UI = True
 FAB_UPDATE_PERMS = True
-FAB_PASSWORD_COMPLEXITY_ENABLED = False
 BABEL_DEFAULT_LOCALE = "zh"
 BABEL_DEFAULT_TIMEZONE = "UTC"
 LANGUAGES = {
@@ -49,6 +49,15 @@ LANGUAGES = {
 }
 APP_THEME = ""
 FAB_BASE_TEMPLATE = "appbuilder/baselayout.html"
+
+# Login hardening: rate-limited login (per client address; set RATELIMIT_STORAGE_URI to Redis when
+# several processes serve), a password policy, no self-registration.
+AUTH_RATE_LIMITED = True
+RATELIMIT_ENABLED = True
+AUTH_RATE_LIMIT = "10 per minute"
+RATELIMIT_STORAGE_URI = "memory://"
+FAB_PASSWORD_COMPLEXITY_ENABLED = True
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # uploads and imports
 
 # Sessions and forms
 WTF_CSRF_ENABLED = True

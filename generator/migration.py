@@ -165,7 +165,7 @@ def _diff_fields(old_spec: Spec, before: Entity, new_spec: Spec, e: Entity) -> l
 
 def _schema_key(c: Col) -> tuple[object, ...]:
     """What a migration must act on (a python-side default is not in the database)."""
-    return (c.type, c.length, c.nullable, c.unique, c.index, c.fk)
+    return (c.type, c.length, c.nullable, c.unique, c.index, c.fk, c.encrypted)
 
 
 def schema_changed(old: Spec | None, new: Spec) -> bool:

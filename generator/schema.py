@@ -37,9 +37,12 @@ class Col:
     index: bool = False
     fk: str = ""  # "table.id"
     default: Any = None
+    encrypted: bool = False
 
     @property
     def sa_type(self) -> str:
+        if self.encrypted:
+            return "EncryptedText"
         if self.type == "string":
             return f"String({self.length or 255})"
         return SA_TYPES[self.type]
@@ -52,7 +55,7 @@ def column_of(e: Entity, f: Field) -> Col:
     if f.type == "string":
         length = int(f.max) if f.max is not None and f.max >= 1 else 255
     fk = f"{f.link}.id" if f.type == "link" else "ab_user.id" if f.type == "user" else ""
-    return Col(f.column, f.type, length, not f.required, unique, index, fk, f.default)
+    return Col(f.column, f.type, length, not f.required, unique, index, fk, f.default, f.encrypted)
 
 
 def columns_of(e: Entity) -> list[Col]:

@@ -37,7 +37,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from app.runtime.schema import create_schema
 
     db = tmp_path_factory.mktemp("db") / "crm.sqlite"
-    application = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db}", "TESTING": True})
+    application = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db}", "TESTING": True, "RATELIMIT_ENABLED": False})
     create_schema(application)
     create_first_admin(application, "admin", ADMIN_PASSWORD)
     return application

@@ -67,7 +67,8 @@ def probe_library() -> dict[str, Any]:
     out["loan_create"] = r.status_code
     r = c.get("/api/v1/loan/1", headers=h)
     out["loan_show"] = [r.status_code, r.json["result"]["book"]["title"], r.json["label_columns"]["due_on"]]
-    r = c.put("/api/v1/book/1", json={"pages": 1700}, headers=h)
+    version = c.get("/api/v1/book/1", headers=h).json["result"]["version"]
+    r = c.put("/api/v1/book/1", json={"pages": 1700, "version": version}, headers=h)
     out["book_edit"] = r.status_code
     out["book_after_edit"] = c.get("/api/v1/book/1", headers=h).json["result"]["pages"]
     r = c.get("/api/v1/book/?q=(filters:!((col:title,opr:ct,value:红楼)))", headers=h)

@@ -27,23 +27,40 @@ def granted(role: str, entity: str) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def seeded(app: Any) -> dict[str, str]:
-    make_demo_data(app, 4, seed=3)
+    make_demo_data(app, 8, seed=3)
     users = {}
     for i, role in enumerate(ROLES):
         username = f"matrix{i}"
-        add_user(app, username, [role.name], PASSWORD)
+        add_user(app, username, [role.name], PASSWORD, departments=["矩阵测试部"])
         users[role.name] = username
+    add_user(app, "matrix_outsider", [ROLES[0].name], PASSWORD)
     return users
 
 
-def _first_id(app: Any, entity: str) -> int:
+def _ids(app: Any, entity: str, username: str) -> tuple[int, int]:
+    """(a record owned by ``username``, a record owned by an outsider of no department)."""
     from flask_appbuilder import Model
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     table = Model.metadata.tables[entity]
+    e = SPEC.entity(entity)
     with app.app_context():
-        session = app.extensions["crm"].db.session
-        return int(session.execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar_one())
+        crm = app.extensions["crm"]
+        session, sm = crm.db.session, crm.appbuilder.sm
+        mine, other = session.execute(select(table.c.id).order_by(table.c.id.desc()).limit(2)).scalars().all()
+        if e.owner_field:
+            column = f"{e.owner_field}_id"
+            session.execute(update(table).where(table.c.id == mine).values({column: sm.find_user(username=username).id}))
+            session.execute(update(table).where(table.c.id == other).values({column: sm.find_user(username="matrix_outsider").id}))
+            session.commit()
+        return int(mine), int(other)
+
+
+def scope(role: str, entity: str) -> str:
+    for p in SPEC.permissions:
+        if p.role == role and p.entity == entity:
+            return p.scope
+    return "none"
 
 
 def _ui_allowed(response: Any) -> bool:
@@ -62,7 +79,11 @@ def test_screens_follow_the_sheet(app: Any, seeded: dict[str, str], role: str) -
     for e in SPEC.entities:
         rights = granted(role, e.name)
         base = f"/{e.class_name.lower()}view"
-        pk = _first_id(app, e.name)
+        pk, other = _ids(app, e.name, seeded[role])
+        sees_other = scope(role, e.name) == "all" or not e.owner_field
+        r = client.get(f"{base}/show/{other}")
+        if _ui_allowed(r) != ("show" in rights and sees_other):
+            mismatches.append((e.name, "show other's", r.status_code, r.location))
         answers = {
             "list": client.get(f"{base}/list/"),
             "show": client.get(f"{base}/show/{pk}"),
@@ -74,8 +95,7 @@ def test_screens_follow_the_sheet(app: Any, seeded: dict[str, str], role: str) -
             if _ui_allowed(response) != (action in rights):
                 mismatches.append((e.name, action, response.status_code, response.location))
         if "delete" in rights:
-            with app.app_context():
-                assert _first_id(app, e.name) != pk, f"{role} could not really delete {e.name}"
+            assert _ids(app, e.name, seeded[role])[0] != pk, f"{role} could not really delete {e.name}"
             make_demo_data(app, 1, seed=pk)  # put rows back for the next role
     assert not mismatches
 
@@ -87,8 +107,17 @@ def test_api_follows_the_sheet(app: Any, seeded: dict[str, str], role: str) -> N
     mismatches = []
     for e in SPEC.entities:
         rights = granted(role, e.name)
-        pk = _first_id(app, e.name)
+        pk, other = _ids(app, e.name, seeded[role])
         url = f"/api/v1/{e.name}/"
+        sees_other = scope(role, e.name) == "all" or not e.owner_field
+        r = client.get(f"{url}{other}", headers=headers)
+        if (r.status_code == 200) != ("show" in rights and sees_other):
+            mismatches.append((e.name, "show other's", r.status_code))
+        if "list" in rights:
+            listed = {row["id"] for row in client.get(f"{url}?q=(page_size:100,order_column:id,order_direction:desc)",
+                                                       headers=headers).json["result"]}
+            if (other in listed) != sees_other or pk not in listed:
+                mismatches.append((e.name, "list scope", other in listed, pk in listed))
         answers = {
             "list": client.get(url, headers=headers),
             "show": client.get(f"{url}{pk}", headers=headers),

@@ -28,7 +28,7 @@ def people(app: Any) -> dict[str, str]:
     names = {}
     for key, role in ROLES.items():
         names[key] = f"rules_{key}"
-        add_user(app, names[key], [role], PASSWORD)
+        add_user(app, names[key], [role], PASSWORD, departments=["销售一部"])
     return names
 
 
@@ -43,6 +43,13 @@ def create(app: Any, h: dict[str, str], entity: str, **values: Any) -> dict[str,
     return client.get(f"/api/v1/{entity}/{r.json['id']}", headers=h).json["result"] | {"id": r.json["id"]}
 
 
+def put(app: Any, h: dict[str, str], entity: str, pk: int, **values: Any) -> Any:
+    """An edit as a client makes it: read the record (and its version), then save."""
+    client = app.test_client()
+    version = client.get(f"/api/v1/{entity}/{pk}", headers=h).json["result"]["version"]
+    return client.put(f"/api/v1/{entity}/{pk}", json={**values, "version": version}, headers=h)
+
+
 def customer(app: Any, h: dict[str, str], **values: Any) -> dict[str, Any]:
     return create(app, h, "customer", **{"name": f"测试客户{dt.datetime.now().timestamp()}", "urgency": "normal", **values})
 
@@ -55,7 +62,7 @@ def test_grade_is_computed_on_save_with_its_reason_and_history(app: Any, people:
     assert c["grade"] == "A" and c["value_tier"] == "high"
     assert "annual_demand=800000" in c["grade_reason"] and "[grading!" in c["grade_reason"]
     client = app.test_client()
-    r = client.put(f"/api/v1/customer/{c['id']}", json={"urgency": "potential"}, headers=h)
+    r = put(app, h, "customer", c["id"], urgency="potential")
     assert r.status_code == 200, r.text
     assert client.get(f"/api/v1/customer/{c['id']}", headers=h).json["result"]["grade"] == "C"
     history = _history(app, c["id"])
@@ -114,7 +121,7 @@ def test_numbers_follow_the_pattern_are_readonly_and_searchable(app: Any, people
                     for part in re.split(r"(\{[^{}]+\})", pattern))
     assert re.fullmatch(regex, first["code"]), (pattern, first["code"])
     assert int(re.findall(r"\d+", second["code"])[-1]) == int(re.findall(r"\d+", first["code"])[-1]) + 1
-    r = app.test_client().put(f"/api/v1/complaint/{first['id']}", json={"code": "X-1"}, headers=h)
+    r = put(app, h, "complaint", first["id"], code="X-1")
     assert r.status_code == 422  # not an editable column
     found = app.test_client().get(f"/api/v1/complaint/?q=(filters:!((col:code,opr:eq,value:'{first['code']}')))", headers=h)
     assert found.status_code == 200 and found.json["count"] == 1
@@ -205,7 +212,7 @@ def test_visit_request_is_approved_before_the_visit(app: Any, people: dict[str, 
     # the visit is registered only with attendance filed and a result (condition)
     r = client.post(f"{url}/transition", json={"action": "登记走访完成"}, headers=sales)
     assert r.status_code == 403 and "attendance_filed" in r.json["message"]
-    assert client.put(url, json={"attendance_filed": True, "result": "客户有意向"}, headers=sales).status_code == 200
+    assert put(app, sales, "visit_request", v["id"], attendance_filed=True, result="客户有意向").status_code == 200
     assert client.post(f"{url}/transition", json={"action": "登记走访完成"}, headers=sales).status_code == 200
     info = client.get(f"{url}/transitions", headers=sales).json["result"]
     assert [(h["from_state"], h["to_state"]) for h in info["history"]] == [("draft", "submitted"), ("submitted", "approved"),
@@ -215,7 +222,7 @@ def test_visit_request_is_approved_before_the_visit(app: Any, people: dict[str, 
 def test_state_cannot_be_changed_by_editing(app: Any, people: dict[str, str]) -> None:
     sales = headers(app, people, "sales")
     v = _visit(app, sales, customer(app, sales))
-    r = app.test_client().put(f"/api/v1/visit_request/{v['id']}", json={"status": "approved"}, headers=sales)
+    r = put(app, sales, "visit_request", v["id"], status="approved")
     assert r.status_code == 422
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (  # noqa: F401
     Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text,
 )
 
+from app.runtime.crypto import EncryptedText  # noqa: F401
 from app.runtime.models import CrmRecord, Model
 
 
@@ -451,8 +452,8 @@ class ConfidentialFormula(CrmRecord, Model):
     )
     formula_version = Column(Integer, nullable=False, default=1)
     status = Column(String(64), nullable=False, index=True, default='draft')
-    formula_content = Column(Text, nullable=False)
-    process_parameters = Column(Text, nullable=True)
+    formula_content = Column(EncryptedText, nullable=False)
+    process_parameters = Column(EncryptedText, nullable=True)
     special_requirements = Column(Text, nullable=True)
     change_note = Column(Text, nullable=True)
     review_cycle = Column(String(64), nullable=True, default='quarterly')

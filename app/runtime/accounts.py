@@ -26,15 +26,57 @@ def create_first_admin(app: Any, username: str, password: str | None) -> tuple[s
         return username, password, generated
 
 
-def add_user(app: Any, username: str, roles: list[str], password: str, email: str = "", first_name: str = "", last_name: str = "") -> Any:
-    """Create a user with the given roles (names as in the roles sheet)."""
+def add_user(app: Any, username: str, roles: list[str], password: str, email: str = "", first_name: str = "",
+             last_name: str = "", departments: list[str] | None = None) -> Any:
+    """Create a user with the given roles (names as in the roles sheet) in the given departments.
+
+    Departments are FAB groups: ``team`` scope means "owned by someone in one of my departments".
+    """
     with app.app_context():
         sm = app.extensions["crm"].appbuilder.sm
         found = [sm.find_role(r) for r in roles]
         missing = [r for r, f in zip(roles, found, strict=True) if f is None]
         if missing:
             raise ValueError(f"unknown role(s): {', '.join(missing)}")
+        if sm.find_user(username=username) is not None:
+            raise ValueError(f"user {username!r} exists already")
+        problem = password_problem(password)
+        if problem:
+            raise ValueError(problem)
         user = sm.add_user(username, first_name or username, last_name or "-", email or f"{username}@localhost", found, password)
         if not user:
             raise ValueError(f"could not create user {username!r} (name or email already taken?)")
+        for name in departments or []:
+            join_department(app, user, name)
         return user.id
+
+
+def join_department(app: Any, user: Any, name: str) -> None:
+    from flask_appbuilder.security.sqla.models import Group
+
+    session = app.extensions["crm"].db.session
+    group = session.query(Group).filter_by(name=name).one_or_none()
+    if group is None:
+        group = Group(name=name, label=name, description="部门 (department)")
+        session.add(group)
+    if group not in user.groups:
+        user.groups.append(group)
+    session.commit()
+
+
+def password_problem(password: str) -> str | None:
+    """The password policy: at least 10 characters with letters and digits. None when it holds."""
+    if len(password) < 10:
+        return "密码至少 10 个字符 (at least 10 characters)"
+    if not any(c.isalpha() for c in password) or not any(c.isdigit() for c in password):
+        return "密码须同时包含字母和数字 (use letters and digits)"
+    return None
+
+
+def password_validator(password: str) -> None:
+    """FAB_PASSWORD_COMPLEXITY_VALIDATOR: raises PasswordComplexityValidationError."""
+    from flask_appbuilder.exceptions import PasswordComplexityValidationError
+
+    problem = password_problem(password)
+    if problem:
+        raise PasswordComplexityValidationError(problem)

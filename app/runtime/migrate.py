@@ -43,6 +43,7 @@ from generator.schema import Col, columns_of
 from generator.spec import Spec
 
 from .convert import convert
+from .crypto import EncryptedText, decrypt, encrypt, is_encrypted
 from .models import NAMING_CONVENTION
 
 ENV_DIR = Path(__file__).parent / "alembic"
@@ -80,7 +81,10 @@ class PlanLine:
 
 # -- columns -----------------------------------------------------------------------------------
 
-def sa_type(col: Col) -> sa.types.TypeEngine[Any]:
+def sa_type(col: Col, plain: bool = False) -> sa.types.TypeEngine[Any]:
+    """The column type; ``plain`` gives the stored type of an encrypted column (its ciphertext)."""
+    if col.encrypted and not plain:
+        return EncryptedText()
     return {
         "string": lambda: sa.String(col.length or 255), "text": sa.Text, "integer": sa.Integer,
         "decimal": lambda: sa.Numeric(18, 4), "money": lambda: sa.Numeric(18, 2), "boolean": sa.Boolean,
@@ -106,7 +110,31 @@ def table_of(metadata: sa.MetaData, name: str, cols: Iterable[Col]) -> sa.Table:
         sa.Column("changed_on", sa.DateTime, nullable=False),
         sa.Column("created_by_fk", sa.Integer, sa.ForeignKey("ab_user.id"), nullable=True),
         sa.Column("changed_by_fk", sa.Integer, sa.ForeignKey("ab_user.id"), nullable=True),
+        sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
+        sqlite_autoincrement=True,  # ids are never reused: the audit trail and links stay unambiguous
     )
+
+
+def ensure_base_columns(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
+    """Add the columns every entity table has (e.g. ``version`` for optimistic locking) where an
+    older database lacks them; existing rows get the column's server default."""
+    op = Operations(MigrationContext.configure(conn))
+    insp = sa.inspect(conn)
+    added = []
+    existing_tables = set(insp.get_table_names())
+    for name, table in declared.tables.items():
+        if name.startswith(INTERNAL_PREFIXES) or name not in existing_tables:
+            continue
+        have = {c["name"] for c in insp.get_columns(name)}
+        for column in ("version",):
+            if column not in have:
+                with op.batch_alter_table(name) as b:
+                    b.add_column(table.c[column].copy())
+                added.append(f"{name}.{column}")
+        for column in table.columns:
+            if isinstance(column.type, EncryptedText) and column.name in have:
+                _recrypt(_Db(conn), name, column.name, encrypt_now=True)  # values stored before encryption
+    return added
 
 
 def _name(kind: str, table: str, column: str, ref: str = "") -> str:
@@ -437,6 +465,8 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
     t = db.t(table, new.name)
     retype = (old.type, old.length) != (new.type, new.length) and not (
         {old.type, new.type} <= {"link", "user", "integer"} and old.length == new.length)
+    if old.encrypted != new.encrypted:
+        _recrypt(db, table, new.name, encrypt_now=new.encrypted)
     if retype and _widening(old, new):
         # every value fits as it is (longer text, integer → decimal …): the database converts
         with op.batch_alter_table(table) as b:
@@ -479,6 +509,20 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
     elif not new.index:
         for name in constraints["ix"]:
             op.drop_index(name, table_name=table)
+
+
+def _recrypt(db: _Db, table: str, column: str, encrypt_now: bool) -> None:
+    """Encrypt (or decrypt) every stored value of a column that became (or stopped being) secret."""
+    t = sa.table(table, sa.column("id"), sa.column(column))
+    rows = db.conn.execute(sa.select(t.c.id, t.c[column]).where(t.c[column].is_not(None))).all()
+    updates = []
+    for pk, value in rows:
+        if encrypt_now and not is_encrypted(value):
+            updates.append({"_pk": pk, "_v": encrypt(str(value))})
+        elif not encrypt_now and is_encrypted(value):
+            updates.append({"_pk": pk, "_v": decrypt(value)})
+    if updates:
+        db.conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({column: sa.bindparam("_v")}), updates)
 
 
 TEXTUAL = ("string", "text", "email", "phone", "choice", "file")
@@ -545,6 +589,7 @@ def ensure_system_tables(engine: sa.Engine) -> None:
     so FAB never runs create_all over the entities' tables behind the migrations' back."""
     import flask_appbuilder.security.sqla.models  # noqa: F401 - registers the ab_* tables
 
+    from . import audit as _audit  # noqa: F401 - registers crm_audit
     from . import tables as _crm_tables  # noqa: F401 - registers the crm_* tables
 
     tables = [t for name, t in Model.metadata.tables.items() if name.startswith(("ab_", "crm_"))]
@@ -667,6 +712,7 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
         ensure_system_tables(engine)
         with engine.begin() as conn:
             command.upgrade(alembic_config(generated_dir, conn), "head")
+            ensure_base_columns(conn, declared)
             if allow_destructive:
                 dropped = drop_retired(conn, backup_dir, declared)
     except BaseException:

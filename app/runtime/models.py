@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from flask import g, has_app_context
 from flask_appbuilder import Model
-from sqlalchemy import Column, DateTime, ForeignKey, Integer
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, text
 from sqlalchemy.orm import declared_attr, relationship
 
 # Named constraints are required for SQLite batch migrations; set before any model is defined.
@@ -46,6 +46,15 @@ class CrmRecord:
     __label__: ClassVar[str] = ""
 
     created_on = Column(DateTime, default=now, nullable=False)
+    # optimistic locking: every save checks and bumps it, so a stale save fails instead of overwriting
+    version = Column(Integer, nullable=False, default=1, server_default=text("1"))
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        return {"version_id_col": cls.version}
+
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (audit trail, links)
+
     changed_on = Column(DateTime, default=now, onupdate=now, nullable=False)
 
     @declared_attr

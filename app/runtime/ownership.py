@@ -12,6 +12,8 @@ from flask_appbuilder.security.sqla.models import User
 
 from generator.spec import Entity, Spec
 
+from . import audit
+
 
 def can_reassign(spec: Spec, entity: Entity, user: Any, admin_role: str) -> bool:
     """Managers: a role with edit right and team/all scope on the entity (or the admin role)."""
@@ -45,6 +47,7 @@ def balance(session: Any, spec: Spec, entity: Entity, model: Any) -> dict[int, i
     for record_id in orphans:
         owner = min(ids, key=lambda i: (load[i], i))
         session.execute(sa.update(model).where(model.id == record_id).values({column.key: owner}))
+        audit.record(session, entity.name, record_id, "update", {column.key: [None, owner], "reason": "balanced assignment"})
         load[owner] += 1
         given[owner] += 1
     session.commit()

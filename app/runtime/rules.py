@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from generator.spec import Entity, Spec
 from . import numbering
 from .grading import grade_record
 from .models import CrmRecord, current_user_id
+from .scope import visible
 from .tables import GradeChange
 
 STATE_KEY = "_crm_transition"  # set on an object by the workflow engine while it changes state
@@ -98,6 +100,13 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                 if _changed(obj, state) and not getattr(obj, STATE_KEY, False):
                     label = (entity.field(state).label if entity.field(state) else state)  # type: ignore[union-attr]
                     errors.setdefault(state, []).append(f"{label}只能通过流程按钮修改 ({state} changes only through a workflow action)")
+        for f in entity.fields:
+            if f.type == "link" and (is_new or _changed(obj, f.column) or _changed(obj, f.name)):
+                related = getattr(obj, f.name, None)
+                target = getattr(related, "id", None) if related is not None else getattr(obj, f.column, None)
+                if target is not None and not visible(f.link, _model(f.link), target):
+                    errors.setdefault(f.name, []).append(
+                        f"{f.label}:不能关联到您无权查看的记录 (you may not link to a record you cannot see)")
         changes = grade_record(obj, spec, entity)
         if changes:
             pending.append((obj, changes))
@@ -107,6 +116,10 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     if errors:
         session.info.pop("crm_grade_changes", None)
         raise RuleViolation(errors)
+
+
+def _model(entity: str) -> Any:
+    return current_app.extensions["crm"].generated.models.MODELS[entity]
 
 
 def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: EntityRules) -> None:

@@ -19,15 +19,17 @@ from flask_appbuilder.fieldwidgets import Select2Widget
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
 from sqlalchemy.exc import IntegrityError
-from wtforms import SelectField
+from wtforms import Field as WTField
+from wtforms import HiddenField, SelectField
 from wtforms import validators as wv
 
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
-from . import ownership, workflow
+from . import audit, ownership, workflow
 from .grading import explain_now, graded_fields
 from .i18n import L, pick
 from .rules import RuleViolation, rules_for, validate_values
+from .scope import ScopeFilter, current_hidden
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
 API_PERMISSIONS = {
@@ -157,6 +159,55 @@ def _form_lookup(form: Any, item: Any) -> Any:
     return lookup
 
 
+VERSION_FIELD = "crm_version"
+
+
+class VersionField(HiddenField):
+    """The record version the form was opened with (optimistic locking); never written back."""
+
+    def populate_obj(self, obj: Any, name: str) -> None:
+        return None
+
+
+class WithheldWidget:
+    def __call__(self, field: Any, **kwargs: Any) -> Markup:
+        return Markup('<p class="form-control-static text-muted">{}</p>').format(pick("(无权查看)", "(not visible to you)"))
+
+
+class WithheldField(WTField):
+    """A field the user's role may not see: renders no value and never changes the record."""
+
+    widget = WithheldWidget()
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.data = None
+
+    def populate_obj(self, obj: Any, name: str) -> None:
+        return None
+
+
+def _visible_changes(row: dict[str, Any], hidden: set[str], labels: dict[str, Any]) -> dict[str, Any]:
+    """An audit row for the record page: labels instead of column names, hidden fields withheld."""
+    shown = {}
+    for name, (old, new) in (row.get("changes") or {}).items():
+        field = name[:-3] if name.endswith("_id") else name
+        if field in hidden:
+            old = new = pick("(无权查看)", "(hidden)")
+        shown[str(labels.get(field, field))] = (old, new)
+    return {**row, "changes": shown}
+
+
+def _masked(entity: str, name: str, inner: Any) -> Any:
+    """A list/show formatter that withholds a hidden field's value from users who may not see it."""
+
+    def fmt(value: Any) -> Any:
+        if name in current_hidden(entity):
+            return pick("(无权查看)", "(hidden)")
+        return inner(value) if inner is not None else value
+
+    return fmt
+
+
 class ChoiceField(SelectField):
     """A dropdown of a choice list; blank means NULL, anything else must be one of the values."""
 
@@ -187,6 +238,10 @@ class CrmModelView(ModelView):
         self.edit_form_extra_fields = dict(self.edit_form_extra_fields or {})
         self.formatters_columns = dict(self.formatters_columns or {})
         self.validators_columns = dict(self.validators_columns or {})
+        self.base_filters = [["id", ScopeFilter, e.name]]
+        rel = {f.name: [["id", ScopeFilter, f.link]] for f in e.fields if f.type == "link"}
+        self.add_form_query_rel_fields = {**rel, **(self.add_form_query_rel_fields or {})}
+        self.edit_form_query_rel_fields = {**rel, **(self.edit_form_query_rel_fields or {})}
         for f in e.fields:
             if f.type == "choice":
                 self.formatters_columns[f.name] = choice_formatter(spec, f)
@@ -202,6 +257,8 @@ class CrmModelView(ModelView):
             checks = form_validators(f)
             if checks:
                 self.validators_columns[f.name] = checks
+        for f in e.fields:
+            self.formatters_columns[f.name] = _masked(e.name, f.name, self.formatters_columns.get(f.name))
         super().__init__(**kwargs)
         self.add_form = self._rule_form(self.add_form)
         self.edit_form = self._rule_form(self.edit_form)
@@ -211,14 +268,32 @@ class CrmModelView(ModelView):
         view = self
         spec = crm_spec()
         rules = rules_for(spec, _entity(self.entity))
-        if not rules.validations:
-            return form_cls
+        entity_name = self.entity
 
         class RuleForm(form_cls):  # type: ignore[misc, valid-type]
+            """The entity's form: fields the user may not see are withheld; rules checked on submit."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                seen = VersionField().bind(form=self, name=VERSION_FIELD, prefix=self._prefix)
+                obj = kwargs.get("obj")
+                posted = request.form if request.method == "POST" else None  # FlaskForm reads the request itself
+                seen.process(posted, getattr(obj, "version", None) if hasattr(obj, "__table__") else None)
+                self._fields[VERSION_FIELD] = seen
+                setattr(self, VERSION_FIELD, seen)
+                for name in current_hidden(entity_name):
+                    if name in self._fields:
+                        withheld = WithheldField(label=self._fields[name].label.text).bind(form=self, name=name, prefix=self._prefix)
+                        withheld.process(None)
+                        self._fields[name] = withheld
+                        setattr(self, name, withheld)
+
             def validate(self, extra_validators: Any = None) -> bool:
                 ok = super().validate(extra_validators)
                 pk = getattr(self, "_id", None)
                 item = view.datamodel.get(pk) if pk is not None else None
+                if item is not None and not view._same_version(self, item):
+                    return False
                 errors = validate_values(spec, rules, _form_lookup(self, item))
                 for name, messages in errors.items():
                     target = getattr(self, name, None)
@@ -230,6 +305,19 @@ class CrmModelView(ModelView):
                 return ok and not errors
 
         return RuleForm
+
+    def _same_version(self, form: Any, item: Any) -> bool:
+        """Refuse a save based on an older version of the record, saying what changed since."""
+        seen = getattr(form, VERSION_FIELD).data
+        if seen in (None, "") or str(seen) == str(item.version):
+            return True
+        changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen))
+        fields = sorted({name for h in changed for name in h["changes"]})
+        labels = [str(self.label_columns.get(n, n)) for n in fields]
+        flash(pick(f"保存被拒绝:在您编辑期间,此记录已被他人修改({'、'.join(labels) or '—'})。请刷新后重新修改。",
+                   f"Not saved: someone changed this record while you were editing ({', '.join(labels) or '—'}). Reload and edit again."),
+              "danger")
+        return False
 
     # -- workflow ---------------------------------------------------------------------------
     def render_template(self, template: str, **kwargs: Any) -> Any:
@@ -247,6 +335,11 @@ class CrmModelView(ModelView):
             return {}
         state = current_app.extensions["crm"]
         panels: dict[str, Any] = {"crm_transitions": [], "crm_history": [], "crm_grades": [], "crm_reassign": []}
+        hidden = current_hidden(e.name)
+        panels["crm_audit"] = [_visible_changes(h, hidden, self.label_columns) for h in audit.history(self.datamodel.session, e.name, item.id)[-50:]]
+        if any(f.encrypted for f in e.fields):  # confidential: every read is on record
+            audit.record(self.datamodel.session, e.name, item.id, "read")
+            self.datamodel.session.commit()
         if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
             panels["crm_reassign"] = ownership.assignees(self.datamodel.session, spec, e) or self._all_users()
         if any(t.entity == e.name for t in spec.workflows):
@@ -374,14 +467,60 @@ class CrmModelRestApi(ModelRestApi):
         spec = crm_spec()
         e = _entity(self.entity)
         self.validators_columns = dict(self.validators_columns or {})
+        self.base_filters = [["id", ScopeFilter, e.name]]
         for f in e.fields:
             checks = api_validators(spec, f)
             if checks:
                 self.validators_columns[f.name] = mv.And(*checks)
         super().__init__(**kwargs)
 
+    # -- field secrecy: hidden fields never leave the server, nor can they be written or searched
+    def _strip(self, data: dict[str, Any]) -> None:
+        hidden = current_hidden(self.entity)
+        if not hidden:
+            return
+        result = data.get("result")
+        for row in result if isinstance(result, list) else [result] if isinstance(result, dict) else []:
+            for name in hidden:
+                row.pop(name, None)
+        for key in ("label_columns", "description_columns"):
+            for name in hidden:
+                (data.get(key) or {}).pop(name, None)
+        for key in ("list_columns", "show_columns", "order_columns"):
+            if isinstance(data.get(key), list):
+                data[key] = [c for c in data[key] if c not in hidden]
+
+    def pre_get(self, data: dict[str, Any]) -> None:
+        self._strip(data)
+        e = _entity(self.entity)
+        record_id = (data.get("result") or {}).get("id") or data.get("id")
+        if any(f.encrypted for f in e.fields) and record_id is not None:  # confidential: log every read
+            audit.record(self.datamodel.session, e.name, int(record_id), "read")
+            self.datamodel.session.commit()
+
+    def pre_get_list(self, data: dict[str, Any]) -> None:
+        self._strip(data)
+
+    def _touches_hidden(self) -> list[str]:
+        hidden = current_hidden(self.entity)
+        if not hidden:
+            return []
+        body = request.get_json(silent=True)
+        touched = [k for k in (body or {}) if k in hidden] if isinstance(body, dict) else []
+        query = request.args.get("q", "")
+        touched += [name for name in hidden if re.search(rf"\b{re.escape(name)}\b", query)]
+        return touched
+
+    def get_list_headless(self, **kwargs: Any) -> Any:
+        if self._touches_hidden():
+            return self.response_400(message="不能按无权查看的字段查询或排序 (cannot query by a hidden field)")
+        return super().get_list_headless(**kwargs)
+
     def _guarded(self, call: Any) -> Any:
         """Rule violations and constraint errors become 422 with field messages, never a 500."""
+        touched = self._touches_hidden()
+        if touched:
+            return self.response_422(message={name: ["无权修改此字段 (not allowed to write this field)"] for name in touched})
         try:
             return call()
         except (RuleViolation, DatabaseException, IntegrityError) as exc:
@@ -461,4 +600,19 @@ class CrmModelRestApi(ModelRestApi):
         return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action})
 
     def put_headless(self, pk: Any) -> Any:
+        """PUT needs the version the client read (``version`` in the body or an If-Match header):
+        a save based on an older version is refused with 409 and what changed since."""
+        body = request.get_json(silent=True)
+        seen = body.pop("version", None) if isinstance(body, dict) else None
+        seen = seen if seen is not None else (request.headers.get("If-Match") or "").strip('"') or None
+        if seen is None:
+            return self.response_422(message={"version": ["请附上读取时的 version (send the version you read)"]})
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            return self.response_404()
+        if str(seen) != str(item.version):
+            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen) if str(seen).isdigit() else 0)
+            return self.response(409, message="此记录已被他人修改 (changed by someone else since you read it)",
+                                 version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(), "changes": h["changes"]}
+                                                                for h in changed])
         return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk))

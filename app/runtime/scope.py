@@ -1,0 +1,112 @@
+"""Who sees which rows and fields, from the permissions sheet.
+
+* Row scope (``permissions.scope``): ``own`` — records whose owner is me; ``team`` — owned by
+  someone in one of my departments (FAB groups) or by me; ``all``. With several roles the widest
+  wins. One SQL clause (:func:`scope_clause`) serves lists, record pages, related lists, search,
+  the REST API, link dropdowns, exports and dashboards alike.
+* Field secrecy (``permissions.hidden_fields``): fields a user's roles hide; a field is hidden only
+  if every role of the user that may see the entity hides it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, g, has_request_context
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.security.sqla.models import assoc_user_group
+
+from generator.spec import Entity, Spec
+
+
+def _roles(user: Any) -> set[str]:
+    return {r.name for r in getattr(user, "roles", []) or []}
+
+
+def user_scope(spec: Spec, entity: Entity, user: Any, admin_role: str) -> str:
+    """'all', 'team', 'own' or 'none' for this user on this entity."""
+    roles = _roles(user)
+    if admin_role in roles:
+        return "all"
+    scopes = {p.scope for p in spec.permissions if p.entity == entity.name and p.role in roles}
+    for scope in ("all", "team", "own"):
+        if scope in scopes:
+            return scope
+    return "none"
+
+
+def scope_clause(spec: Spec, entity: Entity, model: Any, user: Any, admin_role: str) -> Any:
+    """A WHERE clause limiting ``model`` to what ``user`` may see, or None for no limit."""
+    scope = user_scope(spec, entity, user, admin_role)
+    if scope == "all" or not entity.owner_field and scope != "none":
+        return None
+    if scope == "none" or getattr(user, "id", None) is None:
+        return sa.false()
+    owner = getattr(model, f"{entity.owner_field}_id")
+    if scope == "own":
+        return owner == user.id
+    mine = sa.select(assoc_user_group.c.group_id).where(assoc_user_group.c.user_id == user.id)
+    teammates = sa.select(assoc_user_group.c.user_id).where(assoc_user_group.c.group_id.in_(mine))
+    return sa.or_(owner == user.id, owner.in_(teammates))
+
+
+def hidden_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
+    roles = _roles(user)
+    if admin_role in roles:
+        return set()
+    grants = [p for p in spec.permissions if p.entity == entity.name and p.role in roles]
+    if not grants:
+        return {f.name for f in entity.fields}
+    hidden = set(grants[0].hidden_fields)
+    for p in grants[1:]:
+        hidden &= set(p.hidden_fields)
+    return hidden
+
+
+def current_user() -> Any:
+    return getattr(g, "user", None) if has_request_context() else None
+
+
+def _crm() -> Any:
+    return current_app.extensions["crm"]
+
+
+def current_hidden(entity_name: str) -> set[str]:
+    """Hidden fields of an entity for the signed-in user (nothing outside a request)."""
+    user = current_user()
+    if user is None:
+        return set()
+    crm = _crm()
+    entity = crm.spec.entity(entity_name)
+    return hidden_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else set()
+
+
+class ScopeFilter(BaseFilter):
+    """FAB base filter applying the row scope of the signed-in user; its value is the entity name."""
+
+    name = "Row scope"
+    arg_name = "crm_scope"
+
+    def apply(self, query: Any, value: Any) -> Any:
+        user = current_user()
+        if user is None:  # outside a request (CLI, tasks): scope is decided by the caller
+            return query
+        crm = _crm()
+        entity = crm.spec.entity(value)
+        clause = scope_clause(crm.spec, entity, self.model, user, crm.admin_role)
+        return query if clause is None else query.filter(clause)
+
+
+def visible(entity_name: str, model: Any, record_id: Any) -> bool:
+    """Whether the signed-in user may see record ``record_id`` of ``entity_name`` (link checks)."""
+    user = current_user()
+    if user is None or record_id is None:
+        return True
+    crm = _crm()
+    entity = crm.spec.entity(entity_name)
+    clause = scope_clause(crm.spec, entity, model, user, crm.admin_role)
+    if clause is None:
+        return True
+    q = sa.select(model.id).where(model.id == record_id, clause)
+    return crm.db.session.execute(q).first() is not None

@@ -1,0 +1,221 @@
+"""Attacks, each a test: IDOR on every path, XSS in data, SQL injection in search/filter/order,
+CSRF, password guessing, secrets at rest, hidden fields, audit of every mutation, stale saves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.runtime.accounts import add_user
+from tests.conftest import api_token, csrf_token, login
+
+PASSWORD = "secure-Pass-1"  # noqa: S105 - test-only
+
+
+@pytest.fixture(scope="module")
+def users(app: Any) -> dict[str, str]:
+    made = {}
+    for key, role, dept in (("a", "业务员", "华东一部"), ("b", "业务员", "华北二部"), ("tech", "技术员", "售后"),
+                            ("techlead", "技术主管", "技术部"), ("admin2", "系统管理员", "总部")):
+        made[key] = f"sec_{key}"
+        add_user(app, made[key], [role], PASSWORD, departments=[dept])
+    return made
+
+
+def h(app: Any, users: dict[str, str], who: str) -> dict[str, str]:
+    return api_token(app.test_client(), users[who], PASSWORD)
+
+
+def new_customer(app: Any, headers: dict[str, str], name: str, **extra: Any) -> int:
+    r = app.test_client().post("/api/v1/customer/", json={"name": name, "urgency": "normal", **extra}, headers=headers)
+    assert r.status_code == 201, r.text
+    return int(r.json["id"])
+
+
+def raw(app: Any, sql: str, **params: Any) -> list[Any]:
+    with app.app_context():
+        return list(app.extensions["crm"].db.session.execute(sa.text(sql), params).all())
+
+
+def test_idor_another_salespersons_customer_on_every_path(app: Any, users: dict[str, str]) -> None:
+    ha, hb = h(app, users, "a"), h(app, users, "b")
+    secret = new_customer(app, hb, "乙的秘密客户", annual_demand=999999)
+    c = app.test_client()
+    # REST API
+    assert c.get(f"/api/v1/customer/{secret}", headers=ha).status_code == 404
+    assert c.put(f"/api/v1/customer/{secret}", json={"name": "改", "version": 1}, headers=ha).status_code == 404
+    assert c.delete(f"/api/v1/customer/{secret}", headers=ha).status_code in (403, 404)  # no right, and out of scope
+    assert c.get(f"/api/v1/customer/{secret}/transitions", headers=ha).status_code == 404
+    listed = c.get("/api/v1/customer/?q=(page_size:100)", headers=ha).json
+    assert secret not in listed["ids"] and "乙的秘密客户" not in json.dumps(listed, ensure_ascii=False)
+    found = c.get("/api/v1/customer/?q=(filters:!((col:name,opr:ct,value:秘密)))", headers=ha).json
+    assert found["count"] == 0
+    # linking a record of one's own to it is refused too, and nothing is created
+    r = c.post("/api/v1/contact/", json={"customer": secret, "name": "偷偷关联"}, headers=ha)
+    assert r.status_code == 422 and "customer" in r.json["message"]
+    assert not raw(app, "SELECT id FROM contact WHERE name = '偷偷关联'")
+    # screens
+    login(c, users["a"], PASSWORD)
+    for path in (f"/customerview/show/{secret}", f"/customerview/edit/{secret}"):
+        page = c.get(path)
+        assert page.status_code == 404 and "乙的秘密客户" not in page.text
+    token = csrf_token(c.get("/customerview/add").text)
+    c.post(f"/customerview/delete/{secret}", data={"csrf_token": token})
+    assert raw(app, "SELECT id FROM customer WHERE id = :i", i=secret)
+    assert "乙的秘密客户" not in c.get("/customerview/list/").text
+    # the link dropdown of a contact form does not offer it
+    assert "乙的秘密客户" not in c.get("/contactview/add").text
+
+
+def test_team_scope_sees_the_department(app: Any, users: dict[str, str]) -> None:
+    add_user(app, "sec_manager", ["销售经理"], PASSWORD, departments=["华东一部"])
+    hm = api_token(app.test_client(), "sec_manager", PASSWORD)
+    mine = new_customer(app, h(app, users, "a"), "甲的客户")
+    theirs = new_customer(app, h(app, users, "b"), "乙的客户")
+    c = app.test_client()
+    assert c.get(f"/api/v1/customer/{mine}", headers=hm).status_code == 200
+    assert c.get(f"/api/v1/customer/{theirs}", headers=hm).status_code == 404
+
+
+def test_xss_in_data_is_rendered_inert(app: Any, users: dict[str, str]) -> None:
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    pk = new_customer(app, h(app, users, "a"), payload)
+    c = app.test_client()
+    login(c, users["a"], PASSWORD)
+    for path in ("/customerview/list/", f"/customerview/show/{pk}"):
+        page = c.get(path).text
+        assert '<script>alert("x")' not in page and "<img src=x" not in page
+        assert "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("attack", ["' OR 1=1 --", "1; DROP TABLE customer; --", "%' UNION SELECT password FROM ab_user --"])
+def test_sql_injection_strings_in_search_filter_and_order(app: Any, users: dict[str, str], attack: str) -> None:
+    ha = h(app, users, "a")
+    c = app.test_client()
+    before = raw(app, "SELECT count(*) FROM customer")[0][0]
+    r = c.get(f"/api/v1/customer/?q=(filters:!((col:name,opr:ct,value:'{attack}')))", headers=ha)
+    assert r.status_code in (200, 400) and (r.status_code == 400 or r.json["count"] == 0)
+    r = c.get(f"/api/v1/customer/?q=(order_column:'{attack}',order_direction:asc)", headers=ha)
+    assert r.status_code == 400
+    login(c, users["a"], PASSWORD)
+    r = c.get("/customerview/list/", query_string={"_flt_0_name": attack})
+    assert r.status_code == 200 and "pbkdf2" not in r.text and "scrypt:" not in r.text
+    assert raw(app, "SELECT count(*) FROM customer")[0][0] == before
+
+
+def test_csrf_missing_or_invalid_token_is_refused(app: Any, users: dict[str, str]) -> None:
+    c = app.test_client()
+    login(c, users["a"], PASSWORD)
+    for token in (None, "forged-token"):
+        data = {"name": f"CSRF客户{token}", "urgency": "normal"}
+        if token:
+            data["csrf_token"] = token
+        r = c.post("/customerview/add", data=data)
+        assert r.status_code in (200, 400)
+        assert not raw(app, "SELECT id FROM customer WHERE name = :n", n=f"CSRF客户{token}")
+
+
+def test_twenty_wrong_passwords_are_throttled(tmp_path: Any) -> None:
+    from app import create_app
+    from app.runtime.schema import create_schema
+
+    guarded = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl.sqlite'}", "RATELIMIT_ENABLED": True})
+    create_schema(guarded)
+    add_user(guarded, "victim", ["业务员"], PASSWORD)
+    c = guarded.test_client()
+    codes = []
+    for i in range(20):
+        page = c.get("/login/")
+        if page.status_code == 429:
+            codes.append(429)
+            continue
+        codes.append(c.post("/login/", data={"username": "victim", "password": f"guess{i}", "csrf_token": csrf_token(page.text)}).status_code)
+    assert 429 in codes
+    api = [c.post("/api/v1/security/login", json={"username": "victim", "password": f"x{i}", "provider": "db"}).status_code
+           for i in range(20)]
+    assert 429 in api
+
+
+def test_password_policy_is_enforced(app: Any) -> None:
+    with pytest.raises(ValueError, match="10"):
+        add_user(app, "weakling", ["业务员"], "abc123")
+
+
+def test_encrypted_field_is_unreadable_in_the_database(app: Any, users: dict[str, str]) -> None:
+    lead = h(app, users, "techlead")
+    customer = new_customer(app, h(app, users, "admin2"), "配方客户")
+    secret = "配方A:钛白粉 12.5%,分散剂 0.8%,120℃ 固化 30 分钟"
+    r = app.test_client().post("/api/v1/confidential_formula/", json={
+        "product_name": "耐候外墙漆", "customer": customer, "formula_version": 1, "formula_content": secret,
+        "review_due": "2027-06-30"}, headers=lead)
+    assert r.status_code == 201, r.text
+    pk = r.json["id"]
+    stored = raw(app, "SELECT formula_content FROM confidential_formula WHERE id = :i", i=pk)[0][0]
+    assert stored.startswith("enc1:") and "钛白粉" not in stored
+    assert app.test_client().get(f"/api/v1/confidential_formula/{pk}", headers=lead).json["result"]["formula_content"] == secret
+    reads = raw(app, "SELECT count(*) FROM crm_audit WHERE entity = 'confidential_formula' AND record_id = :i AND action = 'read'", i=pk)
+    assert reads[0][0] >= 1
+
+
+def test_hidden_fields_never_leave_the_server(app: Any, users: dict[str, str]) -> None:
+    admin = h(app, users, "admin2")
+    pk = new_customer(app, admin, "信用额度保密客户", credit_limit=8888888)
+    tech = h(app, users, "tech")  # 技术员: credit_limit hidden, scope all
+    c = app.test_client()
+    body = c.get(f"/api/v1/customer/{pk}", headers=tech).json
+    assert "credit_limit" not in body["result"] and "8888888" not in json.dumps(body)
+    assert c.get("/api/v1/customer/?q=(filters:!((col:credit_limit,opr:gt,value:1)))", headers=tech).status_code == 400
+    login(c, users["tech"], PASSWORD)
+    page = c.get(f"/customerview/show/{pk}").text
+    assert "8888888" not in page and "8,888,888" not in page
+
+
+def test_every_mutation_path_leaves_an_audit_row(app: Any, users: dict[str, str]) -> None:
+    ha = h(app, users, "a")
+    c = app.test_client()
+    pk = new_customer(app, ha, "审计客户")
+    version = c.get(f"/api/v1/customer/{pk}", headers=ha).json["result"]["version"]
+    assert c.put(f"/api/v1/customer/{pk}", json={"notes": "API 修改", "version": version}, headers=ha).status_code == 200
+    login(c, users["a"], PASSWORD)
+    page = c.get(f"/customerview/edit/{pk}")
+    form = {"csrf_token": csrf_token(page.text), "name": "审计客户", "urgency": "urgent", "notes": "界面修改",
+            "crm_version": str(version + 1)}
+    assert c.post(f"/customerview/edit/{pk}", data=form).status_code == 302
+    admin = h(app, users, "admin2")
+    assert c.delete(f"/api/v1/customer/{pk}", headers=admin).status_code == 200
+    actions = [r[0] for r in raw(app, "SELECT action FROM crm_audit WHERE entity='customer' AND record_id=:i ORDER BY id", i=pk)]
+    assert actions == ["create", "update", "update", "delete"]
+    changes = json.loads(raw(app, "SELECT changes FROM crm_audit WHERE entity='customer' AND record_id=:i AND action='update' "
+                                  "ORDER BY id", i=pk)[0][0])
+    assert changes["notes"] == [None, "API 修改"]
+
+
+def test_a_stale_save_is_refused_and_says_what_changed(app: Any, users: dict[str, str]) -> None:
+    ha = h(app, users, "a")
+    c = app.test_client()
+    pk = new_customer(app, ha, "并发编辑客户")
+    v = c.get(f"/api/v1/customer/{pk}", headers=ha).json["result"]["version"]
+    assert c.put(f"/api/v1/customer/{pk}", json={"notes": "第一人", "version": v}, headers=ha).status_code == 200
+    r = c.put(f"/api/v1/customer/{pk}", json={"notes": "第二人", "version": v}, headers=ha)
+    assert r.status_code == 409 and r.json["changes"][0]["changes"]["notes"] == [None, "第一人"]
+    assert c.get(f"/api/v1/customer/{pk}", headers=ha).json["result"]["notes"] == "第一人"
+    login(c, users["a"], PASSWORD)
+    page = c.get(f"/customerview/edit/{pk}")
+    stale = {"csrf_token": csrf_token(page.text), "name": "并发编辑客户", "urgency": "normal", "notes": "界面覆盖", "crm_version": str(v)}
+    r = c.post(f"/customerview/edit/{pk}", data=stale)
+    assert r.status_code == 200 and "此记录已被他人修改" in r.text
+    assert c.get(f"/api/v1/customer/{pk}", headers=ha).json["result"]["notes"] == "第一人"
+
+
+def test_security_headers_and_production_secrets(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = app.test_client().get("/login/")
+    assert r.headers["X-Frame-Options"] == "SAMEORIGIN" and "default-src 'self'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    from app import create_app
+
+    monkeypatch.setenv("CRM_ENV", "production")
+    with pytest.raises(RuntimeError, match="CRM_SECRET_KEY and CRM_ENCRYPTION_KEY"):
+        create_app()
