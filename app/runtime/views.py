@@ -7,15 +7,19 @@ forms and the API alike, and one permission vocabulary shared by screen and API.
 
 from __future__ import annotations
 
+import io
 import re
+import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api import protect
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.urltools import get_filter_args
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +29,7 @@ from wtforms import validators as wv
 
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
-from . import audit, ownership, workflow
+from . import audit, excel, ownership, workflow
 from .grading import explain_now, graded_fields
 from .i18n import L, pick
 from .rules import RuleViolation, rules_for, validate_values
@@ -42,7 +46,7 @@ API_PERMISSIONS = {
 }
 # One permission vocabulary for an entity's screen and API (they share class_permission_name, and
 # FAB deletes a view menu's permissions that the registering class does not list).
-ENTITY_PERMISSIONS = ["can_list", "can_show", "can_add", "can_edit", "can_delete", "can_download"]
+ENTITY_PERMISSIONS = ["can_list", "can_show", "can_add", "can_edit", "can_delete", "can_download", "can_export", "can_import"]
 COLORS = {
     "green": "success",
     "blue": "primary",
@@ -169,6 +173,47 @@ class VersionField(HiddenField):
         return None
 
 
+def _export_fields(entity_name: str) -> list[Field]:
+    hidden = current_hidden(entity_name)
+    return [f for f in _entity(entity_name).fields if f.name not in hidden]
+
+
+def _import_fields(entity_name: str) -> list[Field]:
+    spec, e = crm_spec(), _entity(entity_name)
+    states = {t.state_field for t in spec.workflows if t.entity == e.name}
+    hidden = current_hidden(entity_name)
+    return [f for f in e.fields if not f.readonly and f.name not in states and f.name != e.owner_field and f.name not in hidden]
+
+
+def _paged(datamodel: Any, filters: Any, order_column: str, order_direction: str, size: int = 2000) -> Any:
+    page = 0
+    while True:
+        _count, items = datamodel.query(filters, order_column, order_direction, page=page, page_size=size)
+        yield from items
+        if len(items) < size:
+            return
+        page += 1
+
+
+def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
+    buffer.seek(0)
+    return send_file(buffer, as_attachment=True, download_name=filename,
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def export_entity(app: Any, entity_name: str, path: Path) -> int:
+    """Everything of an entity the signed-in user (``g.user``) may see, as .xlsx (the CLI's export)."""
+    crm = app.extensions["crm"]
+    model = crm.generated.models.MODELS[entity_name]
+    from .scope import scope_clause
+
+    clause = scope_clause(crm.spec, _entity(entity_name), model, g.user, crm.admin_role)
+    query = crm.db.session.query(model).order_by(model.id)
+    if clause is not None:
+        query = query.filter(clause)
+    return excel.export_rows(crm.spec, _entity(entity_name), _export_fields(entity_name), query.yield_per(2000), path)
+
+
 class WithheldWidget:
     def __call__(self, field: Any, **kwargs: Any) -> Markup:
         return Markup('<p class="form-control-static text-muted">{}</p>').format(pick("(无权查看)", "(not visible to you)"))
@@ -227,7 +272,8 @@ class CrmModelView(ModelView):
     page_size = 25
     base_permissions = ENTITY_PERMISSIONS
     # the sheet's roles decide these (workflow.options, ownership.can_reassign)
-    method_permission_name = {"transition": "show", "reassign": "show", "balance": "list"}
+    method_permission_name = {"transition": "show", "reassign": "show", "balance": "list", "export": "export",
+                              "import_template": "import", "import_file": "import", "import_report": "import"}
     show_template = "crm/show.html"
     list_template = "crm/list.html"
 
@@ -378,7 +424,10 @@ class CrmModelView(ModelView):
     def render_list_extras(self) -> dict[str, Any]:
         e = _entity(self.entity)
         state = current_app.extensions["crm"]
-        return {"crm_can_balance": bool(e.owner_field) and ownership.can_reassign(crm_spec(), e, g.user, state.admin_role)}
+        sm = self.appbuilder.sm
+        return {"crm_can_balance": bool(e.owner_field) and ownership.can_reassign(crm_spec(), e, g.user, state.admin_role),
+                "crm_can_export": sm.has_access("can_export", self.class_permission_name),
+                "crm_can_import": sm.has_access("can_import", self.class_permission_name)}
 
     @expose("/reassign/<pk>", methods=["POST"])
     @has_access
@@ -408,6 +457,66 @@ class CrmModelView(ModelView):
         given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj)
         flash(pick(f"已均衡分配 {sum(given.values())} 条记录", f"{sum(given.values())} records assigned"), "success")
         return redirect(url_for(f"{self.endpoint}.list"))
+
+    # -- Excel --------------------------------------------------------------------------------
+    @expose("/export/")
+    @has_access
+    def export(self) -> Any:
+        """This list as .xlsx: the same filters and sort as on screen, the user's scope, no hidden field."""
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        order_column, order_direction = self.base_order or ("", "")
+        args = request.args
+        for key in args:
+            if key.startswith("_oc_"):
+                order_column, order_direction = args.get(key, ""), args.get(key.replace("_oc_", "_od_"), "asc")
+        joined = self._filters.get_joined_filters(self._base_filters)
+        items = _paged(self.datamodel, joined, order_column, order_direction)
+        buffer = io.BytesIO()
+        n = excel.export_rows(crm_spec(), _entity(self.entity), _export_fields(self.entity), items, buffer)
+        return _xlsx(buffer, f"{_entity(self.entity).label}-{n}.xlsx")
+
+    @expose("/import/template/")
+    @has_access
+    def import_template(self) -> Any:
+        buffer = io.BytesIO()
+        e = _entity(self.entity)
+        excel.write_template(crm_spec(), e, _import_fields(self.entity), buffer)
+        return _xlsx(buffer, f"{e.label}-导入模板.xlsx")
+
+    @expose("/import/", methods=["GET", "POST"])
+    @has_access
+    def import_file(self) -> Any:
+        """Upload an .xlsx/.csv: nothing is imported if a row is bad, and the error workbook says why."""
+        from .importer import ImportFileError, import_file
+
+        e = _entity(self.entity)
+        result, problems = None, []
+        if request.method == "POST":
+            upload = request.files.get("file")
+            name = (upload.filename or "") if upload else ""
+            if not upload or not name.lower().endswith((".xlsx", ".csv")):
+                problems = [pick("请选择 .xlsx 或 .csv 文件", "choose an .xlsx or .csv file")]
+            else:
+                folder = Path(current_app.config["CRM_VAR_DIR"]) / "imports"
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"{uuid.uuid4().hex}{Path(name).suffix.lower()}"
+                upload.save(target)
+                try:
+                    result = import_file(current_app, e.name, target, mode=request.form.get("mode", "insert"),
+                                         key=request.form.get("key") or None, skip_bad_rows=bool(request.form.get("skip_bad_rows")),
+                                         user=g.user, report_path=folder / f"{target.stem}-errors.xlsx")
+                except ImportFileError as exc:
+                    problems = exc.problems
+        return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
+                                    result=result, problems=problems, fields=_import_fields(self.entity))
+
+    @expose("/import/report/<name>")
+    @has_access
+    def import_report(self, name: str) -> Any:
+        folder = Path(current_app.config["CRM_VAR_DIR"]) / "imports"
+        if not re.fullmatch(r"[0-9a-f]{32}-errors\.xlsx", name) or not (folder / name).exists():
+            abort(404)
+        return send_file(folder / name, as_attachment=True, download_name="导入错误报告.xlsx")
 
     def _back(self) -> Any:
         """Back to where the user came from; to this entity's list rather than the home page."""
