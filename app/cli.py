@@ -404,6 +404,46 @@ def rotate_key() -> None:
 
 
 @main.group()
+def sheets() -> None:
+    """Authoring help for the configuration workbooks."""
+
+
+@sheets.command("new")
+@click.argument("file", type=click.Path(dir_okay=False))
+def sheets_new(file: str) -> None:
+    """Write a blank configuration workbook: every sheet, explained headers, dropdowns."""
+    from generator.author import write_sheets
+
+    if Path(file).exists():
+        raise click.ClickException(f"{file} exists already")
+    write_sheets(Path(file), {})
+    click.echo(f"wrote {file}")
+
+
+@sheets.command("dump")
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False))
+def sheets_dump(workbook: str) -> None:
+    """Print a workbook as plain text in a stable order (review changes with diff)."""
+    from generator.author import dump
+
+    click.echo(dump(Path(workbook)), nl=False)
+
+
+@sheets.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+def sheets_export(file: str) -> None:
+    """Write the running configuration (the generated app's) back to a workbook."""
+    from generator.author import spec_rows, write_sheets
+    from generator.spec import Spec
+
+    spec_file = Path(_defaults().CRM_GENERATED_DIR) / "spec.json"
+    if not spec_file.exists():
+        raise click.ClickException(f"no generated application in {spec_file.parent}: run `crm generate` first")
+    write_sheets(Path(file), spec_rows(Spec.from_json(spec_file.read_text(encoding="utf-8"))))
+    click.echo(f"wrote the running configuration to {file}")
+
+
+@main.group()
 def user() -> None:
     """People who log in."""
 
