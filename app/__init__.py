@@ -22,6 +22,8 @@ from .runtime.loader import Generated, load_generated
 from .runtime.migrate import ensure_system_tables
 from .runtime.rules import install_rules
 from .runtime.security import menu_item, sync_roles
+from .runtime.surveys import register_surveys
+from .tasks import celery_init_app
 
 
 @dataclass
@@ -54,11 +56,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("APP_NAME", spec.settings.app_name)
     app.config["AUTH_ROLE_ADMIN"] = generated.permissions.ADMIN_ROLE
     app.config["BABEL_DEFAULT_LOCALE"] = spec.settings.language
+    sync = bool(app.config.get("CRM_SYNC_PERMISSIONS", True))
+    app.config["FAB_UPDATE_PERMS"] = sync  # several web workers must not race on the security tables
     install_rules(spec)
     install_audit()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     app.after_request(_security_headers)
+    app.add_url_rule("/health", "crm_health", _health)
+    csrf.exempt(_health)
     db = SQLA()
     appbuilder = AppBuilder()
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
@@ -69,9 +75,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         install_safe_gettext(app)
         _limit_api_login(appbuilder)
         register_views(appbuilder, generated)
-        exposed = _exposed_permissions(appbuilder, generated)
-        menus = {name: group for name, _v, _a, group, _zh, _en in generated.views.REGISTRY}
-        sync_roles(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, exposed, menus)
+        register_surveys(app)  # the public survey page and the monthly rollup
+        celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
+        if sync:
+            exposed = _exposed_permissions(appbuilder, generated)
+            menus = {name: group for name, _v, _a, group, _zh, _en in generated.views.REGISTRY}
+            sync_roles(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, exposed, menus)
     return app
 
 
@@ -107,6 +116,18 @@ def _limit_api_login(appbuilder: AppBuilder) -> None:
     for view in appbuilder.baseviews:
         if isinstance(view, SecurityApi):
             sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(view.blueprint)
+
+
+def _health() -> Any:
+    """For load balancers: 200 when the database answers, 503 otherwise (no login, no data)."""
+    from flask import current_app, jsonify
+    from sqlalchemy import text
+
+    try:
+        current_app.extensions["crm"].db.session.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+    except Exception:  # noqa: BLE001 - any database failure means "not ready"
+        return jsonify(status="database unavailable"), 503
 
 
 def _security_headers(response: Any) -> Any:

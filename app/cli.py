@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from app.cli_schedule import register as _register_schedule
 from generator import WorkbookError, generate
 from generator.problems import Problem
 
@@ -177,6 +178,15 @@ def _now() -> Any:
     return dt.datetime.now().replace(microsecond=0)
 
 
+def _sync_permissions() -> None:
+    """Roles and permissions follow the sheet; done here, once per deploy, not by every web worker."""
+    import subprocess
+
+    # a fresh interpreter: this process may already hold another generated package
+    subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"], check=True,  # noqa: S603
+                   env={**os.environ, "CRM_SYNC_PERMISSIONS": "1"}, capture_output=True)
+
+
 def _regrade_all(engine: Any, spec: Any) -> list[str]:
     from app.runtime.grading import describe_moves, regrade
     from app.runtime.migrate import declared_metadata
@@ -261,6 +271,7 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         engine.dispose()
     for text in graded:
         click.echo(f"  - {text}")
+    _sync_permissions()
     for line in done.lines + done.dropped:
         click.echo(f"  - {line.text(lang)}")
     if done.applied:
@@ -281,10 +292,18 @@ def up(host: str, port: int) -> None:
 
     app = create_app()
     _ensure_admin(app)
-    click.echo(f"serving on http://{host}:{port}/ — Ctrl+C to stop")
+    import subprocess
+
+    # the worker with its beat: reminders, escalations, surveys, deliveries (embedded broker: one worker)
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603 - our own command
+    click.echo(f"serving on http://{host}:{port}/ (worker pid {worker.pid}) — Ctrl+C to stop")
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 @main.command()
@@ -471,6 +490,21 @@ def user_add(username: str, roles: tuple[str, ...], password: str | None, depart
     click.echo(f"用户已创建 (user created): {username}" + (f", password '{password}' (shown once)" if generated else ""))
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Production web server: gunicorn with N stateless workers (run `crm upgrade` first)."""
+    import shutil
+
+    gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
+    cmd = [gunicorn, "--workers", str(workers), "--bind", f"{host}:{port}", "--access-logfile", "-", "app.wsgi:application"]
+    click.echo(" ".join(cmd))
+    env = {**os.environ, "CRM_SYNC_PERMISSIONS": "0"}  # `crm upgrade` synchronised them; workers must not race
+    os.execve(gunicorn, cmd, env)  # noqa: S606 - become gunicorn, so signals reach its master directly
+
+
 @main.command("demo-data")
 @click.option("--customers", default=200, show_default=True, type=int, help="rows of the first (main) entity")
 @click.option("--seed", default=1, show_default=True, type=int)
@@ -487,6 +521,8 @@ def demo_data(customers: int, seed: int) -> None:
     for entity, n in counts.items():
         click.echo(f"{entity}: {n}")
 
+
+_register_schedule(main)  # crm tick, crm worker
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -29,7 +29,10 @@ def from_env() -> dict[str, Any]:
         "CRM_SMTP_HOST": env("CRM_SMTP_HOST", ""),
         "CRM_SMTP_PORT": int(env("CRM_SMTP_PORT", "25")),
         "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),
+        "CRM_BASE_URL": env("CRM_BASE_URL", "http://127.0.0.1:5000"),
         "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
+        # permissions and roles are synchronised by `crm upgrade`/`crm up`; `crm serve` workers skip it
+        "CRM_SYNC_PERMISSIONS": env("CRM_SYNC_PERMISSIONS", "1") != "0",
     }
 
 

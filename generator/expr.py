@@ -178,7 +178,8 @@ def _as_date(v: Any) -> dt.date | None:
     return dt.date.fromisoformat(str(v)[:10])
 
 
-def _as_datetime(v: Any) -> dt.datetime | None:
+def as_datetime(v: Any) -> dt.datetime | None:
+    """A value as a naive datetime (a date counts from 00:00); None stays None."""
     if v is None or v == "":
         return None
     if isinstance(v, dt.datetime):
@@ -263,7 +264,7 @@ class _Evaluator:
             d = _as_date(args[0])
             return None if d is None else (d - self.now.date()).days
         if name == "hours_since":
-            t = _as_datetime(args[0])
+            t = as_datetime(args[0])
             return None if t is None else (self.now - t).total_seconds() / 3600
         if name == "len":
             return 0 if args[0] is None else len(args[0])
@@ -277,7 +278,7 @@ class _Evaluator:
         if name == "is_blank":
             return args[0] is None or args[0] == ""
         if name == "working_hours":
-            start, end = _as_datetime(args[0]), _as_datetime(args[1])
+            start, end = as_datetime(args[0]), as_datetime(args[1])
             if start is None or end is None:
                 return None
             return self.calendar.working_hours_between(start, end)

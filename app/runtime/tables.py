@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 
 from .models import now
 
 
 class Sequence(Model):
-    """One counter per numbering rule and period (e.g. ``complaint:202611``)."""
+    """One counter per numbering rule and period (e.g. ``ticket:202611``)."""
 
     __tablename__ = "crm_sequence"
     key = Column(String(120), primary_key=True)
@@ -55,4 +55,69 @@ class Transition(Model):
     __table_args__ = (Index("ix_crm_transition_record", "entity", "record_id"),)
 
 
-CRM_TABLES = [Sequence.__table__, GradeChange.__table__, Transition.__table__]
+class OutboxMessage(Model):
+    """A message to send later (issue 5): written once per (schedule or survey, record, occurrence,
+    step, recipient) under a unique ``key``, then claimed and sent by ``outbox.deliver_due``.
+
+    status: pending → sending → sent; failed after too many attempts; skipped (no recipient);
+    recorded (SMS: recorded, not sent)."""
+
+    __tablename__ = "crm_outbox"
+    id = Column(Integer, primary_key=True)
+    key = Column(String(255), nullable=False, unique=True)
+    source = Column(String(120), nullable=False)  # schedule name, or survey:<name>
+    entity = Column(String(64), nullable=False)
+    record_id = Column(Integer, nullable=False)
+    occurrence = Column(String(40), nullable=False)  # the due moment / period / year it belongs to
+    step = Column(Integer, nullable=False, default=0)  # 0 the reminder, 1 its escalation
+    channel = Column(String(16), nullable=False)
+    recipient_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    recipient_address = Column(String(254))
+    subject = Column(Text)
+    body = Column(Text)
+    link = Column(Text)
+    status = Column(String(16), nullable=False, default="pending")
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False)
+    claimed_at = Column(DateTime)
+    last_error = Column(Text)
+    created_on = Column(DateTime, nullable=False, default=now)
+    sent_on = Column(DateTime)
+    __table_args__ = (
+        Index("ix_crm_outbox_due", "status", "next_attempt_at"),
+        Index("ix_crm_outbox_source", "source", "step", "record_id"),
+    )
+
+
+class Notification(Model):
+    """An in-app message for one user (the bell): delivered by the outbox or by a survey follow-up."""
+
+    __tablename__ = "crm_notification"
+    id = Column(Integer, primary_key=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id"), nullable=False)
+    title = Column(Text, nullable=False)
+    body = Column(Text)
+    link = Column(Text)
+    outbox_key = Column(String(255))
+    created_on = Column(DateTime, nullable=False, default=now)
+    read_at = Column(DateTime)
+    __table_args__ = (Index("ix_crm_notification_user", "user_id", "read_at"),)
+
+
+class SurveyAnswer(Model):
+    """One answer to one survey question about one record; unique per question, so a link is
+    single-use even when two submissions race."""
+
+    __tablename__ = "crm_survey_answer"
+    id = Column(Integer, primary_key=True)
+    survey = Column(String(120), nullable=False)
+    entity = Column(String(64), nullable=False)
+    record_id = Column(Integer, nullable=False)
+    question_order = Column(Integer, nullable=False)
+    value = Column(Integer, nullable=False)
+    submitted_at = Column(DateTime, nullable=False, default=now)
+    __table_args__ = (UniqueConstraint("survey", "entity", "record_id", "question_order", name="uq_crm_survey_answer_question"),)
+
+
+CRM_TABLES = [Sequence.__table__, GradeChange.__table__, Transition.__table__, OutboxMessage.__table__, Notification.__table__,
+              SurveyAnswer.__table__]

@@ -388,6 +388,7 @@ class CrmModelView(ModelView):
             self.datamodel.session.commit()
         if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
             panels["crm_reassign"] = ownership.assignees(self.datamodel.session, spec, e) or self._all_users()
+            panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
         if any(t.entity == e.name for t in spec.workflows):
             panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
             panels["crm_history"] = workflow.history(self.datamodel.session, e.name, item.id)

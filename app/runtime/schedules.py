@@ -1,0 +1,426 @@
+"""One scheduling pass (``tick``): which reminders, escalations and survey invitations are due
+now, written to the outbox under unique keys — so running the pass again, twice at once, or after
+a crash never writes a message twice. Sending is ``outbox.deliver_due``'s job.
+
+Per schedule row of the workbook:
+
+* ``field ± N unit`` — due at the record's ``field`` (a date counts from 00:00) moved by N units;
+  ``working`` units are counted on the settings' working calendar. One occurrence per due moment
+  (if the anchor moves, e.g. a new deadline, that is a new occurrence).
+* ``yearly field ± N unit`` — anniversaries (birthdays): due each year on the field's month/day;
+  an occurrence older than ``YEARLY_GRACE`` is not sent late (no birthday card in November).
+* ``every N unit`` — recurring: period k (k ≥ 1) of the record's life since ``created_on``; at most
+  one message per period while the condition holds.
+* ``escalate_after`` + ``escalate_to`` — when the condition still holds that long after the reminder
+  was written, the role is told (step 1, a distinct key).
+
+Record selection is done in SQL as far as it goes: the anchor is not null, the anchor is old
+enough for the due moment to have passed, and the condition compiled to SQL (``sqlexpr``); the
+due moment and the condition are then checked exactly in Python, and only records without an
+outbox row for this occurrence are loaded as objects and rendered.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+import datetime as dt
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask_appbuilder import Model
+from sqlalchemy.orm import Session
+
+from generator.expr import Expr, ExprError, as_datetime, parse, record_lookup
+from generator.spec import Entity, Schedule, Spec
+from generator.when import Duration, When, parse_duration, parse_when
+from generator.workcal import WorkCalendar
+
+from .channels import RecordView, render, user_name
+from .outbox import OUTBOX, enqueue
+from .sqlexpr import NotCompilable, compile_condition
+
+log = logging.getLogger(__name__)
+YEARLY_GRACE = dt.timedelta(days=1)
+LOAD_CHUNK = 500
+
+
+# -- time arithmetic ------------------------------------------------------------------------------
+
+as_moment = as_datetime  # a field value as a naive local datetime (a date counts from 00:00)
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    total = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(total, 12)
+    day = min(moment.day, _calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def shift(moment: dt.datetime, d: Duration, cal: WorkCalendar) -> dt.datetime:
+    """``moment`` moved by the (signed) duration; working units on the calendar."""
+    if d.unit == "months":
+        return add_months(moment, int(d.amount))
+    if d.working and d.unit in ("hours", "minutes"):
+        hours = d.amount if d.unit == "hours" else d.amount / 60
+        if hours < 0:
+            raise ValueError("working hours before a moment are not supported")
+        return cal.add_working_hours(moment, hours)
+    if d.working:
+        days = d.amount * (len(cal.working_days) if d.unit == "weeks" else 1)
+        return cal.add_working_days(moment, days)
+    return moment + dt.timedelta(**{d.unit: d.amount})
+
+
+def lower_bound(d: Duration) -> dt.timedelta | None:
+    """A calendar span the shift is at least as long as (for SQL pre-filtering), if known."""
+    if d.amount < 0 and d.working:
+        return None
+    if d.unit == "months":
+        return dt.timedelta(days=28 * d.amount) if d.amount >= 0 else dt.timedelta(days=31 * d.amount)
+    return dt.timedelta(**{d.unit: d.amount})
+
+
+# -- what to run ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """A schedule row, or the invitation pass of a survey, ready to run."""
+
+    source: str  # outbox source: the schedule name, or survey:<name>
+    schedule: Schedule
+    entity: Entity
+    when: When
+    condition: Expr | None
+    survey: str = ""  # set when the message carries a survey link
+    next_working_day: bool = False  # survey invitations: the next working day after the anchor
+
+
+def jobs_for(spec: Spec) -> list[Job]:
+    from .surveys import survey_jobs
+
+    jobs = []
+    for s in spec.schedules:
+        job = _job(spec, s, s.name)
+        if job is not None:
+            jobs.append(job)
+    jobs.extend(survey_jobs(spec, jobs))
+    return jobs
+
+
+def _job(spec: Spec, s: Schedule, source: str, survey: str = "", next_day: bool = False) -> Job | None:
+    entity = spec.entity(s.entity)
+    when = parse_when(s.when)
+    if entity is None or when is None:
+        log.warning("schedule %s skipped: unknown entity or unreadable when %r", s.name, s.when)
+        return None
+    try:
+        condition = parse(s.condition) if s.condition.strip() else None
+    except ExprError as exc:
+        log.warning("schedule %s skipped: condition %r: %s", s.name, s.condition, exc)
+        return None
+    return Job(source, s, entity, when, condition, survey, next_day)
+
+
+# -- the pass -------------------------------------------------------------------------------------
+
+@dataclass
+class TickResult:
+    enqueued: int = 0
+    escalated: int = 0
+    skipped: int = 0  # occurrences with no one to tell (kept in the outbox as 'skipped')
+    by_source: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"enqueued": self.enqueued, "escalated": self.escalated, "skipped": self.skipped,
+                "by_source": {k: v for k, v in self.by_source.items() if v}}
+
+
+def tick(app: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    """One scheduling pass at ``now`` (default: the clock); returns counts. Commits."""
+    now = (now or dt.datetime.now()).replace(microsecond=0)
+    with app.app_context():
+        crm = app.extensions["crm"]
+        session: Session = crm.db.session
+        runner = _Pass(app, crm.spec, session, now)
+        result = TickResult()
+        for job in jobs_for(crm.spec):
+            n, esc, skipped = runner.run(job)
+            result.enqueued += n
+            result.escalated += esc
+            result.skipped += skipped
+            result.by_source[job.source] = n + esc
+        session.commit()  # one commit per pass (SQLite commits cost an fsync each); re-running is idempotent
+        return result.as_dict()
+
+
+class _Pass:
+    def __init__(self, app: Any, spec: Spec, session: Session, now: dt.datetime):
+        self.app, self.spec, self.session, self.now = app, spec, session, now
+        self.cal = spec.calendar
+        self.tables = dict(Model.metadata.tables)
+        self.models = app.extensions["crm"].generated.models.MODELS
+        self.dialect = session.get_bind().dialect.name
+        self.recipients = Recipients(spec, session)
+        self.links = Links(app)
+
+    def run(self, job: Job) -> tuple[int, int, int]:
+        due = self._due_occurrences(job)
+        done = self._done(job.source, 0)
+        todo = {rid: occ for rid, occ in due.items() if (rid, occ[0]) not in done}
+        messages: list[dict[str, Any]] = []
+        for obj in self._load(job.entity, list(todo)):
+            if job.condition is None or job.condition.test(record_lookup(obj), self.now, self.cal):
+                occurrence, moment = todo[obj.id]
+                messages.extend(self._messages(job, obj, occurrence, moment, 0, job.schedule.recipients))
+        skipped = sum(1 for m in messages if m["status"] == "skipped")
+        n = enqueue(self.session, messages)
+        return n - min(n, skipped), self._escalate(job), min(n, skipped)
+
+    # -- selecting ------------------------------------------------------------------------------
+    def _due_occurrences(self, job: Job) -> dict[int, tuple[str, dt.datetime]]:
+        """record id → (occurrence, due moment) for candidates whose moment has come."""
+        out: dict[int, tuple[str, dt.datetime]] = {}
+        for rid, anchor, created in self._candidates(job):
+            occ = self._occurrence(job, as_moment(anchor), as_moment(created))
+            if occ is not None:
+                out[rid] = occ
+        return out
+
+    def _candidates(self, job: Job) -> Iterator[Any]:
+        table = self.tables[job.entity.name]
+        when = job.when
+        anchor = table.c.created_on if when.every else table.c[self._anchor_column(job)]
+        where = [anchor.is_not(None)]
+        bound = self._bound(job)
+        if bound is not None:
+            is_date = isinstance(anchor.type, sa.Date) and not isinstance(anchor.type, sa.DateTime)
+            where.append(anchor <= (bound.date() if is_date else bound))
+        if job.condition is not None:
+            try:
+                where.append(compile_condition(job.condition, self.spec, job.entity, table, self.tables, self.now, self.dialect))
+            except NotCompilable:
+                pass  # checked in Python below
+        yield from self.session.execute(sa.select(table.c.id, anchor, table.c.created_on).where(*where))
+
+    def _anchor_column(self, job: Job) -> str:
+        f = job.entity.field(job.when.field)
+        return f.column if f is not None else job.when.field  # created_on / changed_on
+
+    def _bound(self, job: Job) -> dt.datetime | None:
+        when = job.when
+        if when.every is not None:
+            span = lower_bound(when.every)
+            return None if span is None else self.now - span
+        if when.yearly:
+            return None
+        if job.next_working_day:
+            return self.now - dt.timedelta(days=1)
+        span = lower_bound(when.offset) if when.offset is not None else dt.timedelta()
+        return None if span is None else self.now - span
+
+    def _occurrence(self, job: Job, anchor: dt.datetime | None, created: dt.datetime | None) -> tuple[str, dt.datetime] | None:
+        when = job.when
+        if when.every is not None:
+            return self._period(when.every, created) if created is not None else None
+        if anchor is None:
+            return None
+        if when.yearly:
+            return self._anniversary(when, anchor)
+        if job.next_working_day:
+            due = self.cal.next_working_day(anchor)
+        else:
+            try:
+                due = shift(anchor, when.offset, self.cal) if when.offset is not None else anchor
+            except ValueError:
+                return None
+        return (due.strftime("%Y%m%dT%H%M"), due) if due <= self.now else None
+
+    def _period(self, every: Duration, created: dt.datetime) -> tuple[str, dt.datetime] | None:
+        if every.unit == "months":
+            k = (self.now.year - created.year) * 12 + self.now.month - created.month
+            if add_months(created, k) > self.now:
+                k -= 1
+            start = add_months(created, max(k, 0))
+        else:
+            length = dt.timedelta(**{every.unit: every.amount})
+            k = int((self.now - created) / length) if length else 0
+            start = created + k * length
+        return (f"P{k}", start) if k >= 1 else None
+
+    def _anniversary(self, when: When, anchor: dt.datetime) -> tuple[str, dt.datetime] | None:
+        for year in (self.now.year + 1, self.now.year, self.now.year - 1):
+            day = min(anchor.day, _calendar.monthrange(year, anchor.month)[1])  # 29 Feb → 28 Feb
+            base = anchor.replace(year=year, day=day)
+            try:
+                due = shift(base, when.offset, self.cal) if when.offset is not None else base
+            except ValueError:
+                return None
+            if due <= self.now:
+                return (f"Y{year}", due) if self.now - due <= YEARLY_GRACE else None
+        return None
+
+    def _done(self, source: str, step: int) -> set[tuple[int, str]]:
+        q = sa.select(OUTBOX.c.record_id, OUTBOX.c.occurrence).where(OUTBOX.c.source == source, OUTBOX.c.step == step).distinct()
+        return {(int(r), str(o)) for r, o in self.session.execute(q)}
+
+    def _load(self, entity: Entity, ids: list[int]) -> Iterator[Any]:
+        model = self.models[entity.name]
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start:start + LOAD_CHUNK]
+            yield from self.session.execute(sa.select(model).where(model.id.in_(chunk))).scalars()
+
+    # -- escalating -----------------------------------------------------------------------------
+    def _escalate(self, job: Job) -> int:
+        s = job.schedule
+        after = parse_duration(s.escalate_after) if s.escalate_after else None
+        if after is None or not s.escalate_to:
+            return 0
+        q = (sa.select(OUTBOX.c.record_id, OUTBOX.c.occurrence, sa.func.min(OUTBOX.c.created_on))
+             .where(OUTBOX.c.source == job.source, OUTBOX.c.step == 0).group_by(OUTBOX.c.record_id, OUTBOX.c.occurrence))
+        done = self._done(job.source, 1)
+        ripe: dict[int, str] = {}
+        for rid, occ, first in self.session.execute(q):
+            if (rid, occ) not in done and shift(as_moment(first), after, self.cal) <= self.now:  # type: ignore[arg-type]
+                ripe[int(rid)] = str(occ)
+        messages: list[dict[str, Any]] = []
+        for obj in self._load(job.entity, list(ripe)):
+            if job.condition is not None and not job.condition.test(record_lookup(obj), self.now, self.cal):
+                continue
+            current = self._occurrence(job, as_moment(self._anchor_value(job, obj)), as_moment(obj.created_on))
+            if not job.when.every and (current is None or current[0] != ripe[obj.id]):
+                continue  # the anchor moved: that reminder is no longer the current one
+            messages.extend(self._messages(job, obj, ripe[obj.id], self.now, 1, (s.escalate_to,)))
+        return enqueue(self.session, messages)
+
+    def _anchor_value(self, job: Job, obj: Any) -> Any:
+        return getattr(obj, job.when.field, None) if job.when.field else obj.created_on
+
+    # -- writing --------------------------------------------------------------------------------
+    def _messages(self, job: Job, obj: Any, occurrence: str, due: dt.datetime, step: int,
+                  recipients: tuple[str, ...]) -> list[dict[str, Any]]:
+        s = job.schedule
+        channel = s.channel or "inapp"
+        link = self.links.survey(job.survey, job.entity.name, obj.id) if job.survey else self.links.record(job.entity.name, obj.id)
+        template = next((t for t in self.spec.templates if t.name == s.template), None)
+        base = {"source": job.source, "entity": job.entity.name, "record_id": obj.id, "occurrence": occurrence, "step": step,
+                "channel": channel, "link": link, "next_attempt_at": self.now, "created_on": self.now}
+        context = {"record": RecordView(self.spec, job.entity, obj), "due": _fmt(due), "link": link, "app_name": self.spec.settings.app_name,
+                   "now": _fmt(self.now), "survey": job.survey, "escalation": step > 0, "step": step}
+        out = []
+        for r in self.recipients.resolve(job.entity, obj, recipients, channel):
+            subject, body = render(template, {**context, "recipient": r.name}, *_default_text(job, step))
+            if step:
+                subject = f"[升级 Escalation] {subject}"
+            out.append({**base, "key": message_key(job.source, obj.id, occurrence, step, r.token), "subject": subject, "body": body,
+                        "recipient_user_id": r.user_id, "recipient_address": r.address,
+                        "status": "skipped" if r.problem else "pending", "last_error": r.problem or None})
+        if not out:
+            out.append({**base, "key": message_key(job.source, obj.id, occurrence, step, "none"), "status": "skipped",
+                        "last_error": f"no recipient among {', '.join(recipients)}"})
+        return out
+
+
+def _fmt(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d") if moment.time() == dt.time() else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _default_text(job: Job, step: int) -> tuple[str, str]:
+    if job.survey:
+        return "满意度调查 Survey: {{ record }}", "{{ recipient }}:\n{{ link }}"
+    return job.schedule.name + ": {{ record }}", "{{ recipient }} {{ record }} {{ due }} {{ link }}"
+
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def message_key(source: str, record_id: int, occurrence: str, step: int, recipient: str) -> str:
+    """Unique per (source, record, occurrence, step, recipient); ASCII (it is the Message-ID)."""
+    part = source if _SAFE.match(source) else "s" + hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()[:12]  # noqa: S324 - a name, not a secret
+    return f"{part}.{record_id}.{occurrence}.{step}.{recipient}"[:255]
+
+
+# -- recipients -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipient:
+    token: str  # in the key: u<id> or a<hash>
+    name: str
+    user_id: int | None = None
+    address: str | None = None
+    problem: str = ""  # set when this channel cannot reach them (row kept as 'skipped')
+
+
+class Recipients:
+    """``owner``, a user field, a role (all its active users) or a field path holding an address."""
+
+    def __init__(self, spec: Spec, session: Session):
+        self.spec, self.session = spec, session
+        self._roles: dict[str, list[Any]] = {}
+
+    def resolve(self, entity: Entity, obj: Any, names: tuple[str, ...], channel: str) -> list[Recipient]:
+        seen: dict[str, Recipient] = {}
+        for name in names:
+            for r in self._one(entity, obj, name.strip(), channel):
+                seen.setdefault(r.token, r)
+        return list(seen.values())
+
+    def _one(self, entity: Entity, obj: Any, name: str, channel: str) -> list[Recipient]:
+        user_field = entity.owner_field if name == "owner" else name
+        f = entity.field(user_field) if user_field else None
+        if f is not None and f.type == "user":
+            user = getattr(obj, f.name, None)
+            return [self._user(user, channel)] if user is not None and getattr(user, "active", True) else []
+        if "." not in name and (f is None) and self._is_role(name):
+            return [self._user(u, channel) for u in self.role_users(name)]
+        value = record_lookup(obj)(name)
+        if not value:
+            return []
+        address = str(value).strip()
+        token = "a" + hashlib.sha1(address.lower().encode(), usedforsecurity=False).hexdigest()[:12]  # noqa: S324 - dedupe token
+        problem = "" if channel in ("email", "sms") else f"in-app messages need a user, {name} is an address"
+        return [Recipient(token, address, None, address, problem)]
+
+    def _user(self, user: Any, channel: str) -> Recipient:
+        address = getattr(user, "email", None) if channel == "email" else None
+        problem = "user has no e-mail address" if channel == "email" and not address else ""
+        return Recipient(f"u{user.id}", user_name(user), user.id, address, problem)
+
+    def _is_role(self, name: str) -> bool:
+        return any(r.name == name for r in self.spec.roles) or bool(self.role_users(name))
+
+    def role_users(self, role: str) -> list[Any]:
+        if role not in self._roles:
+            from flask_appbuilder.security.sqla.models import Role, User
+
+            q = sa.select(User).join(User.roles).where(Role.name == role, User.active.is_(True)).order_by(User.id)
+            self._roles[role] = list(self.session.execute(q).scalars().unique())
+        return self._roles[role]
+
+
+class Links:
+    """Absolute links for messages: a record's page, or a survey's signed response page."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.base = str(app.config.get("CRM_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        self._routes: dict[str, str] = {}
+        crm = app.extensions["crm"]
+        for name, view_cls, *_rest in crm.generated.views.REGISTRY:
+            for b in crm.appbuilder.baseviews:
+                if isinstance(b, view_cls) and b.route_base:
+                    self._routes[name] = b.route_base
+                    break
+
+    def record(self, entity: str, record_id: int) -> str:
+        route = self._routes.get(entity)
+        return f"{self.base}{route}/show/{record_id}" if route else ""
+
+    def survey(self, survey: str, entity: str, record_id: int) -> str:
+        from .surveys import make_token
+
+        return f"{self.base}/survey/{make_token(self.app, survey, entity, record_id)}"

@@ -1,0 +1,165 @@
+"""The outbox against a real loopback SMTP server (aiosmtpd): idempotent enqueue, delivery with
+the outbox key as Message-ID, a refused connection that keeps mail pending with backoff until the
+server is up, in-app and SMS channels, and a claim that only one worker can win."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from app.runtime.channels import SmtpSettings
+from app.runtime.outbox import NOTIFICATION, OUTBOX, Channels, backoff, claim, deliver_due, enqueue
+
+NOW = dt.datetime(2026, 11, 2, 10, 0)
+
+
+class Recorder:
+    """aiosmtpd handler keeping every accepted message."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        with self.lock:
+            self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [str(m["Message-ID"]).strip("<>").removesuffix("@crm.outbox") for m in self.messages]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Recorder, int]]:
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield recorder, port
+    controller.stop()
+
+
+def message(source: str, i: int, channel: str = "email", **extra: Any) -> dict[str, Any]:
+    return {"key": f"{source}.{i}.X.0.a", "source": source, "entity": "test", "record_id": i, "occurrence": "X", "channel": channel,
+            "recipient_address": f"r{i}@example.cn", "subject": f"主题 {i}", "body": f"正文 {i}", "next_attempt_at": NOW, **extra}
+
+
+def rows(app: Any, source: str) -> list[Any]:
+    with app.app_context():
+        return list(app.extensions["crm"].db.session.execute(sa.select(OUTBOX).where(OUTBOX.c.source == source).order_by(OUTBOX.c.id)))
+
+
+def put(app: Any, messages: list[dict[str, Any]]) -> int:
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        n = enqueue(session, messages)
+        session.commit()
+        return n
+
+
+def deliver(app: Any, port: int | None, now: dt.datetime = NOW) -> Any:
+    channels = Channels(SmtpSettings("127.0.0.1", port, "crm@example.cn", timeout=5) if port else None)
+    with app.app_context():
+        return deliver_due(app.extensions["crm"].db.session, 10_000, now, channels)
+
+
+def test_enqueue_is_idempotent(app: Any) -> None:
+    source = f"t{uuid.uuid4().hex[:8]}"
+    assert put(app, [message(source, i) for i in range(5)]) == 5
+    assert put(app, [message(source, i) for i in range(7)]) == 2
+    assert len(rows(app, source)) == 7
+
+
+def test_email_delivered_once_with_key_as_message_id(app: Any, smtp_server: tuple[Recorder, int]) -> None:
+    recorder, port = smtp_server
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, i) for i in range(20)])
+    deliver(app, port)
+    deliver(app, port)
+    mine = sorted(k for k in recorder.ids() if k.startswith(source))
+    assert mine == sorted(r.key for r in rows(app, source))
+    assert all(r.status == "sent" and r.sent_on == NOW and r.attempts == 1 for r in rows(app, source))
+    got = next(m for m in recorder.messages if str(m["Message-ID"]).startswith(f"<{source}.3."))
+    assert str(email.header.make_header(email.header.decode_header(got["Subject"]))) == "主题 3"
+    assert got.get_payload(decode=True).decode().strip() == "正文 3"
+
+
+def test_refused_connection_keeps_mail_pending_with_backoff(app: Any) -> None:
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, i) for i in range(3)])
+    port = free_port()  # nothing listens there: connection refused
+    result = deliver(app, port)
+    assert result.retry >= 3
+    first = rows(app, source)
+    assert all(r.status == "pending" and r.attempts == 1 and r.next_attempt_at == NOW + backoff(1) for r in first)
+    assert all("Refused" in (r.last_error or "") or "refused" in (r.last_error or "") for r in first)
+    deliver(app, port, NOW + dt.timedelta(seconds=30))  # not due again yet: untouched
+    assert all(r.attempts == 1 for r in rows(app, source))
+    deliver(app, port, NOW + backoff(1))
+    assert all(r.attempts == 2 and r.next_attempt_at == NOW + backoff(1) + backoff(2) for r in rows(app, source))
+
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        deliver(app, port, NOW + dt.timedelta(hours=1))
+    finally:
+        controller.stop()
+    assert sorted(k for k in recorder.ids() if k.startswith(source)) == sorted(r.key for r in rows(app, source))
+    assert all(r.status == "sent" and r.attempts == 3 for r in rows(app, source))
+
+
+def test_no_smtp_host_keeps_mail_in_the_outbox(app: Any) -> None:
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, 1)])
+    deliver(app, None)
+    assert [r.status for r in rows(app, source)] == ["pending"]
+
+
+def test_inapp_and_sms(app: Any) -> None:
+    from app.runtime.accounts import add_user
+
+    uid = add_user(app, f"ob_{uuid.uuid4().hex[:6]}", [app.extensions["crm"].spec.roles[1].name], "pw-Outbox-1")
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, 1, "inapp", recipient_user_id=uid, link="http://x/1"), message(source, 2, "sms", recipient_address="13800000000")])
+    deliver(app, None)
+    deliver(app, None)
+    inapp, sms = rows(app, source)
+    assert inapp.status == "sent" and sms.status == "recorded" and "not sent" in sms.last_error
+    with app.app_context():
+        notes = app.extensions["crm"].db.session.execute(sa.select(NOTIFICATION).where(NOTIFICATION.c.outbox_key == inapp.key)).all()
+    assert [(n.user_id, n.title, n.link, n.read_at) for n in notes] == [(uid, "主题 1", "http://x/1", None)]
+
+
+def test_a_row_is_claimed_by_one_worker_only(app: Any) -> None:
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, 1, "sms")])
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as a, Session(engine) as b:
+        won_a = [r.key for r in claim(a, NOW, 10_000, ("sms",)) if r.source == source]
+        won_b = [r.key for r in claim(b, NOW, 10_000, ("sms",)) if r.source == source]
+    assert len(won_a) + len(won_b) == 1
+    assert [r.status for r in rows(app, source)] == ["sending"]
+    with app.app_context():  # a worker that died holding it: released after the lease, then sent
+        d = deliver_due(app.extensions["crm"].db.session, 10_000, NOW + dt.timedelta(minutes=10), Channels())
+    assert d.released >= 1
+    assert [r.status for r in rows(app, source)] == ["recorded"]

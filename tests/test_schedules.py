@@ -1,0 +1,215 @@
+"""Time travel through every schedule of the shipped workbook: a pass before the due moment writes
+nothing, a pass after it writes exactly one outbox row per recipient, a second pass nothing more;
+escalations; the 6/7 working-hour dispatch rule on the working calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask_appbuilder import Model
+
+from app.runtime.outbox import OUTBOX
+from app.runtime.schedules import Recipients, shift, tick
+from generator import load_spec
+from generator.expr import parse, record_lookup
+from generator.when import parse_when
+from tests.conftest import SHIPPED
+
+T0 = dt.datetime(2026, 11, 2, 10, 0)  # a Monday, a working day
+MINUTE = dt.timedelta(minutes=1)
+_counter = itertools.count(1)
+SCHEDULES = [s.name for s in load_spec(str(SHIPPED))[0].schedules]
+
+
+@pytest.fixture(scope="module")
+def world(app: Any) -> dict[str, Any]:
+    """One active user per role of the sheet, and one record of every entity (parents for links)."""
+    from app.runtime.accounts import add_user
+    from app.runtime.demo import _Maker, entity_order
+
+    spec = app.extensions["crm"].spec
+    users = {}
+    for i, role in enumerate(spec.roles):
+        name = f"sched_{i}_{next(_counter)}"
+        users[role.name] = add_user(app, name, [role.name], "pw-Sched-123", email=f"{name}@example.cn")
+    owner = users[next(r.name for r in spec.roles if not r.admin)]
+    maker = _Maker(spec, random.Random(11), T0, [owner])
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        for e in entity_order(spec):
+            maker.ids[e.name] = [insert_row(session, e.name, make_row(maker, e, 0))]
+        session.commit()
+    return {"spec": spec, "maker": maker, "owner": owner, "users": users}
+
+
+def make_row(maker: Any, e: Any, i: int) -> dict[str, Any]:
+    """A valid row of ``e`` with every e-mail and user field filled (recipients must exist)."""
+    from app.runtime.rules import rules_for
+
+    row = maker.valid_row(e, rules_for(maker.spec, e), i)
+    for f in e.fields:
+        if f.type == "email":
+            row[f.column] = f"{e.name}{next(_counter)}@example.cn"
+        elif f.type == "user":
+            row[f.column] = maker.users[0]
+        elif f.required and row[f.column] is None:
+            row[f.column] = {"string": f"{f.name}-{next(_counter)}", "text": "x", "date": T0.date(), "datetime": T0}.get(f.type, 0)
+        if f.unique and f.type == "string" and row[f.column] is not None:
+            row[f.column] = f"{row[f.column]}-{next(_counter)}"[-(int(f.max) if f.max else 255):]
+    if e.numbering:
+        row["code"] = f"T-{e.name}-{next(_counter)}"
+    return row
+
+
+def insert_row(session: Any, entity: str, row: dict[str, Any]) -> int:
+    table = Model.metadata.tables[entity]
+    values = {"created_on": T0, "changed_on": T0, **row}
+    return int(session.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one())
+
+
+def make_matching(app: Any, world: dict[str, Any], schedule: Any, fixed: dict[str, Any], at: dt.datetime) -> int:
+    """Insert a record of the schedule's entity whose condition holds at ``at`` (found by trying rows)."""
+    spec, maker = world["spec"], world["maker"]
+    e = spec.entity(schedule.entity)
+    cond = parse(schedule.condition) if schedule.condition else None
+    for i in range(2000):
+        row = make_row(maker, e, 1000 + i)
+        row.update(fixed)
+        values = {f.name: row.get(f.column) for f in e.fields}
+        if cond is None or cond.test(record_lookup(values), at, spec.calendar):
+            with app.app_context():
+                session = app.extensions["crm"].db.session
+                rid = insert_row(session, e.name, row)
+                session.commit()
+                return rid
+    raise AssertionError(f"no row satisfies {schedule.condition}")
+
+
+def outbox_rows(app: Any, source: str, record_id: int, step: int = 0) -> list[Any]:
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        q = sa.select(OUTBOX).where(OUTBOX.c.source == source, OUTBOX.c.record_id == record_id, OUTBOX.c.step == step)
+        return list(session.execute(q).all())
+
+
+def due_of(spec: Any, schedule: Any) -> tuple[dict[str, Any], dt.datetime]:
+    """Anchor values for a new record and the due moment they give."""
+    when = parse_when(schedule.when)
+    e = spec.entity(schedule.entity)
+    if when.every is not None:
+        return {"created_on": T0}, shift(T0, when.every, spec.calendar)
+    if when.yearly:
+        base = dt.datetime(2026, 11, 20)
+        return {when.field: dt.date(1980, 11, 20)}, shift(base, when.offset, spec.calendar) if when.offset else base
+    f = e.field(when.field)
+    is_date = f is not None and f.type == "date"
+    value: Any = T0.date() if is_date else T0
+    anchor = dt.datetime.combine(T0.date(), dt.time()) if is_date else T0
+    return {f.column if f is not None else when.field: value}, shift(anchor, when.offset, spec.calendar) if when.offset else anchor
+
+
+def expected_recipients(app: Any, spec: Any, schedule: Any, names: tuple[str, ...] | None = None) -> int:
+    """owner / a user field / an address path → 1 each; a role → its active users."""
+    with app.app_context():
+        r = Recipients(spec, app.extensions["crm"].db.session)
+        total = 0
+        for name in names or schedule.recipients:
+            if name == "owner" or "." in name or spec.entity(schedule.entity).field(name) is not None:
+                total += 1
+            else:
+                total += len(r.role_users(name))
+        return total
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_every_schedule_fires_once_when_due(app: Any, world: dict[str, Any], name: str) -> None:
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == name)
+    anchor, due = due_of(spec, schedule)
+    before, after = due - MINUTE, due + MINUTE
+    rid = make_matching(app, world, schedule, anchor, after)
+    tick(app, before)
+    assert outbox_rows(app, name, rid) == [], f"{name}: nothing before {due}"
+    tick(app, after)
+    rows = outbox_rows(app, name, rid)
+    expected = expected_recipients(app, spec, schedule)
+    assert expected >= 1
+    assert len(rows) == expected, f"{name}: one row per recipient after {due}"
+    assert all(r.status == "pending" and r.subject and "{{" not in r.body for r in rows)
+    assert len({r.key for r in rows}) == expected
+    tick(app, after)
+    tick(app, after + MINUTE)
+    assert len(outbox_rows(app, name, rid)) == expected, f"{name}: re-ticking never duplicates"
+
+
+def test_working_hours_dispatch_rule(app: Any, world: dict[str, Any]) -> None:
+    """Registered Friday 16:00: Friday 16-18 = 2 h, Monday 9-12 = 3 h, lunch 12:00-13:30, so the
+    6th working hour ends Monday 14:30 (urban) and the 7th 15:30 (suburban)."""
+    spec = world["spec"]
+    friday = dt.datetime(2026, 11, 6, 16, 0)
+    assert shift(friday, parse_when("reported_at + 6 working hours").offset, spec.calendar) == dt.datetime(2026, 11, 9, 14, 30)
+    assert shift(friday, parse_when("reported_at + 7 working hours").offset, spec.calendar) == dt.datetime(2026, 11, 9, 15, 30)
+    for name, area, due in (("service_sla_urban", "urban", dt.datetime(2026, 11, 9, 14, 30)),
+                            ("service_sla_suburban", "suburban", dt.datetime(2026, 11, 9, 15, 30))):
+        schedule = next(s for s in spec.schedules if s.name == name)
+        values = {"reported_at": friday, "area_type": area, "arrived_at": None, "status": "registered"}
+        rid = make_matching(app, world, schedule, values, due)
+        tick(app, due - MINUTE)
+        assert outbox_rows(app, name, rid) == []
+        tick(app, due)
+        assert len(outbox_rows(app, name, rid)) == expected_recipients(app, spec, schedule)
+
+
+def test_escalation_after_delay_while_condition_holds(app: Any, world: dict[str, Any]) -> None:
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == "service_sla_urban")
+    reported = dt.datetime(2026, 11, 10, 9, 0)  # Tuesday: due 16:30 (6 working hours around the lunch break)
+    values = {"reported_at": reported, "area_type": "urban", "arrived_at": None, "status": "registered"}
+    rid = make_matching(app, world, schedule, values, reported + dt.timedelta(hours=8))
+    reminded = dt.datetime(2026, 11, 10, 16, 30)
+    tick(app, reminded)
+    assert outbox_rows(app, schedule.name, rid)
+    tick(app, reminded + dt.timedelta(hours=1))
+    assert outbox_rows(app, schedule.name, rid, step=1) == [], "not before the escalation delay"
+    escalate_at = dt.datetime(2026, 11, 11, 9, 30)  # 16:30 + 2 working hours (closing 18:00) = next day 09:30
+    tick(app, escalate_at - MINUTE)
+    assert outbox_rows(app, schedule.name, rid, step=1) == []
+    tick(app, escalate_at)
+    rows = outbox_rows(app, schedule.name, rid, step=1)
+    expected = expected_recipients(app, spec, schedule, (schedule.escalate_to,))
+    assert len(rows) == expected >= 1
+    assert all(r.subject.startswith("[升级 Escalation]") for r in rows)
+    tick(app, escalate_at + dt.timedelta(hours=1))
+    assert len(outbox_rows(app, schedule.name, rid, step=1)) == expected
+
+
+def test_no_escalation_when_condition_stops_holding(app: Any, world: dict[str, Any]) -> None:
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == "service_sla_suburban")
+    reported = dt.datetime(2026, 11, 12, 9, 0)
+    values = {"reported_at": reported, "area_type": "suburban", "arrived_at": None, "status": "registered"}
+    rid = make_matching(app, world, schedule, values, reported + dt.timedelta(hours=9))
+    tick(app, dt.datetime(2026, 11, 12, 17, 30))
+    assert outbox_rows(app, schedule.name, rid)
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        table = Model.metadata.tables[schedule.entity]
+        session.execute(sa.update(table).where(table.c.id == rid).values(arrived_at=dt.datetime(2026, 11, 12, 17, 40)))
+        session.commit()
+    tick(app, dt.datetime(2026, 11, 16, 12, 0))
+    assert outbox_rows(app, schedule.name, rid, step=1) == []
+
+
+def test_yearly_not_sent_late(app: Any, world: dict[str, Any]) -> None:
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.when.startswith("yearly") and s.channel == "inapp")
+    rid = make_matching(app, world, schedule, {"birthday": dt.date(1975, 3, 1)}, dt.datetime(2026, 2, 26, 1))
+    tick(app, dt.datetime(2026, 6, 1, 10))
+    assert outbox_rows(app, schedule.name, rid) == [], "an anniversary months ago is not sent now"
+    tick(app, dt.datetime(2027, 2, 26, 8))
+    assert [r.occurrence for r in outbox_rows(app, schedule.name, rid)][:1] == ["Y2027"]
