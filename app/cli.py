@@ -196,6 +196,8 @@ def _regrade_all(engine: Any, spec: Any) -> list[str]:
     with engine.begin() as conn:
         for e in spec.entities:
             for fname, moves in regrade(conn, spec, e, tables, _now()).items():
+                if all(old == new for old, new in moves):
+                    continue  # nothing moved: nothing to say
                 lines.append(describe_moves(f"{e.name}.{fname}", moves)[0 if spec.settings.language == "zh" else 1])
     return lines
 
@@ -269,8 +271,6 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
     finally:
         engine.dispose()
-    for text in graded:
-        click.echo(f"  - {text}")
     _sync_permissions()
     for line in done.lines + done.dropped:
         click.echo(f"  - {line.text(lang)}")
@@ -278,6 +278,8 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
     else:
         click.echo("数据库结构已是最新 (the database schema is up to date)")
+    for text in graded:
+        click.echo(f"  - {text}")
 
 
 @main.command()
@@ -315,10 +317,11 @@ def regrade() -> None:
     spec, _warnings = load_spec(d.CRM_WORKBOOK)
     engine = _engine()
     try:
-        for text in _regrade_all(engine, spec):
-            click.echo(text)
+        lines = _regrade_all(engine, spec)
     finally:
         engine.dispose()
+    for text in lines or ["所有等级均与规则一致,没有变化 (every grade already follows the rules)"]:
+        click.echo(text)
 
 
 def _acting_user(app: Any, username: str | None) -> Any:

@@ -64,7 +64,7 @@ def scope(role: str, entity: str) -> str:
 
 
 def _ui_allowed(response: Any) -> bool:
-    """FAB answers a denied screen with a redirect to the login page."""
+    """FAB answers a denied screen with a redirect to the login page (or 403)."""
     if response.status_code == 302:
         return "/login" not in response.location
     return response.status_code == 200
@@ -90,6 +90,8 @@ def test_screens_follow_the_sheet(app: Any, seeded: dict[str, str], role: str) -
             "add": client.get(f"{base}/add"),
             "edit": client.get(f"{base}/edit/{pk}"),
             "delete": client.post(f"{base}/delete/{pk}", data={"csrf_token": token}),
+            "export": client.get(f"{base}/export/"),
+            "import": client.get(f"{base}/import/"),
         }
         for action, response in answers.items():
             if _ui_allowed(response) != (action in rights):

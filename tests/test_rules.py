@@ -267,6 +267,12 @@ def test_transition_buttons_on_the_show_page(app: Any, people: dict[str, str]) -
                                                                        "action": "status:draft:submitted"})
     assert r.status_code == 302
     assert app.test_client().get(f"/api/v1/visit_request/{v['id']}", headers=sales).json["result"]["status"] == "submitted"
+    # approving is the manager's: the salesperson's click is refused and nothing changes
+    page = client.get(f"/visitrequestview/show/{v['id']}")
+    r = client.post(f"/visitrequestview/transition/{v['id']}", data={"csrf_token": csrf_token(page.text),
+                                                                      "action": "status:submitted:approved"})
+    assert r.status_code == 403
+    assert app.test_client().get(f"/api/v1/visit_request/{v['id']}", headers=sales).json["result"]["status"] == "submitted"
 
 
 # -- ownership -----------------------------------------------------------------------------------

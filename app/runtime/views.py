@@ -413,8 +413,12 @@ class CrmModelView(ModelView):
             row = workflow.perform(self.datamodel.session, spec, e, item, request.form.get("action", ""), g.user,
                                    current_app.extensions["crm"].admin_role, request.form.get("comment", ""))
             flash(f"{row.action}:{row.from_state} → {row.to_state}", "success")
-        except (workflow.WorkflowError, RuleViolation) as exc:
-            flash(getattr(exc, "message", str(exc)), "danger")
+        except workflow.WorkflowError as exc:
+            flash(exc.message, "danger")
+            if exc.status == 403:  # not this user's action: refused, nothing changed
+                abort(403)
+        except RuleViolation as exc:
+            flash(str(exc), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
     def _all_users(self) -> list[Any]:
