@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from bench.common import fresh_app
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -68,20 +68,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--orm-rows", type=int, default=5_000, help="rows for the (slow) per-row ORM loop")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp())
-    os.environ["CRM_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite'}"
-    os.environ["CRM_VAR_DIR"] = str(tmp)
+    app = fresh_app()
 
     from flask_appbuilder import Model
 
-    from app import create_app
     from app.runtime.demo import _Maker, ensure_demo_users
     from app.runtime.grading import grade_record, regrade
     from app.runtime.rules import rules_for
-    from app.runtime.schema import create_schema
 
-    app = create_app()
-    create_schema(app)
     with app.app_context():
         crm = app.extensions["crm"]
         spec, session = crm.spec, crm.db.session

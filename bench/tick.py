@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from bench.common import fresh_app
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,17 +107,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--mails", type=int, default=2_000)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp())
-    os.environ["CRM_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite'}"
-    os.environ["CRM_VAR_DIR"] = str(tmp)
+    app = fresh_app()
 
-    from app import create_app
     from app.runtime.demo import _Maker, ensure_demo_users
     from app.runtime.schedules import tick
-    from app.runtime.schema import create_schema
 
-    app = create_app()
-    create_schema(app)
     with app.app_context():
         maker = _Maker(app.extensions["crm"].spec, random.Random(5), NOW, ensure_demo_users(app, 2))
         first = app.extensions["crm"].spec.entities[0].name
