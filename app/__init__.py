@@ -18,6 +18,7 @@ from .runtime import crypto
 from .runtime.accounts import password_validator
 from .runtime.audit import install_audit
 from .runtime.i18n import L, install_safe_gettext
+from .runtime.inbox import register_inbox
 from .runtime.loader import Generated, load_generated
 from .runtime.migrate import ensure_system_tables
 from .runtime.rules import install_rules
@@ -76,6 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         _limit_api_login(appbuilder)
         register_views(appbuilder, generated)
         register_surveys(app)  # the public survey page and the monthly rollup
+        register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
             exposed = _exposed_permissions(appbuilder, generated)

@@ -49,7 +49,7 @@ def client(app: Any) -> Any:
 
 
 def csrf_token(html: str) -> str:
-    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    m = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', html)
     assert m, "no CSRF token in the page"
     return m.group(1)
 

@@ -20,6 +20,9 @@ SELF_SERVICE = {
     ("resetmypassword", "UserDBModelView"),
     ("can_this_form_get", "ResetMyPasswordView"),
     ("can_this_form_post", "ResetMyPasswordView"),
+    ("can_index", "InboxView"),
+    ("can_read", "InboxView"),
+    ("menu_access", "inbox"),
 }
 
 

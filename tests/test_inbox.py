@@ -1,0 +1,62 @@
+"""In-app messages: the menu shows the unread count, a person reads them; the outbox screen shows
+failures with their error and retries them (administrators only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.runtime.accounts import add_user
+from app.runtime.tables import Notification, OutboxMessage
+from tests.conftest import ADMIN_PASSWORD, csrf_token, login
+
+PASSWORD = "inbox-Pass-1"  # noqa: S105 - test-only
+
+
+def run_sql(app: Any, stmt: Any) -> Any:
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        result = session.execute(stmt)
+        session.commit()
+        return result
+
+
+def test_unread_count_in_the_menu_and_mark_read(app: Any) -> None:
+    uid = add_user(app, "inbox_user", ["客服专员"], PASSWORD)
+    now = dt.datetime.now()
+    run_sql(app, sa.insert(Notification.__table__).values(
+        [{"user_id": uid, "title": "满意度调查:最低评价", "body": "请回访客户", "link": "/", "created_on": now},
+         {"user_id": uid, "title": "<b>投诉逾期</b>", "body": None, "link": None, "created_on": now}]))
+    c = app.test_client()
+    login(c, "inbox_user", PASSWORD)
+    home = c.get("/").text
+    assert "我的消息 (2)" in home
+    page = c.get("/inbox/")
+    assert page.status_code == 200 and "满意度调查:最低评价" in page.text and "&lt;b&gt;投诉逾期" in page.text
+    c.post("/inbox/read/0", data={"csrf_token": csrf_token(page.text)})
+    assert "我的消息 (2)" not in c.get("/").text
+    left = run_sql(app, sa.select(sa.func.count()).select_from(Notification.__table__).where(
+        Notification.__table__.c.user_id == uid, Notification.__table__.c.read_at.is_(None))).scalar()
+    assert left == 0
+
+
+def test_failed_messages_are_visible_and_retried_by_an_administrator(app: Any) -> None:
+    t = OutboxMessage.__table__
+    now = dt.datetime.now()
+    run_sql(app, sa.insert(t).values(key="test.failed.1", source="contract_expiry", entity="x", record_id=1, occurrence="2026-11-01",
+                                     step=0, channel="email", recipient_address="a@example.cn", subject="合同到期", status="failed",
+                                     attempts=8, next_attempt_at=now, last_error="SMTP refused", created_on=now))
+    pk = run_sql(app, sa.select(t.c.id).where(t.c.key == "test.failed.1")).scalar()
+    clerk = app.test_client()
+    login(clerk, "inbox_user", PASSWORD)
+    assert clerk.get("/outbox/list/").status_code in (302, 403)
+    admin = app.test_client()
+    login(admin, "admin", ADMIN_PASSWORD)
+    page = admin.get("/outbox/list/")
+    assert page.status_code == 200 and "SMTP refused" in page.text
+    r = admin.post("/outbox/action_post", data={"action": "retry", "rowid": [str(pk)], "csrf_token": csrf_token(page.text)})
+    assert r.status_code == 302
+    row = run_sql(app, sa.select(t.c.status, t.c.attempts).where(t.c.id == pk)).one()
+    assert tuple(row) == ("pending", 0)
