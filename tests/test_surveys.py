@@ -129,3 +129,23 @@ def test_lowest_answer_notifies_followup_role_and_rollup(survey_app: Any, world:
     assert owner["invited"] >= 2 and owner["responses"] >= 2 and 0 < owner["response_rate"] <= 1
     assert set(owner["averages"]) == {str(int(q.order)) for q in questions}
     assert 1 <= owner["averages"]["2"] < owner["averages"]["1"] <= 4
+
+
+def test_rollup_as_a_page_and_a_workbook(survey_app: Any, world: dict[str, Any]) -> None:  # noqa: F811
+    import io
+
+    from openpyxl import load_workbook
+
+    from tests.conftest import ADMIN_PASSWORD, login
+
+    app = survey_app
+    invitation(app, world, dt.datetime(2026, 11, 18, 11, 0))
+    client = app.test_client()
+    login(client, "admin", ADMIN_PASSWORD)
+    page = client.get(f"/survey-rollup/{SURVEY}?month=2026-11&format=html")
+    assert page.status_code == 200 and "crm-rollup" in page.text
+    r = client.get(f"/survey-rollup/{SURVEY}?month=2026-11&format=xlsx")
+    assert r.status_code == 200
+    headers = next(load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
+    assert "invited" in headers and any(str(h).startswith("averages_") for h in headers)
+    assert app.test_client().get(f"/survey-rollup/{SURVEY}?format=xlsx").status_code == 401

@@ -307,7 +307,56 @@ def rollup_json(survey: str) -> Any:
         month = dt.date.fromisoformat((request.args.get("month") or dt.date.today().strftime("%Y-%m")) + "-01")
     except ValueError:
         abort(400)
-    return jsonify({"survey": survey, "month": month.strftime("%Y-%m"), "rows": monthly_rollup(current_app, survey, month)})
+    rows = monthly_rollup(current_app, survey, month)
+    if request.args.get("format") in ("xlsx", "html"):
+        rows = [_flat(r) for r in rows]
+    if request.args.get("format") == "xlsx":
+        return _rollup_xlsx(survey, month, rows)
+    if request.args.get("format") == "html":
+        return render_template_string(ROLLUP_PAGE, survey=survey, month=month.strftime("%Y-%m"), rows=rows,
+                                      columns=[k for k in (rows[0] if rows else {})])
+    return jsonify({"survey": survey, "month": month.strftime("%Y-%m"), "rows": rows})
+
+
+ROLLUP_PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{{ survey }} {{ month }}</title>
+<link rel="stylesheet" href="/static/appbuilder/css/bootstrap.min.css"></head><body class="container">
+<h3>{{ survey }} · {{ month }}</h3>
+<p><a class="btn btn-sm btn-default" href="?month={{ month }}&format=xlsx">导出 Excel</a></p>
+<table class="table table-condensed crm-rollup"><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for r in rows %}<tr>{% for c in columns %}<td>{{ r[c] if r[c] is not none else '' }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% if not rows %}<p class="text-muted">本月没有调查 (no surveys this month)</p>{% endif %}</body></html>"""
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """One level of columns: averages per question become ``averages_<question order>``."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update({f"{key}_{k}": v for k, v in sorted(value.items())})
+        else:
+            out[key] = value
+    return out
+
+
+def _rollup_xlsx(survey: str, month: dt.date, rows: list[dict[str, Any]]) -> Any:
+    import io
+
+    from flask import send_file
+    from openpyxl import Workbook
+
+    from .excel import neutralise
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(f"{month:%Y-%m}")
+    columns = list(rows[0]) if rows else ["technician"]
+    ws.append(columns)
+    for r in rows:
+        ws.append([neutralise(v) if isinstance(v, str) else v for v in (r.get(c) for c in columns)])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    buffer.seek(0)
+    return send_file(buffer, as_attachment=True, download_name=f"{survey}-{month:%Y-%m}.xlsx",
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 def register_surveys(app: Any) -> None:
