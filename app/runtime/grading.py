@@ -155,17 +155,18 @@ def regrade(conn: sa.Connection, spec: Spec, entity: Entity, tables: dict[str, s
             continue
         column = table.c[graded.field]
         before = Counter({r[0]: int(r[1]) for r in conn.execute(sa.select(column, sa.func.count()).group_by(column))})
+        last_id = conn.execute(sa.select(sa.func.max(history.c.id))).scalar() or 0
         conn.execute(history.insert().from_select(
             ["entity", "record_id", "field", "old_value", "new_value", "rule", "changed_on"],
             sa.select(sa.literal(entity.name), table.c.id, sa.literal(graded.field), column, new, sa.literal(batch),
                       sa.literal(now, sa.DateTime)).where(column.is_distinct_from(new)),
         ))
         h = history.c
+        # this run's rows are the ids after last_id: a primary-key range, however long the history grows
         moves = Counter({(r[0], r[1]): int(r[2]) for r in conn.execute(
-            sa.select(h.old_value, h.new_value, sa.func.count())
-            .where(h.entity == entity.name, h.field == graded.field, h.rule == batch)
+            sa.select(h.old_value, h.new_value, sa.func.count()).where(h.id > last_id, h.rule == batch, h.field == graded.field)
             .group_by(h.old_value, h.new_value))})
-        leaving = Counter()
+        leaving: Counter[Any] = Counter()
         for (old, _new), n in moves.items():
             leaving[old] += n
         for grade, n in before.items():
