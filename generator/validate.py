@@ -20,7 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from . import expr as expr_mod
 from .problems import Problem, Problems, did_you_mean, hint, msg
 from .read import Cell, Row, Workbook
-from .sheets import BY_NAME, SHEETS, sheet_format
+from .sheets import SHEETS, sheet_format
 from .spec import (
     CHANNELS,
     CHARTS,
@@ -615,7 +615,7 @@ class _Validator:
             owner = ""
         numbering = h["numbering"]
         if numbering:
-            tokens = NUMERIC_TOKENS(numbering)
+            tokens = _numbering_tokens(numbering)
             counters = [t for t in tokens if re.fullmatch(r"#+", t)]
             unknown = [t for t in tokens if t not in ("YYYY", "YY", "MM", "DD") and not re.fullmatch(r"#+", t)]
             if unknown:
@@ -1042,7 +1042,7 @@ class _Validator:
         return tuple(sorted(result, key=lambda r: r.order))
 
 
-def NUMERIC_TOKENS(pattern: str) -> list[str]:  # noqa: N802 - reads as a constant-like helper
+def _numbering_tokens(pattern: str) -> list[str]:
     return NUMBERING_TOKEN.findall(pattern)
 
 
@@ -1086,4 +1086,4 @@ def field_at(entity: Entity, path: str, emap: dict[str, Entity]) -> Field | None
     return f
 
 
-__all__ = ["validate_workbook", "resolve_path", "field_at", "BY_NAME"]
+__all__ = ["validate_workbook", "workbook_language", "resolve_path", "field_at"]

@@ -420,10 +420,11 @@ def _write(conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, ins
                                strict=True):
                 r["code"] = code
         columns = {c.name for c in table.columns} - {"id"}
-        rows = [{**{k: v for k, v in r.items() if k in columns}, "created_on": now, "changed_on": now, "created_by_fk": user_id,
+        keys = sorted({k for r in inserts for k in r if k in columns})  # one shape for every row of the batch
+        rows = [{**{k: r.get(k) for k in keys}, "created_on": now, "changed_on": now, "created_by_fk": user_id,
                  "changed_by_fk": user_id, "version": 1} for r in inserts]
-        ids = [conn.execute(sa.insert(table).values(r).returning(table.c.id)).scalar_one() for r in rows] \
-            if conn.dialect.name == "postgresql" else _insert_sqlite(conn, table, rows)
+        # one batched INSERT … RETURNING; ids come back in the order of the rows
+        ids = conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
         for pk, r in zip(ids, inserts, strict=True):
             audit_rows.append(_audit(entity, pk, "create", {k: [None, v] for k, v in r.items() if v is not None}, 1, user_id, now))
         report.inserted += len(inserts)
@@ -441,17 +442,6 @@ def _write(conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, ins
         report.updated += 1
     if audit_rows:
         conn.execute(AuditRow.__table__.insert(), audit_rows)
-
-
-def _insert_sqlite(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Bulk insert and the new ids (SQLite hands out consecutive rowids inside one statement batch)."""
-    before = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
-    conn.execute(sa.insert(table), rows)
-    seq = conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}).scalar()
-    last = seq if seq is not None else conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
-    first = last - len(rows) + 1
-    assert first > before, "ids of a batch insert are not consecutive"
-    return list(range(first, last + 1))
 
 
 def _audit(entity: Entity, pk: int, action: str, changes: dict[str, Any], version: int, user_id: int | None,
