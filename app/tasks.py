@@ -83,6 +83,16 @@ def deliver_task(limit: int = DELIVER_LIMIT) -> dict[str, int]:
     return {"sent": d.sent, "recorded": d.recorded, "retry": d.retry, "failed": d.failed, "released": d.released}
 
 
+@shared_task(name="app.tasks.import_task", ignore_result=True)
+def import_task(job_id: int) -> str:
+    """Run one import job of ``crm_import_job`` as the user who started it (see runtime/importjobs)."""
+    from flask import current_app
+
+    from .runtime.importjobs import run_job
+
+    return run_job(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+
+
 _worker_app: Celery | None = None
 
 

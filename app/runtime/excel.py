@@ -31,6 +31,13 @@ def neutralise(value: Any) -> Any:
     return value
 
 
+def unneutralise(value: Any) -> Any:
+    """The text an export neutralised (``'=…``), as it was: so an exported list imports back unchanged."""
+    if isinstance(value, str) and value[:1] == "'" and value[1:2] in FORMULA_START and value[1:2]:
+        return value[1:]
+    return value
+
+
 def label(f: Field, lang: str = "zh") -> str:
     return f.label_en if lang == "en" and f.label_en else f.label
 

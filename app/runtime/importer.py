@@ -1,29 +1,33 @@
 """Excel in: import any entity from .xlsx or .csv with the same rules as the forms.
 
-Headers match a field's name or its Chinese/English label; values convert the way offices write
-them (2026/11/22, 1,234.50, 是/否, a choice's label, a linked record's name); validations,
-numbering, ownership, workflow start states and grading apply as on a save; row scope decides
-which linked records may be named. Nothing is imported when any row is bad (unless
-``skip_bad_rows``); the report is the original rows with an error column and the bad cells
-marked. Reading streams (openpyxl read-only), writing is batched Core inserts in one
-transaction, so memory stays flat and a failure leaves nothing behind.
+Headers match a field's name or label (or an explicit mapping, see importcolumns); values convert
+the way offices write them (2026/11/22, 1,234.50, 是/否, a choice's label, a linked record's name);
+validations, numbering, ownership, start states, grades with their explanation and grade history
+apply as on a save; row scope decides which linked records may be named.
+
+Two phases, so a failure leaves nothing behind and the database is locked only briefly:
+1. *check* reads and checks every row without writing; good rows go to a temporary spool file
+   (memory stays flat) and progress can be committed as it goes;
+2. *write* inserts/updates the spooled rows in one transaction (batched, numbers allocated per
+   batch), checking that no updated record changed since phase 1 (its version).
+Nothing is written when a row is bad, unless ``skip_bad_rows``; the report is the original rows
+with an error column and the bad cells marked.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
-import re
-import zipfile
+import os
+import pickle  # nosec B403
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
 from openpyxl.styles import PatternFill
@@ -34,22 +38,22 @@ from generator.spec import Entity, Field, Spec
 from . import numbering
 from .audit import AuditRow
 from .convert import TRUE, convert
-from .grading import grade_lookup, graded_fields
+from .excel import unneutralise
+from .grading import explain, grade_lookup, graded_fields
+from .importcolumns import ColumnPlan, plan_columns, system_fields
 from .rules import rules_for, validate_values
 from .scope import scope_clause
+from .spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
+from .tables import GradeChange
+
+__all__ = ["ImportFileError", "ImportReport", "Inspection", "import_file", "inspect_file", "max_rows", "write_error_report"]
 
 BATCH = 2000
-MERGE = re.compile(rb'<mergeCell\s+ref="([A-Z]+[0-9]+(?::[A-Z]+[0-9]+)?)"')
+PROGRESS_ROWS = 250
 BAD = PatternFill("solid", fgColor="FFC7CE")
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (not a spreadsheet, unknown or missing columns …)."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
+Progress = Callable[[str, int, int | None], None]  # (phase "checking"/"writing", rows done, rows in all)
+RowErrors = list[tuple[int | None, str, str]]
+YES = TRUE | {"有"}  # (column index in the file or None, label, message)
 
 
 @dataclass
@@ -60,71 +64,97 @@ class ImportReport:
     unchanged: int = 0
     failed: int = 0
     skipped: int = 0
-    errors: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # row number → (header, message)
+    blank: int = 0
+    errors: dict[int, RowErrors] = field(default_factory=dict)  # row number → problems
+    notes: list[str] = field(default_factory=list)
     committed: bool = False
+    dry_run: bool = False
     report_path: Path | None = None
 
     def summary(self) -> str:
-        return (f"共 {self.total} 行:新增 {self.inserted},更新 {self.updated},未变 {self.unchanged},"
-                f"失败 {self.failed},跳过 {self.skipped} (total {self.total}: inserted {self.inserted}, updated {self.updated}, "
-                f"unchanged {self.unchanged}, failed {self.failed}, skipped {self.skipped})")
+        text = (f"共 {self.total} 行:新增 {self.inserted},更新 {self.updated},未变 {self.unchanged},失败 {self.failed},"
+                f"跳过 {self.skipped}" + (f",空行 {self.blank}" if self.blank else "") +
+                f" (total {self.total}: inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}, "
+                f"failed {self.failed}, skipped {self.skipped}" + (f", blank rows {self.blank}" if self.blank else "") + ")")
+        return text + (" — 试运行,未写入 (dry run: nothing written)" if self.dry_run else "")
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("total", "inserted", "updated", "unchanged", "failed", "skipped", "blank")}
 
 
-# -- reading -------------------------------------------------------------------------------------
-
-def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
-    """Headers and an iterator of (row number, values); raises ImportFileError for unreadable files."""
-    head = path.read_bytes()[:8] if path.exists() else b""
-    if not head:
-        raise ImportFileError(["文件是空的 (the file is empty)"])
-    if head.startswith(OLE_MAGIC):
-        raise ImportFileError(["文件受密码保护或是旧版 .xls,请另存为 .xlsx (password-protected or old .xls: save as .xlsx)"])
-    if zipfile.is_zipfile(path):
-        try:
-            wb = load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:  # noqa: BLE001 - damaged workbooks raise many types
-            raise ImportFileError([f"无法读取此 Excel 文件 (cannot read this workbook): {type(exc).__name__}"]) from None
-        ws = wb.worksheets[0]
-        rows = ws.iter_rows(values_only=True)
-        headers = [("" if h is None else str(h).strip()) for h in next(rows, ())]
-
-        def xlsx_rows() -> Iterator[tuple[int, list[Any]]]:
-            try:
-                for number, values in enumerate(rows, start=2):
-                    yield number, list(values)
-            finally:
-                wb.close()
-
-        return headers, xlsx_rows()
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ImportFileError(["这不是 .xlsx 或 .csv 文件 (not an .xlsx or .csv file)"])
-    if "\x00" in text[:1000]:
-        raise ImportFileError(["这不是 .xlsx 或 .csv 文件 (not an .xlsx or .csv file)"])
-    reader = csv.reader(io.StringIO(text))
-    headers = [h.strip() for h in next(reader, [])]
-    return headers, ((n, list(r)) for n, r in enumerate(reader, start=2))
+def max_rows(app: Any) -> int:
+    """The row limit of one import: ``CRM_IMPORT_MAX_ROWS`` (app config or environment)."""
+    return int(app.config.get("CRM_IMPORT_MAX_ROWS") or os.environ.get("CRM_IMPORT_MAX_ROWS") or MAX_ROWS)
 
 
-def _merged_headers(path: Path) -> bool:
-    """Whether the first sheet merges cells of the header row (read-only mode does not say)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        sheets = sorted(n for n in z.namelist() if n.startswith("xl/worksheets/sheet") and n.endswith(".xml"))
-        if not sheets:
-            return False
-        data = z.read(sheets[0])
-    return any(re.match(rb"[A-Z]+1(:|$)", ref) for ref in MERGE.findall(data))
+@dataclass
+class Inspection:
+    """A file's header row, a few sample rows and how the headers match (for the mapping step)."""
+
+    headers: list[str]
+    samples: list[list[Any]]
+    plan: ColumnPlan
 
 
-# -- the import ----------------------------------------------------------------------------------
+def inspect_file(app: Any, entity_name: str, path: str | Path, user: Any, mode: str = "insert", key: str | None = None,
+                 mapping: dict[str, str] | None = None, samples: int = 3) -> Inspection:
+    """Raises ImportFileError for a file that cannot be imported whatever the mapping."""
+    crm = app.extensions["crm"]
+    entity = _entity(crm.spec, entity_name, mode, key)
+    sheet = open_sheet(Path(path), max_rows(app))
+    rows = [values for _i, (_n, values) in zip(range(samples), sheet.rows, strict=False)]
+    sheet.close()
+    plan = plan_columns(crm.spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
+    return Inspection(sheet.headers, rows, plan)
+
+
+def _entity(spec: Spec, entity_name: str, mode: str, key: str | None) -> Entity:
+    entity = spec.entity(entity_name)
+    if entity is None:
+        raise ImportFileError([f"没有实体 {entity_name} (no entity {entity_name})"])
+    if mode not in ("insert", "upsert") or (mode == "upsert" and not key):
+        raise ImportFileError(["upsert 需要 --key 字段 (upsert needs --key FIELD)"])
+    if key and entity.field(key) is None:
+        raise ImportFileError([f"没有字段 {key} (no field {key})"])
+    return entity
+
+
+def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "insert", key: str | None = None, dry_run: bool = False,
+                skip_bad_rows: bool = False, user: Any = None, report_path: str | Path | None = None,
+                progress: Progress | None = None, mapping: dict[str, str] | None = None,
+                finish: Callable[[sa.Connection, ImportReport], None] | None = None) -> ImportReport:
+    """Import ``path`` into ``entity_name``; see the module docstring. ``user`` decides scope, hidden
+    fields and ownership; ``finish`` runs inside the write transaction just before it commits."""
+    from flask_appbuilder import Model
+
+    path = Path(path)
+    crm = app.extensions["crm"]
+    spec: Spec = crm.spec
+    entity = _entity(spec, entity_name, mode, key)
+    sheet = open_sheet(path, max_rows(app))
+    plan = plan_columns(spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
+    if plan.problems:
+        sheet.close()
+        raise ImportFileError(plan.problems)
+    report = ImportReport(notes=plan.notes, dry_run=dry_run)
+    table = Model.metadata.tables[entity.name]
+    now = dt.datetime.now().replace(microsecond=0)
+    engine = crm.db.engine
+    with tempfile.TemporaryFile(prefix="crm-import-") as spool, engine.connect() as conn:
+        checker = _RowChecker(conn, spec, entity, table, dict(Model.metadata.tables), plan, key, user, crm.admin_role, now)
+        batches = checker.run(sheet, spool, report, progress)
+        conn.rollback()  # phase 1 only read
+        report.skipped = report.failed if skip_bad_rows else 0
+        if report.errors:  # before writing, so ``finish`` can keep it with the outcome
+            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None)
+        if report.failed and not skip_bad_rows:
+            report.inserted = report.updated = report.unchanged = 0  # all or nothing: nothing
+        elif not dry_run:
+            _write_all(conn, spec, entity, table, _read_spool(spool, batches), now, getattr(user, "id", None), report, progress, finish)
+    return report
+
+
+# -- phase 1: check ------------------------------------------------------------------------------
 
 class _Resolver:
     """Turns cell text into stored values: choices by value or label, links by name/code/id, users by login or name."""
@@ -133,16 +163,36 @@ class _Resolver:
         self.conn, self.spec, self.tables, self.user, self.admin_role = conn, spec, tables, user, admin_role
         self.cache: dict[str, dict[str, int]] = {}
 
-    def choice(self, f: Field, value: Any) -> str:
-        text = str(value).strip()
-        for c in self.spec.choices.get(f.choices, ()):
-            if text in (c.value, c.label, c.label_en):
-                return c.value
-        raise ValueError(f"'{text}' 不是可选值 (not a choice of {f.choices})")
+    def converter(self, f: Field) -> Callable[[Any], Any]:
+        """A function from a non-blank cell value to the column's value (raises ValueError)."""
+        if f.type == "choice":
+            options: dict[str, str] = {}
+            for c in self.spec.choices.get(f.choices, ()):
+                for text in (c.value, c.label, c.label_en):
+                    if text:
+                        options.setdefault(text, c.value)
+
+            def choice(raw: Any) -> str:
+                text = _text(raw)
+                if text in options:
+                    return options[text]
+                raise ValueError(f"'{text}' 不是可选值 (not a choice of {f.choices})")
+
+            return choice
+        if f.type == "link":
+            return lambda raw: self.link(f, raw)
+        if f.type == "user":
+            return self.person
+        length = (int(f.max) if f.max else 255) if f.type == "string" else None
+        if f.type == "boolean":
+            return lambda raw: True if isinstance(raw, str) and raw.strip().lower() in YES else convert(raw, "boolean")
+        if f.type in ("string", "text", "email", "phone"):
+            return lambda raw: convert(unneutralise(raw), f.type, length)
+        return lambda raw: convert(raw, f.type, length)
 
     def link(self, f: Field, value: Any) -> int:
         names = self._names(f.link)
-        text = str(value).strip()
+        text = _text(value)
         if text in names:
             return names[text]
         if text.lstrip("#").isdigit() and int(text.lstrip("#")) in names.values():
@@ -168,7 +218,7 @@ class _Resolver:
         return self.cache[entity_name]
 
     def person(self, value: Any) -> int:
-        text = str(value).strip()
+        text = _text(value)
         if "user" not in self.cache:
             users = self.tables["ab_user"]
             mapping: dict[str, int] = {}
@@ -182,6 +232,12 @@ class _Resolver:
         raise ValueError(f"找不到用户 '{text}' (no such user)")
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 class _ModelColumns:
     """Lets scope_clause read ``<owner>_id`` from a Core table like from an ORM model."""
 
@@ -192,215 +248,192 @@ class _ModelColumns:
         return self.table.c[name]
 
 
-def columns_for(spec: Spec, entity: Entity, headers: list[str], hidden: set[str]) -> tuple[dict[int, Field], list[str]]:
-    """Header position → field, and the problems of the header row."""
-    by_text: dict[str, Field] = {}
-    for f in entity.fields:
-        for key in (f.name, f.label, f.label_en):
-            if key:
-                by_text.setdefault(key.strip().lower(), f)
-    mapping: dict[int, Field] = {}
-    problems = []
-    seen: dict[str, int] = {}
-    for i, h in enumerate(headers):
-        text = h.replace("*", "").strip()
-        if not text:
-            continue
-        f = by_text.get(text.lower())
-        if f is None or f.name in hidden:
-            known = ", ".join(x.label for x in entity.fields if x.name not in hidden)
-            problems.append(f"第 1 行 {text}:未知列 (unknown column '{text}'); 可用 (known): {known}")
-            continue
-        if f.name in seen:
-            problems.append(f"列 '{text}' 与第 {seen[f.name] + 1} 列重复 (column '{text}' appears twice)")
-            continue
-        seen[f.name] = i
-        mapping[i] = f
-    return mapping, problems
+class _RowChecker:
+    """Phase 1: every row converted, resolved, checked and graded like a save, without writing."""
 
+    def __init__(self, conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, tables: dict[str, sa.Table],
+                 plan: ColumnPlan, key: str | None, user: Any, admin_role: str, now: dt.datetime):
+        self.conn, self.spec, self.entity, self.table, self.now = conn, spec, entity, table, now
+        self.user_id = getattr(user, "id", None)
+        resolver = _Resolver(conn, spec, tables, user, admin_role)
+        self.columns = [(i, f, f.column, resolver.converter(f)) for i, f in sorted(plan.columns.items())]
+        self.position = {f.name: i for i, f in plan.columns.items()}
+        self.key_field = entity.field(key) if key else None
+        # a key the system sets (the number) only finds records; blank means a new one
+        self.system_key = self.key_field is not None and self.key_field.name in system_fields(spec, entity, user, admin_role)
+        self.rules = rules_for(spec, entity)
+        self.graded = graded_fields(spec, entity)
+        self.existing: dict[Any, int] = {}
+        self.out_of_scope: set[Any] = set()
+        if self.key_field is not None:
+            q = sa.select(table.c[self.key_field.column], table.c.id)
+            clause = scope_clause(spec, entity, _ModelColumns(table), user, admin_role) if user is not None else None
+            self.existing = dict(conn.execute(q if clause is None else q.where(clause)).all())
+            if self.key_field.unique and clause is not None:  # keys of records this user may not change
+                outside = sa.select(table.c[self.key_field.column]).where(sa.not_(clause))
+                self.out_of_scope = {v for (v,) in conn.execute(outside)}
+        self.unique = [f for f in entity.fields if f.unique and f != self.key_field and f.name in self.position]
+        self.taken = {f.name: dict(conn.execute(sa.select(table.c[f.column], table.c.id).where(table.c[f.column].is_not(None))).all())
+                      for f in self.unique}
+        self.seen_unique: dict[str, dict[Any, int]] = {f.name: {} for f in self.unique}
+        self.seen_keys: dict[Any, int] = {}
+        self.defaults = [(f.column, f) for f in entity.fields if f.default is not None]
+        self.field_columns = [(f.name, f.column) for f in entity.fields]
+        # Conditions are pure functions of the values they name (``now`` is fixed for the run), so
+        # rows with the same values share one evaluation: grades and rule messages are memoised on them.
+        self.grade_names = [tuple(dict.fromkeys(g.names())) for g in self.graded]
+        self.rule_names = tuple(dict.fromkeys(n for expr, _m, _t in self.rules.validations for n in expr.names))
+        self.memo: dict[Any, Any] = {}
 
-def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "insert", key: str | None = None, dry_run: bool = False,
-                skip_bad_rows: bool = False, user: Any = None, report_path: str | Path | None = None,
-                progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
-    """Import ``path`` into ``entity_name``; see the module docstring. ``user`` decides scope and ownership."""
-    from flask_appbuilder import Model
-
-    from .scope import hidden_fields
-
-    path = Path(path)
-    crm = app.extensions["crm"]
-    spec: Spec = crm.spec
-    entity = spec.entity(entity_name)
-    if entity is None:
-        raise ImportFileError([f"没有实体 {entity_name} (no entity {entity_name})"])
-    if mode not in ("insert", "upsert") or (mode == "upsert" and not key):
-        raise ImportFileError(["upsert 需要 --key 字段 (upsert needs --key FIELD)"])
-    key_field = entity.field(key) if key else None
-    if key and key_field is None:
-        raise ImportFileError([f"没有字段 {key} (no field {key})"])
-    hidden = hidden_fields(spec, entity, user, crm.admin_role) if user is not None else set()
-    headers, rows = read_rows(path)
-    if _merged_headers(path):
-        raise ImportFileError(["标题行有合并单元格,请取消合并 (merged cells in the header row: unmerge them)"])
-    mapping, problems = columns_for(spec, entity, headers, hidden)
-    states = {t.state_field for t in spec.workflows if t.entity == entity.name}
-    auto = {entity.owner_field} | states | ({"code"} if entity.numbering else set()) | {f.name for f in entity.fields if f.readonly}
-    present = {f.name for f in mapping.values()}
-    for f in entity.fields:
-        if f.required and f.default is None and f.name not in auto and f.name not in present and mode == "insert":
-            problems.append(f"缺少必填列 {f.label} (required column '{f.name}' is missing)")
-    if key_field is not None and key_field.name not in present:
-        problems.append(f"缺少键列 {key_field.label} (the key column '{key_field.name}' is missing)")
-    if problems:
-        raise ImportFileError(problems)
-
-    tables = dict(Model.metadata.tables)
-    table = tables[entity.name]
-    rules = rules_for(spec, entity)
-    graded = graded_fields(spec, entity)
-    report = ImportReport()
-    now = dt.datetime.now().replace(microsecond=0)
-    user_id = getattr(user, "id", None)
-    engine = crm.db.engine
-    with engine.connect() as conn:
-        trans = conn.begin()
-        try:
-            resolver = _Resolver(conn, spec, tables, user, crm.admin_role)
-            existing: dict[Any, int] = {}
-            if key_field is not None:
-                kc = table.c[key_field.column]
-                q = sa.select(kc, table.c.id)
-                clause = scope_clause(spec, entity, _ModelColumns(table), user, crm.admin_role) if user is not None else None
-                existing = dict(conn.execute(q if clause is None else q.where(clause)).all())
-            seen_keys: dict[Any, int] = {}
-            unique = [f for f in entity.fields if f.unique and f != key_field]
-            taken = {f.name: dict(conn.execute(sa.select(table.c[f.column], table.c.id).where(table.c[f.column].is_not(None))).all())
-                     for f in unique}
-            seen_unique: dict[str, dict[Any, int]] = {f.name: {} for f in unique}
-            inserts: list[dict[str, Any]] = []
-            updates: list[tuple[int, dict[str, Any]]] = []
-
-            def flush() -> None:
-                _write(conn, spec, entity, table, inserts, updates, existing_rows, now, user_id, report)
-                inserts.clear()
-                updates.clear()
-
-            existing_rows: dict[int, dict[str, Any]] = {}
-            for number, values in rows:
-                if all(v is None or str(v).strip() == "" for v in values):
-                    continue
-                report.total += 1
-                row_errors: list[tuple[str, str]] = []
-                record: dict[str, Any] = {}
-                for i, f in mapping.items():
-                    raw = values[i] if i < len(values) else None
-                    if isinstance(raw, str) and raw.startswith("="):
-                        row_errors.append((headers[i], "公式没有计算结果,请填写数值 (a formula without a value)"))
-                        continue
-                    try:
-                        record[f.column] = _value(resolver, f, raw)
-                    except ValueError as exc:
-                        row_errors.append((headers[i], str(exc)))
-                key_value = record.get(key_field.column) if key_field is not None else None
-                if key_field is not None:
-                    if key_value is None:
-                        row_errors.append((key_field.label, "键值为空 (the key is empty)"))
-                    elif key_value in seen_keys:
-                        row_errors.append((key_field.label, f"与第 {seen_keys[key_value]} 行重复 (same key as row {seen_keys[key_value]})"))
-                    else:
-                        seen_keys[key_value] = number
-                target = existing.get(key_value) if key_value is not None else None
-                for f in unique:
-                    v = record.get(f.column)
-                    if v is None:
-                        continue
-                    if v in seen_unique[f.name]:
-                        row_errors.append((f.label, f"与第 {seen_unique[f.name][v]} 行重复 (same as row {seen_unique[f.name][v]})"))
-                    elif taken[f.name].get(v, target) != target:
-                        row_errors.append((f.label, f"'{v}' 已存在 (exists already)"))
-                    seen_unique[f.name].setdefault(v, number)
-                if not row_errors:
-                    row_errors += _check(spec, entity, rules, graded, record, target is None, conn, table, target, existing_rows,
-                                         user_id, now)
-                if row_errors:
-                    report.errors[number] = row_errors
-                    report.failed += 1
-                    continue
-                if target is None:
-                    inserts.append(record)
-                else:
-                    updates.append((target, record))
-                if len(inserts) + len(updates) >= BATCH:
-                    flush()
-                if progress is not None:
-                    progress(report.total, None)
-            flush()
-            if report.failed and not skip_bad_rows:
-                report.inserted = report.updated = report.unchanged = 0
-                trans.rollback()
-            elif dry_run:
-                trans.rollback()
+    def run(self, sheet: Sheet, spool: IO[bytes], report: ImportReport, progress: Progress | None) -> int:
+        """Check every row of ``sheet``; spool the good ones in batches; return the number of batches."""
+        batch: list[tuple[Any, ...]] = []
+        batches = 0
+        flagged_rows = {r for r, _c in sheet.cell_problems}
+        for number, values in sheet.rows:
+            if number not in flagged_rows and all(v is None or v == "" or (isinstance(v, str) and not v.strip()) for v in values):
+                report.blank += 1
+                continue
+            report.total += 1
+            errors, op = self.row(number, values, sheet)
+            if errors:
+                report.errors[number] = errors
+                report.failed += 1
+            elif op is None:
+                report.unchanged += 1
             else:
-                trans.commit()
-                report.committed = True
-            if report.failed and skip_bad_rows:
-                report.skipped = report.failed
-        except BaseException:
-            trans.rollback()
-            raise
-    if report.errors:
-        report.report_path = write_error_report(path, headers, report.errors, Path(report_path) if report_path else None)
-    return report
+                batch.append(op)
+                if op[0] == "i":
+                    report.inserted += 1
+                else:
+                    report.updated += 1
+                if len(batch) >= BATCH:
+                    pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+                    batches += 1
+                    batch = []
+            if progress is not None and report.total % PROGRESS_ROWS == 0:
+                progress("checking", report.total, sheet.total)
+        if batch:
+            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+            batches += 1
+        if progress is not None:
+            progress("checking", report.total, report.total)
+        return batches
+
+    def row(self, number: int, values: list[Any], sheet: Sheet) -> tuple[RowErrors, tuple[Any, ...] | None]:
+        errors: RowErrors = []
+        record: dict[str, Any] = {}
+        width = len(values)
+        for i, f, column, conv in self.columns:
+            problem = sheet.cell_problems.get((number, i)) if sheet.cell_problems else None
+            if problem:
+                errors.append((i, f.label, problem))
+                continue
+            raw = values[i] if i < width else None
+            if raw is None or raw == "" or (isinstance(raw, str) and not raw.strip()):
+                record[column] = None
+                continue
+            if sheet.is_csv and isinstance(raw, str) and raw.startswith("="):
+                errors.append((i, f.label, "CSV 里的公式不会被计算,请填写数值 (a formula in a CSV file is not calculated: write the value)"))
+                continue
+            try:
+                record[column] = conv(raw)
+            except ValueError as exc:
+                errors.append((i, f.label, str(exc)))
+        target = None
+        kf = self.key_field
+        if kf is not None:
+            key_value = record.get(kf.column)
+            if key_value is None and not self.system_key:
+                errors.append((self.position.get(kf.name), kf.label, "键值为空 (the key is empty)"))
+            elif key_value is not None and key_value in self.seen_keys:
+                errors.append((self.position.get(kf.name), kf.label,
+                               f"与第 {self.seen_keys[key_value]} 行重复 (same key as row {self.seen_keys[key_value]})"))
+            elif key_value is not None:
+                self.seen_keys[key_value] = number
+                target = self.existing.get(key_value)
+                if target is None and key_value in self.out_of_scope:
+                    errors.append((self.position.get(kf.name), kf.label, f"'{key_value}' 已存在,但不在您可修改的范围内 "
+                                                                         f"(exists, but is not yours to change)"))
+                elif target is None and self.system_key:
+                    errors.append((self.position.get(kf.name), kf.label, f"'{key_value}' 不存在;由系统编号的新记录请留空 "
+                                                                         f"(no such record: leave it blank for a new one)"))
+            if self.system_key:
+                record.pop(kf.column, None)  # identifies the record; never written
+        for f in self.unique:
+            v = record.get(f.column)
+            if v is None:
+                continue
+            if v in self.seen_unique[f.name]:
+                first = self.seen_unique[f.name][v]
+                errors.append((self.position[f.name], f.label, f"与第 {first} 行重复 (same as row {first})"))
+            elif self.taken[f.name].get(v, target) != target:
+                errors.append((self.position[f.name], f.label, f"'{v}' 已存在 (exists already)"))
+            self.seen_unique[f.name].setdefault(v, number)
+        if errors:
+            return errors, None
+        return self.check(record, target)
+
+    def check(self, record: dict[str, Any], target: int | None) -> tuple[RowErrors, tuple[Any, ...] | None]:
+        """Fill what a save fills (defaults, owner, start state, grades) and check required fields and rules."""
+        e = self.entity
+        before: dict[str, Any] = {}
+        if target is None:
+            for column, f in self.defaults:
+                if record.get(column) is None:
+                    record[column] = _default(f, self.now)
+            if e.owner_field and record.get(f"{e.owner_field}_id") is None:
+                record[f"{e.owner_field}_id"] = self.user_id
+            for state, initial in self.rules.state_fields.items():
+                record[state] = initial  # a new record starts where its workflow starts
+            full = record
+        else:
+            before = dict(self.conn.execute(sa.select(self.table).where(self.table.c.id == target)).mappings().one())
+            full = {**before, **record}
+        values = {name: full.get(column) for name, column in self.field_columns}
+        lookup = record_lookup(values)
+        errors: RowErrors = []
+        for f in e.fields:
+            if f.required and values.get(f.name) is None and not (f.name == "code" and e.numbering):
+                errors.append((self.position.get(f.name), f.label, "必填 (required)"))
+        grades = []
+        for g, names in zip(self.graded, self.grade_names, strict=True):
+            rule, new, why = self._grade(g, names, lookup)
+            record[g.field] = values[g.field] = new
+            if g.reason_field:
+                record[g.reason_field] = why
+            if rule is not None and new != before.get(g.field):
+                grades.append((g.field, before.get(g.field), new, rule.ref, why))
+        for name, messages in self._messages(lookup).items():
+            f = e.field(name)
+            errors += [(self.position.get(name), f.label if f else name, m) for m in messages]
+        if errors:
+            return errors, None
+        if target is None:
+            return [], ("i", record, grades)
+        changed = {k: v for k, v in record.items() if before.get(k) != v}
+        if not changed:
+            return [], None
+        return [], ("u", target, changed, {k: before.get(k) for k in changed}, before.get("version") or 1, grades)
 
 
-def _value(resolver: _Resolver, f: Field, raw: Any) -> Any:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if f.type == "choice":
-        return resolver.choice(f, raw)
-    if f.type == "link":
-        return resolver.link(f, raw)
-    if f.type == "user":
-        return resolver.person(raw)
-    if f.type == "boolean" and isinstance(raw, str) and raw.strip().lower() in TRUE | {"有"}:
-        return True
-    if f.type in ("integer", "decimal", "money") and isinstance(raw, str):
-        raw = raw.replace(",", "").replace(",", "").strip()
-    return convert(raw, f.type, int(f.max) if f.type == "string" and f.max else (255 if f.type == "string" else None))
+    def _grade(self, g: Any, names: tuple[str, ...], lookup: Callable[[str], Any]) -> tuple[Any, Any, str | None]:
+        key = (g.field, *(lookup(n) for n in names))
+        if key not in self.memo:
+            hit = grade_lookup(lookup, g, self.now, self.spec.calendar)
+            self._remember(key, (hit[0], hit[0].grade, explain(hit[0], hit[1], lookup)) if hit else (None, None, None))
+        return self.memo[key]  # type: ignore[no-any-return]
 
+    def _messages(self, lookup: Callable[[str], Any]) -> dict[str, list[str]]:
+        key = ("", *(lookup(n) for n in self.rule_names))
+        if key not in self.memo:
+            self._remember(key, validate_values(self.spec, self.rules, lookup, self.now))
+        return self.memo[key]  # type: ignore[no-any-return]
 
-def _check(spec: Spec, entity: Entity, rules: Any, graded: list[Any], record: dict[str, Any], is_new: bool, conn: sa.Connection,
-           table: sa.Table, target: int | None, existing_rows: dict[int, dict[str, Any]], user_id: int | None,
-           now: dt.datetime) -> list[tuple[str, str]]:
-    """Fill what a save fills (defaults, owner, start state, grades) and check required fields and rules."""
-    errors: list[tuple[str, str]] = []
-    if is_new:
-        for f in entity.fields:
-            if record.get(f.column) is None and f.default is not None:
-                record[f.column] = _default(f, now)
-        if entity.owner_field and record.get(f"{entity.owner_field}_id") is None:
-            record[f"{entity.owner_field}_id"] = user_id
-        for t in spec.workflows:
-            if t.entity == entity.name and record.get(t.state_field) is None:
-                f = entity.field(t.state_field)
-                record[t.state_field] = f.default if f is not None and f.default else t.source
-        full = record
-    else:
-        if target not in existing_rows:
-            row = conn.execute(sa.select(table).where(table.c.id == target)).mappings().one()
-            existing_rows[target] = dict(row)
-        full = {**existing_rows[target], **record}
-    values = {f.name: full.get(f.column) for f in entity.fields}
-    for f in entity.fields:
-        if f.required and values.get(f.name) is None and not (f.name == "code" and entity.numbering):
-            errors.append((f.label, "必填 (required)"))
-    for name, messages in validate_values(spec, rules, record_lookup(values), now).items():
-        f = entity.field(name)
-        errors += [(f.label if f else name, m) for m in messages]
-    for g in graded:
-        hit = grade_lookup(record_lookup(values), g, now, spec.calendar)
-        record[g.field] = hit[0].grade if hit else None
-    return errors
+    def _remember(self, key: Any, value: Any) -> None:
+        if len(self.memo) > 20_000:  # bounded: a file of all-different values must not grow it forever
+            self.memo.clear()
+        self.memo[key] = value
 
 
 def _default(f: Field, now: dt.datetime) -> Any:
@@ -409,39 +442,94 @@ def _default(f: Field, now: dt.datetime) -> Any:
     return convert(f.default, f.type)
 
 
-def _write(conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, inserts: list[dict[str, Any]],
-           updates: list[tuple[int, dict[str, Any]]], existing_rows: dict[int, dict[str, Any]], now: dt.datetime,
-           user_id: int | None, report: ImportReport) -> None:
-    audit_rows = []
+def _read_spool(spool: IO[bytes], batches: int) -> Iterator[list[tuple[Any, ...]]]:
+    spool.seek(0)
+    for _ in range(batches):
+        # our own temporary file, written by _RowChecker.run in this process
+        yield pickle.load(spool)  # noqa: S301  # nosec B301
+
+
+# -- phase 2: write ------------------------------------------------------------------------------
+
+def _write_all(conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, batches: Iterator[list[tuple[Any, ...]]],
+               now: dt.datetime, user_id: int | None, report: ImportReport, progress: Progress | None,
+               finish: Callable[[sa.Connection, ImportReport], None] | None) -> None:
+    todo = report.inserted + report.updated
+    done = 0
+    if progress is not None:
+        progress("writing", 0, todo)  # before the transaction: on SQLite the last word until it commits
+    try:
+        with conn.begin():
+            for batch in batches:
+                _write_batch(conn, entity, table, batch, now, user_id)
+                done += len(batch)
+                if progress is not None:
+                    progress("writing", done, todo)
+            report.committed = True
+            if finish is not None:
+                finish(conn, report)
+    except sa.exc.IntegrityError as exc:
+        report.committed = False
+        raise ImportFileError([f"写入时数据库拒绝(检查之后数据被其他人修改了?):没有导入任何数据,请重新导入 "
+                               f"(the database refused a row — changed by someone since the check? Nothing was imported; "
+                               f"run the import again): {str(exc.orig).splitlines()[0]}"]) from None
+    except BaseException:
+        report.committed = False
+        raise
+
+
+class ChangedMeanwhile(ImportFileError):
+    """A record to update was edited by someone else between the check and the write."""
+
+
+def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: list[tuple[Any, ...]], now: dt.datetime,
+                 user_id: int | None) -> None:
+    inserts = [op for op in batch if op[0] == "i"]
+    audit_rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     if inserts:
+        records = [op[1] for op in inserts]
         if entity.numbering:
-            needing = [r for r in inserts if not r.get("code")]
-            for r, code in zip(needing, numbering.allocate(conn, entity.name, entity.numbering, now, len(needing)) if needing else [],
-                               strict=True):
+            for r, code in zip(records, numbering.allocate(conn, entity.name, entity.numbering, now, len(records)), strict=True):
                 r["code"] = code
         columns = {c.name for c in table.columns} - {"id"}
-        keys = sorted({k for r in inserts for k in r if k in columns})  # one shape for every row of the batch
+        keys = sorted({k for r in records for k in r if k in columns})  # one shape for every row of the batch
         rows = [{**{k: r.get(k) for k in keys}, "created_on": now, "changed_on": now, "created_by_fk": user_id,
-                 "changed_by_fk": user_id, "version": 1} for r in inserts]
-        # one batched INSERT … RETURNING; ids come back in the order of the rows
-        ids = conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        for pk, r in zip(ids, inserts, strict=True):
+                 "changed_by_fk": user_id, "version": 1} for r in records]
+        for pk, (_i, r, grades) in zip(_insert(conn, table, rows), inserts, strict=True):
             audit_rows.append(_audit(entity, pk, "create", {k: [None, v] for k, v in r.items() if v is not None}, 1, user_id, now))
-        report.inserted += len(inserts)
-    for pk, record in updates:
-        before = existing_rows[pk]
-        changed = {k: v for k, v in record.items() if before.get(k) != v}
-        if not changed:
-            report.unchanged += 1
+            history += [_history(entity, pk, g, now) for g in grades]
+    for op in batch:
+        if op[0] != "u":
             continue
-        version = (before.get("version") or 1) + 1
-        conn.execute(sa.update(table).where(table.c.id == pk).values({**changed, "changed_on": now, "changed_by_fk": user_id,
-                                                                      "version": version}))
-        audit_rows.append(_audit(entity, pk, "update", {k: [before.get(k), v] for k, v in changed.items()}, version, user_id, now))
-        existing_rows[pk] = {**before, **changed, "version": version}
-        report.updated += 1
+        _u, pk, changed, before, version, grades = op
+        done = conn.execute(sa.update(table).where(table.c.id == pk, table.c.version == version)
+                            .values({**changed, "changed_on": now, "changed_by_fk": user_id, "version": version + 1}))
+        if done.rowcount != 1:
+            raise ChangedMeanwhile([f"记录 #{pk} 在导入期间被其他人修改:没有导入任何数据,请重新导入 "
+                                    f"(record #{pk} was edited while importing: nothing was imported; run the import again)"])
+        audit_rows.append(_audit(entity, pk, "update", {k: [before.get(k), v] for k, v in changed.items()}, version + 1, user_id, now))
+        history += [_history(entity, pk, g, now) for g in grades]
     if audit_rows:
         conn.execute(AuditRow.__table__.insert(), audit_rows)
+    if history:
+        conn.execute(GradeChange.__table__.insert(), history)
+
+
+def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows``; their ids in order.
+
+    SQLite cannot return the ids of a multi-row INSERT in a guaranteed order (SQLAlchemy then sends
+    one statement per row). But SQLite has one writer: once the first row is in, this transaction
+    holds the write lock, and SQLite gave that row the next free id (above every id ever used, for
+    AUTOINCREMENT tables too) — so the rest take the ids that follow, in one executemany."""
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+    first = conn.execute(sa.insert(table).returning(table.c.id), rows[0]).scalar_one()
+    ids = list(range(first, first + len(rows)))
+    if len(rows) > 1:
+        conn.execute(sa.insert(table), [{**r, "id": pk} for r, pk in zip(rows[1:], ids[1:], strict=True)])
+    return ids
 
 
 def _audit(entity: Entity, pk: int, action: str, changes: dict[str, Any], version: int, user_id: int | None,
@@ -450,26 +538,39 @@ def _audit(entity: Entity, pk: int, action: str, changes: dict[str, Any], versio
             "remote_addr": "import", "at": now, "changes": json.dumps(changes, ensure_ascii=False, default=str)}
 
 
-def write_error_report(source: Path, headers: list[str], errors: dict[int, list[tuple[str, str]]], target: Path | None) -> Path:
-    """The original rows plus an error column; the bad cells filled red with the message as a comment."""
+def _history(entity: Entity, pk: int, grade: tuple[str, Any, Any, str, str], now: dt.datetime) -> dict[str, Any]:
+    fname, old, new, rule, why = grade
+    return {"entity": entity.name, "record_id": pk, "field": fname, "old_value": old, "new_value": new, "rule": rule,
+            "explanation": why, "changed_on": now}
+
+
+# -- the error report ----------------------------------------------------------------------------
+
+def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path | None = None) -> Path:
+    """The original rows with an error column; the bad cells filled red with the message as a comment."""
     target = target or source.with_name(source.stem + "-错误报告.xlsx")
-    _headers, rows = read_rows(source)
+    sheet = open_sheet(source, max_rows=10**9)
+    headers = sheet.headers
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("导入错误")
     ws.append([*headers, "错误 (errors)"])
-    for number, values in rows:
+    for number, values in sheet.rows:
         problems = errors.get(number)
         if not problems:
             continue
-        bad = {h for h, _ in problems}
-        cells = []
-        for i, value in enumerate(values[: len(headers)]):
-            c = WriteOnlyCell(ws, value=value)
-            if headers[i] in bad or headers[i].replace("*", "").strip() in bad:
+        by_column: dict[int, list[str]] = {}
+        for column, _label, message in problems:
+            if column is not None:
+                by_column.setdefault(column, []).append(message)
+        cells: list[Any] = []
+        for i in range(len(headers)):
+            value = values[i] if i < len(values) else None
+            c = WriteOnlyCell(ws, value=None if value == "" else value)
+            if i in by_column:
                 c.fill = BAD
-                c.comment = Comment("; ".join(m for h, m in problems if h in (headers[i], headers[i].replace("*", "").strip())), "crm")
+                c.comment = Comment("; ".join(by_column[i]), "crm")
             cells.append(c)
-        cells.append(f"第 {number} 行: " + "; ".join(f"{h}: {m}" for h, m in problems))
+        cells.append(f"第 {number} 行: " + "; ".join(f"{label}: {m}" for _c, label, m in problems))
         ws.append(cells)
     wb.save(target)
     return target

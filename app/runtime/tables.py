@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 
 from .models import now
 
@@ -119,5 +119,34 @@ class SurveyAnswer(Model):
     __table_args__ = (UniqueConstraint("survey", "entity", "record_id", "question_order", name="uq_crm_survey_answer_question"),)
 
 
+class ImportJob(Model):
+    """An import started from the screens (issue 7): the uploaded file, who started it (their scope
+    and rights apply), the column mapping, live progress and the outcome with its error workbook —
+    in the database, so any web worker answers the progress bar and serves the report.
+
+    status: mapping (waiting for the user's column mapping) → queued → checking → writing → done,
+    or failed (the file cannot be imported); ``claim`` guards against two workers running one job."""
+
+    __tablename__ = "crm_import_job"
+    id = Column(Integer, primary_key=True)
+    token = Column(String(32), nullable=False, unique=True)  # in URLs instead of the guessable id
+    entity = Column(String(64), nullable=False)
+    user_id = Column(Integer, ForeignKey("ab_user.id"), nullable=False)
+    filename = Column(String(255), nullable=False)
+    options = Column(Text, nullable=False)  # JSON: mode, key, skip_bad_rows, dry_run, mapping
+    upload = Column(LargeBinary)  # the file, dropped when the job ends
+    status = Column(String(16), nullable=False)
+    claim = Column(String(32))
+    total = Column(Integer)
+    done = Column(Integer, nullable=False, default=0)
+    result = Column(Text)  # JSON: counts, notes, the first row errors, or the file's problems
+    report = Column(LargeBinary)  # the error workbook
+    created_on = Column(DateTime, nullable=False, default=now)
+    started_at = Column(DateTime)
+    heartbeat_at = Column(DateTime)
+    finished_at = Column(DateTime)
+    __table_args__ = (Index("ix_crm_import_job_user", "user_id", "created_on"),)
+
+
 CRM_TABLES = [Sequence.__table__, GradeChange.__table__, Transition.__table__, OutboxMessage.__table__, Notification.__table__,
-              SurveyAnswer.__table__]
+              SurveyAnswer.__table__, ImportJob.__table__]

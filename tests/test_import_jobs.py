@@ -1,0 +1,321 @@
+"""Imports from the screens run as Celery jobs: upload → (mapping step) → live progress → result
+and error workbook. Unit tests run the task eagerly; the real-worker tests start a Celery worker
+process on Redis and PostgreSQL and watch its progress from another connection, then kill one
+mid-import and show the job is imported exactly once after a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from celery import Celery
+from openpyxl import Workbook, load_workbook
+
+from app.runtime import importjobs
+from app.runtime.accounts import add_user
+from app.runtime.importjobs import JOBS, create_job, run_job
+from tests.conftest import ADMIN_PASSWORD, ROOT, csrf_token, login
+from tests.migration_helpers import database
+from tests.test_excel import PASSWORD, count, xlsx
+from tests.test_worker import redis_url, start_worker, stop, wait_for
+
+
+@pytest.fixture(scope="module")
+def people(app: Any) -> None:
+    with app.app_context():
+        sm = app.extensions["crm"].appbuilder.sm
+        missing = [u for u in ("xl_sales", "xl_manager") if sm.find_user(username=u) is None]
+    if "xl_sales" in missing:
+        add_user(app, "xl_sales", ["业务员"], PASSWORD, departments=["导入一部"])
+    if "xl_manager" in missing:
+        add_user(app, "xl_manager", ["销售经理"], PASSWORD, departments=["导入一部"])
+
+
+@pytest.fixture
+def eager(app: Any) -> Iterator[None]:
+    """Tasks run in the calling process (unit tests only: no serialisation, no broker)."""
+    conf = app.extensions["celery"].conf
+    conf.task_always_eager = True
+    yield
+    conf.task_always_eager = False
+
+
+def upload(client: Any, path: Path, **fields: Any) -> Any:
+    page = client.get("/customerview/import/")
+    data = {"csrf_token": csrf_token(page.text), "mode": "insert", **fields, "file": (path.open("rb"), path.name)}
+    return client.post("/customerview/import/", data=data, content_type="multipart/form-data")
+
+
+def token_of(response: Any) -> str:
+    m = re.search(r"/import/job/([0-9a-f]{32})", response.headers.get("Location", ""))
+    assert m, (response.status_code, response.headers.get("Location"), response.text[:500])
+    return m.group(1)
+
+
+def manager(app: Any) -> Any:
+    c = app.test_client()
+    login(c, "xl_manager", PASSWORD)  # 销售经理: import right, team scope
+    return c
+
+
+def test_an_upload_runs_as_a_job_with_progress_and_a_summary(app: Any, people: None, tmp_path: Path, eager: None) -> None:
+    c = manager(app)
+    assert app.test_client().get("/customerview/import/").status_code in (302, 403)
+    r = upload(c, xlsx(tmp_path / "ok.xlsx", [["客户名称", "需求迫切程度"], *[[f"作业客户{i}", "normal"] for i in range(3)]]))
+    token = token_of(r)
+    assert r.headers["Location"].endswith(f"/import/job/{token}")
+    progress = c.get(f"/customerview/import/job/{token}/progress").json
+    assert progress["status"] == "done" and (progress["done"], progress["total"], progress["percent"]) == (3, 3, 100)
+    assert progress["result"]["counts"]["inserted"] == 3 and progress["result"]["committed"]
+    page = c.get(f"/customerview/import/job/{token}")
+    assert page.status_code == 200 and "新增 3" in page.text and "crm-progress" not in page.text
+    with app.app_context():
+        me = app.extensions["crm"].appbuilder.sm.find_user(username="xl_manager").id
+    assert count(app, "SELECT count(*) FROM customer WHERE name LIKE '作业客户%' AND owner_id = :me", me=me) == 3
+    assert count(app, "SELECT count(*) FROM crm_import_job WHERE token = :t AND upload IS NULL", t=token) == 1  # the file is dropped
+    other = app.test_client()
+    login(other, "admin", ADMIN_PASSWORD)
+    assert other.get(f"/customerview/import/job/{token}/progress").status_code == 404  # someone else's job
+
+
+def test_a_running_job_shows_a_progress_bar_that_polls(app: Any, people: None, tmp_path: Path) -> None:
+    c = manager(app)
+    token = _job(app, "xl_manager", xlsx(tmp_path / "q.xlsx", [["客户名称", "需求迫切程度"], ["排队客户", "normal"]]))["token"]
+    page = c.get(f"/customerview/import/job/{token}")
+    assert 'class="progress crm-progress"' in page.text and f"/import/job/{token}/progress" in page.text
+    assert c.get(f"/customerview/import/job/{token}/progress").json["status"] == "queued"
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    with engine.begin() as conn:  # what a worker commits while it checks row 500 of 2000
+        conn.execute(JOBS.update().where(JOBS.c.token == token).values(
+            status="checking", total=2000, done=500, started_at=dt.datetime.now() - dt.timedelta(seconds=10),
+            heartbeat_at=dt.datetime.now(), claim="x" * 32))
+    p = c.get(f"/customerview/import/job/{token}/progress").json
+    assert (p["status"], p["done"], p["total"], p["percent"]) == ("checking", 500, 2000, 15)  # checking is 60 % of the bar
+    assert 30 <= p["eta_seconds"] <= 45  # 10 s for 500 rows: 30 s for the rest, and a little for writing
+
+
+def test_unsure_headers_go_through_the_mapping_step(app: Any, people: None, tmp_path: Path, eager: None) -> None:
+    c = manager(app)
+    path = xlsx(tmp_path / "m.xlsx", [["客户名", "迫切程度", "内部编号"], ["映射步骤客户", "normal", "X9"]])
+    r = upload(c, path)
+    assert "/map" in r.headers["Location"]
+    token = token_of(r)
+    page = c.get(f"/customerview/import/job/{token}/map")
+    assert page.status_code == 200 and "unknown column '客户名'" in html.unescape(page.text)
+    selected = dict(re.findall(r'<select name="(map_\d)".*?<option value="(\w+)" selected', page.text, re.S))
+    assert selected == {"map_0": "name", "map_1": "urgency"}  # best guesses pre-filled; 内部编号 left as "do not import"
+    assert "<div>映射步骤客户</div>" in page.text and "<div>X9</div>" in page.text  # a sample under each header
+    form = {"csrf_token": csrf_token(page.text), "map_0": "name", "map_1": "name", "map_2": ""}
+    again = c.post(f"/customerview/import/job/{token}/map", data=form)
+    assert again.status_code == 200 and "both fill 'name'" in html.unescape(again.text)
+    assert count(app, "SELECT count(*) FROM crm_import_job WHERE token = :t AND status = 'mapping'", t=token) == 1
+    form["map_1"] = "urgency"
+    done = c.post(f"/customerview/import/job/{token}/map", data=form)
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"/import/job/{token}")
+    assert c.get(f"/customerview/import/job/{token}/progress").json["result"]["counts"]["inserted"] == 1
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '映射步骤客户'") == 1
+
+
+def test_bad_rows_leave_nothing_and_offer_the_error_workbook(app: Any, people: None, tmp_path: Path, eager: None) -> None:
+    c = manager(app)
+    token = token_of(upload(c, xlsx(tmp_path / "bad.xlsx", [["客户名称", "需求迫切程度"], ["好行", "normal"], ["坏行", "非常急"]])))
+    p = c.get(f"/customerview/import/job/{token}/progress").json
+    assert p["status"] == "done" and not p["result"]["committed"] and p["has_report"]
+    assert p["result"]["errors"][0][0] == 3 and "非常急" in p["result"]["errors"][0][1][0][1]
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '好行'") == 0
+    page = c.get(f"/customerview/import/job/{token}")
+    assert "没有导入任何数据" in page.text and "crm-import-report" in page.text
+    ws = load_workbook(io.BytesIO(c.get(f"/customerview/import/job/{token}/report").data)).active
+    assert ws.max_row == 2 and ws.cell(2, 1).value == "坏行" and ws.cell(2, 2).fill.fgColor.rgb.endswith("FFC7CE")
+
+
+def test_files_that_cannot_be_imported_are_reported_at_once(app: Any, people: None, tmp_path: Path) -> None:
+    c = manager(app)
+    jobs = count(app, "SELECT count(*) FROM crm_import_job")
+    junk = tmp_path / "junk.xlsx"
+    junk.write_bytes(b"not a workbook at all")
+    r = upload(c, junk)
+    assert r.status_code == 200 and "not an .xlsx or .csv file" in r.text
+    r = upload(c, xlsx(tmp_path / "dup.xlsx", [["客户名称", "name"], ["x", "y"]]))
+    assert r.status_code == 200 and "both fill 'name'" in html.unescape(r.text)
+    assert count(app, "SELECT count(*) FROM crm_import_job") == jobs
+
+
+def _job(app: Any, username: str, path: Path, **options: Any) -> dict[str, Any]:
+    with app.app_context():
+        crm = app.extensions["crm"]
+        user = crm.appbuilder.sm.find_user(username=username)
+        return create_job(crm.db.engine, "customer", user.id, path.name, path.read_bytes(), {"mode": "insert", **options})
+
+
+def test_the_job_acts_as_its_user_and_checks_the_right_again(app: Any, people: None, tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "r.xlsx", [["客户名称", "需求迫切程度"], ["无权导入客户", "normal"]])
+    job = _job(app, "xl_sales", path)  # 业务员 has no import right (e.g. withdrawn after the upload)
+    with app.app_context():
+        assert run_job(app, job["id"]) == "failed"
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '无权导入客户'") == 0
+    with app.app_context():
+        row = app.extensions["crm"].db.session.execute(sa.select(JOBS.c.result).where(JOBS.c.id == job["id"])).scalar()
+    assert "may no longer import" in json.loads(row)["problems"][0]
+
+
+def test_a_job_runs_once_however_often_it_is_delivered(app: Any, people: None, tmp_path: Path) -> None:
+    job = _job(app, "xl_manager", xlsx(tmp_path / "once.xlsx", [["客户名称", "需求迫切程度"], ["只导入一次", "normal"]]))
+    with app.app_context():
+        assert run_job(app, job["id"]) == "done"
+        assert run_job(app, job["id"]) == "skipped"
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '只导入一次'") == 1
+
+
+def test_a_worker_that_lost_its_claim_rolls_its_import_back(app: Any, people: None, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    job = _job(app, "xl_manager", xlsx(tmp_path / "lost.xlsx", [["客户名称", "需求迫切程度"], ["失去认领", "normal"]]))
+    real = importjobs._progress_writer
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+
+    def stealing(engine_: Any, job_id: int, claim: str) -> Any:
+        write = real(engine_, job_id, claim)
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            write(phase, done, total)
+            if phase == "checking" and done == total:  # checked; another worker takes over before the write
+                with engine.begin() as conn:
+                    conn.execute(JOBS.update().where(JOBS.c.id == job_id).values(claim="another-worker"))
+
+        return progress
+
+    monkeypatch.setattr(importjobs, "_progress_writer", stealing)
+    with app.app_context():
+        assert run_job(app, job["id"]) == "lost"
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '失去认领'") == 0
+    assert count(app, "SELECT count(*) FROM crm_import_job WHERE id = :id AND status = 'checking'", id=job["id"]) == 1
+
+
+def test_a_silent_job_is_queued_again_when_watched(app: Any, people: None, tmp_path: Path, eager: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    c = manager(app)
+    job = _job(app, "xl_manager", xlsx(tmp_path / "s.xlsx", [["客户名称", "需求迫切程度"], ["复活客户", "normal"]]))
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    with engine.begin() as conn:  # a worker claimed it and died
+        conn.execute(JOBS.update().where(JOBS.c.id == job["id"]).values(status="checking", claim="dead" * 8,
+                                                                         heartbeat_at=dt.datetime.now() - dt.timedelta(seconds=30)))
+    assert c.get(f"/customerview/import/job/{job['token']}/progress").json["status"] == "checking"  # within the lease
+    monkeypatch.setitem(app.config, "CRM_IMPORT_LEASE_SECONDS", 20)
+    assert c.get(f"/customerview/import/job/{job['token']}/progress").json["status"] == "done"
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '复活客户'") == 1
+
+
+# -- a real worker process -----------------------------------------------------------------------
+
+def big_file(path: Path, rows: int, prefix: str) -> Path:
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("客户")
+    ws.append(["客户名称", "需求迫切程度", "年需求规模(元)", "所属区域"])
+    for i in range(rows):
+        ws.append([f"{prefix}{i}", "normal", 1000 * i, "华东"])
+    wb.save(path)
+    return path
+
+
+def prepare(tmp: Path, url: str, broker: str) -> dict[str, str]:
+    env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_VAR_DIR": str(tmp), "CRM_BROKER_URL": broker, "CRM_IMPORT_LEASE_SECONDS": "3"}
+    code = ("from app import create_app; from app.runtime.schema import create_schema; from app.runtime.accounts import create_first_admin; "
+            "a = create_app(); create_schema(a); create_first_admin(a, 'admin', 'worker-Pass-1')")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)  # noqa: S603
+    return env
+
+
+def queue(engine: sa.Engine, path: Path, broker: str) -> int:
+    with engine.connect() as conn:
+        admin = conn.execute(sa.text("SELECT id FROM ab_user WHERE username = 'admin'")).scalar_one()
+    job = create_job(engine, "customer", admin, path.name, path.read_bytes(), {"mode": "insert"})
+    send(broker, job["id"])
+    return int(job["id"])
+
+
+def send(broker: str, job_id: int) -> None:
+    sender = Celery(broker=broker)
+    sender.conf.broker_connection_retry_on_startup = True
+    sender.send_task("app.tasks.import_task", args=[job_id])
+    sender.close()
+
+
+def snapshot(engine: sa.Engine, job_id: int) -> tuple[str, int, int | None]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(JOBS.c.status, JOBS.c.done, JOBS.c.total).where(JOBS.c.id == job_id)).one()
+    return row[0], row[1], row[2]
+
+
+@pytest.mark.postgres
+def test_a_worker_on_redis_and_postgresql_reports_progress_while_it_imports(tmp_path: Path) -> None:
+    broker = redis_url()
+    with database("postgresql", tmp_path) as url:
+        env = prepare(tmp_path, url, broker)
+        engine = sa.create_engine(url)
+        worker = start_worker(env, tmp_path, "importer")
+        try:
+            job_id = queue(engine, big_file(tmp_path / "big.xlsx", 4000, "进度客户"), broker)
+            seen: list[tuple[str, int, int | None]] = []
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                seen.append(snapshot(engine, job_id))
+                if seen[-1][0] in ("done", "failed"):
+                    break
+                time.sleep(0.02)
+        finally:
+            stop(worker)
+        assert seen[-1] == ("done", 4000, 4000), seen[-5:]
+        assert any(s == "checking" and 0 < d < 4000 and t == 4000 for s, d, t in seen), "no progress seen while checking"
+        assert any(s == "writing" and 0 < d < 4000 for s, d, t in seen), "no progress seen while writing (PostgreSQL)"
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM customer WHERE name LIKE '进度客户%'")).scalar() == 4000
+            assert conn.execute(sa.text("SELECT count(DISTINCT code) FROM customer")).scalar() == 4000
+        engine.dispose()
+
+
+def test_a_worker_killed_mid_import_leaves_nothing_and_the_job_runs_once_after_a_restart(tmp_path: Path) -> None:
+    broker = redis_url()
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    env = prepare(tmp_path, url, broker)
+    engine = sa.create_engine(url)
+    first = start_worker(env, tmp_path, "first")
+    try:
+        job_id = queue(engine, big_file(tmp_path / "kill.xlsx", 6000, "中断客户"), broker)
+        wait_for(lambda: snapshot(engine, job_id)[0] == "checking" and snapshot(engine, job_id)[1] > 0, 90, "the import to be checking",
+                 tmp_path)
+    finally:
+        stop(first, signal.SIGKILL)
+    status, done, total = snapshot(engine, job_id)
+    assert status == "checking" and done < 6000, "the kill came after the import: nothing tested"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customer")).scalar() == 0  # nothing half-imported
+    second = start_worker(env, tmp_path, "second")
+    try:
+        time.sleep(5)  # the dead worker's lease (CRM_IMPORT_LEASE_SECONDS=3, heartbeats kept to the second) runs out
+        send(broker, job_id)  # taken over
+        send(broker, job_id)  # and a duplicate delivery does nothing
+        wait_for(lambda: snapshot(engine, job_id)[0] == "done", 120, "the job to finish after the restart", tmp_path,
+                 lambda: snapshot(engine, job_id))
+        time.sleep(1)
+    finally:
+        stop(second)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customer WHERE name LIKE '中断客户%'")).scalar() == 6000
+        assert conn.execute(sa.text("SELECT count(DISTINCT name) FROM customer")).scalar() == 6000
+    engine.dispose()
