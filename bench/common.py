@@ -1,4 +1,5 @@
-"""What the benchmarks share: a fresh embedded database with the shipped application on it."""
+"""What the benchmarks share: a fresh embedded database with the shipped application on it, or
+the shipped application on a dedicated schema of the PostgreSQL test database."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 
 def fresh_app() -> Any:
@@ -17,5 +20,38 @@ def fresh_app() -> Any:
     from app.runtime.schema import create_schema
 
     app = create_app()
+    create_schema(app)
+    return app
+
+
+def postgres_url(schema: str) -> str:
+    """``CRM_TEST_POSTGRES_URL`` pointed at ``schema`` (created if missing)."""
+    base = os.environ.get("CRM_TEST_POSTGRES_URL", "")
+    if not base:
+        raise SystemExit("set CRM_TEST_POSTGRES_URL (e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/test)")
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+def drop_postgres_schema(schema: str) -> None:
+    engine = sa.create_engine(os.environ["CRM_TEST_POSTGRES_URL"])
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def postgres_app(schema: str, **config: Any) -> Any:
+    """The shipped app on PostgreSQL schema ``schema`` (brought to the generated schema)."""
+    tmp = Path(tempfile.mkdtemp())
+    os.environ["CRM_DATABASE_URL"] = postgres_url(schema)
+    os.environ["CRM_VAR_DIR"] = str(tmp)
+    from app import create_app
+    from app.runtime.schema import create_schema
+
+    app = create_app({"RATELIMIT_ENABLED": False, **config})
     create_schema(app)
     return app

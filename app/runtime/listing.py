@@ -1,0 +1,182 @@
+"""Lists that stay fast on big tables: the data side of every generated list (screens and REST).
+
+* **Capped count.** ``SELECT count(*)`` over a million rows costs more than the page itself, on
+  every page. A list counts at most ``CRM_LIST_COUNT_CAP`` matching rows (``count(*)`` over a
+  ``LIMIT cap + 1`` subquery, which stops early) within ``CRM_LIST_COUNT_TIMEOUT_MS`` on
+  PostgreSQL; past either it says "1,000+" with the planner's estimate ("约 1,000,000"). The exact
+  count is one click away (``_exact=1`` on screens, ``exact_count=1`` on the API).
+* **Bounded pages.** Page numbers (OFFSET) reach only as deep as the count was capped; beyond,
+  "next page" continues by keyset (``_after_<View>=<id of the last row>``): the row is looked up
+  under the same filters and row scope, and the next page starts right after its (sort value, id)
+  — an index seek however deep, instead of reading and skipping every row before it.
+* **One order on every database.** Rows with an empty sort value come last ascending and first
+  descending (PostgreSQL's own order, matching its indexes), with the id as tie-breaker, so offset
+  and keyset pages agree, and no row is skipped or repeated between pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, g, has_request_context
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import RelationshipProperty, selectinload
+
+log = logging.getLogger(__name__)
+DEFAULT_CAP = 1_000
+DEFAULT_TIMEOUT_MS = 250
+
+
+@dataclass(frozen=True)
+class CountInfo:
+    """How many rows match: ``value`` exactly, or at least ``value`` (``estimate``: the planner's guess)."""
+
+    value: int
+    exact: bool
+    estimate: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.value, "count_exact": self.exact, "count_estimate": self.estimate}
+
+
+def exact_requested() -> bool:
+    """Whether this request asked for the exact count (set by the screen or API from its arguments)."""
+    return bool(has_request_context() and getattr(g, "crm_exact_count", False))
+
+
+def _is_postgres(session: Any) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _estimate(session: Any, statement: Any) -> int | None:
+    """The planner's row estimate for ``statement`` (PostgreSQL), or None."""
+    if not _is_postgres(session):
+        return None
+    try:
+        compiled = statement.compile(dialect=session.get_bind().dialect)
+        with session.begin_nested():
+            plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + compiled.string, compiled.params).scalar()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+    except (sa_exc.SQLAlchemyError, KeyError, IndexError, TypeError, ValueError):  # an estimate is a nicety
+        log.debug("no row estimate", exc_info=True)
+        return None
+
+
+def _bounded(session: Any, statement: Any, timeout_ms: int) -> int | None:
+    """``statement``'s scalar within ``timeout_ms`` on PostgreSQL (None when it took longer)."""
+    if not _is_postgres(session) or timeout_ms <= 0:
+        return int(session.execute(statement).scalar_one())
+    savepoint = session.begin_nested()  # rolled back in any case: that also undoes the local timeout
+    try:
+        conn = session.connection()
+        conn.execute(sa.text("SELECT set_config('statement_timeout', :v, true)"), {"v": f"{int(timeout_ms)}ms"})
+        return int(conn.execute(statement).scalar_one())
+    except sa_exc.OperationalError as exc:
+        if "statement timeout" not in str(exc) and "canceling statement" not in str(exc):
+            raise
+        return None
+    finally:
+        savepoint.rollback()
+
+
+def count_rows(session: Any, filtered: Any, pk: Any, exact: bool, cap: int, timeout_ms: int) -> CountInfo:
+    """Count the rows of ``filtered`` (an ORM query with every filter applied, no order/limit)."""
+    plain = filtered.order_by(None)
+    if exact:
+        return CountInfo(int(plain.count()), True)
+    capped = plain.with_entities(pk).limit(cap + 1).subquery()
+    n = _bounded(session, sa.select(sa.func.count()).select_from(capped), timeout_ms)
+    if n is not None and n <= cap:
+        return CountInfo(n, True)
+    return CountInfo(cap if n is not None else 0, False, _estimate(session, plain.with_entities(pk).statement))
+
+
+def ordering(column: Any, direction: str) -> Any:
+    """``column`` in ``direction`` with empty values last ascending, first descending."""
+    return sa.asc(column).nulls_last() if direction == "asc" else sa.desc(column).nulls_first()
+
+
+class CrmInterface(SQLAInterface):
+    """FAB's SQLAlchemy interface with capped counts, keyset continuation and a stable order."""
+
+    def apply_order_by(self, query: Any, order_column: str, order_direction: str, aliases_mapping: Any = None,
+                       bypass_many_to_many: bool = False, add_pk: bool = False) -> Any:
+        column = self._plain_column(order_column)
+        if column is None:
+            return super().apply_order_by(query, order_column, order_direction, aliases_mapping, bypass_many_to_many, add_pk)
+        pk = self.get_pk()
+        order = [ordering(column, order_direction)]
+        if add_pk and pk is not None and column is not pk:
+            order.append(ordering(pk, order_direction))
+        return query.order_by(*order)
+
+    def _plain_column(self, name: str) -> Any:
+        """The mapped column an order refers to, or None for relations, dotted paths, functions."""
+        if not name or "." in name or name not in self.list_columns or self.is_relation(name):
+            return None
+        return getattr(self.obj, name)
+
+    def query(self, filters: Any = None, order_column: str = "", order_direction: str = "", page: int | None = None,
+              page_size: int | None = None, select_columns: list[str] | None = None, outer_default_load: bool = False,
+              after: int | None = None) -> tuple[int, list[Any]]:
+        """FAB's ``query`` with a capped count (recorded in ``g.crm_count``) and, with ``after``,
+        the page that follows row ``after`` by keyset instead of an offset."""
+        base = self.session.query(self.obj)
+        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
+        cap = int(current_app.config.get("CRM_LIST_COUNT_CAP", DEFAULT_CAP))
+        info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap,
+                          int(current_app.config.get("CRM_LIST_COUNT_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)))
+        if has_request_context():
+            g.crm_count = info
+        if after is None and has_request_context():
+            after = getattr(g, "crm_api_after", None)  # the REST list's ?after=<id>
+        column = self._plain_column(order_column)
+        if after is not None and page_size and column is not None:
+            items = self._after(filtered, column, order_direction or "asc", after, page_size)
+            if items is not None:
+                return info.value, items
+        if page and page_size and not info.exact:
+            page = min(page, max(0, (info.value - 1) // page_size))  # offsets stay within what was counted
+        query = self.apply_all(base, filters, order_column, order_direction, page, page_size, select_columns, outer_default_load)
+        return info.value, list(query.options(*self._one_level()).all())
+
+    def _one_level(self) -> list[Any]:
+        """Links shown in a list are loaded in one query each (selectin), and no further: the
+        linked record's own links (a customer's owner, a user's roles …) stay unloaded."""
+        return [selectinload(getattr(self.obj, name)).lazyload("*") for name, prop in self.list_properties.items()
+                if isinstance(prop, RelationshipProperty) and prop.direction.name == "MANYTOONE"]
+
+    def _after(self, filtered: Any, column: Any, direction: str, after: int, size: int) -> list[Any] | None:
+        """Up to ``size`` rows after row ``after`` in (column, id) order; None if that row is not
+        among the visible ones (then the caller starts from the first page)."""
+        pk = self.get_pk()
+        plain = filtered.order_by(None)
+        anchor = plain.with_entities(column).filter(pk == after).first()
+        if anchor is None:
+            return None
+        value = anchor[0]
+        desc = direction == "desc"
+        segments = []  # (condition, order) pieces of the whole order, from the anchor on
+        values_order = [ordering(column, direction), ordering(pk, direction)]
+        nulls_order = [ordering(pk, direction)]
+        beyond = (lambda c, v: c < v) if desc else (lambda c, v: c > v)
+        if value is None:
+            segments.append((sa.and_(column.is_(None), beyond(pk, after)), nulls_order))
+            if desc:  # empty values come first descending: the valued rows follow
+                segments.append((column.is_not(None), values_order))
+        else:
+            segments.append((beyond(sa.tuple_(column, pk), sa.tuple_(sa.literal(value, column.type), sa.literal(after))), values_order))
+            if not desc:  # empty values come last ascending
+                segments.append((column.is_(None), nulls_order))
+        items: list[Any] = []
+        for condition, order in segments:
+            items += plain.filter(condition).order_by(*order).limit(size - len(items)).options(*self._one_level()).all()
+            if len(items) >= size:
+                break
+        return items

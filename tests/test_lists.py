@@ -1,0 +1,220 @@
+"""Lists on big tables (issue 9), on small data: the capped count and the exact one on request,
+keyset "next page" (ties, empty values, both directions), Chinese search on SQLite and
+PostgreSQL, the list indexes after `crm upgrade`, demo data row counts, and no N+1 queries.
+The million-row figures are bench/lists.py's business."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask_appbuilder import Model
+from flask_appbuilder.models.sqla.filters import FilterContains
+
+from app.runtime.demo import _Maker, demo_plan, ensure_demo_users, make_demo_data
+from app.runtime.rules import rules_for
+from tests.conftest import ADMIN_PASSWORD, api_token, login
+from tests.migration_helpers import database
+
+REGIONS = ["east", "east", None, "north", "east", None, "south", "north", "east", "south", "east"]
+
+
+def add_customers(app: Any, marker: str, regions: list[str | None]) -> list[int]:
+    """Customers named ``<marker>-<n>`` with the given regions (ties and empties on purpose)."""
+    with app.app_context():
+        crm = app.extensions["crm"]
+        spec, session = crm.spec, crm.db.session
+        entity = spec.entity("customer")
+        maker = _Maker(spec, random.Random(len(marker)), dt.datetime.now(), ensure_demo_users(app, 1))
+        table = Model.metadata.tables["customer"]
+        ids = []
+        for n, region in enumerate(regions):
+            row = maker.valid_row(entity, rules_for(spec, entity), n)
+            row.update(name=f"{marker}-{n}", code=f"T{uuid.uuid4().hex[:10]}", region=region,
+                       created_on=dt.datetime.now(), changed_on=dt.datetime.now())
+            ids.append(session.execute(sa.insert(table).values(row).returning(table.c.id)).scalar_one())
+        session.commit()
+    return ids
+
+
+@pytest.fixture
+def marked(app: Any) -> tuple[str, list[int]]:
+    marker = f"列表{uuid.uuid4().hex[:6]}"
+    return marker, add_customers(app, marker, REGIONS)
+
+
+def listed(html: str, marker: str) -> list[str]:
+    return re.findall(rf"{re.escape(marker)}-\d+", html)
+
+
+def test_capped_count_and_the_exact_count_on_request(app: Any, admin_client: Any, marked: tuple[str, list[int]]) -> None:
+    marker, ids = marked
+    search = f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker)}"
+    app.config["CRM_LIST_COUNT_CAP"] = 5
+    try:
+        capped = admin_client.get(search).text
+        assert re.search(r"crm-count.*?5\+", capped, re.S) and "精确计数" in capped
+        assert len(set(listed(capped, marker))) == len(ids)  # the rows themselves are all there
+        exact = admin_client.get(search + "&_exact=1").text
+        assert re.search(rf"crm-count.*?{len(ids)}\s*</div>", exact, re.S) and "精确计数" not in exact
+        headers = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
+        q = f"(filters:!((col:name,opr:ct,value:'{marker}')))"
+        api = app.test_client().get(f"/api/v1/customer/?q={urllib.parse.quote(q)}", headers=headers).json
+        assert (api["count"], api["count_exact"]) == (5, False) and len(api["result"]) == len(ids)
+        api = app.test_client().get(f"/api/v1/customer/?q={urllib.parse.quote(q)}&exact_count=1", headers=headers).json
+        assert (api["count"], api["count_exact"]) == (len(ids), True)
+    finally:
+        app.config.pop("CRM_LIST_COUNT_CAP")
+    small = admin_client.get(search).text  # under the cap the count is exact, no link
+    assert re.search(rf"crm-count.*?{len(ids)}\s*</div>", small, re.S) and "精确计数" not in small
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_keyset_pages_follow_the_order_with_ties_and_empty_values(app: Any, marked: tuple[str, list[int]], direction: str) -> None:
+    marker, ids = marked
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "CustomerView")
+    dm = view.datamodel
+    with app.test_request_context():
+        filters = dm.get_filters(["name"])
+        filters.add_filter("name", FilterContains, marker)
+        _count, everything = dm.query(filters, "region", direction)
+        # the documented order: empty values last ascending, first descending; ties by id
+        valued = sorted((r.region, r.id) for r in everything if r.region is not None)
+        empty = sorted(r.id for r in everything if r.region is None)
+        expected = [i for _, i in valued] + empty if direction == "asc" else empty[::-1] + [i for _, i in valued[::-1]]
+        assert [r.id for r in everything] == expected
+        pages, after = [], None
+        while True:
+            _count, page = dm.query(filters, "region", direction, page_size=3, after=after)
+            if not page:
+                break
+            pages.append([r.id for r in page])
+            after = page[-1].id
+        assert [i for p in pages for i in p] == [r.id for r in everything]
+        assert all(len(p) == 3 for p in pages[:-1])
+
+
+def test_next_page_link_continues_by_keyset(admin_client: Any, marked: tuple[str, list[int]]) -> None:
+    marker, ids = marked
+    url = f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker)}&psize_CustomerView=4&_oc_CustomerView=region&_od_CustomerView=asc"
+    seen: list[str] = []
+    html = admin_client.get(url).text
+    for _ in range(10):
+        seen += listed(html, marker)
+        link = re.search(r'class="btn btn-sm btn-default crm-next" href="([^"]+)"', html)
+        if not link:
+            break
+        html = admin_client.get(link.group(1).replace("&amp;", "&")).text
+        assert "crm-first" in html
+    assert sorted(seen) == sorted(f"{marker}-{n}" for n in range(len(ids))) and len(seen) == len(set(seen))
+
+
+def test_chinese_search_on_sqlite(admin_client: Any, marked: tuple[str, list[int]]) -> None:
+    marker, ids = marked
+    html = admin_client.get(f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker[2:] + '-1')}").text
+    assert sorted(set(listed(html, marker))) == sorted({f"{marker}-1", f"{marker}-10"})
+
+
+def test_no_n_plus_one_queries_on_a_list(app: Any, admin_client: Any) -> None:
+    make_demo_data(app, 30, seed=9)
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        sizes = {}
+        for size in (5, 25):
+            admin_client.get(f"/contactview/list/?psize_ContactView={size}")
+            seen.clear()
+            assert admin_client.get(f"/contactview/list/?psize_ContactView={size}").status_code == 200
+            sizes[size] = len(seen)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert sizes[5] == sizes[25], sizes  # the number of queries does not grow with the rows shown
+
+
+def test_demo_data_row_counts(app: Any) -> None:
+    with app.app_context():
+        crm = app.extensions["crm"]
+        plan = demo_plan(crm.spec, 12, related=39)
+        engine = crm.db.engine
+
+        def counts() -> dict[str, int]:
+            with engine.connect() as conn:
+                return {e.name: conn.execute(sa.text(f'SELECT count(*) FROM "{e.name}"')).scalar_one() for e, _ in plan}  # noqa: S608
+
+        before = counts()
+    made = make_demo_data(app, 12, seed=4, related=39)
+    after = counts()
+    assert made == {e.name: n for e, n in plan}
+    assert {k: after[k] - before[k] for k in after} == made
+    assert made[crm.spec.entities[0].name] == 12 and all(n == 3 for name, n in made.items() if name != crm.spec.entities[0].name)
+
+
+@pytest.fixture
+def pg_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with database("postgres", tmp_path) as url:
+        monkeypatch.setenv("CRM_DATABASE_URL", url)
+        monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+        from app import create_app
+        from app.runtime.accounts import create_first_admin
+        from app.runtime.schema import create_schema
+
+        application = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "RATELIMIT_ENABLED": False})
+        create_schema(application)
+        create_first_admin(application, "admin", ADMIN_PASSWORD)
+        yield application
+        with application.app_context():
+            application.extensions["crm"].db.session.remove()
+            application.extensions["crm"].db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_list_indexes_bulk_load_and_chinese_search(pg_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import bulk
+
+    with pg_app.app_context():
+        engine = pg_app.extensions["crm"].db.engine
+
+    def indexes() -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"))
+            return {r[0]: r[1] for r in rows}
+
+    def constraints() -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text("SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+                                            "WHERE n.nspname = current_schema()")).scalars())
+
+    before = indexes()
+    assert "USING gin" in before["lx_customer_name_trgm"] and "gin_trgm_ops" in before["lx_customer_name_trgm"]
+    assert "(owner_id, code, id)" in before["lx_customer_scope"] and "(region, id)" in before["lx_customer_region_sort"]
+    kept = constraints()
+    monkeypatch.setattr(bulk, "BIG_LOAD", 10)  # the drop-and-rebuild path of a big load, on small data
+    made = make_demo_data(pg_app, 20, seed=2, related=26)
+    assert indexes() == before and constraints() == kept  # every index and constraint is back
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customer")).scalar_one() == made["customer"] == 20
+        assert conn.execute(sa.text("SELECT count(*) FROM contact")).scalar_one() == made["contact"] == 2
+    marker = f"检索{uuid.uuid4().hex[:5]}"
+    add_customers(pg_app, marker, [None, "east", "north"])
+    client = pg_app.test_client()
+    login(client, "admin", ADMIN_PASSWORD)
+    html = client.get(f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker[1:] + '-2')}").text
+    assert listed(html, marker) == [f"{marker}-2"]
+    with engine.connect() as conn:  # the search can use the trigram index (forced: the table is tiny)
+        conn.execute(sa.text("SET enable_seqscan = off"))
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN SELECT id FROM customer WHERE name ILIKE :q"), {"q": f"%{marker}%"}).scalars())
+    assert "lx_customer_name_trgm" in plan
