@@ -115,8 +115,9 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     for v in spec.validations:
         rows["validations"].append({"entity": v.entity, "condition": v.condition, "message": v.message})
     for r in spec.reports:
-        rows["reports"].append({"name": r.name, "entity": r.entity, "group_by": r.group_by, "measure": r.measure, "period": r.period,
-                                "condition": r.condition, "chart": r.chart, "roles": r.roles, "order": r.order})
+        rows["reports"].append({"name": r.name, "label": r.label, "label_en": r.label_en, "entity": r.entity, "group_by": r.group_by,
+                                "measure": r.measure, "period": r.period, "condition": r.condition, "chart": r.chart, "roles": r.roles,
+                                "order": r.order})
     return rows
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .migration import Step, render_revision, slug
-from .schema import Col, column_of
+from .schema import Col, column_of, list_order
 from .spec import Entity, Spec
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -121,7 +121,7 @@ def _entity_view(spec: Spec, e: Entity, children: dict[str, list[str]]) -> Entit
         search_columns.append(e.owner_field)
     labels = {f.name: (f.label, f.label_en) for f in e.fields}
     labels.update(BASE_LABELS)
-    order = ("code", "desc") if e.numbering else ("id", "desc")
+    order = list_order(e)
     return EntityView(
         entity=e,
         columns=columns,

@@ -220,9 +220,11 @@ SHEETS: tuple[SheetFormat, ...] = (
         ("报表", "仪表盘"),
         (
             _c("name", "名称", required=True),
+            _c("label", "标题", "标签", "显示名", doc="the panel's title shown on the dashboard (Chinese)"),
+            _c("label_en", "英文标题", "英文名", doc="the panel's title in English"),
             _c("entity", "实体", required=True),
             _c("group_by", "分组", "分组字段"),
-            _c("measure", "度量", "统计"),
+            _c("measure", "度量", "统计", doc="count, sum(field), avg(field), min(field), max(field); several separated by commas"),
             _c("period", "周期"),
             _c("condition", "条件"),
             _c("chart", "图表"),

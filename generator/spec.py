@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -213,6 +214,33 @@ class Report:
     chart: str = "bar"
     roles: tuple[str, ...] = ()
     order: float = 0
+    label: str = ""
+    label_en: str = ""
+
+    @property
+    def measures(self) -> tuple[tuple[str, str], ...]:
+        """``(function, field path)`` per measure; ``count`` has an empty path.
+
+        A panel may show several measures of the same rows, written ``avg(a), avg(b)`` — the
+        dimensions of one radar, or the lines of one trend.
+        """
+        return tuple(parse_measure(m) or ("count", "") for m in split_measures(self.measure))
+
+
+MEASURE = re.compile(r"(count|sum|avg|min|max)(?:\(\s*([a-z0-9_.]*)\s*\))?")
+
+
+def split_measures(text: str) -> list[str]:
+    """The measures of a ``measure`` cell: separated by commas (also ，、;)."""
+    return [m.strip() for m in re.split(r"[,，、;；]", text or "") if m.strip()] or ["count"]
+
+
+def parse_measure(text: str) -> tuple[str, str] | None:
+    """``avg(amount)`` → ("avg", "amount"); ``count`` → ("count", ""); None when not valid."""
+    m = MEASURE.fullmatch(text.strip().lower())
+    if not m or (m.group(1) != "count" and not m.group(2)):
+        return None
+    return m.group(1), m.group(2) or ""
 
 
 @dataclass(frozen=True)

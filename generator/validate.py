@@ -46,6 +46,8 @@ from .spec import (
     Template,
     Transition,
     Validation,
+    parse_measure,
+    split_measures,
 )
 from .when import parse_duration, parse_when
 
@@ -285,7 +287,7 @@ class _Validator:
             surveys=self.surveys(emap),
             templates=(),
             validations=self.validations(emap),
-            reports=self.reports(emap, role_names),
+            reports=self.reports(emap, role_names, choices),
             settings=settings,
         )
         templates = self.templates()
@@ -1005,7 +1007,27 @@ class _Validator:
                 result.append(Validation(e.name, cond, message, c("condition").ref))
         return tuple(result)
 
-    def reports(self, emap: dict[str, Entity], role_names: set[str]) -> tuple[Report, ...]:
+    def measure(self, ref: str, e: Entity, emap: dict[str, Entity], text: str) -> None:
+        parsed = parse_measure(text)
+        if parsed is None:
+            self.p.add(ref, msg("measure", value=text), hint("one_of", values="count, sum(field), avg(field), min(field), max(field)"))
+            return
+        fn, path = parsed
+        if not path:
+            return
+        target = field_at(e, path, emap)
+        if target is None:
+            problem = resolve_path(e, path, emap) or (path, [])
+            self.p.add(ref, msg("unknown_field", entity=e.name, value=problem[0]), did_you_mean(problem[0], problem[1]))
+        elif fn != "count" and target.type not in NUMERIC_TYPES + ("choice",):
+            self.p.add(ref, msg("not_numeric", value=path))
+        elif fn != "count" and target.type == "choice":
+            values = [ch.value for ch in self.choice_lists.get(target.choices, ())]
+            if not all(re.fullmatch(r"-?\d+(\.\d+)?", v) for v in values):
+                self.p.add(ref, msg("not_numeric", value=path), hint("numeric_choices", value=target.choices))
+
+    def reports(self, emap: dict[str, Entity], role_names: set[str], choices: dict[str, tuple[Choice, ...]]) -> tuple[Report, ...]:
+        self.choice_lists = choices
         result = []
         for i, (_row, c) in enumerate(self.rows("reports")):
             name = c("name").text
@@ -1021,24 +1043,21 @@ class _Validator:
                     bad, options = problem
                     self.p.add(c("group_by").ref, msg("unknown_field", entity=e.name, value=bad), did_you_mean(bad, options))
             measure = c("measure").text or "count"
-            m = re.fullmatch(r"(count|sum|avg|min|max)(?:\(\s*([a-z0-9_.]+)\s*\))?", measure.lower())
-            if not m or (m.group(1) != "count" and not m.group(2)):
-                self.p.add(c("measure").ref, msg("measure", value=measure), hint("one_of", values="count, sum(field), avg(field)"))
-            elif m.group(2):
-                target = field_at(e, m.group(2), emap)
-                if target is None:
-                    problem = resolve_path(e, m.group(2), emap) or (m.group(2), [])
-                    self.p.add(
-                        c("measure").ref, msg("unknown_field", entity=e.name, value=problem[0]), did_you_mean(problem[0], problem[1])
-                    )
-                elif m.group(1) != "count" and target.type not in NUMERIC_TYPES + ("choice",):
-                    self.p.add(c("measure").ref, msg("not_numeric", value=m.group(2)))
+            for one in split_measures(measure):
+                self.measure(c("measure").ref, e, emap, one)
             period = self.r.one_of(c("period"), PERIODS, "period", "") or ""
             chart = self.r.one_of(c("chart"), CHARTS, "chart", "bar") or "bar"
+            if period and group_by and group_by not in ("created_on", "changed_on"):
+                target = field_at(e, group_by, emap)
+                if target is not None and target.type not in ("date", "datetime"):
+                    self.p.add(c("period").ref, msg("period_needs_date", value=group_by), hint("period_needs_date"))
+            if chart == "pie" and len(split_measures(measure)) > 1:
+                self.p.add(c("chart").ref, msg("pie_one_measure"), hint("one_of", values="bar, line, radar, table"))
             cond = self.condition(c("condition"), e, emap)
             order = self.r.number(c("order"))
             roles = self.roles_of(c("roles"), role_names)
-            result.append(Report(name, e.name, group_by, measure, period, cond, chart, roles, order if order is not None else i))
+            result.append(Report(name, e.name, group_by, measure, period, cond, chart, roles, order if order is not None else i,
+                                 c("label").text, c("label_en").text))
         return tuple(sorted(result, key=lambda r: r.order))
 
 

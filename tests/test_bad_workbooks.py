@@ -271,6 +271,38 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "when",
         "field 'code' in a time rule must be a date or datetime",
     ),
+    (
+        "report measure misspelt",
+        lambda s: s.update(reports=[{"name": "pages", "entity": "book", "group_by": "genre", "measure": "avg(pages), average(pages)"}]),
+        "reports",
+        0,
+        "measure",
+        "measure 'average(pages)' is not valid",
+    ),
+    (
+        "report period on a non-date",
+        lambda s: s.update(reports=[{"name": "by_genre", "entity": "book", "group_by": "genre", "period": "month"}]),
+        "reports",
+        0,
+        "period",
+        "group_by 'genre' is not a date, so it cannot be grouped by period",
+    ),
+    (
+        "report pie with two measures",
+        lambda s: s.update(reports=[{"name": "p", "entity": "book", "group_by": "genre", "measure": "count, sum(pages)", "chart": "pie"}]),
+        "reports",
+        0,
+        "chart",
+        "a pie chart shows one measure",
+    ),
+    (
+        "report average of a non-numeric choice",
+        lambda s: s.update(reports=[{"name": "g", "entity": "loan", "group_by": "member", "measure": "avg(book.genre)"}]),
+        "reports",
+        0,
+        "measure",
+        "field 'book.genre' is not numeric",
+    ),
 ]
 
 

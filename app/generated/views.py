@@ -1,9 +1,8 @@
 # generated from crm.xlsx — do not edit; run `crm generate` instead.
 """Screens (ModelView) and REST APIs (ModelRestApi) of every entity, with their menus."""
 
-from flask_appbuilder.models.sqla.interface import SQLAInterface
-
 from app.runtime.i18n import L
+from app.runtime.listing import CrmInterface
 from app.runtime.views import CrmModelRestApi, CrmModelView
 
 from . import models
@@ -73,7 +72,7 @@ _customer_help = {
 
 class CustomerView(CrmModelView):
     entity = 'customer'
-    datamodel = SQLAInterface(models.Customer)
+    datamodel = CrmInterface(models.Customer)
     class_permission_name = 'customer'
     list_title = L('客户档案', 'Customer')
     show_title = L('客户档案', 'Customer')
@@ -114,7 +113,7 @@ class CustomerView(CrmModelView):
 class CustomerApi(CrmModelRestApi):
     entity = 'customer'
     resource_name = 'customer'
-    datamodel = SQLAInterface(models.Customer)
+    datamodel = CrmInterface(models.Customer)
     class_permission_name = 'customer'
     list_columns = ['id', 'version', 'code', 'name', 'region', 'owner', 'status', 'grade', 'value_tier', 'last_contact_on']
     show_columns = ['id', 'version', 'code', 'name', 'short_name', 'customer_type', 'industry', 'region', 'area_type', 'source_channel', 'owner', 'status', 'phone', 'email', 'address', 'birthday', 'employee_count', 'annual_demand', 'urgency', 'grade_override', 'grade', 'grade_reason', 'annual_amount', 'repurchase_count', 'value_tier', 'first_contacted_on', 'last_contact_on', 'tax_no', 'bank_name', 'bank_account', 'credit_limit', 'notes', 'created_on', 'changed_on']
@@ -159,7 +158,7 @@ _contact_help = {
 
 class ContactView(CrmModelView):
     entity = 'contact'
-    datamodel = SQLAInterface(models.Contact)
+    datamodel = CrmInterface(models.Contact)
     class_permission_name = 'contact'
     list_title = L('联系人', 'Contact')
     show_title = L('联系人', 'Contact')
@@ -191,7 +190,7 @@ class ContactView(CrmModelView):
 class ContactApi(CrmModelRestApi):
     entity = 'contact'
     resource_name = 'contact'
-    datamodel = SQLAInterface(models.Contact)
+    datamodel = CrmInterface(models.Contact)
     class_permission_name = 'contact'
     list_columns = ['id', 'version', 'customer', 'name', 'position', 'is_key_person', 'phone', 'active']
     show_columns = ['id', 'version', 'customer', 'name', 'position', 'department', 'is_key_person', 'is_decision_maker', 'phone', 'email', 'wechat', 'birthday', 'active', 'left_on', 'change_note', 'owner', 'created_on', 'changed_on']
@@ -232,7 +231,7 @@ _follow_up_help = {
 
 class FollowUpView(CrmModelView):
     entity = 'follow_up'
-    datamodel = SQLAInterface(models.FollowUp)
+    datamodel = CrmInterface(models.FollowUp)
     class_permission_name = 'follow_up'
     list_title = L('跟进记录', 'Follow-up')
     show_title = L('跟进记录', 'Follow-up')
@@ -261,7 +260,7 @@ class FollowUpView(CrmModelView):
 class FollowUpApi(CrmModelRestApi):
     entity = 'follow_up'
     resource_name = 'follow_up'
-    datamodel = SQLAInterface(models.FollowUp)
+    datamodel = CrmInterface(models.FollowUp)
     class_permission_name = 'follow_up'
     list_columns = ['id', 'version', 'subject', 'customer', 'owner', 'method', 'planned_on', 'status']
     show_columns = ['id', 'version', 'subject', 'customer', 'contact', 'owner', 'method', 'planned_on', 'status', 'done_on', 'content', 'customer_feedback', 'next_step', 'next_follow_on', 'created_on', 'changed_on']
@@ -310,7 +309,7 @@ _visit_request_help = {
 
 class VisitRequestView(CrmModelView):
     entity = 'visit_request'
-    datamodel = SQLAInterface(models.VisitRequest)
+    datamodel = CrmInterface(models.VisitRequest)
     class_permission_name = 'visit_request'
     list_title = L('客户走访单', 'Visit request')
     show_title = L('客户走访单', 'Visit request')
@@ -342,7 +341,7 @@ class VisitRequestView(CrmModelView):
 class VisitRequestApi(CrmModelRestApi):
     entity = 'visit_request'
     resource_name = 'visit_request'
-    datamodel = SQLAInterface(models.VisitRequest)
+    datamodel = CrmInterface(models.VisitRequest)
     class_permission_name = 'visit_request'
     list_columns = ['id', 'version', 'code', 'subject', 'customer', 'owner', 'visit_at', 'status']
     show_columns = ['id', 'version', 'code', 'subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'status', 'approved_by', 'attendance_filed', 'result', 'created_on', 'changed_on']
@@ -389,7 +388,7 @@ _meeting_minutes_help = {
 
 class MeetingMinutesView(CrmModelView):
     entity = 'meeting_minutes'
-    datamodel = SQLAInterface(models.MeetingMinutes)
+    datamodel = CrmInterface(models.MeetingMinutes)
     class_permission_name = 'meeting_minutes'
     list_title = L('会谈纪要', 'Meeting minutes')
     show_title = L('会谈纪要', 'Meeting minutes')
@@ -421,7 +420,7 @@ class MeetingMinutesView(CrmModelView):
 class MeetingMinutesApi(CrmModelRestApi):
     entity = 'meeting_minutes'
     resource_name = 'meeting_minutes'
-    datamodel = SQLAInterface(models.MeetingMinutes)
+    datamodel = CrmInterface(models.MeetingMinutes)
     class_permission_name = 'meeting_minutes'
     list_columns = ['id', 'version', 'code', 'subject', 'customer', 'owner', 'meeting_date', 'reviewed', 'sent_to_customer']
     show_columns = ['id', 'version', 'code', 'subject', 'visit_request', 'customer', 'owner', 'meeting_date', 'due_date', 'attendees', 'recorder', 'content', 'customer_issues', 'proposals', 'reviewed', 'reviewed_by', 'sent_to_customer', 'sent_on', 'customer_confirmed', 'created_on', 'changed_on']
@@ -480,7 +479,7 @@ _customer_development_help = {
 
 class CustomerDevelopmentView(CrmModelView):
     entity = 'customer_development'
-    datamodel = SQLAInterface(models.CustomerDevelopment)
+    datamodel = CrmInterface(models.CustomerDevelopment)
     class_permission_name = 'customer_development'
     list_title = L('新客户开发', 'Customer development')
     show_title = L('新客户开发', 'Customer development')
@@ -518,7 +517,7 @@ class CustomerDevelopmentView(CrmModelView):
 class CustomerDevelopmentApi(CrmModelRestApi):
     entity = 'customer_development'
     resource_name = 'customer_development'
-    datamodel = SQLAInterface(models.CustomerDevelopment)
+    datamodel = CrmInterface(models.CustomerDevelopment)
     class_permission_name = 'customer_development'
     list_columns = ['id', 'version', 'code', 'candidate_name', 'owner', 'expected_amount', 'status', 'supply_contract_signed', 'quality_contract_signed']
     show_columns = ['id', 'version', 'code', 'candidate_name', 'industry', 'contact_person', 'phone', 'owner', 'expected_amount', 'status', 'docs_received', 'general_findings', 'field_findings', 'meets_quality', 'delivery_capability', 'financial_ok', 'cooperative', 'confidentiality', 'cost_ok', 'trade_reason', 'product_list', 'supply_contract_signed', 'quality_contract_signed', 'payment_terms', 'customer_code', 'customer', 'created_on', 'changed_on']
@@ -585,7 +584,7 @@ _service_call_help = {
 
 class ServiceCallView(CrmModelView):
     entity = 'service_call'
-    datamodel = SQLAInterface(models.ServiceCall)
+    datamodel = CrmInterface(models.ServiceCall)
     class_permission_name = 'service_call'
     list_title = L('叫修登记', 'Service call')
     show_title = L('叫修登记', 'Service call')
@@ -623,7 +622,7 @@ class ServiceCallView(CrmModelView):
 class ServiceCallApi(CrmModelRestApi):
     entity = 'service_call'
     resource_name = 'service_call'
-    datamodel = SQLAInterface(models.ServiceCall)
+    datamodel = CrmInterface(models.ServiceCall)
     class_permission_name = 'service_call'
     list_columns = ['id', 'version', 'code', 'customer', 'call_type', 'reported_at', 'technician', 'sla_status', 'status']
     show_columns = ['id', 'version', 'code', 'customer', 'contact_name', 'contact_phone', 'address', 'area_type', 'call_type', 'contract', 'channel', 'product_model', 'reported_at', 'fault_description', 'received_by', 'technician', 'dispatched_at', 'arrived_at', 'closed_at', 'sla_status', 'voucher_no', 'customer_signed', 'taken_back', 'receipt_no', 'repair_card_no', 'returned_on', 'parts_used', 'labor_hours', 'fee', 'invoice_no', 'status', 'remarks', 'created_on', 'changed_on']
@@ -658,7 +657,7 @@ _technician_report_labels = {
 
 class TechnicianReportView(CrmModelView):
     entity = 'technician_report'
-    datamodel = SQLAInterface(models.TechnicianReport)
+    datamodel = CrmInterface(models.TechnicianReport)
     class_permission_name = 'technician_report'
     list_title = L('技术员工作日报', 'Technician daily report')
     show_title = L('技术员工作日报', 'Technician daily report')
@@ -686,7 +685,7 @@ class TechnicianReportView(CrmModelView):
 class TechnicianReportApi(CrmModelRestApi):
     entity = 'technician_report'
     resource_name = 'technician_report'
-    datamodel = SQLAInterface(models.TechnicianReport)
+    datamodel = CrmInterface(models.TechnicianReport)
     class_permission_name = 'technician_report'
     list_columns = ['id', 'version', 'summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'supervisor_reviewed']
     show_columns = ['id', 'version', 'summary', 'report_date', 'technician', 'service_call', 'work_type', 'hours', 'parts_used', 'supervisor_reviewed', 'reviewed_by', 'supervisor_comment', 'created_on', 'changed_on']
@@ -724,7 +723,7 @@ _survey_response_help = {
 
 class SurveyResponseView(CrmModelView):
     entity = 'survey_response'
-    datamodel = SQLAInterface(models.SurveyResponse)
+    datamodel = CrmInterface(models.SurveyResponse)
     class_permission_name = 'survey_response'
     list_title = L('满意度调查', 'Satisfaction survey')
     show_title = L('满意度调查', 'Satisfaction survey')
@@ -756,7 +755,7 @@ class SurveyResponseView(CrmModelView):
 class SurveyResponseApi(CrmModelRestApi):
     entity = 'survey_response'
     resource_name = 'survey_response'
-    datamodel = SQLAInterface(models.SurveyResponse)
+    datamodel = CrmInterface(models.SurveyResponse)
     class_permission_name = 'survey_response'
     list_columns = ['id', 'version', 'respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'submitted_at']
     show_columns = ['id', 'version', 'respondent', 'service_call', 'customer', 'technician', 'attitude', 'skill', 'arrival', 'promise', 'suggestion', 'channel', 'submitted_at', 'created_on', 'changed_on']
@@ -798,7 +797,7 @@ _maintenance_contract_help = {
 
 class MaintenanceContractView(CrmModelView):
     entity = 'maintenance_contract'
-    datamodel = SQLAInterface(models.MaintenanceContract)
+    datamodel = CrmInterface(models.MaintenanceContract)
     class_permission_name = 'maintenance_contract'
     list_title = L('维保合同', 'Maintenance contract')
     show_title = L('维保合同', 'Maintenance contract')
@@ -827,7 +826,7 @@ class MaintenanceContractView(CrmModelView):
 class MaintenanceContractApi(CrmModelRestApi):
     entity = 'maintenance_contract'
     resource_name = 'maintenance_contract'
-    datamodel = SQLAInterface(models.MaintenanceContract)
+    datamodel = CrmInterface(models.MaintenanceContract)
     class_permission_name = 'maintenance_contract'
     list_columns = ['id', 'version', 'code', 'name', 'customer', 'owner', 'end_date', 'amount', 'renewal_status']
     show_columns = ['id', 'version', 'code', 'name', 'customer', 'owner', 'signed_on', 'start_date', 'end_date', 'amount', 'visits_per_year', 'covered_products', 'renewal_status', 'notice_sent_on', 'notes', 'created_on', 'changed_on']
@@ -888,7 +887,7 @@ _complaint_help = {
 
 class ComplaintView(CrmModelView):
     entity = 'complaint'
-    datamodel = SQLAInterface(models.Complaint)
+    datamodel = CrmInterface(models.Complaint)
     class_permission_name = 'complaint'
     list_title = L('客户投诉', 'Complaint')
     show_title = L('客户投诉', 'Complaint')
@@ -926,7 +925,7 @@ class ComplaintView(CrmModelView):
 class ComplaintApi(CrmModelRestApi):
     entity = 'complaint'
     resource_name = 'complaint'
-    datamodel = SQLAInterface(models.Complaint)
+    datamodel = CrmInterface(models.Complaint)
     class_permission_name = 'complaint'
     list_columns = ['id', 'version', 'code', 'subject', 'customer', 'severity', 'deadline', 'owner', 'status']
     show_columns = ['id', 'version', 'code', 'subject', 'customer', 'contact_name', 'received_at', 'channel', 'product_model', 'batch_no', 'severity', 'category', 'description', 'deadline', 'owner', 'responsible_dept', 'root_cause', 'handling', 'corrective_action', 'improvement_verified', 'return_required', 'return_qty', 'claim_amount', 'customer_informed', 'informed_on', 'status', 'closed_at', 'resolution_hours', 'created_on', 'changed_on']
@@ -984,7 +983,7 @@ _master_data_request_help = {
 
 class MasterDataRequestView(CrmModelView):
     entity = 'master_data_request'
-    datamodel = SQLAInterface(models.MasterDataRequest)
+    datamodel = CrmInterface(models.MasterDataRequest)
     class_permission_name = 'master_data_request'
     list_title = L('主数据变更申请', 'Master data request')
     show_title = L('主数据变更申请', 'Master data request')
@@ -1019,7 +1018,7 @@ class MasterDataRequestView(CrmModelView):
 class MasterDataRequestApi(CrmModelRestApi):
     entity = 'master_data_request'
     resource_name = 'master_data_request'
-    datamodel = SQLAInterface(models.MasterDataRequest)
+    datamodel = CrmInterface(models.MasterDataRequest)
     class_permission_name = 'master_data_request'
     list_columns = ['id', 'version', 'code', 'request_type', 'customer_name', 'status', 'owner', 'processed_on']
     show_columns = ['id', 'version', 'code', 'request_type', 'customer', 'customer_name', 'brand', 'reason', 'change_content', 'tax_no', 'address', 'phone', 'bank_name', 'bank_account', 'ship_to', 'credit_overdue', 'has_inventory', 'has_violation', 'evidence', 'exceeds_authority', 'status', 'owner', 'sap_customer_no', 'processed_on', 'created_on', 'changed_on']
@@ -1058,7 +1057,7 @@ _care_event_help = {
 
 class CareEventView(CrmModelView):
     entity = 'care_event'
-    datamodel = SQLAInterface(models.CareEvent)
+    datamodel = CrmInterface(models.CareEvent)
     class_permission_name = 'care_event'
     list_title = L('客户关怀', 'Customer care')
     show_title = L('客户关怀', 'Customer care')
@@ -1087,7 +1086,7 @@ class CareEventView(CrmModelView):
 class CareEventApi(CrmModelRestApi):
     entity = 'care_event'
     resource_name = 'care_event'
-    datamodel = SQLAInterface(models.CareEvent)
+    datamodel = CrmInterface(models.CareEvent)
     class_permission_name = 'care_event'
     list_columns = ['id', 'version', 'subject', 'customer', 'care_type', 'planned_on', 'status', 'owner']
     show_columns = ['id', 'version', 'subject', 'customer', 'contact', 'care_type', 'planned_on', 'done_on', 'gift', 'content', 'cost', 'status', 'owner', 'created_on', 'changed_on']
@@ -1133,7 +1132,7 @@ _confidential_formula_help = {
 
 class ConfidentialFormulaView(CrmModelView):
     entity = 'confidential_formula'
-    datamodel = SQLAInterface(models.ConfidentialFormula)
+    datamodel = CrmInterface(models.ConfidentialFormula)
     class_permission_name = 'confidential_formula'
     list_title = L('客户配方', 'Customer formula')
     show_title = L('客户配方', 'Customer formula')
@@ -1165,7 +1164,7 @@ class ConfidentialFormulaView(CrmModelView):
 class ConfidentialFormulaApi(CrmModelRestApi):
     entity = 'confidential_formula'
     resource_name = 'confidential_formula'
-    datamodel = SQLAInterface(models.ConfidentialFormula)
+    datamodel = CrmInterface(models.ConfidentialFormula)
     class_permission_name = 'confidential_formula'
     list_columns = ['id', 'version', 'code', 'product_name', 'customer', 'formula_version', 'status', 'review_due', 'owner']
     show_columns = ['id', 'version', 'code', 'product_name', 'customer', 'formula_version', 'status', 'formula_content', 'process_parameters', 'special_requirements', 'change_note', 'review_cycle', 'last_reviewed_on', 'review_due', 'approved_by', 'owner', 'created_on', 'changed_on']

@@ -135,6 +135,9 @@ class _Compiler:
         return sa.func.coalesce(v, sa.false()) == sa.true()
 
     def compare(self, op: ast.cmpop, left_node: ast.expr, right_node: ast.expr) -> Any:
+        ranged = self._date_range(op, left_node, right_node)
+        if ranged is not None:
+            return ranged
         left = self.value(left_node)
         if isinstance(op, ast.In | ast.NotIn):
             if not isinstance(right_node, ast.List | ast.Tuple | ast.Set):
@@ -162,6 +165,41 @@ class _Compiler:
         ops = {ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
         return sa.and_(left.is_not(None), right.is_not(None), ops[type(op)](left, right))
 
+    # -- days_since(d) >= -7 as a range on d, so an index on d serves it -------------------------
+    FLIP = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE, ast.Eq: ast.Eq}
+
+    def _date_range(self, op: ast.cmpop, left: ast.expr, right: ast.expr) -> Any:
+        """``days_since(d) OP k`` (or ``days_until``, either side) on a date/datetime column of
+        this table, with a whole-number constant ``k``, as the equivalent range on ``d``; None
+        when the comparison has another shape. Same truth as the Python evaluation, NULL false."""
+        if type(op) not in self.FLIP:
+            return None
+        if not _is_days_call(left):
+            if not _is_days_call(right):
+                return None
+            left, right, op = right, left, self.FLIP[type(op)]()
+        k = _int_constant(right)
+        call = left
+        assert isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+        arg = call.args[0]
+        if k is None or not isinstance(arg, ast.Name):
+            return None
+        f = self.entity.field(arg.id)
+        if f is None or f.type not in ("date", "datetime"):
+            return None
+        if call.func.id == "days_until":  # days_until(d) = -days_since(d)
+            k, op = -k, self.FLIP[type(op)]()
+        # days_since(d) OP k  <=>  date(d) (reversed OP) today - k
+        day = self.now.date() - dt.timedelta(days=k)
+        column = self.table.c[f.column]
+        if f.type == "date":
+            bounds = {ast.Gt: column < day, ast.GtE: column <= day, ast.Lt: column > day, ast.LtE: column >= day, ast.Eq: column == day}
+        else:  # date(d) compared with a day: a range of instants
+            start, end = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+            bounds = {ast.Gt: column < start, ast.GtE: column < end, ast.Lt: column >= end, ast.LtE: column >= start,
+                      ast.Eq: sa.and_(column >= start, column < end)}
+        return sa.and_(column.is_not(None), bounds[type(op)])
+
     def _field(self, dotted: str) -> Any:
         entity: Entity | None = self.entity
         f = None
@@ -173,6 +211,21 @@ class _Compiler:
                 return None
             entity = self.spec.entity(f.link) if f.type == "link" else None
         return f
+
+
+def _is_days_call(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("days_since", "days_until")
+            and len(node.args) == 1)
+
+
+def _int_constant(node: ast.AST) -> int | None:
+    """A whole-number literal, also negative (``-7``)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        inner = _int_constant(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
 
 
 def _dotted(node: ast.AST) -> str:
@@ -189,3 +242,9 @@ def compile_condition(expr: Expr, spec: Spec, entity: Entity, table: sa.Table, t
                       now: dt.datetime, dialect: str) -> Any:
     """The SQL truth of ``expr`` for rows of ``table`` (raises NotCompilable)."""
     return _Compiler(spec, entity, table, tables, now, dialect).test(expr.tree)
+
+
+def compile_path(spec: Spec, entity: Entity, table: sa.Table, tables: dict[str, sa.Table], dotted: str,
+                 now: dt.datetime, dialect: str) -> Any:
+    """The SQL value of a field path (``amount``, ``customer.region``) for rows of ``table``."""
+    return _Compiler(spec, entity, table, tables, now, dialect).path(dotted)

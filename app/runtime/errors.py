@@ -1,0 +1,45 @@
+"""Helpful error pages: what happened and where to go, in the person's language, inside the
+normal menu — JSON for the REST API. A 500 says nothing was saved (the request's transaction is
+rolled back) and never shows a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+PAGES = {
+    400: ("请求有误", "请求的参数无法理解,请返回重试。"),
+    403: ("没有权限", "您的角色没有这项操作的权限。如需开通,请联系系统管理员。"),
+    404: ("页面不存在", "您要找的页面不存在,或记录已被删除,或不在您的查看范围内。"),
+    500: ("系统出错", "处理请求时出错,没有保存任何更改。请稍后重试;如果问题持续,请联系系统管理员。"),
+}
+
+
+def _page(code: int) -> Any:
+    title, text = PAGES[code]
+    if request.path.startswith("/api/"):
+        return jsonify(message=title), code
+    appbuilder = current_app.appbuilder  # type: ignore[attr-defined]
+    if "user" not in g:  # refused before sign-in was looked at (e.g. a CSRF failure): no menu to draw
+        return render_template("crm/error_plain.html", code=code, title=title, text=text), code
+    return render_template("crm/error.html", code=code, title=title, text=text, appbuilder=appbuilder,
+                           base_template=appbuilder.base_template), code
+
+
+def register_error_pages(app: Flask) -> None:
+    def http_error(exc: HTTPException) -> Any:
+        if exc.code not in PAGES:
+            return exc
+        return _page(int(exc.code))
+
+    def server_error(_exc: Exception) -> Any:
+        try:
+            current_app.extensions["crm"].db.session.rollback()
+        except Exception:  # noqa: BLE001, S110 - the page must still be shown when the database is gone
+            pass
+        return _page(500)
+
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(500, server_error)

@@ -1,0 +1,83 @@
+/* Draws the dashboard's panels with the locally served Plotly. Data comes from the page's
+   #crm-panels JSON block; a click on a bar, slice or point opens the rows behind it. */
+(function () {
+  "use strict";
+  var panels = JSON.parse(document.getElementById("crm-panels").textContent);
+  var config = JSON.parse(document.getElementById("crm-dashboard-config").textContent);
+  var zh = config.lang !== "en";
+  if (window.Plotly && zh) {
+    Plotly.register({
+      moduleType: "locale", name: "zh-CN",
+      dictionary: {"Download plot as a png": "下载图片", "Zoom": "缩放", "Pan": "平移", "Reset axes": "重置坐标轴",
+                   "Autoscale": "自动缩放", "Zoom in": "放大", "Zoom out": "缩小", "Box Select": "框选", "Lasso Select": "套索选择",
+                   "Toggle Spike Lines": "切换辅助线", "Show closest data on hover": "显示最近数据",
+                   "Compare data on hover": "比较数据", "Double-click to zoom back out": "双击还原"},
+      format: {days: ["周日", "周一", "周二", "周三", "周四", "周五", "周六"],
+               shortDays: ["日", "一", "二", "三", "四", "五", "六"],
+               months: ["一月", "二月", "三月", "四月", "五月", "六月", "七月", "八月", "九月", "十月", "十一月", "十二月"],
+               shortMonths: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月", "11月", "12月"],
+               date: "%Y-%m-%d", decimal: ".", thousands: ","}
+    });
+  }
+  var PALETTE = {red: "#d9534f", orange: "#f0ad4e", yellow: "#f7d154", green: "#5cb85c", blue: "#337ab7",
+                 grey: "#999999", gray: "#999999", purple: "#8e6bbf", teal: "#3fb8af", black: "#333333"};
+  function color(name) { return PALETTE[name] || name || undefined; }
+
+  function traces(p) {
+    var labels = p.categories.map(function (c) { return c.label; });
+    var keys = p.categories.map(function (c) { return c.key; });
+    var colors = p.categories.map(function (c) { return color(c.color); });
+    var colored = colors.some(function (c) { return !!c; }) && p.measures.length === 1;
+    if (p.chart === "pie") {
+      return [{type: "pie", labels: labels, values: p.series[0], customdata: keys, hole: 0.35, sort: false,
+               marker: colored ? {colors: colors} : undefined, textinfo: "percent", hovertemplate: "%{label}: %{value:,}<extra></extra>"}];
+    }
+    if (p.chart === "radar") {
+      if (p.measures.length > 1) {  // one polygon per category over the measures (e.g. a technician's four dimensions)
+        return p.categories.map(function (c, i) {
+          var r = p.series.map(function (s) { return s[i]; });
+          return {type: "scatterpolar", name: c.label, r: r.concat([r[0]]), theta: p.measures.concat([p.measures[0]]),
+                  customdata: p.measures.map(function () { return c.key; }).concat([c.key]), fill: "toself", opacity: 0.6};
+        });
+      }
+      return [{type: "scatterpolar", name: p.measures[0], r: p.series[0].concat([p.series[0][0]]), theta: labels.concat([labels[0]]),
+               customdata: keys.concat([keys[0]]), fill: "toself"}];
+    }
+    return p.series.map(function (s, m) {
+      var t = {type: p.chart === "line" ? "scatter" : "bar", name: p.measures[m], x: labels, y: s, customdata: keys,
+               hovertemplate: "%{x}: %{y:,}<extra>" + p.measures[m] + "</extra>"};
+      if (p.chart === "line") { t.mode = "lines+markers"; t.connectgaps = false; }
+      if (p.chart === "bar" && colored) { t.marker = {color: colors}; }
+      return t;
+    });
+  }
+
+  function draw(p) {
+    var el = document.getElementById("chart-" + p.name);
+    if (!el || !window.Plotly) { return; }
+    var empty = p.series.every(function (s) { return s.every(function (v) { return v === null || v === 0; }); });
+    if (empty) {
+      el.style.height = "auto";
+      el.className += " crm-panel-empty text-muted";
+      el.textContent = config.empty;
+      return;
+    }
+    var layout = {margin: {l: 50, r: 20, t: 10, b: 60}, showlegend: p.measures.length > 1 || p.chart === "pie" || p.chart === "radar",
+                  legend: {orientation: "h"}, font: {family: "'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif", size: 12},
+                  yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true},
+                  polar: {radialaxis: {visible: true, rangemode: "tozero"}}, separators: ".,"};
+    Plotly.newPlot(el, traces(p), layout, {displaylogo: false, responsive: true, locale: zh ? "zh-CN" : "en",
+                                          modeBarButtonsToRemove: ["select2d", "lasso2d"]});
+    if (p.drill) {
+      el.on("plotly_click", function (ev) {
+        var point = ev.points && ev.points[0];
+        if (!point || point.customdata === undefined) { return; }
+        var key = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
+        window.location = config.drill.replace("__NAME__", encodeURIComponent(p.name)) + "?key=" + encodeURIComponent(key);
+      });
+    }
+    el.setAttribute("data-drawn", "1");
+  }
+
+  panels.forEach(function (p) { if (!p.denied && p.chart !== "table") { draw(p); } });
+})();
