@@ -15,8 +15,10 @@ from config.default import from_env
 from generator.spec import Spec
 
 from .runtime import crypto
-from .runtime.accounts import password_validator
+from .runtime.accounts import install_display_names, password_validator
 from .runtime.audit import install_audit
+from .runtime.dashboard import CrmIndexView, register_dashboard
+from .runtime.errors import register_error_pages
 from .runtime.i18n import L, install_safe_gettext
 from .runtime.inbox import register_inbox
 from .runtime.loader import Generated, load_generated
@@ -61,13 +63,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["FAB_UPDATE_PERMS"] = sync  # several web workers must not race on the security tables
     install_rules(spec)
     install_audit()
+    install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
     csrf = CSRFProtect(app)
     app.after_request(_security_headers)
+    register_error_pages(app)
     app.add_url_rule("/health", "crm_health", _health)
     csrf.exempt(_health)
     db = SQLA()
-    appbuilder = AppBuilder()
+    appbuilder = AppBuilder(indexview=CrmIndexView)
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
     with app.app_context():
         db.init_app(app)
@@ -75,6 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
         _limit_api_login(appbuilder)
+        register_dashboard(app, appbuilder)  # first in the menu; also the landing page after login
         register_views(appbuilder, generated)
         register_surveys(app)  # the public survey page and the monthly rollup
         register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins

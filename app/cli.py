@@ -344,33 +344,71 @@ def _acting_user(app: Any, username: str | None) -> Any:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--mode", type=click.Choice(["insert", "upsert"]), default="insert", show_default=True)
 @click.option("--key", default=None, help="field that identifies a record (upsert)")
+@click.option("--map", "mapping", multiple=True, metavar="'HEADER=FIELD'",
+              help="fill FIELD from the column HEADER ('HEADER=' ignores it); repeatable")
 @click.option("--dry-run", is_flag=True, help="check everything, change nothing")
 @click.option("--skip-bad-rows", is_flag=True, help="import the good rows even when some are bad")
 @click.option("--as", "as_user", default=None, help="act as this user (scope, owner); default: the first administrator")
 @click.option("--report", default=None, help="where to write the error workbook")
-def import_cmd(entity: str, file: str, mode: str, key: str | None, dry_run: bool, skip_bad_rows: bool, as_user: str | None,
-               report: str | None) -> None:
+def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tuple[str, ...], dry_run: bool, skip_bad_rows: bool,
+               as_user: str | None, report: str | None) -> None:
     """Import an .xlsx/.csv into ENTITY with the forms' rules; all or nothing unless --skip-bad-rows."""
     from app import create_app
+    from app.runtime.importcolumns import parse_mapping
     from app.runtime.importer import ImportFileError, import_file
 
+    try:
+        columns = parse_mapping(mapping)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     app = create_app()
-    with app.test_request_context():
+    with app.test_request_context(), _ImportProgress() as progress:
         user = _acting_user(app, as_user)
         try:
             result = import_file(app, entity, file, mode=mode, key=key, dry_run=dry_run, skip_bad_rows=skip_bad_rows, user=user,
-                                 report_path=report)
+                                 report_path=report, mapping=columns, progress=progress)
         except ImportFileError as exc:
+            progress.close()
             for p in exc.problems:
                 click.echo(p, err=True)
             raise click.ClickException("文件无法导入,没有任何改动 (the file cannot be imported; nothing changed)") from None
+    for note in result.notes:
+        click.echo(note)
     click.echo(result.summary())
     if result.report_path:
         click.echo(f"错误报告 (error report): {result.report_path}")
     if result.failed and not skip_bad_rows:
         raise click.ClickException("有错误的行,没有导入任何数据 (rows with errors: nothing was imported)")
-    if dry_run:
-        click.echo("试运行,没有写入 (dry run: nothing written)")
+
+
+class _ImportProgress:
+    """A progress bar on stderr (rows checked, then rows written); silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.phase = ""
+
+    def __enter__(self) -> _ImportProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            label = "检查 (checking)" if phase == "checking" else "写入 (writing)"
+            self.bar = click.progressbar(length=max(total or done, 1), label=label, show_pos=True, show_eta=True, file=sys.stderr)
+            self.bar.render_progress()
+        if total is not None and total > self.bar.length:
+            self.bar.length = total
+        self.bar.update(done - self.bar.pos)
 
 
 @main.command("export")
@@ -510,19 +548,26 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command("demo-data")
 @click.option("--customers", default=200, show_default=True, type=int, help="rows of the first (main) entity")
+@click.option("--related", default=None, type=int, help="rows of the other entities together [default: half the main rows each]")
 @click.option("--seed", default=1, show_default=True, type=int)
-def demo_data(customers: int, seed: int) -> None:
-    """Fill every entity with realistic Chinese sample data."""
+def demo_data(customers: int, related: int | None, seed: int) -> None:
+    """Fill every entity with realistic Chinese sample data (bulk loaded, with a progress bar)."""
+    import time
+
     from app import create_app
-    from app.runtime.demo import make_demo_data
+    from app.runtime.demo import demo_plan, make_demo_data
 
     d = _defaults()
     Path(d.VAR).mkdir(parents=True, exist_ok=True)
     _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
     app = create_app()
-    counts = make_demo_data(app, customers, seed=seed)
+    total = sum(n for _, n in demo_plan(app.extensions["crm"].spec, customers, related))
+    started = time.perf_counter()
+    with click.progressbar(length=total, label="示例数据 (demo data)", show_pos=True, show_eta=True) as bar:
+        counts = make_demo_data(app, customers, seed=seed, related=related, progress=lambda _e, n: bar.update(n))
     for entity, n in counts.items():
         click.echo(f"{entity}: {n}")
+    click.echo(f"{sum(counts.values())} rows in {time.perf_counter() - started:.1f} s")
 
 
 _register_schedule(main)  # crm tick, crm worker

@@ -33,7 +33,13 @@ def from_env() -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
         # permissions and roles are synchronised by `crm upgrade`/`crm up`; `crm serve` workers skip it
         "CRM_SYNC_PERMISSIONS": env("CRM_SYNC_PERMISSIONS", "1") != "0",
+        # limits whose defaults live beside the code that applies them; set here only when given
+        **{name: int(value) for name in TUNABLE if (value := env(name, ""))},
     }
+
+
+TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_ROWS", "CRM_IMPORT_LEASE_SECONDS",
+           "CRM_DASHBOARD_WORKERS")
 
 
 SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -44,8 +50,11 @@ AUTH_USER_REGISTRATION = False
 FAB_ADD_SECURITY_API = False  # its role/permission APIs break on marshmallow 4; login API stays
 FAB_API_SWAGGER_UI = True
 FAB_UPDATE_PERMS = True
+# one permission query per request instead of one per menu entry and button (half a list page's time)
+FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"
 BABEL_DEFAULT_LOCALE = "zh"
 BABEL_DEFAULT_TIMEZONE = "UTC"
+BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "app" / "translations")  # FAB puts its own catalog first
 LANGUAGES = {
     "zh": {"flag": "cn", "name": "中文"},
     "en": {"flag": "gb", "name": "English"},

@@ -12,7 +12,18 @@
 Several stateless web workers (gunicorn) behind a proxy, PostgreSQL, Celery workers on Redis or
 RabbitMQ, and exactly one beat. The values below are applied on top of config/default.py when
 CRM_ENV=production.
+
+    crm upgrade                                   # once per deploy
+    crm serve --host 0.0.0.0 --port 8000 --workers 4   # on each web host (stateless; /health)
+    crm worker --no-beat                          # as many as the queue needs
+    crm worker                                    # exactly one, with beat
 """
+
+# Big lists (app/runtime/listing.py): count at most this many matching rows, for at most this long
+CRM_LIST_COUNT_CAP = 1000
+CRM_LIST_COUNT_TIMEOUT_MS = 250
+# one permission query per request instead of one per menu entry and button
+FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"
 
 SESSION_COOKIE_SECURE = True
 REMEMBER_COOKIE_SECURE = True

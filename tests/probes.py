@@ -86,8 +86,10 @@ def probe_library() -> dict[str, Any]:
     page = c.get("/bookview/edit/1")
     r = c.post("/bookview/delete/2", data={"csrf_token": _csrf(page.text)})
     out["ui_delete"] = [r.status_code, c.get("/api/v1/book/2", headers=h).status_code]
-    menu = c.get("/").text
+    menu = c.get("/", follow_redirects=True).text  # home is the dashboard after login
     out["menu"] = ["馆藏" in menu, "读者" in menu]
+    panel = c.get("/dashboard/panel/books_by_genre").json
+    out["dashboard"] = [panel["title"], [c["label"] for c in panel["categories"]], panel["series"]]
     return out
 
 

@@ -15,7 +15,7 @@ from app.cli import main
 from generator import generate, load_spec, render
 from tests.conftest import ROOT, SHIPPED
 from tests.probes import run_probe
-from tests.workbooks import library_sheets, write_workbook
+from tests.workbooks import LIBRARY_REPORTS, library_sheets, write_workbook
 
 GENERATED = ROOT / "app" / "generated"
 
@@ -77,7 +77,7 @@ def test_shipped_workbook_covers_the_seed_processes() -> None:
 
 
 def test_second_workbook_of_another_domain_serves_crud(tmp_path: Path) -> None:
-    workbook = write_workbook(tmp_path / "library.xlsx", library_sheets())
+    workbook = write_workbook(tmp_path / "library.xlsx", {**library_sheets(), "reports": LIBRARY_REPORTS})
     out = tmp_path / "library_app"
     result = generate(workbook, out)
     assert "models.py" in result.written
@@ -95,6 +95,7 @@ def test_second_workbook_of_another_domain_serves_crud(tmp_path: Path) -> None:
     assert r["ui_show_related"] == [200, True]
     assert r["ui_delete"] == [302, 404]
     assert r["menu"] == [True, True]
+    assert r["dashboard"] == ["各类图书", ["小说", "科普"], [[1, 0], [1700, None]]]  # 三体 was deleted, 红楼梦 edited
 
 
 HOSTILE = "'''\"\"\"\n__import__('pathlib').Path('var/PWNED').touch() {{ 7*7 }} {% raw %}<script>alert('label')</script>"

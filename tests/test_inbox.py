@@ -31,12 +31,12 @@ def test_unread_count_in_the_menu_and_mark_read(app: Any) -> None:
          {"user_id": uid, "title": "<b>投诉逾期</b>", "body": None, "link": None, "created_on": now}]))
     c = app.test_client()
     login(c, "inbox_user", PASSWORD)
-    home = c.get("/").text
+    home = c.get("/", follow_redirects=True).text  # home is the dashboard
     assert "我的消息 (2)" in home
     page = c.get("/inbox/")
     assert page.status_code == 200 and "满意度调查:最低评价" in page.text and "&lt;b&gt;投诉逾期" in page.text
     c.post("/inbox/read/0", data={"csrf_token": csrf_token(page.text)})
-    assert "我的消息 (2)" not in c.get("/").text
+    assert "我的消息 (2)" not in c.get("/", follow_redirects=True).text
     left = run_sql(app, sa.select(sa.func.count()).select_from(Notification.__table__).where(
         Notification.__table__.c.user_id == uid, Notification.__table__.c.read_at.is_(None))).scalar()
     assert left == 0

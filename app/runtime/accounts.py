@@ -80,3 +80,19 @@ def password_validator(password: str) -> None:
     problem = password_problem(password)
     if problem:
         raise PasswordComplexityValidationError(problem)
+
+
+def display_name(user: Any) -> str:
+    """A person as Chinese users write names: family name first, no space (尹嘉); Latin names
+    stay "first last"."""
+    first, last = (getattr(user, "first_name", "") or "").strip(), (getattr(user, "last_name", "") or "").strip("- ").strip()
+    if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
+        return f"{last}{first}"
+    return f"{first} {last}".strip() or str(getattr(user, "username", ""))
+
+
+def install_display_names() -> None:
+    """Every screen, dropdown and filter shows people by :func:`display_name`."""
+    from flask_appbuilder.security.sqla.models import User
+
+    User.__repr__ = display_name  # type: ignore[method-assign, assignment]

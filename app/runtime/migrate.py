@@ -6,12 +6,16 @@ itself to a person, and how it is applied — without losing or duplicating a ro
   with its data when the field is re-added; only ``--allow-destructive`` drops it, after a backup.
 * SQLite: a timestamped copy in ``var/backups/`` first, restored if anything fails.
   PostgreSQL: every step of every pending revision in one transaction.
+* The list indexes (``lx_*``: sort, owner-scope and trigram search indexes derived from the
+  workbook's list/search flags by ``generator.schema.indexes_of``) hold no data: every upgrade
+  brings them to what the lists need (:func:`ensure_indexes`), in the same transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -39,7 +43,7 @@ from generator.migration import (
     RetireTable,
     Step,
 )
-from generator.schema import Col, columns_of
+from generator.schema import Col, columns_of, indexes_of
 from generator.spec import Spec
 
 from .convert import convert
@@ -47,6 +51,7 @@ from .crypto import EncryptedText, decrypt, encrypt, is_encrypted
 from .models import NAMING_CONVENTION
 
 ENV_DIR = Path(__file__).parent / "alembic"
+log = logging.getLogger(__name__)
 EXAMPLES = 5
 INTERNAL_PREFIXES = ("ab_", "crm_", "alembic_", "kombu_", "celery_")
 
@@ -613,9 +618,67 @@ def declared_metadata(spec: Spec) -> sa.MetaData:
     """The entity tables a Spec declares (without importing any generated model)."""
     md = sa.MetaData(naming_convention=NAMING_CONVENTION)
     sa.Table("ab_user", md, sa.Column("id", sa.Integer, primary_key=True))
+    indexes = []
     for e in spec.entities:
-        table_of(md, e.name, columns_of(e))
+        table = table_of(md, e.name, columns_of(e))
+        for idx in indexes_of(e):
+            indexes.append(idx)
+            extra = {"postgresql_using": "gin", "postgresql_ops": {idx.columns[0]: "gin_trgm_ops"}} if idx.kind == "trigram" else {}
+            sa.Index(idx.name, *[table.c[c] for c in idx.columns], **extra)
+    md.info["crm_indexes"] = indexes
     return md
+
+
+# -- list indexes (generator.schema.indexes_of) --------------------------------------------------
+
+def trigram_opclass(conn: sa.Connection) -> str | None:
+    """``<schema>.gin_trgm_ops`` where pg_trgm is installed (installing it into ``public`` when
+    the server has it and we may), else None: searches then scan (still correct, slower)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    where = sa.text("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'")
+    schema = conn.execute(where).scalar()
+    if schema is None and conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")).first():
+        public = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).first() is not None
+        try:
+            with conn.begin_nested():  # no privilege, or another upgrade racing us: not fatal
+                conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm" + (" SCHEMA public" if public else "")))
+        except sa.exc.DBAPIError as exc:
+            log.warning("pg_trgm not installed (%s): text searches will scan", str(exc).splitlines()[0])
+        schema = conn.execute(where).scalar()
+    return None if schema is None else f"{conn.dialect.identifier_preparer.quote(schema)}.gin_trgm_ops"
+
+
+def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
+    """Bring the list indexes (``lx_*``) to what the workbook's lists need: create the missing,
+    drop those no list needs any more. Indexes hold no data, so this is safe on every upgrade;
+    it runs in the upgrade's transaction. Returns what it did, one line each."""
+    insp = sa.inspect(conn)
+    tables = {t for t in insp.get_table_names() if not t.startswith(INTERNAL_PREFIXES)}
+    wanted = {i.name: i for i in declared.info.get("crm_indexes", []) if i.table in tables}
+    op = Operations(MigrationContext.configure(conn))
+    prep = conn.dialect.identifier_preparer
+    done, have = [], set()
+    for table in sorted(tables):
+        for ix in insp.get_indexes(table):
+            have.add(ix["name"])
+            if ix["name"] and ix["name"].startswith("lx_") and ix["name"] not in wanted:
+                op.drop_index(ix["name"], table_name=table)
+                done.append(f"drop index {ix['name']}")
+    opclass = trigram_opclass(conn) if any(i.kind == "trigram" for i in wanted.values()) else None
+    for idx in wanted.values():
+        if idx.name in have:
+            continue
+        if idx.kind == "trigram" and opclass is not None:
+            conn.execute(sa.text(f"CREATE INDEX {prep.quote(idx.name)} ON {prep.quote(idx.table)} USING gin "
+                                 f"({prep.quote(idx.columns[0])} {opclass})"))
+        else:  # without pg_trgm (SQLite …) a search index is a plain one: equality and prefix searches use it
+            op.create_index(idx.name, idx.table, list(idx.columns))
+        kind = idx.kind if idx.kind == "btree" or opclass is not None else "btree, no pg_trgm"
+        done.append(f"create index {idx.name} ({kind}: {', '.join(idx.columns)})")
+    for line in done:
+        log.info("list indexes: %s", line)
+    return done
 
 
 def retired_columns(conn: sa.Connection, metadata: sa.MetaData) -> list[tuple[str, str | None, int]]:
@@ -713,6 +776,7 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
         with engine.begin() as conn:
             command.upgrade(alembic_config(generated_dir, conn), "head")
             ensure_base_columns(conn, declared)
+            ensure_indexes(conn, declared)
             if allow_destructive:
                 dropped = drop_retired(conn, backup_dir, declared)
     except BaseException:

@@ -23,6 +23,8 @@ SELF_SERVICE = {
     ("can_index", "InboxView"),
     ("can_read", "InboxView"),
     ("menu_access", "inbox"),
+    ("can_index", "DashboardView"),  # which panels a person sees is decided by the reports sheet's roles
+    ("menu_access", "dashboard"),
 }
 
 

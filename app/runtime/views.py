@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,8 @@ from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api import protect
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fieldwidgets import Select2Widget
-from flask_appbuilder.urltools import get_filter_args
+from flask_appbuilder.urltools import get_filter_args, get_order_args
+from flask_appbuilder.widgets import ListWidget
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,7 @@ from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 from . import audit, excel, ownership, workflow
 from .grading import explain_now, graded_fields
 from .i18n import L, pick
+from .listing import CountInfo
 from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden
 
@@ -56,6 +57,13 @@ COLORS = {
     "grey": "default",
     "purple": "info",
 }
+
+
+class CrmListWidget(ListWidget):
+    """FAB's list table with a header that tells a capped count from an exact one and continues
+    past the counted pages by keyset ("下一页")."""
+
+    template = "crm/list_widget.html"
 
 
 def crm_spec() -> Spec:
@@ -179,20 +187,10 @@ def _export_fields(entity_name: str) -> list[Field]:
 
 
 def _import_fields(entity_name: str) -> list[Field]:
-    spec, e = crm_spec(), _entity(entity_name)
-    states = {t.state_field for t in spec.workflows if t.entity == e.name}
-    hidden = current_hidden(entity_name)
-    return [f for f in e.fields if not f.readonly and f.name not in states and f.name != e.owner_field and f.name not in hidden]
+    """The columns the signed-in user's import may fill (the same rule as the importer's)."""
+    from .importcolumns import importable_fields
 
-
-def _paged(datamodel: Any, filters: Any, order_column: str, order_direction: str, size: int = 2000) -> Any:
-    page = 0
-    while True:
-        _count, items = datamodel.query(filters, order_column, order_direction, page=page, page_size=size)
-        yield from items
-        if len(items) < size:
-            return
-        page += 1
+    return importable_fields(crm_spec(), _entity(entity_name), g.user, current_app.extensions["crm"].admin_role)
 
 
 def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
@@ -273,9 +271,11 @@ class CrmModelView(ModelView):
     base_permissions = ENTITY_PERMISSIONS
     # the sheet's roles decide these (workflow.options, ownership.can_reassign)
     method_permission_name = {"transition": "show", "reassign": "show", "balance": "list", "export": "export",
-                              "import_template": "import", "import_file": "import", "import_report": "import"}
+                              "import_template": "import", "import_file": "import", "import_report": "import",
+                              "import_mapping": "import", "import_job": "import", "import_progress": "import"}
     show_template = "crm/show.html"
     list_template = "crm/list.html"
+    list_widget = CrmListWidget
 
     def __init__(self, **kwargs: Any):
         spec = crm_spec()
@@ -426,6 +426,38 @@ class CrmModelView(ModelView):
 
         return list(self.datamodel.session.query(User).filter(User.active.is_(True)).order_by(User.username))
 
+    # -- big lists: capped count, keyset "next page" (app.runtime.listing) ------------------------
+    def _get_list_widget(self, filters: Any, actions: Any = None, order_column: str = "", order_direction: str = "",
+                         page: int | None = None, page_size: int | None = None, widgets: Any = None, **kwargs: Any) -> Any:
+        """FAB's list widget, fed by a capped count and, after "next page", by keyset."""
+        widgets = widgets or {}
+        page_size = page_size or self.page_size
+        if not order_column and self.base_order:
+            order_column, order_direction = self.base_order
+        g.crm_exact_count = request.args.get("_exact") == "1"
+        after_arg = f"_after_{self.__class__.__name__}"
+        after = request.args.get(after_arg, type=int)
+        joined = filters.get_joined_filters(self._base_filters)
+        count, items = self.datamodel.query(joined, order_column, order_direction, page=page, page_size=page_size, after=after)
+        info = getattr(g, "crm_count", None) or CountInfo(count, True)
+        pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(items)]
+        if not info.exact:  # at least the rows up to here exist, whatever the count could tell in time
+            count = max(count, (page or 0) * page_size + len(items))
+        args = {k: v for k, v in request.args.to_dict(flat=False).items() if k not in (after_arg, f"page_{self.__class__.__name__}")}
+        here = {**(request.view_args or {})}
+        urls = {"crm_first_url": url_for(request.endpoint, **here, **args),
+                "crm_exact_url": url_for(request.endpoint, **here, **{**args, "_exact": "1"}),
+                "crm_next_url": url_for(request.endpoint, **here, **{**args, after_arg: pks[-1]})
+                if len(items) >= page_size and pks and self.datamodel._plain_column(order_column) is not None else None}
+        widgets["list"] = self.list_widget(
+            label_columns=self.label_columns, include_columns=self.list_columns,
+            value_columns=self.datamodel.get_values(items, self.list_columns), order_columns=self.order_columns,
+            formatters_columns=self.formatters_columns, page=page, page_size=page_size, count=count, pks=pks,
+            actions=actions or self.actions, filters=filters, modelview_name=self.__class__.__name__,
+            crm_count=info, crm_keyset=after is not None, **urls, **kwargs,
+        )
+        return widgets
+
     def render_list_extras(self) -> dict[str, Any]:
         e = _entity(self.entity)
         state = current_app.extensions["crm"]
@@ -467,17 +499,27 @@ class CrmModelView(ModelView):
     @expose("/export/")
     @has_access
     def export(self) -> Any:
-        """This list as .xlsx: the same filters and sort as on screen, the user's scope, no hidden field."""
-        get_filter_args(self._filters, disallow_if_not_in_search=False)
-        order_column, order_direction = self.base_order or ("", "")
-        args = request.args
-        for key in args:
-            if key.startswith("_oc_"):
-                order_column, order_direction = args.get(key, ""), args.get(key.replace("_oc_", "_od_"), "asc")
-        joined = self._filters.get_joined_filters(self._base_filters)
-        items = _paged(self.datamodel, joined, order_column, order_direction)
+        """This list as .xlsx: the filters and sort on screen (as the list allows them: searchable
+        and sortable columns, none the user may not see), the user's scope, no hidden field."""
+        hidden = current_hidden(self.entity)
+        get_filter_args(self._filters)
+        kept = [(f, v) for f, v in zip(self._filters.filters, self._filters.values, strict=True)
+                if f.column_name.split(".")[0] not in hidden]
+        self._filters.clear_filters()
+        for f, v in kept:
+            self._filters._add_filter(f, v)
+        asked = get_order_args().get(self.__class__.__name__)
+        if asked and asked[0] in self.order_columns and asked[0].split(".")[0] not in hidden:
+            order_column, order_direction = asked
+        else:
+            order_column, order_direction = self.base_order or ("", "")
+        model = self.datamodel.obj
+        query = self.datamodel.apply_all(self.datamodel.session.query(model), self._filters.get_joined_filters(self._base_filters),
+                                         order_column, order_direction)
+        if not order_column:  # a stable order, as on screen
+            query = query.order_by(model.id)
         buffer = io.BytesIO()
-        n = excel.export_rows(crm_spec(), _entity(self.entity), _export_fields(self.entity), items, buffer)
+        n = excel.export_rows(crm_spec(), _entity(self.entity), _export_fields(self.entity), query.yield_per(2000), buffer)
         return _xlsx(buffer, f"{_entity(self.entity).label}-{n}.xlsx")
 
     @expose("/import/template/")
@@ -488,40 +530,113 @@ class CrmModelView(ModelView):
         excel.write_template(crm_spec(), e, _import_fields(self.entity), buffer)
         return _xlsx(buffer, f"{e.label}-导入模板.xlsx")
 
+    def _render_import(self, **kwargs: Any) -> Any:
+        e = _entity(self.entity)
+        return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
+                                    fields=_import_fields(self.entity), base=self.endpoint, **kwargs)
+
     @expose("/import/", methods=["GET", "POST"])
     @has_access
     def import_file(self) -> Any:
-        """Upload an .xlsx/.csv: nothing is imported if a row is bad, and the error workbook says why."""
-        from .importer import ImportFileError, import_file
+        """Upload an .xlsx/.csv: headers checked now (a mapping step when unsure), rows imported by a
+        Celery worker as this user; nothing is imported if a row is bad, the error workbook says why."""
+        from .importer import ImportFileError
+        from .importjobs import create_job, dispatch, inspect_upload
 
-        e = _entity(self.entity)
-        result, problems = None, []
-        if request.method == "POST":
-            upload = request.files.get("file")
-            name = (upload.filename or "") if upload else ""
-            if not upload or not name.lower().endswith((".xlsx", ".csv")):
-                problems = [pick("请选择 .xlsx 或 .csv 文件", "choose an .xlsx or .csv file")]
-            else:
-                folder = Path(current_app.config["CRM_VAR_DIR"]) / "imports"
-                folder.mkdir(parents=True, exist_ok=True)
-                target = folder / f"{uuid.uuid4().hex}{Path(name).suffix.lower()}"
-                upload.save(target)
-                try:
-                    result = import_file(current_app, e.name, target, mode=request.form.get("mode", "insert"),
-                                         key=request.form.get("key") or None, skip_bad_rows=bool(request.form.get("skip_bad_rows")),
-                                         user=g.user, report_path=folder / f"{target.stem}-errors.xlsx")
-                except ImportFileError as exc:
-                    problems = exc.problems
-        return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
-                                    result=result, problems=problems, fields=_import_fields(self.entity))
+        if request.method != "POST":
+            return self._render_import(stage="upload")
+        upload = request.files.get("file")
+        name = (upload.filename or "") if upload else ""
+        if not upload or not name.lower().endswith((".xlsx", ".csv")):
+            return self._render_import(stage="upload", problems=[pick("请选择 .xlsx 或 .csv 文件", "choose an .xlsx or .csv file")])
+        options = {"mode": request.form.get("mode", "insert"), "key": request.form.get("key") or None,
+                   "skip_bad_rows": bool(request.form.get("skip_bad_rows")), "dry_run": bool(request.form.get("dry_run"))}
+        data = upload.read()
+        try:
+            seen = inspect_upload(current_app, self.entity, name, data, g.user, options)
+        except ImportFileError as exc:
+            return self._render_import(stage="upload", problems=exc.problems)
+        if seen.plan.problems and not seen.plan.unsure:
+            return self._render_import(stage="upload", problems=seen.plan.problems)
+        engine = self.datamodel.session.get_bind()
+        job = create_job(engine, self.entity, g.user.id, name, data, options, "mapping" if seen.plan.problems else "queued")
+        if job["status"] == "queued":
+            dispatch(current_app, job["id"])
+            return redirect(url_for(f"{self.endpoint}.import_job", token=job["token"]))
+        return redirect(url_for(f"{self.endpoint}.import_mapping", token=job["token"]))
 
-    @expose("/import/report/<name>")
-    @has_access
-    def import_report(self, name: str) -> Any:
-        folder = Path(current_app.config["CRM_VAR_DIR"]) / "imports"
-        if not re.fullmatch(r"[0-9a-f]{32}-errors\.xlsx", name) or not (folder / name).exists():
+    def _job(self, token: str) -> dict[str, Any]:
+        """This entity's job ``token`` of the signed-in user (404 for anyone else's)."""
+        from .importjobs import job_by_token
+
+        job = job_by_token(self.datamodel.session.get_bind(), token) if re.fullmatch(r"[0-9a-f]{32}", token) else None
+        if job is None or job["entity"] != self.entity or job["user_id"] != g.user.id:
             abort(404)
-        return send_file(folder / name, as_attachment=True, download_name="导入错误报告.xlsx")
+        return job
+
+    @expose("/import/job/<token>/map", methods=["GET", "POST"])
+    @has_access
+    def import_mapping(self, token: str) -> Any:
+        """The mapping step: each header of the file with a dropdown of the fields, best guess first."""
+        import json
+
+        from .importcolumns import importable_fields
+        from .importer import ImportFileError
+        from .importjobs import dispatch, inspect_upload, set_options
+
+        job = self._job(token)
+        if job["status"] != "mapping":
+            return redirect(url_for(f"{self.endpoint}.import_job", token=token))
+        options = json.loads(job["options"])
+        engine = self.datamodel.session.get_bind()
+        try:
+            seen = inspect_upload(current_app, self.entity, job["filename"], job["upload"], g.user, options)
+            if request.method == "POST":
+                options["mapping"] = {h.replace("*", "").strip(): request.form.get(f"map_{i}", "")
+                                      for i, h in enumerate(seen.headers) if h.replace("*", "").strip()}
+                seen = inspect_upload(current_app, self.entity, job["filename"], job["upload"], g.user, options)
+        except ImportFileError as exc:
+            return self._render_import(stage="upload", problems=exc.problems)
+        if request.method == "POST" and not seen.plan.problems and set_options(engine, job["id"], options):
+            dispatch(current_app, job["id"])
+            return redirect(url_for(f"{self.endpoint}.import_job", token=token))
+        crm = current_app.extensions["crm"]
+        e = _entity(self.entity)
+        choices = importable_fields(crm.spec, e, g.user, crm.admin_role)
+        key = e.field(options.get("key") or "")
+        if key is not None and key not in choices:
+            choices.append(key)
+        return self._render_import(stage="mapping", job=job, seen=seen, choices=choices, problems=seen.plan.problems)
+
+    @expose("/import/job/<token>")
+    @has_access
+    def import_job(self, token: str) -> Any:
+        """The job's page: a live progress bar while it runs, the summary and the error report after."""
+        from .importjobs import progress_of
+
+        job = self._job(token)
+        return self._render_import(stage="job", job=job, progress=progress_of(job))
+
+    @expose("/import/job/<token>/progress")
+    @has_access
+    def import_progress(self, token: str) -> Any:
+        """Rows done / total, ETA and status, as JSON (the progress bar polls it; any web worker answers)."""
+        from flask import jsonify
+
+        from .importjobs import progress_of, revive
+
+        job = self._job(token)
+        if revive(current_app, job):
+            job = self._job(token)
+        return jsonify(progress_of(job))
+
+    @expose("/import/job/<token>/report")
+    @has_access
+    def import_report(self, token: str) -> Any:
+        job = self._job(token)
+        if job["report"] is None:
+            abort(404)
+        return _xlsx(io.BytesIO(job["report"]), f"{Path(job['filename']).stem}-错误报告.xlsx")
 
     def _back(self) -> Any:
         """Back to where the user came from; to this entity's list rather than the home page."""
@@ -614,6 +729,12 @@ class CrmModelRestApi(ModelRestApi):
 
     def pre_get_list(self, data: dict[str, Any]) -> None:
         self._strip(data)
+        info = getattr(g, "crm_count", None)
+        if info is not None:  # "count" is capped on big tables: say so, with the planner's estimate
+            data.update(count_exact=info.exact, count_estimate=info.estimate)
+        result = data.get("result")
+        if isinstance(result, list) and result and "id" in result[-1]:
+            data["next_after"] = result[-1]["id"]  # ?after=<id> continues by keyset, however deep
 
     def _touches_hidden(self) -> list[str]:
         hidden = current_hidden(self.entity)
@@ -628,6 +749,8 @@ class CrmModelRestApi(ModelRestApi):
     def get_list_headless(self, **kwargs: Any) -> Any:
         if self._touches_hidden():
             return self.response_400(message="不能按无权查看的字段查询或排序 (cannot query by a hidden field)")
+        g.crm_exact_count = request.args.get("exact_count") == "1"
+        g.crm_api_after = request.args.get("after", type=int)
         return super().get_list_headless(**kwargs)
 
     def _guarded(self, call: Any) -> Any:
