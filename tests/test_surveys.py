@@ -69,6 +69,9 @@ def test_survey_round_trip(survey_app: Any, world: dict[str, Any]) -> None:  # n
     assert page.status_code == 200
     questions = surveys_of(app.extensions["crm"].spec)[SURVEY].questions
     assert all(q.question in page.text for q in questions) and "很满意" in page.text
+    spec = app.extensions["crm"].spec
+    assert f"<title>{spec.settings.app_name} · 满意度调查" in page.text and SURVEY not in page.text, "no sheet identifiers for customers"
+    assert spec.entity("service_call").label in page.text
     form = {f"q{int(q.order)}": "3" for q in questions} | {"csrf_token": csrf(page.text)}
     assert client.post(path, data={**form, "q1": "9"}).status_code == 400, "out-of-scale answer refused"
     assert answers(app, rid) == []

@@ -166,11 +166,14 @@ def respond(token: str) -> Any:
     if answered(crm.db.session, survey_name, entity, record_id):
         return _page("已经回答 Already answered", "此调查已提交过,感谢您的反馈。This survey has already been answered.", 409)
     questions = [dataclasses.replace(q, labels=tuple(_labels(q))) for q in survey.questions]
+    # the customer sees the company's name and what the survey is about, never the sheet's identifier
+    title = f"{crm.spec.settings.app_name} · 满意度调查 Satisfaction survey"
+    about = f"{crm.spec.entity(entity).label}:{obj}"
     if request.method == "GET":
-        return _page(survey_name, "", 200, questions=questions, record=str(obj))
+        return _page(title, "", 200, questions=questions, record=about)
     values = _read_answers(questions)
     if values is None:
-        return _page(survey_name, "请回答全部问题。Please answer every question.", 400, questions=questions, record=str(obj))
+        return _page(title, "请回答全部问题。Please answer every question.", 400, questions=questions, record=about)
     if not _store(crm, survey, entity, record_id, values):
         return _page("已经回答 Already answered", "此调查已提交过,感谢您的反馈。This survey has already been answered.", 409)
     return _page("感谢您的反馈 Thank you", "您的意见将作为我们改进服务的依据。Your answers have been recorded.")
