@@ -91,7 +91,10 @@ class OutboxView(ModelView):
 def _inbox_label(session_getter: Any) -> LazyString:
     def text() -> str:
         user = getattr(g, "user", None)
-        n = unread_count(session_getter(), getattr(user, "id", None)) if getattr(user, "is_authenticated", False) else 0
+        n = getattr(g, "crm_unread", None)  # the menu label is rendered more than once a page: one query per request
+        if n is None:
+            n = unread_count(session_getter(), getattr(user, "id", None)) if getattr(user, "is_authenticated", False) else 0
+            g.crm_unread = n
         base = pick("我的消息", "My messages")
         return f"{base} ({n})" if n else base
 
