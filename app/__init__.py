@@ -17,6 +17,7 @@ from generator.spec import Spec
 from .runtime import crypto
 from .runtime.accounts import install_display_names, password_validator
 from .runtime.audit import install_audit
+from .runtime.auditview import register_audit_log
 from .runtime.dashboard import CrmIndexView, register_dashboard
 from .runtime.errors import register_error_pages
 from .runtime.i18n import L, install_safe_gettext
@@ -83,6 +84,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         register_views(appbuilder, generated)
         register_surveys(app)  # the public survey page and the monthly rollup
         register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins
+        register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
             exposed = _exposed_permissions(appbuilder, generated)

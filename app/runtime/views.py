@@ -271,6 +271,7 @@ class CrmModelView(ModelView):
     base_permissions = ENTITY_PERMISSIONS
     # the sheet's roles decide these (workflow.options, ownership.can_reassign)
     method_permission_name = {"transition": "show", "reassign": "show", "balance": "list", "export": "export",
+                              "history": "show", "history_export": "show",
                               "import_template": "import", "import_file": "import", "import_report": "import",
                               "import_mapping": "import", "import_job": "import", "import_progress": "import"}
     show_template = "crm/show.html"
@@ -400,6 +401,22 @@ class CrmModelView(ModelView):
                 why = explain_now(spec, e, graded, item)
             panels["crm_grades"].append((pick(f.label, f.label_en) if f else graded.field, choice_formatter(spec, f)(value) if f else value, why))
         return panels
+
+    @expose("/history/<pk>")
+    @has_access
+    def history(self, pk: Any) -> Any:
+        """The record's whole audit trail, paged (only for those who may read the record)."""
+        from .auditview import record_history
+
+        return record_history(self, pk)
+
+    @expose("/history/<pk>/export/")
+    @has_access
+    def history_export(self, pk: Any) -> Any:
+        """The record's audit trail as .xlsx, hidden fields withheld."""
+        from .auditview import record_history_export
+
+        return record_history_export(self, pk)
 
     @expose("/transition/<pk>", methods=["POST"])
     @has_access
