@@ -38,6 +38,7 @@ def celery_config(app: Any) -> dict[str, Any]:
         "beat_schedule": {
             "crm-tick": {"task": "app.tasks.tick_task", "schedule": TICK_SECONDS},
             "crm-deliver": {"task": "app.tasks.deliver_task", "schedule": DELIVER_SECONDS},
+            "crm-imports": {"task": "app.tasks.revive_imports_task", "schedule": TICK_SECONDS},
         },
     }
 
@@ -91,6 +92,16 @@ def import_task(job_id: int) -> str:
     from .runtime.importjobs import run_job
 
     return run_job(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+
+
+@shared_task(name="app.tasks.revive_imports_task", ignore_result=True)
+def revive_imports_task() -> int:
+    """Queue again the import jobs whose worker died (silent past the lease)."""
+    from flask import current_app
+
+    from .runtime.importjobs import revive_stale
+
+    return revive_stale(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 _worker_app: Celery | None = None

@@ -221,6 +221,29 @@ def test_a_silent_job_is_queued_again_when_watched(app: Any, people: None, tmp_p
     assert count(app, "SELECT count(*) FROM customer WHERE name = '复活客户'") == 1
 
 
+def test_beat_queues_a_silent_job_again_with_nobody_watching(app: Any, people: None, tmp_path: Path, eager: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = _job(app, "xl_manager", xlsx(tmp_path / "d.xlsx", [["客户名称", "需求迫切程度"], ["清扫客户", "normal"]]))
+    alive = _job(app, "xl_manager", xlsx(tmp_path / "a.xlsx", [["客户名称", "需求迫切程度"], ["在跑客户", "normal"]]))
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    old = dt.datetime.now() - dt.timedelta(seconds=60)
+    with engine.begin() as conn:  # one worker died an hour ago, the other is busy (its heartbeat is fresh)
+        conn.execute(JOBS.update().where(JOBS.c.id == dead["id"]).values(status="checking", claim="dead" * 8, heartbeat_at=old))
+        conn.execute(JOBS.update().where(JOBS.c.id == alive["id"]).values(status="checking", claim="busy" * 8,
+                                                                          heartbeat_at=dt.datetime.now()))
+    monkeypatch.setitem(app.config, "CRM_IMPORT_LEASE_SECONDS", 20)
+    with app.app_context():
+        assert app.extensions["celery"].tasks["app.tasks.revive_imports_task"].apply().get() == 1
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.select(JOBS.c.id, JOBS.c.status).where(JOBS.c.id.in_((dead["id"], alive["id"])))).all())
+    assert states == {dead["id"]: "done", alive["id"]: "checking"}, "the dead job ran again; the busy one was left alone"
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '清扫客户'") == 1
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '在跑客户'") == 0
+    with app.app_context():
+        assert importjobs.revive_stale(app) == 0, "a second sweep finds nothing to do"
+
+
 # -- a real worker process -----------------------------------------------------------------------
 
 def big_file(path: Path, rows: int, prefix: str) -> Path:

@@ -114,6 +114,18 @@ def revive(app: Any, job: dict[str, Any]) -> bool:
     return dispatch(app, job["id"])
 
 
+def revive_stale(app: Any) -> int:
+    """Beat's sweep (every minute): queue again every job silent past its lease, whether or not
+    anyone is watching its progress bar; returns how many were queued again."""
+    engine = app.extensions["crm"].db.engine
+    limit = _now() - lease(app)
+    silent = sa.func.coalesce(JOBS.c.heartbeat_at, JOBS.c.created_on) < limit
+    with engine.connect() as conn:
+        stale = conn.execute(sa.select(JOBS.c.id).where(JOBS.c.status.in_(("queued", "checking", "writing")), silent)
+                             .order_by(JOBS.c.id)).scalars().all()
+    return sum(revive(app, {"id": job_id}) for job_id in stale)
+
+
 def progress_of(job: dict[str, Any]) -> dict[str, Any]:
     """What the progress bar shows: rows done / total, ETA, and the outcome when finished."""
     total, done = job["total"], job["done"] or 0
