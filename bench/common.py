@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,14 @@ def postgres_app(schema: str, **config: Any) -> Any:
     app = create_app({"RATELIMIT_ENABLED": False, **config})
     create_schema(app)
     return app
+
+
+def replay(cursor: Any, statements: list[tuple[str, Any]]) -> float:
+    """Seconds to run ``statements`` (captured SQL with its parameters) and fetch every row: the
+    floor a page or a panel cannot go below."""
+    start = time.perf_counter()
+    for statement, parameters in statements:
+        cursor.execute(statement, parameters)
+        cursor.fetchall()
+    return time.perf_counter() - start
+

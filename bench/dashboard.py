@@ -22,7 +22,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import fresh_app  # noqa: E402
+from bench.common import fresh_app, replay  # noqa: E402
 from bench.tick import NOW, fill  # noqa: E402
 
 # related rows per customer, roughly an office's proportions
@@ -88,11 +88,7 @@ def main() -> None:
     try:
         for _ in range(args.runs):
             cursor = raw.cursor()
-            start = time.perf_counter()
-            for statement, parameters in statements:
-                cursor.execute(statement, parameters)
-                cursor.fetchall()
-            floors.append(time.perf_counter() - start)
+            floors.append(replay(cursor, statements))
             cursor.close()
     finally:
         raw.close()

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_postgres_schema, postgres_app, postgres_url  # noqa: E402
+from bench.common import drop_postgres_schema, postgres_app, postgres_url, replay  # noqa: E402
 
 SCHEMA = "crm_bench_lists"
 ADMIN, ADMIN_PASSWORD = "bench_admin", "bench-Pass-123"  # noqa: S105 - a throwaway schema
@@ -119,11 +119,7 @@ def measure(client: Any, capture: Capture, raw: Any, url: str, n: int) -> dict[s
     floor = []
     with raw.cursor() as cur:
         for _ in range(n):
-            t = time.perf_counter()
-            for statement, params in statements:
-                cur.execute(statement, params)
-                cur.fetchall()
-            floor.append(time.perf_counter() - t)
+            floor.append(replay(cur, statements))
     raw.rollback()
     return {"p50": statistics.median(server) * 1000, "p95": percentile(server, 0.95) * 1000,
             "floor": statistics.median(floor) * 1000, "queries": len(capture.statements), "data_queries": len(statements)}
