@@ -29,7 +29,7 @@ from wtforms import validators as wv
 
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
-from . import audit, excel, ownership, workflow
+from . import audit, excel, ownership, uploads, workflow
 from .grading import explain_now, graded_fields
 from .i18n import L, pick
 from .listing import CountInfo
@@ -271,7 +271,7 @@ class CrmModelView(ModelView):
     base_permissions = ENTITY_PERMISSIONS
     # the sheet's roles decide these (workflow.options, ownership.can_reassign)
     method_permission_name = {"transition": "show", "reassign": "show", "balance": "list", "export": "export",
-                              "history": "show", "history_export": "show",
+                              "history": "show", "history_export": "show", "file": "show",
                               "import_template": "import", "import_file": "import", "import_report": "import",
                               "import_mapping": "import", "import_job": "import", "import_progress": "import"}
     show_template = "crm/show.html"
@@ -299,6 +299,13 @@ class CrmModelView(ModelView):
                     self.edit_form_extra_fields[f.name] = field
             elif f.type == "boolean":
                 self.formatters_columns[f.name] = bool_formatter
+            elif f.type == "file":  # an upload input; the record page links the file's download
+                self.formatters_columns[f.name] = uploads.show_link(self, f.name)
+                label = L(f.label, f.label_en)
+                if f.name in (self.add_columns or []) or self.add_columns is None:
+                    self.add_form_extra_fields[f.name] = uploads.form_field(label, f.help, f.required)
+                if f.name in (self.edit_columns or []) or self.edit_columns is None:
+                    self.edit_form_extra_fields[f.name] = uploads.form_field(label, f.help, f.required, uploads.edit_link(self, f.name))
             elif f.type not in ("link", "user"):
                 self.formatters_columns[f.name] = value_formatter(f)
             checks = form_validators(f)
@@ -417,6 +424,12 @@ class CrmModelView(ModelView):
         from .auditview import record_history_export
 
         return record_history_export(self, pk)
+
+    @expose("/file/<pk>/<field>")
+    @has_access
+    def file(self, pk: Any, field: str) -> Any:
+        """A file field's upload, as a download (row scope and hidden fields apply)."""
+        return uploads.download(self, pk, field)
 
     @expose("/transition/<pk>", methods=["POST"])
     @has_access
@@ -787,6 +800,9 @@ class CrmModelRestApi(ModelRestApi):
             raise
 
     def post_headless(self) -> Any:
+        refused = uploads.api_refusals(_entity(self.entity), request.get_json(silent=True), None)
+        if refused:
+            return self.response_422(message=refused)
         return self._guarded(super().post_headless)
 
     @expose("/<int:pk>/owner", methods=["PUT"])
@@ -864,6 +880,9 @@ class CrmModelRestApi(ModelRestApi):
         item = self.datamodel.get(pk, self._base_filters)
         if item is None:
             return self.response_404()
+        refused = uploads.api_refusals(_entity(self.entity), body, item)
+        if refused:
+            return self.response_422(message=refused)
         if str(seen) != str(item.version):
             changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen) if str(seen).isdigit() else 0)
             return self.response(409, message="此记录已被他人修改 (changed by someone else since you read it)",
