@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context
+from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import RelationshipProperty, selectinload
@@ -102,8 +103,24 @@ def ordering(column: Any, direction: str) -> Any:
     return sa.asc(column).nulls_last() if direction == "asc" else sa.desc(column).nulls_first()
 
 
+class CachedFilterConverter(SQLAFilterConverter):
+    """FAB builds the filters of every column of a model each time it makes a ``Filters`` (four or
+    five times a list page, half its time); a column's filters depend only on the model, so they
+    are made once per interface. The filter objects hold no per-request state (values live in
+    ``Filters.values``); callers get a list of their own, as they may extend it."""
+
+    def convert(self, col_name: str) -> Any:
+        cache = self.datamodel.__dict__.setdefault("_crm_filter_cache", {})
+        if col_name not in cache:
+            cache[col_name] = super().convert(col_name)
+        made = cache[col_name]
+        return list(made) if made is not None else None
+
+
 class CrmInterface(SQLAInterface):
     """FAB's SQLAlchemy interface with capped counts, keyset continuation and a stable order."""
+
+    filter_converter_class = CachedFilterConverter
 
     def apply_order_by(self, query: Any, order_column: str, order_direction: str, aliases_mapping: Any = None,
                        bypass_many_to_many: bool = False, add_pk: bool = False) -> Any:
