@@ -458,6 +458,15 @@ def rotate_key() -> None:
                     if updates:
                         conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({f.column: sa.bindparam("_v")}), updates)
                     total += len(updates)
+            # the audit trail keeps old and new values of those fields, encrypted the same way
+            from app.runtime.audit import AuditRow, reseal
+
+            trail = AuditRow.__table__
+            sealed = conn.execute(sa.select(trail.c.id, trail.c.changes).where(trail.c.changes.contains(crypto.PREFIX))).all()
+            again = [{"_pk": pk, "_v": reseal(text)} for pk, text in sealed]
+            if again:
+                conn.execute(sa.update(trail).where(trail.c.id == sa.bindparam("_pk")).values(changes=sa.bindparam("_v")), again)
+            total += len(again)
     finally:
         engine.dispose()
     click.echo(f"已用新密钥重新加密 (re-encrypted) {total} values")

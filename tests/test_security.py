@@ -158,6 +158,59 @@ def test_encrypted_field_is_unreadable_in_the_database(app: Any, users: dict[str
     assert app.test_client().get(f"/api/v1/confidential_formula/{pk}", headers=lead).json["result"]["formula_content"] == secret
     reads = raw(app, "SELECT count(*) FROM crm_audit WHERE entity = 'confidential_formula' AND record_id = :i AND action = 'read'", i=pk)
     assert reads[0][0] >= 1
+    changed = secret.replace("12.5%", "13.0%")
+    r = app.test_client().put(f"/api/v1/confidential_formula/{pk}", json={"formula_content": changed, "version": 1}, headers=lead)
+    assert r.status_code == 200, r.text
+    trail = [t for (t,) in raw(app, "SELECT changes FROM crm_audit WHERE entity = 'confidential_formula' AND record_id = :i", i=pk)]
+    assert any("formula_content" in t for t in trail), "the create and the update are in the trail"
+    assert not any("钛白粉" in t for t in trail), "the audit trail keeps confidential values encrypted, like the field"
+    from app.runtime import audit
+
+    with app.app_context():  # and gives them back, decrypted, to whoever reads the history
+        pairs = [h["changes"]["formula_content"] for h in audit.history(app.extensions["crm"].db.session, "confidential_formula", pk)
+                 if "formula_content" in h["changes"]]
+    assert pairs == [[None, secret], [secret, changed]]
+
+
+def test_rotate_key_reencrypts_fields_and_their_audit_trail(app: Any, users: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from app.runtime import crypto
+    from config.default import from_env
+
+    lead = h(app, users, "techlead")
+    customer = new_customer(app, h(app, users, "admin2"), "换钥客户")
+    r = app.test_client().post("/api/v1/confidential_formula/", json={
+        "product_name": "换钥涂料", "customer": customer, "formula_version": 1, "formula_content": "换钥配方:树脂 40%",
+        "review_due": "2027-06-30"}, headers=lead)
+    assert r.status_code == 201, r.text
+    pk = r.json["id"]
+    current = from_env()["CRM_ENCRYPTION_KEY"]
+    new = "a-new-key-for-rotation-0123456789abcdef"
+
+    def rotate(old: str, to: str) -> str:
+        monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
+        monkeypatch.setenv("CRM_ENCRYPTION_KEY", to)
+        monkeypatch.setenv("CRM_OLD_ENCRYPTION_KEY", old)
+        result = CliRunner().invoke(main, ["rotate-key"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    try:
+        assert "re-encrypted" in rotate(current, new)
+        stored = raw(app, "SELECT formula_content FROM confidential_formula WHERE id = :i", i=pk)[0][0]
+        trail = raw(app, "SELECT changes FROM crm_audit WHERE entity = 'confidential_formula' AND record_id = :i "
+                         "AND action = 'create'", i=pk)[0][0]
+        sealed = json.loads(trail)["formula_content"][1]
+        for value in (stored, sealed):
+            assert crypto.decrypt(value, [crypto.derive(new)]) == "换钥配方:树脂 40%"
+            with pytest.raises(ValueError):
+                crypto.decrypt(value, [crypto.derive(current)])  # the old key no longer opens anything
+    finally:
+        rotate(new, current)
+        crypto.configure(current)
+    assert raw(app, "SELECT count(*) FROM crm_audit WHERE changes LIKE '%换钥配方%'")[0][0] == 0
 
 
 def test_hidden_fields_never_leave_the_server(app: Any, users: dict[str, str]) -> None:

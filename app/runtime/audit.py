@@ -20,6 +20,7 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import Column, DateTime, Index, Integer, String, Text, event
 from sqlalchemy.orm import Session
 
+from . import crypto
 from .excel import neutralise
 from .i18n import pick
 from .models import CrmRecord, current_user_id
@@ -53,11 +54,49 @@ def _where() -> str | None:
     return request.remote_addr if has_request_context() else "cli/task"
 
 
+def seal(value: Any) -> Any:
+    """A confidential (encrypted) field's value as it goes into the trail: encrypted like the field."""
+    return None if value is None else crypto.encrypt(str(value))
+
+
+def _opened(value: Any) -> Any:
+    if not crypto.is_encrypted(value):
+        return value
+    try:
+        return crypto.decrypt(value)
+    except ValueError:
+        return pick("(无法解密:密钥不符)", "(cannot be decrypted with the configured key)")
+
+
+def _open_changes(text: str | None) -> dict[str, Any]:
+    """An audit row's changes as stored, with confidential values decrypted for the reader (who
+    sees them only where the field is not hidden from their role)."""
+    changes = json.loads(text or "{}")
+    if "enc1:" not in (text or ""):
+        return changes
+    return {name: [_opened(v) for v in pair] if isinstance(pair, list) else _opened(pair) for name, pair in changes.items()}
+
+
+def reseal(text: str | None) -> str | None:
+    """An audit row's changes with every confidential value encrypted again under the current key
+    (``crm rotate-key``); None when the row holds none."""
+    if not text or crypto.PREFIX not in text:
+        return None
+    changes = json.loads(text)
+
+    def again(v: Any) -> Any:
+        return crypto.encrypt(crypto.decrypt(v)) if crypto.is_encrypted(v) else v
+
+    return json.dumps({name: [again(v) for v in pair] if isinstance(pair, list) else again(pair) for name, pair in changes.items()},
+                      ensure_ascii=False)
+
+
 def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
     state = sa.inspect(obj)
     out: dict[str, list[Any]] = {}
     for col in state.mapper.column_attrs:
         name = col.key
+        secret = isinstance(col.columns[0].type, crypto.EncryptedText)  # the trail is no weaker than the field
         if name in ("changed_on", "changed_by_fk", "version"):
             continue
         hist = state.attrs[name].history
@@ -74,6 +113,8 @@ def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
             new = hist.added[0] if hist.added else None
             if old != new:
                 out[name] = [_plain(old), _plain(new)]
+        if secret and name in out:
+            out[name] = [seal(v) for v in out[name]]
     return out
 
 
@@ -110,7 +151,7 @@ def record(session: Any, entity: str, record_id: int, action: str, changes: dict
 def history(session: Any, entity: str, record_id: int) -> list[dict[str, Any]]:
     t = AuditRow.__table__
     rows = session.execute(sa.select(t).where(t.c.entity == entity, t.c.record_id == record_id).order_by(t.c.at, t.c.id)).mappings()
-    return [dict(r) | {"changes": json.loads(r["changes"] or "{}")} for r in rows]
+    return [dict(r) | {"changes": _open_changes(r["changes"])} for r in rows]
 
 
 def changes_since(session: Any, entity: str, record_id: int, version: int) -> list[dict[str, Any]]:
@@ -164,7 +205,7 @@ def _row(r: Any) -> dict[str, Any]:
     row = dict(r)
     who = SimpleNamespace(username=row.pop("username"), first_name=row.pop("first_name"), last_name=row.pop("last_name"))
     row["user"] = display_name(who) if who.username else ("" if row["user_id"] is None else f"#{row['user_id']}")
-    row["changes"] = json.loads(row["changes"] or "{}")
+    row["changes"] = _open_changes(row["changes"])
     return row
 
 

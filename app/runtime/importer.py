@@ -36,7 +36,7 @@ from generator.expr import record_lookup
 from generator.spec import Entity, Field, Spec
 
 from . import numbering
-from .audit import AuditRow
+from .audit import AuditRow, seal
 from .convert import TRUE, convert
 from .excel import unneutralise
 from .grading import explain, grade_lookup, graded_fields
@@ -534,6 +534,8 @@ def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
 
 def _audit(entity: Entity, pk: int, action: str, changes: dict[str, Any], version: int, user_id: int | None,
            now: dt.datetime) -> dict[str, Any]:
+    secret = {f.column for f in entity.fields if f.encrypted}  # confidential values stay encrypted in the trail
+    changes = {k: [seal(v) for v in pair] if k in secret else pair for k, pair in changes.items()}
     return {"entity": entity.name, "record_id": pk, "action": action, "version": version, "user_id": user_id,
             "remote_addr": "import", "at": now, "changes": json.dumps(changes, ensure_ascii=False, default=str)}
 
