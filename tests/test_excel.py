@@ -243,6 +243,19 @@ def test_system_columns_are_ignored_with_a_note_and_owner_needs_the_right(app: A
     assert count(app, "SELECT owner_id FROM customer WHERE name = '经理分配客户'") == other
 
 
+def test_file_columns_are_never_imported(app: Any) -> None:
+    """A cell cannot carry an upload; its text would point at somebody's stored file."""
+    from app.runtime.importcolumns import plan_columns, system_fields
+
+    spec = app.extensions["crm"].spec
+    with_files = [(e, f) for e in spec.entities for f in e.fields if f.type == "file"]
+    assert with_files, "the shipped workbook has a file field"
+    for e, f in with_files:
+        assert f.name in system_fields(spec, e, None, "Admin")
+        plan = plan_columns(spec, e, [f.label], None, "Admin")
+        assert not any(f.label in p for p in plan.problems) and f.label in " ".join(plan.notes) and f not in plan.columns.values()
+
+
 def test_csv_in_gbk_imports(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_bytes("客户名称,需求迫切程度\nGBK编码客户,潜在需求\n".encode("gb18030"))

@@ -38,10 +38,11 @@ def _norm(text: str) -> str:
 
 
 def system_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
-    """Fields an import never writes: read-only, workflow states, the number, and the owner unless
-    ``user`` may reassign records (no user: the CLI's administrator)."""
+    """Fields an import never writes: read-only, workflow states, the number, attached files (a cell
+    cannot carry one; its text would point at somebody's upload), and the owner unless ``user`` may
+    reassign records (no user: the CLI's administrator)."""
     states = {t.state_field for t in spec.workflows if t.entity == entity.name}
-    system = {f.name for f in entity.fields if f.readonly} | states
+    system = {f.name for f in entity.fields if f.readonly or f.type == "file"} | states  # files come through the form
     if entity.numbering:
         system.add("code")
     if entity.owner_field and user is not None and not can_reassign(spec, entity, user, admin_role):
