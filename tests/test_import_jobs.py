@@ -138,7 +138,10 @@ def test_bad_rows_leave_nothing_and_offer_the_error_workbook(app: Any, people: N
     assert p["result"]["errors"][0][0] == 3 and "非常急" in p["result"]["errors"][0][1][0][1]
     assert count(app, "SELECT count(*) FROM customer WHERE name = '好行'") == 0
     page = c.get(f"/customerview/import/job/{token}")
-    assert "没有导入任何数据" in page.text and "crm-import-report" in page.text
+    assert "没有导入任何数据" in page.text and "crm-import-report" in page.text and "第 3 行" in page.text
+    c.get("/lang/en")
+    assert "Row 3" in c.get(f"/customerview/import/job/{token}").text
+    c.get("/lang/zh")
     ws = load_workbook(io.BytesIO(c.get(f"/customerview/import/job/{token}/report").data)).active
     assert ws.max_row == 2 and ws.cell(2, 1).value == "坏行" and ws.cell(2, 2).fill.fgColor.rgb.endswith("FFC7CE")
 
