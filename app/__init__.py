@@ -21,6 +21,7 @@ from .runtime.auditview import register_audit_log
 from .runtime.dashboard import CrmIndexView, register_dashboard
 from .runtime.errors import register_error_pages
 from .runtime.i18n import L, install_safe_gettext
+from .runtime.importjobs import allow_large_import_upload
 from .runtime.inbox import register_inbox
 from .runtime.loader import Generated, load_generated
 from .runtime.migrate import ensure_system_tables
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     install_audit()
     install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
+    app.before_request(allow_large_import_upload)  # before CSRF reads the body
     csrf = CSRFProtect(app)
     app.after_request(_security_headers)
     register_error_pages(app)

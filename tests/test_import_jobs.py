@@ -146,6 +146,27 @@ def test_bad_rows_leave_nothing_and_offer_the_error_workbook(app: Any, people: N
     assert ws.max_row == 2 and ws.cell(2, 1).value == "坏行" and ws.cell(2, 2).fill.fgColor.rgb.endswith("FFC7CE")
 
 
+def test_an_import_upload_may_be_larger_than_other_requests_up_to_its_own_cap(app: Any, people: None, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 100_000)  # any request
+    monkeypatch.setitem(app.config, "CRM_IMPORT_MAX_BYTES", 1_000_000)  # an import upload
+    rows = "".join(f"大文件客户{i},normal\n" for i in range(12_000))  # ~250 KB
+    big = tmp_path / "big.csv"
+    big.write_text("客户名称,需求迫切程度\n" + rows, encoding="utf-8")
+    assert 100_000 < big.stat().st_size < 1_000_000
+    c = manager(app)
+    token_of(upload(c, big))  # taken: a job was made
+    page = c.get("/customerview/add")
+    r = c.post("/customerview/add", data={"csrf_token": csrf_token(page.text), "name": "大表单客户", "urgency": "normal",
+                                          "notes": "x" * 150_000})
+    assert r.status_code == 413 and "文件太大" in r.text and "没有保存任何内容" in r.text
+    huge = tmp_path / "huge.csv"
+    huge.write_text("客户名称,需求迫切程度\n" + rows * 5, encoding="utf-8")
+    r = upload(c, huge)
+    assert r.status_code == 413 and "文件太大" in r.text
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '大表单客户'") == 0
+
+
 def test_files_that_cannot_be_imported_are_reported_at_once(app: Any, people: None, tmp_path: Path) -> None:
     c = manager(app)
     jobs = count(app, "SELECT count(*) FROM crm_import_job")
