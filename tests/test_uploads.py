@@ -241,6 +241,7 @@ def _zip(folder: str) -> bytes:
     ("a.xlsx", _zip("xl/"), True), ("a.docx", _zip("word/"), True), ("a.xlsx", _zip("word/"), False),
     ("a.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), True), ("a.doc", b"MZ" + bytes(100), False),
     ("a.csv", "名称,数量\n甲,1\n".encode(), True), ("a.txt", "\ufeff说明".encode(), True), ("a.txt", b"\x00\x01\x02binary", False),
+    ("gbk.csv", "名称,数量\n甲,1\n".encode("gbk"), True), ("a.txt", bytes(range(0x80, 0x100)) * 4, False),
     ("a.jpg", b"\xff\xd8\xff\xe0" + bytes(50), True), ("a.gif", b"GIF89a" + bytes(20), True), ("a.png", PDF, False),
     ("a.PDF", PDF, True), ("a.html", b"<html></html>", False), ("noext", PDF, False),
 ])

@@ -58,11 +58,14 @@ def uploads_dir(app: Any = None) -> Path:
 
 
 def _is_text(data: bytes) -> bool:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return False
-    return not any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f" for ch in text)
+    """Plain text in UTF-8 or in GB18030/GBK (what Chinese Excel and Notepad write), no control bytes."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return not any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f" for ch in text)
+    return False
 
 
 def sniff(data: bytes) -> str | None:
