@@ -85,6 +85,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "channel": ("渠道 '{value}' 无效", "channel '{value}' is not valid"),
     "recipient": ("收件人 '{value}' 无效", "recipient '{value}' is not valid"),
     "duration": ("时长 '{value}' 无法理解", "duration '{value}' is not understood"),
+    "ladder": ("升级时限有 {after} 级,升级给有 {to} 级,两者须一一对应",
+               "escalate_after has {after} step(s) but escalate_to has {to}: they go in pairs"),
     "placeholder": ("模板占位符有误:{error}", "template placeholder error: {error}"),
     "scale": ("量表 '{value}' 必须是 2 到 10 的整数", "scale '{value}' must be a whole number from 2 to 10"),
     "labels_count": ("标签数 {count} 与量表 {scale} 不符", "{count} labels do not match scale {scale}"),
@@ -119,6 +121,9 @@ HINTS: dict[str, tuple[str, str]] = {
     "define_list": ("在 choices 工作表中添加列表 {value}", "add list {value} to the choices sheet"),
     "regex": ("检查括号和转义字符", "check brackets and escapes"),
     "swap": ("交换最小值和最大值", "swap min and max"),
+    "ladder": ("每一级写一个时限和一个角色,用分号分隔,例如 升级时限 '1 working day; 2 working days',升级给 '质量主管; 总经理'",
+               "one delay and one role per step, separated by ';', e.g. escalate_after '1 working day; 2 working days', "
+               "escalate_to '质量主管; 总经理'"),
     "when": (
         "例如 'end_date - 30 days'、'created_on + 6 working hours'、'every 7 days'",
         "for example 'end_date - 30 days', 'created_on + 6 working hours', 'every 7 days'",

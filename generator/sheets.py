@@ -172,8 +172,8 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("recipients", "接收人", "收件人"),
             _c("template", "模板"),
             _c("channel", "渠道"),
-            _c("escalate_after", "升级时限"),
-            _c("escalate_to", "升级给", "升级对象"),
+            _c("escalate_after", "升级时限", doc="escalation delay; a ladder is several, separated by ';', each after the step before"),
+            _c("escalate_to", "升级给", "升级对象", doc="role told at each escalation step, in the same order as the delays"),
         ),
     ),
     SheetFormat(

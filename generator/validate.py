@@ -49,7 +49,7 @@ from .spec import (
     parse_measure,
     split_measures,
 )
-from .when import parse_duration, parse_when
+from .when import ladder_parts, parse_duration, parse_when
 
 IDENT = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 MAX_IDENT = 40
@@ -936,12 +936,17 @@ class _Validator:
             elif tname:
                 self.check_template_paths(env, templates[tname], e, emap, c("template").ref)
             channel = self.r.one_of(c("channel"), CHANNELS, "channel", "inapp") or "inapp"
-            esc_after = c("escalate_after").text
-            if esc_after and parse_duration(esc_after) is None:
-                self.p.add(c("escalate_after").ref, msg("duration", value=esc_after), hint("one_of", values="2 working hours, 1 day"))
-            esc_to = c("escalate_to").text
-            if esc_to and esc_to not in role_names and esc_to != "owner":
-                self.p.add(c("escalate_to").ref, msg("unknown_role", value=esc_to), did_you_mean(esc_to, role_names))
+            esc_after, esc_to = c("escalate_after").text, c("escalate_to").text
+            delays, targets = ladder_parts(esc_after), ladder_parts(esc_to)
+            for d in delays:
+                if parse_duration(d) is None:
+                    self.p.add(c("escalate_after").ref, msg("duration", value=d), hint("one_of", values="2 working hours, 1 day"))
+            for t in targets:
+                if t not in role_names and t != "owner":
+                    self.p.add(c("escalate_to").ref, msg("unknown_role", value=t), did_you_mean(t, role_names))
+            if len(delays) != len(targets):
+                self.p.add(c("escalate_to").ref if delays else c("escalate_after").ref,
+                           msg("ladder", after=len(delays), to=len(targets)), hint("ladder"))
             result.append(Schedule(name, e.name, c("when").text, cond, recipients, tname, channel, esc_after, esc_to, c("name").ref))
         return result
 

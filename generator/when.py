@@ -58,6 +58,26 @@ def parse_duration(text: str) -> Duration | None:
     return Duration(float(m.group(1)), UNITS[m.group(3).lower()], bool(m.group(2)))
 
 
+LADDER_SEPARATOR = re.compile(r"\s*[;；,，、→>]\s*")
+
+
+def ladder_parts(text: str) -> list[str]:
+    """The rungs of an escalation cell: ``2 working hours; 1 working day`` or ``主管 → 总经理``."""
+    return [p for p in LADDER_SEPARATOR.split((text or "").strip()) if p]
+
+
+def parse_ladder(after: str, to: str) -> list[tuple[Duration, str]] | None:
+    """(delay, role) per escalation step, each delay counted from the step before (the first from
+    the reminder); None when the cells do not make a ladder (``crm check`` says why)."""
+    delays, roles = ladder_parts(after), ladder_parts(to)
+    if len(delays) != len(roles):
+        return None
+    steps = [(parse_duration(d), r) for d, r in zip(delays, roles, strict=True)]
+    if any(d is None for d, _ in steps):
+        return None
+    return [(d, r) for d, r in steps if d is not None]
+
+
 def parse_when(text: str) -> When | None:
     m = _EVERY.match(text or "")
     if m:

@@ -4,6 +4,7 @@ on it. Pure functions over naive local datetimes."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
@@ -37,10 +38,45 @@ class WorkCalendar:
             return False
         return WEEKDAYS[day.weekday()] in self.working_days
 
+    @cached_property
+    def _weekdays(self) -> tuple[bool, ...]:
+        return tuple(name in self.working_days for name in WEEKDAYS)
+
+    @cached_property
+    def _exceptions(self) -> tuple[list[dt.date], list[int]]:
+        """Dates where the calendar differs from the weekly pattern (sorted), and ±1 for each."""
+        changes = {d: -1 for d in self._holidays if self._weekdays[d.weekday()]}
+        changes.update({d: 1 for d in self._extra if not self._weekdays[d.weekday()]})
+        changes = {d: c for d, c in changes.items() if self.is_working_day(d) != self._weekdays[d.weekday()]}
+        days = sorted(changes)
+        return days, [changes[d] for d in days]
+
+    def working_days_between(self, start: dt.date, end: dt.date) -> int:
+        """How many working days d with start < d <= end (0 when end is not after start)."""
+        if end <= start:
+            return 0
+        span = (end - start).days
+        weeks, rest = divmod(span, 7)
+        count = weeks * sum(self._weekdays)
+        first = start.weekday()
+        count += sum(1 for i in range(1, rest + 1) if self._weekdays[(first + i) % 7])
+        days, changes = self._exceptions
+        return count + sum(changes[bisect.bisect_right(days, start):bisect.bisect_right(days, end)])
+
     def add_working_days(self, start: dt.datetime, days: float) -> dt.datetime:
         """``start`` moved by whole working days (negative goes back), keeping the time of day."""
-        step = 1 if days >= 0 else -1
         remaining = abs(int(days))
+        if days > 0 and remaining > 14 and any(self._weekdays):
+            # far ahead: the first day with that many working days after the start (binary search)
+            lo, hi = 1, remaining * 7 + len(self._holidays) + 7
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self.working_days_between(start.date(), start.date() + dt.timedelta(days=mid)) >= remaining:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return start + dt.timedelta(days=lo)
+        step = 1 if days >= 0 else -1
         current = start
         guard = 0
         while remaining:
@@ -73,21 +109,29 @@ class WorkCalendar:
             cursor = dt.datetime.combine(day, dt.time())
         raise ValueError("no working hours in the calendar")
 
+    @cached_property
+    def _hours_per_day(self) -> dt.timedelta:
+        return sum((dt.datetime.combine(dt.date.min, b) - dt.datetime.combine(dt.date.min, a) for a, b in self._spans), dt.timedelta())
+
     def working_hours_between(self, start: dt.datetime, end: dt.datetime) -> float:
         """Working hours from ``start`` to ``end`` (0 if end is not after start)."""
         if end <= start:
             return 0.0
+        if start.date() == end.date():
+            return self._hours_on(start.date(), start, end).total_seconds() / 3600
+        total = self._hours_on(start.date(), start, end) + self._hours_on(end.date(), start, end)
+        whole = self.working_days_between(start.date(), end.date() - dt.timedelta(days=1))  # the days strictly between
+        return (total + whole * self._hours_per_day).total_seconds() / 3600
+
+    def _hours_on(self, day: dt.date, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
         total = dt.timedelta()
-        day = start.date()
-        while day <= end.date():
-            if self.is_working_day(day):
-                for a, b in self._spans:
-                    begin = max(start, dt.datetime.combine(day, a))
-                    finish = min(end, dt.datetime.combine(day, b))
-                    if finish > begin:
-                        total += finish - begin
-            day += dt.timedelta(days=1)
-        return total.total_seconds() / 3600
+        if self.is_working_day(day):
+            for a, b in self._spans:
+                begin = max(start, dt.datetime.combine(day, a))
+                finish = min(end, dt.datetime.combine(day, b))
+                if finish > begin:
+                    total += finish - begin
+        return total
 
     def next_working_day(self, moment: dt.datetime) -> dt.datetime:
         """The start of the first working span on the next working day after ``moment``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +207,31 @@ def test_failed_upgrade_leaves_the_database_exactly_as_before(office: Office, mo
     monkeypatch.delenv("CRM_TEST_FAIL_AFTER_STEP")
     assert office.upgrade().exit_code == 0
     assert office.rows("book", "shelf") == [(1, "A"), (2, "A"), (3, "A")]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_system_table_of_an_older_release_gains_new_columns_and_keeps_rows(kind: str, tmp_path: Path) -> None:
+    """A database made before a runtime table grew a column (crm_outbox.anchor) gets the column,
+    nullable, with every row kept; running it again (or two processes at once) changes nothing."""
+    import sqlalchemy as sa
+
+    from app.runtime.migrate import add_system_columns, ensure_system_tables
+    from app.runtime.outbox import OUTBOX
+
+    with database(kind, tmp_path) as url:
+        engine = sa.create_engine(url)
+        old = sa.MetaData()
+        sa.Table("crm_outbox", old, *(sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                                      for c in OUTBOX.columns if c.name != "anchor"))
+        old.create_all(engine)
+        row = {"key": "k1", "source": "s", "entity": "e", "record_id": 1, "occurrence": "P1", "step": 0, "channel": "inapp",
+               "status": "sent", "attempts": 1, "next_attempt_at": dt.datetime(2026, 1, 1), "created_on": dt.datetime(2026, 1, 1)}
+        with engine.begin() as conn:
+            conn.execute(old.tables["crm_outbox"].insert().values(**row))
+        ensure_system_tables(engine)
+        assert "anchor" in {c["name"] for c in sa.inspect(engine).get_columns("crm_outbox")}
+        with engine.connect() as conn:
+            kept = conn.execute(sa.select(OUTBOX.c.key, OUTBOX.c.status, OUTBOX.c.anchor)).all()
+        assert [tuple(r) for r in kept] == [("k1", "sent", None)]
+        assert add_system_columns(engine, [OUTBOX]) == []
+        engine.dispose()

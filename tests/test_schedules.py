@@ -213,3 +213,95 @@ def test_yearly_not_sent_late(app: Any, world: dict[str, Any]) -> None:
     assert outbox_rows(app, schedule.name, rid) == [], "an anniversary months ago is not sent now"
     tick(app, dt.datetime(2027, 2, 26, 8))
     assert [r.occurrence for r in outbox_rows(app, schedule.name, rid)][:1] == ["Y2027"]
+
+
+def test_moved_anchor_is_a_new_occurrence_and_old_messages_still_count(app: Any, world: dict[str, Any]) -> None:
+    """Done records are skipped in SQL by the anchor each message keeps: a new deadline is a new
+    reminder; messages written before anchors were kept (anchor empty) are still never repeated."""
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == "follow_up_planned")
+    rid = make_matching(app, world, schedule, {"planned_on": dt.date(2026, 11, 20), "status": "planned"}, T0)
+    tick(app, dt.datetime(2026, 11, 19, 0, 1))
+    first = outbox_rows(app, schedule.name, rid)
+    assert len(first) == expected_recipients(app, spec, schedule)
+    assert {r.anchor for r in first} == {"2026-11-20"}
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        session.execute(sa.update(OUTBOX).where(OUTBOX.c.source == schedule.name, OUTBOX.c.record_id == rid).values(anchor=None))
+        session.commit()
+    tick(app, dt.datetime(2026, 11, 19, 0, 2))
+    assert len(outbox_rows(app, schedule.name, rid)) == len(first), "an older message without anchor still counts"
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        table = Model.metadata.tables[schedule.entity]
+        session.execute(sa.update(table).where(table.c.id == rid).values(planned_on=dt.date(2026, 11, 27)))
+        session.commit()
+    tick(app, dt.datetime(2026, 11, 25, 23, 0))
+    assert len(outbox_rows(app, schedule.name, rid)) == len(first), "not before the new due moment"
+    tick(app, dt.datetime(2026, 11, 26, 0, 1))
+    tick(app, dt.datetime(2026, 11, 26, 0, 2))
+    rows = outbox_rows(app, schedule.name, rid)
+    assert sorted(r.occurrence for r in rows) == sorted([r.occurrence for r in first] + ["20261126T0000"] * len(first))
+
+
+def test_every_n_working_days_counts_on_the_calendar(app: Any, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``every 3 working days`` from Friday 10:00: not Monday (3 calendar days), but Wednesday
+    10:00 (Mon, Tue, Wed), once per period; the next period ends the following Monday 10:00."""
+    import dataclasses
+
+    crm = app.extensions["crm"]
+    spec = crm.spec
+    schedule = next(s for s in spec.schedules if s.name == "follow_up_grade_a")
+    patched = dataclasses.replace(schedule, name="every_3_working_days", when="every 3 working days", escalate_after="")
+    monkeypatch.setattr(crm, "spec", dataclasses.replace(spec, schedules=(*spec.schedules, patched)))
+    friday = dt.datetime(2026, 11, 6, 10, 0)
+    rid = make_matching(app, world, schedule, {"created_on": friday, "last_contact_on": None}, friday)
+    assert spec.calendar.add_working_days(friday, 3) == dt.datetime(2026, 11, 11, 10, 0)
+    tick(app, dt.datetime(2026, 11, 9, 12, 0))
+    tick(app, dt.datetime(2026, 11, 11, 9, 59))
+    assert outbox_rows(app, patched.name, rid) == []
+    tick(app, dt.datetime(2026, 11, 11, 10, 0))
+    tick(app, dt.datetime(2026, 11, 13, 18, 0))
+    rows = outbox_rows(app, patched.name, rid)
+    assert {r.occurrence for r in rows} == {"P1"} and len(rows) == expected_recipients(app, spec, schedule)
+    assert {r.anchor for r in rows} == {"2026-11-16 10:00:00"}, "the period's end keeps the record out of the next passes"
+    tick(app, dt.datetime(2026, 11, 16, 10, 0))
+    assert {r.occurrence for r in outbox_rows(app, patched.name, rid)} == {"P1", "P2"}
+
+
+def test_birthday_on_29_february_greeted_on_the_28th(app: Any, world: dict[str, Any]) -> None:
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.when == "yearly birthday + 0 days")
+    rid = make_matching(app, world, schedule, {"birthday": dt.date(1980, 2, 29)}, dt.datetime(2027, 2, 28, 8))
+    tick(app, dt.datetime(2027, 2, 27, 23, 0))
+    assert outbox_rows(app, schedule.name, rid) == []
+    tick(app, dt.datetime(2027, 2, 28, 8, 0))
+    assert {r.occurrence for r in outbox_rows(app, schedule.name, rid)} == {"Y2027"}
+    tick(app, dt.datetime(2028, 2, 29, 8, 0))
+    assert {r.occurrence for r in outbox_rows(app, schedule.name, rid)} == {"Y2027", "Y2028"}
+
+
+def test_escalation_ladder_climbs_one_step_at_a_time(app: Any, world: dict[str, Any]) -> None:
+    """complaint_overdue: the owner the day after the deadline, 质量主管 one working day later,
+    总经理 two working days after that — each step once, none once the complaint is closed."""
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == "complaint_overdue")
+    assert (schedule.escalate_after, schedule.escalate_to) == ("1 working day; 2 working days", "质量主管; 总经理")
+    deadline = dt.date(2026, 11, 16)  # Monday; the reminder is due Tuesday 00:00, written at 09:00
+    rid = make_matching(app, world, schedule, {"deadline": deadline, "status": "investigating"}, dt.datetime(2026, 11, 17, 9))
+    told = dt.datetime(2026, 11, 17, 9, 0)
+    tick(app, told)
+    assert outbox_rows(app, schedule.name, rid)
+    tick(app, dt.datetime(2026, 11, 18, 8, 59))
+    assert outbox_rows(app, schedule.name, rid, step=1) == []
+    tick(app, dt.datetime(2026, 11, 18, 9, 0))  # one working day after the reminder
+    first = outbox_rows(app, schedule.name, rid, step=1)
+    assert len(first) == expected_recipients(app, spec, schedule, ("质量主管",)) >= 1
+    tick(app, dt.datetime(2026, 11, 20, 8, 59))
+    assert outbox_rows(app, schedule.name, rid, step=2) == []
+    tick(app, dt.datetime(2026, 11, 20, 9, 0))  # two working days after the first escalation
+    tick(app, dt.datetime(2026, 11, 23, 9, 0))
+    second = outbox_rows(app, schedule.name, rid, step=2)
+    assert len(second) == expected_recipients(app, spec, schedule, ("总经理",)) >= 1
+    assert all(r.subject.startswith("[升级 Escalation 2]") for r in second)
+    assert len(outbox_rows(app, schedule.name, rid, step=1)) == len(first), "each step once"

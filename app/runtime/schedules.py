@@ -10,14 +10,18 @@ Per schedule row of the workbook:
 * ``yearly field ± N unit`` — anniversaries (birthdays): due each year on the field's month/day;
   an occurrence older than ``YEARLY_GRACE`` is not sent late (no birthday card in November).
 * ``every N unit`` — recurring: period k (k ≥ 1) of the record's life since ``created_on``; at most
-  one message per period while the condition holds.
+  one message per period while the condition holds. ``every N working days`` counts periods on the
+  working calendar.
 * ``escalate_after`` + ``escalate_to`` — when the condition still holds that long after the reminder
   was written, the role is told (step 1, a distinct key).
 
 Record selection is done in SQL as far as it goes: the anchor is not null, the anchor is old
-enough for the due moment to have passed, and the condition compiled to SQL (``sqlexpr``); the
-due moment and the condition are then checked exactly in Python, and only records without an
-outbox row for this occurrence are loaded as objects and rendered.
+enough for the due moment to have passed, the condition compiled to SQL (``sqlexpr``), an
+anniversary's month-day near today, and no outbox row already told about this occurrence (each
+message keeps the anchor's value, or for a recurring schedule its period's end, in ``anchor``) —
+so a steady-state pass reads only what may be new. The due moment and the condition are then
+checked exactly in Python, and only records without an outbox row for this occurrence are loaded
+as objects and rendered.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from generator.expr import Expr, ExprError, as_datetime, parse, record_lookup
 from generator.spec import Entity, Schedule, Spec
-from generator.when import Duration, When, parse_duration, parse_when
+from generator.when import Duration, When, parse_ladder, parse_when
 from generator.workcal import WorkCalendar
 
 from .channels import RecordView, render, user_name
@@ -170,31 +174,38 @@ class _Pass:
 
     def run(self, job: Job) -> tuple[int, int, int]:
         due = self._due_occurrences(job)
-        done = self._done(job.source, 0)
+        done = self._done(job.source, 0, list(due))
         todo = {rid: occ for rid, occ in due.items() if (rid, occ[0]) not in done}
         messages: list[dict[str, Any]] = []
         for obj in self._load(job.entity, list(todo)):
             if job.condition is None or job.condition.test(record_lookup(obj), self.now, self.cal):
-                occurrence, moment = todo[obj.id]
-                messages.extend(self._messages(job, obj, occurrence, moment, 0, job.schedule.recipients))
+                occurrence, moment, anchor = todo[obj.id]
+                for m in self._messages(job, obj, occurrence, moment, 0, job.schedule.recipients):
+                    messages.append({**m, "anchor": anchor})
         skipped = sum(1 for m in messages if m["status"] == "skipped")
         n = enqueue(self.session, messages)
         return n - min(n, skipped), self._escalate(job), min(n, skipped)
 
     # -- selecting ------------------------------------------------------------------------------
-    def _due_occurrences(self, job: Job) -> dict[int, tuple[str, dt.datetime]]:
-        """record id → (occurrence, due moment) for candidates whose moment has come."""
-        out: dict[int, tuple[str, dt.datetime]] = {}
-        for rid, anchor, created in self._candidates(job):
+    def _due_occurrences(self, job: Job) -> dict[int, tuple[str, dt.datetime, str | None]]:
+        """record id → (occurrence, due moment, anchor) for candidates whose moment has come."""
+        out: dict[int, tuple[str, dt.datetime, str | None]] = {}
+        for rid, anchor, created, anchor_text in self._candidates(job):
             occ = self._occurrence(job, as_moment(anchor), as_moment(created))
             if occ is not None:
-                out[rid] = occ
+                if job.when.every is not None:
+                    anchor_text = _stamp(self._period_end(job.when.every, as_moment(created), occ))  # type: ignore[arg-type]
+                out[rid] = (*occ, anchor_text)
         return out
 
     def _candidates(self, job: Job) -> Iterator[Any]:
+        """(id, anchor, created_on, anchor as text) of the records that may be due: anchor set and
+        old enough, the condition (compiled to SQL where it can be), not yet told about this
+        anchor's occurrence (or this period), and for anniversaries, around today's month/day."""
         table = self.tables[job.entity.name]
         when = job.when
         anchor = table.c.created_on if when.every else table.c[self._anchor_column(job)]
+        anchor_text = sa.cast(anchor, sa.String)
         where = [anchor.is_not(None)]
         bound = self._bound(job)
         if bound is not None:
@@ -205,7 +216,43 @@ class _Pass:
                 where.append(compile_condition(job.condition, self.spec, job.entity, table, self.tables, self.now, self.dialect))
             except NotCompilable:
                 pass  # checked in Python below
-        yield from self.session.execute(sa.select(table.c.id, anchor, table.c.created_on).where(*where))
+        narrowed = self._not_yet_told(job, table, anchor, anchor_text)
+        if narrowed is not None:
+            where.append(narrowed)
+        yield from self.session.execute(sa.select(table.c.id, anchor, table.c.created_on, anchor_text).where(*where))
+
+    def _not_yet_told(self, job: Job, table: sa.Table, anchor: Any, anchor_text: Any) -> Any:
+        """SQL leaving out records that cannot be due now for lack of news: an anniversary far from
+        today, or an outbox row already told about this anchor (this period). Only narrows: the
+        exact test is the Python one, so None (no narrowing) gives the same result, slower."""
+        if job.when.yearly:
+            return self._anniversary_window(job.when, anchor)
+        told = OUTBOX.alias("told")
+        current = told.c.anchor > _stamp(self.now) if job.when.every else told.c.anchor == anchor_text
+        return ~sa.exists().where(told.c.source == job.source, told.c.step == 0, told.c.record_id == table.c.id, current)
+
+    def _anniversary_window(self, when: When, anchor: Any) -> Any:
+        """SQL: the anchor's month-day is one whose anniversary can be due now (a few days' span
+        around today, moved by the offset) — the exact test stays in Python."""
+        month_day = {"sqlite": lambda c: sa.func.strftime("%m-%d", c), "postgresql": lambda c: sa.func.to_char(c, "MM-DD"),
+                     "mysql": lambda c: sa.func.date_format(c, "%m-%d"), "mariadb": lambda c: sa.func.date_format(c, "%m-%d")}.get(self.dialect)
+        if month_day is None:
+            return None
+        days: set[str] = set()
+        today = dt.datetime.combine(self.now.date(), dt.time())
+        for delta in range(-400, 401):
+            base = today + dt.timedelta(days=delta)
+            end_of_day = base + dt.timedelta(days=1, microseconds=-1)
+            try:  # the due moment only moves forward with the anchor's time of day: check both ends of the day
+                first = shift(base, when.offset, self.cal) if when.offset is not None else base
+                last = shift(end_of_day, when.offset, self.cal) if when.offset is not None else end_of_day
+            except ValueError:
+                return None
+            if first <= self.now and last >= self.now - YEARLY_GRACE:
+                days.add(base.strftime("%m-%d"))
+                if base.month == 2 and base.day == 28:
+                    days.add("02-29")  # 29 February is kept on the 28th in other years
+        return month_day(anchor).in_(sorted(days)) if days else sa.false()
 
     def _anchor_column(self, job: Job) -> str:
         f = job.entity.field(job.when.field)
@@ -246,11 +293,35 @@ class _Pass:
             if add_months(created, k) > self.now:
                 k -= 1
             start = add_months(created, max(k, 0))
+        elif every.working:
+            k, start = self._working_period(every, created)
         else:
             length = dt.timedelta(**{every.unit: every.amount})
             k = int((self.now - created) / length) if length else 0
             start = created + k * length
         return (f"P{k}", start) if k >= 1 else None
+
+    def _working_period(self, every: Duration, created: dt.datetime) -> tuple[int, dt.datetime]:
+        """Period k of ``every N working days/weeks/hours`` since ``created``, and its start."""
+        cal = self.cal
+        if every.unit in ("hours", "minutes"):
+            hours = every.amount if every.unit == "hours" else every.amount / 60
+            k = int(cal.working_hours_between(created, self.now) // hours) if hours > 0 else 0
+            return k, cal.add_working_hours(created, k * hours)
+        days = every.amount * (len(cal.working_days) if every.unit == "weeks" else 1)
+        passed = cal.working_days_between(created.date(), self.now.date())
+        if passed and cal.is_working_day(self.now.date()) and created.time() > self.now.time():
+            passed -= 1  # today's working day counts from the creation's time of day
+        k = int(passed // days) if days > 0 else 0
+        return k, cal.add_working_days(created, k * days)
+
+    def _period_end(self, every: Duration, created: dt.datetime, occ: tuple[str, dt.datetime]) -> dt.datetime:
+        k = int(occ[0][1:])
+        if every.unit == "months":
+            return add_months(created, k + 1)
+        if every.working:
+            return shift(occ[1], every, self.cal)
+        return created + (k + 1) * dt.timedelta(**{every.unit: every.amount})
 
     def _anniversary(self, when: When, anchor: dt.datetime) -> tuple[str, dt.datetime] | None:
         for year in (self.now.year + 1, self.now.year, self.now.year - 1):
@@ -264,9 +335,14 @@ class _Pass:
                 return (f"Y{year}", due) if self.now - due <= YEARLY_GRACE else None
         return None
 
-    def _done(self, source: str, step: int) -> set[tuple[int, str]]:
-        q = sa.select(OUTBOX.c.record_id, OUTBOX.c.occurrence).where(OUTBOX.c.source == source, OUTBOX.c.step == step).distinct()
-        return {(int(r), str(o)) for r, o in self.session.execute(q)}
+    def _done(self, source: str, step: int, ids: list[int]) -> set[tuple[int, str]]:
+        """(record, occurrence) already in the outbox for these records."""
+        found: set[tuple[int, str]] = set()
+        for start in range(0, len(ids), LOAD_CHUNK):
+            q = (sa.select(OUTBOX.c.record_id, OUTBOX.c.occurrence).distinct()
+                 .where(OUTBOX.c.source == source, OUTBOX.c.step == step, OUTBOX.c.record_id.in_(ids[start:start + LOAD_CHUNK])))
+            found.update((int(r), str(o)) for r, o in self.session.execute(q))
+        return found
 
     def _load(self, entity: Entity, ids: list[int]) -> Iterator[Any]:
         model = self.models[entity.name]
@@ -276,26 +352,54 @@ class _Pass:
 
     # -- escalating -----------------------------------------------------------------------------
     def _escalate(self, job: Job) -> int:
+        """The escalation ladder: step k tells its role when step k-1 (the reminder for k = 1)
+        was written its delay ago and the condition still holds for the same occurrence."""
         s = job.schedule
-        after = parse_duration(s.escalate_after) if s.escalate_after else None
-        if after is None or not s.escalate_to:
-            return 0
-        q = (sa.select(OUTBOX.c.record_id, OUTBOX.c.occurrence, sa.func.min(OUTBOX.c.created_on))
-             .where(OUTBOX.c.source == job.source, OUTBOX.c.step == 0).group_by(OUTBOX.c.record_id, OUTBOX.c.occurrence))
-        done = self._done(job.source, 1)
-        ripe: dict[int, str] = {}
-        for rid, occ, first in self.session.execute(q):
-            if (rid, occ) not in done and shift(as_moment(first), after, self.cal) <= self.now:  # type: ignore[arg-type]
-                ripe[int(rid)] = str(occ)
+        ladder = parse_ladder(s.escalate_after, s.escalate_to) if s.escalate_after and s.escalate_to else None
+        return sum(self._escalate_step(job, step, after, role) for step, (after, role) in enumerate(ladder or (), start=1))
+
+    def _escalate_step(self, job: Job, step: int, after: Duration, role: str) -> int:
+        told = OUTBOX.alias("told")
+        escalated = OUTBOX.alias("escalated")
+        where = [told.c.source == job.source, told.c.step == step - 1,
+                 ~sa.exists().where(escalated.c.source == job.source, escalated.c.step == step,
+                                    escalated.c.record_id == told.c.record_id, escalated.c.occurrence == told.c.occurrence)]
+        span = lower_bound(after)
+        if span is not None:
+            where.append(told.c.created_on <= self.now - span)  # told long enough ago (the exact test below)
+        live = self._still_current(job, told)
+        if live is not None:
+            where.append(live)
+        q = (sa.select(told.c.record_id, told.c.occurrence, sa.func.min(told.c.created_on), sa.func.max(told.c.anchor))
+             .where(*where).group_by(told.c.record_id, told.c.occurrence))
+        ripe: dict[int, set[str]] = {}
+        anchors: dict[tuple[int, str], str | None] = {}
+        for rid, occ, first, anchor in self.session.execute(q):
+            if shift(as_moment(first), after, self.cal) <= self.now:  # type: ignore[arg-type]
+                ripe.setdefault(int(rid), set()).add(str(occ))
+                anchors[int(rid), str(occ)] = anchor
         messages: list[dict[str, Any]] = []
         for obj in self._load(job.entity, list(ripe)):
             if job.condition is not None and not job.condition.test(record_lookup(obj), self.now, self.cal):
                 continue
             current = self._occurrence(job, as_moment(self._anchor_value(job, obj)), as_moment(obj.created_on))
-            if not job.when.every and (current is None or current[0] != ripe[obj.id]):
-                continue  # the anchor moved: that reminder is no longer the current one
-            messages.extend(self._messages(job, obj, ripe[obj.id], self.now, 1, (s.escalate_to,)))
+            if current is None or current[0] not in ripe[obj.id]:
+                continue  # only the current occurrence escalates: a moved anchor or a past period is history
+            for m in self._messages(job, obj, current[0], self.now, step, (role,)):
+                messages.append({**m, "anchor": anchors[obj.id, current[0]]})  # the next step narrows on it too
         return enqueue(self.session, messages)
+
+    def _still_current(self, job: Job, told: Any) -> Any:
+        """SQL keeping the outbox rows that may belong to the current occurrence: the period has not
+        ended, or the record's anchor still has the value the row was written for (rows of older
+        versions, without anchor, are kept for the exact test). Keeps history out of every pass."""
+        if job.when.yearly:
+            return None
+        if job.when.every:
+            return sa.or_(told.c.anchor.is_(None), told.c.anchor > _stamp(self.now))
+        table = self.tables[job.entity.name]
+        anchor_text = sa.cast(table.c[self._anchor_column(job)], sa.String)
+        return sa.or_(told.c.anchor.is_(None), sa.exists().where(table.c.id == told.c.record_id, anchor_text == told.c.anchor))
 
     def _anchor_value(self, job: Job, obj: Any) -> Any:
         return getattr(obj, job.when.field, None) if job.when.field else obj.created_on
@@ -315,7 +419,7 @@ class _Pass:
         for r in self.recipients.resolve(job.entity, obj, recipients, channel):
             subject, body = render(template, {**context, "recipient": r.name}, *_default_text(job, step))
             if step:
-                subject = f"[升级 Escalation] {subject}"
+                subject = f"[升级 Escalation{'' if step == 1 else f' {step}'}] {subject}"
             out.append({**base, "key": message_key(job.source, obj.id, occurrence, step, r.token), "subject": subject, "body": body,
                         "recipient_user_id": r.user_id, "recipient_address": r.address,
                         "status": "skipped" if r.problem else "pending", "last_error": r.problem or None})
@@ -323,6 +427,11 @@ class _Pass:
             out.append({**base, "key": message_key(job.source, obj.id, occurrence, step, "none"), "status": "skipped",
                         "last_error": f"no recipient among {', '.join(recipients)}"})
         return out
+
+
+def _stamp(moment: dt.datetime) -> str:
+    """A moment as sortable text (the ``anchor`` of a recurring schedule's message: its period's end)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _fmt(moment: dt.datetime) -> str:

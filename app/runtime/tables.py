@@ -69,6 +69,10 @@ class OutboxMessage(Model):
     entity = Column(String(64), nullable=False)
     record_id = Column(Integer, nullable=False)
     occurrence = Column(String(40), nullable=False)  # the due moment / period / year it belongs to
+    # what keeps this occurrence current, for the pass to skip done records in SQL: the anchor
+    # field's value as the database renders it (a due-moment schedule), or the end of the period
+    # (a recurring one); empty for messages written by older versions (checked in Python)
+    anchor = Column(String(64))
     step = Column(Integer, nullable=False, default=0)  # 0 the reminder, 1 its escalation
     channel = Column(String(16), nullable=False)
     recipient_user_id = Column(Integer, ForeignKey("ab_user.id"))
