@@ -203,3 +203,29 @@ def test_nothing_in_the_app_edits_or_deletes_audit_rows(app: Any, users: dict[st
             r = getattr(app.test_client(), method)(path, json={"changes": "{}"}, headers=headers)
             assert r.status_code in (404, 405), (method, path, r.status_code)
     assert audit_snapshot(app) == before
+
+
+def test_audit_log_granted_outside_the_sheet_keeps_the_row_scope(app: Any, users: dict[str, str]) -> None:
+    """IT may grant the log to a role made in the admin; its holders then see only rows of records
+    their row scope shows (a salesperson: own customers), on the screen and in the export."""
+    crm = app.extensions["crm"]
+    with app.app_context():
+        sm = crm.appbuilder.sm
+        role = sm.find_role("日志查看") or sm.add_role("日志查看")
+        for perm in ("can_list", "can_export"):
+            sm.add_permission_role(role, sm.find_permission_view_menu(perm, "AuditLog"))
+    add_user(app, "aud_viewer", ["业务员", "日志查看"], PASSWORD, departments=["审计一部"])
+    viewer_api = api_token(app.test_client(), "aud_viewer", PASSWORD)
+    mine = new_customer(app, viewer_api, "日志里我的客户")
+    theirs = new_customer(app, api(app, users, "b"), "日志里别人的客户")
+    c = app.test_client()
+    login(c, "aud_viewer", PASSWORD)
+    page = c.get("/auditlog/?entity=customer")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "日志里我的客户" in text and "日志里别人的客户" not in text
+    assert c.get(f"/auditlog/?record_id={theirs}").get_data(as_text=True).count("日志里别人的客户") == 0
+    rows = sheet(c.get("/auditlog/export/?entity=customer"))
+    assert {r[4] for r in rows[1:]} == {mine}, "the export holds only the viewer's own customer"
+    boss = signed_in(app, users, "boss")
+    assert "日志里别人的客户" in boss.get(f"/auditlog/?record_id={theirs}").get_data(as_text=True)

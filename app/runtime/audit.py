@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -177,6 +177,7 @@ class AuditQuery:
     action: str | None = None
     since: dt.date | None = None
     until: dt.date | None = None
+    visible: Any = field(default=None, compare=False)  # SQL over crm_audit: the rows the viewer's row scope allows
 
 
 def _select(query: AuditQuery) -> Any:
@@ -196,6 +197,8 @@ def _select(query: AuditQuery) -> Any:
         stmt = stmt.where(t.c.at >= dt.datetime.combine(query.since, dt.time.min))
     if query.until:
         stmt = stmt.where(t.c.at < dt.datetime.combine(query.until + dt.timedelta(days=1), dt.time.min))
+    if query.visible is not None:
+        stmt = stmt.where(query.visible)
     return stmt
 
 
