@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import flask_babel
-from flask import Flask, has_request_context
+from flask import Flask, g, has_request_context
 from flask_babel import LazyString, get_locale
 from jinja2 import pass_context
 from markupsafe import Markup, escape
@@ -39,6 +39,22 @@ def L(zh: str, en: str = "") -> Label:  # noqa: N802 - short name used throughou
     return Label(pick, zh, en)
 
 
+def _translated(string: str) -> str:
+    """``flask_babel.gettext(string)``, remembered for the request and its locale (a page asks
+    for the same few words hundreds of times: every button of every row)."""
+    if not has_request_context():
+        return flask_babel.gettext(string)
+    babel = g.get("_flask_babel")
+    locale = getattr(babel, "babel_locale", None) if babel is not None else None
+    if locale is None:  # not chosen yet in this request: let Flask-Babel choose it
+        return flask_babel.gettext(string)
+    memo: dict[tuple[Any, str], str] = babel.__dict__.setdefault("crm_gettext", {})
+    key = (locale, string)
+    if key not in memo:
+        memo[key] = flask_babel.gettext(string)
+    return memo[key]
+
+
 def install_safe_gettext(app: Flask) -> None:
     """Make the templates' ``_()`` treat its text as text.
 
@@ -50,7 +66,7 @@ def install_safe_gettext(app: Flask) -> None:
 
     @pass_context
     def gettext(context: Any, string: str, **variables: Any) -> Any:
-        rv = flask_babel.gettext(string)
+        rv = _translated(string)
         if context.eval_ctx.autoescape:
             rv = escape(rv)
         return rv % variables if variables else rv

@@ -26,7 +26,7 @@ from flask import current_app, g, has_request_context
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import RelationshipProperty, selectinload
+from sqlalchemy.orm import RelationshipProperty, lazyload, selectinload
 
 log = logging.getLogger(__name__)
 DEFAULT_CAP = 1_000
@@ -54,34 +54,48 @@ def _is_postgres(session: Any) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _plan_rows(conn: Any, statement: Any) -> int:
+    compiled = statement.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + compiled.string, compiled.params).scalar()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def _estimate(session: Any, statement: Any) -> int | None:
     """The planner's row estimate for ``statement`` (PostgreSQL), or None."""
     if not _is_postgres(session):
         return None
     try:
-        compiled = statement.compile(dialect=session.get_bind().dialect)
         with session.begin_nested():
-            plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + compiled.string, compiled.params).scalar()
-        plan = json.loads(plan) if isinstance(plan, str) else plan
-        return int(plan[0]["Plan"]["Plan Rows"])
+            return _plan_rows(session.connection(), statement)
     except (sa_exc.SQLAlchemyError, KeyError, IndexError, TypeError, ValueError):  # an estimate is a nicety
         log.debug("no row estimate", exc_info=True)
         return None
 
 
-def _bounded(session: Any, statement: Any, timeout_ms: int) -> int | None:
-    """``statement``'s scalar within ``timeout_ms`` on PostgreSQL (None when it took longer)."""
+def _bounded(session: Any, statement: Any, timeout_ms: int, cap: int, estimated: Any = None) -> tuple[int | None, int | None]:
+    """``statement``'s scalar within ``timeout_ms`` on PostgreSQL (None when it took longer) and,
+    when it exceeds ``cap``, the planner's estimate of ``estimated`` — asked under the same
+    savepoint, so a big list pays for one savepoint, not two."""
     if not _is_postgres(session) or timeout_ms <= 0:
-        return int(session.execute(statement).scalar_one())
+        n = int(session.execute(statement).scalar_one())
+        return n, (_estimate(session, estimated) if n > cap and estimated is not None else None)
     savepoint = session.begin_nested()  # rolled back in any case: that also undoes the local timeout
     try:
         conn = session.connection()
         conn.execute(sa.text("SELECT set_config('statement_timeout', :v, true)"), {"v": f"{int(timeout_ms)}ms"})
-        return int(conn.execute(statement).scalar_one())
+        n = int(conn.execute(statement).scalar_one())
+        if n <= cap or estimated is None:
+            return n, None
+        try:
+            return n, _plan_rows(conn, estimated)
+        except (sa_exc.SQLAlchemyError, KeyError, IndexError, TypeError, ValueError):  # an estimate is a nicety
+            log.debug("no row estimate", exc_info=True)
+            return n, None
     except sa_exc.OperationalError as exc:
         if "statement timeout" not in str(exc) and "canceling statement" not in str(exc):
             raise
-        return None
+        return None, None
     finally:
         savepoint.rollback()
 
@@ -92,10 +106,13 @@ def count_rows(session: Any, filtered: Any, pk: Any, exact: bool, cap: int, time
     if exact:
         return CountInfo(int(plain.count()), True)
     capped = plain.with_entities(pk).limit(cap + 1).subquery()
-    n = _bounded(session, sa.select(sa.func.count()).select_from(capped), timeout_ms)
+    everything = plain.with_entities(pk).statement
+    n, estimate = _bounded(session, sa.select(sa.func.count()).select_from(capped), timeout_ms, cap, everything)
     if n is not None and n <= cap:
         return CountInfo(n, True)
-    return CountInfo(cap if n is not None else 0, False, _estimate(session, plain.with_entities(pk).statement))
+    if n is None:  # timed out: the savepoint is gone, ask the planner on its own
+        estimate = _estimate(session, everything)
+    return CountInfo(cap if n is not None else 0, False, estimate)
 
 
 def ordering(column: Any, direction: str) -> Any:
@@ -141,35 +158,65 @@ class CrmInterface(SQLAInterface):
 
     def query(self, filters: Any = None, order_column: str = "", order_direction: str = "", page: int | None = None,
               page_size: int | None = None, select_columns: list[str] | None = None, outer_default_load: bool = False,
-              after: int | None = None) -> tuple[int, list[Any]]:
+              after: int | None = None, links: Any = None, known: Any = ()) -> tuple[int, list[Any]]:
         """FAB's ``query`` with a capped count (recorded in ``g.crm_count``) and, with ``after``,
-        the page that follows row ``after`` by keyset instead of an offset."""
+        the page that follows row ``after`` by keyset instead of an offset.
+
+        No count query when the rows fetched tell the count themselves (as the capped count would
+        have): an unpaged query (a form's dropdown) or a first page with room to spare (most
+        related lists of a record), of at most ``CRM_LIST_COUNT_CAP`` rows.
+        ``links``: the link columns the caller shows (loaded one query each; default: every link,
+        or ``select_columns``); ``known``: links whose target is already loaded in this session
+        (a related list's parent record), read from the session instead of queried again."""
         base = self.session.query(self.obj)
-        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
         cap = int(current_app.config.get("CRM_LIST_COUNT_CAP", DEFAULT_CAP))
-        info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap,
-                          int(current_app.config.get("CRM_LIST_COUNT_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)))
-        if has_request_context():
-            g.crm_count = info
+        timeout_ms = int(current_app.config.get("CRM_LIST_COUNT_TIMEOUT_MS", DEFAULT_TIMEOUT_MS))
         if after is None and has_request_context():
             after = getattr(g, "crm_api_after", None)  # the REST list's ?after=<id>
         column = self._plain_column(order_column)
+        load = self._one_level(links if links is not None else select_columns, known)
+        if not page and (after is None or not page_size or column is None):  # the first page (or everything)
+            query = self.apply_all(base, filters, order_column, order_direction, None, page_size, select_columns, outer_default_load)
+            items = list(query.options(*load).all())
+            if (not page_size or len(items) < page_size) and len(items) <= cap:  # what the capped count would say
+                info = CountInfo(len(items), True)
+            else:
+                filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
+                info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap, timeout_ms)
+            if has_request_context():
+                g.crm_count = info
+            return info.value, items
+        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
+        info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap, timeout_ms)
+        if has_request_context():
+            g.crm_count = info
         if after is not None and page_size and column is not None:
-            items = self._after(filtered, column, order_direction or "asc", after, page_size)
+            items = self._after(filtered, column, order_direction or "asc", after, page_size, load)
             if items is not None:
                 return info.value, items
         if page and page_size and not info.exact:
             page = min(page, max(0, (info.value - 1) // page_size))  # offsets stay within what was counted
         query = self.apply_all(base, filters, order_column, order_direction, page, page_size, select_columns, outer_default_load)
-        return info.value, list(query.options(*self._one_level()).all())
+        return info.value, list(query.options(*load).all())
 
-    def _one_level(self) -> list[Any]:
+    def _one_level(self, columns: Any = None, known: Any = ()) -> list[Any]:
         """Links shown in a list are loaded in one query each (selectin), and no further: the
-        linked record's own links (a customer's owner, a user's roles …) stay unloaded."""
-        return [selectinload(getattr(self.obj, name)).lazyload("*") for name, prop in self.list_properties.items()
-                if isinstance(prop, RelationshipProperty) and prop.direction.name == "MANYTOONE"]
+        linked record's own links (a customer's owner, a user's roles …) stay unloaded. Links not
+        shown (``columns`` names those shown) are not loaded at all; ``known`` links are read
+        from the session's identity map when touched (their target is loaded already)."""
+        shown = None if columns is None else {c.split(".")[0] for c in columns}
+        options = []
+        for name, prop in self.list_properties.items():
+            if not isinstance(prop, RelationshipProperty) or prop.direction.name != "MANYTOONE":
+                continue
+            attr = getattr(self.obj, name)
+            if name in known or (shown is not None and name not in shown):
+                options.append(lazyload(attr))
+            else:
+                options.append(selectinload(attr).lazyload("*"))
+        return options
 
-    def _after(self, filtered: Any, column: Any, direction: str, after: int, size: int) -> list[Any] | None:
+    def _after(self, filtered: Any, column: Any, direction: str, after: int, size: int, load: Any = None) -> list[Any] | None:
         """Up to ``size`` rows after row ``after`` in (column, id) order; None if that row is not
         among the visible ones (then the caller starts from the first page)."""
         pk = self.get_pk()
@@ -193,7 +240,7 @@ class CrmInterface(SQLAInterface):
                 segments.append((column.is_(None), nulls_order))
         items: list[Any] = []
         for condition, order in segments:
-            items += plain.filter(condition).order_by(*order).limit(size - len(items)).options(*self._one_level()).all()
+            items += plain.filter(condition).order_by(*order).limit(size - len(items)).options(*(self._one_level() if load is None else load)).all()
             if len(items) >= size:
                 break
         return items

@@ -3,20 +3,37 @@
 A list page asks ``has_access`` about forty times (each menu entry, each button); FAB answers
 each with its own query (~1 ms each on PostgreSQL, half the page's time). Here the signed-in
 user's (permission, view) pairs are read once per request — one query over all their roles — and
-every later check in that request is a set look-up. Nothing outlives the request, so a changed
-grant counts from the next request on, exactly as before.
+every later check in that request is a set look-up. The answers of ``has_access`` themselves are
+remembered for the request too (a record page asks the same questions once per related list),
+for the signed-in user only, and forgotten when the signed-in user changes. Nothing outlives the
+request, so a changed grant counts from the next request on, exactly as before. The signed-in user
+is loaded with their roles and departments in one query, not three.
 
 Registered with ``FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import g, has_request_context
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
+from flask_login import current_user
+from sqlalchemy.orm import joinedload
 
 
 class CrmSecurityManager(SecurityManager):
+    def load_user(self, pk: int) -> Any:
+        model = self.user_model
+        options = [joinedload(model.roles)]
+        if hasattr(model, "groups"):
+            options.append(joinedload(model.groups).joinedload(self.group_model.roles))
+        user = self.session.get(model, int(pk), options=options)
+        if user and user.is_active:
+            return user
+        return None
+
     def _grants(self, role_ids: list[int]) -> set[tuple[str, str]]:
         rows = (self.session.query(Permission.name, ViewMenu.name).select_from(PermissionView)
                 .join(Permission, PermissionView.permission_id == Permission.id)
@@ -32,3 +49,17 @@ class CrmSecurityManager(SecurityManager):
         if key not in cache:
             cache[key] = self._grants(list(key))
         return (permission_name, view_name) in cache[key]
+
+    def has_access(self, permission_name: str, view_name: str) -> bool:
+        if not has_request_context() or getattr(g, "_api_key_user", False):
+            return super().has_access(permission_name, view_name)
+        user = current_user._get_current_object()
+        if not getattr(user, "is_authenticated", False):  # public, JWT: as FAB answers them
+            return super().has_access(permission_name, view_name)
+        memo = g.__dict__.get("_crm_access")
+        if memo is None or memo[0] is not user:
+            memo = g._crm_access = (user, {})
+        key = (permission_name, view_name)
+        if key not in memo[1]:
+            memo[1][key] = super().has_access(permission_name, view_name)
+        return memo[1][key]

@@ -78,8 +78,13 @@ def current_hidden(entity_name: str) -> set[str]:
     if user is None:
         return set()
     crm = _crm()
-    entity = crm.spec.entity(entity_name)
-    return hidden_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else set()
+    # asked for every cell of a list: remembered for this request, per user and roles
+    key = (entity_name, id(crm.spec), getattr(user, "id", None), frozenset(_roles(user)))
+    memo: dict[Any, frozenset[str]] = g.__dict__.setdefault("_crm_hidden", {})
+    if key not in memo:
+        entity = crm.spec.entity(entity_name)
+        memo[key] = frozenset(hidden_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else ())
+    return set(memo[key])
 
 
 class ScopeFilter(BaseFilter):

@@ -240,12 +240,16 @@ def _visible_changes(row: dict[str, Any], hidden: set[str], labels: dict[str, An
     return {**row, "changes": shown}
 
 
+def _withheld(value: Any) -> str:
+    return pick("(无权查看)", "(hidden)")
+
+
 def _masked(entity: str, name: str, inner: Any) -> Any:
     """A list/show formatter that withholds a hidden field's value from users who may not see it."""
 
     def fmt(value: Any) -> Any:
         if name in current_hidden(entity):
-            return pick("(无权查看)", "(hidden)")
+            return _withheld(value)
         return inner(value) if inner is not None else value
 
     return fmt
@@ -311,6 +315,7 @@ class CrmModelView(ModelView):
             checks = form_validators(f)
             if checks:
                 self.validators_columns[f.name] = checks
+        self._crm_plain_formatters = {f.name: self.formatters_columns.get(f.name) for f in e.fields}
         for f in e.fields:
             self.formatters_columns[f.name] = _masked(e.name, f.name, self.formatters_columns.get(f.name))
         super().__init__(**kwargs)
@@ -381,10 +386,15 @@ class CrmModelView(ModelView):
             kwargs.update(self.render_list_extras())
         return super().render_template(template, **kwargs)
 
+    def _get_show_widget(self, pk: Any, item: Any, **kwargs: Any) -> Any:
+        g.crm_shown = (self, pk, item)  # the record _show loaded in the user's scope: the record panels reuse it
+        return super()._get_show_widget(pk, item, **kwargs)
+
     def _record_panels(self, pk: Any) -> dict[str, Any]:
         spec = crm_spec()
         e = _entity(self.entity)
-        item = self.datamodel.get(pk)
+        shown = getattr(g, "crm_shown", None)
+        item = shown[2] if shown is not None and shown[0] is self and shown[1] == pk else self.datamodel.get(pk)
         if item is None:
             return {}
         state = current_app.extensions["crm"]
@@ -468,7 +478,10 @@ class CrmModelView(ModelView):
         after_arg = f"_after_{self.__class__.__name__}"
         after = request.args.get(after_arg, type=int)
         joined = filters.get_joined_filters(self._base_filters)
-        count, items = self.datamodel.query(joined, order_column, order_direction, page=page, page_size=page_size, after=after)
+        # a related list of a record page: every row's link to that record is the record itself, loaded already
+        known = {f.column_name for f in filters.filters if isinstance(f, self.datamodel.FilterRelationOneToManyEqual)}
+        count, items = self.datamodel.query(joined, order_column, order_direction, page=page, page_size=page_size, after=after,
+                                            links=self.list_columns, known=known)
         info = getattr(g, "crm_count", None) or CountInfo(count, True)
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(items)]
         if not info.exact:  # at least the rows up to here exist, whatever the count could tell in time
@@ -482,11 +495,25 @@ class CrmModelView(ModelView):
         widgets["list"] = self.list_widget(
             label_columns=self.label_columns, include_columns=self.list_columns,
             value_columns=self.datamodel.get_values(items, self.list_columns), order_columns=self.order_columns,
-            formatters_columns=self.formatters_columns, page=page, page_size=page_size, count=count, pks=pks,
+            formatters_columns=self._list_formatters(), page=page, page_size=page_size, count=count, pks=pks,
             actions=actions or self.actions, filters=filters, modelview_name=self.__class__.__name__,
-            crm_count=info, crm_keyset=after is not None, **urls, **kwargs,
+            crm_count=info, crm_keyset=after is not None, crm_int_pks=all(type(pk) is int for pk in pks), **urls, **kwargs,
         )
         return widgets
+
+    def _list_formatters(self) -> dict[str, Any]:
+        """The list's formatters for this request: the hidden fields decided once for the whole
+        table (masked columns show the mask), not once per cell."""
+        hidden = current_hidden(self.entity)
+        formatters = dict(self.formatters_columns)
+        for name, inner in self._crm_plain_formatters.items():
+            if name in hidden:
+                formatters[name] = _withheld
+            elif inner is not None:
+                formatters[name] = inner
+            else:
+                formatters.pop(name, None)  # the value as it is (what the mask wrapper returned)
+        return formatters
 
     def render_list_extras(self) -> dict[str, Any]:
         e = _entity(self.entity)
