@@ -8,8 +8,9 @@ Loads the shipped workbook's demo data (``crm demo-data``'s loader, timed) into 
 reused when it holds the asked row counts; without, it is dropped at the end.
 
 For each page — list page 1, a filtered page (grade = A, region = east), a sorted page, a deep
-page (keyset "next page" from the middle of the list), a search (客户名称 contains 华瑞纺织) and a
-record page with its related lists — as an administrator and as an ``own``-scoped salesperson:
+page (keyset "next page" from the middle of the list), a search (客户名称 contains 华瑞纺织), a
+record page with its related lists, the contact form (its customer dropdown over 1M rows) and the
+dropdown's lookup as the user types — as an administrator and as an ``own``-scoped salesperson:
 p50/p95 server time over N requests through the Flask test client, and the floor: the same data
 SQL the page ran (captured, then replayed N times on a raw psycopg2 connection; the security
 manager's permission look-ups are not data and are left out). Ratio = server p50 / floor p50.
@@ -161,6 +162,8 @@ def pages(app: Any, sales: str) -> tuple[dict[str, str], dict[str, str]]:
         "sorted (last contact, newest)": "/customerview/list/?_oc_CustomerView=last_contact_on&_od_CustomerView=desc",
         "search (name contains 华瑞纺织)": f"/customerview/list/?_flt_2_name={search}",
         "record page + related lists": f"/customerview/show/{record}",
+        "contact form (link to customers)": "/contactview/add",
+        "link lookup (customers, typed 华瑞纺织)": f"/contactview/lookup/customer?q={search}",
     }
     admin = {**common, "deep page (keyset, middle)": f"/customerview/list/?_after_CustomerView={middle_all}"}
     own = {**common, "deep page (keyset, middle)": f"/customerview/list/?_after_CustomerView={middle_own}"}

@@ -22,6 +22,8 @@ CRM_ENV=production.
 # Big lists (app/runtime/listing.py): count at most this many matching rows, for at most this long
 CRM_LIST_COUNT_CAP = 1000
 CRM_LIST_COUNT_TIMEOUT_MS = 250
+# form dropdowns of links: list up to this many records, above that find them as the user types
+CRM_LINK_LOOKUP_THRESHOLD = 500
 # one permission query per request instead of one per menu entry and button
 FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"
 

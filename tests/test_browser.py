@@ -76,7 +76,8 @@ def _choose(page: Any, field: str, label: str | None = None) -> None:
     )
 
 
-def test_create_customer_with_contact_and_see_it(page: Any, server: str) -> None:
+def test_create_customer_with_contact_and_see_it(page: Any, server: str, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 10**9)  # link dropdowns list every record
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert "客户维护体系" in page.content()  # logged in, Chinese UI
 
@@ -106,3 +107,32 @@ def test_create_customer_with_contact_and_see_it(page: Any, server: str) -> None
     assert page.locator(".tab-content td", has_text="李建国").first.is_visible()
     page.screenshot(path=str(ARTIFACTS / "customer-show-contacts.png"), full_page=True)
     assert (ARTIFACTS / "customer-show-contacts.png").stat().st_size > 10_000
+
+
+def test_a_link_to_a_big_table_is_found_by_typing(page: Any, server: str, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the threshold the customer dropdown of the contact form is empty until the user types;
+    Select2 asks the lookup endpoint and the chosen customer is saved with the contact."""
+    monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{server}/customerview/add")
+    page.fill("#name", "苏州远航精密机械有限公司")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+    page.goto(f"{server}/contactview/add")
+    assert page.locator("select[name=customer] option[value]:not([value=''])").count() == 0
+    page.fill("#name", "周远航")
+    page.locator("select[name=customer] + .select2 .select2-selection").click()
+    page.locator(".select2-search__field").fill("远航精密")
+    option = page.locator(".select2-results__option", has_text="苏州远航精密机械有限公司")
+    option.wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "contact-link-lookup.png"), full_page=True)
+    option.click()
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    with app.app_context():
+        import sqlalchemy as sa
+
+        saved = app.extensions["crm"].db.session.execute(sa.text(
+            "SELECT c.name FROM contact JOIN customer c ON c.id = contact.customer_id WHERE contact.name = '周远航'")).scalars().all()
+    assert saved == ["苏州远航精密机械有限公司"]

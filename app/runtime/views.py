@@ -29,9 +29,10 @@ from wtforms import validators as wv
 
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
-from . import audit, excel, ownership, uploads, workflow
+from . import audit, excel, linkfield, ownership, uploads, workflow
 from .grading import explain_now, graded_fields
 from .i18n import L, pick
+from .linkfield import LinkField
 from .listing import CountInfo
 from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden
@@ -310,7 +311,13 @@ class CrmModelView(ModelView):
                     self.add_form_extra_fields[f.name] = uploads.form_field(label, f.help, f.required)
                 if f.name in (self.edit_columns or []) or self.edit_columns is None:
                     self.edit_form_extra_fields[f.name] = uploads.form_field(label, f.help, f.required, uploads.edit_link(self, f.name))
-            elif f.type not in ("link", "user"):
+            elif f.type == "link":  # a dropdown that stays small however big the linked table
+                field = self._link_field(f)
+                if f.name in (self.add_columns or []) or self.add_columns is None:
+                    self.add_form_extra_fields[f.name] = field
+                if f.name in (self.edit_columns or []) or self.edit_columns is None:
+                    self.edit_form_extra_fields[f.name] = field
+            elif f.type != "user":
                 self.formatters_columns[f.name] = value_formatter(f)
             checks = form_validators(f)
             if checks:
@@ -710,6 +717,37 @@ class CrmModelView(ModelView):
 
     def post_delete_redirect(self) -> Any:
         return self._back()
+
+    def _link_field(self, f: Field) -> LinkField:
+        view = self
+        return LinkField(
+            L(f.label, f.label_en),
+            entity=f.link,
+            model=lambda: view.datamodel.get_related_model(f.name),
+            lookup_url=lambda: url_for(f"{view.endpoint}.lookup", field=f.name),
+            script_url=lambda: url_for("crm_assets.static", filename="crm/linkfield.js"),
+            required=f.required,
+            description=f.help,
+        )
+
+    @expose("/lookup/<field>")
+    def lookup(self, field: str) -> Any:
+        """The records a link field of this entity may point at, as the user types (JSON, 20 a
+        page): for whoever may add or edit here, within their row scope of the linked entity."""
+        sm = self.appbuilder.sm
+        if not g.user or not g.user.is_authenticated:
+            abort(401)
+        if not (sm.has_access("can_add", self.class_permission_name) or sm.has_access("can_edit", self.class_permission_name)):
+            abort(403)
+        f = next((x for x in _entity(self.entity).fields if x.name == field and x.type == "link"), None)
+        if f is None or field in current_hidden(self.entity):
+            abort(404)
+        try:
+            page = max(1, int(request.args.get("page", 1)))
+        except ValueError:
+            page = 1
+        results, more = linkfield.search(f.link, self.datamodel.get_related_model(f.name), request.args.get("q", "")[:100], page)
+        return {"results": results, "more": more}
 
     @staticmethod
     def _choice_field(spec: Spec, f: Field) -> SelectField:
