@@ -7,8 +7,10 @@ key, then sent by a task. Celery gives at-least-once; exactly-once comes from he
   WHERE id=? AND status='pending'``, rowcount 1), so two workers never send the same row;
 * an e-mail is marked sent *before* its final SMTP dot (see ``channels``), so a crash either
   leaves an unfinished SMTP transaction (the row returns to ``pending`` after the lease) or a
-  message that is already on its way; in-app and SMS rows are written in the same transaction
-  that marks them sent;
+  message that is already on its way (mail servers such as Postfix and Exim queue a message once
+  its dot is in; SMTP has no way to be exactly-once with a server that would drop a message whose
+  client vanished before the reply, RFC 1047 — this choice never sends twice); in-app and SMS rows
+  are written in the same transaction that marks them sent;
 * failures (SMTP down, refused) go back to ``pending`` with exponential backoff; after
   ``MAX_ATTEMPTS`` the row is ``failed`` and kept with its last error — never dropped.
 """
