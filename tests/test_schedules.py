@@ -269,6 +269,29 @@ def test_every_n_working_days_counts_on_the_calendar(app: Any, world: dict[str, 
     assert {r.occurrence for r in outbox_rows(app, patched.name, rid)} == {"P1", "P2"}
 
 
+def test_every_n_months_is_one_message_per_n_months(app: Any, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``every 3 months`` from 31 January: the first period ends 30 April (the 31st kept where the
+    month has one), not at the end of February; the second on 31 July."""
+    import dataclasses
+
+    crm = app.extensions["crm"]
+    spec = crm.spec
+    schedule = next(s for s in spec.schedules if s.name == "follow_up_grade_a")
+    patched = dataclasses.replace(schedule, name="every_3_months", when="every 3 months", escalate_after="")
+    monkeypatch.setattr(crm, "spec", dataclasses.replace(spec, schedules=(*spec.schedules, patched)))
+    created = dt.datetime(2027, 1, 31, 10, 0)
+    rid = make_matching(app, world, schedule, {"created_on": created, "last_contact_on": None}, created)
+    tick(app, dt.datetime(2027, 2, 28, 12, 0))
+    tick(app, dt.datetime(2027, 4, 30, 9, 59))
+    assert outbox_rows(app, patched.name, rid) == []
+    tick(app, dt.datetime(2027, 4, 30, 10, 0))
+    tick(app, dt.datetime(2027, 6, 30, 10, 0))
+    rows = outbox_rows(app, patched.name, rid)
+    assert {r.occurrence for r in rows} == {"P1"} and {r.anchor for r in rows} == {"2027-07-31 10:00:00"}
+    tick(app, dt.datetime(2027, 7, 31, 10, 0))
+    assert {r.occurrence for r in outbox_rows(app, patched.name, rid)} == {"P1", "P2"}
+
+
 def test_birthday_on_29_february_greeted_on_the_28th(app: Any, world: dict[str, Any]) -> None:
     spec = world["spec"]
     schedule = next(s for s in spec.schedules if s.when == "yearly birthday + 0 days")

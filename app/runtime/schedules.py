@@ -288,11 +288,12 @@ class _Pass:
         return (due.strftime("%Y%m%dT%H%M"), due) if due <= self.now else None
 
     def _period(self, every: Duration, created: dt.datetime) -> tuple[str, dt.datetime] | None:
-        if every.unit == "months":
-            k = (self.now.year - created.year) * 12 + self.now.month - created.month
-            if add_months(created, k) > self.now:
-                k -= 1
-            start = add_months(created, max(k, 0))
+        if every.unit == "months":  # counted from the creation day each time (31 Jan, 28 Feb, 31 Mar …)
+            months = (self.now.year - created.year) * 12 + self.now.month - created.month
+            if add_months(created, months) > self.now:
+                months -= 1
+            k = max(months, 0) // max(int(every.amount), 1)
+            start = add_months(created, k * int(every.amount))
         elif every.working:
             k, start = self._working_period(every, created)
         else:
@@ -316,12 +317,11 @@ class _Pass:
         return k, cal.add_working_days(created, k * days)
 
     def _period_end(self, every: Duration, created: dt.datetime, occ: tuple[str, dt.datetime]) -> dt.datetime:
-        k = int(occ[0][1:])
+        """The end of period ``occ``: its start moved by one period (months from the creation day, as
+        the start is, so a 31st stays a 31st)."""
         if every.unit == "months":
-            return add_months(created, k + 1)
-        if every.working:
-            return shift(occ[1], every, self.cal)
-        return created + (k + 1) * dt.timedelta(**{every.unit: every.amount})
+            return add_months(created, (int(occ[0][1:]) + 1) * int(every.amount))
+        return shift(occ[1], every, self.cal)
 
     def _anniversary(self, when: When, anchor: dt.datetime) -> tuple[str, dt.datetime] | None:
         for year in (self.now.year + 1, self.now.year, self.now.year - 1):
