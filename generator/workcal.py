@@ -45,11 +45,8 @@ class WorkCalendar:
     @cached_property
     def _exceptions(self) -> tuple[list[dt.date], list[int]]:
         """Dates where the calendar differs from the weekly pattern (sorted), and ±1 for each."""
-        changes = {d: -1 for d in self._holidays if self._weekdays[d.weekday()]}
-        changes.update({d: 1 for d in self._extra if not self._weekdays[d.weekday()]})
-        changes = {d: c for d, c in changes.items() if self.is_working_day(d) != self._weekdays[d.weekday()]}
-        days = sorted(changes)
-        return days, [changes[d] for d in days]
+        days = sorted(d for d in {*self._holidays, *self._extra} if self.is_working_day(d) != self._weekdays[d.weekday()])
+        return days, [1 if self.is_working_day(d) else -1 for d in days]
 
     def working_days_between(self, start: dt.date, end: dt.date) -> int:
         """How many working days d with start < d <= end (0 when end is not after start)."""

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from markupsafe import Markup, escape
 from wtforms import Field
 from wtforms.validators import ValidationError
 
 from .i18n import pick
-from .scope import current_user, scope_clause
+from .scope import scoped_select
 
 DEFAULT_THRESHOLD = 500
 PAGE = 20
@@ -35,18 +35,6 @@ def threshold() -> int:
 
 def _crm() -> Any:
     return current_app.extensions["crm"]
-
-
-def scoped(entity_name: str, model: Any) -> Any:
-    """``SELECT model`` limited to the signed-in user's row scope of ``entity_name``."""
-    query = sa.select(model)
-    user = current_user()
-    if user is not None:
-        crm = _crm()
-        clause = scope_clause(crm.spec, crm.spec.entity(entity_name), model, user, crm.admin_role)
-        if clause is not None:
-            query = query.where(clause)
-    return query
 
 
 def is_big(model: Any, limit: int) -> bool:
@@ -62,7 +50,7 @@ def title_column(model: Any) -> Any:
 
 def search(entity_name: str, model: Any, text: str, page: int) -> tuple[list[dict[str, Any]], bool]:
     """One page of the records a user may link to whose title contains ``text``: newest first."""
-    query = scoped(entity_name, model)
+    query = scoped_select(entity_name, model)
     text = text.strip()
     if text:
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -88,7 +76,7 @@ class LinkSelect:
             attrs["data-searching"] = pick("查找中…", "Searching…")
             attrs["data-more"] = pick("加载更多…", "Loading more…")
             choices = [current] if current is not None else []
-            script = Markup('<script src="{}" defer></script>').format(field.script_url())
+            script = Markup('<script src="{}" defer></script>').format(url_for("crm_assets.static", filename="crm/linkfield.js"))
         else:
             attrs["class"] += " my_select2"  # FAB's select2 with local search, as for any dropdown
             choices = field.choices()
@@ -115,7 +103,7 @@ class LinkField(Field):
     widget = LinkSelect()
 
     def __init__(self, label: Any = None, *, entity: str, model: Callable[[], Any], lookup_url: Callable[[], str],
-                 script_url: Callable[[], str], required: bool = False, **kwargs: Any):
+                 required: bool = False, **kwargs: Any):
         # no wtforms Optional(): it would clear this field's errors when nothing was posted for it,
         # and a related list's "add" sets the record without posting it
         super().__init__(label, [], **kwargs)
@@ -123,7 +111,6 @@ class LinkField(Field):
         self.entity = entity
         self._model = model
         self.lookup_url = lookup_url
-        self.script_url = script_url
         self._posted: str | None = None
         self._big: bool | None = None
 
@@ -137,11 +124,8 @@ class LinkField(Field):
         return self._big
 
     def choices(self) -> list[Any]:
-        query = scoped(self.entity, self.model).order_by(title_column(self.model), self.model.id)
+        query = scoped_select(self.entity, self.model).order_by(title_column(self.model), self.model.id)
         return list(_crm().db.session.execute(query).scalars())
-
-    def _value(self) -> str:
-        return "" if self.data is None else str(self.data.id)
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist:
@@ -162,7 +146,7 @@ class LinkField(Field):
             pk = int(wanted)
         except (TypeError, ValueError):
             raise ValidationError(pick("不是有效的选项", "Not a valid choice")) from None
-        obj = _crm().db.session.execute(scoped(self.entity, self.model).where(self.model.id == pk)).scalars().first()
+        obj = _crm().db.session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()
         if obj is None:
             self.data = None
             raise ValidationError(pick("所选记录不存在或您无权选择", "That record does not exist or is not yours to choose"))

@@ -115,6 +115,13 @@ def count_rows(session: Any, filtered: Any, pk: Any, exact: bool, cap: int, time
     return CountInfo(cap if n is not None else 0, False, estimate)
 
 
+def _counted(info: CountInfo) -> int:
+    """The count, recorded for the list page of this request (``g.crm_count``)."""
+    if has_request_context():
+        g.crm_count = info
+    return info.value
+
+
 def ordering(column: Any, direction: str) -> Any:
     """``column`` in ``direction`` with empty values last ascending, first descending."""
     return sa.asc(column).nulls_last() if direction == "asc" else sa.desc(column).nulls_first()
@@ -175,21 +182,17 @@ class CrmInterface(SQLAInterface):
             after = getattr(g, "crm_api_after", None)  # the REST list's ?after=<id>
         column = self._plain_column(order_column)
         load = self._one_level(links if links is not None else select_columns, known)
+        first: list[Any] | None = None
         if not page and (after is None or not page_size or column is None):  # the first page (or everything)
             query = self.apply_all(base, filters, order_column, order_direction, None, page_size, select_columns, outer_default_load)
-            items = list(query.options(*load).all())
-            if (not page_size or len(items) < page_size) and len(items) <= cap:  # what the capped count would say
-                info = CountInfo(len(items), True)
-            else:
-                filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
-                info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap, timeout_ms)
-            if has_request_context():
-                g.crm_count = info
-            return info.value, items
+            first = list(query.options(*load).all())
+            if (not page_size or len(first) < page_size) and len(first) <= cap:  # what the capped count would say
+                return _counted(CountInfo(len(first), True)), first
         filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
         info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap, timeout_ms)
-        if has_request_context():
-            g.crm_count = info
+        _counted(info)
+        if first is not None:
+            return info.value, first
         if after is not None and page_size and column is not None:
             items = self._after(filtered, column, order_direction or "asc", after, page_size, load)
             if items is not None:
@@ -216,7 +219,7 @@ class CrmInterface(SQLAInterface):
                 options.append(selectinload(attr).lazyload("*"))
         return options
 
-    def _after(self, filtered: Any, column: Any, direction: str, after: int, size: int, load: Any = None) -> list[Any] | None:
+    def _after(self, filtered: Any, column: Any, direction: str, after: int, size: int, load: list[Any]) -> list[Any] | None:
         """Up to ``size`` rows after row ``after`` in (column, id) order; None if that row is not
         among the visible ones (then the caller starts from the first page)."""
         pk = self.get_pk()
@@ -240,7 +243,7 @@ class CrmInterface(SQLAInterface):
                 segments.append((column.is_(None), nulls_order))
         items: list[Any] = []
         for condition, order in segments:
-            items += plain.filter(condition).order_by(*order).limit(size - len(items)).options(*(self._one_level() if load is None else load)).all()
+            items += plain.filter(condition).order_by(*order).limit(size - len(items)).options(*load).all()
             if len(items) >= size:
                 break
         return items

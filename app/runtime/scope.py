@@ -94,24 +94,30 @@ class ScopeFilter(BaseFilter):
     arg_name = "crm_scope"
 
     def apply(self, query: Any, value: Any) -> Any:
-        user = current_user()
-        if user is None:  # outside a request (CLI, tasks): scope is decided by the caller
-            return query
-        crm = _crm()
-        entity = crm.spec.entity(value)
-        clause = scope_clause(crm.spec, entity, self.model, user, crm.admin_role)
+        clause = current_scope_clause(value, self.model)
         return query if clause is None else query.filter(clause)
+
+
+def current_scope_clause(entity_name: str, model: Any) -> Any:
+    """The signed-in user's row scope of ``entity_name`` as a WHERE clause over ``model``; None for
+    no limit, and outside a request (CLI, tasks), where scope is decided by the caller."""
+    user = current_user()
+    if user is None:
+        return None
+    crm = _crm()
+    return scope_clause(crm.spec, crm.spec.entity(entity_name), model, user, crm.admin_role)
+
+
+def scoped_select(entity_name: str, model: Any) -> Any:
+    """``SELECT model`` limited to the signed-in user's row scope of ``entity_name``."""
+    clause = current_scope_clause(entity_name, model)
+    return sa.select(model) if clause is None else sa.select(model).where(clause)
 
 
 def visible(entity_name: str, model: Any, record_id: Any) -> bool:
     """Whether the signed-in user may see record ``record_id`` of ``entity_name`` (link checks)."""
-    user = current_user()
-    if user is None or record_id is None:
-        return True
-    crm = _crm()
-    entity = crm.spec.entity(entity_name)
-    clause = scope_clause(crm.spec, entity, model, user, crm.admin_role)
+    clause = None if record_id is None else current_scope_clause(entity_name, model)
     if clause is None:
         return True
     q = sa.select(model.id).where(model.id == record_id, clause)
-    return crm.db.session.execute(q).first() is not None
+    return _crm().db.session.execute(q).first() is not None

@@ -73,7 +73,7 @@ class OutboxMessage(Model):
     # field's value as the database renders it (a due-moment schedule), or the end of the period
     # (a recurring one); empty for messages written by older versions (checked in Python)
     anchor = Column(String(64))
-    step = Column(Integer, nullable=False, default=0)  # 0 the reminder, 1 its escalation
+    step = Column(Integer, nullable=False, default=0)  # 0 the reminder, k its k-th escalation step
     channel = Column(String(16), nullable=False)
     recipient_user_id = Column(Integer, ForeignKey("ab_user.id"))
     recipient_address = Column(String(254))

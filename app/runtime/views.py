@@ -298,25 +298,17 @@ class CrmModelView(ModelView):
             if f.type == "choice":
                 self.formatters_columns[f.name] = choice_formatter(spec, f)
                 field = self._choice_field(spec, f)
-                if f.name in (self.add_columns or []) or self.add_columns is None:
-                    self.add_form_extra_fields[f.name] = field
-                if f.name in (self.edit_columns or []) or self.edit_columns is None:
-                    self.edit_form_extra_fields[f.name] = field
+                self._form_field(f.name, field, field)
             elif f.type == "boolean":
                 self.formatters_columns[f.name] = bool_formatter
             elif f.type == "file":  # an upload input; the record page links the file's download
                 self.formatters_columns[f.name] = uploads.show_link(self, f.name)
                 label = L(f.label, f.label_en)
-                if f.name in (self.add_columns or []) or self.add_columns is None:
-                    self.add_form_extra_fields[f.name] = uploads.form_field(label, f.help, f.required)
-                if f.name in (self.edit_columns or []) or self.edit_columns is None:
-                    self.edit_form_extra_fields[f.name] = uploads.form_field(label, f.help, f.required, uploads.edit_link(self, f.name))
+                self._form_field(f.name, uploads.form_field(label, f.help, f.required),
+                                 uploads.form_field(label, f.help, f.required, uploads.edit_link(self, f.name)))
             elif f.type == "link":  # a dropdown that stays small however big the linked table
                 field = self._link_field(f)
-                if f.name in (self.add_columns or []) or self.add_columns is None:
-                    self.add_form_extra_fields[f.name] = field
-                if f.name in (self.edit_columns or []) or self.edit_columns is None:
-                    self.edit_form_extra_fields[f.name] = field
+                self._form_field(f.name, field, field)
             elif f.type != "user":
                 self.formatters_columns[f.name] = value_formatter(f)
             checks = form_validators(f)
@@ -718,6 +710,13 @@ class CrmModelView(ModelView):
     def post_delete_redirect(self) -> Any:
         return self._back()
 
+    def _form_field(self, name: str, add: Any, edit: Any) -> None:
+        """Our own form field for ``name`` in the add and the edit form, where the form shows it."""
+        if self.add_columns is None or name in self.add_columns:
+            self.add_form_extra_fields[name] = add
+        if self.edit_columns is None or name in self.edit_columns:
+            self.edit_form_extra_fields[name] = edit
+
     def _link_field(self, f: Field) -> LinkField:
         view = self
         return LinkField(
@@ -725,7 +724,6 @@ class CrmModelView(ModelView):
             entity=f.link,
             model=lambda: view.datamodel.get_related_model(f.name),
             lookup_url=lambda: url_for(f"{view.endpoint}.lookup", field=f.name),
-            script_url=lambda: url_for("crm_assets.static", filename="crm/linkfield.js"),
             required=f.required,
             description=f.help,
         )
@@ -742,10 +740,7 @@ class CrmModelView(ModelView):
         f = next((x for x in _entity(self.entity).fields if x.name == field and x.type == "link"), None)
         if f is None or field in current_hidden(self.entity):
             abort(404)
-        try:
-            page = max(1, int(request.args.get("page", 1)))
-        except ValueError:
-            page = 1
+        page = max(1, request.args.get("page", 1, type=int))
         results, more = linkfield.search(f.link, self.datamodel.get_related_model(f.name), request.args.get("q", "")[:100], page)
         return {"results": results, "more": more}
 
