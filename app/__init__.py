@@ -25,6 +25,7 @@ from .runtime.importjobs import allow_large_import_upload
 from .runtime.inbox import register_inbox
 from .runtime.loader import Generated, load_generated
 from .runtime.migrate import ensure_system_tables
+from .runtime.pagecache import bump, ensure_version_row, install_page_cache, install_version_bump
 from .runtime.rules import install_rules
 from .runtime.security import menu_item, sync_roles
 from .runtime.surveys import register_surveys
@@ -65,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["FAB_UPDATE_PERMS"] = sync  # several web workers must not race on the security tables
     install_rules(spec)
     install_audit()
+    install_version_bump()  # what web workers keep across requests follows users, roles and grants
     install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
     app.before_request(allow_large_import_upload)  # before CSRF reads the body
@@ -79,8 +81,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.init_app(app)
         ensure_system_tables(db.engine)  # else FAB's create_all would bypass the migrations
+        ensure_version_row(db.engine)
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
+        install_page_cache(app)
         _limit_api_login(appbuilder)
         register_dashboard(app, appbuilder)  # first in the menu; also the landing page after login
         register_views(appbuilder, generated)
@@ -92,6 +96,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             exposed = _exposed_permissions(appbuilder, generated)
             menus = {name: group for name, _v, _a, group, _zh, _en in generated.views.REGISTRY}
             sync_roles(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, exposed, menus)
+            with db.engine.begin() as conn:  # also after edits of the security tables made behind the ORM
+                bump(conn)
     return app
 
 

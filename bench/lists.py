@@ -48,7 +48,7 @@ SCHEMA = "crm_bench_lists"
 ADMIN, ADMIN_PASSWORD = "bench_admin", "bench-Pass-123"  # noqa: S105 - a throwaway schema
 SALES_ROLE = "业务员"
 NOT_DATA = re.compile(r"ab_permission|ab_view_menu|ab_role|ab_user_role|ab_group|SAVEPOINT|RELEASE|set_config|current_setting|"
-                      r"crm_notification|crm_outbox|crm_audit", re.I)
+                      r"crm_notification|crm_outbox|crm_audit|crm_cache_version", re.I)
 
 
 def percentile(values: list[float], q: float) -> float:

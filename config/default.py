@@ -60,7 +60,7 @@ LANGUAGES = {
     "en": {"flag": "gb", "name": "English"},
 }
 APP_THEME = ""
-FAB_BASE_TEMPLATE = "appbuilder/baselayout.html"
+FAB_BASE_TEMPLATE = "crm/baselayout.html"  # FAB's layout, its menu bar kept across requests (app.runtime.pagecache)
 
 # Login hardening: rate-limited login (per client address; set RATELIMIT_STORAGE_URI to Redis when
 # several processes serve), a password policy, no self-registration.

@@ -88,13 +88,20 @@ class OutboxView(ModelView):
         return redirect(url_for("OutboxView.list"))
 
 
+def current_unread(session: Any) -> int:
+    """The signed-in person's unread messages (0 when nobody is): one query per request, however
+    often the menu asks."""
+    n = getattr(g, "crm_unread", None)
+    if n is None:
+        user = getattr(g, "user", None)
+        n = unread_count(session, getattr(user, "id", None)) if getattr(user, "is_authenticated", False) else 0
+        g.crm_unread = n
+    return n
+
+
 def _inbox_label(session_getter: Any) -> LazyString:
     def text() -> str:
-        user = getattr(g, "user", None)
-        n = getattr(g, "crm_unread", None)  # the menu label is rendered more than once a page: one query per request
-        if n is None:
-            n = unread_count(session_getter(), getattr(user, "id", None)) if getattr(user, "is_authenticated", False) else 0
-            g.crm_unread = n
+        n = current_unread(session_getter())
         base = pick("我的消息", "My messages")
         return f"{base} ({n})" if n else base
 

@@ -152,5 +152,14 @@ class ImportJob(Model):
     __table_args__ = (Index("ix_crm_import_job_user", "user_id", "created_on"),)
 
 
-CRM_TABLES = [Sequence.__table__, GradeChange.__table__, Transition.__table__, OutboxMessage.__table__, Notification.__table__,
+class CacheVersion(Model):
+    """Versions of what the web workers keep across requests (``pagecache``): ``security`` is
+    bumped in the same transaction as any change to users, roles, permissions or departments."""
+
+    __tablename__ = "crm_cache_version"
+    key = Column(String(40), primary_key=True)
+    version = Column(Integer, nullable=False, default=0)
+
+
+CRM_TABLES = [Sequence.__table__, CacheVersion.__table__, GradeChange.__table__, Transition.__table__, OutboxMessage.__table__, Notification.__table__,
               SurveyAnswer.__table__, ImportJob.__table__]
