@@ -337,3 +337,24 @@ def test_postgres_list_indexes_bulk_load_and_chinese_search(pg_app: Any, monkeyp
         conn.execute(sa.text("SET enable_seqscan = off"))
         plan = "\n".join(conn.execute(sa.text("EXPLAIN SELECT id FROM customer WHERE name ILIKE :q"), {"q": f"%{marker}%"}).scalars())
     assert "lx_customer_name_trgm" in plan
+
+
+@pytest.mark.postgres
+def test_a_count_that_takes_too_long_gives_up_and_leaves_the_request_usable(pg_app: Any) -> None:
+    """The capped count runs under a local statement timeout in a savepoint: past the timeout it
+    says "don't know" (None), the request's transaction goes on, and the timeout is gone after."""
+    from app.runtime.listing import _bounded
+
+    with pg_app.test_request_context():
+        session = pg_app.extensions["crm"].db.session
+        before = session.execute(sa.text("SHOW statement_timeout")).scalar_one()
+        slow = sa.select(sa.func.count()).select_from(sa.select(sa.func.pg_sleep(0.5)).subquery())
+        started = dt.datetime.now()
+        assert _bounded(session, slow, 50, 1000) == (None, None)
+        assert (dt.datetime.now() - started).total_seconds() < 0.45
+        assert session.execute(sa.text("SELECT 1")).scalar_one() == 1  # the transaction is not aborted
+        assert session.execute(sa.text("SHOW statement_timeout")).scalar_one() == before
+        quick = sa.select(sa.func.count()).select_from(sa.select(sa.literal(1)).subquery())
+        assert _bounded(session, quick, 50, 1000) == (1, None)
+        assert session.execute(sa.text("SHOW statement_timeout")).scalar_one() == before
+        session.rollback()

@@ -76,14 +76,18 @@ def _estimate(session: Any, statement: Any) -> int | None:
 def _bounded(session: Any, statement: Any, timeout_ms: int, cap: int, estimated: Any = None) -> tuple[int | None, int | None]:
     """``statement``'s scalar within ``timeout_ms`` on PostgreSQL (None when it took longer) and,
     when it exceeds ``cap``, the planner's estimate of ``estimated`` — asked under the same
-    savepoint, so a big list pays for one savepoint, not two."""
+    savepoint, so a big list pays for one savepoint, not two.
+
+    The savepoint and its local timeout go in one round trip, and its end in another: a list
+    page is a dozen round trips to the database, and each costs as much as the count itself.
+    Rolling back to the savepoint also undoes the local timeout, and a count that timed out
+    leaves the request's transaction usable."""
     if not _is_postgres(session) or timeout_ms <= 0:
         n = int(session.execute(statement).scalar_one())
         return n, (_estimate(session, estimated) if n > cap and estimated is not None else None)
-    savepoint = session.begin_nested()  # rolled back in any case: that also undoes the local timeout
+    conn = session.connection()
+    conn.exec_driver_sql(f"SAVEPOINT crm_count; SET LOCAL statement_timeout = {int(timeout_ms)}")
     try:
-        conn = session.connection()
-        conn.execute(sa.text("SELECT set_config('statement_timeout', :v, true)"), {"v": f"{int(timeout_ms)}ms"})
         n = int(conn.execute(statement).scalar_one())
         if n <= cap or estimated is None:
             return n, None
@@ -97,7 +101,7 @@ def _bounded(session: Any, statement: Any, timeout_ms: int, cap: int, estimated:
             raise
         return None, None
     finally:
-        savepoint.rollback()
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT crm_count; RELEASE SAVEPOINT crm_count")
 
 
 def count_rows(session: Any, filtered: Any, pk: Any, exact: bool, cap: int, timeout_ms: int) -> CountInfo:
@@ -207,6 +211,13 @@ class CrmInterface(SQLAInterface):
         linked record's own links (a customer's owner, a user's roles …) stay unloaded. Links not
         shown (``columns`` names those shown) are not loaded at all; ``known`` links are read
         from the session's identity map when touched (their target is loaded already)."""
+        key = (None if columns is None else tuple(columns), frozenset(known))
+        memo = self.__dict__.setdefault("_crm_load_options", {})  # loader options are immutable: made once per shape
+        if key not in memo:
+            memo[key] = self._make_one_level(columns, known)
+        return memo[key]
+
+    def _make_one_level(self, columns: Any, known: Any) -> list[Any]:
         shown = None if columns is None else {c.split(".")[0] for c in columns}
         options = []
         for name, prop in self.list_properties.items():
@@ -218,6 +229,10 @@ class CrmInterface(SQLAInterface):
             else:
                 options.append(selectinload(attr).lazyload("*"))
         return options
+
+    def get_related_obj(self, col_name: str, value: Any) -> Any:
+        """FAB's, by ``Session.get`` (its ``Query.get`` warns on every related list of a record page)."""
+        return self.session.get(self.get_related_model(col_name), value)
 
     def _after(self, filtered: Any, column: Any, direction: str, after: int, size: int, load: list[Any]) -> list[Any] | None:
         """Up to ``size`` rows after row ``after`` in (column, id) order; None if that row is not
