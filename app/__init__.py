@@ -29,6 +29,7 @@ from .runtime.pagecache import bump, ensure_version_row, install_page_cache, ins
 from .runtime.rules import install_rules
 from .runtime.security import menu_item, sync_roles
 from .runtime.surveys import register_surveys
+from .runtime.views import install_schema_cache
 from .tasks import celery_init_app
 
 
@@ -67,6 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     install_rules(spec)
     install_audit()
     install_version_bump()  # what web workers keep across requests follows users, roles and grants
+    install_schema_cache()  # FAB's REST arguments: each schema checked once, not on every request
     install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
     app.before_request(allow_large_import_upload)  # before CSRF reads the body

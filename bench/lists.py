@@ -10,7 +10,8 @@ reused when it holds the asked row counts; without, it is dropped at the end.
 For each page — list page 1, a filtered page (grade = A, region = east), a sorted page, a deep
 page (keyset "next page" from the middle of the list), a search (客户名称 contains 华瑞纺织), a
 record page with its related lists, the contact form (its customer dropdown over 1M rows) and the
-dropdown's lookup as the user types — as an administrator and as an ``own``-scoped salesperson:
+dropdown's lookup as the user types, and the REST list (page 1, and ``after=`` from the middle) —
+as an administrator and as an ``own``-scoped salesperson:
 p50/p95 server time over N requests through the Flask test client, and the floor: the same data
 SQL the page ran (captured, then replayed N times on a raw psycopg2 connection; the security
 manager's permission look-ups are not data and are left out). Ratio = server p50 / floor p50.
@@ -103,19 +104,19 @@ class Capture:
         return [(s, p) for s, p in self.statements if not NOT_DATA.search(s)]
 
 
-def measure(client: Any, capture: Capture, raw: Any, url: str, n: int) -> dict[str, Any]:
+def measure(client: Any, capture: Capture, raw: Any, url: str, n: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
     for _ in range(3):
-        r = client.get(url)
+        r = client.get(url, headers=headers)
         assert r.status_code == 200, (url, r.status_code)
     capture.statements.clear()
     capture.on = True
-    client.get(url)
+    client.get(url, headers=headers)
     capture.on = False
     statements = capture.data()
     server = []
     for _ in range(n):
         t = time.perf_counter()
-        client.get(url)
+        client.get(url, headers=headers)
         server.append(time.perf_counter() - t)
     floor = []
     with raw.cursor() as cur:
@@ -165,8 +166,11 @@ def pages(app: Any, sales: str) -> tuple[dict[str, str], dict[str, str]]:
         "contact form (link to customers)": "/contactview/add",
         "link lookup (customers, typed 华瑞纺织)": f"/contactview/lookup/customer?q={search}",
     }
-    admin = {**common, "deep page (keyset, middle)": f"/customerview/list/?_after_CustomerView={middle_all}"}
-    own = {**common, "deep page (keyset, middle)": f"/customerview/list/?_after_CustomerView={middle_own}"}
+    api = "/api/v1/customer/?q=(order_column:code,order_direction:desc)"
+    admin = {**common, "deep page (keyset, middle)": f"/customerview/list/?_after_CustomerView={middle_all}",
+             "REST list page 1": api, "REST deep page (after=, middle)": f"{api}&after={middle_all}"}
+    own = {**common, "deep page (keyset, middle)": f"/customerview/list/?_after_CustomerView={middle_own}",
+           "REST list page 1": api, "REST deep page (after=, middle)": f"{api}&after={middle_own}"}
     return admin, own
 
 
@@ -243,9 +247,12 @@ def main() -> None:
 
             client = app.test_client()
             login(client, who, password or DEMO_PASSWORD)
+            token = client.post("/api/v1/security/login", json={"username": who, "password": password or DEMO_PASSWORD,
+                                                                "provider": "db"}).json["access_token"]
             label = "admin" if who == admin else "own"
             for name, url in urls.items():
-                m = measure(client, capture, raw, url, args.requests)
+                headers = {"Authorization": f"Bearer {token}"} if name.startswith("REST") else None
+                m = measure(client, capture, raw, url, args.requests, headers)
                 ratio = m["p50"] / m["floor"] if m["floor"] else float("inf")
                 flag = "" if m["p95"] < 150 and ratio <= 3 else "  <-- misses target"
                 if flag:

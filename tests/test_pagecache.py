@@ -132,3 +132,17 @@ def test_a_hidden_column_is_neither_offered_nor_applied_as_a_filter(app: Any, ad
     form = re.search(r"new AdminFilters\((.*?)\);", page, flags=re.S).group(1)
     assert '"phone"' not in form and '"name"' in form
     assert "/customerview/show/" in page  # the phone filter was not applied
+
+
+def test_rest_arguments_are_still_checked_against_their_schema(client: Any) -> None:
+    """FAB's REST schemas are checked once, the arguments of every request as before; nobody
+    signed in gets nothing (the public role's grants come from the cache too)."""
+    from tests.conftest import ADMIN_PASSWORD, api_token
+
+    headers = api_token(client, "admin", ADMIN_PASSWORD)
+    for _ in range(2):  # the second time from the kept validator
+        r = client.get("/api/v1/customer/?q=(page_size:'many')", headers=headers)
+        assert r.status_code == 400 and "Not a valid rison schema" in r.json["message"]
+    ok = client.get("/api/v1/customer/?q=(page_size:2)", headers=headers)
+    assert ok.status_code == 200 and len(ok.json["result"]) <= 2
+    assert client.get("/api/v1/customer/").status_code == 401

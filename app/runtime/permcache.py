@@ -51,6 +51,17 @@ class CrmSecurityManager(SecurityManager):
         grants = shelf("grants").get(security_version(self.session), key, lambda: frozenset(self._grants(list(key))))
         return (permission_name, view_name) in grants
 
+    def is_item_public(self, permission_name: str, view_name: str) -> bool:
+        """FAB's answer (asked first by every REST call), from the public role's grants kept for
+        the security version instead of a query a request."""
+        if not has_request_context():
+            return super().is_item_public(permission_name, view_name)
+
+        def public() -> frozenset[tuple[str, str]]:
+            return frozenset((p.permission.name, p.view_menu.name) for p in self.get_public_permissions())
+
+        return (permission_name, view_name) in shelf("grants").get(security_version(self.session), "public", public)
+
     def has_access(self, permission_name: str, view_name: str) -> bool:
         if not has_request_context() or getattr(g, "_api_key_user", False):
             return super().has_access(permission_name, view_name)

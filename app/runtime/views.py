@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api import protect
@@ -867,6 +868,36 @@ def _rule_errors(exc: BaseException) -> dict[str, list[str]] | None:
             return exc.errors
         exc = exc.__cause__  # type: ignore[assignment]
     return None
+
+
+class _CheckedSchemas:
+    """``jsonschema`` as FAB's ``@rison`` decorator uses it (``validate``, ``ValidationError``),
+    with each schema checked against its metaschema once instead of on every request: FAB's
+    schemas are fixed, and checking them again cost 40% of a REST list request. The instance is
+    validated exactly as ``jsonschema.validate`` does (the best-matching error is raised)."""
+
+    ValidationError = jsonschema.ValidationError
+
+    def __init__(self) -> None:
+        self._validators: dict[int, tuple[Any, Any]] = {}
+
+    def validate(self, instance: Any, schema: Any) -> None:
+        known = self._validators.get(id(schema))
+        if known is None or known[0] is not schema:
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            known = self._validators[id(schema)] = (schema, cls(schema))
+        error = jsonschema.exceptions.best_match(known[1].iter_errors(instance))
+        if error is not None:
+            raise error
+
+
+def install_schema_cache() -> None:
+    """Give FAB's REST decorators the schema checker above."""
+    import flask_appbuilder.api as fab_api
+
+    if not isinstance(fab_api.jsonschema, _CheckedSchemas):
+        fab_api.jsonschema = _CheckedSchemas()
 
 
 class CrmModelRestApi(ModelRestApi):
