@@ -122,6 +122,36 @@ def test_pdf_and_png_upload_and_download_byte_identical(app: Any, users: dict[st
     assert record_of(app, "上传PDF客户")[1] == reference2
 
 
+def test_an_optional_file_can_be_removed_and_the_trail_says_so(app: Any, users: dict[str, str], upload_dir: Path) -> None:
+    """The edit form offers "删除此文件" for an optional file field: ticked, the field is emptied
+    (audited: the old reference is in the trail); a new upload wins over the box."""
+    import json
+
+    c = signed_in(app, users, "a")
+    assert add_request(c, "删除附件客户", PDF, "待删除.pdf").status_code == 302
+    pk, reference = record_of(app, "删除附件客户")
+    page = c.get(f"{BASE}/edit/{pk}").text
+    assert 'name="evidence__remove"' in page and "删除此文件" in page
+    version = re.search(r'name="crm_version"[^>]*value="(\d+)"', page) or re.search(r'value="(\d+)"[^>]*name="crm_version"', page)
+    form = {"csrf_token": csrf_token(page), "request_type": "create", "customer_name": "删除附件客户", "reason": "上传测试",
+            "crm_version": version.group(1), "evidence__remove": "1", "evidence": (io.BytesIO(png_bytes()), "新照片.png")}
+    assert c.post(f"{BASE}/edit/{pk}", data=form, content_type="multipart/form-data").status_code == 302
+    _, replaced = record_of(app, "删除附件客户")
+    assert replaced.endswith("/新照片.png")  # a new file and the box together: the new file is kept
+    page = c.get(f"{BASE}/edit/{pk}").text
+    version = re.search(r'name="crm_version"[^>]*value="(\d+)"', page) or re.search(r'value="(\d+)"[^>]*name="crm_version"', page)
+    form = {"csrf_token": csrf_token(page), "request_type": "create", "customer_name": "删除附件客户", "reason": "上传测试",
+            "crm_version": version.group(1), "evidence__remove": "1"}
+    assert c.post(f"{BASE}/edit/{pk}", data=form).status_code == 302
+    assert record_of(app, "删除附件客户")[1] is None
+    assert c.get(f"{BASE}/file/{pk}/evidence").status_code == 404
+    assert 'name="evidence__remove"' not in c.get(f"{BASE}/edit/{pk}").text  # nothing left to remove
+    changes = [json.loads(r[0]) for r in raw(app, "SELECT changes FROM crm_audit WHERE entity = 'master_data_request' "
+                                                  "AND record_id = :i AND action = 'update' ORDER BY id", i=pk)]
+    assert changes[-1]["evidence"] == [replaced, None]
+    assert (upload_dir / replaced.split("/")[0]).is_file()  # the trail still names it: the file is kept
+
+
 @pytest.mark.parametrize(("data", "filename", "message"), [
     (b"MZ\x90\x00" + os.urandom(200), "setup.exe", "不接受此类文件"),
     (b"<html><script>alert(1)</script></html>", "report.pdf", "文件内容与扩展名 .pdf 不符"),

@@ -23,6 +23,7 @@ from flask import abort, current_app, request, send_file, url_for
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
 from wtforms import Field as WTField
+from wtforms.utils import unset_value
 from wtforms.validators import ValidationError
 
 from .i18n import pick
@@ -141,8 +142,12 @@ def path_of(reference: Any, app: Any = None) -> Path | None:
 
 
 # -- forms --------------------------------------------------------------------------------------
+REMOVE_SUFFIX = "__remove"  # the form key of an optional file field's "remove" box
+
+
 class FileInputWidget:
-    """A file input, with the current file's name (a download link on an existing record)."""
+    """A file input, with the current file's name (a download link on an existing record) and,
+    when the field is optional, a box to remove it."""
 
     def __call__(self, field: Any, **kwargs: Any) -> Markup:
         current = field.object_data if parse(field.object_data) else None
@@ -152,19 +157,28 @@ class FileInputWidget:
             name = display_name(current)
             shown = Markup('<a href="{}">{}</a>').format(link, name) if link else escape(name)
             parts.append(Markup('<p class="help-block crm-current-file">{} {}</p>').format(pick("当前文件:", "Current file:"), shown))
+            if not field.required:
+                parts.append(Markup('<label class="checkbox-inline crm-remove-file"><input type="checkbox" name="{}{}" value="1"> {}'
+                                    '</label>').format(field.name, REMOVE_SUFFIX, pick("删除此文件", "Remove this file")))
         return Markup("").join(parts)
 
 
 class FileUploadField(WTField):
     """A ``file`` field of a form: an upload is checked on validate and stored on populate (so a
-    refused form stores nothing); no upload keeps the current file. Posted text is ignored, so a
-    form can never point the field at another file."""
+    refused form stores nothing); no upload keeps the current file, unless the "remove" box of an
+    optional field is ticked. Posted text is ignored, so a form can never point the field at
+    another file."""
 
     widget = FileInputWidget()
 
     def __init__(self, *args: Any, required: bool = False, link: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.required, self.link, self.upload, self.checked = required, link, None, None
+        self.required, self.link, self.upload, self.checked, self.remove = required, link, None, None, False
+
+    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
+        super().process(formdata, data, extra_filters)
+        # "remove" counts for an optional field only, and never together with a new upload
+        self.remove = bool(formdata is not None and not self.required and formdata.get(f"{self.name}{REMOVE_SUFFIX}"))
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         self.upload = next((v for v in valuelist if isinstance(v, FileStorage) and v.filename), None)
@@ -185,9 +199,13 @@ class FileUploadField(WTField):
         self.checked = (name, data)
 
     def populate_obj(self, obj: Any, name: str) -> None:
+        """A checked upload is stored and referenced; "remove" empties the field (the audit trail
+        records the old reference; the stored file is kept, as the trail's history names it)."""
         if self.checked is not None:
             setattr(obj, name, store(self.checked[1], self.checked[0]))
             self.checked = None
+        elif self.remove and self.upload is None:
+            setattr(obj, name, None)
 
 
 def form_field(label: Any, description: str, required: bool, link: Any = None) -> FileUploadField:
