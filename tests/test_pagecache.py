@@ -146,3 +146,21 @@ def test_rest_arguments_are_still_checked_against_their_schema(client: Any) -> N
     ok = client.get("/api/v1/customer/?q=(page_size:2)", headers=headers)
     assert ok.status_code == 200 and len(ok.json["result"]) <= 2
     assert client.get("/api/v1/customer/").status_code == 401
+
+
+def test_a_shelf_forgets_everything_when_the_version_moves_and_stays_bounded() -> None:
+    from app.runtime.pagecache import Shelf
+
+    made: list[str] = []
+
+    def make(value: str) -> Any:
+        return lambda: made.append(value) or value
+
+    shelf = Shelf(size=2)
+    assert shelf.get(1, "a", make("a1")) == "a1"
+    assert shelf.get(1, "a", make("a2")) == "a1"  # kept
+    assert shelf.get(2, "a", make("a3")) == "a3"  # another version: made again
+    shelf.get(2, "b", make("b"))
+    shelf.get(2, "c", make("c"))  # over the bound: the shelf starts afresh
+    assert shelf.get(2, "a", make("a4")) == "a4"
+    assert made == ["a1", "a3", "b", "c", "a4"]

@@ -40,6 +40,7 @@ SECURITY_MODELS = (Role, Permission, ViewMenu, PermissionView, Group)
 # what of a user the cached answers show or depend on (a login's counters and timestamps do not)
 USER_ATTRIBUTES = ("username", "first_name", "last_name", "email", "active", "roles", "groups")
 SHELF_SIZE = 2_000
+MENU_SHELF_SIZE = 500  # a menu bar is ~10 KB: at most ~5 MB of them per process
 _table = CacheVersion.__table__
 
 
@@ -123,11 +124,11 @@ class Shelf:
             self._version, self._items = None, {}
 
 
-def shelf(name: str) -> Shelf:
+def shelf(name: str, size: int = SHELF_SIZE) -> Shelf:
     """The application's shelf ``name`` (each application its own: tests run several at once)."""
     shelves: dict[str, Shelf] = current_app.extensions.setdefault("crm_shelves", {})
     if name not in shelves:
-        shelves[name] = Shelf()
+        shelves[name] = Shelf(size)
     return shelves[name]
 
 
@@ -153,7 +154,7 @@ def navbar() -> Markup:
     user = getattr(g, "user", None)
     user_id = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
     key = (*page_key(), user_id, current_unread(session))
-    html = shelf("menus").get(security_version(session), key,
+    html = shelf("menus", MENU_SHELF_SIZE).get(security_version(session), key,
                               lambda: render_template("appbuilder/navbar.html", appbuilder=appbuilder))
     return Markup(html)  # noqa: S704 - FAB's own template, rendered with autoescape
 
