@@ -244,16 +244,23 @@ def test_moved_anchor_is_a_new_occurrence_and_old_messages_still_count(app: Any,
     assert sorted(r.occurrence for r in rows) == sorted([r.occurrence for r in first] + ["20261126T0000"] * len(first))
 
 
-def test_every_n_working_days_counts_on_the_calendar(app: Any, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """``every 3 working days`` from Friday 10:00: not Monday (3 calendar days), but Wednesday
-    10:00 (Mon, Tue, Wed), once per period; the next period ends the following Monday 10:00."""
+def recurring_variant(app: Any, monkeypatch: pytest.MonkeyPatch, name: str, when: str) -> tuple[Any, Any, Any]:
+    """The shipped workbook plus a copy of follow_up_grade_a under ``name`` recurring ``when``
+    (no escalation): (the shipped spec, follow_up_grade_a, the copy)."""
     import dataclasses
 
     crm = app.extensions["crm"]
     spec = crm.spec
     schedule = next(s for s in spec.schedules if s.name == "follow_up_grade_a")
-    patched = dataclasses.replace(schedule, name="every_3_working_days", when="every 3 working days", escalate_after="")
+    patched = dataclasses.replace(schedule, name=name, when=when, escalate_after="")
     monkeypatch.setattr(crm, "spec", dataclasses.replace(spec, schedules=(*spec.schedules, patched)))
+    return spec, schedule, patched
+
+
+def test_every_n_working_days_counts_on_the_calendar(app: Any, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``every 3 working days`` from Friday 10:00: not Monday (3 calendar days), but Wednesday
+    10:00 (Mon, Tue, Wed), once per period; the next period ends the following Monday 10:00."""
+    spec, schedule, patched = recurring_variant(app, monkeypatch, "every_3_working_days", "every 3 working days")
     friday = dt.datetime(2026, 11, 6, 10, 0)
     rid = make_matching(app, world, schedule, {"created_on": friday, "last_contact_on": None}, friday)
     assert spec.calendar.add_working_days(friday, 3) == dt.datetime(2026, 11, 11, 10, 0)
@@ -272,13 +279,7 @@ def test_every_n_working_days_counts_on_the_calendar(app: Any, world: dict[str, 
 def test_every_n_months_is_one_message_per_n_months(app: Any, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """``every 3 months`` from 31 January: the first period ends 30 April (the 31st kept where the
     month has one), not at the end of February; the second on 31 July."""
-    import dataclasses
-
-    crm = app.extensions["crm"]
-    spec = crm.spec
-    schedule = next(s for s in spec.schedules if s.name == "follow_up_grade_a")
-    patched = dataclasses.replace(schedule, name="every_3_months", when="every 3 months", escalate_after="")
-    monkeypatch.setattr(crm, "spec", dataclasses.replace(spec, schedules=(*spec.schedules, patched)))
+    _spec, schedule, patched = recurring_variant(app, monkeypatch, "every_3_months", "every 3 months")
     created = dt.datetime(2027, 1, 31, 10, 0)
     rid = make_matching(app, world, schedule, {"created_on": created, "last_contact_on": None}, created)
     tick(app, dt.datetime(2027, 2, 28, 12, 0))

@@ -26,13 +26,15 @@ from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_request_context, render_template, request, session
 from flask_appbuilder.security.sqla.models import Group, Permission, PermissionView, Role, User, ViewMenu
+from flask_babel import get_locale
 from markupsafe import Markup
 from sqlalchemy import event, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .inbox import current_unread
 from .tables import CacheVersion
 
 SECURITY = "security"
@@ -44,28 +46,26 @@ MENU_SHELF_SIZE = 500  # a menu bar is ~10 KB: at most ~5 MB of them per process
 _table = CacheVersion.__table__
 
 
-def _matters(session: Session, obj: Any) -> bool:
+def _changed(db: Session, obj: Any) -> bool:
+    """Whether a changed object of a flush moves the security version (a user only when what the
+    cached answers show of them changed)."""
     if isinstance(obj, SECURITY_MODELS):
-        return True
+        return db.is_modified(obj)
     if isinstance(obj, User):
         state = inspect(obj)
-        if state.pending or state.deleted or obj in session.deleted:
-            return True
         return any(state.attrs[name].history.has_changes() for name in USER_ATTRIBUTES if name in state.attrs)
     return False
 
 
-def _bump_on_flush(session: Session, flush_context: Any, instances: Any) -> None:
-    changed = chain(session.new, session.deleted, (o for o in session.dirty if session.is_modified(o)))
-    if any(_matters(session, o) for o in changed):
-        bump(session.connection())
+def _bump_on_flush(db: Session, flush_context: Any, instances: Any) -> None:
+    added_or_gone = chain(db.new, db.deleted)
+    if any(isinstance(o, (*SECURITY_MODELS, User)) for o in added_or_gone) or any(_changed(db, o) for o in db.dirty):
+        bump(db.connection())
 
 
 def bump(conn: Any) -> None:
-    """Move the security version on (within ``conn``'s transaction)."""
-    done = conn.execute(sa.update(_table).where(_table.c.key == SECURITY).values(version=_table.c.version + 1))
-    if not done.rowcount:
-        conn.execute(sa.insert(_table).values(key=SECURITY, version=1))
+    """Move the security version on (within ``conn``'s transaction; the row is made at start-up)."""
+    conn.execute(sa.update(_table).where(_table.c.key == SECURITY).values(version=_table.c.version + 1))
 
 
 def install_version_bump() -> None:
@@ -119,10 +119,6 @@ class Shelf:
                 self._items[key] = value
         return value
 
-    def clear(self) -> None:
-        with self._lock:
-            self._version, self._items = None, {}
-
 
 def shelf(name: str, size: int = SHELF_SIZE) -> Shelf:
     """The application's shelf ``name`` (each application its own: tests run several at once)."""
@@ -136,25 +132,18 @@ def shelf(name: str, size: int = SHELF_SIZE) -> Shelf:
 def page_key() -> tuple[Any, ...]:
     """What every cached fragment of a page depends on besides the security version: the chosen
     language (and the one the language menu shows), and where the application is mounted."""
-    from flask import request, session
-    from flask_babel import get_locale
-
     return str(get_locale()), session.get("locale"), request.script_root
 
 
 def navbar() -> Markup:
     """FAB's menu bar for the signed-in user: drawn once per user, language, unread count and
     security version (every entry is an access check; the unread count is the only data in it)."""
-    from flask import render_template
-
-    from .inbox import current_unread
-
     appbuilder = current_app.appbuilder  # type: ignore[attr-defined]
-    session = appbuilder.session
+    db = appbuilder.session
     user = getattr(g, "user", None)
     user_id = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
-    key = (*page_key(), user_id, current_unread(session))
-    html = shelf("menus", MENU_SHELF_SIZE).get(security_version(session), key,
+    key = (*page_key(), user_id, current_unread(db))
+    html = shelf("menus", MENU_SHELF_SIZE).get(security_version(db), key,
                               lambda: render_template("appbuilder/navbar.html", appbuilder=appbuilder))
     return Markup(html)  # noqa: S704 - FAB's own template, rendered with autoescape
 

@@ -657,11 +657,7 @@ class CrmModelView(ModelView):
         and sortable columns, none the user may not see), the user's scope, no hidden field."""
         hidden = current_hidden(self.entity)
         get_filter_args(self._filters)
-        kept = [(f, v) for f, v in zip(self._filters.filters, self._filters.values, strict=True)
-                if f.column_name.split(".")[0] not in hidden]
-        self._filters.clear_filters()
-        for f, v in kept:
-            self._filters._add_filter(f, v)
+        self._visible_filters(self._filters)
         asked = get_order_args().get(self.__class__.__name__)
         if asked and asked[0] in self.order_columns and asked[0].split(".")[0] not in hidden:
             order_column, order_direction = asked
