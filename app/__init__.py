@@ -19,6 +19,7 @@ from .runtime.accounts import install_display_names, password_validator
 from .runtime.audit import install_audit
 from .runtime.auditview import register_audit_log
 from .runtime.dashboard import CrmIndexView, register_dashboard
+from .runtime.dbtuning import engine_options, install_request_watch
 from .runtime.errors import register_error_pages
 from .runtime.i18n import L, install_safe_gettext
 from .runtime.importjobs import allow_large_import_upload
@@ -51,12 +52,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application for the configured workbook, generated package and database."""
     app = Flask(__name__)
     app.config.from_object("config.default")
-    app.config.from_mapping(from_env())
-    if app.config["CRM_ENV"] == "production":
+    values = from_env()
+    if values["CRM_ENV"] == "production":  # the production example's values, under the environment's own
         app.config.from_object("config.production_example")
+    app.config.from_mapping(values)
     if config:
         app.config.update(config)
     _refuse_development_secrets(app)
+    # the pool, pre-ping and (web processes) the statement timeout; options given by the caller win
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config), **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
     app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_validator)
     generated = load_generated(app.config["CRM_GENERATED_DIR"])
     spec = generated.spec
@@ -84,6 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         db.init_app(app)
         ensure_system_tables(db.engine)  # else FAB's create_all would bypass the migrations
         ensure_version_row(db.engine)
+        install_request_watch(app, db.engine)  # slow requests logged with what their SQL cost
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
         install_page_cache(app)

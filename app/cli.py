@@ -292,7 +292,7 @@ def up(host: str, port: int) -> None:
     _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
     from app import create_app
 
-    app = create_app()
+    app = create_app({"CRM_WEB_PROCESS": True})
     _ensure_admin(app)
     import subprocess
 

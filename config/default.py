@@ -34,12 +34,22 @@ def from_env() -> dict[str, Any]:
         # permissions and roles are synchronised by `crm upgrade`/`crm up`; `crm serve` workers skip it
         "CRM_SYNC_PERMISSIONS": env("CRM_SYNC_PERMISSIONS", "1") != "0",
         # limits whose defaults live beside the code that applies them; set here only when given
-        **{name: int(value) for name in TUNABLE if (value := env(name, ""))},
+        **{name: _whole_number(name, value) for name in TUNABLE if (value := env(name, "").strip())},
     }
 
 
+def _whole_number(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"环境变量 {name} 应为整数,现在是 {value!r} ({name} must be a whole number, got {value!r})") from None
+
+
 TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_ROWS", "CRM_IMPORT_LEASE_SECONDS",
-           "CRM_DASHBOARD_WORKERS", "CRM_UPLOAD_MAX_BYTES", "CRM_IMPORT_MAX_BYTES", "CRM_LINK_LOOKUP_THRESHOLD")
+           "CRM_DASHBOARD_WORKERS", "CRM_UPLOAD_MAX_BYTES", "CRM_IMPORT_MAX_BYTES", "CRM_LINK_LOOKUP_THRESHOLD",
+           # the database connections (app.runtime.dbtuning)
+           "CRM_DB_POOL_SIZE", "CRM_DB_MAX_OVERFLOW", "CRM_DB_POOL_TIMEOUT", "CRM_DB_POOL_RECYCLE", "CRM_DB_PRE_PING",
+           "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS")
 
 
 SQLALCHEMY_TRACK_MODIFICATIONS = False

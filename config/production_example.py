@@ -19,6 +19,16 @@ CRM_ENV=production.
     crm worker                                    # exactly one, with beat
 """
 
+# Database connections per process (app/runtime/dbtuning.py): web hosts × workers × (size + overflow)
+# plus the Celery workers must stay under PostgreSQL's max_connections
+CRM_DB_POOL_SIZE = 5
+CRM_DB_MAX_OVERFLOW = 10
+CRM_DB_POOL_RECYCLE = 1800
+CRM_DB_PRE_PING = 1
+# a web page's statement is stopped after this long (503 查询超时); slower requests are logged
+CRM_WEB_STATEMENT_TIMEOUT_MS = 30000
+CRM_SLOW_REQUEST_MS = 1000
+
 # Big lists (app/runtime/listing.py): count at most this many matching rows, for at most this long
 CRM_LIST_COUNT_CAP = 1000
 CRM_LIST_COUNT_TIMEOUT_MS = 250

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from .dbtuning import is_query_canceled
 
 PAGES = {
     400: ("请求有误", "请求的参数无法理解,请返回重试。"),
@@ -15,6 +18,8 @@ PAGES = {
     404: ("页面不存在", "您要找的页面不存在,或记录已被删除,或不在您的查看范围内。"),
     413: ("文件太大", "上传的文件超过了允许的大小,没有保存任何内容。导入的数据请拆分成几个较小的文件;附件请压缩后再上传。"),
     500: ("系统出错", "处理请求时出错,没有保存任何更改。请稍后重试;如果问题持续,请联系系统管理员。"),
+    503: ("查询超时", "这个查询用时太长,已被停止,没有保存任何更改。请缩小筛选范围(例如加上日期或区域条件)后重试;"
+                    "如果经常发生,请联系系统管理员。"),
 }
 
 
@@ -35,12 +40,22 @@ def register_error_pages(app: Flask) -> None:
             return exc
         return _page(int(exc.code))
 
-    def server_error(_exc: Exception) -> Any:
+    def rollback() -> None:
         try:
             current_app.extensions["crm"].db.session.rollback()
         except Exception:  # noqa: BLE001, S110 - the page must still be shown when the database is gone
             pass
+
+    def server_error(_exc: Exception) -> Any:
+        rollback()
         return _page(500)
+
+    def database_error(exc: sa.exc.DBAPIError) -> Any:
+        if not is_query_canceled(exc):  # any other database failure: the 500 path, as if not caught here
+            raise exc
+        rollback()  # a statement past the web statement timeout (app.runtime.dbtuning)
+        return _page(503)
 
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(500, server_error)
+    app.register_error_handler(sa.exc.DBAPIError, database_error)
