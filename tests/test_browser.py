@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from tests.conftest import ADMIN_PASSWORD, chromium_path, require_service
@@ -136,3 +137,36 @@ def test_a_link_to_a_big_table_is_found_by_typing(page: Any, server: str, app: A
         saved = app.extensions["crm"].db.session.execute(sa.text(
             "SELECT c.name FROM contact JOIN customer c ON c.id = contact.customer_id WHERE contact.name = '周远航'")).scalars().all()
     assert saved == ["苏州远航精密机械有限公司"]
+
+
+def test_a_date_and_time_typed_in_a_form_is_saved(page: Any, server: str, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAB's own picker rewrote a typed date-and-time to today's date on leaving the field, so none
+    could be saved; the browser's own input keeps what was typed, seconds included."""
+    monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 10**9)
+    page.goto(f"{server}/customerview/add")
+    page.fill("#name", "时间测试客户有限公司")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+    page.goto(f"{server}/visitrequestview/add")
+    moment = page.locator("input[name=visit_at]")
+    assert moment.get_attribute("type") == "datetime-local"
+    page.fill("#subject", "浏览器时间测试")
+    _choose(page, "customer", "时间测试客户有限公司")
+    _choose(page, "purpose")
+    page.fill("#goal", "确认设备需求")
+    moment.fill("2026-12-01T10:30:15")
+    page.click("#subject")  # leave the field: the value stays
+    assert moment.input_value() == "2026-12-01T10:30:15"
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    with app.app_context():
+        saved = app.extensions["crm"].db.session.execute(
+            sa.text("SELECT visit_at FROM visit_request WHERE subject = '浏览器时间测试'")).scalar()
+    assert str(saved).startswith("2026-12-01 10:30:15"), saved
+
+    # the edit form shows it back as it was saved
+    with app.app_context():
+        pk = app.extensions["crm"].db.session.execute(sa.text("SELECT id FROM visit_request WHERE subject = '浏览器时间测试'")).scalar()
+    page.goto(f"{server}/visitrequestview/edit/{pk}")
+    assert page.locator("input[name=visit_at]").input_value() == "2026-12-01T10:30:15"

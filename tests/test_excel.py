@@ -159,6 +159,26 @@ def test_bad_rows_import_nothing_and_come_back_marked(app: Any, people: dict[str
     assert skip.committed and skip.inserted == 1 and skip.skipped == 4
 
 
+def test_an_import_applies_each_fields_own_checks_as_the_forms_do(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    before = count(app, "SELECT count(*) FROM customer")
+    path = xlsx(tmp_path / "checks.xlsx", [
+        ["客户名称", "需求迫切程度", "邮箱", "电话", "统一社会信用代码/税号", "年需求规模(元)"],
+        ["检查好客户", "normal", "buyer@example.com", "0571-8888 6666", "91330100MA2H0XYZ1A", 5000],
+        ["检查坏邮箱", "normal", "bad-email", None, None, None],
+        ["检查坏电话", "normal", None, "abc", None, None],
+        ["检查坏税号", "normal", None, None, "abc", None],
+        ["检查负需求", "normal", None, None, None, -5],
+    ])
+    report = run(app, people["xl_sales"], "customer", path)
+    assert not report.committed and count(app, "SELECT count(*) FROM customer") == before
+    assert set(report.errors) == {3, 4, 5, 6}
+    text = " ".join(str(report.errors[n]) for n in (3, 4, 5, 6))
+    assert "邮箱" in text and "电话" in text and "格式不正确" in text and "最小值" in text
+    ws = load_workbook(report.report_path).active
+    marked = {c.coordinate for row in ws.iter_rows() for c in row if c.fill.fgColor.rgb in ("00FFC7CE", "FFFFC7CE")}
+    assert {"C2", "D3", "E4", "F5"} <= marked
+
+
 def test_upsert_twice_changes_nothing_the_second_time(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
     path = xlsx(tmp_path / "up.xlsx", [["客户名称", "需求迫切程度", "备注"], ["重复导入客户", "normal", "第一次"]])
     first = run(app, people["xl_sales"], "customer", path, mode="upsert", key="name")

@@ -48,6 +48,12 @@ def _ids(app: Any, entity: str, username: str) -> tuple[int, int]:
         crm = app.extensions["crm"]
         session, sm = crm.db.session, crm.appbuilder.sm
         mine, other = session.execute(select(table.c.id).order_by(table.c.id.desc()).limit(2)).scalars().all()
+        keep = session.execute(select(table.c.id).order_by(table.c.id).limit(1)).scalar_one()
+        for source in SPEC.entities:  # a record still linked to is not deleted: links move to another record
+            for f in source.fields:
+                if f.type == "link" and f.link == entity:
+                    linking = Model.metadata.tables[source.name].c[f.column]
+                    session.execute(update(linking.table).where(linking.in_([mine, other])).values({f.column: keep}))
         if e.owner_field:
             column = f"{e.owner_field}_id"
             session.execute(update(table).where(table.c.id == mine).values({column: sm.find_user(username=username).id}))

@@ -215,15 +215,58 @@ def test_rotate_key_reencrypts_fields_and_their_audit_trail(app: Any, users: dic
 
 def test_hidden_fields_never_leave_the_server(app: Any, users: dict[str, str]) -> None:
     admin = h(app, users, "admin2")
-    pk = new_customer(app, admin, "信用额度保密客户", credit_limit=8888888)
-    tech = h(app, users, "tech")  # 技术员: credit_limit hidden, scope all
+    pk = new_customer(app, admin, "信用额度保密客户", credit_limit=8888888, annual_amount=1016269.54, annual_demand=654321)
+    tech = h(app, users, "tech")  # 技术员: credit_limit and the amounts hidden, scope all
     c = app.test_client()
     body = c.get(f"/api/v1/customer/{pk}", headers=tech).json
     assert "credit_limit" not in body["result"] and "8888888" not in json.dumps(body)
+    # the grades stay visible, their reasons (which quote the amounts they looked at) do not
+    assert body["result"]["grade"] and "1016269" not in json.dumps(body) and "654321" not in json.dumps(body)
+    assert "1016269" in json.dumps(c.get(f"/api/v1/customer/{pk}", headers=admin).json)  # the reason, for those who may see it
     assert c.get("/api/v1/customer/?q=(filters:!((col:credit_limit,opr:gt,value:1)))", headers=tech).status_code == 400
     login(c, users["tech"], PASSWORD)
     page = c.get(f"/customerview/show/{pk}").text
     assert "8888888" not in page and "8,888,888" not in page
+    assert "1016269" not in page and "654321" not in page and "1,016,269" not in page and "=(无权查看)" in page
+
+
+def test_a_linked_record_shows_only_its_id_and_title(app: Any, users: dict[str, str]) -> None:
+    """A link in an API answer is the linked record's id and title; a linked person is id and name.
+    Never the person's password hash or e-mail, nor a linked record's fields the reader may not see."""
+    admin = h(app, users, "admin2")
+    pk = new_customer(app, admin, "关联只给标题客户", credit_limit=7777777)
+    c = app.test_client()
+    r = c.post("/api/v1/contact/", json={"customer": pk, "name": "关联联系人", "active": True}, headers=admin)
+    assert r.status_code == 201, r.text
+    contact = r.json["id"]
+    tech = h(app, users, "tech")  # 技术员: the customer's credit_limit is hidden
+    answers = [c.get(f"/api/v1/contact/{contact}", headers=tech).json["result"],
+               *c.get("/api/v1/contact/?q=(page_size:100)", headers=tech).json["result"],
+               *c.get("/api/v1/contact/?q=(columns:!(customer,owner),page_size:100)", headers=tech).json["result"]]
+    text = json.dumps(answers, ensure_ascii=False)
+    assert "7777777" not in text and "scrypt:" not in text and "pbkdf2" not in text and "password" not in text
+    linked = [row for row in answers if (row.get("customer") or {}).get("id") == pk]
+    assert len(linked) == 3 and all(row["customer"] == {"id": pk, "name": "关联只给标题客户"} for row in linked)
+    owners = [row["owner"] for row in answers if row.get("owner")]
+    assert owners and all(set(o) == {"id", "first_name", "last_name"} for o in owners)
+
+
+def test_a_record_others_still_link_to_is_not_deleted(app: Any, users: dict[str, str]) -> None:
+    admin = h(app, users, "admin2")
+    pk = new_customer(app, admin, "还有联系人的客户")
+    c = app.test_client()
+    contact = c.post("/api/v1/contact/", json={"customer": pk, "name": "留下的联系人", "active": True}, headers=admin).json["id"]
+    refused = c.delete(f"/api/v1/customer/{pk}", headers=admin)
+    assert refused.status_code == 422 and "1 条联系人" in json.dumps(refused.json, ensure_ascii=False)
+    login(c, users["admin2"], PASSWORD)
+    token = csrf_token(c.get("/customerview/add").text)
+    page = c.post(f"/customerview/delete/{pk}", data={"csrf_token": token}, follow_redirects=True)
+    assert "不能删除" in page.text and "联系人" in page.text
+    assert raw(app, "SELECT id FROM customer WHERE id = :i", i=pk) and raw(app, "SELECT id FROM contact WHERE id = :i", i=contact)
+    # once nothing links to it, it goes
+    assert c.delete(f"/api/v1/contact/{contact}", headers=admin).status_code == 200
+    assert c.delete(f"/api/v1/customer/{pk}", headers=admin).status_code == 200
+    assert not raw(app, "SELECT id FROM customer WHERE id = :i", i=pk)
 
 
 def test_every_mutation_path_leaves_an_audit_row(app: Any, users: dict[str, str]) -> None:

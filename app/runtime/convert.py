@@ -12,6 +12,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from generator.spec import NUMERIC_TYPES
+
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "t", "on", "对"}
 FALSE = {"no", "n", "false", "0", "否", "×", "f", "off", "错"}
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d")
@@ -102,3 +104,31 @@ def _strptime(text: str, formats: tuple[str, ...], what: str) -> dt.datetime:
         except ValueError:
             continue
     raise ValueError(f"'{text}' is not {what}")
+
+
+PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def check_field(f: Any, value: Any) -> None:
+    """The checks a field declares (min/max, length, pattern, e-mail, phone) on a converted value,
+    as the forms and the API apply them; raises ValueError saying which one failed."""
+    if value is None:
+        return
+    if f.type in NUMERIC_TYPES:
+        if f.min is not None and value < Decimal(str(f.min)):
+            raise ValueError(f"{value} 小于最小值 {f.min:g} (below the minimum {f.min:g})")
+        if f.max is not None and value > Decimal(str(f.max)):
+            raise ValueError(f"{value} 大于最大值 {f.max:g} (above the maximum {f.max:g})")
+    if f.type in ("string", "text", "email", "phone") and isinstance(value, str):
+        if f.min is not None and len(value) < int(f.min):
+            raise ValueError(f"至少 {int(f.min)} 个字 (at least {int(f.min)} characters)")
+        if f.max is not None and len(value) > int(f.max):
+            raise ValueError(f"最多 {int(f.max)} 个字 (at most {int(f.max)} characters)")
+        if f.pattern and not re.match(f.pattern, value):
+            raise ValueError(f"'{value}' 格式不正确 (does not match the field's pattern)")
+        if f.type == "email" and not re.match(EMAIL_PATTERN, value):
+            raise ValueError(f"'{value}' 不是有效的邮箱 (not an e-mail address)")
+        if f.type == "phone" and not re.match(PHONE_PATTERN, value):
+            raise ValueError(f"'{value}' 不是有效的电话号码 (not a phone number)")
+

@@ -9,6 +9,7 @@ cannot express (``working_hours``).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ def explain(rule: GradingRule, expr: Expr | None, lookup: Any) -> str:
         seen = f"{rule.condition} ← {values}"
     note = f"{rule.note} — " if rule.note else ""
     return f"{rule.grade}: {note}{seen} [{rule.ref}]"
+
+
+def mask_reason(text: Any, hidden: set[str] | frozenset[str]) -> Any:
+    """A stored reason with the values of ``hidden`` fields withheld: it quotes every value its
+    rule looked at (``annual_amount=1016269.54``), and a reader's role may hide some of them."""
+    if not text or not hidden or not isinstance(text, str):
+        return text
+    names = "|".join(re.escape(n) for n in sorted(hidden, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.])({names})=.*?(?=, [\w.]+=| \[|$)", r"\1=(无权查看)", text)
 
 
 def _show(value: Any) -> str:

@@ -37,7 +37,7 @@ from generator.spec import Entity, Field, Spec
 
 from . import numbering
 from .audit import AuditRow, seal
-from .convert import TRUE, convert
+from .convert import TRUE, check_field, convert
 from .excel import unneutralise
 from .grading import explain, grade_lookup, graded_fields
 from .importcolumns import ColumnPlan, plan_columns, system_fields
@@ -187,8 +187,16 @@ class _Resolver:
         if f.type == "boolean":
             return lambda raw: True if isinstance(raw, str) and raw.strip().lower() in YES else convert(raw, "boolean")
         if f.type in ("string", "text", "email", "phone"):
-            return lambda raw: convert(unneutralise(raw), f.type, length)
-        return lambda raw: convert(raw, f.type, length)
+            read = lambda raw: convert(unneutralise(raw), f.type, length)  # noqa: E731
+        else:
+            read = lambda raw: convert(raw, f.type, length)  # noqa: E731
+
+        def checked(raw: Any) -> Any:  # the field's own checks, as in the forms and the API
+            value = read(raw)
+            check_field(f, value)
+            return value
+
+        return checked
 
     def link(self, f: Field, value: Any) -> int:
         names = self._names(f.link)

@@ -162,10 +162,18 @@ class CrmInterface(SQLAInterface):
         return query.order_by(*order)
 
     def _plain_column(self, name: str) -> Any:
-        """The mapped column an order refers to, or None for relations, dotted paths, functions."""
-        if not name or "." in name or name not in self.list_columns or self.is_relation(name):
+        """The mapped column an order refers to, or None for dotted paths and functions. A link
+        orders by the linked record's id (its own indexed column): rows of one linked record
+        together, without a join over the whole table."""
+        if not name or "." in name:
             return None
-        return getattr(self.obj, name)
+        relation = self.obj.__mapper__.relationships.get(name)
+        if relation is not None:
+            local = list(relation.local_columns)
+            if not self.is_relation_many_to_one(name) or len(local) != 1:
+                return None
+            return getattr(self.obj, local[0].key)
+        return getattr(self.obj, name) if name in self.list_columns else None
 
     def query(self, filters: Any = None, order_column: str = "", order_direction: str = "", page: int | None = None,
               page_size: int | None = None, select_columns: list[str] | None = None, outer_default_load: bool = False,

@@ -17,28 +17,31 @@ import jsonschema
 from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api import protect
+from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from flask_appbuilder.widgets import ListWidget, RenderTemplateWidget, SearchWidget
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
 from sqlalchemy.exc import IntegrityError
+from wtforms import DateField, DateTimeLocalField, HiddenField, SelectField
 from wtforms import Field as WTField
-from wtforms import HiddenField, SelectField
 from wtforms import validators as wv
+from wtforms.widgets import DateInput, DateTimeLocalInput
 
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
 from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
-from .grading import explain_now, graded_fields
+from .convert import PHONE_PATTERN
+from .grading import explain_now, graded_fields, mask_reason
 from .i18n import L, current_language, pick
 from .linkfield import LinkField
 from .listing import CountInfo
 from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden
 
-PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
 API_PERMISSIONS = {
     "get_list": "list",
     "get": "show",
@@ -253,8 +256,11 @@ class VersionField(HiddenField):
 
 
 def _export_fields(entity_name: str) -> list[Field]:
+    """The fields an export writes: none hidden, nor a grade's reason quoting a hidden value."""
     hidden = current_hidden(entity_name)
-    return [f for f in _entity(entity_name).fields if f.name not in hidden]
+    e = _entity(entity_name)
+    hidden |= {g.reason_field for g in graded_fields(crm_spec(), e) if g.reason_field and g.names() & hidden}
+    return [f for f in e.fields if f.name not in hidden]
 
 
 def _import_fields(entity_name: str) -> list[Field]:
@@ -315,12 +321,16 @@ def _withheld(value: Any) -> str:
     return pick("(无权查看)", "(hidden)")
 
 
-def _masked(entity: str, name: str, inner: Any) -> Any:
-    """A list/show formatter that withholds a hidden field's value from users who may not see it."""
+def _masked(entity: str, name: str, inner: Any, reason: bool = False) -> Any:
+    """A list/show formatter that withholds a hidden field's value from users who may not see it
+    (a grade's reason: the hidden values it quotes)."""
 
     def fmt(value: Any) -> Any:
-        if name in current_hidden(entity):
+        hidden = current_hidden(entity)
+        if name in hidden:
             return _withheld(value)
+        if reason:
+            value = mask_reason(value, hidden)
         return inner(value) if inner is not None else value
 
     return fmt
@@ -380,15 +390,23 @@ class CrmModelView(ModelView):
             elif f.type == "link":  # a dropdown that stays small however big the linked table
                 field = self._link_field(f)
                 self._form_field(f.name, field, field)
+            elif f.type in ("date", "datetime"):  # the browser's own picker, in the person's language
+                self.formatters_columns[f.name] = value_formatter(f)
+                field = _moment_field(f)
+                self._form_field(f.name, field, field)
             elif f.type != "user":
                 self.formatters_columns[f.name] = value_formatter(f)
             checks = form_validators(f)
             if checks:
                 self.validators_columns[f.name] = checks
         self._crm_plain_formatters = {f.name: self.formatters_columns.get(f.name) for f in e.fields}
+        reasons = {g.reason_field for g in graded_fields(spec, e) if g.reason_field}
         for f in e.fields:
-            self.formatters_columns[f.name] = _masked(e.name, f.name, self.formatters_columns.get(f.name))
+            self.formatters_columns[f.name] = _masked(e.name, f.name, self.formatters_columns.get(f.name), f.name in reasons)
         super().__init__(**kwargs)
+        # a link column sorts too: by the linked record (app.runtime.listing, its indexed id)
+        self.order_columns = list(self.order_columns) + [c for c in self.list_columns if c not in self.order_columns
+                                                         and self.datamodel.is_relation_many_to_one(c)]
         self.add_form = self._rule_form(self.add_form)
         self.edit_form = self._rule_form(self.edit_form)
 
@@ -480,12 +498,14 @@ class CrmModelView(ModelView):
         if any(t.entity == e.name for t in spec.workflows):
             panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
             panels["crm_history"] = workflow.history(self.datamodel.session, e.name, item.id)
+        hidden = current_hidden(e.name)
         for graded in graded_fields(spec, e):
+            if graded.field in hidden:
+                continue
             f = e.field(graded.field)
             value = getattr(item, graded.field, None)
-            why = getattr(item, graded.reason_field, None) if graded.reason_field else None
-            if not why:
-                why = explain_now(spec, e, graded, item)
+            why = (getattr(item, graded.reason_field, None) if graded.reason_field else None) or explain_now(spec, e, graded, item)
+            why = mask_reason(why, hidden)  # the values this reader may not see are withheld
             panels["crm_grades"].append((pick(f.label, f.label_en) if f else graded.field, choice_formatter(spec, f)(value) if f else value, why))
         return panels
 
@@ -561,14 +581,28 @@ class CrmModelView(ModelView):
         return filters
 
     # -- big lists: capped count, keyset "next page" (app.runtime.listing) ------------------------
+    def pre_delete(self, item: Any) -> None:
+        linked = still_linked(self.datamodel.session, self.entity, item.id)
+        if linked:
+            raise ValueError(linked)  # FAB shows it and deletes nothing
+        super().pre_delete(item)
+
+    def _list(self, **kwargs: Any) -> Any:
+        # FAB reads page_<View>/psize_<View> with int(): a typed-in word was a 500, now a 400
+        for name, value in request.args.items():
+            if name.startswith(("page_", "psize_")) and not value.lstrip("-").isdigit():
+                abort(400)
+        return super()._list(**kwargs)
+
     def _get_list_widget(self, filters: Any, actions: Any = None, order_column: str = "", order_direction: str = "",
                          page: int | None = None, page_size: int | None = None, widgets: Any = None, **kwargs: Any) -> Any:
         """FAB's list widget, fed by a capped count and, after "next page", by keyset."""
         widgets = widgets or {}
-        page_size = page_size or self.page_size
+        page_size = min(max(page_size or self.page_size, 1), MAX_PAGE_SIZE)  # a typed-in psize cannot ask for a million rows
+        page = max(page or 0, 0) or None
         filters = self._visible_filters(filters)
-        if order_column and order_column.split(".")[0] in current_hidden(self.entity):  # no sorting by what one may not see
-            order_column, order_direction = "", ""
+        if order_column and (order_column not in self.order_columns or order_column.split(".")[0] in current_hidden(self.entity)):
+            order_column, order_direction = "", ""  # only the sortable columns, none one may not see
         if not order_column and self.base_order:
             order_column, order_direction = self.base_order
         g.crm_exact_count = request.args.get("_exact") == "1"
@@ -858,6 +892,37 @@ class CrmModelView(ModelView):
         )
 
 
+def still_linked(session: Any, entity_name: str, pk: int) -> str:
+    """Why a record may not be deleted: the records of other entities that still link to it (they
+    would point at nothing; SQLite does not enforce the foreign keys), or "" when none do."""
+    spec, models = crm_spec(), current_app.extensions["crm"].generated.models.MODELS
+    found = []
+    for e in spec.entities:
+        for f in e.fields:
+            if f.type == "link" and f.link == entity_name:
+                column = getattr(models[e.name], f.column)
+                n = session.query(column).filter(column == pk).limit(1000).count()
+                if n:
+                    found.append(f"{n if n < 1000 else '1000+'} 条{e.label}({f.label})")
+    if not found:
+        return ""
+    return (f"不能删除:还有 {'、'.join(found)} 关联到这条记录。请先删除这些记录,或把它们改关联到别的记录。"
+            f" (Not deleted: other records still link to it.)")
+
+
+def _moment_field(f: Field) -> Any:
+    """A date or date-and-time input the browser draws (``type=date`` / ``datetime-local``). FAB's
+    own widget hangs a date-only picker on date-and-time fields that rewrites the typed time away
+    (its ab.js), so no date-and-time could be saved from a form."""
+    checks: list[Any] = [wv.DataRequired()] if f.required else [wv.Optional()]
+    label = L(f.label, f.label_en)
+    if f.type == "date":
+        return DateField(label, description=f.help, validators=checks, widget=DateInput())
+    return DateTimeLocalField(label, description=f.help, validators=checks, widget=DateTimeLocalInput(),
+                              format=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"],
+                              render_kw={"step": "1"})
+
+
 def _rule_errors(exc: BaseException) -> dict[str, list[str]] | None:
     while exc is not None:
         if isinstance(exc, RuleViolation):
@@ -896,10 +961,49 @@ def install_schema_cache() -> None:
         fab_api.jsonschema = _CheckedSchemas()
 
 
+MAX_PAGE_SIZE = 100  # rows a list page shows at most, whatever the address asks
+
+USER_LINK_COLUMNS = ("id", "first_name", "last_name")  # a linked person: who, never the account
+
+
+class CrmSchemaConverter(Model2SchemaConverter):
+    """FAB's answer schemas with every link cut down to the linked record's id and title (a person:
+    id and name). FAB would serialise the whole linked row: a user's password hash and e-mail, or a
+    linked record's fields the reader's role may not see. Applies to the schemas FAB makes for the
+    ``columns`` a client asks for, too."""
+
+    def convert(self, columns: list[str], model: Any = None, nested: bool = True, parent_schema_name: str | None = None) -> Any:
+        if nested:
+            columns = _safe_columns(model or self.datamodel.obj, columns)
+        return super().convert(columns, model=model, nested=nested, parent_schema_name=parent_schema_name)
+
+
+def _safe_columns(model: Any, columns: list[str]) -> list[str]:
+    datamodel = SQLAInterface(model)
+    safe: list[str] = []
+    for column in columns:
+        name, _, child = column.partition(".")
+        if not datamodel.is_relation(name):
+            safe.append(column)
+            continue
+        allowed = _link_columns(datamodel.get_related_model(name))
+        safe += [f"{name}.{c}" for c in allowed if not child or c == child]
+    return list(dict.fromkeys(safe))
+
+
+def _link_columns(related: Any) -> tuple[str, ...]:
+    table = getattr(related, "__tablename__", "")
+    target = crm_spec().entity(table)
+    if target is None:  # FAB's own tables: the user model
+        return USER_LINK_COLUMNS if table == "ab_user" else ("id",)
+    return ("id", target.title_field) if target.title_field and target.title_field != "id" else ("id",)
+
+
 class CrmModelRestApi(ModelRestApi):
     """A generated entity's REST API at ``/api/v1/<entity>/`` sharing the screens' permissions."""
 
     entity: str = ""
+    model2schemaconverter = CrmSchemaConverter
     method_permission_name = {**API_PERMISSIONS, "transitions": "show", "transition": "show", "reassign": "show", "balance": "list"}
     base_permissions = ENTITY_PERMISSIONS
     allow_browser_login = False
@@ -920,12 +1024,22 @@ class CrmModelRestApi(ModelRestApi):
     # -- field secrecy: hidden fields never leave the server, nor can they be written or searched
     def _strip(self, data: dict[str, Any]) -> None:
         hidden = current_hidden(self.entity)
-        if not hidden:
+        linked_hidden = [(f.name, secret) for f in _entity(self.entity).fields
+                         if f.type == "link" and (secret := current_hidden(f.link) - {"id"})]
+        if not hidden and not linked_hidden:
             return
+        reasons = {g.reason_field for g in graded_fields(crm_spec(), _entity(self.entity)) if g.reason_field}
         result = data.get("result")
         for row in result if isinstance(result, list) else [result] if isinstance(result, dict) else []:
             for name in hidden:
                 row.pop(name, None)
+            for name in reasons:
+                if name in row:
+                    row[name] = mask_reason(row[name], hidden)
+            for f, secret in linked_hidden:  # a linked record's title the reader may not see
+                if isinstance(row.get(f), dict):
+                    for name in secret:
+                        row[f].pop(name, None)
         for key in ("label_columns", "description_columns"):
             for name in hidden:
                 (data.get(key) or {}).pop(name, None)
@@ -982,6 +1096,13 @@ class CrmModelRestApi(ModelRestApi):
             if isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError):
                 return self.response_422(message={"_schema": ["与已有记录冲突(唯一值重复或关联无效) (conflicts with an existing record)"]})
             raise
+
+    def delete_headless(self, pk: Any) -> Any:
+        item = self.datamodel.get(pk, self._base_filters)
+        linked = still_linked(self.datamodel.session, self.entity, item.id) if item is not None else ""
+        if linked:
+            return self.response_422(message={"_schema": [linked]})
+        return super().delete_headless(pk)
 
     def post_headless(self) -> Any:
         refused = uploads.api_refusals(_entity(self.entity), request.get_json(silent=True), None)
