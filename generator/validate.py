@@ -168,14 +168,18 @@ class _Reader:
             self.p.add(cell.ref, msg("number", value=cell.text))
             return None
 
-    def one_of(self, cell: Cell, options: Iterable[str], code: str, default: str = "") -> str | None:
+    def one_of(self, cell: Cell, options: Iterable[str], code: str, default: str = "", **params: Any) -> str | None:
+        """``cell`` lowercased when it is one of ``options``; else a problem ``code`` (with ``params``
+        for messages that name more than the value, such as ``setting_value``'s key)."""
         value = cell.text.lower()
         if not value:
             return default
         opts = list(options)
         if value in opts:
             return value
-        self.p.add(cell.ref, msg(code, value=cell.text), did_you_mean(value, opts) or hint("one_of", values=", ".join(opts)))
+        self.p.add(
+            cell.ref, msg(code, value=cell.text, **params), did_you_mean(value, opts) or hint("one_of", values=", ".join(opts))
+        )
         return None
 
 
@@ -307,7 +311,7 @@ class _Validator:
                 extra.append((key, value))
                 continue
             if key == "language":
-                lang = self.r.one_of(c("value"), ("zh", "en"), "setting_value")
+                lang = self.r.one_of(c("value"), ("zh", "en"), "setting_value", key=key)
                 if lang:
                     values["language"] = lang
             elif key == "working_days":

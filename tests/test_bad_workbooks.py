@@ -321,6 +321,14 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "measure",
         "field 'book.genre' is not numeric",
     ),
+    (
+        "language setting not zh or en",
+        lambda s: s["settings"].append({"key": "language", "value": "中文"}),
+        "settings",
+        1,
+        "value",
+        "setting language: '中文' is not valid",
+    ),
 ]
 
 
