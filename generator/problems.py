@@ -15,6 +15,7 @@ from typing import Any
 MESSAGES: dict[str, tuple[str, str]] = {
     # files
     "file_missing": ("找不到文件 {path}", "file {path} does not exist"),
+    "file_is_folder": ("{path} 是文件夹,不是 Excel 文件", "{path} is a folder, not an Excel file"),
     "file_empty": ("文件是空的", "the file is empty"),
     "file_protected": (
         "文件受密码保护或是旧版 .xls 格式",

@@ -410,6 +410,15 @@ def test_unreadable_files(tmp_path: Path, kind: str, message: str) -> None:
     assert [(p.ref, p.text("en")) for p in err.value.problems] == [("bad.xlsx", message)]
 
 
+def test_a_folder_given_as_workbook_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    result = CliRunner().invoke(main, ["check", "--workbook", str(folder)])
+    assert result.exit_code == 1
+    assert f"sheets › sheets: {folder} 是文件夹,不是 Excel 文件 ({folder} is a folder, not an Excel file)" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, IsADirectoryError)
+
+
 def test_formula_without_value_and_merged_cells(tmp_path: Path) -> None:
     path = write_workbook(tmp_path / "bad.xlsx", library_sheets())
     from openpyxl import load_workbook
