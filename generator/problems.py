@@ -181,13 +181,21 @@ class Problem:
 
 
 class WorkbookError(Exception):
-    """Raised by the pipeline when a workbook has problems; carries all of them."""
+    """Raised by the pipeline when a workbook has errors; carries all of them (``problems``) and the
+    warnings found with them, which often explain an error (an unknown sheet 'Field' → 'fields' is
+    missing)."""
 
-    def __init__(self, problems: list[Problem], filename: str = "", lang: str = "zh"):
+    def __init__(self, problems: list[Problem], filename: str = "", lang: str = "zh", warnings: list[Problem] | None = None):
         self.problems = problems
+        self.warnings = warnings or []
         self.filename = filename
         self.lang = lang
-        super().__init__("\n".join(p.format(filename, lang) for p in problems))
+        super().__init__("\n".join(p.format(filename, lang) for p in self.reported))
+
+    @property
+    def reported(self) -> list[Problem]:
+        """What to show: the errors, then the warnings."""
+        return self.problems + self.warnings
 
 
 def did_you_mean(value: str, options: Iterable[str]) -> Msg | None:

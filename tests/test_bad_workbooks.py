@@ -471,6 +471,25 @@ def test_a_sheet_nobody_knows_is_a_warning_not_an_error(tmp_path: Path) -> None:
     assert [w.text("en") for w in warnings] == ["unknown sheet 'notes'"]
 
 
+def test_warnings_are_reported_with_the_errors_they_explain(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["Field"] = sheets.pop("fields")
+    path = write_workbook(tmp_path / "bad.xlsx", sheets)
+    with pytest.raises(WorkbookError) as err:
+        load_spec(path)
+    assert "sheet 'fields' is missing" in [p.text("en") for p in err.value.problems]
+    assert not any(p.warning for p in err.value.problems)  # errors are what fails; the warning comes along
+    n = len(err.value.problems)
+    result = CliRunner().invoke(main, ["check", "--workbook", str(path)])
+    assert result.exit_code == 1
+    assert "bad.xlsx: 缺少工作表 'fields' (sheet 'fields' is missing)" in result.output
+    assert (
+        "提示 bad.xlsx › Field!A1: 未知工作表 'Field' (unknown sheet 'Field') — 是否想写 'fields'? (did you mean 'fields'?)"
+        in result.output
+    )
+    assert f"{n} 个问题 ({n} problems)" in result.output
+
+
 def test_empty_workbook_without_sheets(tmp_path: Path) -> None:
     wb = Workbook()
     path = tmp_path / "bad.xlsx"
