@@ -108,7 +108,8 @@ RESERVED_CLASSES = {
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "x", "on"}
 FALSE = {"no", "n", "false", "0", "否", "off"}
 TEMPLATE_NAMES = {"record", "due", "link", "recipient", "app_name", "now", "survey", "escalation", "step"}
-SETTING_KEYS = {"app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency"}
+SETTING_KEYS = ("app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency")
+EXTRA_SETTING_KEYS = ("survey_followup_role",)  # read by the runtime from Settings.extra
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NUMBERING_TOKEN = re.compile(r"\{([^{}]*)\}")
 
@@ -307,8 +308,12 @@ class _Validator:
             value = c("value").text
             if not key:
                 continue
-            if key not in SETTING_KEYS:
+            if key in EXTRA_SETTING_KEYS:
                 extra.append((key, value))
+                continue
+            if key not in SETTING_KEYS:
+                known = SETTING_KEYS + EXTRA_SETTING_KEYS
+                self.p.add(c("key").ref, msg("setting_unknown", value=key), did_you_mean(key, known) or hint("one_of", values=", ".join(known)))
                 continue
             if key == "language":
                 lang = self.r.one_of(c("value"), ("zh", "en"), "setting_value", key=key)

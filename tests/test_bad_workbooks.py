@@ -329,6 +329,14 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "value",
         "setting language: '中文' is not valid",
     ),
+    (
+        "misspelt setting key",
+        lambda s: s["settings"].append({"key": "holiday", "value": "2026-10-01"}),
+        "settings",
+        1,
+        "key",
+        "unknown setting 'holiday'",
+    ),
 ]
 
 
@@ -363,6 +371,16 @@ def test_every_problem_is_reported_not_only_the_first(tmp_path: Path) -> None:
     with pytest.raises(WorkbookError) as err:
         load_spec(path)
     assert len(err.value.problems) == 3
+
+
+def test_misspelt_setting_key_suggests_the_known_one(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["settings"] += [{"key": "holiday", "value": "2026-10-01"}, {"key": "survey_followup_role", "value": "馆员"}]
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [p.format("bad.xlsx", "en") for p in err.value.problems] == [
+        "bad.xlsx › settings!A3: unknown setting 'holiday' (未知设置项 'holiday') — did you mean 'holidays'? (是否想写 'holidays'?)"
+    ]
 
 
 def test_did_you_mean_hint(tmp_path: Path) -> None:
