@@ -116,6 +116,7 @@ HINTS: dict[str, tuple[str, str]] = {
     "save_xlsx": ("请在 Excel 中另存为 .xlsx(不加密码)", "save it from Excel as .xlsx without a password"),
     "recalc": ("在 Excel 中打开并保存一次以计算公式,或改为填写数值", "open and save it in Excel, or type the value"),
     "unmerge": ("取消合并单元格,每个单元格单独填写", "unmerge the cells and fill each one"),
+    "finite": ("填写一个普通的数字,如 10 或 2.5", "write an ordinary number such as 10 or 2.5"),
     "bool": ("填写 是/否、yes/no、Y/N 或 1/0", "write yes/no, 是/否, Y/N or 1/0"),
     "counter": ("在编号规则中加入 {{####}}", "add a counter such as {{####}}"),
     "add_code": ("在 fields 中为该实体添加 code 字段(string, readonly)", "add a field 'code' (string, readonly)"),

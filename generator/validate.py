@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import keyword
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -159,15 +160,21 @@ class _Reader:
         return default
 
     def number(self, cell: Cell) -> float | None:
+        """The cell as a finite float; ``nan``, ``inf`` and ``1e999`` are problems, not numbers."""
         if cell.blank:
             return None
-        if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
-            return float(cell.value)
         try:
-            return float(cell.text.replace(",", ""))
-        except ValueError:
+            if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+                n = float(cell.value)
+            else:
+                n = float(cell.text.replace(",", ""))
+        except (ValueError, OverflowError):
             self.p.add(cell.ref, msg("number", value=cell.text))
             return None
+        if not math.isfinite(n):
+            self.p.add(cell.ref, msg("number", value=cell.text), hint("finite"))
+            return None
+        return n
 
     def one_of(self, cell: Cell, options: Iterable[str], code: str, default: str = "", **params: Any) -> str | None:
         """``cell`` lowercased when it is one of ``options``; else a problem ``code`` (with ``params``
@@ -546,15 +553,18 @@ class _Validator:
         if ftype in ("integer",):
             try:
                 n = Decimal(text.replace(",", ""))
-                if n != n.to_integral_value():
+                if not n.is_finite() or n != n.to_integral_value():
                     raise InvalidOperation
                 return int(n)
             except InvalidOperation:
                 self.p.add(cell.ref, bad, context=ctx)
         elif ftype in ("decimal", "money"):
             try:
-                return float(Decimal(text.replace(",", "")))
-            except InvalidOperation:
+                d = Decimal(text.replace(",", ""))
+                if not math.isfinite(float(d)):  # nan, inf, and 1e999 (which no float holds)
+                    raise InvalidOperation
+                return float(d)
+            except (InvalidOperation, ValueError):  # ValueError: a signalling NaN
                 self.p.add(cell.ref, bad, context=ctx)
         elif ftype == "boolean":
             t = text.lower()

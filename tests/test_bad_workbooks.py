@@ -337,6 +337,18 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "key",
         "unknown setting 'holiday'",
     ),
+    ("max not finite", set_field("book", "isbn", max="inf"), "fields", ("book", "isbn"), "max", "'inf' is not a number"),
+    ("min too large for a number", set_field("book", "pages", min="1e999"), "fields", ("book", "pages"), "min", "'1e999' is not a number"),
+    ("default not finite", set_field("book", "pages", default="inf"), "fields", ("book", "pages"), "default",
+     "default 'inf' is not a valid integer"),
+    (
+        "survey scale not a number",
+        lambda s: s.update(surveys=[{"survey": "visit", "question": "满意吗?", "scale": "nan"}]),
+        "surveys",
+        0,
+        "scale",
+        "'nan' is not a number",
+    ),
 ]
 
 
