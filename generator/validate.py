@@ -426,13 +426,20 @@ class _Validator:
                 "audit": self.r.boolean(c("audit"), True),
                 "description": c("description").text,
                 "previous_name": (self.r.ident(c("previous_name"), ("原名称", "previous name")) or "") if c("previous_name").text else "",
+                "previous_ref": c("previous_name").ref,
                 "ref": c("name").ref,
                 "cells": c,
             }
         if "entities" in self.sheets and not heads and not self.p.errors:
             self.p.add("entities!A2", msg("no_entities"))
+        self.check_previous_names(
+            [(h["previous_name"], h["previous_ref"], _entity_ctx(n)) for n, h in heads.items() if h["previous_name"]],
+            set(heads),
+            ("实体", "entity"),
+        )
         fields: dict[str, list[Field]] = defaultdict(list)
         field_refs: dict[tuple[str, str], str] = {}
+        previous_refs: dict[tuple[str, str], str] = {}
         for _row, c in self.rows("fields"):
             ent_cell = c("entity")
             ent = ent_cell.text
@@ -454,11 +461,17 @@ class _Validator:
                 )
                 continue
             field_refs[(ent, f.name)] = f.ref
+            previous_refs[(ent, f.name)] = c("previous_name").ref
             fields[ent].append(f)
         result = []
         for name, h in heads.items():
             fs = fields.get(name, [])
             self.check_columns(name, fs)
+            self.check_previous_names(
+                [(f.previous_name, previous_refs[(name, f.name)], _entity_ctx(name, f.name)) for f in fs if f.previous_name],
+                {f.name for f in fs},
+                ("字段", "field"),
+            )
             result.append(self.entity_head(h, fs))
         return result
 
@@ -600,6 +613,24 @@ class _Validator:
         else:
             return text
         return None
+
+    def check_previous_names(self, renames: list[tuple[str, str, str]], present: set[str], what: tuple[str, str]) -> None:
+        """Each ``(previous_name, cell, context)`` names something gone from the sheet, and only one
+        thing was renamed from it: the upgrade would otherwise rename a live table or column, or
+        rename one twice."""
+        first: dict[str, str] = {}
+        for old, ref, ctx in renames:
+            if old in present:
+                self.p.add(ref, msg("previous_present", value=old, what=what[0], what_en=what[1]), hint("previous_name"), ctx)
+            elif old in first:
+                self.p.add(
+                    ref,
+                    msg("duplicate", what="原名称", what_en="previous name", value=old, first=first[old]),
+                    hint("previous_name"),
+                    ctx,
+                )
+            else:
+                first[old] = ref
 
     def check_columns(self, entity: str, fields: list[Field]) -> None:
         columns: dict[str, Field] = {}

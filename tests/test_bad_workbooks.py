@@ -349,6 +349,38 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "scale",
         "'nan' is not a number",
     ),
+    (
+        "entity previous_name still an entity",
+        lambda s: s["entities"][0].update(previous_name="member"),
+        "entities",
+        0,
+        "previous_name",
+        "entity 'member' is still in the workbook, so it cannot be a previous name",
+    ),
+    (
+        "two entities renamed from one previous_name",
+        lambda s: (s["entities"][0].update(previous_name="volume"), s["entities"][1].update(previous_name="volume")),
+        "entities",
+        1,
+        "previous_name",
+        "duplicate previous name 'volume' (first at entities!F2)",
+    ),
+    (
+        "field previous_name still a field",
+        set_field("book", "isbn", previous_name="title"),
+        "fields",
+        ("book", "isbn"),
+        "previous_name",
+        "field 'title' is still in the workbook, so it cannot be a previous name",
+    ),
+    (
+        "two fields renamed from one previous_name",
+        lambda s: (set_field("book", "isbn", previous_name="code_no")(s), set_field("book", "pages", previous_name="code_no")(s)),
+        "fields",
+        ("book", "pages"),
+        "previous_name",
+        "duplicate previous name 'code_no' (first at fields!J3)",
+    ),
 ]
 
 
