@@ -232,7 +232,7 @@ MEASURE = re.compile(r"(count|sum|avg|min|max)(?:\(\s*([a-z0-9_.]*)\s*\))?")
 
 def split_measures(text: str) -> list[str]:
     """The measures of a ``measure`` cell: separated by commas (also ，、;)."""
-    return [m.strip() for m in re.split(r"[,，、;；]", text or "") if m.strip()] or ["count"]
+    return [m.strip() for m in re.split(r"[,\uff0c\u3001;\uff1b]", text or "") if m.strip()] or ["count"]
 
 
 def parse_measure(text: str) -> tuple[str, str] | None:

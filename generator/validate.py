@@ -112,6 +112,11 @@ TEMPLATE_NAMES = {"record", "due", "link", "recipient", "app_name", "now", "surv
 SETTING_KEYS = ("app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency")
 EXTRA_SETTING_KEYS = ("survey_followup_role",)  # read by the runtime from Settings.extra
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = {name: name[:3] for name in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
+# Separators of a list in one cell, full-width ones (， ； 、) as escapes so no editor turns them into ASCII:
+# names that may hold spaces (roles: 质量 主管) split on punctuation only; words and dates on spaces too.
+NAME_SEPARATORS = r"[,\uff0c\u3001;\uff1b]+"
+LIST_SEPARATORS = r"[,\uff0c\u3001;\uff1b\s]+"
 NUMBERING_TOKEN = re.compile(r"\{([^{}]*)\}")
 
 
@@ -327,15 +332,26 @@ class _Validator:
                 if lang:
                     values["language"] = lang
             elif key == "working_days":
-                days = tuple(d.strip().lower()[:3] for d in re.split(r"[,,\s]+", value) if d.strip())
-                if not days or any(d not in WEEKDAYS for d in days):
+                days, bad = [], False
+                for part in re.split(LIST_SEPARATORS, value):
+                    day = WEEKDAY_NAMES.get(part.lower(), part.lower())
+                    if day in WEEKDAYS:
+                        days.append(day)
+                    elif part:
+                        bad = True
+                        self.p.add(
+                            c("value").ref,
+                            msg("setting_value", key=key, value=part),
+                            did_you_mean(day, WEEKDAYS) or hint("one_of", values=",".join(WEEKDAYS)),
+                        )
+                if not days and not bad:
                     self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values=",".join(WEEKDAYS)))
-                else:
-                    values["working_days"] = days
+                elif not bad:
+                    values["working_days"] = tuple(dict.fromkeys(days))
             elif key == "working_hours":
                 spans = []
-                for part in re.split(r"[,,]+", value):
-                    m = re.match(r"^\s*(\d{1,2}:\d{2})\s*[-–~]\s*(\d{1,2}:\d{2})\s*$", part)
+                for part in re.split(r"[,\uff0c\u3001]+", value):
+                    m = re.match(r"^\s*(\d{1,2}:\d{2})\s*[-\u2013~\uff5e]\s*(\d{1,2}:\d{2})\s*$", part)
                     if not m or m.group(1).zfill(5) >= m.group(2).zfill(5):
                         spans = []
                         break
@@ -346,7 +362,7 @@ class _Validator:
                     self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values="09:00-12:00,13:00-18:00"))
             elif key in ("holidays", "extra_working_days"):
                 days = []
-                for part in re.split(r"[,,\s]+", value):
+                for part in re.split(LIST_SEPARATORS, value):
                     if not part:
                         continue
                     try:
@@ -746,7 +762,7 @@ class _Validator:
         return text
 
     def roles_of(self, cell: Cell, role_names: set[str]) -> tuple[str, ...]:
-        roles = tuple(r.strip() for r in re.split(r"[,,、;;]+", cell.text) if r.strip())
+        roles = tuple(r.strip() for r in re.split(NAME_SEPARATORS, cell.text) if r.strip())
         for r in roles:
             if r not in role_names:
                 self.p.add(cell.ref, msg("unknown_role", value=r), did_you_mean(r, role_names))
@@ -843,7 +859,7 @@ class _Validator:
                     c("scope").ref, msg("owner_scope", entity=e.name, value=scope), hint("one_of", values="all"), _entity_ctx(e.name)
                 )
             hidden = []
-            for name in (h.strip() for h in re.split(r"[,,、\s]+", c("hidden_fields").text)):
+            for name in (h.strip() for h in re.split(LIST_SEPARATORS, c("hidden_fields").text)):
                 if name and self.field_of(Cell(name, c("hidden_fields").ref), e):
                     hidden.append(name)
             perms.append(Permission(role, e.name, rights, scope, tuple(hidden)))
@@ -967,7 +983,7 @@ class _Validator:
                 elif target is not None and target.type not in ("date", "datetime"):
                     self.p.add(c("when").ref, msg("when_field", value=when.field), context=_entity_ctx(e.name))
             cond = self.condition(c("condition"), e, emap)
-            recipients = tuple(r.strip() for r in re.split(r"[,,、;;]+", c("recipients").text) if r.strip())
+            recipients = tuple(r.strip() for r in re.split(NAME_SEPARATORS, c("recipients").text) if r.strip())
             for r in recipients:
                 if r == "owner":
                     if not e.owner_field:
@@ -1032,7 +1048,7 @@ class _Validator:
             scale = int(scale_n) if scale_n is not None else 4
             if scale_n is not None and (scale_n != int(scale_n) or not 2 <= scale_n <= 10):
                 self.p.add(c("scale").ref, msg("scale", value=c("scale").text))
-            labels = tuple(x.strip() for x in re.split(r"[,,、]+", c("labels").text) if x.strip())
+            labels = tuple(x.strip() for x in re.split(r"[,\uff0c\u3001]+", c("labels").text) if x.strip())
             if labels and len(labels) != scale:
                 self.p.add(c("labels").ref, msg("labels_count", count=len(labels), scale=scale))
             trigger = c("trigger").text

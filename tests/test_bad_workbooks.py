@@ -350,6 +350,14 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "'nan' is not a number",
     ),
     (
+        "unknown working day",
+        lambda s: s["settings"].append({"key": "working_days", "value": "mon, tue, mongo"}),
+        "settings",
+        1,
+        "value",
+        "setting working_days: 'mongo' is not valid",
+    ),
+    (
         "entity previous_name still an entity",
         lambda s: s["entities"][0].update(previous_name="member"),
         "entities",
@@ -424,6 +432,39 @@ def test_misspelt_setting_key_suggests_the_known_one(tmp_path: Path) -> None:
         load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
     assert [p.format("bad.xlsx", "en") for p in err.value.problems] == [
         "bad.xlsx › settings!A3: unknown setting 'holiday' (未知设置项 'holiday') — did you mean 'holidays'? (是否想写 'holidays'?)"
+    ]
+
+
+def test_full_width_separators_split_lists(tmp_path: Path) -> None:
+    # ， 、 ； ～ as escapes, so no editor can turn them into ASCII
+    sheets = library_sheets()
+    sheets["settings"] += [
+        {"key": "working_days", "value": "mon\uff0ctue\u3001wed\uff1bThursday"},
+        {"key": "working_hours", "value": "09:00\uff5e12:00\uff0c13:00-18:00"},
+        {"key": "holidays", "value": "2026-10-01\uff0c2026-10-02"},
+    ]
+    sheets["permissions"][0]["hidden_fields"] = "isbn\uff0cpages"
+    sheets["schedules"] = [{"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "recipients": "馆员\uff0c志愿者"}]
+    sheets["surveys"] = [{"survey": "visit", "question": "满意吗?", "scale": 3, "labels": "差\uff0c中\u3001好"}]
+    sheets["reports"] = [{"name": "g", "entity": "book", "group_by": "genre", "roles": "馆员\uff1b志愿者"}]
+    spec, _ = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    assert spec.settings.working_days == ("mon", "tue", "wed", "thu")
+    assert spec.settings.working_hours == (("09:00", "12:00"), ("13:00", "18:00"))
+    assert spec.settings.holidays == ("2026-10-01", "2026-10-02")
+    assert spec.permissions[0].hidden_fields == ("isbn", "pages")
+    assert spec.schedules[0].recipients == ("馆员", "志愿者")
+    assert spec.surveys[0].labels == ("差", "中", "好")
+    assert spec.reports[0].roles == ("馆员", "志愿者")
+
+
+def test_unknown_working_day_suggests_the_nearest(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["settings"].append({"key": "working_days", "value": "mon\uff0ctue\uff0cmongo"})
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [p.format("bad.xlsx", "en") for p in err.value.problems] == [
+        "bad.xlsx › settings!B3: setting working_days: 'mongo' is not valid (设置 working_days 的值 'mongo' 无效)"
+        " — did you mean 'mon'? (是否想写 'mon'?)"
     ]
 
 
