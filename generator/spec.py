@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2.sandbox import SandboxedEnvironment
+
 from .workcal import WorkCalendar
 
 FIELD_TYPES = (
@@ -193,6 +195,12 @@ class Template:
     channel: str
     subject: str = ""
     body: str = ""
+
+
+def template_environment() -> SandboxedEnvironment:
+    """The sandbox a template's subject and body render in (``app.runtime.channels``); ``validate``
+    checks them against the same one, so a filter it lacks is found before a message is sent."""
+    return SandboxedEnvironment(autoescape=False)
 
 
 @dataclass(frozen=True)

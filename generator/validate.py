@@ -49,6 +49,7 @@ from .spec import (
     Validation,
     parse_measure,
     split_measures,
+    template_environment,
 )
 from .when import ladder_parts, parse_duration, parse_when
 
@@ -928,7 +929,7 @@ class _Validator:
                     reached.add(t.source)
 
     def templates(self) -> list[Template]:
-        env = SandboxedEnvironment()
+        env = template_environment()
         result = []
         seen: dict[str, str] = {}
         for _row, c in self.rows("templates"):
@@ -953,11 +954,18 @@ class _Validator:
                             msg("placeholder", error=f"unknown placeholder '{n.name}'"),
                             did_you_mean(n.name, TEMPLATE_NAMES) or hint("one_of", values=", ".join(sorted(TEMPLATE_NAMES))),
                         )
+                # unknown filters and tests fail only when the runtime compiles the text: find them now
+                for kind, node_type, known in (("filter", nodes.Filter, env.filters), ("test", nodes.Test, env.tests)):
+                    for n in ast_.find_all(node_type):
+                        if n.name not in known:
+                            self.p.add(
+                                c(key).ref, msg("placeholder", error=f"unknown {kind} '{n.name}'"), did_you_mean(n.name, known)
+                            )
             result.append(Template(name, channel, c("subject").text, c("body").text))
         return result
 
     def schedules(self, emap: dict[str, Entity], role_names: set[str], templates: dict[str, Template]) -> list[Schedule]:
-        env = SandboxedEnvironment()
+        env = template_environment()
         result = []
         seen: dict[str, str] = {}
         for _row, c in self.rows("schedules"):

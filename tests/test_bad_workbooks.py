@@ -256,6 +256,22 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "template placeholder error: unknown placeholder 'recrod'",
     ),
     (
+        "template unknown filter",
+        lambda s: s.update(templates=[{"name": "due", "channel": "email", "subject": "到期", "body": "{{ record.due_on|date }}"}]),
+        "templates",
+        0,
+        "body",
+        "template placeholder error: unknown filter 'date'",
+    ),
+    (
+        "template unknown test",
+        lambda s: s.update(templates=[{"name": "due", "channel": "email", "subject": "{% if due is past %}逾期{% endif %}"}]),
+        "templates",
+        0,
+        "subject",
+        "template placeholder error: unknown test 'past'",
+    ),
+    (
         "schedule unknown template",
         lambda s: s.update(schedules=[{"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "template": "nope"}]),
         "schedules",
