@@ -40,7 +40,7 @@ def _run_generate(workbook: str, out: str, check: bool) -> Any:
     try:
         result = generate(workbook, out, check=check)
     except WorkbookError as exc:
-        _print_problems(exc.problems, exc.filename, exc.lang)
+        _print_problems(exc.reported, exc.filename, exc.lang)
         n = len(exc.problems)
         raise click.ClickException(f"{n} 个问题 ({n} problem{'s' if n != 1 else ''}) — 未生成任何文件 (nothing written)") from None
     _print_problems(result.warnings, Path(workbook).name, result.spec.settings.language)
@@ -62,7 +62,7 @@ def check(workbook: str | None) -> None:
     try:
         spec, warnings = load_spec(path)
     except WorkbookError as exc:
-        _print_problems(exc.problems, exc.filename, exc.lang)
+        _print_problems(exc.reported, exc.filename, exc.lang)
         n = len(exc.problems)
         raise click.ClickException(f"{n} 个问题 ({n} problem{'s' if n != 1 else ''})") from None
     _print_problems(warnings, Path(path).name, spec.settings.language)

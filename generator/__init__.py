@@ -33,10 +33,11 @@ def load_spec(workbook: str | Path) -> tuple[Spec, list[Problem]]:
     """Read and validate a workbook; raise WorkbookError listing every problem found."""
     book = read_workbook(workbook)  # openpyxl → rows whose values keep their Sheet!Cell
     spec, problems = validate_workbook(book)  # every problem in one pass, each with a hint
+    warnings = [p for p in problems if p.warning]
     if spec is None:
         lang = workbook_language(book)
-        raise WorkbookError([p for p in problems if not p.warning], book.filename, lang)
-    return spec, [p for p in problems if p.warning]
+        raise WorkbookError([p for p in problems if not p.warning], book.filename, lang, warnings)
+    return spec, warnings
 
 
 def generate(workbook: str | Path, out: str | Path, check: bool = False) -> Result:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import io
+import tokenize
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -86,7 +88,8 @@ def parse(source: str) -> Expr:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"syntax error at column {exc.offset or 0}") from None
+        advice = ": write == to compare, not =" if _lone_equals(text) else ""
+        raise ExprError(f"syntax error at column {exc.offset or 0}{advice}") from None
     except (ValueError, MemoryError, RecursionError):
         raise ExprError("cannot be parsed") from None
     names: list[str] = []
@@ -94,13 +97,68 @@ def parse(source: str) -> Expr:
     return Expr(source, tree.body, tuple(names))
 
 
+# Full-width characters an input method types, written as escapes so an editor cannot turn them
+# back into ASCII: （ ） ， ＜ ＞ ＝ ！, the curly quotes ‘ ’ “ ”, and ≥ ≤ ≠.
+_FULL_WIDTH = str.maketrans(
+    {
+        "\uff08": "(",
+        "\uff09": ")",
+        "\uff0c": ",",
+        "\uff1c": "<",
+        "\uff1e": ">",
+        "\uff1d": "=",
+        "\uff01": "!",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2265": ">=",
+        "\u2264": "<=",
+        "\u2260": "!=",
+    }
+)
+
+
 def _normalise(text: str) -> str:
-    """Accept the spellings office users type: full-width operators and quotes, = for ==."""
-    table = str.maketrans(
-        {"(": "(", ")": ")", "‘": "'", "’": "'", "“": '"', "”": '"', ",": ",", "≥": ">=", "≤": "<=", "<": "<", ">": ">", "=": "="}
-    )
-    text = text.translate(table)
-    return text
+    """Accept the spellings office users type: full-width operators and quotes. Text inside quotes
+    keeps its characters (``note == '已办，待回访'`` compares with the full-width comma), only curly
+    quotes that open or close it become ASCII. (A lone ``=`` stays an error, whose message says to
+    write ``==``.)"""
+    out: list[str] = []
+    quote, escaped = "", False
+    for ch in text:
+        if not quote:
+            ch = ch.translate(_FULL_WIDTH)
+            quote = ch if ch in ("'", '"') else ""
+        elif escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch.translate(_FULL_WIDTH) == quote:
+            ch, quote = quote, ""
+        out.append(ch)
+    return "".join(out)
+
+
+def _lone_equals(text: str) -> bool:
+    """True when ``text`` compares with a lone ``=`` (``grade = 'A'``): an operator token, never text
+    inside quotes, and not the ``=`` of a keyword argument ``f(x=1)``."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return False
+    calls: list[bool] = []  # per open bracket: is it a call's parentheses?
+    previous: tokenize.TokenInfo | None = None
+    for tok in tokens:
+        if tok.type == tokenize.OP and tok.string in "([{":
+            calls.append(tok.string == "(" and previous is not None and previous.type == tokenize.NAME)
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            if calls:
+                calls.pop()
+        elif tok.type == tokenize.OP and tok.string == "=" and not (calls and calls[-1]):
+            return True
+        previous = tok
+    return False
 
 
 def _check(node: ast.AST, names: list[str], depth: int) -> None:

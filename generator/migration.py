@@ -190,10 +190,17 @@ def _render_step(step: Step) -> str:
     return f"    {step!r},"
 
 
+def comment_text(text: str) -> str:
+    """``text`` (a workbook's file name) made safe inside a ``#`` comment or a docstring of generated
+    source: line breaks, other unprintable characters, quotes and backslashes become ``_``, so a file
+    name can neither end the comment nor close the docstring."""
+    return "".join(ch if ch.isprintable() and ch not in "\"'\\" else "_" for ch in text)
+
+
 def render_revision(revision: str, down_revision: str | None, steps: list[Step], workbook: str) -> str:
     """An Alembic revision declaring ``steps`` (every value rendered with repr)."""
     lines = [
-        f"# generated from {workbook} — do not edit; run `crm generate` instead.",
+        f"# generated from {comment_text(workbook)} — do not edit; run `crm generate` instead.",
         f'"""Schema change {revision}: {len(steps)} step(s)."""',
         "",
         "from app.runtime.migrate import run_steps",

@@ -15,6 +15,7 @@ from typing import Any
 MESSAGES: dict[str, tuple[str, str]] = {
     # files
     "file_missing": ("找不到文件 {path}", "file {path} does not exist"),
+    "file_is_folder": ("{path} 是文件夹,不是 Excel 文件", "{path} is a folder, not an Excel file"),
     "file_empty": ("文件是空的", "the file is empty"),
     "file_protected": (
         "文件受密码保护或是旧版 .xls 格式",
@@ -67,6 +68,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "an entity with numbering needs a readonly string field 'code'",
     ),
     "name_clash": ("字段 '{value}' 与字段 {other} 生成的列 {column} 冲突", "field '{value}' clashes with column {column} of {other}"),
+    "previous_present": (
+        "{what} '{value}' 仍在工作簿中,不能作为原名称",
+        "{what_en} '{value}' is still in the workbook, so it cannot be a previous name",
+    ),
     "view_value": ("视图 '{value}' 无效", "view '{value}' is not valid"),
     "scope_value": ("范围 '{value}' 无效", "scope '{value}' is not valid"),
     "owner_scope": (
@@ -115,6 +120,11 @@ HINTS: dict[str, tuple[str, str]] = {
     "save_xlsx": ("请在 Excel 中另存为 .xlsx(不加密码)", "save it from Excel as .xlsx without a password"),
     "recalc": ("在 Excel 中打开并保存一次以计算公式,或改为填写数值", "open and save it in Excel, or type the value"),
     "unmerge": ("取消合并单元格,每个单元格单独填写", "unmerge the cells and fill each one"),
+    "finite": ("填写一个普通的数字,如 10 或 2.5", "write an ordinary number such as 10 or 2.5"),
+    "previous_name": (
+        "previous_name 只能写已从表中删除的旧名称",
+        "previous_name may only hold an old name that is no longer in the sheet",
+    ),
     "bool": ("填写 是/否、yes/no、Y/N 或 1/0", "write yes/no, 是/否, Y/N or 1/0"),
     "counter": ("在编号规则中加入 {{####}}", "add a counter such as {{####}}"),
     "add_code": ("在 fields 中为该实体添加 code 字段(string, readonly)", "add a field 'code' (string, readonly)"),
@@ -180,13 +190,21 @@ class Problem:
 
 
 class WorkbookError(Exception):
-    """Raised by the pipeline when a workbook has problems; carries all of them."""
+    """Raised by the pipeline when a workbook has errors; carries all of them (``problems``) and the
+    warnings found with them, which often explain an error (an unknown sheet 'Field' → 'fields' is
+    missing)."""
 
-    def __init__(self, problems: list[Problem], filename: str = "", lang: str = "zh"):
+    def __init__(self, problems: list[Problem], filename: str = "", lang: str = "zh", warnings: list[Problem] | None = None):
         self.problems = problems
+        self.warnings = warnings or []
         self.filename = filename
         self.lang = lang
-        super().__init__("\n".join(p.format(filename, lang) for p in problems))
+        super().__init__("\n".join(p.format(filename, lang) for p in self.reported))
+
+    @property
+    def reported(self) -> list[Problem]:
+        """What to show: the errors, then the warnings."""
+        return self.problems + self.warnings
 
 
 def did_you_mean(value: str, options: Iterable[str]) -> Msg | None:

@@ -94,7 +94,15 @@ def read_workbook(path: str | Path) -> Workbook:
     if not path.exists():
         book.problems.append(Problem(path.name, msg("file_missing", path=str(path))))
         return book
-    head = path.read_bytes()[:8]
+    if path.is_dir():
+        book.problems.append(Problem(path.name, msg("file_is_folder", path=str(path))))
+        return book
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as exc:  # no permission, a broken mount …
+        book.problems.append(Problem(path.name, msg("file_unreadable", error=type(exc).__name__)))
+        return book
     if not head:
         book.problems.append(Problem(path.name, msg("file_empty")))
         return book

@@ -1,8 +1,9 @@
 """Render a Spec into the source text of the generated package. Pure: Spec in, ``{file: text}`` out.
 
 Safety: every identifier that reaches Python was validated as ``[a-z][a-z0-9_]*`` (and not a
-keyword) by ``validate``; every other value goes through the ``py`` filter (``repr``), so a
-workbook can never inject code.
+keyword) by ``validate``; every other value goes through the ``py`` filter (``repr``), and the
+workbook's file name in comments and docstrings through ``comment`` (quotes and line breaks
+replaced), so a workbook can never inject code.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .migration import Step, render_revision, slug
+from .migration import Step, comment_text, render_revision, slug
 from .schema import Col, column_of, list_order
 from .spec import Entity, Spec
 
@@ -161,6 +162,7 @@ def _env() -> Environment:
         autoescape=False,
     )
     env.filters["py"] = repr
+    env.filters["comment"] = comment_text
     return env
 
 

@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2.sandbox import SandboxedEnvironment
+
 from .workcal import WorkCalendar
 
 FIELD_TYPES = (
@@ -195,6 +197,12 @@ class Template:
     body: str = ""
 
 
+def template_environment() -> SandboxedEnvironment:
+    """The sandbox a template's subject and body render in (``app.runtime.channels``); ``validate``
+    checks them against the same one, so a filter it lacks is found before a message is sent."""
+    return SandboxedEnvironment(autoescape=False)
+
+
 @dataclass(frozen=True)
 class Validation:
     entity: str
@@ -232,7 +240,7 @@ MEASURE = re.compile(r"(count|sum|avg|min|max)(?:\(\s*([a-z0-9_.]*)\s*\))?")
 
 def split_measures(text: str) -> list[str]:
     """The measures of a ``measure`` cell: separated by commas (also ，、;)."""
-    return [m.strip() for m in re.split(r"[,，、;；]", text or "") if m.strip()] or ["count"]
+    return [m.strip() for m in re.split(r"[,\uff0c\u3001;\uff1b]", text or "") if m.strip()] or ["count"]
 
 
 def parse_measure(text: str) -> tuple[str, str] | None:

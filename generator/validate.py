@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import keyword
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -48,6 +49,7 @@ from .spec import (
     Validation,
     parse_measure,
     split_measures,
+    template_environment,
 )
 from .when import ladder_parts, parse_duration, parse_when
 
@@ -108,8 +110,14 @@ RESERVED_CLASSES = {
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "x", "on"}
 FALSE = {"no", "n", "false", "0", "否", "off"}
 TEMPLATE_NAMES = {"record", "due", "link", "recipient", "app_name", "now", "survey", "escalation", "step"}
-SETTING_KEYS = {"app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency"}
+SETTING_KEYS = ("app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency")
+EXTRA_SETTING_KEYS = ("survey_followup_role",)  # read by the runtime from Settings.extra
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = {name: name[:3] for name in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
+# Separators of a list in one cell, full-width ones (， ； 、) as escapes so no editor turns them into ASCII:
+# names that may hold spaces (roles: 质量 主管) split on punctuation only; words and dates on spaces too.
+NAME_SEPARATORS = r"[,\uff0c\u3001;\uff1b]+"
+LIST_SEPARATORS = r"[,\uff0c\u3001;\uff1b\s]+"
 NUMBERING_TOKEN = re.compile(r"\{([^{}]*)\}")
 
 
@@ -158,24 +166,34 @@ class _Reader:
         return default
 
     def number(self, cell: Cell) -> float | None:
+        """The cell as a finite float; ``nan``, ``inf`` and ``1e999`` are problems, not numbers."""
         if cell.blank:
             return None
-        if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
-            return float(cell.value)
         try:
-            return float(cell.text.replace(",", ""))
-        except ValueError:
+            if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+                n = float(cell.value)
+            else:
+                n = float(cell.text.replace(",", ""))
+        except (ValueError, OverflowError):
             self.p.add(cell.ref, msg("number", value=cell.text))
             return None
+        if not math.isfinite(n):
+            self.p.add(cell.ref, msg("number", value=cell.text), hint("finite"))
+            return None
+        return n
 
-    def one_of(self, cell: Cell, options: Iterable[str], code: str, default: str = "") -> str | None:
+    def one_of(self, cell: Cell, options: Iterable[str], code: str, default: str = "", **params: Any) -> str | None:
+        """``cell`` lowercased when it is one of ``options``; else a problem ``code`` (with ``params``
+        for messages that name more than the value, such as ``setting_value``'s key)."""
         value = cell.text.lower()
         if not value:
             return default
         opts = list(options)
         if value in opts:
             return value
-        self.p.add(cell.ref, msg(code, value=cell.text), did_you_mean(value, opts) or hint("one_of", values=", ".join(opts)))
+        self.p.add(
+            cell.ref, msg(code, value=cell.text, **params), did_you_mean(value, opts) or hint("one_of", values=", ".join(opts))
+        )
         return None
 
 
@@ -303,23 +321,38 @@ class _Validator:
             value = c("value").text
             if not key:
                 continue
-            if key not in SETTING_KEYS:
+            if key in EXTRA_SETTING_KEYS:
                 extra.append((key, value))
                 continue
+            if key not in SETTING_KEYS:
+                known = SETTING_KEYS + EXTRA_SETTING_KEYS
+                self.p.add(c("key").ref, msg("setting_unknown", value=key), did_you_mean(key, known) or hint("one_of", values=", ".join(known)))
+                continue
             if key == "language":
-                lang = self.r.one_of(c("value"), ("zh", "en"), "setting_value")
+                lang = self.r.one_of(c("value"), ("zh", "en"), "setting_value", key=key)
                 if lang:
                     values["language"] = lang
             elif key == "working_days":
-                days = tuple(d.strip().lower()[:3] for d in re.split(r"[,,\s]+", value) if d.strip())
-                if not days or any(d not in WEEKDAYS for d in days):
+                days, bad = [], False
+                for part in re.split(LIST_SEPARATORS, value):
+                    day = WEEKDAY_NAMES.get(part.lower(), part.lower())
+                    if day in WEEKDAYS:
+                        days.append(day)
+                    elif part:
+                        bad = True
+                        self.p.add(
+                            c("value").ref,
+                            msg("setting_value", key=key, value=part),
+                            did_you_mean(day, WEEKDAYS) or hint("one_of", values=",".join(WEEKDAYS)),
+                        )
+                if not days and not bad:
                     self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values=",".join(WEEKDAYS)))
-                else:
-                    values["working_days"] = days
+                elif not bad:
+                    values["working_days"] = tuple(dict.fromkeys(days))
             elif key == "working_hours":
                 spans = []
-                for part in re.split(r"[,,]+", value):
-                    m = re.match(r"^\s*(\d{1,2}:\d{2})\s*[-–~]\s*(\d{1,2}:\d{2})\s*$", part)
+                for part in re.split(r"[,\uff0c\u3001]+", value):
+                    m = re.match(r"^\s*(\d{1,2}:\d{2})\s*[-\u2013~\uff5e]\s*(\d{1,2}:\d{2})\s*$", part)
                     if not m or m.group(1).zfill(5) >= m.group(2).zfill(5):
                         spans = []
                         break
@@ -330,7 +363,7 @@ class _Validator:
                     self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values="09:00-12:00,13:00-18:00"))
             elif key in ("holidays", "extra_working_days"):
                 days = []
-                for part in re.split(r"[,,\s]+", value):
+                for part in re.split(LIST_SEPARATORS, value):
                     if not part:
                         continue
                     try:
@@ -410,13 +443,20 @@ class _Validator:
                 "audit": self.r.boolean(c("audit"), True),
                 "description": c("description").text,
                 "previous_name": (self.r.ident(c("previous_name"), ("原名称", "previous name")) or "") if c("previous_name").text else "",
+                "previous_ref": c("previous_name").ref,
                 "ref": c("name").ref,
                 "cells": c,
             }
         if "entities" in self.sheets and not heads and not self.p.errors:
             self.p.add("entities!A2", msg("no_entities"))
+        self.check_previous_names(
+            [(h["previous_name"], h["previous_ref"], _entity_ctx(n)) for n, h in heads.items() if h["previous_name"]],
+            set(heads),
+            ("实体", "entity"),
+        )
         fields: dict[str, list[Field]] = defaultdict(list)
         field_refs: dict[tuple[str, str], str] = {}
+        previous_refs: dict[tuple[str, str], str] = {}
         for _row, c in self.rows("fields"):
             ent_cell = c("entity")
             ent = ent_cell.text
@@ -438,11 +478,17 @@ class _Validator:
                 )
                 continue
             field_refs[(ent, f.name)] = f.ref
+            previous_refs[(ent, f.name)] = c("previous_name").ref
             fields[ent].append(f)
         result = []
         for name, h in heads.items():
             fs = fields.get(name, [])
             self.check_columns(name, fs)
+            self.check_previous_names(
+                [(f.previous_name, previous_refs[(name, f.name)], _entity_ctx(name, f.name)) for f in fs if f.previous_name],
+                {f.name for f in fs},
+                ("字段", "field"),
+            )
             result.append(self.entity_head(h, fs))
         return result
 
@@ -537,15 +583,18 @@ class _Validator:
         if ftype in ("integer",):
             try:
                 n = Decimal(text.replace(",", ""))
-                if n != n.to_integral_value():
+                if not n.is_finite() or n != n.to_integral_value():
                     raise InvalidOperation
                 return int(n)
             except InvalidOperation:
                 self.p.add(cell.ref, bad, context=ctx)
         elif ftype in ("decimal", "money"):
             try:
-                return float(Decimal(text.replace(",", "")))
-            except InvalidOperation:
+                d = Decimal(text.replace(",", ""))
+                if not math.isfinite(float(d)):  # nan, inf, and 1e999 (which no float holds)
+                    raise InvalidOperation
+                return float(d)
+            except (InvalidOperation, ValueError):  # ValueError: a signalling NaN
                 self.p.add(cell.ref, bad, context=ctx)
         elif ftype == "boolean":
             t = text.lower()
@@ -581,6 +630,24 @@ class _Validator:
         else:
             return text
         return None
+
+    def check_previous_names(self, renames: list[tuple[str, str, str]], present: set[str], what: tuple[str, str]) -> None:
+        """Each ``(previous_name, cell, context)`` names something gone from the sheet, and only one
+        thing was renamed from it: the upgrade would otherwise rename a live table or column, or
+        rename one twice."""
+        first: dict[str, str] = {}
+        for old, ref, ctx in renames:
+            if old in present:
+                self.p.add(ref, msg("previous_present", value=old, what=what[0], what_en=what[1]), hint("previous_name"), ctx)
+            elif old in first:
+                self.p.add(
+                    ref,
+                    msg("duplicate", what="原名称", what_en="previous name", value=old, first=first[old]),
+                    hint("previous_name"),
+                    ctx,
+                )
+            else:
+                first[old] = ref
 
     def check_columns(self, entity: str, fields: list[Field]) -> None:
         columns: dict[str, Field] = {}
@@ -696,7 +763,7 @@ class _Validator:
         return text
 
     def roles_of(self, cell: Cell, role_names: set[str]) -> tuple[str, ...]:
-        roles = tuple(r.strip() for r in re.split(r"[,,、;;]+", cell.text) if r.strip())
+        roles = tuple(r.strip() for r in re.split(NAME_SEPARATORS, cell.text) if r.strip())
         for r in roles:
             if r not in role_names:
                 self.p.add(cell.ref, msg("unknown_role", value=r), did_you_mean(r, role_names))
@@ -793,7 +860,7 @@ class _Validator:
                     c("scope").ref, msg("owner_scope", entity=e.name, value=scope), hint("one_of", values="all"), _entity_ctx(e.name)
                 )
             hidden = []
-            for name in (h.strip() for h in re.split(r"[,,、\s]+", c("hidden_fields").text)):
+            for name in (h.strip() for h in re.split(LIST_SEPARATORS, c("hidden_fields").text)):
                 if name and self.field_of(Cell(name, c("hidden_fields").ref), e):
                     hidden.append(name)
             perms.append(Permission(role, e.name, rights, scope, tuple(hidden)))
@@ -862,7 +929,7 @@ class _Validator:
                     reached.add(t.source)
 
     def templates(self) -> list[Template]:
-        env = SandboxedEnvironment()
+        env = template_environment()
         result = []
         seen: dict[str, str] = {}
         for _row, c in self.rows("templates"):
@@ -887,11 +954,18 @@ class _Validator:
                             msg("placeholder", error=f"unknown placeholder '{n.name}'"),
                             did_you_mean(n.name, TEMPLATE_NAMES) or hint("one_of", values=", ".join(sorted(TEMPLATE_NAMES))),
                         )
+                # unknown filters and tests fail only when the runtime compiles the text: find them now
+                for kind, node_type, known in (("filter", nodes.Filter, env.filters), ("test", nodes.Test, env.tests)):
+                    for n in ast_.find_all(node_type):
+                        if n.name not in known:
+                            self.p.add(
+                                c(key).ref, msg("placeholder", error=f"unknown {kind} '{n.name}'"), did_you_mean(n.name, known)
+                            )
             result.append(Template(name, channel, c("subject").text, c("body").text))
         return result
 
     def schedules(self, emap: dict[str, Entity], role_names: set[str], templates: dict[str, Template]) -> list[Schedule]:
-        env = SandboxedEnvironment()
+        env = template_environment()
         result = []
         seen: dict[str, str] = {}
         for _row, c in self.rows("schedules"):
@@ -917,7 +991,7 @@ class _Validator:
                 elif target is not None and target.type not in ("date", "datetime"):
                     self.p.add(c("when").ref, msg("when_field", value=when.field), context=_entity_ctx(e.name))
             cond = self.condition(c("condition"), e, emap)
-            recipients = tuple(r.strip() for r in re.split(r"[,,、;;]+", c("recipients").text) if r.strip())
+            recipients = tuple(r.strip() for r in re.split(NAME_SEPARATORS, c("recipients").text) if r.strip())
             for r in recipients:
                 if r == "owner":
                     if not e.owner_field:
@@ -982,7 +1056,7 @@ class _Validator:
             scale = int(scale_n) if scale_n is not None else 4
             if scale_n is not None and (scale_n != int(scale_n) or not 2 <= scale_n <= 10):
                 self.p.add(c("scale").ref, msg("scale", value=c("scale").text))
-            labels = tuple(x.strip() for x in re.split(r"[,,、]+", c("labels").text) if x.strip())
+            labels = tuple(x.strip() for x in re.split(r"[,\uff0c\u3001]+", c("labels").text) if x.strip())
             if labels and len(labels) != scale:
                 self.p.add(c("labels").ref, msg("labels_count", count=len(labels), scale=scale))
             trigger = c("trigger").text

@@ -58,7 +58,7 @@ def parse_duration(text: str) -> Duration | None:
     return Duration(float(m.group(1)), UNITS[m.group(3).lower()], bool(m.group(2)))
 
 
-LADDER_SEPARATOR = re.compile(r"\s*[;；,，、→>]\s*")
+LADDER_SEPARATOR = re.compile(r"\s*[;\uff1b,\uff0c\u3001\u2192>]\s*")  # ; ， 、 → as escapes
 
 
 def ladder_parts(text: str) -> list[str]:

@@ -256,6 +256,22 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "template placeholder error: unknown placeholder 'recrod'",
     ),
     (
+        "template unknown filter",
+        lambda s: s.update(templates=[{"name": "due", "channel": "email", "subject": "到期", "body": "{{ record.due_on|date }}"}]),
+        "templates",
+        0,
+        "body",
+        "template placeholder error: unknown filter 'date'",
+    ),
+    (
+        "template unknown test",
+        lambda s: s.update(templates=[{"name": "due", "channel": "email", "subject": "{% if due is past %}逾期{% endif %}"}]),
+        "templates",
+        0,
+        "subject",
+        "template placeholder error: unknown test 'past'",
+    ),
+    (
         "schedule unknown template",
         lambda s: s.update(schedules=[{"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "template": "nope"}]),
         "schedules",
@@ -321,6 +337,74 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "measure",
         "field 'book.genre' is not numeric",
     ),
+    (
+        "language setting not zh or en",
+        lambda s: s["settings"].append({"key": "language", "value": "中文"}),
+        "settings",
+        1,
+        "value",
+        "setting language: '中文' is not valid",
+    ),
+    (
+        "misspelt setting key",
+        lambda s: s["settings"].append({"key": "holiday", "value": "2026-10-01"}),
+        "settings",
+        1,
+        "key",
+        "unknown setting 'holiday'",
+    ),
+    ("max not finite", set_field("book", "isbn", max="inf"), "fields", ("book", "isbn"), "max", "'inf' is not a number"),
+    ("min too large for a number", set_field("book", "pages", min="1e999"), "fields", ("book", "pages"), "min", "'1e999' is not a number"),
+    ("default not finite", set_field("book", "pages", default="inf"), "fields", ("book", "pages"), "default",
+     "default 'inf' is not a valid integer"),
+    (
+        "survey scale not a number",
+        lambda s: s.update(surveys=[{"survey": "visit", "question": "满意吗?", "scale": "nan"}]),
+        "surveys",
+        0,
+        "scale",
+        "'nan' is not a number",
+    ),
+    (
+        "unknown working day",
+        lambda s: s["settings"].append({"key": "working_days", "value": "mon, tue, mongo"}),
+        "settings",
+        1,
+        "value",
+        "setting working_days: 'mongo' is not valid",
+    ),
+    (
+        "entity previous_name still an entity",
+        lambda s: s["entities"][0].update(previous_name="member"),
+        "entities",
+        0,
+        "previous_name",
+        "entity 'member' is still in the workbook, so it cannot be a previous name",
+    ),
+    (
+        "two entities renamed from one previous_name",
+        lambda s: (s["entities"][0].update(previous_name="volume"), s["entities"][1].update(previous_name="volume")),
+        "entities",
+        1,
+        "previous_name",
+        "duplicate previous name 'volume' (first at entities!F2)",
+    ),
+    (
+        "field previous_name still a field",
+        set_field("book", "isbn", previous_name="title"),
+        "fields",
+        ("book", "isbn"),
+        "previous_name",
+        "field 'title' is still in the workbook, so it cannot be a previous name",
+    ),
+    (
+        "two fields renamed from one previous_name",
+        lambda s: (set_field("book", "isbn", previous_name="code_no")(s), set_field("book", "pages", previous_name="code_no")(s)),
+        "fields",
+        ("book", "pages"),
+        "previous_name",
+        "duplicate previous name 'code_no' (first at fields!J3)",
+    ),
 ]
 
 
@@ -355,6 +439,49 @@ def test_every_problem_is_reported_not_only_the_first(tmp_path: Path) -> None:
     with pytest.raises(WorkbookError) as err:
         load_spec(path)
     assert len(err.value.problems) == 3
+
+
+def test_misspelt_setting_key_suggests_the_known_one(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["settings"] += [{"key": "holiday", "value": "2026-10-01"}, {"key": "survey_followup_role", "value": "馆员"}]
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [p.format("bad.xlsx", "en") for p in err.value.problems] == [
+        "bad.xlsx › settings!A3: unknown setting 'holiday' (未知设置项 'holiday') — did you mean 'holidays'? (是否想写 'holidays'?)"
+    ]
+
+
+def test_full_width_separators_split_lists(tmp_path: Path) -> None:
+    # ， 、 ； ～ as escapes, so no editor can turn them into ASCII
+    sheets = library_sheets()
+    sheets["settings"] += [
+        {"key": "working_days", "value": "mon\uff0ctue\u3001wed\uff1bThursday"},
+        {"key": "working_hours", "value": "09:00\uff5e12:00\uff0c13:00-18:00"},
+        {"key": "holidays", "value": "2026-10-01\uff0c2026-10-02"},
+    ]
+    sheets["permissions"][0]["hidden_fields"] = "isbn\uff0cpages"
+    sheets["schedules"] = [{"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "recipients": "馆员\uff0c志愿者"}]
+    sheets["surveys"] = [{"survey": "visit", "question": "满意吗?", "scale": 3, "labels": "差\uff0c中\u3001好"}]
+    sheets["reports"] = [{"name": "g", "entity": "book", "group_by": "genre", "roles": "馆员\uff1b志愿者"}]
+    spec, _ = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    assert spec.settings.working_days == ("mon", "tue", "wed", "thu")
+    assert spec.settings.working_hours == (("09:00", "12:00"), ("13:00", "18:00"))
+    assert spec.settings.holidays == ("2026-10-01", "2026-10-02")
+    assert spec.permissions[0].hidden_fields == ("isbn", "pages")
+    assert spec.schedules[0].recipients == ("馆员", "志愿者")
+    assert spec.surveys[0].labels == ("差", "中", "好")
+    assert spec.reports[0].roles == ("馆员", "志愿者")
+
+
+def test_unknown_working_day_suggests_the_nearest(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["settings"].append({"key": "working_days", "value": "mon\uff0ctue\uff0cmongo"})
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [p.format("bad.xlsx", "en") for p in err.value.problems] == [
+        "bad.xlsx › settings!B3: setting working_days: 'mongo' is not valid (设置 working_days 的值 'mongo' 无效)"
+        " — did you mean 'mon'? (是否想写 'mon'?)"
+    ]
 
 
 def test_did_you_mean_hint(tmp_path: Path) -> None:
@@ -400,6 +527,15 @@ def test_unreadable_files(tmp_path: Path, kind: str, message: str) -> None:
     with pytest.raises(WorkbookError) as err:
         load_spec(path)
     assert [(p.ref, p.text("en")) for p in err.value.problems] == [("bad.xlsx", message)]
+
+
+def test_a_folder_given_as_workbook_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    result = CliRunner().invoke(main, ["check", "--workbook", str(folder)])
+    assert result.exit_code == 1
+    assert f"sheets › sheets: {folder} 是文件夹,不是 Excel 文件 ({folder} is a folder, not an Excel file)" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, IsADirectoryError)
 
 
 def test_formula_without_value_and_merged_cells(tmp_path: Path) -> None:
@@ -452,6 +588,25 @@ def test_a_sheet_nobody_knows_is_a_warning_not_an_error(tmp_path: Path) -> None:
     sheets["notes"] = [{"what": "free text for the office"}]
     spec, warnings = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
     assert [w.text("en") for w in warnings] == ["unknown sheet 'notes'"]
+
+
+def test_warnings_are_reported_with_the_errors_they_explain(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["Field"] = sheets.pop("fields")
+    path = write_workbook(tmp_path / "bad.xlsx", sheets)
+    with pytest.raises(WorkbookError) as err:
+        load_spec(path)
+    assert "sheet 'fields' is missing" in [p.text("en") for p in err.value.problems]
+    assert not any(p.warning for p in err.value.problems)  # errors are what fails; the warning comes along
+    n = len(err.value.problems)
+    result = CliRunner().invoke(main, ["check", "--workbook", str(path)])
+    assert result.exit_code == 1
+    assert "bad.xlsx: 缺少工作表 'fields' (sheet 'fields' is missing)" in result.output
+    assert (
+        "提示 bad.xlsx › Field!A1: 未知工作表 'Field' (unknown sheet 'Field') — 是否想写 'fields'? (did you mean 'fields'?)"
+        in result.output
+    )
+    assert f"{n} 个问题 ({n} problems)" in result.output
 
 
 def test_empty_workbook_without_sheets(tmp_path: Path) -> None:

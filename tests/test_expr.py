@@ -28,6 +28,13 @@ NOW = dt.datetime(2026, 11, 23, 10, 0)  # a Monday
      {"reported_at": dt.datetime(2026, 11, 20, 16, 0), "arrived_at": dt.datetime(2026, 11, 23, 11, 0)}, True),
     ("金额 >= 1", {"金额": 2}, True),
     ("a ≥ 1", {"a": 1}, True),
+    # full-width operators, as escapes so no editor can turn them into ASCII: （ ） ＞ ＝ ！ ， “ ”
+    ("days_since\uff08last_contact_on\uff09 \uff1e 7", {"last_contact_on": dt.date(2026, 11, 1)}, True),
+    ("grade \uff1d\uff1d \u201cA\u201d and a \uff01\uff1d 1", {"grade": "A", "a": 2}, True),
+    ("max\uff08a\uff0c b\uff09 \uff1e\uff1d 3", {"a": 1, "b": 3}, True),
+    ("a \u2260 1", {"a": 1}, False),
+    # … but text inside quotes keeps them
+    ("note == '\u5df2\u529e\uff0c\u5f85\uff08\u56de\u8bbf\uff09'", {"note": "\u5df2\u529e\uff0c\u5f85\uff08\u56de\u8bbf\uff09"}, True),
 ])
 def test_evaluates(source: str, record: dict, expected: bool) -> None:
     assert parse(source).test(record_lookup(record), NOW, WorkCalendar()) is expected
@@ -43,6 +50,7 @@ def test_evaluates(source: str, record: dict, expected: bool) -> None:
     ("open('x')", "unknown function open"),
     ("a[0]", "'Subscript' is not allowed"),
     ("a = 1", "syntax error"),
+    ("(grade = 'A') or b", "write == to compare, not ="),
     ("today", "today is a function"),
     ("", "empty"),
     ("2 ** 99999", "'BinOp' is not allowed"),

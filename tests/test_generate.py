@@ -132,3 +132,39 @@ def test_identifiers_from_the_workbook_are_validated_before_they_reach_python(tm
     result = CliRunner().invoke(main, ["generate", "--workbook", str(workbook), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert not (tmp_path / "out").exists()
+
+
+HOSTILE_NAMES = [
+    'x"""; import builtins; builtins.PWNED = 1; """.xlsx',
+    "x'''; import builtins; builtins.PWNED = 2; '''.xlsx",
+    "x\nimport builtins; builtins.PWNED = 3\n.xlsx",
+    "x\\\rimport builtins; builtins.PWNED = 4 #\\.xlsx",
+]
+
+
+def _shape(tree: ast.AST) -> str:
+    """The statements of a module with every string constant blanked: what the code does."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            node.value = ""
+    return ast.dump(tree)
+
+
+def test_workbook_file_name_cannot_inject_code(tmp_path: Path) -> None:
+    import builtins
+
+    plain = generate(write_workbook(tmp_path / "plain.xlsx", library_sheets()), tmp_path / "plain_app").files
+    for i, name in enumerate(HOSTILE_NAMES):
+        folder = tmp_path / f"hostile{i}"
+        folder.mkdir()
+        files = generate(write_workbook(folder / name, library_sheets()), folder / "app").files
+        assert files.keys() == plain.keys()
+        for file, text in files.items():
+            if not file.endswith(".py"):
+                continue
+            assert _shape(ast.parse(text)) == _shape(ast.parse(plain[file])), (name, file)  # the name adds no statement
+            assert text.splitlines()[0].startswith("# generated from x"), (name, file)
+        namespace: dict[str, Any] = {}
+        exec(compile(files["__init__.py"], "__init__.py", "exec"), namespace)  # noqa: S102 - the module is constants only
+        assert namespace["WORKBOOK"] == name
+        assert not hasattr(builtins, "PWNED")

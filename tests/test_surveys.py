@@ -152,3 +152,12 @@ def test_rollup_as_a_page_and_a_workbook(survey_app: Any, world: dict[str, Any])
     headers = next(load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
     assert "invited" in headers and any(str(h).startswith("averages_") for h in headers)
     assert app.test_client().get(f"/survey-rollup/{SURVEY}?format=xlsx").status_code == 401
+
+
+def test_followup_roles_split_on_full_width_separators() -> None:
+    from generator.spec import Settings, Spec
+
+    settings = Settings(extra=(("survey_followup_role", "客服专员\uff0c质量主管\u3001总经理\uff1b技术员"),))  # ， 、 ；
+    spec = Spec(workbook="w.xlsx", entities=(), choices={}, grading=(), forms=(), roles=(), permissions=(), workflows=(),
+                schedules=(), surveys=(), templates=(), validations=(), reports=(), settings=settings)
+    assert followup_roles(spec, "any") == ["客服专员", "质量主管", "总经理", "技术员"]

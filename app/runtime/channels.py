@@ -24,11 +24,9 @@ from email.utils import formatdate
 from functools import lru_cache
 from typing import Any, Protocol
 
-from jinja2.sandbox import SandboxedEnvironment
+from generator.spec import Entity, Spec, Template, template_environment
 
-from generator.spec import Entity, Spec, Template
-
-_ENV = SandboxedEnvironment(autoescape=False)
+_ENV = template_environment()
 
 
 class RecordView:

@@ -208,7 +208,7 @@ def followup_roles(spec: Spec, entity: str) -> list[str]:
     """``survey_followup_role`` from the settings sheet, else the roles that may edit the entity."""
     extra = dict(spec.settings.extra)
     if extra.get("survey_followup_role"):
-        return [r.strip() for r in re.split(r"[,,]", extra["survey_followup_role"]) if r.strip()]
+        return [r.strip() for r in re.split(r"[,\uff0c\u3001;\uff1b]", extra["survey_followup_role"]) if r.strip()]
     admin = {r.name for r in spec.roles if r.admin}
     return [p.role for p in spec.permissions if p.entity == entity and "edit" in p.rights and p.role not in admin]
 
