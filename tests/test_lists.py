@@ -102,18 +102,24 @@ def test_keyset_pages_follow_the_order_with_ties_and_empty_values(app: Any, mark
         assert all(len(p) == 3 for p in pages[:-1])
 
 
-def test_next_page_link_continues_by_keyset(admin_client: Any, marked: tuple[str, list[int]]) -> None:
-    marker, ids = marked
-    url = f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker)}&psize_CustomerView=4&_oc_CustomerView=region&_od_CustomerView=asc"
+def walk_pages(client: Any, url: str, marker: str) -> list[str]:
+    """The marked rows of ``url`` and of every 下一页 after it, in the order shown."""
     seen: list[str] = []
-    html = admin_client.get(url).text
+    html = client.get(url).text
     for _ in range(10):
         seen += listed(html, marker)
         link = re.search(r'class="btn btn-sm btn-default crm-next" href="([^"]+)"', html)
         if not link:
             break
-        html = admin_client.get(link.group(1).replace("&amp;", "&")).text
+        html = client.get(link.group(1).replace("&amp;", "&")).text
         assert "crm-first" in html
+    return seen
+
+
+def test_next_page_link_continues_by_keyset(admin_client: Any, marked: tuple[str, list[int]]) -> None:
+    marker, ids = marked
+    url = f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker)}&psize_CustomerView=4&_oc_CustomerView=region&_od_CustomerView=asc"
+    seen = walk_pages(admin_client, url, marker)
     assert sorted(seen) == sorted(f"{marker}-{n}" for n in range(len(ids))) and len(seen) == len(set(seen))
 
 
@@ -129,14 +135,7 @@ def test_sorting_by_a_link_groups_by_the_linked_record_on_screens_and_api(app: A
         session.commit()
     expected = [f"{marker}-{ids.index(pk)}" for _, pk in sorted((owners[n], ids[n]) for n in range(len(ids)))]
     url = f"/customerview/list/?_flt_2_name={urllib.parse.quote(marker)}&psize_CustomerView=4&_oc_CustomerView=owner&_od_CustomerView=asc"
-    seen: list[str] = []
-    html = admin_client.get(url).text
-    for _ in range(10):
-        seen += listed(html, marker)
-        link = re.search(r'class="btn btn-sm btn-default crm-next" href="([^"]+)"', html)
-        if not link:
-            break
-        html = admin_client.get(link.group(1).replace("&amp;", "&")).text
+    seen = walk_pages(admin_client, url, marker)
     assert seen == expected  # grouped by owner, by keyset page after page
     headers = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
     answer = app.test_client().get(f"/api/v1/customer/?q=(order_column:owner,order_direction:asc,page_size:100,"
