@@ -35,7 +35,20 @@ class Graded:
         return {n for _, e in self.rules if e is not None for n in e.names}
 
 
+_GRADED: dict[tuple[int, str], tuple[Spec, tuple[Graded, ...]]] = {}
+
+
 def graded_fields(spec: Spec, entity: Entity) -> list[Graded]:
+    """The graded fields of ``entity`` with their parsed rules, parsed once per spec: record pages,
+    REST answers and exports ask on every request."""
+    key = (id(spec), entity.name)
+    known = _GRADED.get(key)
+    if known is None or known[0] is not spec:
+        known = _GRADED[key] = (spec, tuple(_graded_fields(spec, entity)))
+    return list(known[1])
+
+
+def _graded_fields(spec: Spec, entity: Entity) -> list[Graded]:
     result = []
     fields = sorted({r.field for r in spec.grading if r.entity == entity.name})
     for fname in fields:

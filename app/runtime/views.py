@@ -42,6 +42,7 @@ from .listing import CountInfo
 from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden
 
+MAX_PAGE_SIZE = 100  # rows a list page or a REST answer holds at most, whatever the address asks
 API_PERMISSIONS = {
     "get_list": "list",
     "get": "show",
@@ -390,12 +391,11 @@ class CrmModelView(ModelView):
             elif f.type == "link":  # a dropdown that stays small however big the linked table
                 field = self._link_field(f)
                 self._form_field(f.name, field, field)
-            elif f.type in ("date", "datetime"):  # the browser's own picker, in the person's language
-                self.formatters_columns[f.name] = value_formatter(f)
-                field = _moment_field(f)
-                self._form_field(f.name, field, field)
             elif f.type != "user":
                 self.formatters_columns[f.name] = value_formatter(f)
+            if f.type in ("date", "datetime"):  # the browser's own picker, in the person's language
+                field = _moment_field(f)
+                self._form_field(f.name, field, field)
             checks = form_validators(f)
             if checks:
                 self.validators_columns[f.name] = checks
@@ -961,8 +961,6 @@ def install_schema_cache() -> None:
         fab_api.jsonschema = _CheckedSchemas()
 
 
-MAX_PAGE_SIZE = 100  # rows a list page shows at most, whatever the address asks
-
 USER_LINK_COLUMNS = ("id", "first_name", "last_name")  # a linked person: who, never the account
 
 
@@ -1007,7 +1005,7 @@ class CrmModelRestApi(ModelRestApi):
     method_permission_name = {**API_PERMISSIONS, "transitions": "show", "transition": "show", "reassign": "show", "balance": "list"}
     base_permissions = ENTITY_PERMISSIONS
     allow_browser_login = False
-    max_page_size = 100
+    max_page_size = MAX_PAGE_SIZE
     page_size = 25
 
     def __init__(self, **kwargs: Any):
