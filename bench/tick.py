@@ -4,7 +4,8 @@ second delivered to a loopback SMTP server (aiosmtpd).
 
     python -m bench.tick [--customers 200000] [--contracts 50000] [--calls 100000] [--mails 2000]
 
-The first pass writes every reminder the generated history makes due (a cold start); the second
+The first pass writes every reminder the generated history makes due within the settings'
+catch_up_days (a cold start; older ones are not sent late, but the pass still has to skip them); the second
 is the steady state a beat runs every minute; a day and a week later new periods start and
 escalations ripen, and the pass a minute after that is the steady state over a week of history.
 """

@@ -110,7 +110,8 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     st = spec.settings
     for key, value in (("app_name", st.app_name), ("language", st.language), ("timezone", st.timezone),
                        ("working_days", st.working_days), ("working_hours", ",".join(f"{a}-{b}" for a, b in st.working_hours)),
-                       ("holidays", st.holidays), ("extra_working_days", st.extra_working_days), ("currency", st.currency), *st.extra):
+                       ("holidays", st.holidays), ("extra_working_days", st.extra_working_days), ("currency", st.currency),
+                       ("catch_up_days", st.catch_up_days), *st.extra):
         rows["settings"].append({"key": key, "value": value})
     for v in spec.validations:
         rows["validations"].append({"entity": v.entity, "condition": v.condition, "message": v.message})

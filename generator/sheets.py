@@ -24,6 +24,7 @@ class SheetFormat:
     columns: tuple[Column, ...]
     required: bool = False
     doc: str = ""
+    needs: tuple[str, ...] = ()  # sheets whose rows this sheet's rows refer to (entities, roles …)
 
     def column(self, header: str) -> Column | None:
         h = header.strip().lower()
@@ -54,6 +55,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("previous_name", "原名称", "曾用名", doc="the entity's former name: its table is renamed, rows kept"),
         ),
         required=True,
+        needs=("fields",),
     ),
     SheetFormat(
         "fields",
@@ -81,6 +83,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("previous_name", "原名称", "曾用名"),
         ),
         required=True,
+        needs=("entities", "choices"),
     ),
     SheetFormat(
         "choices",
@@ -106,6 +109,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("condition", "条件"),
             _c("note", "备注", "说明"),
         ),
+        needs=("entities", "fields", "choices"),
     ),
     SheetFormat(
         "forms",
@@ -118,6 +122,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("order", "顺序", "排序"),
             _c("collapsed", "折叠"),
         ),
+        needs=("entities", "fields"),
     ),
     SheetFormat(
         "roles",
@@ -145,6 +150,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("scope", "范围", "数据范围"),
             _c("hidden_fields", "隐藏字段"),
         ),
+        needs=("roles", "entities", "fields"),
     ),
     SheetFormat(
         "workflows",
@@ -160,6 +166,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("require_comment", "需要意见", "必填意见"),
             _c("notify", "通知"),
         ),
+        needs=("entities", "fields", "choices", "roles"),
     ),
     SheetFormat(
         "schedules",
@@ -175,6 +182,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("escalate_after", "升级时限", doc="escalation delay; a ladder is several, separated by ';', each after the step before"),
             _c("escalate_to", "升级给", "升级对象", doc="role told at each escalation step, in the same order as the delays"),
         ),
+        needs=("entities", "fields", "roles", "templates"),
     ),
     SheetFormat(
         "surveys",
@@ -187,6 +195,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("order", "顺序", "排序"),
             _c("trigger", "触发", "触发条件"),
         ),
+        needs=("entities", "fields"),
     ),
     SheetFormat(
         "templates",
@@ -214,6 +223,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("condition", "条件", required=True),
             _c("message", "提示", "消息", required=True),
         ),
+        needs=("entities", "fields"),
     ),
     SheetFormat(
         "reports",
@@ -231,6 +241,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("roles", "角色"),
             _c("order", "顺序", "排序"),
         ),
+        needs=("entities", "fields", "choices", "roles"),
     ),
 )
 

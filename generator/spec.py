@@ -36,6 +36,10 @@ FIELD_TYPES = (
 )
 NUMERIC_TYPES = ("integer", "decimal", "money")
 TEXT_TYPES = ("string", "text", "email", "phone")
+# what an e-mail or phone field accepts: the forms, the API and imports check values with these, and
+# the workbook check checks a default with them
+PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 SCOPES = ("own", "team", "all")
 RIGHTS = ("list", "show", "add", "edit", "delete", "export", "import")
 VIEWS = ("add", "edit", "show")
@@ -261,6 +265,7 @@ class Settings:
     holidays: tuple[str, ...] = ()
     extra_working_days: tuple[str, ...] = ()
     currency: str = "CNY"
+    catch_up_days: int = 7  # a reminder due longer ago than this is not sent late (downtime, first start, imported history)
     extra: tuple[tuple[str, str], ...] = ()
 
 

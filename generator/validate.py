@@ -7,11 +7,14 @@ Spec (``None`` when there are errors) and the list of problems, each with its ce
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import keyword
 import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,15 +22,18 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import expr as expr_mod
+from .exprtypes import BASE_KINDS, Kind, comparison_problems, field_kind
 from .problems import Problem, Problems, did_you_mean, hint, msg
 from .read import Cell, Row, Workbook
 from .sheets import SHEETS, sheet_format
 from .spec import (
     CHANNELS,
     CHARTS,
+    EMAIL_PATTERN,
     FIELD_TYPES,
     NUMERIC_TYPES,
     PERIODS,
+    PHONE_PATTERN,
     RIGHTS,
     SCOPES,
     TEXT_TYPES,
@@ -110,7 +116,9 @@ RESERVED_CLASSES = {
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "x", "on"}
 FALSE = {"no", "n", "false", "0", "否", "off"}
 TEMPLATE_NAMES = {"record", "due", "link", "recipient", "app_name", "now", "survey", "escalation", "step"}
-SETTING_KEYS = ("app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency")
+SETTING_KEYS = ("app_name", "language", "timezone", "working_days", "working_hours", "holidays", "extra_working_days", "currency",
+                "catch_up_days")
+CATCH_UP_DAYS = (1, 3650)
 EXTRA_SETTING_KEYS = ("survey_followup_role",)  # read by the runtime from Settings.extra
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES = {name: name[:3] for name in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
@@ -197,40 +205,62 @@ class _Reader:
         return None
 
 
-def _map_sheets(book: Workbook, p: Problems) -> dict[str, list[dict[str, Cell]]]:
-    """Canonical sheet name → rows keyed by canonical column name."""
-    result: dict[str, list[dict[str, Cell]]] = {}
+@dataclass
+class _Sheets:
+    """The sheets of a workbook by canonical name, with what their header rows left unreadable."""
+
+    rows: dict[str, list[dict[str, Cell]]] = dataclass_field(default_factory=dict)  # rows keyed by canonical column
+    titles: dict[str, str] = dataclass_field(default_factory=dict)  # canonical name → title as written
+    broken: set[str] = dataclass_field(default_factory=set)  # a required column or required sheet is missing
+
+
+def _map_sheets(book: Workbook, p: Problems) -> _Sheets:
+    """Map sheet titles and headers to the format's names. A misspelt header with a close match is
+    reported once and read as the column it most likely is, so its rows are checked for real
+    mistakes instead of each repeating the header's; a sheet missing a required column is
+    ``broken`` (its rows cannot be read)."""
+    result = _Sheets()
     all_names = [s.name for s in SHEETS] + [a for s in SHEETS for a in s.aliases]
     for title, sheet in book.sheets.items():
         fmt = sheet_format(title)
         if fmt is None:
             p.add(f"{title}!A1", msg("sheet_unknown", sheet=title), did_you_mean(title.lower(), all_names), warning=True)
             continue
-        if fmt.name in result:
+        if fmt.name in result.rows:
             p.add(f"{title}!A1", msg("duplicate", what="工作表", what_en="sheet", value=fmt.name, first=fmt.name))
             continue
         mapping: dict[str, str] = {}
+        unknown: list[tuple[str, str]] = []
         for header, letter in sheet.headers.items():
             col = fmt.column(header)
             if col is None:
-                options = [c.name for c in fmt.columns] + [a for c in fmt.columns for a in c.aliases]
-                close = did_you_mean(header.lower(), options)
-                p.add(f"{title}!{letter}1", msg("column_unknown", column=header), close, warning=close is None)
-                continue
-            if col.name in mapping.values():
+                unknown.append((header, letter))
+            elif col.name in mapping.values():
                 p.add(f"{title}!{letter}1", msg("column_duplicate", column=col.name))
+            else:
+                mapping[header] = col.name
+        for header, letter in unknown:  # after the known ones: a guess never takes a column that is there
+            options = [c.name for c in fmt.columns if c.name not in mapping.values()]
+            options += [a for c in fmt.columns if c.name not in mapping.values() for a in c.aliases]
+            close = difflib.get_close_matches(header.lower(), options, n=1, cutoff=0.6)
+            if not close:
+                taken = did_you_mean(header.lower(), [c.name for c in fmt.columns] + [a for c in fmt.columns for a in c.aliases])
+                p.add(f"{title}!{letter}1", msg("column_unknown", column=header), taken, warning=taken is None)
                 continue
-            mapping[header] = col.name
+            guess = fmt.column(close[0])
+            assert guess is not None
+            mapping[header] = guess.name
+            p.add(f"{title}!{letter}1", msg("column_unknown", column=header), hint("read_as", value=close[0], column=guess.name))
         for col in fmt.columns:
             if col.required and col.name not in mapping.values():
                 p.add(f"{title}!A1", msg("column_missing", column=col.name), hint("add_column", column=col.name))
-        rows = []
-        for row in sheet.rows:
-            rows.append(_canonical(row, mapping))
-        result[fmt.name] = rows
+                result.broken.add(fmt.name)
+        result.rows[fmt.name] = [_canonical(row, mapping) for row in sheet.rows]
+        result.titles[fmt.name] = title
     for fmt in SHEETS:
-        if fmt.required and fmt.name not in result:
+        if fmt.required and fmt.name not in result.rows:
             p.add(book.filename, msg("sheet_missing", sheet=fmt.name), hint("add_sheet", sheet=fmt.name))
+            result.broken.add(fmt.name)
     return result
 
 
@@ -268,26 +298,51 @@ def validate_workbook(book: Workbook) -> tuple[Spec | None, list[Problem]]:
     p = Problems(list(book.problems))
     if p.errors and not book.sheets:
         return None, p.items
-    sheets = _map_sheets(book, p)
-    v = _Validator(book.filename, sheets, p)
+    v = _Validator(book.filename, _map_sheets(book, p), p)
     spec = v.run()
     return (None if p.errors else spec), p.items
 
 
 class _Validator:
-    def __init__(self, filename: str, sheets: dict[str, list[dict[str, Cell]]], p: Problems):
+    def __init__(self, filename: str, sheets: _Sheets, p: Problems):
         self.filename = filename
-        self.sheets = sheets
+        self.sheets = sheets.rows
         self.p = p
         self.r = _Reader(p)
+        self.skipped = self.unreadable(sheets, p)
+
+    @staticmethod
+    def unreadable(sheets: _Sheets, p: Problems) -> set[str]:
+        """The broken sheets and every sheet that refers to one (through ``needs``, transitively).
+        Their rows are not checked: each would report the same root cause again (no field 'x',
+        unknown entity …) while the header or sheet it comes from is reported once already. A
+        warning says which sheets wait for the fix."""
+        skipped = set(sheets.broken)
+        changed = True
+        while changed:
+            changed = False
+            for fmt in SHEETS:
+                if fmt.name not in skipped and skipped & set(fmt.needs):
+                    skipped.add(fmt.name)
+                    changed = True
+        for fmt in SHEETS:
+            if fmt.name in skipped and fmt.name not in sheets.broken and sheets.rows.get(fmt.name):
+                causes = ", ".join(n for n in sorted(skipped & set(fmt.needs)) if n in sheets.broken) or \
+                    ", ".join(sorted(sheets.broken))
+                p.add(f"{sheets.titles[fmt.name]}!A1", msg("sheet_not_checked", sheet=sheets.titles[fmt.name], cause=causes),
+                      warning=True)
+        return skipped
 
     def rows(self, sheet: str) -> list[tuple[dict[str, Cell], Any]]:
+        if sheet in self.skipped:
+            return []
         return [(row, lambda k, row=row: _cell(row, k, sheet)) for row in self.sheets.get(sheet, [])]
 
     # -- the whole workbook ------------------------------------------------------------------
     def run(self) -> Spec:
         settings = self.settings()
         choices = self.choices()
+        self.choice_lists = choices
         entities = self.entities(choices)
         emap = {e.name: e for e in entities}
         roles = self.roles()
@@ -309,6 +364,7 @@ class _Validator:
             settings=settings,
         )
         templates = self.templates()
+        self.template_paths_checked: set[tuple[str, str]] = set()
         schedules = self.schedules(emap, role_names, {t.name: t for t in templates})
         return Spec(**{**spec.__dict__, "templates": tuple(templates), "schedules": tuple(schedules)})
 
@@ -371,6 +427,12 @@ class _Validator:
                     except ValueError:
                         self.p.add(c("value").ref, msg("setting_value", key=key, value=part), hint("one_of", values="2026-10-01"))
                 values[key] = tuple(sorted(set(days)))
+            elif key == "catch_up_days":
+                low, high = CATCH_UP_DAYS
+                if re.fullmatch(r"\s*\d{1,4}\s*", value) and low <= int(value) <= high:
+                    values[key] = int(value)
+                else:
+                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("whole_number_between", low=low, high=high))
             elif key == "timezone":
                 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -549,6 +611,8 @@ class _Validator:
         if encrypted and ftype not in ("text", "string"):
             self.p.add(c("encrypted").ref, msg("encrypted_type"), context=ctx)
         default = self.default(c("default"), ftype, choices.get(list_name, ()), ctx, list_name)
+        if default is not None:
+            self.check_default(c("default"), ftype, default, lo, hi, pattern, ctx)
         prev = c("previous_name").text
         if prev:
             self.r.ident(c("previous_name"), ("原名称", "previous name"), ctx=ctx)
@@ -630,6 +694,40 @@ class _Validator:
         else:
             return text
         return None
+
+    def check_default(self, cell: Cell, ftype: str, value: Any, lo: float | None, hi: float | None, pattern: str, ctx: str) -> None:
+        """A default must pass the checks its own field makes on every value a form, the API or an
+        import saves (min/max, length, pattern, e-mail, phone, the column's size): else each new
+        record would start out invalid, or fail to save."""
+        fix = hint("fix_default")
+        if ftype in NUMERIC_TYPES and isinstance(value, int | float):
+            if lo is not None and value < lo:
+                self.p.add(cell.ref, msg("default_min", value=cell.text, min=f"{lo:g}"), fix, ctx)
+            if hi is not None and value > hi:
+                self.p.add(cell.ref, msg("default_max", value=cell.text, max=f"{hi:g}"), fix, ctx)
+            amount = Decimal(cell.text.replace(",", ""))
+            if ftype == "money" and amount != amount.quantize(Decimal("0.01")):
+                self.p.add(cell.ref, msg("default_cents", value=cell.text), fix, ctx)
+        if ftype not in TEXT_TYPES or not isinstance(value, str):
+            return
+        column = {"string": int(hi) if hi is not None and hi >= 1 else 255, "email": 254, "phone": 40}.get(ftype)
+        if lo is not None and len(value) < lo:
+            self.p.add(cell.ref, msg("default_short", value=value, min=f"{lo:g}"), fix, ctx)
+        for limit in (hi, column):
+            if limit is not None and len(value) > limit:
+                self.p.add(cell.ref, msg("default_long", value=value if len(value) <= 20 else value[:20] + "…", max=f"{limit:g}"), fix, ctx)
+                break
+        if pattern:
+            try:
+                matches = re.match(pattern, value) is not None
+            except re.error:  # reported on the pattern cell
+                matches = True
+            if not matches:
+                self.p.add(cell.ref, msg("default_pattern", value=value, pattern=pattern), fix, ctx)
+        if ftype == "email" and not re.match(EMAIL_PATTERN, value):
+            self.p.add(cell.ref, msg("default_email", value=value), hint("example", value="name@example.com"), ctx)
+        if ftype == "phone" and not re.match(PHONE_PATTERN, value):
+            self.p.add(cell.ref, msg("default_phone", value=value), hint("example", value="021-12345678 / 13800138000"), ctx)
 
     def check_previous_names(self, renames: list[tuple[str, str, str]], present: set[str], what: tuple[str, str]) -> None:
         """Each ``(previous_name, cell, context)`` names something gone from the sheet, and only one
@@ -760,7 +858,17 @@ class _Validator:
                     cell.ref, msg("expr", value=text, error=f"unknown field '{bad}'"), did_you_mean(bad, options), _entity_ctx(entity.name)
                 )
                 return ""
-        return text
+
+        def kind(path: str) -> Kind | None:
+            f = field_at(entity, path, emap)
+            if f is None:
+                return Kind(BASE_KINDS[path]) if path in BASE_KINDS else None
+            return field_kind(f, self.choice_lists.get(f.choices, ()))
+
+        found = comparison_problems(parsed.tree, kind)
+        for code, params, hint_ in found:
+            self.p.add(cell.ref, msg(code, value=text, **params), hint_, _entity_ctx(entity.name))
+        return "" if found else text
 
     def roles_of(self, cell: Cell, role_names: set[str]) -> tuple[str, ...]:
         roles = tuple(r.strip() for r in re.split(NAME_SEPARATORS, cell.text) if r.strip())
@@ -932,6 +1040,7 @@ class _Validator:
         env = template_environment()
         result = []
         seen: dict[str, str] = {}
+        self.template_cells: dict[str, dict[str, str]] = {}  # template → subject/body → its cell
         for _row, c in self.rows("templates"):
             name = self.r.ident(c("name"), ("模板名", "template name"))
             if name is None:
@@ -940,6 +1049,7 @@ class _Validator:
                 self.p.add(c("name").ref, msg("duplicate", what="模板", what_en="template", value=name, first=seen[name]))
                 continue
             seen[name] = c("name").ref
+            self.template_cells[name] = {key: c(key).ref for key in ("subject", "body")}
             channel = self.r.one_of(c("channel"), CHANNELS, "channel", "email") or "email"
             for key in ("subject", "body"):
                 try:
@@ -1008,7 +1118,7 @@ class _Validator:
             if tname and tname not in templates:
                 self.p.add(c("template").ref, msg("unknown_template", value=tname), did_you_mean(tname, templates))
             elif tname:
-                self.check_template_paths(env, templates[tname], e, emap, c("template").ref)
+                self.check_template_paths(env, templates[tname], e, emap, name)
             channel = self.r.one_of(c("channel"), CHANNELS, "channel", "inapp") or "inapp"
             esc_after, esc_to = c("escalate_after").text, c("escalate_to").text
             delays, targets = ladder_parts(esc_after), ladder_parts(esc_to)
@@ -1024,13 +1134,23 @@ class _Validator:
             result.append(Schedule(name, e.name, c("when").text, cond, recipients, tname, channel, esc_after, esc_to, c("name").ref))
         return result
 
-    def check_template_paths(self, env: SandboxedEnvironment, t: Template, e: Entity, emap: dict[str, Entity], ref: str) -> None:
-        for text in (t.subject, t.body):
+    def check_template_paths(self, env: SandboxedEnvironment, t: Template, e: Entity, emap: dict[str, Entity], schedule: str) -> None:
+        """``record.x.y`` in a template used for entity ``e`` must be a field path of ``e``. The
+        problem is the template's (the subject or body cell that holds the path); the schedule that
+        sends it for ``e`` goes in the context. A template is checked once per entity."""
+        if (t.name, e.name) in self.template_paths_checked:
+            return
+        self.template_paths_checked.add((t.name, e.name))
+        cells = self.template_cells.get(t.name, {})
+        for key, text in (("subject", t.subject), ("body", t.body)):
             try:
                 tree = env.parse(text)
             except TemplateSyntaxError:
                 continue
+            inner = {id(g.node) for g in tree.find_all(nodes.Getattr)}  # record.a of record.a.b: checked with it
             for node in tree.find_all(nodes.Getattr):
+                if id(node) in inner:
+                    continue
                 path = []
                 n: nodes.Node = node
                 while isinstance(n, nodes.Getattr):
@@ -1041,8 +1161,13 @@ class _Validator:
                     problem = resolve_path(e, dotted, emap, allow_base=True)
                     if problem:
                         bad, options = problem
+                        parts = dotted.split(".")
+                        owner = field_at(e, ".".join(parts[: parts.index(bad)]), emap) if parts.index(bad) else None
                         self.p.add(
-                            ref, msg("placeholder", error=f"record.{dotted}: {e.name} has no field '{bad}'"), did_you_mean(bad, options)
+                            cells.get(key, t.name),
+                            msg("placeholder_field", path=dotted, entity=owner.link if owner and owner.link else e.name, value=bad),
+                            did_you_mean(bad, options),
+                            f"schedule {schedule}, entity {e.name}",
                         )
 
     def surveys(self, emap: dict[str, Entity]) -> tuple[SurveyQuestion, ...]:
@@ -1106,7 +1231,6 @@ class _Validator:
                 self.p.add(ref, msg("not_numeric", value=path), hint("numeric_choices", value=target.choices))
 
     def reports(self, emap: dict[str, Entity], role_names: set[str], choices: dict[str, tuple[Choice, ...]]) -> tuple[Report, ...]:
-        self.choice_lists = choices
         result = []
         for i, (_row, c) in enumerate(self.rows("reports")):
             name = c("name").text

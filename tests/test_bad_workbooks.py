@@ -14,6 +14,7 @@ from openpyxl.utils import get_column_letter
 
 from app.cli import main
 from generator import WorkbookError, load_spec
+from generator.problems import HINTS
 from tests.workbooks import library_sheets, write_workbook
 
 Sheets = dict[str, list[dict[str, Any]]]
@@ -115,6 +116,71 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         ("loan", "due_on"),
         "default",
         "default '31/02/2026' is not a valid date",
+    ),
+    ("default below min", set_field("book", "pages", default=0), "fields", ("book", "pages"), "default", "default 0 is below the minimum 1"),
+    (
+        "default above max",
+        set_field("book", "pages", default=9000),
+        "fields",
+        ("book", "pages"),
+        "default",
+        "default 9000 is above the maximum 5000",
+    ),
+    (
+        "default longer than max",
+        set_field("book", "isbn", default="978-7-111-12345-6-000"),
+        "fields",
+        ("book", "isbn"),
+        "default",
+        "default '978-7-111-12345-6-00…' is longer than 20 characters",
+    ),
+    (
+        "default shorter than min",
+        set_field("member", "full_name", min=2, default="张"),
+        "fields",
+        ("member", "full_name"),
+        "default",
+        "default '张' is shorter than 2 characters",
+    ),
+    (
+        "default longer than its column",
+        set_field("member", "full_name", default="张" * 256),
+        "fields",
+        ("member", "full_name"),
+        "default",
+        f"default '{'张' * 20}…' is longer than 255 characters",
+    ),
+    (
+        "default against pattern",
+        set_field("book", "isbn", pattern="^[0-9-]+$", default="unknown"),
+        "fields",
+        ("book", "isbn"),
+        "default",
+        "default 'unknown' does not match the pattern ^[0-9-]+$",
+    ),
+    (
+        "default not an e-mail",
+        set_field("member", "email", default="front desk"),
+        "fields",
+        ("member", "email"),
+        "default",
+        "default 'front desk' is not an e-mail address",
+    ),
+    (
+        "default not a phone number",
+        lambda s: s["fields"].append({"entity": "member", "name": "phone", "type": "phone", "default": "ask at desk"}),
+        "fields",
+        len(library_sheets()["fields"]),
+        "default",
+        "default 'ask at desk' is not a phone number",
+    ),
+    (
+        "money default with more than two decimals",
+        lambda s: s["fields"].append({"entity": "book", "name": "price", "type": "money", "default": "9.995"}),
+        "fields",
+        len(library_sheets()["fields"]),
+        "default",
+        "default 9.995 has more than 2 decimals",
     ),
     ("min greater than max", set_field("book", "pages", min=10, max=5), "fields", ("book", "pages"), "min", "min 10 is greater than max 5"),
     (
@@ -441,6 +507,166 @@ def test_every_problem_is_reported_not_only_the_first(tmp_path: Path) -> None:
     assert len(err.value.problems) == 3
 
 
+def test_a_wrong_field_in_a_template_points_at_the_template_cell_once(tmp_path: Path) -> None:
+    # the path is the template's mistake: its cell is where to fix it, whichever schedules send it
+    sheets = library_sheets()
+    sheets["templates"] = [{"name": "due", "channel": "email", "subject": "{{ record.book.titel }} 到期", "body": "{{ record.code }}"}]
+    sheets["schedules"] = [
+        {"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "recipients": "馆员", "template": "due"},
+        {"name": "overdue", "entity": "loan", "when": "due_on + 1 day", "recipients": "馆员", "template": "due"},
+    ]
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [p.format("bad.xlsx", "zh") for p in err.value.problems] == [
+        f"bad.xlsx › {cell(sheets, 'templates', 0, 'subject')} (schedule due_soon, entity loan): "
+        "模板占位符 record.book.titel 有误:实体 book 没有字段 'titel' "
+        "(template placeholder record.book.titel: entity book has no field 'titel') — 是否想写 'title'? (did you mean 'title'?)"
+    ]
+
+
+# A condition runs in Python on save and as SQL in the nightly regrade, reminders and dashboards;
+# the two agree only when both sides of a comparison have one type, and a choice field holds the
+# choice's value (not its label). (sheet, row, expected line in English)
+CONDITION_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "grading",
+        {"entity": "book", "field": "genre", "grade": "science", "condition": "genre == 'novell'"},
+        "condition 'genre == 'novell'' is wrong: 'novell' is not a choice of field genre (list genre)"
+        " — did you mean 'novel'?",
+    ),
+    (
+        "workflows",
+        {"entity": "book", "state_field": "genre", "from": "novel", "to": "science", "action": "改", "condition": "genre != '小说'"},
+        "condition 'genre != '小说'' is wrong: '小说' is not a choice of field genre (list genre)"
+        " — conditions compare the choice's value: write 'novel', not its label '小说'",
+    ),
+    (
+        "schedules",
+        {"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "condition": "book.genre in ('novel', '科普类')"},
+        "condition 'book.genre in ('novel', '科普类')' is wrong: '科普类' is not a choice of field book.genre (list genre)"
+        " — did you mean 'science'?",
+    ),
+    (
+        "validations",
+        {"entity": "book", "condition": "pages > '100'", "message": "太短"},
+        "condition 'pages > '100'' is wrong: pages is a number field (integer) but '100' is text; they cannot be compared"
+        " — write numbers without quotes: pages > 100",
+    ),
+    (
+        "reports",
+        {"name": "r", "entity": "book", "condition": "title == 5"},
+        "condition 'title == 5' is wrong: title is a text field (string) but 5 is a number; they cannot be compared"
+        " — put text and choice values in quotes: title == '5'",
+    ),
+    (
+        "schedules",
+        {"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "condition": "book.pages in (100, '200')"},
+        "condition 'book.pages in (100, '200')' is wrong: book.pages is a number field (integer) but '200' is text;"
+        " they cannot be compared — write numbers without quotes: book.pages in (100, 200)",
+    ),
+    (
+        "validations",
+        {"entity": "loan", "condition": "due_on >= created_on", "message": "太早"},
+        "condition 'due_on >= created_on' is wrong: due_on is a date field (date) but created_on is a date and time;"
+        " they cannot be compared — compare a date with a date (a date and time with one): use today(), now() or"
+        " days_since(field) > days",
+    ),
+    (
+        "validations",
+        {"entity": "loan", "condition": "returned == 'yes'", "message": "m"},
+        "condition 'returned == 'yes'' is wrong: returned is a yes/no field (boolean) but 'yes' is text; they cannot be"
+        " compared — write a yes/no field on its own (or not field), or compare it with True/False",
+    ),
+]
+
+
+@pytest.mark.parametrize("sheet,row,expected", CONDITION_CASES, ids=[c[2][:40] for c in CONDITION_CASES])
+def test_conditions_compare_values_of_the_fields_type_and_choices(tmp_path: Path, sheet: str, row: dict[str, Any], expected: str) -> None:
+    sheets = library_sheets()
+    sheets[sheet] = [row]
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    key = "trigger" if sheet == "surveys" else "condition"
+    lines = [(p.ref, p.message.render("en") + (f" — {p.hint.render('en', HINTS)}" if p.hint else "")) for p in err.value.problems]
+    assert lines == [(cell(sheets, sheet, 0, key), expected)]
+
+
+def test_conditions_that_compare_like_types_and_known_choices_pass(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["validations"] = [
+        {"entity": "loan", "condition": "book.genre in ('novel', 'science') or book.genre == None", "message": "m"},
+        {"entity": "loan", "condition": "not returned or due_on <= today() or returned == True", "message": "m"},
+        {"entity": "loan", "condition": "book.pages >= 1 and len(book.title) > 0 and lower(book.title) != 'x'", "message": "m"},
+        {"entity": "loan", "condition": "days_since(due_on) < 30 and created_on <= now() and id > 0", "message": "m"},
+    ]
+    sheets["surveys"] = [{"survey": "s", "question": "q", "trigger": "loan.book.genre == 'novel'"}]
+    load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+
+
+def test_a_choice_in_a_survey_trigger_is_checked(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    sheets["surveys"] = [{"survey": "s", "question": "q", "trigger": "loan.book.genre == 'Novel'"}]
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [(p.ref, p.text("zh"), p.hint.render("zh", HINTS) if p.hint else "") for p in err.value.problems] == [
+        (cell(sheets, "surveys", 0, "trigger"), "条件 'book.genre == 'Novel'' 有误:'Novel' 不是字段 book.genre 的选项(选项列表 genre)",
+         "是否想写 'novel'?")
+    ]
+
+
+def test_a_misspelt_header_is_reported_once_and_its_column_still_read(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    for row in sheets["fields"]:
+        row["typ"] = row.pop("type")
+    sheets["fields"][3]["typ"] = "choise"  # a real mistake in that column is still found
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    header = cell(sheets, "fields", 0, "typ").replace("2", "1")
+    assert [(p.ref, p.format("", "zh").split(": ", 1)[1]) for p in err.value.reported] == [
+        (header, "未知列 'typ' (unknown column 'typ') — 是否想写 'type'?本次检查已把该列当作 type 读取"
+                  " (did you mean 'type'? this check read the column as type)"),
+        (cell(sheets, "fields", 3, "typ"), "类型 'choise' 未知 (unknown type 'choise') — 是否想写 'choice'? (did you mean 'choice'?)"),
+    ]
+
+
+def test_a_misspelt_optional_header_does_not_make_every_row_wrong(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    for row in sheets["fields"]:
+        row["choice"] = row.pop("choices", None)
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [p.text("en") for p in err.value.reported] == ["unknown column 'choice'"]
+
+
+def test_a_missing_required_column_is_reported_once_not_on_every_row(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    for row in sheets["fields"]:
+        row.pop("type")
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [(p.ref, p.text("en")) for p in err.value.problems] == [("fields!A1", "required column 'type' is missing")]
+    # the sheets that refer to fields wait for the fix, and say so once each
+    assert [(p.ref, p.text("en")) for p in err.value.warnings] == [
+        (f"{sheet}!A1", f"sheet {sheet} was not checked: sheet fields, which it refers to, cannot be read; fix the problem above first")
+        for sheet in ("entities", "permissions")
+    ]
+
+
+def test_a_missing_column_of_an_optional_sheet_holds_back_only_the_sheets_that_refer_to_it(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    for row in sheets["roles"]:
+        row["名字"] = row.pop("role")
+    sheets["fields"][3]["type"] = "choise"  # elsewhere, mistakes are still all found
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    assert [(p.ref, p.text("en")) for p in err.value.reported] == [
+        ("roles!A1", "required column 'role' is missing"),
+        ("fields!D5", "unknown type 'choise'"),
+        ("roles!C1", "unknown column '名字'"),
+        ("permissions!A1", "sheet permissions was not checked: sheet roles, which it refers to, cannot be read; fix the problem above first"),
+    ]
+
+
 def test_misspelt_setting_key_suggests_the_known_one(tmp_path: Path) -> None:
     sheets = library_sheets()
     sheets["settings"] += [{"key": "holiday", "value": "2026-10-01"}, {"key": "survey_followup_role", "value": "馆员"}]
@@ -606,7 +832,9 @@ def test_warnings_are_reported_with_the_errors_they_explain(tmp_path: Path) -> N
         "提示 bad.xlsx › Field!A1: 未知工作表 'Field' (unknown sheet 'Field') — 是否想写 'fields'? (did you mean 'fields'?)"
         in result.output
     )
-    assert f"{n} 个问题 ({n} problems)" in result.output
+    # the entities sheet, which refers to fields, is not checked rather than reported without fields
+    assert n == 1 and "1 个问题 (1 problem)" in result.output
+    assert "提示 bad.xlsx › entities!A1: 工作表 entities 暂未检查" in result.output
 
 
 def test_empty_workbook_without_sheets(tmp_path: Path) -> None:

@@ -329,3 +329,75 @@ def test_escalation_ladder_climbs_one_step_at_a_time(app: Any, world: dict[str, 
     assert len(second) == expected_recipients(app, spec, schedule, ("总经理",)) >= 1
     assert all(r.subject.startswith("[升级 Escalation 2]") for r in second)
     assert len(outbox_rows(app, schedule.name, rid, step=1)) == len(first), "each step once"
+
+
+ONE_OFF = [s.name for s in load_spec(str(SHIPPED))[0].schedules if not parse_when(s.when).every and not parse_when(s.when).yearly]
+
+
+@pytest.mark.parametrize("name", ONE_OFF)
+def test_long_past_occurrence_is_not_sent_late(app: Any, world: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first start over imported history, or a beat down for weeks: what fell due longer ago than
+    the settings' catch_up_days is not sent (no 2025 holiday greetings, no notice of a contract long
+    expired). The same pass with a longer limit sends it: the limit, not the SQL, left it out."""
+    import dataclasses
+
+    crm = app.extensions["crm"]
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == name)
+    days = spec.settings.catch_up_days
+    anchor, due = due_of(spec, schedule)
+    late = due + dt.timedelta(days=days, minutes=1)
+    rid = make_matching(app, world, schedule, anchor, late)
+    tick(app, late)
+    assert outbox_rows(app, name, rid) == [], f"{name}: due {due}, not sent {days} days late"
+    longer = dataclasses.replace(spec.settings, catch_up_days=days + 1)
+    monkeypatch.setattr(crm, "spec", dataclasses.replace(crm.spec, settings=longer))
+    tick(app, late)
+    assert len(outbox_rows(app, name, rid)) == expected_recipients(app, spec, schedule), f"{name}: sent within {days + 1} days"
+
+
+def test_escalation_outlives_the_catch_up_limit(app: Any, world: dict[str, Any]) -> None:
+    """contract_renewal_follow_up escalates 14 days after its reminder, longer than the 7 days
+    after which a reminder is no longer sent: the reminder on time still escalates."""
+    spec = world["spec"]
+    schedule = next(s for s in spec.schedules if s.name == "contract_renewal_follow_up")
+    anchor, due = due_of(spec, schedule)
+    rid = make_matching(app, world, schedule, anchor, due)
+    tick(app, due)
+    assert outbox_rows(app, schedule.name, rid)
+    tick(app, due + dt.timedelta(days=14, minutes=1))
+    assert len(outbox_rows(app, schedule.name, rid, step=1)) == expected_recipients(app, spec, schedule, (schedule.escalate_to,)) >= 1
+
+
+def test_upper_bound_is_never_shorter_than_the_shift() -> None:
+    """The SQL lower limit on anchors rests on it: a shift longer than its bound would hide a
+    reminder that is still on time."""
+    from app.runtime.schedules import upper_bound
+    from generator.when import Duration
+    from generator.workcal import WorkCalendar
+
+    spec = load_spec(str(SHIPPED))[0]
+    sparse = WorkCalendar(("wed",), (("10:00", "11:00"),), tuple(f"2026-{m:02d}-{d:02d}" for m in (9, 10) for d in range(1, 29)), ())
+    rng = random.Random(5)
+    for cal in (spec.calendar, sparse):
+        for _ in range(400):
+            anchor = dt.datetime(2026, 1, 1) + dt.timedelta(minutes=rng.randrange(60 * 24 * 600))
+            unit = rng.choice(("minutes", "hours", "days", "weeks", "months"))
+            working = unit != "months" and rng.random() < 0.6
+            d = Duration(rng.randint(0 if working and unit in ("hours", "minutes") else -40, 40), unit, working)
+            due = shift(anchor, d, cal)
+            assert due - anchor <= upper_bound(d, cal), (anchor, d)
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "7.5", "5000"])
+def test_catch_up_days_must_be_a_whole_number_of_days(tmp_path: Any, value: str) -> None:
+    from generator import WorkbookError
+    from tests.workbooks import library_sheets, write_workbook
+
+    sheets = library_sheets()
+    sheets["settings"].append({"key": "catch_up_days", "value": value})
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    [problem] = err.value.problems
+    assert problem.format("bad.xlsx", "zh").startswith(f"bad.xlsx › settings!B{len(sheets['settings']) + 1}: 设置 catch_up_days 的值 '{value}' 无效")
+    assert "1 到 3650 之间的整数" in problem.format("bad.xlsx", "zh")

@@ -12,6 +12,9 @@ Per schedule row of the workbook:
 * ``every N unit`` — recurring: period k (k ≥ 1) of the record's life since ``created_on``; at most
   one message per period while the condition holds. ``every N working days`` counts periods on the
   working calendar.
+* ``catch_up_days`` (settings) — a ``field ± N unit`` occurrence (or a survey invitation) due
+  longer ago is not sent late: a first start on imported history, or a beat stopped for weeks,
+  must not send greetings for past holidays or notices of contracts long expired.
 * ``escalate_after`` + ``escalate_to`` — when the condition still holds that long after the reminder
   was written, the role is told (step 1, a distinct key).
 
@@ -30,6 +33,7 @@ import calendar as _calendar
 import datetime as dt
 import hashlib
 import logging
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,6 +91,30 @@ def lower_bound(d: Duration) -> dt.timedelta | None:
     if d.unit == "months":
         return dt.timedelta(days=28 * d.amount) if d.amount >= 0 else dt.timedelta(days=31 * d.amount)
     return dt.timedelta(**{d.unit: d.amount})
+
+
+def upper_bound(d: Duration, cal: WorkCalendar) -> dt.timedelta:
+    """A calendar span the shift is at most as long as (for SQL pre-filtering). On the working
+    calendar: each working day needed lies within a week of the last, and each holiday can take
+    one of them away — loose, but never too short."""
+    if d.amount < 0 or (d.amount == 0 and not d.working):  # never later than the moment (working: a step back)
+        return dt.timedelta() if d.working or d.unit == "months" else dt.timedelta(**{d.unit: d.amount})
+    if d.unit == "months":
+        return dt.timedelta(days=31 * d.amount)
+    if not d.working:
+        return dt.timedelta(**{d.unit: d.amount})
+    if d.unit in ("hours", "minutes"):
+        hours = d.amount if d.unit == "hours" else d.amount / 60
+        per_day = sum((_minutes(b) - _minutes(a)) / 60 for a, b in cal.working_hours) or 24
+        days = math.ceil(hours / per_day) + 1
+    else:
+        days = math.ceil(d.amount * (len(cal.working_days) if d.unit == "weeks" else 1))
+    return dt.timedelta(days=7 * (days + len(cal.holidays) + 1))
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
 
 
 # -- what to run ----------------------------------------------------------------------------------
@@ -171,6 +199,7 @@ class _Pass:
         self.dialect = session.get_bind().dialect.name
         self.recipients = Recipients(spec, session)
         self.links = Links(app)
+        self.oldest = now - dt.timedelta(days=spec.settings.catch_up_days)  # due earlier: too late to send
 
     def run(self, job: Job) -> tuple[int, int, int]:
         due = self._due_occurrences(job)
@@ -192,7 +221,7 @@ class _Pass:
         out: dict[int, tuple[str, dt.datetime, str | None]] = {}
         for rid, anchor, created, anchor_text in self._candidates(job):
             occ = self._occurrence(job, as_moment(anchor), as_moment(created))
-            if occ is not None:
+            if occ is not None and (occ[1] >= self.oldest or job.when.every or job.when.yearly):
                 if job.when.every is not None:
                     anchor_text = _stamp(self._period_end(job.when.every, as_moment(created), occ))  # type: ignore[arg-type]
                 out[rid] = (*occ, anchor_text)
@@ -208,9 +237,12 @@ class _Pass:
         anchor_text = sa.cast(anchor, sa.String)
         where = [anchor.is_not(None)]
         bound = self._bound(job)
+        is_date = isinstance(anchor.type, sa.Date) and not isinstance(anchor.type, sa.DateTime)
         if bound is not None:
-            is_date = isinstance(anchor.type, sa.Date) and not isinstance(anchor.type, sa.DateTime)
             where.append(anchor <= (bound.date() if is_date else bound))
+        earliest = self._earliest(job)
+        if earliest is not None:
+            where.append(anchor >= (earliest.date() if is_date else earliest))
         if job.condition is not None:
             try:
                 where.append(compile_condition(job.condition, self.spec, job.entity, table, self.tables, self.now, self.dialect))
@@ -269,6 +301,15 @@ class _Pass:
             return self.now - dt.timedelta(days=1)
         span = lower_bound(when.offset) if when.offset is not None else dt.timedelta()
         return None if span is None else self.now - span
+
+    def _earliest(self, job: Job) -> dt.datetime | None:
+        """The earliest anchor whose due moment can still be on time (not before ``oldest``):
+        recurring periods and anniversaries have their own limits."""
+        when = job.when
+        if when.every is not None or when.yearly:
+            return None
+        offset = Duration(1, "days", working=True) if job.next_working_day else when.offset
+        return self.oldest - (upper_bound(offset, self.cal) if offset is not None else dt.timedelta())
 
     def _occurrence(self, job: Job, anchor: dt.datetime | None, created: dt.datetime | None) -> tuple[str, dt.datetime] | None:
         when = job.when
@@ -526,8 +567,13 @@ class Links:
                     break
 
     def record(self, entity: str, record_id: int) -> str:
+        path = self.path(entity, record_id)
+        return f"{self.base}{path}" if path else ""
+
+    def path(self, entity: str, record_id: int) -> str:
+        """The record page inside the app (for in-app messages: the inbox links within the site)."""
         route = self._routes.get(entity)
-        return f"{self.base}{route}/show/{record_id}" if route else ""
+        return f"{route}/show/{record_id}" if route else ""
 
     def survey(self, survey: str, entity: str, record_id: int) -> str:
         from .surveys import make_token
