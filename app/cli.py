@@ -250,6 +250,7 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
 
 def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
     from app.runtime.migrate import RefusedUpgrade, declared_metadata, upgrade_database
+    from generator.emit import restore_files, save_files
 
     result, pending, regen, _retired = _plan(workbook, out)
     lang = result.spec.settings.language
@@ -259,11 +260,18 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
             click.echo(f"  - {line.text(lang)}", err=True)
         raise click.ClickException(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(refused)} step(s)")
     regrade_after = _grading_changed(_previous_spec(out), result.spec)
-    if result.stale:
-        _run_generate(workbook, out, check=False)
+    # what this run generates is only kept with the database change it declares: refused or
+    # failed, the revision and the updated spec go too, or the next run would trip over them
+    saved = save_files(sorted(result.files), Path(out)) if result.stale else {}
     engine = _engine()
     try:
-        done = upgrade_database(engine, out, _defaults().VAR / "backups", declared_metadata(result.spec), allow_destructive)
+        try:
+            if result.stale:
+                _run_generate(workbook, out, check=False)
+            done = upgrade_database(engine, out, _defaults().VAR / "backups", declared_metadata(result.spec), allow_destructive)
+        except BaseException:
+            restore_files(saved, Path(out))
+            raise
         graded = _regrade_all(engine, result.spec) if regrade_after or done.applied else []
     except RefusedUpgrade as exc:
         for line in exc.lines:
@@ -294,8 +302,14 @@ def up(host: str, port: int) -> None:
 
     app = create_app({"CRM_WEB_PROCESS": True})
     _ensure_admin(app)
+    import signal
     import subprocess
 
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # leave the server loop through ``finally``: the worker stops too
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a service manager's stop, a closed terminal
+        signal.signal(signum, stop)
     # the worker with its beat: reminders, escalations, surveys, deliveries (embedded broker: one worker)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603 - our own command
     click.echo(f"serving on http://{host}:{port}/ (worker pid {worker.pid}) — Ctrl+C to stop")
@@ -304,8 +318,12 @@ def up(host: str, port: int) -> None:
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        worker.terminate()  # a warm shutdown: the task in hand finishes (its outbox rows stay exactly-once)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 @main.command()

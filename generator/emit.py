@@ -41,3 +41,26 @@ def read_previous(out: Path) -> tuple[str | None, tuple[str, ...]]:
     versions = out / "versions"
     names = [p.name for p in versions.iterdir()] if versions.is_dir() else []
     return previous, tuple(existing_revisions(names))
+
+
+def save_files(names: list[str], out: Path) -> dict[str, str | None]:
+    """The current text of ``names`` in ``out`` (None: absent), to put back with :func:`restore_files`."""
+    return {name: (out / name).read_text(encoding="utf-8") if (out / name).exists() else None for name in names}
+
+
+def restore_files(saved: dict[str, str | None], out: Path) -> None:
+    """Put ``out`` back as :func:`save_files` found it: files written since are removed or get
+    their old text back (with the bytecode Python cached for them), so a refused or failed
+    upgrade leaves no revision and no updated spec behind."""
+    for name, text in saved.items():
+        target = out / name
+        if text is None:
+            target.unlink(missing_ok=True)
+            for cached in (target.parent / "__pycache__").glob(f"{target.stem}.*.pyc"):  # a new revision was imported
+                cached.unlink(missing_ok=True)
+        elif not target.exists() or target.read_text(encoding="utf-8") != text:
+            # (bytecode of a file put back is recompiled: it no longer matches the source's time)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+            os.replace(tmp, target)

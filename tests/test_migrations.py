@@ -132,7 +132,9 @@ def test_entity_renamed_with_previous_name_keeps_rows_and_links(office: Office) 
 
     office.edit(rename)
     assert office.plan_text() == ["entity renamed member → reader: 2 rows kept",
-                                  "link target changed to reader: every value of loan.member_id resolves"]
+                                  "numbering counters, audit trail, grade history, messages and permissions of member follow the"
+                                  " rename to reader: ab_view_menu 2",
+                                  "link follows the renamed entity member → reader: values of loan.member_id unchanged"]
     result = office.upgrade()
     assert result.exit_code == 0, result.output
     assert office.rows("reader", "full_name") == [(1, "张三"), (2, "李四")]
@@ -142,7 +144,8 @@ def test_entity_renamed_with_previous_name_keeps_rows_and_links(office: Office) 
 def test_type_change_converts_when_every_value_converts(office: Office) -> None:
     office.edit(lambda s: office.field("book", "isbn").update(type="integer", unique="no", max=None))
     plan = office.plan_text()
-    assert plan[0] == "type change book.isbn string(20) → integer: 2 values do not convert, e.g. #1='A1', #2='A2'"
+    assert plan[0] == ("type change book.isbn string(20) → integer: 2 values would not convert unchanged (not a valid integer: 2),"
+                       " e.g. #1='A1', #2='A2' — keep the field as string, or correct those rows first")
     assert office.upgrade().exit_code == 1
     with office.engine.begin() as conn:
         import sqlalchemy as sa
@@ -186,12 +189,29 @@ def test_choice_value_removed_while_used_is_refused_or_mapped(office: Office) ->
     assert office.rows("book", "genre") == [(1, "novel"), (2, "popsci"), (3, None)]
 
 
-def test_link_target_changed_is_refused_unless_values_resolve(office: Office) -> None:
-    office.edit(lambda s: office.field("loan", "book").update(link="member"))  # ids 1, 2 exist in member
-    assert office.plan_text() == ["link target changed to member: every value of loan.book_id resolves"]
-    office.insert("loan", {"code": "JY-3", "book_id": 3, "member_id": 1, "returned": False})
-    assert office.plan_text() == ["link target changed to member: 1 values of loan.book_id do not resolve, e.g. #3=3"]
-    assert office.upgrade().exit_code == 1
+def test_link_target_changed_is_refused_while_rows_hold_a_value(office: Office) -> None:
+    """The stored ids are ids of books: pointing the field at members would silently make every
+    loan name some unrelated member (ids 1, 2 exist in both tables), so it is refused until the
+    field is empty; a new link field is the way to link to members."""
+    office.edit(lambda s: office.field("loan", "book").update(required="no"))
+    assert office.upgrade().exit_code == 0
+    office.edit(lambda s: office.field("loan", "book").update(link="member"))
+    assert office.plan_text() == [
+        "link target changed from book to member: 2 rows of loan.book_id hold ids of book records that would silently point"
+        " to unrelated member records, e.g. #1=1, #2=2 — keep this link and add a new link field to member (a removed field"
+        " is kept hidden with its values), or empty this field in those rows first"]
+    before = office.snapshot()
+    result = office.upgrade()
+    assert result.exit_code == 1 and "upgrade refused" in result.output
+    assert office.snapshot() == before
+    with office.engine.begin() as conn:
+        import sqlalchemy as sa
+
+        conn.execute(sa.text("UPDATE loan SET book_id = NULL"))
+    assert office.plan_text()[0] == "link target changed from book to member: no row of loan.book_id has a value"
+    assert office.upgrade().exit_code == 0
+    office.insert("loan", {"code": "JY-3", "book_id": 2, "member_id": 1, "returned": False})
+    assert office.rows("loan", "book_id") == [(1, None), (2, None), (3, 2)]
 
 
 def test_failed_upgrade_leaves_the_database_exactly_as_before(office: Office, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,13 +220,178 @@ def test_failed_upgrade_leaves_the_database_exactly_as_before(office: Office, mo
         {"entity": "member", "name": "phone", "label": "电话", "type": "phone"},
     ]))
     before = office.snapshot()
+    files = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()}
     monkeypatch.setenv("CRM_TEST_FAIL_AFTER_STEP", "1")
     with pytest.raises(RuntimeError, match="injected failure after step 1"):
         office.upgrade()
     assert office.snapshot() == before
+    # nor the generated files: no revision 0002 (nor its bytecode), spec.json as it was
+    assert {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()} == files
     monkeypatch.delenv("CRM_TEST_FAIL_AFTER_STEP")
     assert office.upgrade().exit_code == 0
     assert office.rows("book", "shelf") == [(1, "A"), (2, "A"), (3, "A")]
+
+
+def _rename_loan(office: Office, new: str = "lending") -> None:
+    def rename(s: dict) -> None:
+        next(e for e in s["entities"] if e["name"] == "loan").update(name=new, previous_name="loan")
+        for row in s["fields"] + s["permissions"]:
+            if row["entity"] == "loan":
+                row["entity"] = new
+
+    office.edit(rename)
+
+
+def test_entity_renamed_carries_its_numbers_history_messages_and_rights(office: Office) -> None:
+    """Everything the runtime keeps under an entity's name moves with a rename, in the same
+    migration: the next number continues the sequence, a record's audit trail, grade, workflow
+    and survey history are still found, queued messages link to the new screen, and rights given
+    to a role outside the workbook still apply."""
+    import sqlalchemy as sa
+    from flask_appbuilder.security.sqla.models import PermissionView, Role, ViewMenu, assoc_permissionview_role
+
+    from app.runtime import audit, numbering
+    from app.runtime.tables import GradeChange, OutboxMessage, SurveyAnswer, Transition
+
+    when, pattern = dt.datetime(2026, 11, 2, 9, 0), "JY-{YYYY}-{####}"
+    at = dt.datetime(2026, 11, 1, 9, 0)
+    with office.engine.begin() as conn:
+        assert numbering.allocate(conn, "loan", pattern, when, 2) == ["JY-2026-0001", "JY-2026-0002"]
+        conn.execute(audit.AuditRow.__table__.insert(), [
+            {"entity": "loan", "record_id": 1, "action": "create", "at": at, "changes": '{"code": [null, "JY-1"]}'},
+            {"entity": "loan", "record_id": 1, "action": "update", "at": at, "changes": '{"returned": [false, true]}'},
+            {"entity": "book", "record_id": 1, "action": "create", "at": at, "changes": "{}"}])
+        conn.execute(GradeChange.__table__.insert().values(entity="loan", record_id=1, field="returned", old_value="B",
+                                                           new_value="A", rule="grading!C2", changed_on=at))
+        conn.execute(Transition.__table__.insert().values(entity="loan", record_id=1, field="returned", to_state="yes",
+                                                          action="return", at=at))
+        conn.execute(SurveyAnswer.__table__.insert().values(survey="s", entity="loan", record_id=1, question_order=1, value=4,
+                                                            submitted_at=at))
+        conn.execute(OutboxMessage.__table__.insert().values(
+            key="k1", source="due", entity="loan", record_id=1, occurrence="P1", step=0, channel="inapp",
+            link="http://crm.example/loanview/show/1", status="pending", attempts=0, next_attempt_at=at, created_on=at))
+        # a role an administrator made in the screens (not in the workbook) may list loans
+        role_id = conn.execute(Role.__table__.insert().values(name="审计员").returning(Role.__table__.c.id)).scalar_one()
+        pv, vm = PermissionView.__table__, ViewMenu.__table__
+        pv_id = conn.execute(sa.select(pv.c.id).join(vm, vm.c.id == pv.c.view_menu_id).where(vm.c.name == "loan").limit(1)).scalar_one()
+        conn.execute(assoc_permissionview_role.insert().values(permission_view_id=pv_id, role_id=role_id))
+
+    _rename_loan(office)
+    assert office.plan_text() == [
+        "entity renamed loan → lending: 2 rows kept",
+        "numbering counters, audit trail, grade history, messages and permissions of loan follow the rename to lending:"
+        " crm_audit 2, crm_grade_change 1, crm_outbox 1, crm_survey_answer 1, crm_transition 1, crm_sequence 1, ab_view_menu 2"]
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+
+    with office.engine.begin() as conn:
+        assert numbering.allocate(conn, "lending", pattern, when) == ["JY-2026-0003"]
+        assert [h["action"] for h in audit.history(conn, "lending", 1)] == ["create", "update"]
+        assert audit.history(conn, "loan", 1) == []
+        assert [h["action"] for h in audit.history(conn, "book", 1)] == ["create"]
+        for table in (GradeChange.__table__, Transition.__table__, SurveyAnswer.__table__, OutboxMessage.__table__):
+            assert conn.execute(sa.select(table.c.entity, table.c.record_id)).all() == [("lending", 1)], table.name
+        assert conn.execute(sa.select(OutboxMessage.__table__.c.link)).scalar_one() == "http://crm.example/lendingview/show/1"
+        rights = conn.execute(sa.select(vm.c.name).select_from(assoc_permissionview_role.join(pv).join(vm))
+                              .where(assoc_permissionview_role.c.role_id == role_id)).scalars().all()
+        assert rights == ["lending"]
+        assert conn.execute(sa.select(sa.func.count()).select_from(vm).where(vm.c.name.in_(["loan", "loan.menu"]))).scalar_one() == 0
+
+
+def test_entity_renamed_onto_history_of_an_earlier_entity_is_refused(office: Office) -> None:
+    """Audit rows still kept under the new name (an entity of that name existed once) would be
+    mixed with the renamed records' history: the rename is refused and nothing changes."""
+    from app.runtime import audit
+
+    with office.engine.begin() as conn:
+        conn.execute(audit.AuditRow.__table__.insert().values(entity="lending", record_id=1, action="create",
+                                                              at=dt.datetime(2025, 1, 1), changes="{}"))
+    before = office.snapshot()
+    _rename_loan(office)
+    assert office.plan_text()[0] == (
+        "entity renamed loan → lending: history of an earlier entity is still kept under the name lending (crm_audit 1) and"
+        " would mix with these records — choose another name")
+    result = office.upgrade()
+    assert result.exit_code == 1 and "choose another name" in result.output
+    assert office.snapshot() == before
+    assert not list((office.generated / "versions").glob("0002_*.py"))
+
+
+def test_text_to_integer_refuses_values_that_would_change(office: Office) -> None:
+    """'007' would become 7 and a 20-digit number does not fit an integer column: the plan names
+    the field, how many rows, why, examples and what to do, and nothing is written."""
+    import sqlalchemy as sa
+
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE book SET isbn = '007' WHERE id = 1"))
+        conn.execute(sa.text("UPDATE book SET isbn = '12345678901234567890' WHERE id = 2"))
+    office.edit(lambda s: office.field("book", "isbn").update(type="integer", unique="no", max=None))
+    assert office.plan_text()[0] == (
+        "type change book.isbn string(20) → integer: 2 values would not convert unchanged (leading zeros would be lost: 1,"
+        " too large for the type: 1), e.g. #1='007', #2='12345678901234567890' — keep the field as string, or correct those"
+        " rows first")
+    zh = office.plan_text("zh")[0]
+    assert "book.isbn(图书.ISBN)" in zh and "2 个值无法原样转换" in zh and "开头的 0 会丢失 1 个" in zh and "请保持字段类型为 string" in zh
+    before = office.snapshot()
+    result = office.upgrade()
+    assert result.exit_code == 1 and "upgrade refused" in result.output and "leading zeros" in result.output
+    assert office.snapshot() == before
+    assert not list((office.generated / "versions").glob("0002_*.py"))
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE book SET isbn = '7' WHERE id = 1"))
+        conn.execute(sa.text("UPDATE book SET isbn = '1234567' WHERE id = 2"))
+    assert office.upgrade().exit_code == 0
+    assert office.rows("book", "isbn") == [(1, 7), (2, 1234567), (3, None)]
+
+
+def test_upgrade_refused_after_generating_leaves_no_files(office: Office, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan passes, then a row arrives that the step cannot take before the upgrade checks
+    again: the upgrade is refused and the revision and the updated spec it had written are gone,
+    so the next run (after the row is fixed) goes through."""
+    import sqlalchemy as sa
+
+    import app.cli
+
+    files = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()
+             and "__pycache__" not in p.parts}
+    office.edit(lambda s: office.field("book", "pages").update(required="yes"))
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE book SET pages = 10 WHERE pages IS NULL"))
+    plan = app.cli._plan
+
+    def plan_then_a_row_arrives(*args: object) -> object:
+        found = plan(*args)
+        office.insert("book", {"title": "新书", "isbn": "A9", "pages": None})
+        return found
+
+    monkeypatch.setattr(app.cli, "_plan", plan_then_a_row_arrives)
+    result = office.upgrade()
+    assert result.exit_code == 1 and "book.pages becomes required but 1 rows are empty" in result.output
+    after = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()
+             and "__pycache__" not in p.parts}
+    assert after == files
+    assert not list((office.generated / "versions").rglob("0002_*"))
+    monkeypatch.setattr(app.cli, "_plan", plan)
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE book SET pages = 20 WHERE pages IS NULL"))
+    assert office.upgrade().exit_code == 0
+    assert len(list((office.generated / "versions").glob("0002_*.py"))) == 1
+
+
+@pytest.mark.parametrize(("value", "ftype", "dialect", "reason"), [
+    ("007", "integer", "sqlite", "leading_zeros"), ("-00", "integer", "postgresql", "leading_zeros"), ("0", "integer", "sqlite", None),
+    (" 12 ", "integer", "sqlite", None), ("1,000", "integer", "sqlite", None), ("0.5", "integer", "sqlite", "invalid"),
+    ("2147483648", "integer", "postgresql", "too_large"), ("2147483648", "integer", "sqlite", None),
+    ("12345678901234567890", "integer", "sqlite", "too_large"), ("A1", "integer", "sqlite", "invalid"),
+    ("01.5", "decimal", "sqlite", "leading_zeros"), ("1.23456", "decimal", "sqlite", "decimals"), ("1.2345", "decimal", "sqlite", None),
+    ("123456789012345", "decimal", "sqlite", "too_large"), ("12345678901234.5", "decimal", "postgresql", None),
+    ("0.001", "money", "sqlite", "invalid"), ("0012", "string", "sqlite", None),
+])
+def test_conversion_problem_names_what_a_value_would_lose(value: str, ftype: str, dialect: str, reason: str | None) -> None:
+    from app.runtime.migrate import conversion_problem
+    from generator.schema import Col
+
+    assert conversion_problem(value, Col("x", ftype), (), dialect) == reason
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

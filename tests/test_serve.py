@@ -47,3 +47,54 @@ def test_crm_serve_runs_two_gunicorn_workers(tmp_path: Path) -> None:
         server.terminate()
         out = server.communicate(timeout=30)[0].decode("utf-8", "replace")
     assert out.count("Booting worker") >= 2, out[-2000:]
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie waiting for a parent to reap it has stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def test_crm_up_stops_its_worker_when_stopped(tmp_path: Path) -> None:
+    """A service manager stops `crm up` with SIGTERM: the worker it started stops with it (it
+    used to live on, running the beat's reminders against a system that was stopped)."""
+    import re
+    import signal
+
+    env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'up.sqlite'}", "CRM_VAR_DIR": str(tmp_path),
+           "PYTHONUNBUFFERED": "1"}
+    port = free_port()
+    up = subprocess.Popen([sys.executable, "-m", "app.cli", "up", "--port", str(port)], cwd=ROOT, env=env,  # noqa: S603
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = None
+    try:
+        deadline = time.time() + 120
+        for line in up.stdout:  # type: ignore[union-attr]
+            found = re.search(r"worker pid (\d+)", line)
+            if found:
+                worker = int(found.group(1))
+                break
+            assert time.time() < deadline, "crm up did not start"
+        assert worker is not None and _alive(worker)
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:  # noqa: S310 - loopback
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.time() < deadline and up.poll() is None, "crm up did not serve"
+                time.sleep(0.5)
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=60)
+        deadline = time.time() + 40
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _alive(worker), "the worker outlived crm up"
+    finally:
+        if up.poll() is None:
+            up.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, 9)

@@ -161,3 +161,26 @@ def test_followup_roles_split_on_full_width_separators() -> None:
     spec = Spec(workbook="w.xlsx", entities=(), choices={}, grading=(), forms=(), roles=(), permissions=(), workflows=(),
                 schedules=(), surveys=(), templates=(), validations=(), reports=(), settings=settings)
     assert followup_roles(spec, "any") == ["客服专员", "质量主管", "总经理", "技术员"]
+
+
+def test_a_link_sent_before_the_entity_was_renamed_still_opens(survey_app: Any, world: dict[str, Any],  # noqa: F811
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signed link names the entity; after a rename (previous_name in the workbook) a customer's
+    unanswered invitation still opens, and the answer is kept under the entity's new name."""
+    import dataclasses
+
+    app = survey_app
+    crm = app.extensions["crm"]
+    rid = make_matching(app, world, next(s for s in world["spec"].schedules if s.name == "service_survey"),
+                        {"status": "closed", "closed_at": dt.datetime(2026, 11, 4)}, dt.datetime(2026, 11, 6))
+    renamed = tuple(dataclasses.replace(e, previous_name="repair_call") if e.name == "service_call" else e for e in crm.spec.entities)
+    monkeypatch.setattr(crm, "spec", dataclasses.replace(crm.spec, entities=renamed))
+    client = app.test_client()
+    path = "/survey/" + make_token(app, SURVEY, "repair_call", rid)
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    questions = surveys_of(crm.spec)[SURVEY].questions
+    done = client.post(path, data={f"q{int(q.order)}": "4" for q in questions} | {"csrf_token": csrf(page.text)})
+    assert done.status_code == 200 and "感谢" in done.text
+    assert answers(app, rid) == [(int(q.order), 4) for q in questions]
+    assert client.get("/survey/" + make_token(app, SURVEY, "no_such_entity", rid)).status_code == 404

@@ -12,7 +12,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from generator.spec import NUMERIC_TYPES
+from generator.spec import EMAIL_PATTERN, NUMERIC_TYPES, PHONE_PATTERN
 
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "t", "on", "对"}
 FALSE = {"no", "n", "false", "0", "否", "×", "f", "off", "错"}
@@ -104,10 +104,6 @@ def _strptime(text: str, formats: tuple[str, ...], what: str) -> dt.datetime:
         except ValueError:
             continue
     raise ValueError(f"'{text}' is not {what}")
-
-
-PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def check_field(f: Any, value: Any) -> None:

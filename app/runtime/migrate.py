@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from generator.migration import (
 from generator.schema import Col, columns_of, indexes_of
 from generator.spec import Spec
 
+from . import entitykeys
 from .convert import convert
 from .crypto import EncryptedText, decrypt, encrypt, is_encrypted
 from .models import NAMING_CONVENTION
@@ -211,19 +213,21 @@ class _Db:
              .group_by(c).having(sa.func.count() > 1).order_by(sa.desc("n"), c))
         return [(r[0], int(r[1])) for r in self.conn.execute(q)]
 
-    def unconvertible(self, table: str, column: str, target: Col, allowed: tuple[str, ...] = ()) -> tuple[int, list[Any]]:
+    def unconvertible(self, table: str, column: str, target: Col, allowed: tuple[str, ...] = ()) -> tuple[int, list[Any], dict[str, int]]:
+        """Values that would not survive the conversion to ``target`` unchanged: (how many, the
+        first examples, how many per reason — see :func:`conversion_problem`)."""
         t = self.t(table, column)
         c = t.c[self._c(table, column)]
         q = sa.select(t.c.id, c).where(c.is_not(None)).order_by(t.c.id)
-        bad, examples = 0, []
+        bad, examples, reasons = 0, [], {}
         for pk, value in self.conn.execute(q.execution_options(stream_results=True, yield_per=5000)):
-            try:
-                convert(value, target.type, target.length, allowed if target.type == "choice" else ())
-            except ValueError:
+            reason = conversion_problem(value, target, allowed, self.conn.dialect.name)
+            if reason is not None:
                 bad += 1
+                reasons[reason] = reasons.get(reason, 0) + 1
                 if len(examples) < EXAMPLES:
                     examples.append((pk, value))
-        return bad, examples
+        return bad, examples, reasons
 
     def dangling(self, table: str, column: str, target_table: str) -> tuple[int, list[Any]]:
         if target_table not in self.tables():
@@ -236,10 +240,63 @@ class _Db:
         rows = self.conn.execute(q).all()
         return len(rows), [(r[0], r[1]) for r in rows[:EXAMPLES]]
 
+    def filled_examples(self, table: str, column: str) -> tuple[int, list[Any]]:
+        t = self.t(table, column)
+        c = t.c[self._c(table, column)]
+        rows = self.conn.execute(sa.select(t.c.id, c).where(c.is_not(None)).order_by(t.c.id).limit(EXAMPLES)).all()
+        return self.filled(table, column), [(r[0], r[1]) for r in rows]
+
+    def linked_table(self, table: str, column: str) -> str:
+        """The table a column's foreign key refers to now, by its name in the plan ("" if none)."""
+        for fk in self.insp.get_foreign_keys(self._t(table)):
+            if fk["constrained_columns"] == [self._c(table, column)]:
+                ref = fk["referred_table"]
+                return next((new for new, old in self.table_alias.items() if old == ref), ref)
+        return ""
+
     def values_in(self, table: str, column: str, values: tuple[str, ...]) -> list[tuple[str, int]]:
         c = self.col(table, column)
         q = sa.select(c, sa.func.count()).select_from(sa.table(self._t(table))).where(c.in_(values)).group_by(c).order_by(c)
         return [(r[0], int(r[1])) for r in self.conn.execute(q)]
+
+
+NUMERIC_PRECISION = {"decimal": (18, 4), "money": (18, 2)}  # as sa_type declares them
+LEADING_ZEROS = re.compile(r"^[+-]?0[0-9]")
+REASONS = {  # why a value does not survive a type change: (zh, en)
+    "invalid": ("不是有效的{type}", "not a valid {type}"),
+    "leading_zeros": ("开头的 0 会丢失", "leading zeros would be lost"),
+    "too_large": ("超出该类型的范围", "too large for the type"),
+    "decimals": ("小数位超出该类型保留的位数", "more decimals than the type keeps"),
+}
+
+
+def conversion_problem(value: Any, target: Col, allowed: tuple[str, ...] = (), dialect: str = "") -> str | None:
+    """Why ``value`` would not come out of a conversion to ``target`` as it went in (a key of
+    :data:`REASONS`), or None. Beyond what :func:`convert` refuses: numbers written with leading
+    zeros (codes such as ``007`` would become 7), integers past the column's range (PostgreSQL's
+    INTEGER is 32-bit, SQLite's 64-bit) and decimals past the column's precision or scale."""
+    try:
+        converted = convert(value, target.type, target.length, allowed if target.type == "choice" else ())
+    except ValueError:
+        return "invalid"
+    if target.type not in ("integer", "decimal", "money") or converted is None:
+        return None
+    if isinstance(value, str) and LEADING_ZEROS.match(value.strip().replace(",", "").replace(",", "")):
+        return "leading_zeros"
+    if target.type == "integer":
+        bits = 63 if dialect == "sqlite" else 31
+        return None if -(2 ** bits) <= converted < 2 ** bits else "too_large"
+    precision, scale = NUMERIC_PRECISION[target.type]
+    exponent = converted.normalize().as_tuple().exponent if converted else 0
+    if isinstance(exponent, int) and -exponent > scale:
+        return "decimals"
+    return "too_large" if converted and converted.adjusted() >= precision - scale else None
+
+
+def _reasons(reasons: dict[str, int], target: Col) -> tuple[str, str]:
+    zh = ",".join(f"{REASONS[r][0].format(type=target.type)} {n} 个" for r, n in reasons.items())
+    en = ", ".join(f"{REASONS[r][1].format(type=target.type)}: {n}" for r, n in reasons.items())
+    return zh, en
 
 
 def _ex(examples: list[Any]) -> str:
@@ -256,9 +313,7 @@ def describe(step: Step, db: _Db) -> list[PlanLine]:
         return [PlanLine("create", f"新实体 {step.label}({step.table}):建表,{len(step.columns)} 个字段",
                          f"new entity {step.table}: create table with {len(step.columns)} fields", 0)]
     if isinstance(step, RenameTable):
-        n = db.count(step.old)
-        return [PlanLine("rename", f"实体改名 {step.old} → {step.new}({step.label}):{n} 行数据保留",
-                         f"entity renamed {step.old} → {step.new}: {n} rows kept", n)]
+        return _describe_rename_table(step, db)
     if isinstance(step, RetireTable):
         n = db.count(step.table)
         return [PlanLine("retire", f"实体 {step.label}({step.table}) 已从工作簿删除:表保留并隐藏,{n} 行数据保留",
@@ -295,6 +350,33 @@ def describe(step: Step, db: _Db) -> list[PlanLine]:
     raise TypeError(step)
 
 
+def _describe_rename_table(step: RenameTable, db: _Db) -> list[PlanLine]:
+    n = db.count(step.old)
+    lines = [PlanLine("rename", f"实体改名 {step.old} → {step.new}({step.label}):{n} 行数据保留",
+                      f"entity renamed {step.old} → {step.new}: {n} rows kept", n)]
+    moved_away = set(db.table_alias.values())  # names an earlier rename of this plan frees
+    if step.new in db.insp.get_table_names() and step.new not in moved_away:
+        return [PlanLine("rename", f"实体改名 {step.old} → {step.new}({step.label}):数据库中已有表 {step.new}"
+                         "(以前删除的实体,数据保留着)— 请换一个名称",
+                         f"entity renamed {step.old} → {step.new}: a table {step.new} already exists (kept from an entity"
+                         " removed earlier, with its data) — choose another name", n, True)]
+    earlier = entitykeys.history_rows(db.conn, step.new) if step.new not in moved_away else {}
+    if earlier:
+        listing = entitykeys.describe_kept(earlier)
+        return [PlanLine("rename", f"实体改名 {step.old} → {step.new}({step.label}):名称 {step.new} 下已有以前实体的历史记录"
+                         f"({listing}),改名后会与现有记录混在一起 — 请换一个名称",
+                         f"entity renamed {step.old} → {step.new}: history of an earlier entity is still kept under the name"
+                         f" {step.new} ({listing}) and would mix with these records — choose another name",
+                         sum(earlier.values()), True)]
+    kept = entitykeys.kept_under(db.conn, db._t(step.old))
+    if kept:
+        listing = entitykeys.describe_kept(kept)
+        lines.append(PlanLine("rename", f"{step.old} 的编号计数、审计、分级历史、消息和权限随实体改名为 {step.new}:{listing}",
+                              f"numbering counters, audit trail, grade history, messages and permissions of {step.old} follow"
+                              f" the rename to {step.new}: {listing}", sum(kept.values())))
+    return lines
+
+
 def _describe_add(step: AddColumn, db: _Db) -> list[PlanLine]:
     col, table = step.col, step.table
     rows = db.count(table)
@@ -303,7 +385,8 @@ def _describe_add(step: AddColumn, db: _Db) -> list[PlanLine]:
         kept = db.filled(table, col.name)
         lines = [PlanLine("restore", f"字段 {table}.{col.name}({step.label}) 恢复:{kept} 个原有值重新可见",
                           f"field {table}.{col.name} restored: {kept} earlier values visible again", kept)]
-        old = Col(col.name, _type_of(existing["type"], col), nullable=True)
+        ref = db.linked_table(table, col.name)  # a kept link column still refers to what it linked to
+        old = Col(col.name, _type_of(existing["type"], col), nullable=True, fk=f"{ref}.id" if ref else "")
         return lines + _describe_alter(AlterColumn(table, old, col, step.label), db, restoring=True)
     if not col.nullable and col.default is None and rows:
         return [PlanLine("add", f"新增必填字段 {table}.{col.name}({step.label}),但已有 {rows} 行没有值 — 请在 fields 的 default 列给出默认值",
@@ -335,28 +418,57 @@ def _type_of(sa_t: Any, hint: Col) -> str:
     return "string"
 
 
+def _describe_retarget(db: _Db, table: str, column: str, before: str, target: str, where: str, where_en: str) -> PlanLine:
+    """A link now points at another entity: the stored ids are ids of ``before``'s records, and
+    would silently name unrelated ``target`` records. Refused while any row holds a value."""
+    n, examples = db.filled_examples(table, column) if column in db.columns(table) else (0, [])
+    if not n:
+        return PlanLine("retype", f"关联对象由 {before} 改为 {target}:{where} 没有记录有值",
+                        f"link target changed from {before} to {target}: no row of {where_en} has a value", 0)
+    return PlanLine("retype", f"关联对象由 {before} 改为 {target}:{where} 有 {n} 行存的是 {before} 的记录编号,改后会指向"
+                    f" {target} 中不相关的记录,例如 {_ex(examples)} — 请保留原关联,另外新增一个指向 {target} 的关联字段"
+                    "(删除的字段会连同数据隐藏保留),或先清空这些行的该字段",
+                    f"link target changed from {before} to {target}: {n} rows of {where_en} hold ids of {before} records that"
+                    f" would silently point to unrelated {target} records, e.g. {_ex(examples)} — keep this link and add a new"
+                    f" link field to {target} (a removed field is kept hidden with its values), or empty this field in those"
+                    " rows first", n, True, examples)
+
+
 def _describe_alter(step: AlterColumn, db: _Db, restoring: bool = False) -> list[PlanLine]:
     old, new, table = step.old, step.new, step.table
     lines: list[PlanLine] = []
     where = f"{table}.{new.name}({step.label})"
     where_en = f"{table}.{new.name}"
-    if (old.type, old.length) != (new.type, new.length) or old.fk != new.fk:
-        if new.fk and new.fk != old.fk:
-            bad, examples = db.dangling(table, new.name, new.fk.split(".")[0]) if new.name in db.columns(table) else (0, [])
+    if (old.type, old.length) != (new.type, new.length) or old.fk != new.fk or (restoring and new.fk):
+        target, before = new.fk.split(".")[0], old.fk.split(".")[0]
+        retarget = bool(new.fk) and new.fk != old.fk
+        if retarget and before and db.table_alias.get(target, target) == db.table_alias.get(before, before):
+            lines.append(PlanLine("retype", f"关联随实体改名 {before} → {target}:{where} 的值不变",
+                                  f"link follows the renamed entity {before} → {target}: values of {where_en} unchanged", 0))
+        elif retarget and before:
+            lines.append(_describe_retarget(db, table, new.name, before, target, where, where_en))
+        elif new.fk:  # a link restored (its kept values may name records deleted since)
+            bad, examples = db.dangling(table, new.name, target) if new.name in db.columns(table) else (0, [])
+            zh, en = ("关联改为", "link target changed to") if retarget else ("恢复关联", "link restored to")
             if bad:
-                lines.append(PlanLine("retype", f"关联改为 {new.fk.split('.')[0]}:{where} 有 {bad} 个值找不到对应记录,例如 {_ex(examples)}",
-                                      f"link target changed to {new.fk.split('.')[0]}: {bad} values of {where_en} do not resolve, e.g. {_ex(examples)}",
-                                      bad, True, examples))
+                lines.append(PlanLine("retype", f"{zh} {target}:{where} 有 {bad} 个值找不到对应记录,例如 {_ex(examples)}"
+                                      " — 请先修改或清空这些行的该字段",
+                                      f"{en} {target}: {bad} values of {where_en} do not resolve, e.g. {_ex(examples)}"
+                                      " — correct or empty this field in those rows first", bad, True, examples))
             else:
-                lines.append(PlanLine("retype", f"关联改为 {new.fk.split('.')[0]}:{where} 的值全部有效",
-                                      f"link target changed to {new.fk.split('.')[0]}: every value of {where_en} resolves", 0))
+                lines.append(PlanLine("retype", f"{zh} {target}:{where} 的值全部有效",
+                                      f"{en} {target}: every value of {where_en} resolves", 0))
         if (old.type, old.length) != (new.type, new.length) and new.type not in ("link", "user"):
-            bad, examples = db.unconvertible(table, new.name, new, step.allowed) if new.name in db.columns(table) else (0, [])
+            bad, examples, reasons = db.unconvertible(table, new.name, new, step.allowed) if new.name in db.columns(table) else (0, [], {})
             n = db.filled(table, new.name)
             kind = f"{old.type}{f'({old.length})' if old.length else ''} → {new.type}{f'({new.length})' if new.length else ''}"
             if bad:
-                lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{bad} 个值无法转换,例如 {_ex(examples)}",
-                                      f"type change {where_en} {kind}: {bad} values do not convert, e.g. {_ex(examples)}", bad, True, examples))
+                why_zh, why_en = _reasons(reasons, new)
+                lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{bad} 个值无法原样转换({why_zh}),例如 {_ex(examples)}"
+                                      f" — 请保持字段类型为 {old.type},或先修改这些行",
+                                      f"type change {where_en} {kind}: {bad} values would not convert unchanged ({why_en}),"
+                                      f" e.g. {_ex(examples)} — keep the field as {old.type}, or correct those rows first",
+                                      bad, True, examples))
             else:
                 lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{n} 个值全部可以转换",
                                       f"type change {where_en} {kind}: all {n} values convert", n))
@@ -395,6 +507,9 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
         create_tables([step], db)
     elif isinstance(step, RenameTable):
         op.rename_table(step.old, step.new)
+        moved = entitykeys.move(db.conn, step.old, step.new)  # same transaction: numbers, history, rights follow
+        if moved:
+            log.info("rename %s → %s moved %s", step.old, step.new, entitykeys.describe_kept(moved))
     elif isinstance(step, RenameColumn):
         with op.batch_alter_table(step.table) as b:
             b.alter_column(step.old, new_column_name=step.new)

@@ -158,6 +158,8 @@ def respond(token: str) -> Any:
         return _page("链接已过期 Link expired", "此调查链接已过期,感谢您的关注。This survey link has expired.", 410)
     except (BadSignature, ValueError, TypeError):
         return _page("链接无效 Invalid link", "此调查链接无效或已损坏。This survey link is invalid.", 400)
+    if crm.spec.entity(entity) is None:  # a link sent before the entity was renamed
+        entity = next((e.name for e in crm.spec.entities if e.previous_name and e.previous_name == entity), entity)
     survey = surveys_of(crm.spec).get(survey_name)
     model = crm.generated.models.MODELS.get(entity)
     obj = crm.db.session.get(model, record_id) if survey is not None and model is not None else None
