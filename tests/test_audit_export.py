@@ -229,3 +229,37 @@ def test_audit_log_granted_outside_the_sheet_keeps_the_row_scope(app: Any, users
     assert {r[4] for r in rows[1:]} == {mine}, "the export holds only the viewer's own customer"
     boss = signed_in(app, users, "boss")
     assert "日志里别人的客户" in boss.get(f"/auditlog/?record_id={theirs}").get_data(as_text=True)
+
+
+def test_history_reads_like_the_record_page(app: Any, users: dict[str, str]) -> None:
+    """Changes show what users see on the record: a choice's label (迫切需求, not urgent), a person's
+    name (not a user id), a linked record's title, 新增/修改 (not create/update), and no empty → empty
+    lines — on the record page, the history page and its export alike."""
+    ha = api(app, users, "a")
+    pk = new_customer(app, ha, "读得懂的历史客户", notes="", bank_name=None)
+    update(app, ha, pk, urgency="urgent", notes="")
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        b_id = session.execute(sa.text("SELECT id FROM ab_user WHERE username = :u"), {"u": users["b"]}).scalar_one()
+    moved = app.test_client().put(f"/api/v1/customer/{pk}/owner", json={"owner": b_id}, headers=api(app, users, "boss"))
+    assert moved.status_code == 200, moved.text
+    r = app.test_client().post("/api/v1/contact/", json={"name": "历史联系人", "customer": pk, "active": True}, headers=api(app, users, "boss"))
+    assert r.status_code == 201, r.text
+
+    boss = signed_in(app, users, "boss")
+    show = boss.get(f"/customerview/show/{pk}").text
+    panel = show[show.index("crm-audit"):]
+    history = boss.get(f"/customerview/history/{pk}").text
+    for text in (panel, history):
+        assert "一般需求(有需求想法) → 迫切需求" in text, "choice labels, not codes"
+        assert "审甲 → 审乙" in text, "people by name, not id"
+        assert "修改" in text and "新增" in text
+        assert ">update<" not in text and ">create<" not in text
+        assert "备注:  → " not in text and "开户银行:  → " not in text, "nothing changed from empty to empty"
+    contact_pk = r.json["id"]
+    contact_history = boss.get(f"/contactview/history/{contact_pk}").text
+    assert f"读得懂的历史客户 (#{pk})" in contact_history, "a link by the linked record's title"
+
+    rows = sheet(boss.get(f"/customerview/history/{pk}/export/"))
+    assert ["一般需求(有需求想法)", "迫切需求"] in [r[8:] for r in rows[1:] if r[7] == "需求迫切程度"]
+    assert ["审甲", "审乙"] in [r[8:] for r in rows[1:] if r[7] == "负责业务员"]

@@ -170,3 +170,47 @@ def test_a_date_and_time_typed_in_a_form_is_saved(page: Any, server: str, app: A
         pk = app.extensions["crm"].db.session.execute(sa.text("SELECT id FROM visit_request WHERE subject = '浏览器时间测试'")).scalar()
     page.goto(f"{server}/visitrequestview/edit/{pk}")
     assert page.locator("input[name=visit_at]").input_value() == "2026-12-01T10:30:15"
+
+
+def test_an_error_in_a_collapsed_section_is_shown(page: Any, server: str, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workbook keeps 开票与信用 collapsed. A value the server refuses there (a tax number of the
+    wrong shape) used to come back inside the closed section: the save failed without a visible
+    word. A value the browser itself refuses there (a negative credit limit, min 0) stopped the save
+    silently (the shipped workbook has no such field: the test marks one). Both now open the
+    section at the field."""
+    monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 10**9)
+    spec = app.extensions["crm"].spec
+    item = next(i for i in spec.forms if i.entity == "customer" and i.view == "add" and i.field == "tax_no")
+    assert item.collapsed, "the shipped workbook keeps this section collapsed"
+    heading = page.locator(".panel-heading a", has_text=item.section)
+
+    page.goto(f"{server}/customerview/add")
+    page.fill("#name", "折叠校验测试有限公司")
+    assert not page.locator("#tax_no").is_visible()
+    _toggle(page, heading)
+    page.locator("#tax_no").wait_for(state="visible")
+    page.fill("#tax_no", "abc")
+    _toggle(page, heading)
+    page.locator("#tax_no").wait_for(state="hidden")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "/customerview/add" in page.url, "refused, still on the form"
+    assert page.locator("#tax_no").is_visible(), "the section holding the error is open"
+    assert page.locator(".alert-danger", has_text="税号").or_(page.locator("td .alert-danger")).first.is_visible()
+
+    # a field the browser checks itself (required, as a workbook may mark one in a collapsed section)
+    page.goto(f"{server}/customerview/add")
+    page.fill("#name", "折叠校验测试有限公司")
+    page.locator("#credit_limit").evaluate("el => { el.required = true; }")
+    assert not page.locator("#credit_limit").is_visible()
+    page.click("button[type=submit], input[type=submit]")
+    page.locator("#credit_limit").wait_for(state="visible", timeout=5_000)
+    assert "/customerview/add" in page.url
+    page.locator("#credit_limit:focus").wait_for(timeout=5_000)  # the browser points at it
+    page.screenshot(path=str(ARTIFACTS / "collapsed-section-error.png"), full_page=True)
+
+
+def _toggle(page: Any, heading: Any) -> None:
+    """Open or close a form section, waiting for Bootstrap's slide (a click during it is ignored)."""
+    heading.click()
+    page.locator(".panel-collapse.collapsing").wait_for(state="detached")

@@ -60,3 +60,20 @@ def test_failed_messages_are_visible_and_retried_by_an_administrator(app: Any) -
     assert r.status_code == 302
     row = run_sql(app, sa.select(t.c.status, t.c.attempts).where(t.c.id == pk)).one()
     assert tuple(row) == ("pending", 0)
+
+
+def test_reminders_link_to_their_record_inside_the_site_and_nowhere_else(app: Any) -> None:
+    """A reminder delivered by the outbox carries the absolute link it is mailed with: the inbox
+    offers it as a path of this site; links elsewhere are not offered."""
+    uid = add_user(app, "inbox_links", ["客服专员"], PASSWORD)
+    base = str(app.config["CRM_BASE_URL"]).rstrip("/")
+    now = dt.datetime.now()
+    run_sql(app, sa.insert(Notification.__table__).values(
+        [{"user_id": uid, "title": t, "link": link, "created_on": now} for t, link in
+         (("合同到期提醒", f"{base}/contractview/show/7"), ("脚本", "javascript:alert(1)"), ("外站", "https://evil.example/x"),
+          ("协议相对", "//evil.example/x"))]))
+    c = app.test_client()
+    login(c, "inbox_links", PASSWORD)
+    page = c.get("/inbox/").text
+    assert 'href="/contractview/show/7"' in page
+    assert "javascript:" not in page and "evil.example" not in page

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -236,16 +236,23 @@ def action_label(action: str) -> str:
     return pick(zh, en)
 
 
-def visible_changes(changes: dict[str, Any], hidden: set[str] | None, labels: dict[str, str]) -> list[tuple[str, Any, Any]]:
-    """(field label, old, new) of one audit row; values of fields hidden from the viewer withheld.
+def visible_changes(changes: dict[str, Any], hidden: set[str] | None, labels: dict[str, str],
+                    present: Callable[[str, Any], Any] | None = None) -> list[tuple[str, Any, Any]]:
+    """(field label, old, new) of one audit row; values of fields hidden from the viewer withheld,
+    the others as ``present(field, value)`` shows them (a choice's label, a linked record's title).
+    A field that went from empty to empty (a form sending '' for nothing) is not a change.
 
     ``hidden`` None means every value is withheld (a viewer with no grant on the entity)."""
     out = []
     for name, pair in changes.items():
         old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
+        if old in (None, "") and new in (None, ""):
+            continue
         field = name[:-3] if name.endswith("_id") else name
         if hidden is None or field in hidden:
             old = new = pick(*WITHHELD)
+        elif present is not None:
+            old, new = present(field, old), present(field, new)
         out.append((str(labels.get(field, field)), old, new))
     return out
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, current_app, g, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 
+from generator.spec import Field
+
 from . import audit
-from .i18n import L, pick
+from .accounts import display_name
+from .i18n import L, choice_text, pick
+from .linkfield import title_column
 from .scope import hidden_fields, scope_clause, user_scope
 
 PAGE_SIZE = 50
@@ -24,34 +29,90 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class Describer:
-    """Entity labels and withheld fields for one viewer, worked out once per entity."""
+    """How one viewer sees audit rows: entity and field labels, values of withheld fields hidden,
+    and the others as the record page shows them — a choice's label, yes/no, a linked record's
+    title, a person's name (looked up once per page of rows, not per value)."""
+
+    CHUNK = 500
 
     def __init__(self, user: Any) -> None:
         crm = current_app.extensions["crm"]
         self.spec, self.admin_role, self.user = crm.spec, crm.admin_role, user
-        self._seen: dict[str, tuple[str, set[str] | None, dict[str, str]]] = {}
+        self.models = crm.generated.models.MODELS
+        self.session = crm.db.session
+        self._seen: dict[str, tuple[str, set[str] | None, dict[str, str], dict[str, Field]]] = {}
+        self._names: dict[tuple[str, int], str] = {}  # (entity or "" for people, id) → title
 
-    def entity(self, name: str) -> tuple[str, set[str] | None, dict[str, str]]:
+    def entity(self, name: str) -> tuple[str, set[str] | None, dict[str, str], dict[str, Field]]:
         if name not in self._seen:
             e = self.spec.entity(name)
             if e is None:  # an entity the workbook no longer has: only administrators see its values
                 admin = self.admin_role in {r.name for r in getattr(self.user, "roles", []) or []}
-                self._seen[name] = (name, set() if admin else None, {})
+                self._seen[name] = (name, set() if admin else None, {}, {})
             else:
                 labels = {f.name: pick(f.label, f.label_en) for f in e.fields}
-                self._seen[name] = (pick(e.label, e.label_en), hidden_fields(self.spec, e, self.user, self.admin_role), labels)
+                self._seen[name] = (pick(e.label, e.label_en), hidden_fields(self.spec, e, self.user, self.admin_role), labels,
+                                    {f.name: f for f in e.fields})
         return self._seen[name]
 
     def __call__(self, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any, Any]]]:
-        label, hidden, labels = self.entity(row["entity"])
-        return label, audit.visible_changes(row["changes"], hidden, labels)
+        label, hidden, labels, fields = self.entity(row["entity"])
+        return label, audit.visible_changes(row["changes"], hidden, labels, lambda name, value: self.present(fields.get(name), value))
+
+    def present(self, f: Field | None, value: Any) -> Any:
+        if f is None or value is None or value == "":
+            return value
+        if f.type == "choice":
+            return choice_text(self.spec, f, value)
+        if f.type == "boolean":
+            return pick("是", "Yes") if value in (True, 1, "1", "true", "True") else pick("否", "No")
+        if f.is_relation and str(value).isdigit():
+            return self._names.get((f.link if f.type == "link" else "", int(value)), f"#{value}")
+        return value
+
+    def _look_up(self, rows: list[dict[str, Any]]) -> None:
+        """The titles and names the changes of ``rows`` refer to, one query per linked entity."""
+        wanted: dict[str, set[int]] = {}
+        for row in rows:
+            _label, hidden, _labels, fields = self.entity(row["entity"])
+            for name, pair in (row["changes"] or {}).items():
+                f = fields.get(name[:-3] if name.endswith("_id") else name)
+                if f is None or not f.is_relation or hidden is None or f.name in hidden:
+                    continue
+                for value in pair if isinstance(pair, list | tuple) else (pair,):
+                    key = f.link if f.type == "link" else ""
+                    if value is not None and str(value).isdigit() and (key, int(value)) not in self._names:
+                        wanted.setdefault(key, set()).add(int(value))
+        for key, ids in wanted.items():
+            if key == "":
+                from flask_appbuilder.security.sqla.models import User
+
+                for user in self.session.execute(sa.select(User).where(User.id.in_(ids))).scalars():
+                    self._names["", user.id] = display_name(user)
+            elif key in self.models:
+                model = self.models[key]
+                for rid, title in self.session.execute(sa.select(model.id, title_column(model)).where(model.id.in_(ids))):
+                    self._names[key, rid] = f"{title} (#{rid})" if title not in (None, "") else f"#{rid}"
 
     def rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self._look_up(rows)
         out = []
         for row in rows:
             label, changes = self(row)
             out.append({**row, "entity_label": label, "action_label": audit.action_label(row["action"]), "shown": changes})
         return out
+
+    def stream(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """``rows`` as they come (an export), their references looked up a chunk at a time."""
+        chunk: list[dict[str, Any]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == self.CHUNK:
+                self._look_up(chunk)
+                yield from chunk
+                chunk = []
+        self._look_up(chunk)
+        yield from chunk
 
 
 def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
@@ -95,7 +156,8 @@ def record_history_export(view: Any, pk: Any) -> Any:
     buffer = io.BytesIO()
     e = current_app.extensions["crm"].spec.entity(view.entity)
     rows = audit.stream(view.datamodel.session, audit.AuditQuery(entity=view.entity, record_id=item.id))
-    audit.export_xlsx(rows, buffer, Describer(g.user), title=f"{e.label}-{item.id}")
+    describe = Describer(g.user)
+    audit.export_xlsx(describe.stream(rows), buffer, describe, title=f"{e.label}-{item.id}")
     return _xlsx(buffer, f"{e.label}-{item.id}-修改历史.xlsx")
 
 
@@ -194,7 +256,8 @@ class AuditLogView(BaseView):
             abort(400, "; ".join(problems.values()))
         query = scoped(query, g.user)
         buffer = io.BytesIO()
-        n = audit.export_xlsx(audit.stream(self.appbuilder.session, query), buffer, Describer(g.user))
+        describe = Describer(g.user)
+        n = audit.export_xlsx(describe.stream(audit.stream(self.appbuilder.session, query)), buffer, describe)
         return _xlsx(buffer, f"审计日志-{n}.xlsx")
 
 

@@ -34,6 +34,17 @@ class Label(LazyString):
         return escape(str(self))
 
 
+def choice_text(spec: Any, field: Any, value: Any) -> Any:
+    """A stored value of ``field`` as users read it: a choice's label in their language (the code
+    when the list has no such value); any other value unchanged."""
+    if value is None or field is None or not getattr(field, "choices", ""):
+        return value
+    for c in spec.choices.get(field.choices, ()):
+        if c.value == value:
+            return pick(c.label, c.label_en) or value
+    return value
+
+
 def L(zh: str, en: str = "") -> Label:  # noqa: N802 - short name used throughout generated code
     """A lazily translated label: evaluated when rendered, so it follows the user's language."""
     return Label(pick, zh, en)

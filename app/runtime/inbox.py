@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -27,6 +27,15 @@ def unread_count(session: Any, user_id: int | None) -> int:
     return int(session.execute(q).scalar_one())
 
 
+def local_link(link: str | None, base: str) -> str | None:
+    """A message's link as a path inside this site, or None: reminders written by the scheduler
+    carry absolute links (they are mailed too) under ``CRM_BASE_URL``; anything pointing
+    elsewhere (another host, ``javascript:``) is not offered."""
+    if link and base and link.startswith(base + "/"):
+        link = link[len(base):]
+    return link if link and link.startswith("/") and not link.startswith("//") else None
+
+
 class InboxView(BaseView):
     """The signed-in person's messages: newest first, unread marked, read one or all."""
 
@@ -40,7 +49,9 @@ class InboxView(BaseView):
         session = self.appbuilder.session
         rows = session.execute(sa.select(NOTES).where(NOTES.c.user_id == g.user.id)
                                .order_by(NOTES.c.created_on.desc(), NOTES.c.id.desc()).limit(200)).mappings().all()
-        return self.render_template("crm/inbox.html", title=pick("我的消息", "My messages"), notes=rows)
+        base = str(current_app.config.get("CRM_BASE_URL") or "").rstrip("/")
+        notes = [{**n, "href": local_link(n["link"], base)} for n in rows]
+        return self.render_template("crm/inbox.html", title=pick("我的消息", "My messages"), notes=notes)
 
     @expose("/read/<int:note_id>", methods=["POST"])
     @has_access

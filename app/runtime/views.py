@@ -22,7 +22,7 @@ from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import get_filter_args, get_order_args
-from flask_appbuilder.widgets import ListWidget, RenderTemplateWidget, SearchWidget
+from flask_appbuilder.widgets import FormWidget, ListWidget, RenderTemplateWidget, SearchWidget
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,7 @@ from wtforms.widgets import DateInput, DateTimeLocalInput
 from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
 from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
+from .auditview import Describer
 from .convert import PHONE_PATTERN
 from .grading import explain_now, graded_fields, mask_reason
 from .i18n import L, current_language, pick
@@ -43,6 +44,7 @@ from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden
 
 MAX_PAGE_SIZE = 100  # rows a list page or a REST answer holds at most, whatever the address asks
+RECENT_CHANGES = 50  # audit rows on a record page; 全部历史 pages through the rest
 API_PERMISSIONS = {
     "get_list": "list",
     "get": "show",
@@ -100,6 +102,12 @@ def draw_rows(items: list[dict[str, Any]], pks: list[Any], columns: list[str], f
             out.append(f"<td>{escape(fmt(value) if fmt else value)}</td>")
         out.append("</tr>\n")
     return Markup("".join(out))  # noqa: S704 - every value escaped above; crud is the template's own markup
+
+
+class CrmFormWidget(FormWidget):
+    """FAB's form, with a collapsed section opened when it holds a field in error."""
+
+    template = "crm/form_widget.html"
 
 
 class CrmSearchWidget(SearchWidget):
@@ -307,17 +315,6 @@ class WithheldField(WTField):
         return None
 
 
-def _visible_changes(row: dict[str, Any], hidden: set[str], labels: dict[str, Any]) -> dict[str, Any]:
-    """An audit row for the record page: labels instead of column names, hidden fields withheld."""
-    shown = {}
-    for name, (old, new) in (row.get("changes") or {}).items():
-        field = name[:-3] if name.endswith("_id") else name
-        if field in hidden:
-            old = new = pick("(无权查看)", "(hidden)")
-        shown[str(labels.get(field, field))] = (old, new)
-    return {**row, "changes": shown}
-
-
 def _withheld(value: Any) -> str:
     return pick("(无权查看)", "(hidden)")
 
@@ -364,6 +361,8 @@ class CrmModelView(ModelView):
     list_template = "crm/list.html"
     list_widget = CrmListWidget
     search_widget = CrmSearchWidget
+    add_widget = CrmFormWidget
+    edit_widget = CrmFormWidget
 
     def __init__(self, **kwargs: Any):
         spec = crm_spec()
@@ -487,8 +486,8 @@ class CrmModelView(ModelView):
             return {}
         state = current_app.extensions["crm"]
         panels: dict[str, Any] = {"crm_transitions": [], "crm_history": [], "crm_grades": [], "crm_reassign": []}
-        hidden = current_hidden(e.name)
-        panels["crm_audit"] = [_visible_changes(h, hidden, self.label_columns) for h in audit.history(self.datamodel.session, e.name, item.id)[-50:]]
+        recent = audit.search(self.datamodel.session, audit.AuditQuery(entity=e.name, record_id=item.id), 0, RECENT_CHANGES)
+        panels["crm_audit"] = Describer(g.user).rows(recent)  # as the full history page shows it
         if any(f.encrypted for f in e.fields):  # confidential: every read is on record
             audit.record(self.datamodel.session, e.name, item.id, "read")
             self.datamodel.session.commit()
@@ -497,7 +496,7 @@ class CrmModelView(ModelView):
             panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
         if any(t.entity == e.name for t in spec.workflows):
             panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
-            panels["crm_history"] = workflow.history(self.datamodel.session, e.name, item.id)
+            panels["crm_history"] = workflow.history(self.datamodel.session, spec, e, item.id)
         hidden = current_hidden(e.name)
         for graded in graded_fields(spec, e):
             if graded.field in hidden:
@@ -542,7 +541,8 @@ class CrmModelView(ModelView):
         try:
             row = workflow.perform(self.datamodel.session, spec, e, item, request.form.get("action", ""), g.user,
                                    current_app.extensions["crm"].admin_role, request.form.get("comment", ""))
-            flash(f"{row.action}:{row.from_state} → {row.to_state}", "success")
+            flash(f"{row.action}:{workflow.state_label(spec, e, row.field, row.from_state)} → "
+                  f"{workflow.state_label(spec, e, row.field, row.to_state)}", "success")
         except workflow.WorkflowError as exc:
             flash(exc.message, "danger")
             if exc.status == 403:  # not this user's action: refused, nothing changed
@@ -1146,10 +1146,11 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_404()
         opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
         return self.response(200, result={
-            "actions": [{"key": o.key, "action": o.transition.action, "to": o.transition.target, "allowed": o.allowed,
-                         "reason": o.reason, "require_comment": o.transition.require_comment} for o in opts],
-            "history": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(h).items()}
-                        for h in workflow.history(self.datamodel.session, e.name, pk)],
+            "actions": [{"key": o.key, "action": o.transition.action, "to": o.transition.target,
+                         "to_label": workflow.state_label(spec, e, o.transition.state_field, o.transition.target),
+                         "allowed": o.allowed, "reason": o.reason, "require_comment": o.transition.require_comment} for o in opts],
+            "history": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in h.items()}
+                        for h in workflow.history(self.datamodel.session, spec, e, pk)],
         })
 
     @expose("/<int:pk>/transition", methods=["POST"])
@@ -1170,7 +1171,9 @@ class CrmModelRestApi(ModelRestApi):
             return self.response(exc.status, message=exc.message)
         except RuleViolation as exc:
             return self.response_422(message=exc.errors)
-        return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action})
+        return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action,
+                                          "from_label": workflow.state_label(spec, e, row.field, row.from_state),
+                                          "to_label": workflow.state_label(spec, e, row.field, row.to_state)})
 
     def put_headless(self, pk: Any) -> Any:
         """PUT needs the version the client read (``version`` in the body or an If-Match header):

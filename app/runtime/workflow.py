@@ -1,10 +1,12 @@
 """Workflows from the ``workflows`` sheet: which transitions a user may take on a record now, and
-taking one (role, condition and comment checked; an append-only history row written)."""
+taking one (role, condition and comment checked; an append-only history row written, naming who
+acted and when; the transition's ``notify`` told — all in the transaction of the state change)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,8 +14,11 @@ import sqlalchemy as sa
 from generator.expr import parse, record_lookup
 from generator.spec import Entity, Spec, Transition
 
+from .accounts import display_name
+from .i18n import choice_text
 from .rules import STATE_KEY
 from .tables import Transition as TransitionRow
+from .wfnotify import notify
 
 
 class WorkflowError(Exception):
@@ -79,6 +84,8 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
                             to_state=t.target, action=t.action, comment=comment or None,
                             user_id=getattr(user, "id", None), at=dt.datetime.now())
         session.add(row)
+        session.flush()  # the state change checked by the rules and the row's id, before anyone is told
+        notify(session, spec, entity, obj, t, row, user, admin_role)
         session.commit()
     except Exception:
         session.rollback()
@@ -88,7 +95,25 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
     return row
 
 
-def history(session: Any, entity: str, record_id: int) -> list[Any]:
-    table = TransitionRow.__table__
-    q = sa.select(table).where(table.c.entity == entity, table.c.record_id == record_id).order_by(table.c.at, table.c.id)
-    return list(session.execute(q).mappings())
+def state_label(spec: Spec, entity: Entity, field: str, value: Any) -> str:
+    """A state as users read it: its choice label in their language (the code when it has none)."""
+    return "" if value is None else str(choice_text(spec, entity.field(field), value))
+
+
+def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[dict[str, Any]]:
+    """The record's transitions, oldest first: the stored codes plus who acted (``user``, a
+    display name) and the states' labels (``from_label``, ``to_label``)."""
+    from flask_appbuilder.security.sqla.models import User
+
+    table, users = TransitionRow.__table__, User.__table__
+    q = (sa.select(table, users.c.username, users.c.first_name, users.c.last_name)
+         .select_from(table.outerjoin(users, users.c.id == table.c.user_id))
+         .where(table.c.entity == entity.name, table.c.record_id == record_id).order_by(table.c.at, table.c.id))
+    out = []
+    for r in session.execute(q).mappings():
+        row = {c.name: r[c.name] for c in table.columns}
+        who = SimpleNamespace(username=r["username"], first_name=r["first_name"], last_name=r["last_name"])
+        actor = display_name(who) if who.username else ""
+        out.append({**row, "user": actor, "from_label": state_label(spec, entity, row["field"], row["from_state"]),
+                    "to_label": state_label(spec, entity, row["field"], row["to_state"])})
+    return out

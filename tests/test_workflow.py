@@ -1,0 +1,167 @@
+"""Workflow actions tell people and leave an authoritative trace: a transition's ``notify`` (a role
+or ``owner``) gets an in-app message linking to the record (and a mail through the outbox when mail
+is set up), written in the transaction of the state change; the history names who acted; users
+read the states' labels, never their codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.runtime.accounts import add_user
+from app.runtime.tables import Notification, OutboxMessage
+from tests.conftest import api_token, csrf_token, login
+
+PASSWORD = "flow-Pass-1"  # noqa: S105 - test-only
+NOTES, OUTBOX = Notification.__table__, OutboxMessage.__table__
+SCRIPT = "<script>alert('x')</script>"
+
+
+@pytest.fixture(scope="module")
+def staff(app: Any) -> dict[str, int]:
+    """A salesperson and two sales managers (the approvers of visit requests)."""
+    return {"sales": add_user(app, "flow_sales", ["业务员"], PASSWORD, first_name="小王", last_name="业务",
+                              departments=["销售一部"]),
+            "manager": add_user(app, "flow_manager", ["销售经理"], PASSWORD, first_name="经理", last_name="李",
+                                departments=["销售一部"]),
+            "manager2": add_user(app, "flow_manager2", ["销售经理"], PASSWORD, departments=["销售二部"])}
+
+
+def token(app: Any, who: str) -> dict[str, str]:
+    return api_token(app.test_client(), f"flow_{who}", PASSWORD)
+
+
+def visit_request(app: Any, h: dict[str, str], subject: str) -> int:
+    client = app.test_client()
+    r = client.post("/api/v1/customer/", json={"name": f"流程客户{dt.datetime.now().timestamp()}", "urgency": "normal"}, headers=h)
+    assert r.status_code == 201, r.text
+    r = client.post("/api/v1/visit_request/", json={"subject": subject, "customer": r.json["id"], "visit_at": "2026-11-25",
+                                                     "purpose": "first_visit", "goal": "介绍公司产品"}, headers=h)
+    assert r.status_code == 201, r.text
+    return int(r.json["id"])
+
+
+def act(app: Any, h: dict[str, str], pk: int, action: str, comment: str = "") -> Any:
+    return app.test_client().post(f"/api/v1/visit_request/{pk}/transition", json={"action": action, "comment": comment}, headers=h)
+
+
+def rows(app: Any, query: Any) -> list[dict[str, Any]]:
+    with app.app_context():
+        return [dict(r) for r in app.extensions["crm"].db.session.execute(query).mappings()]
+
+
+def notes_of(app: Any, user_id: int) -> list[dict[str, Any]]:
+    return rows(app, sa.select(NOTES).where(NOTES.c.user_id == user_id).order_by(NOTES.c.id))
+
+
+def test_a_transition_tells_its_notify_role_and_the_owner_in_their_inbox(app: Any, staff: dict[str, int]) -> None:
+    sales, manager = token(app, "sales"), token(app, "manager")
+    pk = visit_request(app, sales, "拜访<b>采购部</b>")
+    before = {k: len(notes_of(app, uid)) for k, uid in staff.items()}
+    assert act(app, sales, pk, "提交审批").status_code == 200  # notify: 销售经理 — every one of them
+    for who in ("manager", "manager2"):
+        new = notes_of(app, staff[who])[before[who]:]
+        assert len(new) == 1
+        assert "拜访<b>采购部</b>" in new[0]["title"] and "提交审批" in new[0]["title"]
+        assert "业务小王" in new[0]["body"]  # who did it
+        assert new[0]["link"] == f"/visitrequestview/show/{pk}"
+    assert len(notes_of(app, staff["sales"])) == before["sales"]  # the one who acted is not told
+    # taken again it is refused (the state moved on): nobody is told twice
+    assert act(app, sales, pk, "status:draft:submitted").status_code == 409
+    assert len(notes_of(app, staff["manager"])) == before["manager"] + 1
+    # 驳回 notifies the owner, with the comment
+    assert act(app, manager, pk, "驳回", f"预算不足 {SCRIPT}").status_code == 200
+    told = notes_of(app, staff["sales"])[before["sales"]:]
+    assert len(told) == 1 and "驳回" in told[0]["title"] and SCRIPT in told[0]["body"] and "李经理" in told[0]["body"]
+    # the inbox shows it escaped, with a link to the record
+    client = app.test_client()
+    login(client, "flow_sales", PASSWORD)
+    page = client.get("/inbox/").text
+    assert f'href="/visitrequestview/show/{pk}"' in page
+    assert SCRIPT not in page and "&lt;script&gt;" in page
+    assert "<b>采购部" not in page
+
+
+def test_a_member_who_cannot_see_the_record_reads_no_field_values(app: Any, staff: dict[str, int]) -> None:
+    """The message carries the record's title, the action, who and the comment — nothing else."""
+    sales = token(app, "sales")
+    pk = visit_request(app, sales, "保密拜访")
+    n = len(notes_of(app, staff["manager2"]))
+    assert act(app, sales, pk, "提交审批").status_code == 200
+    note = notes_of(app, staff["manager2"])[n]
+    assert "介绍公司产品" not in note["title"] + (note["body"] or "")  # the goal field's value
+    assert "2026-11-25" not in note["title"] + (note["body"] or "")
+
+
+def test_mail_goes_through_the_outbox_once_per_recipient(app: Any, staff: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "CRM_SMTP_HOST", "127.0.0.1")
+    sales = token(app, "sales")
+    pk = visit_request(app, sales, "邮件拜访")
+    assert act(app, sales, pk, "提交审批").status_code == 200
+    mails = rows(app, sa.select(OUTBOX).where(OUTBOX.c.entity == "visit_request", OUTBOX.c.record_id == pk))
+    to = {m["recipient_user_id"]: m for m in mails}
+    assert len(to) == len(mails) and {staff["manager"], staff["manager2"]} <= set(to)
+    mail = to[staff["manager"]]
+    assert (mail["channel"], mail["status"], mail["recipient_address"]) == ("email", "pending", "flow_manager@localhost")
+    assert "邮件拜访" in mail["subject"] and mail["link"].endswith(f"/visitrequestview/show/{pk}")
+    assert mail["link"] in mail["body"]
+
+
+def test_a_failed_save_tells_nobody(app: Any, staff: dict[str, int]) -> None:
+    from app.runtime import workflow
+
+    sales = token(app, "sales")
+    pk = visit_request(app, sales, "失败的提交")
+    n = len(notes_of(app, staff["manager"]))
+    with app.test_request_context():
+        crm = app.extensions["crm"]
+        session = crm.db.session
+        from flask_appbuilder.security.sqla.models import User
+
+        user = session.get(User, staff["sales"])
+        obj = session.get(crm.generated.models.MODELS["visit_request"], pk)
+        entity = crm.spec.entity("visit_request")
+
+        def broken_commit() -> None:
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+        original = session.commit
+        session.commit = broken_commit  # type: ignore[method-assign]
+        try:
+            with pytest.raises(sa.exc.OperationalError):
+                workflow.perform(session, crm.spec, entity, obj, "status:draft:submitted", user, crm.admin_role)
+        finally:
+            session.commit = original  # type: ignore[method-assign]
+    assert len(notes_of(app, staff["manager"])) == n
+    assert rows(app, sa.select(OUTBOX.c.id).where(OUTBOX.c.entity == "visit_request", OUTBOX.c.record_id == pk)) == []
+    assert app.test_client().get(f"/api/v1/visit_request/{pk}", headers=sales).json["result"]["status"] == "draft"
+
+
+def test_the_history_names_who_acted_and_shows_state_labels(app: Any, staff: dict[str, int]) -> None:
+    sales, manager = token(app, "sales"), token(app, "manager")
+    pk = visit_request(app, sales, "历史拜访")
+    assert act(app, sales, pk, "提交审批").status_code == 200
+    client = app.test_client()
+    login(client, "flow_manager", PASSWORD)
+    page = client.get(f"/visitrequestview/show/{pk}")
+    r = client.post(f"/visitrequestview/transition/{pk}", data={"csrf_token": csrf_token(page.text), "action": "status:submitted:rejected",
+                                                               "comment": SCRIPT})
+    assert r.status_code == 302
+    shown = client.get(r.headers["Location"]).text
+    assert "驳回:待审批 → 已驳回" in shown  # the flash message, in labels
+    assert "submitted → rejected" not in shown
+    history = shown.split("crm-history", 1)[1].split("</table>", 1)[0]
+    assert "审批人/操作人" in history
+    assert "业务小王" in history and "李经理" in history
+    assert "草稿 → 待审批" in history and "待审批 → 已驳回" in history and "draft" not in history
+    assert SCRIPT not in shown and "&lt;script&gt;" in history
+    # the change log of the record page reads the same labels
+    assert "状态: 待审批 → 已驳回" in shown.split("crm-audit", 1)[1]
+    # the API keeps the codes and adds who and the labels
+    info = app.test_client().get(f"/api/v1/visit_request/{pk}/transitions", headers=manager).json["result"]
+    last = info["history"][-1]
+    assert (last["from_state"], last["to_state"], last["from_label"], last["to_label"]) == ("submitted", "rejected", "待审批", "已驳回")
+    assert last["user"] == "李经理" and last["user_id"] == staff["manager"]
