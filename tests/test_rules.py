@@ -293,6 +293,20 @@ def test_the_recorder_owns_and_a_manager_reassigns(app: Any, people: dict[str, s
     assert (after["id"] if isinstance(after, dict) else after) == other_id
 
 
+def test_a_clerk_recording_a_call_does_not_become_its_technician(app: Any, people: dict[str, str]) -> None:
+    """叫修登记 belongs to a technician (the role that works its own calls). The service clerk who
+    registers a call used to become its technician, so the call sat with someone who never
+    repairs anything and no technician saw it; it now waits, unassigned, for dispatch."""
+    spec = app.extensions["crm"].spec
+    e = spec.entity("service_call")
+    assert e.owner_field == "technician" and not e.field("technician").required
+    c = customer(app, headers(app, people, "sales"))
+    call = create(app, headers(app, people, "service"), "service_call", customer=c["id"], area_type="urban",
+                  call_type=spec.choices[e.field("call_type").choices][0].value, product_model="XH-200",
+                  reported_at="2026-11-20 10:00:00", fault_description="不出料")
+    assert call["technician"] is None
+
+
 def test_balanced_assignment_gives_orphans_to_the_least_loaded(app: Any, people: dict[str, str]) -> None:
     from app.runtime.ownership import assignees, balance
 
@@ -334,3 +348,47 @@ def test_demo_data_obeys_every_validation_rule(app: Any) -> None:
             for row in crm.db.session.execute(sa.select(table)).mappings():
                 values = {f.name: row[f.column] for f in e.fields}
                 assert not validate_values(crm.spec, rules, record_lookup(values), now), (e.name, row["id"], values)
+
+
+def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:
+    """Demo customers belonged to anyone — a technician, a quality manager — so a salesperson
+    logging in as demo saw a random few; each record now belongs to a holder of a role that works
+    its own records there, and the demo people sit in departments, so team scope shows teams."""
+    from flask_appbuilder.security.sqla.models import Role, User
+
+    from app.runtime.demo import DEMO_DEPARTMENTS
+    from app.runtime.ownership import own_roles
+
+    make_demo_data(app, 40, seed=23)
+    with app.app_context():
+        crm = app.extensions["crm"]
+        session = crm.db.session
+        roles_of: dict[int, set[str]] = {}
+        for uid, role in session.execute(sa.select(User.id, Role.name).join(User.roles)):
+            roles_of.setdefault(uid, set()).add(role)
+        checked = 0
+        for e in crm.spec.entities:
+            if not e.owner_field or not own_roles(crm.spec, e):
+                continue
+            column = Model.metadata.tables[e.name].c[f"{e.owner_field}_id"]
+            demo = sa.select(User.id).where(User.username.like("demo%"))
+            for (owner,) in session.execute(sa.select(column).where(column.in_(demo)).distinct()):
+                assert roles_of[owner] & own_roles(crm.spec, e), (e.name, owner, roles_of[owner])
+                checked += 1
+        assert checked >= 2
+        sales = session.execute(sa.select(User).where(User.username.like("demo%"))).scalars().first()
+        assert sales.groups and sales.groups[0].name in DEMO_DEPARTMENTS
+
+
+def test_a_field_left_out_gets_its_default_before_the_rules_run(app: Any, people: dict[str, str]) -> None:
+    """contact.active defaults to yes, and a rule asks for the departure date of a contact who is
+    not active. An API client that leaves active out is not saying no: the default counts before
+    the rules run. Saying no on purpose still asks for the date."""
+    spec = app.extensions["crm"].spec
+    assert spec.entity("contact").field("active").default is True
+    h = headers(app, people, "sales")
+    c = customer(app, h)
+    made = create(app, h, "contact", name="默认在职联系人", customer=c["id"])
+    assert made["active"] is True
+    r = app.test_client().post("/api/v1/contact/", json={"name": "已离职联系人", "customer": c["id"], "active": False}, headers=h)
+    assert r.status_code == 422 and "active" in r.json["message"], r.text

@@ -106,11 +106,13 @@ class _Maker:
     """Makes valid rows of any entity. Each field's value maker is built once per entity (the hints
     of its name and label are read then, not per row), so a million rows take seconds, not minutes."""
 
-    def __init__(self, spec: Spec, rng: random.Random, now: dt.datetime, users: list[int]):
+    def __init__(self, spec: Spec, rng: random.Random, now: dt.datetime, users: list[int],
+                 owners: dict[str, list[int]] | None = None):
         self.spec = spec
         self.rng = rng
         self.now = now
         self.users = users
+        self.owners = owners or {}  # entity → the people who may own its records (default: anyone)
         self.ids: dict[str, list[int]] = {}
         self.anchor = now  # the moment the row being made is about
         self._compiled: dict[str, list[tuple[str, str, Callable[[int], Any]]]] = {}
@@ -165,7 +167,9 @@ class _Maker:
             link = f.link
             return lambda i: rng.choice(ids[link]) if ids.get(link) else None
         if f.type == "user":
-            return lambda i: rng.choice(users) if users else None
+            people = self.owners.get(e.name) if f.name == e.owner_field else None
+            pool = people or users
+            return lambda i: rng.choice(pool) if pool else None
         if f.type == "boolean":
             return lambda i: rng.random() < 0.5
         if f.type in ("integer", "decimal", "money"):
@@ -242,8 +246,14 @@ def entity_order(spec: Spec) -> list[Entity]:
     return done
 
 
+DEMO_DEPARTMENTS = ("演示一部", "演示二部", "演示三部")
+
+
 def ensure_demo_users(app: Any, per_role: int = 2) -> list[int]:
-    """Two demo accounts per non-admin role of the sheet (login demo<role#><n>)."""
+    """Two demo accounts per non-admin role of the sheet (login demo<role#><n>), the n-th of each
+    role in demo department n, so ``team`` scope has teams to show."""
+    from .accounts import join_department
+
     crm = app.extensions["crm"]
     sm = crm.appbuilder.sm
     ids = []
@@ -258,9 +268,29 @@ def ensure_demo_users(app: Any, per_role: int = 2) -> list[int]:
             if user is None:
                 name = _person(rng)
                 user = sm.add_user(username, name[1:] or name, name[0], f"{username}@example.cn", [db_role], DEMO_PASSWORD)
+                if user:
+                    join_department(app, user, DEMO_DEPARTMENTS[(k - 1) % len(DEMO_DEPARTMENTS)])
             if user:
                 ids.append(user.id)
     return ids
+
+
+def demo_owners(app: Any, users: list[int]) -> dict[str, list[int]]:
+    """Entity → the demo users who may own its records: those holding a role that works its own
+    records there (a customer belongs to a salesperson, a service call to a technician)."""
+    from flask_appbuilder.security.sqla.models import Role, User
+
+    from .ownership import own_roles
+
+    crm = app.extensions["crm"]
+    rows = crm.db.session.execute(select(User.id, Role.name).join(User.roles).where(User.id.in_(users))).all()
+    out: dict[str, list[int]] = {}
+    for e in crm.spec.entities:
+        roles = own_roles(crm.spec, e)
+        people = sorted({uid for uid, role in rows if role in roles})
+        if e.owner_field and people:
+            out[e.name] = people
+    return out
 
 
 def demo_plan(spec: Spec, main_rows: int, related: int | None = None) -> list[tuple[Entity, int]]:
@@ -291,7 +321,7 @@ def make_demo_data(app: Any, main_rows: int, seed: int = 1, now: dt.datetime | N
         crm = app.extensions["crm"]
         spec = crm.spec
         users = ensure_demo_users(app)
-        maker = _Maker(spec, rng, now, users)
+        maker = _Maker(spec, rng, now, users, demo_owners(app, users))
         session = crm.db.session
         targets = {f.link for e in spec.entities for f in e.fields if f.type == "link"}
         for e, n in demo_plan(spec, main_rows, related):

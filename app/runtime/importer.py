@@ -41,6 +41,7 @@ from .convert import TRUE, check_field, convert
 from .excel import unneutralise
 from .grading import explain, grade_lookup, graded_fields
 from .importcolumns import ColumnPlan, plan_columns, system_fields
+from .ownership import default_owner
 from .rules import rules_for, validate_values
 from .scope import scope_clause
 from .spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
@@ -263,6 +264,7 @@ class _RowChecker:
                  plan: ColumnPlan, key: str | None, user: Any, admin_role: str, now: dt.datetime):
         self.conn, self.spec, self.entity, self.table, self.now = conn, spec, entity, table, now
         self.user_id = getattr(user, "id", None)
+        self.default_owner = default_owner(spec, entity, user) if entity.owner_field else None
         resolver = _Resolver(conn, spec, tables, user, admin_role)
         self.columns = [(i, f, f.column, resolver.converter(f)) for i, f in sorted(plan.columns.items())]
         self.position = {f.name: i for i, f in plan.columns.items()}
@@ -391,7 +393,7 @@ class _RowChecker:
                 if record.get(column) is None:
                     record[column] = _default(f, self.now)
             if e.owner_field and record.get(f"{e.owner_field}_id") is None:
-                record[f"{e.owner_field}_id"] = self.user_id
+                record[f"{e.owner_field}_id"] = self.default_owner
             for state, initial in self.rules.state_fields.items():
                 record[state] = initial  # a new record starts where its workflow starts
             full = record

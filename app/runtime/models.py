@@ -22,12 +22,16 @@ NAMING_CONVENTION = {
 Model.metadata.naming_convention = NAMING_CONVENTION
 
 
-def current_user_id() -> int | None:
+def acting_user() -> Any:
     """The signed-in user, or None for system work (scheduled tasks, imports from the CLI)."""
     if not has_app_context():
         return None
     user = getattr(g, "user", None)
-    return getattr(user, "id", None) if user is not None and getattr(user, "is_authenticated", False) else None
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def current_user_id() -> int | None:
+    return getattr(acting_user(), "id", None)
 
 
 def now() -> dt.datetime:

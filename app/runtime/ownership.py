@@ -1,6 +1,7 @@
-"""Ownership (``entities.owner_field``, seed 002): the recorder owns a new record; a manager
+"""Ownership (``entities.owner_field``, seed 002): the recorder owns a new record when they are one
+of the people who work records of their own (业务员原则上负责自己收集的客户资料); a manager
 reassigns; balanced assignment gives records without an active owner to the active people who
-work records of their own, fewest first."""
+work records of their own, fewest first (无直接负责人的…由经理决定在现有业务员中进行分配)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,26 @@ from generator.spec import Entity, Spec
 from . import audit
 
 
+def own_roles(spec: Spec, entity: Entity) -> set[str]:
+    """The roles that work their own records of this entity (scope ``own``)."""
+    return {p.role for p in spec.permissions if p.entity == entity.name and p.scope == "own"}
+
+
+def default_owner(spec: Spec, entity: Entity, user: Any) -> int | None:
+    """Who a new record belongs to when nobody is named: its recorder, if they hold a role that
+    works its own records of the entity (or no role does, or the workbook requires an owner).
+    Someone else — a service clerk registering a call that a technician will own, a manager, IT —
+    leaves it to be given out."""
+    uid = getattr(user, "id", None)
+    if uid is None:
+        return None
+    roles = own_roles(spec, entity)
+    owner = entity.field(entity.owner_field)
+    if not roles or (owner is not None and owner.required):
+        return uid
+    return uid if roles & {r.name for r in getattr(user, "roles", []) or []} else None
+
+
 def can_reassign(spec: Spec, entity: Entity, user: Any, admin_role: str) -> bool:
     """Managers: a role with edit right and team/all scope on the entity (or the admin role)."""
     roles = {r.name for r in getattr(user, "roles", []) or []}
@@ -26,7 +47,7 @@ def can_reassign(spec: Spec, entity: Entity, user: Any, admin_role: str) -> bool
 
 def assignees(session: Any, spec: Spec, entity: Entity) -> list[Any]:
     """Active users holding a role that works its own records of this entity (scope ``own``)."""
-    roles = {p.role for p in spec.permissions if p.entity == entity.name and p.scope == "own"}
+    roles = own_roles(spec, entity)
     if not roles:
         return []
     # one query (the roles are matched in SQL, not loaded user by user: a record page stays cheap)

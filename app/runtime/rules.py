@@ -19,7 +19,8 @@ from generator.spec import Entity, Spec
 
 from . import numbering
 from .grading import grade_record
-from .models import CrmRecord, current_user_id
+from .models import CrmRecord, acting_user
+from .ownership import default_owner
 from .scope import visible
 from .tables import GradeChange
 
@@ -123,8 +124,9 @@ def _model(entity: str) -> Any:
 
 
 def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: EntityRules) -> None:
+    _fill_defaults(obj, entity)
     if entity.owner_field and getattr(obj, f"{entity.owner_field}_id", None) is None and getattr(obj, entity.owner_field, None) is None:
-        setattr(obj, f"{entity.owner_field}_id", current_user_id())
+        setattr(obj, f"{entity.owner_field}_id", default_owner(spec, entity, acting_user()))
     for state, initial in rules.state_fields.items():
         if getattr(obj, state, None) in (None, ""):
             setattr(obj, state, initial)
@@ -132,6 +134,27 @@ def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: En
             raise RuleViolation({state: [f"新记录的状态必须是 {initial} (a new record starts in state {initial})"]})
     if entity.numbering and not getattr(obj, "code", None):
         obj.code = numbering.allocate(session.connection(), entity.name, entity.numbering)[0]
+
+
+def _fill_defaults(obj: Any, entity: Entity) -> None:
+    """The workbook's defaults of the fields a new record was given no value for, set now rather
+    than by the INSERT: the rules and the grading about to run must see them (an API client that
+    leaves out a yes/no field whose default is yes is not saying no). A value set on purpose, even
+    empty, is kept."""
+    state = sa.inspect(obj)
+    table = type(obj).__table__
+    for f in entity.fields:
+        if f.default is None or f.is_relation:
+            continue
+        column = table.c.get(f.column)
+        attr = state.attrs.get(f.column)
+        if column is None or column.default is None or attr is None or attr.history.added or getattr(obj, f.column) is not None:
+            continue
+        default = column.default
+        if getattr(default, "is_callable", False):
+            setattr(obj, f.column, default.arg(None))
+        elif getattr(default, "is_scalar", False):
+            setattr(obj, f.column, default.arg)
 
 
 def _after_flush(session: Session, _ctx: Any) -> None:
