@@ -359,9 +359,12 @@ def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:
     from app.runtime.demo import DEMO_DEPARTMENTS
     from app.runtime.ownership import own_roles
 
+    with app.app_context():  # the app is the session's: other tests' records are not this call's
+        crm = app.extensions["crm"]
+        before = {e.name: crm.db.session.execute(sa.select(sa.func.coalesce(sa.func.max(Model.metadata.tables[e.name].c.id), 0))).scalar()
+                  for e in crm.spec.entities}
     make_demo_data(app, 40, seed=23)
     with app.app_context():
-        crm = app.extensions["crm"]
         session = crm.db.session
         roles_of: dict[int, set[str]] = {}
         for uid, role in session.execute(sa.select(User.id, Role.name).join(User.roles)):
@@ -372,7 +375,8 @@ def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:
                 continue
             column = Model.metadata.tables[e.name].c[f"{e.owner_field}_id"]
             demo = sa.select(User.id).where(User.username.like("demo%"))
-            for (owner,) in session.execute(sa.select(column).where(column.in_(demo)).distinct()):
+            made = Model.metadata.tables[e.name].c.id > before[e.name]
+            for (owner,) in session.execute(sa.select(column).where(made, column.in_(demo)).distinct()):
                 assert roles_of[owner] & own_roles(crm.spec, e), (e.name, owner, roles_of[owner])
                 checked += 1
         assert checked >= 2
