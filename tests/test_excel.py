@@ -20,7 +20,7 @@ from openpyxl import Workbook, load_workbook
 
 from app.runtime.accounts import add_user
 from app.runtime.importer import ImportFileError, import_file
-from tests.conftest import api_token, login
+from tests.conftest import ADMIN_PASSWORD, api_token, login
 
 PASSWORD = "excel-Pass-1"  # noqa: S105 - test-only
 
@@ -261,6 +261,46 @@ def test_system_columns_are_ignored_with_a_note_and_owner_needs_the_right(app: A
     path = xlsx(tmp_path / "mgr.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["经理分配客户", "normal", "xl_other"]])
     assert run(app, "xl_manager", "customer", path).committed
     assert count(app, "SELECT owner_id FROM customer WHERE name = '经理分配客户'") == other
+
+
+def test_a_person_cell_takes_the_name_screens_show_an_email_or_a_login(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    """Office staff type the person as the admin shows them (尹嘉: family name first) or copy an
+    e-mail; an exported sheet carries names, so it imports back. A name two people share is
+    refused with both logins; the login itself still names one account."""
+    add_user(app, "xl_yin", ["业务员"], PASSWORD, email="yin.jia@example.cn", first_name="嘉", last_name="尹")
+    add_user(app, "xl_yin2", ["业务员"], PASSWORD, first_name="嘉", last_name="尹")
+    add_user(app, "xl_wang", ["业务员"], PASSWORD, email="Wang.Fang@Example.cn", first_name="芳", last_name="王")
+    add_user(app, "xl_lee", ["业务员"], PASSWORD, first_name="Anna", last_name="Lee")
+    with app.app_context():
+        sm = app.extensions["crm"].appbuilder.sm
+        ids = {u: sm.find_user(username=u).id for u in ("xl_yin", "xl_yin2", "xl_wang", "xl_lee")}
+    path = xlsx(tmp_path / "people.xlsx", [["客户名称", "需求迫切程度", "负责业务员"],
+                                           ["人名客户一", "normal", "王芳"],
+                                           ["人名客户二", "normal", " wang.fang@example.cn "],
+                                           ["人名客户三", "normal", "Anna Lee"],
+                                           ["人名客户四", "normal", "xl_yin2"],
+                                           ["人名客户五", "normal", "尹嘉"],
+                                           ["人名客户六", "normal", "芳"]])
+    report = run(app, "xl_manager", "customer", path, skip_bad_rows=True)
+    assert report.inserted == 4, report.errors
+    owner = "SELECT owner_id FROM customer WHERE name = :n"
+    assert count(app, owner, n="人名客户一") == ids["xl_wang"] and count(app, owner, n="人名客户二") == ids["xl_wang"]
+    assert count(app, owner, n="人名客户三") == ids["xl_lee"] and count(app, owner, n="人名客户四") == ids["xl_yin2"]
+    problems = " ".join(message for row in report.errors.values() for _column, _label, message in row)
+    assert "xl_yin、xl_yin2" in problems and "找不到用户 '芳'" in problems, problems
+    assert count(app, "SELECT count(*) FROM customer WHERE name IN ('人名客户五', '人名客户六')") == 0
+
+    client = app.test_client()  # what an export writes in the person column imports back unchanged
+    login(client, "admin", ADMIN_PASSWORD)
+    r = client.get("/customerview/export/?_flt_0_name=人名客户")
+    assert r.status_code == 200, r.status_code
+    sheet = load_workbook(io.BytesIO(r.data)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    column = list(rows[0]).index("负责业务员")
+    assert sorted(row[column] for row in rows[1:]) == ["Anna Lee", "尹嘉", "王芳", "王芳"]
+    again = xlsx(tmp_path / "again.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["人名客户七", "normal", "王芳"]])
+    assert run(app, "xl_manager", "customer", again).committed
+    assert count(app, owner, n="人名客户七") == ids["xl_wang"]
 
 
 def test_file_columns_are_never_imported(app: Any) -> None:

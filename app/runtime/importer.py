@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -36,6 +37,7 @@ from generator.expr import record_lookup
 from generator.spec import Entity, Field, Spec
 
 from . import numbering
+from .accounts import display_name
 from .audit import AuditRow, seal
 from .convert import TRUE, check_field, convert
 from .excel import unneutralise
@@ -227,18 +229,37 @@ class _Resolver:
         return self.cache[entity_name]
 
     def person(self, value: Any) -> int:
-        text = _text(value)
+        """A user cell: a login, an e-mail or the name screens and exports show (尹嘉; "first last"
+        for Latin names). A login or e-mail names one account; a name shared by two people is
+        refused with both logins, so the sheet can say which one it means."""
+        text = unneutralise(_text(value)).strip()
         if "user" not in self.cache:
-            users = self.tables["ab_user"]
-            mapping: dict[str, int] = {}
-            for pk, username, first, last in self.conn.execute(sa.select(users.c.id, users.c.username, users.c.first_name, users.c.last_name)):
-                for key in (username, f"{first}{last}".replace("-", ""), f"{first} {last}", first):
-                    if key:
-                        mapping.setdefault(key, pk)
-            self.cache["user"] = mapping
-        if text in self.cache["user"]:
-            return self.cache["user"][text]
-        raise ValueError(f"找不到用户 '{text}' (no such user)")
+            self.cache["user"] = self._people()
+        found = self.cache["user"].get(text.casefold(), ())
+        if len(found) == 1:
+            return found[0][0]
+        if found:
+            logins = "、".join(sorted(login for _pk, login in found))
+            raise ValueError(f"'{text}' 对应多个用户 ({logins}),请填写登录名 (several users are called this: use a login)")
+        raise ValueError(f"找不到用户 '{text}',请填写登录名、邮箱或姓名 (no such user: use a login, an e-mail or a name)")
+
+    def _people(self) -> dict[str, tuple[tuple[int, str], ...]]:
+        users = self.tables["ab_user"]
+        unique: dict[str, tuple[int, str]] = {}  # logins and e-mails: one account each
+        named: dict[str, set[tuple[int, str]]] = {}
+        for pk, login, email, first, last in self.conn.execute(
+                sa.select(users.c.id, users.c.username, users.c.email, users.c.first_name, users.c.last_name)):
+            person = SimpleNamespace(username=login, first_name=first, last_name=last)
+            for key in (login, email):
+                if key:
+                    unique.setdefault(key.strip().casefold(), (pk, login))
+            given, family = (first or "").strip(), (last or "").strip("- ").strip()
+            for key in {display_name(person), f"{family}{given}", f"{given} {family}".strip()}:
+                if key:
+                    named.setdefault(key.casefold(), set()).add((pk, login))
+        out = {key: tuple(sorted(who)) for key, who in named.items()}
+        out.update({key: (who,) for key, who in unique.items()})  # a login beats a namesake's name
+        return out
 
 
 def _text(value: Any) -> str:
