@@ -132,7 +132,10 @@ def test_twenty_wrong_passwords_are_throttled(tmp_path: Any) -> None:
         if page.status_code == 429:
             codes.append(429)
             continue
-        codes.append(c.post("/login/", data={"username": "victim", "password": f"guess{i}", "csrf_token": csrf_token(page.text)}).status_code)
+        answer = c.post("/login/", data={"username": "victim", "password": f"guess{i}", "csrf_token": csrf_token(page.text)})
+        codes.append(answer.status_code)
+        if answer.status_code == 429:  # said in the person's language, with what to do
+            assert "操作过于频繁" in answer.text and "等一分钟" in answer.text and "Too Many Requests" not in answer.text
     assert 429 in codes
     api = [c.post("/api/v1/security/login", json={"username": "victim", "password": f"x{i}", "provider": "db"}).status_code
            for i in range(20)]

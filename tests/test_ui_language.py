@@ -57,3 +57,20 @@ def test_flask_appbuilder_gaps_are_chinese(client: Any) -> None:
     login(client, "admin", ADMIN_PASSWORD)
     page = client.get("/groups/list/")
     assert page.status_code == 200 and "部门列表" in page.text and "List Groups" not in page.text
+
+
+def test_flask_appbuilder_dialogs_and_dropdowns_speak_the_page_language(client: Any) -> None:
+    """FAB's delete dialog said Cancel/OK and its dropdowns "Select a State" on Chinese screens."""
+    login(client, "admin", ADMIN_PASSWORD)
+    page = client.get("/customerview/list/").text
+    assert "取消" in page and ">Cancel<" not in page and ">OK<" not in page
+    tag = re.search(r'<script src="[^"]*crm/select2_lang\.js"[^>]*>', page)
+    assert tag and 'data-placeholder="请选择"' in tag.group(0) and 'data-no-results="没有匹配的记录"' in tag.group(0)
+    assert page.index("select2.min.js") < tag.start() < page.index("js/ab.js")  # between Select2 and FAB's set-up
+    assert client.get(re.search(r'src="([^"]+)"', tag.group(0)).group(1)).status_code == 200
+    client.get("/lang/en")
+    try:
+        english = client.get("/customerview/list/").text
+        assert ">Cancel<" in english and 'data-placeholder="Select…"' in english
+    finally:
+        client.get("/lang/zh")
