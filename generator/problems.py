@@ -97,6 +97,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "expr_type": ("条件 '{value}' 有误:{left} 是{left_kind},{right} 是{right_kind},两者不能比较",
                   "condition '{value}' is wrong: {left} is {left_kind_en} but {right} is {right_kind_en}; they cannot be compared"),
     "state_field": ("状态字段 '{value}' 必须是选项字段", "state field '{value}' must be a choice field"),
+    "stamp_type": ("流程操作只能填写人员、日期或日期时间字段,字段 '{value}' 是 {type}",
+                   "an action fills only a person, date or datetime field; field '{value}' is {type}"),
+    "stamp_readonly": ("字段 '{value}' 由流程操作填写,必须设为只读,否则表单可以改写操作记下的内容",
+                       "field '{value}' is filled by a workflow action and must be read-only, or a form could overwrite it"),
     "same_state": ("流转的起止状态相同 '{value}'", "transition from '{value}' to itself"),
     "unreachable": ("状态 '{value}' 无法到达", "state '{value}' can never be reached"),
     "when": ("时间规则 '{value}' 无法理解", "time rule '{value}' is not understood"),
@@ -125,6 +129,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 HINTS: dict[str, tuple[str, str]] = {
     "did_you_mean": ("是否想写 '{value}'?", "did you mean '{value}'?"),
     "one_of": ("可选:{values}", "choose one of: {values}"),
+    "set_readonly": ("在 fields 表中把字段 {field} 的 readonly 设为 Y", "set readonly to Y for field {field} in the fields sheet"),
     "period_needs_date": ("统计周期只能用于日期字段:把分组字段改为日期/时间字段,或清空周期",
                           "a period groups dates: group by a date/datetime field, or leave period blank"),
     "numeric_choices": ("选项列表 {value} 的值须为数字(如 1、2、3、4)才能求平均/合计",

@@ -165,6 +165,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("condition", "条件"),
             _c("require_comment", "需要意见", "必填意见"),
             _c("notify", "通知"),
+            _c("stamp", "记录字段", "填写字段"),
         ),
         needs=("entities", "fields", "choices", "roles"),
     ),

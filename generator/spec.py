@@ -165,8 +165,13 @@ class Transition:
     roles: tuple[str, ...] = ()
     condition: str = ""
     require_comment: bool = False
-    notify: str = ""
+    notify: str = ""  # who is told: roles and/or ``owner``, as written (``销售经理; owner``)
     ref: str = ""
+    stamp: tuple[str, ...] = ()  # fields the action fills: a person field who took it, a date/time field when
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in re.split(r"[,\uff0c\u3001;\uff1b]+", self.notify) if n.strip())
 
 
 @dataclass(frozen=True)

@@ -1005,16 +1005,35 @@ class _Validator:
                 self.p.add(c("action").ref, msg("required", what="操作名", what_en="action"))
             roles = self.roles_of(c("roles"), role_names)
             notify = c("notify").text
-            if notify and notify != "owner" and notify not in role_names:
-                self.p.add(c("notify").ref, msg("recipient", value=notify), did_you_mean(notify, list(role_names) + ["owner"]))
+            for who in Transition(e.name, f.name, "", "", "", notify=notify).recipients:
+                if who != "owner" and who not in role_names:
+                    self.p.add(c("notify").ref, msg("recipient", value=who), did_you_mean(who, list(role_names) + ["owner"]))
             cond = self.condition(c("condition"), e, emap)
             result.append(
                 Transition(
-                    e.name, f.name, states[0], states[1], action, roles, cond, self.r.boolean(c("require_comment")), notify, c("action").ref
+                    e.name, f.name, states[0], states[1], action, roles, cond, self.r.boolean(c("require_comment")), notify, c("action").ref,
+                    self.stamps(c("stamp"), e),
                 )
             )
         self.check_reachable(result, emap)
         return tuple(result)
+
+    def stamps(self, cell: Cell, e: Entity) -> tuple[str, ...]:
+        """The fields a transition fills: a person field (who took it) or a date/time field (when),
+        each read-only, or a form could write over what the action recorded."""
+        names = []
+        for name in (n.strip() for n in re.split(LIST_SEPARATORS, cell.text) if n.strip()):
+            f = e.field(name) or next((x for x in e.fields if x.label == name), None)
+            if f is None:
+                self.p.add(cell.ref, msg("unknown_field", value=name, entity=e.name), did_you_mean(name, [x.name for x in e.fields]),
+                           _entity_ctx(e.name))
+            elif f.type not in ("user", "date", "datetime"):
+                self.p.add(cell.ref, msg("stamp_type", value=f.name, type=f.type), context=_entity_ctx(e.name, f.name))
+            elif not f.readonly:
+                self.p.add(cell.ref, msg("stamp_readonly", value=f.name), hint("set_readonly", field=f.name), _entity_ctx(e.name, f.name))
+            else:
+                names.append(f.name)
+        return tuple(names)
 
     def check_reachable(self, transitions: list[Transition], emap: dict[str, Entity]) -> None:
         by_key: dict[tuple[str, str], list[Transition]] = defaultdict(list)

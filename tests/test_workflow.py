@@ -165,3 +165,39 @@ def test_the_history_names_who_acted_and_shows_state_labels(app: Any, staff: dic
     last = info["history"][-1]
     assert (last["from_state"], last["to_state"], last["from_label"], last["to_label"]) == ("submitted", "rejected", "待审批", "已驳回")
     assert last["user"] == "李经理" and last["user_id"] == staff["manager"]
+
+
+def test_the_approval_records_its_approver_and_nobody_can_type_one(app: Any, staff: dict[str, int]) -> None:
+    """批准人 was a free field: a salesperson could name their manager. The workbook now has the
+    批准 action fill it (workflows ``stamp``) and the field is read-only."""
+    sales, manager = token(app, "sales"), token(app, "manager")
+    pk = visit_request(app, sales, "盖章测试")
+    client = app.test_client()
+    typed = client.post("/api/v1/visit_request/", json={"subject": "自批", "customer": client.get(
+        f"/api/v1/visit_request/{pk}", headers=sales).json["result"]["customer"]["id"], "visit_at": "2026-11-25",
+        "purpose": "first_visit", "goal": "x", "approved_by": staff["manager"]}, headers=sales)
+    assert typed.status_code == 422 and "approved_by" in typed.text, typed.text  # not a field a client may send
+    assert act(app, sales, pk, "提交审批").status_code == 200
+    approved_by = "SELECT approved_by_id FROM visit_request WHERE id = :i"
+    with app.app_context():
+        assert app.extensions["crm"].db.session.execute(sa.text(approved_by), {"i": pk}).scalar() is None
+    assert act(app, manager, pk, "批准").status_code == 200
+    with app.app_context():
+        assert app.extensions["crm"].db.session.execute(sa.text(approved_by), {"i": pk}).scalar() == staff["manager"]
+
+
+def test_notify_may_name_several_recipients_each_told_once(app: Any, staff: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    crm = app.extensions["crm"]
+    flows = tuple(dataclasses.replace(t, notify="owner;销售经理、owner") if t.entity == "visit_request" and t.action == "驳回" else t
+                  for t in crm.spec.workflows)
+    monkeypatch.setattr(crm, "spec", dataclasses.replace(crm.spec, workflows=flows))
+    sales, manager = token(app, "sales"), token(app, "manager")
+    pk = visit_request(app, sales, "多人通知")
+    assert act(app, sales, pk, "提交审批").status_code == 200
+    before = {k: len(notes_of(app, uid)) for k, uid in staff.items()}
+    assert act(app, manager, pk, "驳回", "再补充").status_code == 200
+    assert len(notes_of(app, staff["sales"])) == before["sales"] + 1  # the owner, named twice, told once
+    assert len(notes_of(app, staff["manager2"])) == before["manager2"] + 1  # the other manager
+    assert len(notes_of(app, staff["manager"])) == before["manager"]  # not the one who acted

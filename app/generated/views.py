@@ -322,12 +322,12 @@ class VisitRequestView(CrmModelView):
     description_columns = _visit_request_help
     add_fieldsets = [
         (L('走访计划', ''), {"fields": ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
-        (L('审批', ''), {"fields": ['approved_by', 'attendance_filed'], "expanded": True}),
+        (L('审批', ''), {"fields": ['attendance_filed'], "expanded": True}),
         (L('走访结果', ''), {"fields": ['result'], "expanded": True}),
     ]
     edit_fieldsets = [
         (L('走访计划', ''), {"fields": ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials'], "expanded": True}),
-        (L('审批', ''), {"fields": ['approved_by', 'attendance_filed'], "expanded": True}),
+        (L('审批', ''), {"fields": ['attendance_filed'], "expanded": True}),
         (L('走访结果', ''), {"fields": ['result'], "expanded": True}),
     ]
     show_fieldsets = [
@@ -345,8 +345,8 @@ class VisitRequestApi(CrmModelRestApi):
     class_permission_name = 'visit_request'
     list_columns = ['id', 'version', 'code', 'subject', 'customer', 'owner', 'visit_at', 'status']
     show_columns = ['id', 'version', 'code', 'subject', 'customer', 'contact', 'owner', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'status', 'approved_by', 'attendance_filed', 'result', 'created_on', 'changed_on']
-    add_columns = ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'approved_by', 'attendance_filed', 'result']
-    edit_columns = ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'approved_by', 'attendance_filed', 'result']
+    add_columns = ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'attendance_filed', 'result']
+    edit_columns = ['subject', 'customer', 'contact', 'visit_at', 'purpose', 'goal', 'participants', 'referral', 'materials', 'attendance_filed', 'result']
     search_columns = ['code', 'subject', 'purpose', 'status', 'owner']
     order_columns = ['id', 'code', 'subject', 'customer', 'owner', 'visit_at', 'status']
     base_order = ('code', 'desc')

@@ -1,5 +1,6 @@
-"""Telling people about a workflow action: the ``notify`` column of the workflows sheet names a
-role (every active user holding it) or ``owner`` (the record's owner user).
+"""Telling people about a workflow action: the ``notify`` column of the workflows sheet names
+roles (every active user holding one) and/or ``owner`` (the record's owner user), such as
+``owner; 质量主管``; a person named twice is told once.
 
 It runs in the caller's transaction, after the state change is flushed and before it commits: a
 save that fails tells nobody, and a transition is taken once (the state has moved on, and the
@@ -36,10 +37,11 @@ from .tables import Notification
 def notify(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, row: Any, actor: Any, admin_role: str) -> int:
     """Write the messages of transition ``t`` just taken (history row ``row``); returns how many
     people are told. Does not commit."""
-    if not t.notify or (t.notify == "owner" and not entity.owner_field):
+    told = tuple(n for n in t.recipients if n != "owner" or entity.owner_field)
+    if not told:
         return 0
     actor_id = getattr(actor, "id", None)
-    people = [r for r in Recipients(spec, session).resolve(entity, obj, (t.notify,), "email")
+    people = [r for r in Recipients(spec, session).resolve(entity, obj, told, "email")
               if r.user_id is not None and r.user_id != actor_id]
     if not people:
         return 0

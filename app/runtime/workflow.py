@@ -78,11 +78,13 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
     if t.require_comment and not comment:
         raise WorkflowError(422, "此操作需要填写意见 (this action needs a comment)")
     setattr(obj, STATE_KEY, True)
+    at = dt.datetime.now()
     try:
         setattr(obj, t.state_field, t.target)
+        stamp(entity, obj, t, user, at)
         row = TransitionRow(entity=entity.name, record_id=obj.id, field=t.state_field, from_state=t.source,
                             to_state=t.target, action=t.action, comment=comment or None,
-                            user_id=getattr(user, "id", None), at=dt.datetime.now())
+                            user_id=getattr(user, "id", None), at=at)
         session.add(row)
         session.flush()  # the state change checked by the rules and the row's id, before anyone is told
         notify(session, spec, entity, obj, t, row, user, admin_role)
@@ -93,6 +95,19 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
     finally:
         setattr(obj, STATE_KEY, False)
     return row
+
+
+def stamp(entity: Entity, obj: Any, t: Transition, user: Any, at: dt.datetime) -> None:
+    """Fill the fields the workbook has the action record (``stamp``): a person field gets who
+    took it, a date field the day, a datetime field the moment (read-only fields: only this writes them)."""
+    for name in t.stamp:
+        f = entity.field(name)
+        if f is None:
+            continue
+        if f.type == "user":
+            setattr(obj, f.column, getattr(user, "id", None))
+        else:
+            setattr(obj, f.name, at.date() if f.type == "date" else at.replace(microsecond=0))
 
 
 def state_label(spec: Spec, entity: Entity, field: str, value: Any) -> str:
