@@ -77,3 +77,36 @@ def test_reminders_link_to_their_record_inside_the_site_and_nowhere_else(app: An
     page = c.get("/inbox/").text
     assert 'href="/contractview/show/7"' in page
     assert "javascript:" not in page and "evil.example" not in page
+
+
+def test_every_message_is_reachable_a_page_at_a_time(app: Any) -> None:
+    """The inbox showed the newest 200 and nothing older: a busy technician lost the rest. Pages of
+    50 go on from the last message shown, so one arriving meanwhile shifts nothing."""
+    import re
+
+    from app.runtime.inbox import INBOX_PAGE
+
+    uid = add_user(app, "inbox_pages", ["客服专员"], PASSWORD)
+    start = dt.datetime(2026, 1, 1, 8, 0)
+    total = 2 * INBOX_PAGE + 7
+    run_sql(app, sa.insert(Notification.__table__).values(
+        [{"user_id": uid, "title": f"消息{i:04d}", "created_on": start + dt.timedelta(minutes=i // 2)} for i in range(total)]))
+    c = app.test_client()
+    login(c, "inbox_pages", PASSWORD)
+    seen: list[str] = []
+    page = c.get("/inbox/").text
+    assert f'class="crm-unread-count">{total}<' in page
+    for turn in range(5):
+        seen += re.findall(r"<strong>(消息\d{4})</strong>", page)
+        older = re.search(r'href="([^"]+)">更早的消息', page)
+        if older is None:
+            break
+        if turn == 0:  # a message arriving between two pages does not shift the older ones
+            run_sql(app, sa.insert(Notification.__table__).values(user_id=uid, title="新到消息", created_on=dt.datetime.now()))
+        page = c.get(older.group(1).replace("&amp;", "&")).text
+    assert seen == [f"消息{i:04d}" for i in reversed(range(total))]  # each once, newest first
+    assert c.get("/inbox/?before=999999999").status_code == 404
+    other = add_user(app, "inbox_pages_other", ["客服专员"], PASSWORD)
+    run_sql(app, sa.insert(Notification.__table__).values(user_id=other, title="别人的", created_on=start))
+    theirs = run_sql(app, sa.select(sa.func.max(Notification.__table__.c.id)).where(Notification.__table__.c.user_id == other)).scalar()
+    assert c.get(f"/inbox/?before={theirs}").status_code == 404  # no reading past somebody else's message

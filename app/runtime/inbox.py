@@ -18,6 +18,7 @@ from .i18n import L, pick
 from .tables import Notification, OutboxMessage
 
 NOTES = Notification.__table__
+INBOX_PAGE = 50  # messages on one inbox page; 更早的消息 goes on from the last one shown
 
 
 def unread_count(session: Any, user_id: int | None) -> int:
@@ -46,12 +47,24 @@ class InboxView(BaseView):
     @expose("/")
     @has_access
     def index(self) -> Any:
+        """Newest first, a page at a time: ``?before=<id>`` goes on after that message (keyset on
+        (created_on, id): a message arriving meanwhile does not shift the older pages)."""
         session = self.appbuilder.session
-        rows = session.execute(sa.select(NOTES).where(NOTES.c.user_id == g.user.id)
-                               .order_by(NOTES.c.created_on.desc(), NOTES.c.id.desc()).limit(200)).mappings().all()
+        mine = NOTES.c.user_id == g.user.id
+        q = sa.select(NOTES).where(mine)
+        before = request.args.get("before", type=int)
+        if before is not None:
+            last = session.execute(sa.select(NOTES.c.created_on, NOTES.c.id).where(mine, NOTES.c.id == before)).first()
+            if last is None:
+                abort(404)
+            q = q.where(sa.or_(NOTES.c.created_on < last.created_on,
+                               sa.and_(NOTES.c.created_on == last.created_on, NOTES.c.id < last.id)))
+        rows = session.execute(q.order_by(NOTES.c.created_on.desc(), NOTES.c.id.desc()).limit(INBOX_PAGE + 1)).mappings().all()
         base = str(current_app.config.get("CRM_BASE_URL") or "").rstrip("/")
-        notes = [{**n, "href": local_link(n["link"], base)} for n in rows]
-        return self.render_template("crm/inbox.html", title=pick("我的消息", "My messages"), notes=notes)
+        notes = [{**n, "href": local_link(n["link"], base)} for n in rows[:INBOX_PAGE]]
+        older = url_for("InboxView.index", before=notes[-1]["id"]) if len(rows) > INBOX_PAGE else None
+        return self.render_template("crm/inbox.html", title=pick("我的消息", "My messages"), notes=notes, older=older,
+                                    first_page=before is None, unread=current_unread(session))
 
     @expose("/read/<int:note_id>", methods=["POST"])
     @has_access
