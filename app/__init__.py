@@ -10,12 +10,13 @@ from flask import Flask
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.default import from_env
 from generator.spec import Spec
 
 from .runtime import crypto
-from .runtime.accounts import install_display_names, password_validator
+from .runtime.accounts import install_display_names, login_attempt_key, password_validator
 from .runtime.audit import install_audit
 from .runtime.auditview import register_audit_log
 from .runtime.dashboard import CrmIndexView, register_dashboard
@@ -62,6 +63,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # the pool, pre-ping and (web processes) the statement timeout; options given by the caller win
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config), **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
     app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_validator)
+    app.config.setdefault("RATELIMIT_KEY_FUNC", login_attempt_key)  # FAB's login limit: per account and address
+    hops = int(app.config.get("CRM_PROXY_HOPS") or 0)
+    if hops:  # the client's address (login limits, logs) from the proxies' X-Forwarded-For, not the proxy's
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     generated = load_generated(app.config["CRM_GENERATED_DIR"])
     spec = generated.spec
     app.config.setdefault("APP_NAME", spec.settings.app_name)
@@ -92,7 +97,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
         install_page_cache(app)
-        _limit_api_login(appbuilder)
+        _limit_logins(appbuilder)
         register_dashboard(app, appbuilder)  # first in the menu; also the landing page after login
         register_views(appbuilder, generated)
         register_surveys(app)  # the public survey page and the monthly rollup
@@ -130,16 +135,23 @@ def _refuse_development_secrets(app: Flask) -> None:
         raise RuntimeError(f"CRM_ENV={app.config['CRM_ENV']}: set {' and '.join(weak)} (the development defaults are refused)")
 
 
-def _limit_api_login(appbuilder: AppBuilder) -> None:
-    """FAB rate-limits the login form only; the JWT login of the API gets the same limit."""
+def _limit_logins(appbuilder: AppBuilder) -> None:
+    """FAB rate-limits the login form only (per account and address: ``login_attempt_key``); the
+    JWT login of the API gets the same limit, and both a ceiling per address over all accounts."""
+    from flask import current_app
     from flask_appbuilder.security.api import SecurityApi
+    from flask_limiter.util import get_remote_address
 
     sm = appbuilder.sm
     if not sm.is_auth_limited:
         return
-    for view in appbuilder.baseviews:
-        if isinstance(view, SecurityApi):
-            sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(view.blueprint)
+    ceiling = str(current_app.config.get("CRM_LOGIN_ADDRESS_LIMIT") or "")
+    logins = [view.blueprint for view in appbuilder.baseviews if isinstance(view, SecurityApi)]
+    for blueprint in logins:
+        sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(blueprint)
+    if ceiling:
+        for blueprint in [*logins, sm.auth_view.blueprint]:
+            sm.limiter.limit(ceiling, key_func=get_remote_address, methods=["POST"], scope="crm-login-address")(blueprint)
 
 
 def _health() -> Any:

@@ -49,7 +49,9 @@ TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_RO
            "CRM_DASHBOARD_WORKERS", "CRM_UPLOAD_MAX_BYTES", "CRM_IMPORT_MAX_BYTES", "CRM_LINK_LOOKUP_THRESHOLD",
            # the database connections (app.runtime.dbtuning)
            "CRM_DB_POOL_SIZE", "CRM_DB_MAX_OVERFLOW", "CRM_DB_POOL_TIMEOUT", "CRM_DB_POOL_RECYCLE", "CRM_DB_PRE_PING",
-           "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS")
+           "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS",
+           # proxies in front of the web workers whose X-Forwarded-* headers are believed (0: none)
+           "CRM_PROXY_HOPS")
 
 
 SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -72,11 +74,14 @@ LANGUAGES = {
 APP_THEME = ""
 FAB_BASE_TEMPLATE = "crm/baselayout.html"  # FAB's layout, its menu bar kept across requests (app.runtime.pagecache)
 
-# Login hardening: rate-limited login (per client address; set RATELIMIT_STORAGE_URI to Redis when
-# several processes serve), a password policy, no self-registration.
+# Login hardening: rate-limited login, a password policy, no self-registration. AUTH_RATE_LIMIT counts
+# the attempts on one account from one address (an office behind one NAT address is not locked out
+# by a colleague's typos); CRM_LOGIN_ADDRESS_LIMIT caps one address over all accounts (guessing
+# across many names). Set RATELIMIT_STORAGE_URI to Redis when several processes serve.
 AUTH_RATE_LIMITED = True
 RATELIMIT_ENABLED = True
 AUTH_RATE_LIMIT = "10 per minute"
+CRM_LOGIN_ADDRESS_LIMIT = "60 per minute"
 RATELIMIT_STORAGE_URI = "memory://"
 FAB_PASSWORD_COMPLEXITY_ENABLED = True
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # any request; an import upload may reach CRM_IMPORT_MAX_BYTES (64 MB)

@@ -28,6 +28,9 @@ CRM_DB_PRE_PING = 1
 # a web page's statement is stopped after this long (503 查询超时); slower requests are logged
 CRM_WEB_STATEMENT_TIMEOUT_MS = 30000
 CRM_SLOW_REQUEST_MS = 1000
+# one load balancer / reverse proxy in front of the web workers: login limits count the client's
+# address from its X-Forwarded-For (set to the number of proxies; never more than there are)
+CRM_PROXY_HOPS = 1
 
 # Big lists (app/runtime/listing.py): count at most this many matching rows, for at most this long
 CRM_LIST_COUNT_CAP = 1000

@@ -142,6 +142,37 @@ def test_twenty_wrong_passwords_are_throttled(tmp_path: Any) -> None:
     assert 429 in api
 
 
+def test_a_colleague_behind_the_same_address_still_signs_in(tmp_path: Any) -> None:
+    """The login limit counted every attempt from one address: an office behind one NAT address was
+    locked out by one person's typos. It now counts per account and address, and a higher ceiling
+    per address stops guessing across many accounts; behind a proxy (CRM_PROXY_HOPS) the client's
+    own address counts, not the proxy's."""
+    from app import create_app
+    from app.runtime.schema import create_schema
+
+    guarded = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl2.sqlite'}", "RATELIMIT_ENABLED": True,
+                          "AUTH_RATE_LIMIT": "5 per minute", "CRM_LOGIN_ADDRESS_LIMIT": "12 per minute", "CRM_PROXY_HOPS": 1})
+    create_schema(guarded)
+    add_user(guarded, "typo", ["业务员"], PASSWORD)
+    add_user(guarded, "colleague", ["业务员"], PASSWORD)
+    c = guarded.test_client()
+
+    def attempt(username: str, password: str, address: str = "10.0.0.7") -> int:
+        page = c.get("/login/", environ_base={"REMOTE_ADDR": "192.168.1.1"}, headers={"X-Forwarded-For": address})
+        return c.post("/login/", data={"username": username, "password": password, "csrf_token": csrf_token(page.text)},
+                      environ_base={"REMOTE_ADDR": "192.168.1.1"}, headers={"X-Forwarded-For": address}).status_code
+
+    assert [attempt("typo", f"wrong{i}") for i in range(6)][-1] == 429  # one account: its own allowance
+    assert attempt("colleague", PASSWORD) == 302  # same address, another account: signed in
+    c.get("/logout/")
+    assert attempt("typo", "wrong", address="10.0.0.8") != 429  # another client behind the same proxy
+    codes = [attempt(f"name{i}", "guess") for i in range(12)]  # one address spraying names meets the ceiling
+    assert codes[-1] == 429 and 429 not in codes[:3], codes
+    api = [c.post("/api/v1/security/login", json={"username": "colleague", "password": f"x{i}", "provider": "db"},
+                  environ_base={"REMOTE_ADDR": "192.168.1.1"}, headers={"X-Forwarded-For": "10.0.0.9"}).status_code for i in range(7)]
+    assert api[-1] == 429 and 429 not in api[:4], api
+
+
 def test_password_policy_is_enforced(app: Any) -> None:
     with pytest.raises(ValueError, match="10"):
         add_user(app, "weakling", ["业务员"], "abc123")

@@ -82,6 +82,20 @@ def password_validator(password: str) -> None:
         raise PasswordComplexityValidationError(problem)
 
 
+def login_attempt_key() -> str:
+    """What a login attempt counts against: the client address and the account asked for (the
+    form's or the JSON body's ``username``). Colleagues behind one address each have their own
+    allowance; one address guessing across accounts meets ``CRM_LOGIN_ADDRESS_LIMIT``."""
+    from flask import request
+    from flask_limiter.util import get_remote_address
+
+    name = request.form.get("username") if request.form else None
+    if name is None and request.is_json:
+        body = request.get_json(silent=True)
+        name = body.get("username") if isinstance(body, dict) else None
+    return f"{get_remote_address()}|{str(name or '').strip().casefold()[:150]}"
+
+
 def display_name(user: Any) -> str:
     """A person as Chinese users write names: family name first, no space (尹嘉); Latin names
     stay "first last"."""
