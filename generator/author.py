@@ -94,7 +94,7 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
         rows["roles"].append({"role": role.name, "label": role.label, "description": role.description, "admin": role.admin})
     for p in spec.permissions:
         rows["permissions"].append({"role": p.role, "entity": p.entity, **{r: r in p.rights for r in RIGHTS}, "scope": p.scope,
-                                    "hidden_fields": p.hidden_fields})
+                                    "hidden_fields": p.hidden_fields, "readonly_fields": p.readonly_fields})
     for t in spec.workflows:
         rows["workflows"].append({"entity": t.entity, "state_field": t.state_field, "from": t.source, "to": t.target, "action": t.action,
                                   "roles": t.roles, "condition": t.condition, "require_comment": t.require_comment, "notify": t.notify,

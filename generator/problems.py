@@ -97,6 +97,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "expr_type": ("条件 '{value}' 有误:{left} 是{left_kind},{right} 是{right_kind},两者不能比较",
                   "condition '{value}' is wrong: {left} is {left_kind_en} but {right} is {right_kind_en}; they cannot be compared"),
     "state_field": ("状态字段 '{value}' 必须是选项字段", "state field '{value}' must be a choice field"),
+    "locked_required": ("角色 {role} 可以新增 {entity},但必填字段 '{value}' 对它只读且没有默认值,它将无法保存新记录",
+                        "role {role} may add {entity} records but required field '{value}' is read-only for it and has no default: "
+                        "it could never save one"),
     "stamp_type": ("流程操作只能填写人员、日期或日期时间字段,字段 '{value}' 是 {type}",
                    "an action fills only a person, date or datetime field; field '{value}' is {type}"),
     "stamp_readonly": ("字段 '{value}' 由流程操作填写,必须设为只读,否则表单可以改写操作记下的内容",
@@ -129,6 +132,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 HINTS: dict[str, tuple[str, str]] = {
     "did_you_mean": ("是否想写 '{value}'?", "did you mean '{value}'?"),
     "one_of": ("可选:{values}", "choose one of: {values}"),
+    "locked_required": ("给该字段设默认值,或从只读字段中去掉它,或去掉该角色的新增权限",
+                        "give the field a default, take it out of readonly_fields, or take the add right from the role"),
     "set_readonly": ("在 fields 表中把字段 {field} 的 readonly 设为 Y", "set readonly to Y for field {field} in the fields sheet"),
     "period_needs_date": ("统计周期只能用于日期字段:把分组字段改为日期/时间字段,或清空周期",
                           "a period groups dates: group by a date/datetime field, or leave period blank"),

@@ -149,6 +149,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("import", "导入"),
             _c("scope", "范围", "数据范围"),
             _c("hidden_fields", "隐藏字段"),
+            _c("readonly_fields", "只读字段"),
         ),
         needs=("roles", "entities", "fields"),
     ),

@@ -153,6 +153,7 @@ class Permission:
     rights: tuple[str, ...]  # subset of RIGHTS
     scope: str = "all"
     hidden_fields: tuple[str, ...] = ()
+    readonly_fields: tuple[str, ...] = ()  # seen but not written by this role (forms, API, imports)
 
 
 @dataclass(frozen=True)

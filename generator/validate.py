@@ -971,7 +971,18 @@ class _Validator:
             for name in (h.strip() for h in re.split(LIST_SEPARATORS, c("hidden_fields").text)):
                 if name and self.field_of(Cell(name, c("hidden_fields").ref), e):
                     hidden.append(name)
-            perms.append(Permission(role, e.name, rights, scope, tuple(hidden)))
+            locked = []
+            for name in (h.strip() for h in re.split(LIST_SEPARATORS, c("readonly_fields").text)):
+                f = self.field_of(Cell(name, c("readonly_fields").ref), e) if name else None
+                if f is None:
+                    continue
+                if "add" in rights and f.required and not f.default and f.name != e.owner_field and not f.readonly:
+                    # the role adds records but could never fill this required field
+                    self.p.add(c("readonly_fields").ref, msg("locked_required", role=role, entity=e.name, value=f.name),
+                               hint("locked_required"), _entity_ctx(e.name, f.name))
+                    continue
+                locked.append(f.name)
+            perms.append(Permission(role, e.name, rights, scope, tuple(hidden), tuple(locked)))
         return tuple(perms)
 
     def workflows(self, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]], role_names: set[str]) -> tuple[Transition, ...]:

@@ -351,6 +351,22 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "field 'checked_on' is filled by a workflow action and must be read-only, or a form could overwrite it",
     ),
     (
+        "a role that adds records cannot have a required field read-only",
+        lambda s: s["permissions"][0].update(readonly_fields="isbn、title"),
+        "permissions",
+        0,
+        "readonly_fields",
+        "role 馆员 may add book records but required field 'title' is read-only for it and has no default: it could never save one",
+    ),
+    (
+        "read-only field that does not exist",
+        lambda s: s["permissions"][0].update(readonly_fields="pages, isbm"),
+        "permissions",
+        0,
+        "readonly_fields",
+        "entity book has no field 'isbm'",
+    ),
+    (
         "template unknown placeholder",
         lambda s: s.update(templates=[{"name": "due", "channel": "email", "subject": "到期", "body": "{{ recrod.title }}"}]),
         "templates",

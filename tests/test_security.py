@@ -352,3 +352,56 @@ def test_security_headers_and_production_secrets(app: Any, monkeypatch: pytest.M
     monkeypatch.setenv("CRM_ENV", "production")
     with pytest.raises(RuntimeError, match="CRM_SECRET_KEY and CRM_ENCRYPTION_KEY"):
         create_app()
+
+
+def test_a_technician_cannot_move_the_time_their_dispatch_deadline_runs_from(app: Any, users: dict[str, str]) -> None:
+    """permissions.readonly_fields: the shipped workbook lets a technician fill in their visit
+    (到达时间, 配换零件 …) but not change 叫修时间, 派工时间 or who the call belongs to — on the
+    form (shown as text; a forged post changes nothing), in the API (refused, naming the field)
+    and in an import's columns. A colleague whose other role may write them still can."""
+    import datetime as dt
+
+    from app.runtime.importcolumns import system_fields
+
+    admin = api_token(app.test_client(), "admin", "admin-Pass-123")
+    with app.app_context():
+        tech_id = app.extensions["crm"].appbuilder.sm.find_user(username=users["tech"]).id
+    c = app.test_client()
+    customer = new_customer(app, admin, "锁定字段客户")
+    r = c.post("/api/v1/service_call/", json={"customer": customer, "reported_at": "2026-11-20 09:00:00", "call_type": "paid",
+                                              "product_model": "KX-200", "fault_description": "不制冷"}, headers=admin)
+    assert r.status_code == 201, r.text
+    pk = int(r.json["id"])
+    assert c.put(f"/api/v1/service_call/{pk}/owner", json={"owner": tech_id}, headers=admin).status_code == 200  # dispatched
+    tech = h(app, users, "tech")
+    version = c.get(f"/api/v1/service_call/{pk}", headers=tech).json["result"]["version"]
+    moved = c.put(f"/api/v1/service_call/{pk}", json={"reported_at": "2026-11-20 15:00:00", "version": version}, headers=tech)
+    assert moved.status_code == 422 and "reported_at" in moved.json["message"], moved.text
+    done = c.put(f"/api/v1/service_call/{pk}", json={"arrived_at": "2026-11-20 11:30:00", "version": version}, headers=tech)
+    assert done.status_code == 200, done.text
+
+    web = app.test_client()
+    login(web, users["tech"], PASSWORD)
+    form = web.get(f"/servicecallview/edit/{pk}").text
+    assert 'class="form-control-static crm-locked" id="reported_at">2026-11-20 09:00<' in form
+    assert 'name="reported_at"' not in form and 'name="arrived_at"' in form
+    version = c.get(f"/api/v1/service_call/{pk}", headers=tech).json["result"]["version"]
+    saved = web.post(f"/servicecallview/edit/{pk}", data={
+        "reported_at": "2026-11-20T16:00", "call_type": "free", "parts_used": "压缩机继电器", "area_type": "urban",
+        "product_model": "KX-200", "fault_description": "不制冷", "crm_version": str(version), "csrf_token": csrf_token(form)})
+    assert saved.status_code == 302, saved.text  # saved: what the role may change, and nothing else
+    row = raw(app, "SELECT reported_at, parts_used, call_type FROM service_call WHERE id = :i", i=pk)[0]
+    assert str(row[0]).startswith("2026-11-20 09:00") and row[1] == "压缩机继电器" and row[2] == "paid"
+
+    with app.app_context():
+        crm = app.extensions["crm"]
+        sm = crm.appbuilder.sm
+        e = crm.spec.entity("service_call")
+        assert {"reported_at", "dispatched_at", "technician"} <= system_fields(crm.spec, e, sm.find_user(username=users["tech"]),
+                                                                              crm.admin_role)
+    add_user(app, "sec_tech_clerk", ["技术员", "客服专员"], PASSWORD)  # the clerk's role writes them: not locked
+    both = api_token(app.test_client(), "sec_tech_clerk", PASSWORD)
+    version = c.get(f"/api/v1/service_call/{pk}", headers=both).json["result"]["version"]
+    fixed = c.put(f"/api/v1/service_call/{pk}", json={"reported_at": "2026-11-20 08:45:00", "version": version}, headers=both)
+    assert fixed.status_code == 200, fixed.text
+    assert dt.datetime.fromisoformat(str(raw(app, "SELECT reported_at FROM service_call WHERE id = :i", i=pk)[0][0])).hour == 8

@@ -18,7 +18,7 @@ from typing import Any
 from generator.spec import Entity, Field, Spec
 
 from .ownership import can_reassign
-from .scope import hidden_fields
+from .scope import hidden_fields, locked_fields
 from .spreadsheet import column_letter
 
 IGNORE = ""  # the mapping value of a column that is not imported
@@ -39,14 +39,16 @@ def _norm(text: str) -> str:
 
 def system_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
     """Fields an import never writes: read-only, workflow states, the number, attached files (a cell
-    cannot carry one; its text would point at somebody's upload), and the owner unless ``user`` may
-    reassign records (no user: the CLI's administrator)."""
+    cannot carry one; its text would point at somebody's upload), the owner unless ``user`` may
+    reassign records (no user: the CLI's administrator), and what ``user``'s roles may not write."""
     states = {t.state_field for t in spec.workflows if t.entity == entity.name}
     system = {f.name for f in entity.fields if f.readonly or f.type == "file"} | states  # files come through the form
     if entity.numbering:
         system.add("code")
     if entity.owner_field and user is not None and not can_reassign(spec, entity, user, admin_role):
         system.add(entity.owner_field)
+    if user is not None:  # what the user's roles see but may not write (readonly_fields)
+        system |= locked_fields(spec, entity, user, admin_role)
     return system
 
 

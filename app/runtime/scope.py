@@ -6,6 +6,9 @@
   the REST API, link dropdowns, exports and dashboards alike.
 * Field secrecy (``permissions.hidden_fields``): fields a user's roles hide; a field is hidden only
   if every role of the user that may see the entity hides it.
+* Read-only fields (``permissions.readonly_fields``): fields a role sees but may not write (a
+  technician does not move the 叫修时间 their dispatch deadline runs from); a field is locked only if
+  every role of the user that may add or edit the entity locks (or hides) it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,20 @@ def hidden_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set
     return hidden
 
 
+def locked_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
+    """Fields ``user`` sees but may not write (hidden ones are withheld anyway, not listed)."""
+    roles = _roles(user)
+    if admin_role in roles:
+        return set()
+    grants = [p for p in spec.permissions if p.entity == entity.name and p.role in roles and {"add", "edit"} & set(p.rights)]
+    if not grants:
+        return set()
+    locked = set(grants[0].readonly_fields) | set(grants[0].hidden_fields)
+    for p in grants[1:]:
+        locked &= set(p.readonly_fields) | set(p.hidden_fields)
+    return locked - hidden_fields(spec, entity, user, admin_role)
+
+
 def current_user() -> Any:
     return getattr(g, "user", None) if has_request_context() else None
 
@@ -84,6 +101,20 @@ def current_hidden(entity_name: str) -> set[str]:
     if key not in memo:
         entity = crm.spec.entity(entity_name)
         memo[key] = frozenset(hidden_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else ())
+    return set(memo[key])
+
+
+def current_locked(entity_name: str) -> set[str]:
+    """Read-only fields of an entity for the signed-in user (nothing outside a request)."""
+    user = current_user()
+    if user is None:
+        return set()
+    crm = _crm()
+    key = (entity_name, id(crm.spec), getattr(user, "id", None), frozenset(_roles(user)))
+    memo: dict[Any, frozenset[str]] = g.__dict__.setdefault("_crm_locked", {})
+    if key not in memo:
+        entity = crm.spec.entity(entity_name)
+        memo[key] = frozenset(locked_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else ())
     return set(memo[key])
 
 

@@ -7,6 +7,7 @@ forms and the API alike, and one permission vocabulary shared by screen and API.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -37,11 +38,11 @@ from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
 from .auditview import Describer
 from .convert import PHONE_PATTERN
 from .grading import explain_now, graded_fields, mask_reason
-from .i18n import L, current_language, pick
+from .i18n import L, choice_text, current_language, pick
 from .linkfield import LinkField
 from .listing import CountInfo
 from .rules import RuleViolation, rules_for, validate_values
-from .scope import ScopeFilter, current_hidden
+from .scope import ScopeFilter, current_hidden, current_locked
 
 MAX_PAGE_SIZE = 100  # rows a list page or a REST answer holds at most, whatever the address asks
 RECENT_CHANGES = 50  # audit rows on a record page; 全部历史 pages through the rest
@@ -246,7 +247,10 @@ def _form_lookup(form: Any, item: Any) -> Any:
     def lookup(path: str) -> Any:
         head, *rest = path.split(".")
         field = getattr(form, head, None)
-        value = field.data if field is not None and hasattr(field, "data") else getattr(item, head, None)
+        if field is not None and hasattr(field, "data") and not isinstance(field, WithheldField | LockedField):
+            value = field.data
+        else:  # not on the form, or on it but not the user's to write: the record's own value
+            value = getattr(item, head, None)
         for part in rest:
             value = getattr(value, part, None) if value is not None else None
         return value
@@ -313,6 +317,38 @@ class WithheldField(WTField):
 
     def populate_obj(self, obj: Any, name: str) -> None:
         return None
+
+
+class LockedWidget:
+    def __call__(self, field: Any, **kwargs: Any) -> Markup:
+        return Markup('<p class="form-control-static crm-locked" id="{}">{}</p>').format(field.id, field.shown or "—")
+
+
+class LockedField(WTField):
+    """A field the user's role sees but may not change (``readonly_fields``): its value as text,
+    never written, whatever the request posts."""
+
+    widget = LockedWidget()
+    shown = ""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.data = None
+
+    def populate_obj(self, obj: Any, name: str) -> None:
+        return None
+
+
+def _shown(spec: Spec, f: Field, value: Any) -> str:
+    """A value as a read-only form line shows it."""
+    if value is None or value == "":
+        return ""
+    if f.type == "choice":
+        return str(choice_text(spec, f, value))
+    if f.type == "boolean":
+        return pick("是", "Yes") if value else pick("否", "No")
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value)
 
 
 def _withheld(value: Any) -> str:
@@ -433,6 +469,16 @@ class CrmModelView(ModelView):
                         withheld.process(None)
                         self._fields[name] = withheld
                         setattr(self, name, withheld)
+                record = obj if hasattr(obj, "__table__") else None
+                for name in current_locked(entity_name):
+                    if name in self._fields:
+                        locked = LockedField(label=self._fields[name].label.text,
+                                             description=pick("您的角色不能修改此项", "your role may not change this")
+                                             ).bind(form=self, name=name, prefix=self._prefix)
+                        locked.process(None)
+                        locked.shown = _shown(spec, _entity(entity_name).field(name), getattr(record, name, None))
+                        self._fields[name] = locked
+                        setattr(self, name, locked)
 
             def validate(self, extra_validators: Any = None) -> bool:
                 ok = super().validate(extra_validators)
@@ -1080,8 +1126,11 @@ class CrmModelRestApi(ModelRestApi):
         return super().get_list_headless(**kwargs)
 
     def _guarded(self, call: Any) -> Any:
-        """Rule violations and constraint errors become 422 with field messages, never a 500."""
-        touched = self._touches_hidden()
+        """Rule violations and constraint errors become 422 with field messages, never a 500;
+        a body writing a field the user may not see or change is refused whole."""
+        body = request.get_json(silent=True)
+        locked = current_locked(self.entity)
+        touched = self._touches_hidden() + ([k for k in body if k in locked] if locked and isinstance(body, dict) else [])
         if touched:
             return self.response_422(message={name: ["无权修改此字段 (not allowed to write this field)"] for name in touched})
         try:
