@@ -48,6 +48,8 @@ class RenameColumn:
     old: str
     new: str
     label: str
+    old_field: str = ""  # the field's names (a link's column is <field>_id): history keyed by them follows
+    new_field: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def _diff_fields(old_spec: Spec, before: Entity, new_spec: Spec, e: Entity) -> l
                 old_col = column_of(before, old_f)
                 new_name = f.column
                 if old_col.name != new_name:
-                    steps.append(RenameColumn(e.name, old_col.name, new_name, _label(e, f.label)))
+                    steps.append(RenameColumn(e.name, old_col.name, new_name, _label(e, f.label), old_f.name, f.name))
         if old_f is None:
             steps.append(AddColumn(e.name, column_of(e, f), _label(e, f.label)))
             continue

@@ -119,6 +119,48 @@ def test_link_field_renamed_keeps_its_foreign_key(office: Office) -> None:
     assert {(tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in fks} >= {(("reader_id",), "member")}
 
 
+def test_field_renamed_carries_its_audit_trail_and_history(office: Office) -> None:
+    """A record's audit rows keyed the change by the old column (member_id, returned): after the
+    rename the history page would show a name no field has. The keys follow, as do the grade and
+    workflow history of the field, in the rename's own transaction; other fields and entities and
+    values that merely contain the old name are left alone."""
+    import json
+
+    import sqlalchemy as sa
+
+    from app.runtime import audit
+    from app.runtime.tables import GradeChange, Transition
+
+    at = dt.datetime(2026, 11, 1, 9, 0)
+    with office.engine.begin() as conn:
+        conn.execute(audit.AuditRow.__table__.insert(), [
+            {"entity": "loan", "record_id": 1, "action": "update", "at": at,
+             "changes": json.dumps({"member_id": [1, 2], "returned": [False, True], "code": ["member_id", "x"]})},
+            {"entity": "loan", "record_id": 2, "action": "update", "at": at, "changes": json.dumps({"code": ["returned", "JY-9"]})},
+            {"entity": "book", "record_id": 1, "action": "update", "at": at, "changes": json.dumps({"returned": [1, 2]})}])
+        conn.execute(GradeChange.__table__.insert().values(entity="loan", record_id=1, field="returned", old_value="B",
+                                                           new_value="A", rule="grading!C2", changed_on=at))
+        conn.execute(Transition.__table__.insert().values(entity="loan", record_id=1, field="returned", to_state="yes",
+                                                          action="return", at=at))
+
+    def rename(s: dict) -> None:
+        member, returned = office.field("loan", "member"), office.field("loan", "returned")
+        member["previous_name"], member["name"] = "member", "reader"
+        returned["previous_name"], returned["name"] = "returned", "is_returned"
+
+    office.edit(rename)
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    with office.engine.connect() as conn:
+        t = audit.AuditRow.__table__
+        rows = {(e, r): json.loads(c) for e, r, c in conn.execute(sa.select(t.c.entity, t.c.record_id, t.c.changes))}
+        assert rows[("loan", 1)] == {"reader_id": [1, 2], "is_returned": [False, True], "code": ["member_id", "x"]}
+        assert rows[("loan", 2)] == {"code": ["returned", "JY-9"]}  # a value that is an old name: not a key
+        assert rows[("book", 1)] == {"returned": [1, 2]}  # another entity's field of that name
+        for table in (GradeChange.__table__, Transition.__table__):
+            assert conn.execute(sa.select(table.c.field)).scalars().all() == ["is_returned"], table.name
+
+
 def test_entity_renamed_with_previous_name_keeps_rows_and_links(office: Office) -> None:
     def rename(s: dict) -> None:
         s["entities"][1].update(name="reader", previous_name="member")

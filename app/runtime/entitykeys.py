@@ -11,6 +11,9 @@ transaction as the table rename, so a failed upgrade leaves both where they were
   ``…/<entity>view/show/<id>``, the page of the entity's screen;
 * FAB's view menus: ``<entity>`` (the screen and the API share it) and ``<entity>.menu``, so rights
   given to roles outside the workbook follow the entity instead of pointing at nothing.
+
+A field rename (:func:`rename_field`) re-keys the audit rows' changes (keyed by column) and the
+``field`` of grade and workflow history the same way.
 """
 
 from __future__ import annotations
@@ -110,6 +113,39 @@ def move(conn: sa.Connection, old: str, new: str) -> dict[str, int]:
     if VIEW_MENU in present:
         moved[VIEW_MENU] = sum(_move_view_menu(conn, a, b) for a, b in zip(_view_menu_names(old), _view_menu_names(new), strict=True))
     return {k: v for k, v in moved.items() if v}
+
+
+def rename_field(conn: sa.Connection, entity: str, renames: dict[str, str]) -> dict[str, int]:
+    """Re-key what is kept under a field's old names (``renames``: old → new, the column's and the
+    field's): the keys of audit rows' changes, and the ``field`` of grade and workflow history; in
+    ``conn``'s transaction. Returns rows changed per table."""
+    import json
+
+    present = _present(conn)
+    renames = {old: new for old, new in renames.items() if old and new and old != new}
+    moved: dict[str, int] = {}
+    for t in keyed_tables():
+        if t.name not in present or not renames:
+            continue
+        if "field" in t.c:
+            n = sum(conn.execute(sa.update(t).where(t.c.entity == entity, t.c.field == old).values(field=new)).rowcount
+                    for old, new in renames.items())
+            if n:
+                moved[t.name] = n
+        if "changes" in t.c:  # JSON {column: [old, new]}: only rows that can hold an old key are read
+            maybe = sa.or_(*(t.c.changes.contains(json.dumps(old), autoescape=True) for old in renames))
+            updates = []
+            for pk, text in conn.execute(sa.select(t.c.id, t.c.changes).where(t.c.entity == entity, maybe)):
+                changes = json.loads(text or "{}")
+                if isinstance(changes, dict) and renames.keys() & changes.keys():
+                    keyed = {renames.get(k, k): v for k, v in changes.items()}
+                    updates.append({"pk": pk, "text": json.dumps(keyed, ensure_ascii=False)})
+            for i in range(0, len(updates), 1000):
+                conn.execute(sa.update(t).where(t.c.id == sa.bindparam("pk")).values(changes=sa.bindparam("text")),
+                             updates[i:i + 1000])
+            if updates:
+                moved[f"{t.name}.changes"] = len(updates)
+    return moved
 
 
 def _move_sequences(conn: sa.Connection, old: str, new: str) -> int:

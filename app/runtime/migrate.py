@@ -513,6 +513,10 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
     elif isinstance(step, RenameColumn):
         with op.batch_alter_table(step.table) as b:
             b.alter_column(step.old, new_column_name=step.new)
+        # same transaction: the audit trail and grade/workflow history follow the field's new name
+        moved = entitykeys.rename_field(db.conn, step.table, {step.old: step.new, step.old_field: step.new_field})
+        if moved:
+            log.info("rename %s.%s → %s moved %s", step.table, step.old, step.new, entitykeys.describe_kept(moved))
     elif isinstance(step, AddColumn):
         _apply_add(step, op, db)
     elif isinstance(step, AlterColumn):
