@@ -20,6 +20,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(port: int, deadline: float, process: subprocess.Popen, failure: str) -> None:
+    """Until /health answers 200 on ``port`` (``process`` still running, before ``deadline``)."""
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:  # noqa: S310 - loopback
+                assert r.status == 200
+                return
+        except OSError:
+            assert time.time() < deadline and process.poll() is None, failure
+            time.sleep(0.5)
+
+
 def test_health_answers_without_login(app: Any) -> None:
     r = app.test_client().get("/health")
     assert r.status_code == 200 and r.json == {"status": "ok"}
@@ -33,14 +45,7 @@ def test_crm_serve_runs_two_gunicorn_workers(tmp_path: Path) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:  # noqa: S310 - loopback
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, "gunicorn did not come up"
-                time.sleep(0.5)
+        wait_healthy(port, deadline, server, "gunicorn did not come up")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=5) as r:  # noqa: S310 - loopback
             assert r.status == 200 and "客户维护体系" in r.read().decode("utf-8")
     finally:
@@ -79,14 +84,7 @@ def test_crm_up_stops_its_worker_when_stopped(tmp_path: Path) -> None:
                 break
             assert time.time() < deadline, "crm up did not start"
         assert worker is not None and _alive(worker)
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:  # noqa: S310 - loopback
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert time.time() < deadline and up.poll() is None, "crm up did not serve"
-                time.sleep(0.5)
+        wait_healthy(port, deadline, up, "crm up did not serve")
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=60)
         deadline = time.time() + 40

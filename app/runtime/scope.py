@@ -89,33 +89,29 @@ def _crm() -> Any:
     return current_app.extensions["crm"]
 
 
-def current_hidden(entity_name: str) -> set[str]:
-    """Hidden fields of an entity for the signed-in user (nothing outside a request)."""
+def _signed_in_fields(kind: str, entity_name: str, compute: Any) -> set[str]:
+    """``compute(spec, entity, user, admin_role)`` for the signed-in user (nothing outside a
+    request); asked for every cell of a list, so remembered for the request, per user and roles."""
     user = current_user()
     if user is None:
         return set()
     crm = _crm()
-    # asked for every cell of a list: remembered for this request, per user and roles
-    key = (entity_name, id(crm.spec), getattr(user, "id", None), frozenset(_roles(user)))
-    memo: dict[Any, frozenset[str]] = g.__dict__.setdefault("_crm_hidden", {})
+    key = (kind, entity_name, id(crm.spec), getattr(user, "id", None), frozenset(_roles(user)))
+    memo: dict[Any, frozenset[str]] = g.__dict__.setdefault("_crm_fields", {})
     if key not in memo:
         entity = crm.spec.entity(entity_name)
-        memo[key] = frozenset(hidden_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else ())
+        memo[key] = frozenset(compute(crm.spec, entity, user, crm.admin_role) if entity is not None else ())
     return set(memo[key])
+
+
+def current_hidden(entity_name: str) -> set[str]:
+    """Hidden fields of an entity for the signed-in user (nothing outside a request)."""
+    return _signed_in_fields("hidden", entity_name, hidden_fields)
 
 
 def current_locked(entity_name: str) -> set[str]:
     """Read-only fields of an entity for the signed-in user (nothing outside a request)."""
-    user = current_user()
-    if user is None:
-        return set()
-    crm = _crm()
-    key = (entity_name, id(crm.spec), getattr(user, "id", None), frozenset(_roles(user)))
-    memo: dict[Any, frozenset[str]] = g.__dict__.setdefault("_crm_locked", {})
-    if key not in memo:
-        entity = crm.spec.entity(entity_name)
-        memo[key] = frozenset(locked_fields(crm.spec, entity, user, crm.admin_role) if entity is not None else ())
-    return set(memo[key])
+    return _signed_in_fields("locked", entity_name, locked_fields)
 
 
 class ScopeFilter(BaseFilter):
