@@ -74,3 +74,14 @@ def test_flask_appbuilder_dialogs_and_dropdowns_speak_the_page_language(client: 
         assert ">Cancel<" in english and 'data-placeholder="Select…"' in english
     finally:
         client.get("/lang/zh")
+
+
+def test_user_screens_say_yes_or_no(client: Any) -> None:
+    """FAB's user list and 个人信息 printed 是否激活 as True/False."""
+    login(client, "admin", ADMIN_PASSWORD)
+    for path in ("/users/list/", "/users/userinfo/"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        cells = re.sub(r"<[^>]+>", "\n", re.sub(r"<script.*?</script>", "", page.text, flags=re.S))
+        assert not re.search(r"^\s*(True|False)\s*$", cells, re.M), path
+        assert re.search(r"^\s*是\s*$", cells, re.M), path

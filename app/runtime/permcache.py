@@ -20,13 +20,27 @@ from typing import Any
 from flask import g, has_request_context
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
+from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelView
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
 from .pagecache import security_version, shelf
 
 
+def _yes_no(value: Any) -> str:
+    from .i18n import pick
+
+    return pick("是", "Yes") if value else pick("否", "No")
+
+
+class UserDBModelView(FabUserDBModelView):
+    """FAB's user screens (same name, so the same rights), 是否激活 as 是/否 rather than True/False."""
+
+    formatters_columns = {"active": _yes_no}
+
+
 class CrmSecurityManager(SecurityManager):
+    userdbmodelview = UserDBModelView
     def load_user(self, pk: int) -> Any:
         model = self.user_model
         options = [joinedload(model.roles)]
