@@ -976,7 +976,7 @@ class _Validator:
                 f = self.field_of(Cell(name, c("readonly_fields").ref), e) if name else None
                 if f is None:
                     continue
-                if "add" in rights and f.required and not f.default and f.name != e.owner_field and not f.readonly:
+                if "add" in rights and f.required and f.default in (None, "") and f.name != e.owner_field and not f.readonly:
                     # the role adds records but could never fill this required field
                     self.p.add(c("readonly_fields").ref, msg("locked_required", role=role, entity=e.name, value=f.name),
                                hint("locked_required"), _entity_ctx(e.name, f.name))

@@ -898,3 +898,13 @@ def test_empty_workbook_without_sheets(tmp_path: Path) -> None:
         load_spec(path)
     messages = {p.text("en") for p in err.value.problems}
     assert {"sheet 'entities' is missing", "sheet 'fields' is missing"} <= messages
+
+
+def test_a_required_field_with_a_false_or_zero_default_may_be_read_only_for_a_role_that_adds(tmp_path: Path) -> None:
+    """A default of N or 0 is a default: the role's new records get it (the check read it as none)."""
+    sheets = library_sheets()
+    sheets["fields"] += [{"entity": "book", "name": "damaged", "label": "已损坏", "type": "boolean", "required": "yes", "default": "no"},
+                         {"entity": "book", "name": "copies", "label": "册数", "type": "integer", "required": "yes", "default": 0}]
+    sheets["permissions"][0].update(readonly_fields="damaged, copies")
+    spec, _ = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    assert next(p for p in spec.permissions if p.role == "馆员" and p.entity == "book").readonly_fields == ("damaged", "copies")

@@ -226,6 +226,10 @@ def test_flask_appbuilder_dropdowns_speak_chinese(page: Any, server: str) -> Non
     page.locator(".select2-selection", has=page.locator(".select2-selection__placeholder")).first.click()
     page.locator(".select2-search__field").fill("不存在的选项zzz")
     assert page.locator(".select2-results__message").inner_text() == "没有匹配的记录"
+    page.keyboard.press("Escape")
+    _choose(page, "region")  # a chosen value of an optional dropdown can be cleared: its × says so in Chinese
+    assert page.locator("#select2-region-container .select2-selection__clear, "
+                        "[aria-labelledby='select2-region-container'] .select2-selection__clear").first.get_attribute("title") == "清除"
     page.goto(f"{server}/customerview/list/")  # a filter added on the list: ab_filters.js's own set-up
     page.evaluate("document.querySelector('a.filter[name=\"region\"]').click()")
     placeholders = page.evaluate("""() => [...document.querySelectorAll('table.filters select')]

@@ -103,8 +103,15 @@ def test_every_message_is_reachable_a_page_at_a_time(app: Any) -> None:
             break
         if turn == 0:  # a message arriving between two pages does not shift the older ones
             run_sql(app, sa.insert(Notification.__table__).values(user_id=uid, title="新到消息", created_on=dt.datetime.now()))
-        page = c.get(older.group(1).replace("&amp;", "&")).text
+        address = older.group(1).replace("&amp;", "&")
+        page = c.get(address).text
     assert seen == [f"消息{i:04d}" for i in reversed(range(total))]  # each once, newest first
+    note = re.search(r'action="(/inbox/read/\d+)"', page).group(1)  # marking one read on an older page stays there
+    back = c.post(note, data={"csrf_token": csrf_token(page), "next": re.search(r'name="next" type="hidden" value="([^"]+)"',
+                                                                             page).group(1).replace("&amp;", "&")})
+    assert back.status_code == 302 and back.headers["Location"].endswith(address), back.headers["Location"]
+    for evil in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/"):
+        assert c.post(note, data={"csrf_token": csrf_token(page), "next": evil}).headers["Location"].endswith("/inbox/")
     assert c.get("/inbox/?before=999999999").status_code == 404
     other = add_user(app, "inbox_pages_other", ["客服专员"], PASSWORD)
     run_sql(app, sa.insert(Notification.__table__).values(user_id=other, title="别人的", created_on=start))

@@ -137,6 +137,9 @@ def test_field_renamed_carries_its_audit_trail_and_history(office: Office) -> No
             {"entity": "loan", "record_id": 1, "action": "update", "at": at,
              "changes": json.dumps({"member_id": [1, 2], "returned": [False, True], "code": ["member_id", "x"]})},
             {"entity": "loan", "record_id": 2, "action": "update", "at": at, "changes": json.dumps({"code": ["returned", "JY-9"]})},
+            # a field once called reader, dropped long ago, left its entry beside member's: neither is lost
+            {"entity": "loan", "record_id": 3, "action": "create", "at": at,
+             "changes": json.dumps({"member_id": [None, 1], "reader_id": [None, "旧值"]})},
             {"entity": "book", "record_id": 1, "action": "update", "at": at, "changes": json.dumps({"returned": [1, 2]})}])
         conn.execute(GradeChange.__table__.insert().values(entity="loan", record_id=1, field="returned", old_value="B",
                                                            new_value="A", rule="grading!C2", changed_on=at))
@@ -156,6 +159,7 @@ def test_field_renamed_carries_its_audit_trail_and_history(office: Office) -> No
         rows = {(e, r): json.loads(c) for e, r, c in conn.execute(sa.select(t.c.entity, t.c.record_id, t.c.changes))}
         assert rows[("loan", 1)] == {"reader_id": [1, 2], "is_returned": [False, True], "code": ["member_id", "x"]}
         assert rows[("loan", 2)] == {"code": ["returned", "JY-9"]}  # a value that is an old name: not a key
+        assert rows[("loan", 3)] == {"member_id": [None, 1], "reader_id": [None, "旧值"]}
         assert rows[("book", 1)] == {"returned": [1, 2]}  # another entity's field of that name
         for table in (GradeChange.__table__, Transition.__table__):
             assert conn.execute(sa.select(table.c.field)).scalars().all() == ["is_returned"], table.name

@@ -163,6 +163,7 @@ def test_a_colleague_behind_the_same_address_still_signs_in(tmp_path: Any) -> No
                       environ_base={"REMOTE_ADDR": "192.168.1.1"}, headers={"X-Forwarded-For": address}).status_code
 
     assert [attempt("typo", f"wrong{i}") for i in range(6)][-1] == 429  # one account: its own allowance
+    assert attempt("typo@localhost", "wrong") == 429  # its e-mail names the same account: no fresh allowance
     assert attempt("colleague", PASSWORD) == 302  # same address, another account: signed in
     c.get("/logout/")
     assert attempt("typo", "wrong", address="10.0.0.8") != 429  # another client behind the same proxy
@@ -390,6 +391,10 @@ def test_a_technician_cannot_move_the_time_their_dispatch_deadline_runs_from(app
         "reported_at": "2026-11-20T16:00", "call_type": "free", "parts_used": "压缩机继电器", "area_type": "urban",
         "product_model": "KX-200", "fault_description": "不制冷", "crm_version": str(version), "csrf_token": csrf_token(form)})
     assert saved.status_code == 302, saved.text  # saved: what the role may change, and nothing else
+    again = web.post(f"/servicecallview/edit/{pk}", data={  # refused (not a number): the form comes back
+        "labor_hours": "两小时", "area_type": "urban", "product_model": "KX-200", "fault_description": "不制冷",
+        "crm_version": str(version + 1), "csrf_token": csrf_token(form)})
+    assert again.status_code == 200 and 'id="reported_at">2026-11-20 09:00<' in again.text  # still showing the record's value
     row = raw(app, "SELECT reported_at, parts_used, call_type FROM service_call WHERE id = :i", i=pk)[0]
     assert str(row[0]).startswith("2026-11-20 09:00") and row[1] == "压缩机继电器" and row[2] == "paid"
 
@@ -399,7 +404,16 @@ def test_a_technician_cannot_move_the_time_their_dispatch_deadline_runs_from(app
         e = crm.spec.entity("service_call")
         assert {"reported_at", "dispatched_at", "technician"} <= system_fields(crm.spec, e, sm.find_user(username=users["tech"]),
                                                                               crm.admin_role)
-    add_user(app, "sec_tech_clerk", ["技术员", "客服专员"], PASSWORD)  # the clerk's role writes them: not locked
+    add_user(app, "sec_tech_sales", ["技术员", "业务员"], PASSWORD)  # 业务员 may add calls, not edit them: still locked
+    mixed = api_token(app.test_client(), "sec_tech_sales", PASSWORD)
+    with app.app_context():
+        sm = app.extensions["crm"].appbuilder.sm
+        assert c.put(f"/api/v1/service_call/{pk}/owner", json={"owner": sm.find_user(username="sec_tech_sales").id},
+                     headers=admin).status_code == 200
+    version = c.get(f"/api/v1/service_call/{pk}", headers=mixed).json["result"]["version"]
+    assert c.put(f"/api/v1/service_call/{pk}", json={"reported_at": "2026-11-20 15:00:00", "version": version},
+                 headers=mixed).status_code == 422
+    add_user(app, "sec_tech_clerk", ["技术员", "客服专员"], PASSWORD)  # the clerk's role edits them: not locked
     both = api_token(app.test_client(), "sec_tech_clerk", PASSWORD)
     version = c.get(f"/api/v1/service_call/{pk}", headers=both).json["result"]["version"]
     fixed = c.put(f"/api/v1/service_call/{pk}", json={"reported_at": "2026-11-20 08:45:00", "version": version}, headers=both)

@@ -84,16 +84,20 @@ def password_validator(password: str) -> None:
 
 def login_attempt_key() -> str:
     """What a login attempt counts against: the client address and the account asked for (the
-    form's or the JSON body's ``username``). Colleagues behind one address each have their own
-    allowance; one address guessing across accounts meets ``CRM_LOGIN_ADDRESS_LIMIT``."""
-    from flask import request
+    form's or the JSON body's ``username``, a login or an e-mail: both name one account and share
+    its allowance). Colleagues behind one address each have their own allowance; one address
+    guessing across accounts meets ``CRM_LOGIN_ADDRESS_LIMIT``."""
+    from flask import current_app, request
     from flask_limiter.util import get_remote_address
 
     name = request.form.get("username") if request.form else None
     if name is None and request.is_json:
         body = request.get_json(silent=True)
         name = body.get("username") if isinstance(body, dict) else None
-    return f"{get_remote_address()}|{str(name or '').strip().casefold()[:150]}"
+    text = str(name or "").strip()[:150]
+    sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
+    user = (sm.find_user(username=text) or (sm.find_user(email=text) if "@" in text else None)) if text else None
+    return f"{get_remote_address()}|" + (f"#{user.id}" if user is not None else text.casefold())
 
 
 def display_name(user: Any) -> str:

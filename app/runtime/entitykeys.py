@@ -138,7 +138,10 @@ def rename_field(conn: sa.Connection, entity: str, renames: dict[str, str]) -> d
             for pk, text in conn.execute(sa.select(t.c.id, t.c.changes).where(t.c.entity == entity, maybe)):
                 changes = json.loads(text or "{}")
                 if isinstance(changes, dict) and renames.keys() & changes.keys():
-                    keyed = {renames.get(k, k): v for k, v in changes.items()}
+                    keyed = {}
+                    for k, v in changes.items():  # a key the new name already holds (a field dropped
+                        new = renames.get(k, k)  # earlier) keeps the old name: no entry is lost
+                        keyed[k if new != k and new in changes and new not in renames else new] = v
                     updates.append({"pk": pk, "text": json.dumps(keyed, ensure_ascii=False)})
             for i in range(0, len(updates), 1000):
                 conn.execute(sa.update(t).where(t.c.id == sa.bindparam("pk")).values(changes=sa.bindparam("text")),

@@ -47,8 +47,8 @@ def system_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set
         system.add("code")
     if entity.owner_field and user is not None and not can_reassign(spec, entity, user, admin_role):
         system.add(entity.owner_field)
-    if user is not None:  # what the user's roles see but may not write (readonly_fields)
-        system |= locked_fields(spec, entity, user, admin_role)
+    if user is not None:  # what the user's roles see but may not write (readonly_fields), adding or updating
+        system |= locked_fields(spec, entity, user, admin_role, "add") | locked_fields(spec, entity, user, admin_role, "edit")
     return system
 
 

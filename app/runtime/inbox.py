@@ -75,7 +75,8 @@ class InboxView(BaseView):
         session.execute(sa.update(NOTES).where(where).values(read_at=dt.datetime.now()))
         session.commit()
         target = request.form.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("InboxView.index"))
+        local = target.startswith("/") and target[1:2] not in ("/", "\\")  # this site only: not //host nor /\\host
+        return redirect(target if local else url_for("InboxView.index"))
 
 
 class OutboxView(ModelView):

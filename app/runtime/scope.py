@@ -7,8 +7,8 @@
 * Field secrecy (``permissions.hidden_fields``): fields a user's roles hide; a field is hidden only
   if every role of the user that may see the entity hides it.
 * Read-only fields (``permissions.readonly_fields``): fields a role sees but may not write (a
-  technician does not move the 叫修时间 their dispatch deadline runs from); a field is locked only if
-  every role of the user that may add or edit the entity locks (or hides) it.
+  technician does not move the 叫修时间 their dispatch deadline runs from); a field is locked for an
+  edit (an add) only if every role of the user that may edit (add) the entity locks (or hides) it.
 """
 
 from __future__ import annotations
@@ -67,12 +67,13 @@ def hidden_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set
     return hidden
 
 
-def locked_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
-    """Fields ``user`` sees but may not write (hidden ones are withheld anyway, not listed)."""
+def locked_fields(spec: Spec, entity: Entity, user: Any, admin_role: str, right: str = "edit") -> set[str]:
+    """Fields ``user`` sees but may not write when they ``right`` (``add`` or ``edit``) a record:
+    only the roles holding that right count (hidden ones are withheld anyway, not listed)."""
     roles = _roles(user)
     if admin_role in roles:
         return set()
-    grants = [p for p in spec.permissions if p.entity == entity.name and p.role in roles and {"add", "edit"} & set(p.rights)]
+    grants = [p for p in spec.permissions if p.entity == entity.name and p.role in roles and right in p.rights]
     if not grants:
         return set()
     locked = set(grants[0].readonly_fields) | set(grants[0].hidden_fields)
@@ -109,9 +110,9 @@ def current_hidden(entity_name: str) -> set[str]:
     return _signed_in_fields("hidden", entity_name, hidden_fields)
 
 
-def current_locked(entity_name: str) -> set[str]:
-    """Read-only fields of an entity for the signed-in user (nothing outside a request)."""
-    return _signed_in_fields("locked", entity_name, locked_fields)
+def current_locked(entity_name: str, right: str) -> set[str]:
+    """Read-only fields of an entity for the signed-in user adding or editing (nothing outside a request)."""
+    return _signed_in_fields(f"locked-{right}", entity_name, lambda *a: locked_fields(*a, right=right))
 
 
 class ScopeFilter(BaseFilter):

@@ -247,9 +247,11 @@ def _form_lookup(form: Any, item: Any) -> Any:
     def lookup(path: str) -> Any:
         head, *rest = path.split(".")
         field = getattr(form, head, None)
-        if field is not None and hasattr(field, "data") and not isinstance(field, WithheldField | LockedField):
+        if isinstance(field, LockedField):  # the user's to see, not to write: the record's (or default) value
+            value = field.record_value
+        elif field is not None and hasattr(field, "data") and not isinstance(field, WithheldField):
             value = field.data
-        else:  # not on the form, or on it but not the user's to write: the record's own value
+        else:  # not on the form, or withheld from the user: the record's own value
             value = getattr(item, head, None)
         for part in rest:
             value = getattr(value, part, None) if value is not None else None
@@ -330,12 +332,24 @@ class LockedField(WTField):
 
     widget = LockedWidget()
     shown = ""
+    record_value: Any = None
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         self.data = None
 
     def populate_obj(self, obj: Any, name: str) -> None:
         return None
+
+
+def _column_default(model: Any, f: Field | None) -> Any:
+    """The value a new record gets for ``f`` when nobody gives one (the workbook's default)."""
+    column = model.__table__.c.get(f.column) if f is not None else None
+    default = column.default if column is not None else None
+    if default is None:
+        return None
+    if getattr(default, "is_callable", False):
+        return default.arg(None)
+    return default.arg if getattr(default, "is_scalar", False) else None
 
 
 def _shown(spec: Spec, f: Field, value: Any) -> str:
@@ -442,11 +456,11 @@ class CrmModelView(ModelView):
         # a link column sorts too: by the linked record (app.runtime.listing, its indexed id)
         self.order_columns = list(self.order_columns) + [c for c in self.list_columns if c not in self.order_columns
                                                          and self.datamodel.is_relation_many_to_one(c)]
-        self.add_form = self._rule_form(self.add_form)
-        self.edit_form = self._rule_form(self.edit_form)
+        self.add_form = self._rule_form(self.add_form, "add")
+        self.edit_form = self._rule_form(self.edit_form, "edit")
 
     # -- rules in forms: the same cross-field validations as on save, shown on the right field ----
-    def _rule_form(self, form_cls: Any) -> Any:
+    def _rule_form(self, form_cls: Any, right: str) -> Any:
         view = self
         spec = crm_spec()
         rules = rules_for(spec, _entity(self.entity))
@@ -469,16 +483,22 @@ class CrmModelView(ModelView):
                         withheld.process(None)
                         self._fields[name] = withheld
                         setattr(self, name, withheld)
+                locked_names = [n for n in current_locked(entity_name, right) if n in self._fields]
                 record = obj if hasattr(obj, "__table__") else None
-                for name in current_locked(entity_name):
-                    if name in self._fields:
-                        locked = LockedField(label=self._fields[name].label.text,
-                                             description=pick("您的角色不能修改此项", "your role may not change this")
-                                             ).bind(form=self, name=name, prefix=self._prefix)
-                        locked.process(None)
-                        locked.shown = _shown(spec, _entity(entity_name).field(name), getattr(record, name, None))
-                        self._fields[name] = locked
-                        setattr(self, name, locked)
+                pk = (request.view_args or {}).get("pk")
+                if locked_names and record is None and right == "edit" and pk is not None:  # a post shown again
+                    record = view.datamodel.get(pk, view._base_filters)
+                for name in locked_names:
+                    f = _entity(entity_name).field(name)
+                    locked = LockedField(label=self._fields[name].label.text,
+                                         description=pick("您的角色不能修改此项", "your role may not change this")
+                                         ).bind(form=self, name=name, prefix=self._prefix)
+                    locked.process(None)
+                    # what the record holds (a new one: the field's default), shown and seen by the rules
+                    locked.record_value = getattr(record, name, None) if record is not None else _column_default(view.datamodel.obj, f)
+                    locked.shown = _shown(spec, f, locked.record_value)
+                    self._fields[name] = locked
+                    setattr(self, name, locked)
 
             def validate(self, extra_validators: Any = None) -> bool:
                 ok = super().validate(extra_validators)
@@ -1125,11 +1145,11 @@ class CrmModelRestApi(ModelRestApi):
         g.crm_api_after = request.args.get("after", type=int)
         return super().get_list_headless(**kwargs)
 
-    def _guarded(self, call: Any) -> Any:
+    def _guarded(self, call: Any, right: str | None = None) -> Any:
         """Rule violations and constraint errors become 422 with field messages, never a 500;
-        a body writing a field the user may not see or change is refused whole."""
+        a body writing (``right``: add or edit) a field the user may not see or change is refused whole."""
         body = request.get_json(silent=True)
-        locked = current_locked(self.entity)
+        locked = current_locked(self.entity, right) if right else set()
         touched = self._touches_hidden() + ([k for k in body if k in locked] if locked and isinstance(body, dict) else [])
         if touched:
             return self.response_422(message={name: ["无权修改此字段 (not allowed to write this field)"] for name in touched})
@@ -1155,7 +1175,7 @@ class CrmModelRestApi(ModelRestApi):
         refused = uploads.api_refusals(_entity(self.entity), request.get_json(silent=True), None)
         if refused:
             return self.response_422(message=refused)
-        return self._guarded(super().post_headless)
+        return self._guarded(super().post_headless, "add")
 
     @expose("/<int:pk>/owner", methods=["PUT"])
     @protect()
@@ -1243,4 +1263,4 @@ class CrmModelRestApi(ModelRestApi):
             return self.response(409, message="此记录已被他人修改 (changed by someone else since you read it)",
                                  version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(), "changes": h["changes"]}
                                                                 for h in changed])
-        return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk))
+        return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk), "edit")

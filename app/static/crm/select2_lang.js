@@ -10,7 +10,12 @@
         noResults: function () { return texts.noResults; },
         searching: function () { return texts.searching; },
         loadingMore: function () { return texts.more; },
-        errorLoading: function () { return texts.error; }
+        errorLoading: function () { return texts.error; },
+        removeAllItems: function () { return texts.clear; },
+        removeItem: function () { return texts.clear; },
+        inputTooShort: function () { return texts.typeMore; },
+        inputTooLong: function () { return texts.typeLess; },
+        maximumSelected: function () { return texts.tooMany; }
     };
     var original = $.fn.select2;
     $.fn.select2 = function (options) {
