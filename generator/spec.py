@@ -40,6 +40,7 @@ TEXT_TYPES = ("string", "text", "email", "phone")
 # the workbook check checks a default with them
 PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-]{4,24}(?:[,;/ ]*(?:转|ext\.?|x)\s*[0-9]{1,6})?$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+NAME_SEPARATORS = r"[,\uff0c\u3001;\uff1b]+"  # between names in a cell: , ， 、 ; ；
 SCOPES = ("own", "team", "all")
 RIGHTS = ("list", "show", "add", "edit", "delete", "export", "import")
 VIEWS = ("add", "edit", "show")
@@ -172,7 +173,7 @@ class Transition:
 
     @property
     def recipients(self) -> tuple[str, ...]:
-        return tuple(n.strip() for n in re.split(r"[,\uff0c\u3001;\uff1b]+", self.notify) if n.strip())
+        return split_names(self.notify)
 
 
 @dataclass(frozen=True)
@@ -248,9 +249,14 @@ class Report:
 MEASURE = re.compile(r"(count|sum|avg|min|max)(?:\(\s*([a-z0-9_.]*)\s*\))?")
 
 
+def split_names(text: str | None) -> tuple[str, ...]:
+    """The names in one cell (roles, recipients, measures), separated by , ， 、 ; or ；."""
+    return tuple(n.strip() for n in re.split(NAME_SEPARATORS, text or "") if n.strip())
+
+
 def split_measures(text: str) -> list[str]:
     """The measures of a ``measure`` cell: separated by commas (also ，、;)."""
-    return [m.strip() for m in re.split(r"[,\uff0c\u3001;\uff1b]", text or "") if m.strip()] or ["count"]
+    return list(split_names(text)) or ["count"]
 
 
 def parse_measure(text: str) -> tuple[str, str] | None:

@@ -55,6 +55,7 @@ from .spec import (
     Validation,
     parse_measure,
     split_measures,
+    split_names,
     template_environment,
 )
 from .when import ladder_parts, parse_duration, parse_when
@@ -124,7 +125,6 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES = {name: name[:3] for name in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
 # Separators of a list in one cell, full-width ones (， ； 、) as escapes so no editor turns them into ASCII:
 # names that may hold spaces (roles: 质量 主管) split on punctuation only; words and dates on spaces too.
-NAME_SEPARATORS = r"[,\uff0c\u3001;\uff1b]+"
 LIST_SEPARATORS = r"[,\uff0c\u3001;\uff1b\s]+"
 NUMBERING_TOKEN = re.compile(r"\{([^{}]*)\}")
 
@@ -871,7 +871,7 @@ class _Validator:
         return "" if found else text
 
     def roles_of(self, cell: Cell, role_names: set[str]) -> tuple[str, ...]:
-        roles = tuple(r.strip() for r in re.split(NAME_SEPARATORS, cell.text) if r.strip())
+        roles = split_names(cell.text)
         for r in roles:
             if r not in role_names:
                 self.p.add(cell.ref, msg("unknown_role", value=r), did_you_mean(r, role_names))
@@ -1016,7 +1016,7 @@ class _Validator:
                 self.p.add(c("action").ref, msg("required", what="操作名", what_en="action"))
             roles = self.roles_of(c("roles"), role_names)
             notify = c("notify").text
-            for who in Transition(e.name, f.name, "", "", "", notify=notify).recipients:
+            for who in split_names(notify):
                 if who != "owner" and who not in role_names:
                     self.p.add(c("notify").ref, msg("recipient", value=who), did_you_mean(who, list(role_names) + ["owner"]))
             cond = self.condition(c("condition"), e, emap)
@@ -1131,7 +1131,7 @@ class _Validator:
                 elif target is not None and target.type not in ("date", "datetime"):
                     self.p.add(c("when").ref, msg("when_field", value=when.field), context=_entity_ctx(e.name))
             cond = self.condition(c("condition"), e, emap)
-            recipients = tuple(r.strip() for r in re.split(NAME_SEPARATORS, c("recipients").text) if r.strip())
+            recipients = split_names(c("recipients").text)
             for r in recipients:
                 if r == "owner":
                     if not e.owner_field:

@@ -103,10 +103,15 @@ def login_attempt_key() -> str:
 def display_name(user: Any) -> str:
     """A person as Chinese users write names: family name first, no space (尹嘉); Latin names
     stay "first last"."""
-    first, last = (getattr(user, "first_name", "") or "").strip(), (getattr(user, "last_name", "") or "").strip("- ").strip()
+    return person_name(getattr(user, "username", ""), getattr(user, "first_name", ""), getattr(user, "last_name", ""))
+
+
+def person_name(username: str | None, first_name: str | None, last_name: str | None) -> str:
+    """:func:`display_name` of a user's columns as a query returns them (no user object loaded)."""
+    first, last = (first_name or "").strip(), (last_name or "").strip("- ").strip()
     if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
         return f"{last}{first}"
-    return f"{first} {last}".strip() or str(getattr(user, "username", ""))
+    return f"{first} {last}".strip() or str(username or "")
 
 
 def install_display_names() -> None:

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -203,11 +202,11 @@ def _select(query: AuditQuery) -> Any:
 
 
 def _row(r: Any) -> dict[str, Any]:
-    from .accounts import display_name
+    from .accounts import person_name
 
     row = dict(r)
-    who = SimpleNamespace(username=row.pop("username"), first_name=row.pop("first_name"), last_name=row.pop("last_name"))
-    row["user"] = display_name(who) if who.username else ("" if row["user_id"] is None else f"#{row['user_id']}")
+    login, first, last = row.pop("username"), row.pop("first_name"), row.pop("last_name")
+    row["user"] = person_name(login, first, last) if login else ("" if row["user_id"] is None else f"#{row['user_id']}")
     row["changes"] = _open_changes(row["changes"])
     return row
 

@@ -20,7 +20,7 @@ from generator.spec import Field
 
 from . import audit
 from .accounts import display_name
-from .i18n import L, choice_text, pick
+from .i18n import L, choice_text, pick, yes_no
 from .linkfield import title_column
 from .scope import hidden_fields, scope_clause, user_scope
 
@@ -65,7 +65,7 @@ class Describer:
         if f.type == "choice":
             return choice_text(self.spec, f, value)
         if f.type == "boolean":
-            return pick("是", "Yes") if value in (True, 1, "1", "true", "True") else pick("否", "No")
+            return yes_no(value in (True, 1, "1", "true", "True"))
         if f.is_relation and str(value).isdigit():
             return self._names.get((f.link if f.type == "link" else "", int(value)), f"#{value}")
         return value

@@ -45,6 +45,13 @@ def choice_text(spec: Any, field: Any, value: Any) -> Any:
     return value
 
 
+def yes_no(value: Any) -> str:
+    """A yes/no value as users read it: 是/否 (Yes/No); blank for no value."""
+    if value is None:
+        return ""
+    return pick("是", "Yes") if value else pick("否", "No")
+
+
 def L(zh: str, en: str = "") -> Label:  # noqa: N802 - short name used throughout generated code
     """A lazily translated label: evaluated when rendered, so it follows the user's language."""
     return Label(pick, zh, en)

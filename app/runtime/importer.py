@@ -24,7 +24,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -37,7 +36,7 @@ from generator.expr import record_lookup
 from generator.spec import Entity, Field, Spec
 
 from . import numbering
-from .accounts import display_name
+from .accounts import person_name
 from .audit import AuditRow, seal
 from .convert import TRUE, check_field, convert
 from .excel import unneutralise
@@ -249,12 +248,11 @@ class _Resolver:
         named: dict[str, set[tuple[int, str]]] = {}
         for pk, login, email, first, last in self.conn.execute(
                 sa.select(users.c.id, users.c.username, users.c.email, users.c.first_name, users.c.last_name)):
-            person = SimpleNamespace(username=login, first_name=first, last_name=last)
             for key in (login, email):
                 if key:
                     unique.setdefault(key.strip().casefold(), (pk, login))
             given, family = (first or "").strip(), (last or "").strip("- ").strip()
-            for key in {display_name(person), f"{family}{given}", f"{given} {family}".strip()}:
+            for key in {person_name(login, first, last), f"{family}{given}", f"{given} {family}".strip()}:
                 if key:
                     named.setdefault(key.casefold(), set()).add((pk, login))
         out = {key: tuple(sorted(who)) for key, who in named.items()}

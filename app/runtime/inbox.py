@@ -28,13 +28,18 @@ def unread_count(session: Any, user_id: int | None) -> int:
     return int(session.execute(q).scalar_one())
 
 
+def is_local(path: str | None) -> bool:
+    """A path inside this site: not another host (``//host``, ``/\\host``), nor ``javascript:``."""
+    return bool(path) and path.startswith("/") and path[1:2] not in ("/", "\\")  # type: ignore[union-attr]
+
+
 def local_link(link: str | None, base: str) -> str | None:
     """A message's link as a path inside this site, or None: reminders written by the scheduler
     carry absolute links (they are mailed too) under ``CRM_BASE_URL``; anything pointing
-    elsewhere (another host, ``javascript:``) is not offered."""
+    elsewhere is not offered."""
     if link and base and link.startswith(base + "/"):
         link = link[len(base):]
-    return link if link and link.startswith("/") and not link.startswith("//") else None
+    return link if is_local(link) else None
 
 
 class InboxView(BaseView):
@@ -75,8 +80,7 @@ class InboxView(BaseView):
         session.execute(sa.update(NOTES).where(where).values(read_at=dt.datetime.now()))
         session.commit()
         target = request.form.get("next", "")
-        local = target.startswith("/") and target[1:2] not in ("/", "\\")  # this site only: not //host nor /\\host
-        return redirect(target if local else url_for("InboxView.index"))
+        return redirect(target if is_local(target) else url_for("InboxView.index"))
 
 
 class OutboxView(ModelView):

@@ -34,6 +34,15 @@ def current_user_id() -> int | None:
     return getattr(acting_user(), "id", None)
 
 
+def column_default(column: Column | None) -> Any:
+    """What a new row gets in ``column`` when nobody gives a value (the workbook's default, a
+    callable one such as today's date worked out now); None when it has none."""
+    default = column.default if column is not None else None
+    if getattr(default, "is_callable", False):
+        return default.arg(None)  # type: ignore[union-attr]
+    return default.arg if getattr(default, "is_scalar", False) else None  # type: ignore[union-attr]
+
+
 def now() -> dt.datetime:
     return dt.datetime.now()
 

@@ -24,19 +24,14 @@ from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelVie
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
+from .i18n import yes_no
 from .pagecache import security_version, shelf
-
-
-def _yes_no(value: Any) -> str:
-    from .i18n import pick
-
-    return pick("是", "Yes") if value else pick("否", "No")
 
 
 class UserDBModelView(FabUserDBModelView):
     """FAB's user screens (same name, so the same rights), 是否激活 as 是/否 rather than True/False."""
 
-    formatters_columns = {"active": _yes_no}
+    formatters_columns = {"active": yes_no}
 
 
 class CrmSecurityManager(SecurityManager):

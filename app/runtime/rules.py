@@ -19,7 +19,7 @@ from generator.spec import Entity, Spec
 
 from . import numbering
 from .grading import grade_record
-from .models import CrmRecord, acting_user
+from .models import CrmRecord, acting_user, column_default
 from .ownership import default_owner
 from .scope import visible
 from .tables import GradeChange
@@ -146,15 +146,12 @@ def _fill_defaults(obj: Any, entity: Entity) -> None:
     for f in entity.fields:
         if f.default is None or f.is_relation:
             continue
-        column = table.c.get(f.column)
         attr = state.attrs.get(f.column)
-        if column is None or column.default is None or attr is None or attr.history.added or getattr(obj, f.column) is not None:
+        if attr is None or attr.history.added or getattr(obj, f.column) is not None:
             continue
-        default = column.default
-        if getattr(default, "is_callable", False):
-            setattr(obj, f.column, default.arg(None))
-        elif getattr(default, "is_scalar", False):
-            setattr(obj, f.column, default.arg)
+        value = column_default(table.c.get(f.column))
+        if value is not None:
+            setattr(obj, f.column, value)
 
 
 def _after_flush(session: Session, _ctx: Any) -> None:

@@ -28,7 +28,7 @@ from flask_appbuilder import Model
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from generator.expr import ExprError, parse
-from generator.spec import Schedule, Spec, SurveyQuestion
+from generator.spec import Schedule, Spec, SurveyQuestion, split_names
 
 from .channels import RecordView
 from .tables import Notification, OutboxMessage, SurveyAnswer
@@ -210,7 +210,7 @@ def followup_roles(spec: Spec, entity: str) -> list[str]:
     """``survey_followup_role`` from the settings sheet, else the roles that may edit the entity."""
     extra = dict(spec.settings.extra)
     if extra.get("survey_followup_role"):
-        return [r.strip() for r in re.split(r"[,\uff0c\u3001;\uff1b]", extra["survey_followup_role"]) if r.strip()]
+        return list(split_names(extra["survey_followup_role"]))
     admin = {r.name for r in spec.roles if r.admin}
     return [p.role for p in spec.permissions if p.entity == entity and "edit" in p.rights and p.role not in admin]
 

@@ -7,7 +7,6 @@ forms and the API alike, and one permission vocabulary shared by screen and API.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -38,9 +37,10 @@ from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
 from .auditview import Describer
 from .convert import PHONE_PATTERN
 from .grading import explain_now, graded_fields, mask_reason
-from .i18n import L, choice_text, current_language, pick
+from .i18n import L, current_language, pick, yes_no
 from .linkfield import LinkField
 from .listing import CountInfo
+from .models import column_default
 from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden, current_locked
 
@@ -176,12 +176,6 @@ def choice_formatter(spec: Spec, f: Field) -> Any:
         return drawn[key]
 
     return fmt
-
-
-def bool_formatter(value: Any) -> str:
-    if value is None:
-        return ""
-    return pick("是", "Yes") if value else pick("否", "No")
 
 
 def value_formatter(f: Field) -> Any:
@@ -323,7 +317,7 @@ class WithheldField(WTField):
 
 class LockedWidget:
     def __call__(self, field: Any, **kwargs: Any) -> Markup:
-        return Markup('<p class="form-control-static crm-locked" id="{}">{}</p>').format(field.id, field.shown or "—")
+        return Markup('<p class="form-control-static crm-locked" id="{}">{}</p>').format(field.id, "—" if field.shown in (None, "") else field.shown)
 
 
 class LockedField(WTField):
@@ -339,30 +333,6 @@ class LockedField(WTField):
 
     def populate_obj(self, obj: Any, name: str) -> None:
         return None
-
-
-def _column_default(model: Any, f: Field | None) -> Any:
-    """The value a new record gets for ``f`` when nobody gives one (the workbook's default)."""
-    column = model.__table__.c.get(f.column) if f is not None else None
-    default = column.default if column is not None else None
-    if default is None:
-        return None
-    if getattr(default, "is_callable", False):
-        return default.arg(None)
-    return default.arg if getattr(default, "is_scalar", False) else None
-
-
-def _shown(spec: Spec, f: Field, value: Any) -> str:
-    """A value as a read-only form line shows it."""
-    if value is None or value == "":
-        return ""
-    if f.type == "choice":
-        return str(choice_text(spec, f, value))
-    if f.type == "boolean":
-        return pick("是", "Yes") if value else pick("否", "No")
-    if isinstance(value, dt.datetime):
-        return f"{value:%Y-%m-%d %H:%M}"
-    return str(value)
 
 
 def _withheld(value: Any) -> str:
@@ -431,7 +401,7 @@ class CrmModelView(ModelView):
                 field = self._choice_field(spec, f)
                 self._form_field(f.name, field, field)
             elif f.type == "boolean":
-                self.formatters_columns[f.name] = bool_formatter
+                self.formatters_columns[f.name] = yes_no
             elif f.type == "file":  # an upload input; the record page links the file's download
                 self.formatters_columns[f.name] = uploads.show_link(self, f.name)
                 label = L(f.label, f.label_en)
@@ -489,14 +459,17 @@ class CrmModelView(ModelView):
                 if locked_names and record is None and right == "edit" and pk is not None:  # a post shown again
                     record = view.datamodel.get(pk, view._base_filters)
                 for name in locked_names:
-                    f = _entity(entity_name).field(name)
                     locked = LockedField(label=self._fields[name].label.text,
                                          description=pick("您的角色不能修改此项", "your role may not change this")
                                          ).bind(form=self, name=name, prefix=self._prefix)
                     locked.process(None)
-                    # what the record holds (a new one: the field's default), shown and seen by the rules
-                    locked.record_value = getattr(record, name, None) if record is not None else _column_default(view.datamodel.obj, f)
-                    locked.shown = _shown(spec, f, locked.record_value)
+                    # what the record holds (a new one: the field's default), seen by the rules and
+                    # shown as the record page shows it
+                    value = (getattr(record, name, None) if record is not None
+                             else column_default(view.datamodel.obj.__table__.c.get(_entity(entity_name).field(name).column)))
+                    show = view._crm_plain_formatters.get(name)
+                    locked.record_value = value
+                    locked.shown = show(value) if show is not None else ("" if value is None else value)
                     self._fields[name] = locked
                     setattr(self, name, locked)
 

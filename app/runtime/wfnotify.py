@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
+from sqlalchemy.orm import selectinload
 
 from generator.spec import Entity, Spec, Transition
 
@@ -57,8 +58,10 @@ def notify(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, ro
     body = "\n".join(lines)
     source, occurrence = f"workflow:{entity.name}", f"t{row.id}"
     notes, mails = [], []
+    users = {u.id: u for u in session.execute(sa.select(User).options(selectinload(User.roles))
+                                                .where(User.id.in_({r.user_id for r in people}))).scalars()}
     for r in people:
-        user = session.get(User, r.user_id)
+        user = users.get(r.user_id)
         shown = entity.title_field and entity.title_field not in hidden_fields(spec, entity, user, admin_role)
         title = f"{entity.label}「{obj if shown else f'#{obj.id}'}」:{t.action}"
         notes.append({"user_id": r.user_id, "title": title, "body": body, "created_on": now,

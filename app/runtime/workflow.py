@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from generator.expr import parse, record_lookup
 from generator.spec import Entity, Spec, Transition
 
-from .accounts import display_name
+from .accounts import person_name
 from .i18n import choice_text
 from .rules import STATE_KEY
 from .tables import Transition as TransitionRow
@@ -127,8 +126,7 @@ def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[di
     out = []
     for r in session.execute(q).mappings():
         row = {c.name: r[c.name] for c in table.columns}
-        who = SimpleNamespace(username=r["username"], first_name=r["first_name"], last_name=r["last_name"])
-        actor = display_name(who) if who.username else ""
+        actor = person_name(r["username"], r["first_name"], r["last_name"]) if r["username"] else ""
         out.append({**row, "user": actor, "from_label": state_label(spec, entity, row["field"], row["from_state"]),
                     "to_label": state_label(spec, entity, row["field"], row["to_state"])})
     return out
