@@ -123,7 +123,8 @@ def test_lowest_answer_notifies_followup_role_and_rollup(survey_app: Any, world:
     followers = {world["users"][r] for r in roles}
     with app.app_context():
         notes = app.extensions["crm"].db.session.execute(
-            sa.select(NOTIFICATION.c.user_id, NOTIFICATION.c.body).where(NOTIFICATION.c.link.like(f"%/servicecallview/show/{rid}"))).all()  # this call's, not another entity's #rid
+            sa.select(NOTIFICATION.c.user_id, NOTIFICATION.c.body)
+            .where(NOTIFICATION.c.link.like(f"%/servicecallview/show/{rid}"))).all()  # this call's, not another entity's #rid
     assert followers <= {n.user_id for n in notes}
     assert all(questions[1].question in n.body for n in notes)
 
