@@ -25,6 +25,7 @@ class _Settings:
         self.CRM_GENERATED_DIR: str = values["CRM_GENERATED_DIR"]
         self.DATABASE_URL: str = values["SQLALCHEMY_DATABASE_URI"]
         self.VAR = Path(values["CRM_VAR_DIR"])
+        self.values = values
 
 
 def _defaults() -> _Settings:
@@ -249,7 +250,7 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
 
 
 def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
-    from app.runtime.migrate import RefusedUpgrade, declared_metadata, upgrade_database
+    from app.runtime.migrate import UPGRADE_LOCK_TIMEOUT_MS, BusyUpgrade, RefusedUpgrade, declared_metadata, upgrade_database
     from generator.emit import restore_files, save_files
 
     result, pending, regen, _retired = _plan(workbook, out)
@@ -268,7 +269,9 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         try:
             if result.stale:
                 _run_generate(workbook, out, check=False)
-            done = upgrade_database(engine, out, _defaults().VAR / "backups", declared_metadata(result.spec), allow_destructive)
+            d = _defaults()
+            done = upgrade_database(engine, out, d.VAR / "backups", declared_metadata(result.spec), allow_destructive,
+                                    d.values.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
         except BaseException:
             restore_files(saved, Path(out))
             raise
@@ -277,6 +280,8 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         for line in exc.lines:
             click.echo(f"  - {line.text(lang)}", err=True)
         raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
+    except BusyUpgrade as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
     _sync_permissions()
@@ -288,6 +293,11 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         click.echo("数据库结构已是最新 (the database schema is up to date)")
     for text in graded:
         click.echo(f"  - {text}")
+    for text in done.indexes:
+        click.echo(f"  - {text}")
+    for text in done.unbuilt:
+        click.echo(f"  ! 索引未建成,列表照常可用但会慢,再次运行 crm upgrade 补建 (index not built; lists work, slower, "
+                   f"until crm upgrade is run again): {text}", err=True)
 
 
 @main.command()

@@ -50,6 +50,8 @@ TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_RO
            # the database connections (app.runtime.dbtuning)
            "CRM_DB_POOL_SIZE", "CRM_DB_MAX_OVERFLOW", "CRM_DB_POOL_TIMEOUT", "CRM_DB_POOL_RECYCLE", "CRM_DB_PRE_PING",
            "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS",
+           # how long `crm upgrade` waits for each table lock on PostgreSQL (app.runtime.migrate)
+           "CRM_UPGRADE_LOCK_TIMEOUT_MS",
            # proxies in front of the web workers whose X-Forwarded-* headers are believed (0: none)
            "CRM_PROXY_HOPS")
 

@@ -8,7 +8,14 @@ itself to a person, and how it is applied — without losing or duplicating a ro
   PostgreSQL: every step of every pending revision in one transaction.
 * The list indexes (``lx_*``: sort, owner-scope and trigram search indexes derived from the
   workbook's list/search flags by ``generator.schema.indexes_of``) hold no data: every upgrade
-  brings them to what the lists need (:func:`ensure_indexes`), in the same transaction.
+  brings them to what the lists need (:func:`ensure_indexes`).
+* PostgreSQL, on a live system with big tables: the upgrade's transaction is kept short, because
+  the locks it takes hold until it commits. It waits at most ``CRM_UPGRADE_LOCK_TIMEOUT_MS`` for
+  each lock (a long report or an open transaction would otherwise queue every page behind it),
+  tries again a few times, then gives up naming the sessions in the way, nothing changed. A new
+  field's constant default is kept in the catalogue (no table rewrite). Indexes of big tables are
+  built after the commit with ``CREATE INDEX CONCURRENTLY``, reads and writes going on
+  (:func:`build_indexes_online`); one interrupted is rebuilt by the next upgrade.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +64,16 @@ ENV_DIR = Path(__file__).parent / "alembic"
 log = logging.getLogger(__name__)
 EXAMPLES = 5
 INTERNAL_PREFIXES = ("ab_", "crm_", "alembic_", "kombu_", "celery_")
+UPGRADE_LOCK_TIMEOUT_MS = 3_000  # per lock the upgrade's transaction waits for (PostgreSQL)
+UPGRADE_LOCK_ATTEMPTS = 5  # the whole transaction is tried this often,
+UPGRADE_LOCK_PAUSE_S = 2.0  # pausing this long times the attempt in between
+INDEX_WAIT_MS = 60_000  # how long an online index build waits for older transactions to end
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within lock_timeout
+
+
+class BusyUpgrade(Exception):
+    """PostgreSQL could not give the upgrade its locks in time (other sessions hold its tables);
+    nothing was changed."""
 
 
 class RefusedUpgrade(Exception):
@@ -158,6 +176,8 @@ class _Db:
     def __init__(self, conn: sa.Connection):
         self.conn = conn
         self.insp = sa.inspect(conn)
+        # PostgreSQL: indexes of existing tables are built after the commit, concurrently
+        self.online = conn.dialect.name == "postgresql"
         self.table_alias: dict[str, str] = {}
         self.column_alias: dict[tuple[str, str], str] = {}
 
@@ -559,20 +579,29 @@ def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
         old = Col(col.name, _type_of(existing["type"], col), nullable=bool(existing["nullable"]))
         _apply_alter(AlterColumn(table, old, col, step.label), op, db, restoring=True)
         return
+    if db.online and not col.encrypted:
+        # a constant default is kept in PostgreSQL's catalogue for the rows already there: no
+        # rewrite of a million rows under the table's lock, and NOT NULL needs no scan; dropped at
+        # once, so later rows get the application's default (a date default is today's, not this one)
+        default = None if col.default is None else sa.literal(_default_value(col), sa_type(col))
+        op.add_column(table, sa.Column(col.name, sa_type(col), nullable=col.nullable, server_default=default))
+        if default is not None:
+            op.alter_column(table, col.name, server_default=None, existing_type=sa_type(col))
+    else:
+        with op.batch_alter_table(table) as b:
+            b.add_column(sa.Column(col.name, sa_type(col), nullable=True))
+        if col.default is not None:
+            t = db.t(table, col.name)
+            db.conn.execute(sa.update(t).values({col.name: sa.literal(_default_value(col), sa_type(col))}))
     with op.batch_alter_table(table) as b:
-        b.add_column(sa.Column(col.name, sa_type(col), nullable=True))
-    if col.default is not None:
-        t = db.t(table, col.name)
-        db.conn.execute(sa.update(t).values({col.name: sa.literal(_default_value(col), sa_type(col))}))
-    with op.batch_alter_table(table) as b:
-        if not col.nullable:
+        if not col.nullable and not (db.online and not col.encrypted):
             b.alter_column(col.name, existing_type=sa_type(col), nullable=False)
         if col.fk:
             ref = col.fk.split(".")[0]
             b.create_foreign_key(_name("fk", table, col.name, ref), ref, [col.name], ["id"])
         if col.unique:
             b.create_unique_constraint(_name("uq", table, col.name), [col.name])
-    if col.index:
+    if col.index and not db.online:  # online: build_indexes_online, after the commit
         op.create_index(_name("ix", table, col.name), table, [col.name])
 
 
@@ -628,7 +657,7 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
         elif not new.unique:
             for name in constraints["uq"]:
                 b.drop_constraint(name, type_="unique")
-    if new.index and not constraints["ix"]:
+    if new.index and not constraints["ix"] and not db.online:  # online: build_indexes_online
         op.create_index(_name("ix", table, new.name), table, [new.name])
     elif not new.index:
         for name in constraints["ix"]:
@@ -800,15 +829,37 @@ def trigram_opclass(conn: sa.Connection) -> str | None:
     return None if schema is None else f"{conn.dialect.identifier_preparer.quote(schema)}.gin_trgm_ops"
 
 
-def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
-    """Bring the list indexes (``lx_*``) to what the workbook's lists need: create the missing,
-    drop those no list needs any more. Indexes hold no data, so this is safe on every upgrade;
-    it runs in the upgrade's transaction. Returns what it did, one line each."""
+@dataclass(frozen=True)
+class IndexBuild:
+    """An index the workbook asks for: a list index (``lx_*``, by name) or a field's own (``ix_*``:
+    any valid index on exactly its column will do, so one kept through a rename is not doubled)."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    opclass: str | None = None  # a trigram (GIN) index with this operator class
+
+    def sql(self, prep: Any, concurrently: bool = False) -> str:
+        target = (f"USING gin ({prep.quote(self.columns[0])} {self.opclass})" if self.opclass
+                  else f"({', '.join(prep.quote(c) for c in self.columns)})")
+        return f"CREATE INDEX{' CONCURRENTLY' if concurrently else ''} {prep.quote(self.name)} ON {prep.quote(self.table)} {target}"
+
+    def describe(self) -> str:
+        kind = "trigram" if self.opclass else "btree"
+        return f"index {self.name} ({kind}: {', '.join(self.columns)})"
+
+
+def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str], list[IndexBuild]]:
+    """Bring the list indexes (``lx_*``) to what the workbook's lists need: drop those no list
+    needs any more and create the missing. Indexes hold no data, so this is safe on every upgrade.
+    It runs in the upgrade's transaction. On PostgreSQL it also builds the fields' own indexes
+    (``ix_*``) the steps left out, and those of a big table (``ONLINE_INDEX_ROWS``) are not built
+    here, where its table would stay locked until the commit: they are the second value, for
+    :func:`build_indexes_online` after the commit. The first is what was done, one line each."""
     insp = sa.inspect(conn)
     tables = {t for t in insp.get_table_names() if not t.startswith(INTERNAL_PREFIXES)}
     wanted = {i.name: i for i in declared.info.get("crm_indexes", []) if i.table in tables}
     op = Operations(MigrationContext.configure(conn))
-    prep = conn.dialect.identifier_preparer
     done, have = [], set()
     for table in sorted(tables):
         for ix in insp.get_indexes(table):
@@ -817,19 +868,121 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
                 op.drop_index(ix["name"], table_name=table)
                 done.append(f"drop index {ix['name']}")
     opclass = trigram_opclass(conn) if any(i.kind == "trigram" for i in wanted.values()) else None
-    for idx in wanted.values():
-        if idx.name in have:
-            continue
-        if idx.kind == "trigram" and opclass is not None:
-            conn.execute(sa.text(f"CREATE INDEX {prep.quote(idx.name)} ON {prep.quote(idx.table)} USING gin "
-                                 f"({prep.quote(idx.columns[0])} {opclass})"))
-        else:  # without pg_trgm (SQLite …) a search index is a plain one: equality and prefix searches use it
-            op.create_index(idx.name, idx.table, list(idx.columns))
-        kind = idx.kind if idx.kind == "btree" or opclass is not None else "btree, no pg_trgm"
-        done.append(f"create index {idx.name} ({kind}: {', '.join(idx.columns)})")
+    # without pg_trgm (SQLite …) a search index is a plain one: equality and prefix searches use it
+    builds = [IndexBuild(i.name, i.table, tuple(i.columns), opclass if i.kind == "trigram" else None) for i in wanted.values()]
+    prep = conn.dialect.identifier_preparer
+    online: list[IndexBuild] = []
+    if conn.dialect.name == "postgresql":
+        fields = [IndexBuild(str(ix.name), name, tuple(c.name for c in ix.columns))
+                  for name, table in declared.tables.items() if name in tables
+                  for ix in sorted(table.indexes, key=lambda i: str(i.name)) if not str(ix.name).startswith("lx_")]
+        catalogue = _index_catalogue(conn)
+        for build in fields + builds:
+            need = _needed(build, catalogue)
+            if need is None:
+                continue
+            if _rows_at_least(conn, build.table, ONLINE_INDEX_ROWS):
+                online.append(build)  # a big table: built after the commit, without locking it
+                continue
+            if need == "rebuild":
+                conn.execute(sa.text(f"DROP INDEX {prep.quote(build.name)}"))
+            conn.execute(sa.text(build.sql(prep)))
+            done.append(f"create {build.describe()}")
+    else:
+        for build in builds:
+            if build.name not in have:
+                conn.execute(sa.text(build.sql(prep)))
+                done.append(f"create {build.describe()}")
     for line in done:
-        log.info("list indexes: %s", line)
-    return done
+        log.info("indexes: %s", line)
+    return done, online
+
+
+ONLINE_INDEX_ROWS = 10_000  # from here on an index of an existing table is built after the commit, concurrently
+
+
+def _needed(build: IndexBuild, catalogue: dict[str, tuple[str, tuple[str, ...], bool]]) -> str | None:
+    """None if ``build`` is there and valid; "create" if missing; "rebuild" if left invalid."""
+    found = catalogue.get(build.name)
+    if found is not None:
+        return None if found[2] else "rebuild"
+    if not build.name.startswith("lx_") and any(
+            table == build.table and columns == build.columns and valid for table, columns, valid in catalogue.values()):
+        return None  # a field's index under another name (kept through a rename)
+    return "create"
+
+
+def _rows_at_least(conn: sa.Connection, table: str, n: int) -> bool:
+    t = conn.dialect.identifier_preparer.quote(table)
+    return conn.execute(sa.text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :n) s"), {"n": n}).scalar_one() >= n  # noqa: S608 - a reflected name
+
+
+def _index_catalogue(conn: sa.Connection) -> dict[str, tuple[str, tuple[str, ...], bool]]:
+    """name → (table, columns, valid) of the indexes in the current schema (PostgreSQL)."""
+    rows = conn.execute(sa.text(
+        "SELECT i.relname, t.relname, x.indisvalid, ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_namespace s ON s.oid = t.relnamespace WHERE s.nspname = current_schema()"))
+    return {name: (table, tuple(columns), valid) for name, table, valid, columns in rows}
+
+
+def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild]) -> tuple[list[str], list[str]]:
+    """PostgreSQL, after the upgrade's commit: build the indexes ``builds`` asks for that are
+    missing, with ``CREATE INDEX CONCURRENTLY`` — pages keep reading and saving while a million
+    rows are indexed. An index left invalid by an interrupted build is dropped and built again.
+    A build waits at most ``INDEX_WAIT_MS`` for older transactions. Returns (what was done, what
+    could not be done and why): the lists work without the index, only slower, until the next
+    ``crm upgrade`` builds it."""
+    done: list[str] = []
+    failed: list[str] = []
+    if not builds:
+        return done, failed
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        prep = conn.dialect.identifier_preparer
+        conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
+        try:
+            catalogue = _index_catalogue(conn)
+            for build in builds:
+                need = _needed(build, catalogue)  # another upgrade may have built it meanwhile
+                if need is None:
+                    continue
+                started = time.perf_counter()
+                try:
+                    if need == "rebuild":  # invalid: an earlier build was interrupted
+                        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {prep.quote(build.name)}"))
+                    conn.execute(sa.text(build.sql(prep, concurrently=True)))
+                except sa.exc.DBAPIError as exc:
+                    reason = str(exc.orig if exc.orig is not None else exc).splitlines()[0]
+                    failed.append(f"{build.describe()} on {build.table}: {reason}{_blockers(conn, [build.table])}")
+                    log.warning("index not built: %s", failed[-1])
+                    continue
+                done.append(f"create {build.describe()} concurrently, {time.perf_counter() - started:.1f} s")
+                log.info("indexes: %s", done[-1])
+        finally:
+            conn.execute(sa.text("RESET lock_timeout"))
+    return done, failed
+
+
+def _blockers(conn: sa.Connection, tables: list[str], limit: int = 5) -> str:
+    """The other sessions holding locks on ``tables`` (or, if none, the oldest open transactions
+    of this database), as text for a message about what is in the way."""
+    rows = conn.execute(sa.text(
+        "SELECT pid, state, usename, application_name, age, query, held FROM ("
+        "SELECT a.pid, a.state, a.usename, a.application_name, a.xact_start, date_trunc('second', now() - a.xact_start) AS age, "
+        "left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80) AS query, "
+        "string_agg(DISTINCT c.relname, ', ') FILTER (WHERE c.relname = ANY(:tables)) AS held "
+        "FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted "
+        "LEFT JOIN pg_class c ON c.oid = l.relation "
+        "WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() AND a.xact_start IS NOT NULL "
+        "GROUP BY a.pid, a.state, a.usename, a.application_name, a.xact_start, a.query) s "
+        "ORDER BY held IS NULL, xact_start LIMIT :limit"), {"tables": tables, "limit": limit}).all()
+    if not rows:
+        return ""
+    sessions = [f"pid {pid} ({user or '?'}{', ' + app if app else ''}; {state}, transaction open {age}"
+                f"{', holds ' + held if held else ''}): {query}" for pid, state, user, app, age, query, held in rows]
+    return " — in the way: " + "; ".join(sessions)
 
 
 def retired_columns(conn: sa.Connection, metadata: sa.MetaData) -> list[tuple[str, str | None, int]]:
@@ -905,11 +1058,15 @@ class UpgradeResult:
     lines: list[PlanLine]
     backup: Path | None
     dropped: list[PlanLine] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)  # built after the commit (PostgreSQL)
+    unbuilt: list[str] = field(default_factory=list)  # could not be built: the next upgrade tries again
 
 
 def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, declared: sa.MetaData,
-                     allow_destructive: bool = False) -> UpgradeResult:
-    """Apply the pending revisions (and, if allowed, drop what ``declared`` no longer has) all or nothing."""
+                     allow_destructive: bool = False, lock_timeout_ms: int = UPGRADE_LOCK_TIMEOUT_MS,
+                     attempts: int = UPGRADE_LOCK_ATTEMPTS) -> UpgradeResult:
+    """Apply the pending revisions (and, if allowed, drop what ``declared`` no longer has) all or
+    nothing; on PostgreSQL then build the indexes it asks for, online."""
     sqlite = sqlite_path(engine.url)
     backup = None
     with engine.connect() as conn:
@@ -924,15 +1081,38 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
     dropped: list[PlanLine] = []
     try:
         ensure_system_tables(engine)
-        with engine.begin() as conn:
-            command.upgrade(alembic_config(generated_dir, conn), "head")
-            ensure_base_columns(conn, declared)
-            ensure_indexes(conn, declared)
-            if allow_destructive:
-                dropped = drop_retired(conn, backup_dir, declared)
+        for attempt in range(1, max(1, attempts) + 1):
+            try:
+                with engine.begin() as conn:
+                    if conn.dialect.name == "postgresql" and lock_timeout_ms > 0:
+                        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{int(lock_timeout_ms)}ms"})
+                    command.upgrade(alembic_config(generated_dir, conn), "head")
+                    ensure_base_columns(conn, declared)
+                    _done, builds = ensure_indexes(conn, declared)
+                    if allow_destructive:
+                        dropped = drop_retired(conn, backup_dir, declared)
+                break
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                    raise
+                if attempt >= attempts:
+                    raise _busy(engine, declared, lock_timeout_ms, attempts) from None
+                log.warning("upgrade: a lock was not had within %s ms (try %s of %s); trying again", lock_timeout_ms, attempt, attempts)
+                time.sleep(UPGRADE_LOCK_PAUSE_S * attempt)
     except BaseException:
         if sqlite is not None and backup is not None:
             engine.dispose()
             shutil.copy2(backup, sqlite)
         raise
-    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped)
+    indexes, unbuilt = build_indexes_online(engine, builds)
+    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped, indexes, unbuilt)
+
+
+def _busy(engine: sa.Engine, declared: sa.MetaData, lock_timeout_ms: int, attempts: int) -> BusyUpgrade:
+    with engine.connect() as conn:
+        in_the_way = _blockers(conn, [t for t in declared.tables if not t.startswith(INTERNAL_PREFIXES)])
+    return BusyUpgrade(
+        f"升级在 {lock_timeout_ms} 毫秒内拿不到表锁(试了 {attempts} 次),没有任何改动;等占着表的会话结束后再运行 crm upgrade,"
+        f"或调大 CRM_UPGRADE_LOCK_TIMEOUT_MS (the upgrade could not lock its tables within {lock_timeout_ms} ms, "
+        f"{attempts} tries; nothing changed; run crm upgrade again once the sessions holding them have finished)"
+        f"{in_the_way}")

@@ -1,0 +1,162 @@
+"""Upgrading a live PostgreSQL database with big tables: the upgrade's transaction takes its locks
+briefly or not at all, and indexes of big tables are built afterwards without locking them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.migration_helpers import Office, database
+from tests.workbooks import library_sheets
+
+pytestmark = pytest.mark.postgres
+
+SHELF = {"entity": "book", "name": "shelf", "label": "书架", "type": "string", "required": "yes", "default": "O'Neil \\1",
+         "filter": "yes", "list": "yes"}
+
+
+@pytest.fixture
+def office(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Office]:
+    with database("postgres", tmp_path) as url:
+        o = Office(tmp_path, library_sheets(), url, monkeypatch)
+        assert o.upgrade().exit_code == 0
+        o.insert("book", *[{"title": f"书{i}", "isbn": f"B{i}", "pages": i + 1} for i in range(40)])
+        yield o
+        o.engine.dispose()
+
+
+def indexes(office: Office, table: str) -> dict[str, tuple[bool, str]]:
+    """name → (valid, definition) of ``table``'s indexes."""
+    with office.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT i.relname, x.indisvalid, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+                                    "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = CAST(:t AS regclass)"), {"t": table})
+        return {name: (valid, definition) for name, valid, definition in rows}
+
+
+@pytest.fixture
+def sql() -> Iterator[list[str]]:
+    """Every SQL statement any engine runs during the test (the CLI makes its own engines)."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    yield seen
+    sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
+def test_a_new_fields_default_reaches_every_row_without_rewriting_one(office: Office) -> None:
+    with office.engine.connect() as conn:
+        before = dict(conn.execute(sa.text("SELECT id, xmin::text FROM book")).all())
+    office.edit(lambda s: s["fields"].append(SHELF))
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    with office.engine.connect() as conn:
+        after = dict(conn.execute(sa.text("SELECT id, xmin::text FROM book")).all())
+    assert after == before  # no row was written: PostgreSQL keeps the default in its catalogue
+    assert {v for _, v in office.rows("book", "shelf")} == {SHELF["default"]} and len(after) == 40
+    column = office.columns("book")["shelf"]
+    assert column["nullable"] is False and column["default"] is None  # later rows get the application's default
+    office.insert("book", {"title": "新书", "shelf": "B-2"})
+    assert office.rows("book", "shelf")[-1][1] == "B-2"
+
+
+def test_indexes_of_a_big_table_are_built_concurrently_after_the_commit(office: Office, sql: list[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import migrate
+
+    monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)  # book (40 rows) counts as big; loan (2) does not
+    office.edit(lambda s: s["fields"].extend([SHELF, {"entity": "loan", "name": "desk", "label": "柜台", "type": "string",
+                                                      "filter": "yes"}]))
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    concurrent = [s for s in sql if "CREATE INDEX CONCURRENTLY" in s]
+    assert concurrent == ['CREATE INDEX CONCURRENTLY ix_book_shelf ON book (shelf)',
+                          'CREATE INDEX CONCURRENTLY lx_book_shelf_sort ON book (shelf, id)']
+    # CREATE INDEX CONCURRENTLY refuses to run inside a transaction: it ran after the commit
+    assert sql.index(concurrent[0]) > max(i for i, s in enumerate(sql) if s.startswith("UPDATE alembic_version")
+                                          or s.startswith("INSERT INTO alembic_version"))
+    assert "create index ix_book_shelf (btree: shelf) concurrently" in result.output
+    assert any(s.startswith("CREATE INDEX ix_loan_desk") for s in sql)  # a small table's, in the transaction
+    assert indexes(office, "book")["ix_book_shelf"][0] and indexes(office, "book")["lx_book_shelf_sort"][0]
+    assert indexes(office, "loan")["ix_loan_desk"][0]
+    sql.clear()
+    assert "up to date" in office.upgrade().output
+    assert not [s for s in sql if "CREATE INDEX" in s]  # nothing to build twice
+
+
+@pytest.mark.parametrize("big", [True, False])
+def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(office: Office, big: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import migrate
+
+    monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20 if big else 10_000)
+    with office.engine.begin() as conn:  # what a CREATE INDEX CONCURRENTLY that was cancelled leaves
+        conn.execute(sa.text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = CAST('lx_book_title_trgm' AS regclass)"))
+    assert indexes(office, "book")["lx_book_title_trgm"][0] is False
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    valid, definition = indexes(office, "book")["lx_book_title_trgm"]
+    assert valid and "gin_trgm_ops" in definition
+    assert ("concurrently" in result.output) is big
+
+
+def hold(office: Office, table: str) -> tuple[sa.Connection, int]:
+    """A session reading ``table`` in a transaction it keeps open (an export, a report, a forgotten
+    psql), and its process id."""
+    conn = office.engine.connect()
+    pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    conn.execute(sa.text(f"SELECT count(*) FROM {table}"))  # noqa: S608 - a test's table
+    return conn, pid
+
+
+def test_upgrade_gives_up_on_a_busy_table_naming_who_holds_it_and_changes_nothing(office: Office,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import migrate
+
+    monkeypatch.setenv("CRM_UPGRADE_LOCK_TIMEOUT_MS", "200")
+    monkeypatch.setattr(migrate, "UPGRADE_LOCK_PAUSE_S", 0.05)
+    office.edit(lambda s: s["fields"].append(SHELF))
+    before = office.snapshot()
+    blocker, pid = hold(office, "book")
+    try:
+        started = time.perf_counter()
+        result = office.run("upgrade")
+        waited = time.perf_counter() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert result.exit_code == 1
+    assert "拿不到表锁" in result.output and "5 tries; nothing changed" in result.output
+    assert f"pid {pid} (" in result.output and "holds book" in result.output and "SELECT count(*) FROM book" in result.output
+    assert waited < 10  # 5 tries of 200 ms, short pauses: not queued behind the reader for ever
+    assert office.snapshot() == before
+    assert not list((office.generated / "versions").glob("0002_*.py"))  # the generated files are put back
+    assert office.upgrade().exit_code == 0  # once the reader has gone
+    assert "shelf" in office.columns("book")
+
+
+def test_a_lock_held_for_a_moment_is_waited_out(office: Office, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import migrate
+
+    monkeypatch.setenv("CRM_UPGRADE_LOCK_TIMEOUT_MS", "200")
+    monkeypatch.setattr(migrate, "UPGRADE_LOCK_PAUSE_S", 0.3)
+    office.edit(lambda s: s["fields"].append(SHELF))
+    blocker, _pid = hold(office, "book")
+
+    def finish() -> None:
+        time.sleep(0.5)
+        blocker.rollback()
+        blocker.close()
+
+    threading.Thread(target=finish).start()
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    assert {v for _, v in office.rows("book", "shelf")} == {SHELF["default"]}
