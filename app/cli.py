@@ -250,7 +250,14 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
 
 
 def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
-    from app.runtime.migrate import UPGRADE_LOCK_TIMEOUT_MS, BusyUpgrade, RefusedUpgrade, declared_metadata, upgrade_database
+    from app.runtime.migrate import (
+        UPGRADE_LOCK_TIMEOUT_MS,
+        BusyUpgrade,
+        RefusedUpgrade,
+        declared_metadata,
+        finish_indexes,
+        upgrade_database,
+    )
     from generator.emit import restore_files, save_files
 
     result, pending, regen, _retired = _plan(workbook, out)
@@ -293,6 +300,13 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         click.echo("数据库结构已是最新 (the database schema is up to date)")
     for text in graded:
         click.echo(f"  - {text}")
+    if done.builds:  # the change is committed and its files kept: the indexes of big tables now, online
+        click.echo(f"建索引 (building {len(done.builds)} index(es) concurrently; the system stays in use) …")
+        engine = _engine()
+        try:
+            finish_indexes(engine, done)
+        finally:
+            engine.dispose()
     for text in done.indexes:
         click.echo(f"  - {text}")
     for text in done.unbuilt:

@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="quiet time before each change")
     args = parser.parse_args()
     from app.runtime.demo import make_demo_data
-    from app.runtime.migrate import declared_metadata, upgrade_database
+    from app.runtime.migrate import declared_metadata, finish_indexes, upgrade_database
     from generator import generate
 
     drop_postgres_schema(SCHEMA)
@@ -168,7 +168,7 @@ def main() -> None:
         result = generate(workbook_with_field(tmp), generated)
 
         def upgrade() -> str:
-            done = upgrade_database(engine, generated, tmp / "backups", declared_metadata(result.spec))
+            done = finish_indexes(engine, upgrade_database(engine, generated, tmp / "backups", declared_metadata(result.spec)))
             return "; ".join(done.indexes + [f"NOT BUILT {u}" for u in done.unbuilt])
 
         print(f"{'change':14} {'took':>10}")

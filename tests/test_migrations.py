@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.migration_helpers import Office, database
 from tests.workbooks import library_sheets
@@ -101,6 +102,23 @@ def test_field_renamed_with_previous_name_keeps_data(office: Office) -> None:
     assert office.plan_text() == ["field renamed book.pages → page_count: 2 values kept"]
     assert office.upgrade().exit_code == 0
     assert office.rows("book", "page_count") == [(1, 1606), (2, 302), (3, None)]
+
+
+def test_a_field_name_freed_by_a_rename_can_be_used_again_each_with_its_own_index(office: Office) -> None:
+    def rename(s: dict) -> None:
+        f = office.field("book", "genre")
+        f["previous_name"], f["name"] = "genre", "category"
+
+    office.edit(rename)
+    assert office.upgrade().exit_code == 0
+    office.edit(lambda s: office.field("book", "category").pop("previous_name"))
+    office.edit(lambda s: s["fields"].append({"entity": "book", "name": "genre", "label": "体裁", "type": "string", "filter": "yes"}))
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    with office.engine.connect() as conn:
+        found = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("book") if i["name"].startswith("ix_")}
+    assert found["ix_book_category"] == ["category"] and found["ix_book_genre"] == ["genre"]
+    assert office.rows("book", "category") == [(1, "novel"), (2, "science"), (3, None)]
 
 
 def test_link_field_renamed_keeps_its_foreign_key(office: Office) -> None:

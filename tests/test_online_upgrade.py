@@ -160,3 +160,41 @@ def test_a_lock_held_for_a_moment_is_waited_out(office: Office, monkeypatch: pyt
     result = office.upgrade()
     assert result.exit_code == 0, result.output
     assert {v for _, v in office.rows("book", "shelf")} == {SHELF["default"]}
+
+
+def test_an_index_that_could_not_be_built_is_reported_and_built_by_the_next_upgrade(office: Office,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build waits for older transactions; past its wait it gives up. The schema change is
+    committed by then: its generated files stay, and the next upgrade builds the index."""
+    from app.runtime import migrate
+
+    monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)
+    monkeypatch.setattr(migrate, "INDEX_WAIT_MS", 300)
+    office.edit(lambda s: s["fields"].append(SHELF))
+    export = office.engine.connect()  # a long export: one snapshot for its whole transaction
+    export.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    export.execute(sa.text("SELECT count(*) FROM member"))
+    try:
+        result = office.upgrade()
+    finally:
+        export.rollback()
+        export.close()
+    assert result.exit_code == 0, result.output
+    assert "索引未建成" in result.output and "ix_book_shelf" in result.output and "in the way: pid" in result.output
+    assert len(list((office.generated / "versions").glob("0002_*.py"))) == 1  # committed, so kept
+    assert "shelf" in office.columns("book")
+    result = office.upgrade()
+    assert result.exit_code == 0 and "索引未建成" not in result.output, result.output
+    found = indexes(office, "book")
+    assert found["ix_book_shelf"][0] and found["lx_book_shelf_sort"][0]
+
+
+def test_a_search_fields_own_index_is_not_mistaken_for_its_trigram_index(office: Office) -> None:
+    office.edit(lambda s: s["fields"].append({"entity": "book", "name": "blurb", "label": "简介", "type": "string",
+                                              "search": "yes", "filter": "yes"}))
+    assert office.upgrade().exit_code == 0
+    with office.engine.begin() as conn:  # dropped by hand, or never built
+        conn.execute(sa.text("DROP INDEX ix_book_blurb"))
+    assert office.upgrade().exit_code == 0
+    found = indexes(office, "book")
+    assert found["ix_book_blurb"][0] and "btree" in found["ix_book_blurb"][1] and "gin" in found["lx_book_blurb_trgm"][1]

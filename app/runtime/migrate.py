@@ -533,6 +533,7 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
     elif isinstance(step, RenameColumn):
         with op.batch_alter_table(step.table) as b:
             b.alter_column(step.old, new_column_name=step.new)
+        _rename_field_index(db, op, step.table, step.old, step.new)
         # same transaction: the audit trail and grade/workflow history follow the field's new name
         moved = entitykeys.rename_field(db.conn, step.table, {step.old: step.new, step.old_field: step.new_field})
         if moved:
@@ -555,6 +556,21 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
     else:
         raise TypeError(step)
     db.insp = sa.inspect(db.conn)  # the schema changed: forget cached reflection
+
+
+def _rename_field_index(db: _Db, op: Operations, table: str, old: str, new: str) -> None:
+    """The field's own index follows its new name, so the old name is free for a field that takes
+    it later (whose index would otherwise clash with, or be taken for, this one)."""
+    before, after = _name("ix", table, old), _name("ix", table, new)
+    found = next((i for i in sa.inspect(db.conn).get_indexes(table) if i["name"] == before), None)
+    if found is None or found["column_names"] != [new]:
+        return
+    if db.conn.dialect.name == "postgresql":
+        prep = db.conn.dialect.identifier_preparer
+        db.conn.execute(sa.text(f"ALTER INDEX {prep.quote(before)} RENAME TO {prep.quote(after)}"))
+    else:  # SQLite cannot rename an index: drop and create (its tables are small)
+        op.drop_index(before, table_name=table)
+        op.create_index(after, table, [new])
 
 
 def create_tables(steps: list[CreateTable], db: _Db) -> None:
@@ -824,6 +840,8 @@ def trigram_opclass(conn: sa.Connection) -> str | None:
             with conn.begin_nested():  # no privilege, or another upgrade racing us: not fatal
                 conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm" + (" SCHEMA public" if public else "")))
         except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE:
+                raise  # busy, not missing: the upgrade tries again
             log.warning("pg_trgm not installed (%s): text searches will scan", str(exc).splitlines()[0])
         schema = conn.execute(where).scalar()
     return None if schema is None else f"{conn.dialect.identifier_preparer.quote(schema)}.gin_trgm_ops"
@@ -877,8 +895,9 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str
                   for name, table in declared.tables.items() if name in tables
                   for ix in sorted(table.indexes, key=lambda i: str(i.name)) if not str(ix.name).startswith("lx_")]
         catalogue = _index_catalogue(conn)
+        claimed = {b.name: b for b in fields + builds}
         for build in fields + builds:
-            need = _needed(build, catalogue)
+            need = _needed(build, catalogue, claimed)
             if need is None:
                 continue
             if _rows_at_least(conn, build.table, ONLINE_INDEX_ROWS):
@@ -901,14 +920,19 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str
 ONLINE_INDEX_ROWS = 10_000  # from here on an index of an existing table is built after the commit, concurrently
 
 
-def _needed(build: IndexBuild, catalogue: dict[str, tuple[str, tuple[str, ...], bool]]) -> str | None:
-    """None if ``build`` is there and valid; "create" if missing; "rebuild" if left invalid."""
+def _needed(build: IndexBuild, catalogue: dict[str, _Have], claimed: dict[str, IndexBuild] | None = None) -> str | None:
+    """None if ``build`` is there and valid; "create" if missing; "rebuild" if left invalid by an
+    interrupted build, or if its name is held by an index of other columns (a field renamed away
+    and its name used again)."""
     found = catalogue.get(build.name)
     if found is not None:
-        return None if found[2] else "rebuild"
+        same = (found.table, found.columns) == (build.table, build.columns)
+        return None if found.valid and same else "rebuild"
+    claimed = claimed or {}
     if not build.name.startswith("lx_") and any(
-            table == build.table and columns == build.columns and valid for table, columns, valid in catalogue.values()):
-        return None  # a field's index under another name (kept through a rename)
+            (h.table, h.columns) == (build.table, build.columns) and h.valid and h.plain
+            and (name not in claimed or claimed[name] == build) for name, h in catalogue.items()):
+        return None  # a field's own index under another name (one no other build claims)
     return "create"
 
 
@@ -917,52 +941,66 @@ def _rows_at_least(conn: sa.Connection, table: str, n: int) -> bool:
     return conn.execute(sa.text(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT :n) s"), {"n": n}).scalar_one() >= n  # noqa: S608 - a reflected name
 
 
-def _index_catalogue(conn: sa.Connection) -> dict[str, tuple[str, tuple[str, ...], bool]]:
-    """name → (table, columns, valid) of the indexes in the current schema (PostgreSQL)."""
+@dataclass(frozen=True)
+class _Have:
+    table: str
+    columns: tuple[str, ...]
+    valid: bool
+    plain: bool  # a btree index that is not unique: what a field's own index is
+
+
+def _index_catalogue(conn: sa.Connection) -> dict[str, _Have]:
+    """name → what it is, of the indexes in the current schema (PostgreSQL)."""
     rows = conn.execute(sa.text(
-        "SELECT i.relname, t.relname, x.indisvalid, ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
+        "SELECT i.relname, t.relname, x.indisvalid, m.amname = 'btree' AND NOT x.indisunique, "
+        "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
         "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) "
         "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-        "JOIN pg_namespace s ON s.oid = t.relnamespace WHERE s.nspname = current_schema()"))
-    return {name: (table, tuple(columns), valid) for name, table, valid, columns in rows}
+        "JOIN pg_am m ON m.oid = i.relam JOIN pg_namespace s ON s.oid = t.relnamespace WHERE s.nspname = current_schema()"))
+    return {name: _Have(table, tuple(columns), valid, plain) for name, table, valid, plain, columns in rows}
 
 
 def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild]) -> tuple[list[str], list[str]]:
     """PostgreSQL, after the upgrade's commit: build the indexes ``builds`` asks for that are
     missing, with ``CREATE INDEX CONCURRENTLY`` — pages keep reading and saving while a million
     rows are indexed. An index left invalid by an interrupted build is dropped and built again.
-    A build waits at most ``INDEX_WAIT_MS`` for older transactions. Returns (what was done, what
-    could not be done and why): the lists work without the index, only slower, until the next
-    ``crm upgrade`` builds it."""
+    Each wait of a build for older transactions lasts at most ``INDEX_WAIT_MS``. Returns (what was
+    done, what could not be done and why): the lists work without the index, only slower, until
+    the next ``crm upgrade`` builds it. Called once the generated files of the upgrade are kept:
+    the schema change is committed whatever happens here."""
     done: list[str] = []
     failed: list[str] = []
-    if not builds:
-        return done, failed
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        prep = conn.dialect.identifier_preparer
-        conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
+    claimed = {b.name: b for b in builds}
+    for build in builds:
+        started = time.perf_counter()
         try:
-            catalogue = _index_catalogue(conn)
-            for build in builds:
-                need = _needed(build, catalogue)  # another upgrade may have built it meanwhile
+            with engine.connect() as conn:  # one each: a build cancelled or killed spoils no other
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                prep = conn.dialect.identifier_preparer
+                need = _needed(build, _index_catalogue(conn), claimed)  # another upgrade may have built it meanwhile
                 if need is None:
                     continue
-                started = time.perf_counter()
-                try:
-                    if need == "rebuild":  # invalid: an earlier build was interrupted
-                        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {prep.quote(build.name)}"))
-                    conn.execute(sa.text(build.sql(prep, concurrently=True)))
-                except sa.exc.DBAPIError as exc:
-                    reason = str(exc.orig if exc.orig is not None else exc).splitlines()[0]
-                    failed.append(f"{build.describe()} on {build.table}: {reason}{_blockers(conn, [build.table])}")
-                    log.warning("index not built: %s", failed[-1])
-                    continue
-                done.append(f"create {build.describe()} concurrently, {time.perf_counter() - started:.1f} s")
-                log.info("indexes: %s", done[-1])
-        finally:
-            conn.execute(sa.text("RESET lock_timeout"))
+                conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
+                if need == "rebuild":  # left invalid by an interrupted build, or a stale index under this name
+                    conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {prep.quote(build.name)}"))
+                conn.execute(sa.text(build.sql(prep, concurrently=True)))
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig if exc.orig is not None else exc).splitlines()[0]
+            failed.append(f"{build.describe()} on {build.table}: {reason}{_blockers_text(engine, [build.table])}")
+            log.warning("index not built: %s", failed[-1])
+            continue
+        done.append(f"create {build.describe()} concurrently, {time.perf_counter() - started:.1f} s")
+        log.info("indexes: %s", done[-1])
     return done, failed
+
+
+def _blockers_text(engine: sa.Engine, tables: list[str]) -> str:
+    """:func:`_blockers` on a connection of its own, or nothing if the database cannot say."""
+    try:
+        with engine.connect() as conn:
+            return _blockers(conn, tables)
+    except sa.exc.DBAPIError:
+        return ""
 
 
 def _blockers(conn: sa.Connection, tables: list[str], limit: int = 5) -> str:
@@ -1058,6 +1096,7 @@ class UpgradeResult:
     lines: list[PlanLine]
     backup: Path | None
     dropped: list[PlanLine] = field(default_factory=list)
+    builds: list[IndexBuild] = field(default_factory=list)  # left for after the commit: finish_indexes
     indexes: list[str] = field(default_factory=list)  # built after the commit (PostgreSQL)
     unbuilt: list[str] = field(default_factory=list)  # could not be built: the next upgrade tries again
 
@@ -1104,8 +1143,14 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
             engine.dispose()
             shutil.copy2(backup, sqlite)
         raise
-    indexes, unbuilt = build_indexes_online(engine, builds)
-    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped, indexes, unbuilt)
+    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped, builds=builds)
+
+
+def finish_indexes(engine: sa.Engine, result: UpgradeResult) -> UpgradeResult:
+    """Build the indexes an upgrade left for after its commit (PostgreSQL, big tables), noting in
+    ``result`` what was built and what was not."""
+    result.indexes, result.unbuilt = build_indexes_online(engine, result.builds)
+    return result
 
 
 def _busy(engine: sa.Engine, declared: sa.MetaData, lock_timeout_ms: int, attempts: int) -> BusyUpgrade:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .migrate import UPGRADE_LOCK_TIMEOUT_MS, UpgradeResult, declared_metadata, upgrade_database
+from .migrate import UPGRADE_LOCK_TIMEOUT_MS, UpgradeResult, declared_metadata, finish_indexes, upgrade_database
 
 
 def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
@@ -14,5 +14,6 @@ def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
         db = app.extensions["crm"].db
         backups = Path(app.config["CRM_VAR_DIR"]) / "backups"
         spec = app.extensions["crm"].spec
-        return upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive,
+        done = upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive,
                                 app.config.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
+        return finish_indexes(db.engine, done)
