@@ -562,8 +562,7 @@ def _rename_field_index(db: _Db, op: Operations, table: str, old: str, new: str)
     """The field's own index follows its new name, so the old name is free for a field that takes
     it later (whose index would otherwise clash with, or be taken for, this one)."""
     before, after = _name("ix", table, old), _name("ix", table, new)
-    found = next((i for i in sa.inspect(db.conn).get_indexes(table) if i["name"] == before), None)
-    if found is None or found["column_names"] != [new]:
+    if before not in _constraints(db, table, new)["ix"]:
         return
     if db.conn.dialect.name == "postgresql":
         prep = db.conn.dialect.identifier_preparer
@@ -595,7 +594,8 @@ def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
         old = Col(col.name, _type_of(existing["type"], col), nullable=bool(existing["nullable"]))
         _apply_alter(AlterColumn(table, old, col, step.label), op, db, restoring=True)
         return
-    if db.online and not col.encrypted:
+    catalogued = db.online and not col.encrypted
+    if catalogued:
         # a constant default is kept in PostgreSQL's catalogue for the rows already there: no
         # rewrite of a million rows under the table's lock, and NOT NULL needs no scan; dropped at
         # once, so later rows get the application's default (a date default is today's, not this one)
@@ -610,7 +610,7 @@ def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
             t = db.t(table, col.name)
             db.conn.execute(sa.update(t).values({col.name: sa.literal(_default_value(col), sa_type(col))}))
     with op.batch_alter_table(table) as b:
-        if not col.nullable and not (db.online and not col.encrypted):
+        if not col.nullable and not catalogued:  # catalogued: NOT NULL came with the column
             b.alter_column(col.name, existing_type=sa_type(col), nullable=False)
         if col.fk:
             ref = col.fk.split(".")[0]
@@ -896,11 +896,14 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str
                   for ix in sorted(table.indexes, key=lambda i: str(i.name)) if not str(ix.name).startswith("lx_")]
         catalogue = _index_catalogue(conn)
         claimed = {b.name: b for b in fields + builds}
+        big: dict[str, bool] = {}
         for build in fields + builds:
             need = _needed(build, catalogue, claimed)
             if need is None:
                 continue
-            if _rows_at_least(conn, build.table, ONLINE_INDEX_ROWS):
+            if build.table not in big:
+                big[build.table] = _rows_at_least(conn, build.table, ONLINE_INDEX_ROWS)
+            if big[build.table]:
                 online.append(build)  # a big table: built after the commit, without locking it
                 continue
             if need == "rebuild":
@@ -1154,8 +1157,7 @@ def finish_indexes(engine: sa.Engine, result: UpgradeResult) -> UpgradeResult:
 
 
 def _busy(engine: sa.Engine, declared: sa.MetaData, lock_timeout_ms: int, attempts: int) -> BusyUpgrade:
-    with engine.connect() as conn:
-        in_the_way = _blockers(conn, [t for t in declared.tables if not t.startswith(INTERNAL_PREFIXES)])
+    in_the_way = _blockers_text(engine, [t for t in declared.tables if not t.startswith(INTERNAL_PREFIXES)])
     return BusyUpgrade(
         f"升级在 {lock_timeout_ms} 毫秒内拿不到表锁(试了 {attempts} 次),没有任何改动;等占着表的会话结束后再运行 crm upgrade,"
         f"或调大 CRM_UPGRADE_LOCK_TIMEOUT_MS (the upgrade could not lock its tables within {lock_timeout_ms} ms, "
