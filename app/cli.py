@@ -255,7 +255,7 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         BusyUpgrade,
         RefusedUpgrade,
         declared_metadata,
-        finish_indexes,
+        finish_online,
         upgrade_database,
     )
     from generator.emit import restore_files, save_files
@@ -282,6 +282,15 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         except BaseException:
             restore_files(saved, Path(out))
             raise
+        for line in done.lines + done.dropped:
+            click.echo(f"  - {line.text(lang)}")
+        if done.applied:
+            click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
+        else:
+            click.echo("数据库结构已是最新 (the database schema is up to date)")
+        # committed, its files kept: what big tables need after the commit, the system in use
+        # (PostgreSQL), before the regrade, which must see the defaults filled in
+        finish_online(engine, done, progress=lambda text: click.echo(f"  … {text} (系统照常可用 the system stays in use)"))
         graded = _regrade_all(engine, result.spec) if regrade_after or done.applied else []
     except RefusedUpgrade as exc:
         for line in exc.lines:
@@ -292,26 +301,11 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
     finally:
         engine.dispose()
     _sync_permissions()
-    for line in done.lines + done.dropped:
-        click.echo(f"  - {line.text(lang)}")
-    if done.applied:
-        click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
-    else:
-        click.echo("数据库结构已是最新 (the database schema is up to date)")
-    for text in graded:
+    for text in graded + done.finished:
         click.echo(f"  - {text}")
-    if done.builds:  # the change is committed and its files kept: the indexes of big tables now, online
-        click.echo(f"建索引 (building {len(done.builds)} index(es) concurrently; the system stays in use) …")
-        engine = _engine()
-        try:
-            finish_indexes(engine, done)
-        finally:
-            engine.dispose()
-    for text in done.indexes:
-        click.echo(f"  - {text}")
-    for text in done.unbuilt:
-        click.echo(f"  ! 索引未建成,列表照常可用但会慢,再次运行 crm upgrade 补建 (index not built; lists work, slower, "
-                   f"until crm upgrade is run again): {text}", err=True)
+    for text in done.unfinished:
+        click.echo(f"  ! 未完成,系统照常可用,再次运行 crm upgrade 补做 (not done; the system works, and crm upgrade "
+                   f"does it when run again): {text}", err=True)
 
 
 @main.command()

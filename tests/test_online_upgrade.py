@@ -180,11 +180,11 @@ def test_an_index_that_could_not_be_built_is_reported_and_built_by_the_next_upgr
         export.rollback()
         export.close()
     assert result.exit_code == 0, result.output
-    assert "索引未建成" in result.output and "ix_book_shelf" in result.output and "in the way: pid" in result.output
+    assert "未完成" in result.output and "ix_book_shelf" in result.output and "in the way: pid" in result.output
     assert len(list((office.generated / "versions").glob("0002_*.py"))) == 1  # committed, so kept
     assert "shelf" in office.columns("book")
     result = office.upgrade()
-    assert result.exit_code == 0 and "索引未建成" not in result.output, result.output
+    assert result.exit_code == 0 and "未完成" not in result.output, result.output
     found = indexes(office, "book")
     assert found["ix_book_shelf"][0] and found["lx_book_shelf_sort"][0]
 
@@ -198,3 +198,140 @@ def test_a_search_fields_own_index_is_not_mistaken_for_its_trigram_index(office:
     assert office.upgrade().exit_code == 0
     found = indexes(office, "book")
     assert found["ix_book_blurb"][0] and "btree" in found["ix_book_blurb"][1] and "gin" in found["lx_book_blurb_trgm"][1]
+
+
+# -- constraints on big tables: what must see every row is done after the commit ----------------
+
+def after_commit(sql: list[str]) -> int:
+    """The position in ``sql`` of the upgrade's alembic_version write (its transaction's end)."""
+    return max(i for i, s in enumerate(sql) if s.startswith(("UPDATE alembic_version", "INSERT INTO alembic_version")))
+
+
+def checks(office: Office, table: str) -> dict[str, tuple[str, bool]]:
+    """name → (kind, validated) of ``table``'s constraints."""
+    with office.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT conname, contype::text, convalidated FROM pg_constraint "
+                                    "WHERE conrelid = CAST(:t AS regclass)"), {"t": table})
+        return {name: (kind, valid) for name, kind, valid in rows}
+
+
+@pytest.fixture
+def big(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import migrate
+
+    monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)  # book (40 rows) counts as big
+    monkeypatch.setattr(migrate, "FILL_BATCH", 4)
+
+
+def test_a_field_made_required_on_a_big_table_is_filled_in_batches_after_the_commit(office: Office, sql: list[str],
+                                                                                     big: None) -> None:
+    office.insert("book", *[{"title": f"无页数{i}"} for i in range(6)])
+    filled_before = dict(office.rows("book", "pages"))
+    office.edit(lambda s: s["fields"].__setitem__(2, {**office.field("book", "pages"), "required": "yes", "default": "100"}))
+    assert "6 empty values get the default 100" in " ".join(office.plan_text())
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    end = after_commit(sql)
+    inside, outside = sql[:end], sql[end:]
+    # inside the transaction: no row written, no NOT NULL (a scan of the table under its lock)
+    assert not [s for s in inside if s.startswith("UPDATE book") or "SET NOT NULL" in s or "nn_book_pages" in s]
+    # after it: filled a few rows a transaction; only then a check (saving a row still empty would
+    # fail), validated without blocking anyone, and NOT NULL set on its proof
+    fills = [i for i, s in enumerate(outside) if s.startswith("UPDATE book SET pages")]
+    assert len(fills) >= 2 and all("book.id >= " in outside[i] and "book.id < " in outside[i] for i in fills)
+    steps = [s for s in outside if "nn_book_pages" in s or "SET NOT NULL" in s]
+    assert steps == ["ALTER TABLE book ADD CONSTRAINT nn_book_pages CHECK (pages IS NOT NULL) NOT VALID",
+                     "ALTER TABLE book VALIDATE CONSTRAINT nn_book_pages", "ALTER TABLE book ALTER COLUMN pages SET NOT NULL",
+                     "ALTER TABLE book DROP CONSTRAINT nn_book_pages"]
+    assert max(fills) < outside.index(steps[0])
+    assert "made book.pages required (6 empty rows got the default 100)" in result.output
+    after = dict(office.rows("book", "pages"))
+    assert after == {k: (100 if v is None else v) for k, v in filled_before.items()}  # no row lost, none changed but the empty
+    assert office.columns("book")["pages"]["nullable"] is False and "nn_book_pages" not in checks(office, "book")
+    sql.clear()
+    assert "up to date" in office.upgrade().output and not [s for s in sql if "nn_book_pages" in s]
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_required_work_an_interrupted_upgrade_left_is_finished_by_the_next_or_dropped_if_made_optional(
+        office: Office, big: None, checked: bool) -> None:
+    office.edit(lambda s: s["fields"].__setitem__(2, {**office.field("book", "pages"), "required": "yes", "default": "100"}))
+    assert office.upgrade().exit_code == 0
+
+    def interrupted(empty: str) -> None:
+        """What an upgrade stopped half-way through its fill leaves (``checked``: after its check was added)."""
+        with office.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE book ALTER COLUMN pages DROP NOT NULL"))
+            conn.execute(sa.text(f"UPDATE book SET pages = NULL WHERE {empty}"))  # noqa: S608 - the test's own
+            if checked:
+                conn.execute(sa.text("ALTER TABLE book ADD CONSTRAINT nn_book_pages CHECK (pages IS NOT NULL) NOT VALID"))
+
+    interrupted("id <= 3")
+    if checked:
+        with pytest.raises(sa.exc.IntegrityError):  # meanwhile no one can save a book without pages
+            office.insert("book", {"title": "没有页数"})
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output and "made book.pages required (3 empty rows got the default 100)" in result.output
+    assert office.columns("book")["pages"]["nullable"] is False and "nn_book_pages" not in checks(office, "book")
+    assert [p for _, p in office.rows("book", "pages")][:3] == [100, 100, 100]
+    # left half-way again, and then the office makes the field optional: no check stays, nothing is filled
+    interrupted("id = 1")
+    office.edit(lambda s: s["fields"].__setitem__(2, {**office.field("book", "pages"), "required": "no"}))
+    assert office.upgrade().exit_code == 0
+    assert "nn_book_pages" not in checks(office, "book") and office.rows("book", "pages")[0][1] is None
+    office.insert("book", {"title": "没有页数"})
+
+
+def test_a_new_link_on_a_big_table_has_its_rows_checked_after_the_commit(office: Office, sql: list[str], big: None) -> None:
+    office.edit(lambda s: s["fields"].append({"entity": "book", "name": "donor", "label": "捐赠人", "type": "link",
+                                              "link": "member"}))
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    end = after_commit(sql)
+    assert ("ALTER TABLE book ADD CONSTRAINT fk_book_donor_id_member FOREIGN KEY (donor_id) REFERENCES member (id) NOT VALID"
+            in sql[:end])
+    assert "ALTER TABLE book VALIDATE CONSTRAINT fk_book_donor_id_member" in sql[end:]
+    assert checks(office, "book")["fk_book_donor_id_member"] == ("f", True)
+    assert "checked every link of book.donor_id" in result.output
+    with pytest.raises(sa.exc.IntegrityError):
+        office.insert("book", {"title": "无主", "donor_id": 999_999})
+
+
+def test_a_field_made_unique_on_a_big_table_gets_its_index_concurrently_and_duplicates_are_reported(
+        office: Office, sql: list[str], big: None) -> None:
+    office.edit(lambda s: s["fields"].__setitem__(0, {**office.field("book", "title"), "unique": "yes"}))
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    end = after_commit(sql)
+    assert not [s for s in sql[:end] if "uq_book_title" in s]  # no unique index built under the table's lock
+    assert sql[end:].index("CREATE UNIQUE INDEX CONCURRENTLY uq_book_title ON book (title)") < sql[end:].index(
+        "ALTER TABLE book ADD CONSTRAINT uq_book_title UNIQUE USING INDEX uq_book_title")
+    assert checks(office, "book")["uq_book_title"] == ("u", True)
+    assert "made book.title unique" in result.output
+    # duplicates written before the index was there (an upgrade stopped before its build)
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE book DROP CONSTRAINT uq_book_title"))
+    office.insert("book", {"title": "书1"}, {"title": "书1"})
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    assert "未完成" in result.output and "make book.title unique" in result.output and "'书1' ×3" in result.output
+    assert "uq_book_title" not in indexes(office, "book")  # no invalid index left behind
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE book SET title = title || '-' || id WHERE title = '书1'"))
+    result = office.upgrade()
+    assert result.exit_code == 0 and "未完成" not in result.output, result.output
+    assert checks(office, "book")["uq_book_title"] == ("u", True)
+
+
+def test_a_unique_index_an_interrupted_run_left_goes_when_the_field_is_no_longer_unique(office: Office, big: None) -> None:
+    office.edit(lambda s: s["fields"].__setitem__(0, {**office.field("book", "title"), "unique": "yes"}))
+    result = office.upgrade()
+    assert result.exit_code == 0 and "made book.title unique" in result.output, result.output
+    with office.engine.begin() as conn:  # stopped between the index build and the constraint taking it
+        conn.execute(sa.text("ALTER TABLE book DROP CONSTRAINT uq_book_title"))
+        conn.execute(sa.text("CREATE UNIQUE INDEX uq_book_title ON book (title)"))
+    office.edit(lambda s: s["fields"].__setitem__(0, {**office.field("book", "title"), "unique": "no"}))
+    assert office.upgrade().exit_code == 0
+    assert "uq_book_title" not in indexes(office, "book") and "uq_book_title" not in checks(office, "book")
+    office.insert("book", {"title": "书1"})  # the same title twice is allowed now

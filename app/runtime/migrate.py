@@ -15,19 +15,23 @@ itself to a person, and how it is applied — without losing or duplicating a ro
   tries again a few times, then gives up naming the sessions in the way, nothing changed. A new
   field's constant default is kept in the catalogue (no table rewrite). Indexes of big tables are
   built after the commit with ``CREATE INDEX CONCURRENTLY``, reads and writes going on
-  (:func:`build_indexes_online`); one interrupted is rebuilt by the next upgrade.
+  (:func:`build_indexes_online`); one interrupted is rebuilt by the next upgrade. So is what
+  would scan or write every row of a big table: a new link's key check, a field made unique or
+  made required (:class:`ConstraintWork`, :func:`finish_constraints`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,8 @@ UPGRADE_LOCK_TIMEOUT_MS = 3_000  # per lock the upgrade's transaction waits for 
 UPGRADE_LOCK_ATTEMPTS = 5  # the whole transaction is tried this often,
 UPGRADE_LOCK_PAUSE_S = 2.0  # pausing this long times the attempt in between
 INDEX_WAIT_MS = 60_000  # how long an online index build waits for older transactions to end
+FILL_BATCH = 10_000  # rows a transaction when a field made required is filled after the commit
+REQUIRED_PREFIX = "nn_"  # a check standing in for NOT NULL until the rows are filled (big tables)
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within lock_timeout
 
 
@@ -122,7 +128,8 @@ def sa_column(col: Col, nullable: bool | None = None) -> sa.Column[Any]:
     args: list[Any] = [sa_type(col)]
     if col.fk:
         args.append(sa.ForeignKey(col.fk))
-    return sa.Column(col.name, *args, nullable=col.nullable if nullable is None else nullable, unique=col.unique, index=col.index)
+    return sa.Column(col.name, *args, nullable=col.nullable if nullable is None else nullable, unique=col.unique, index=col.index,
+                     info={"crm": col})
 
 
 def table_of(metadata: sa.MetaData, name: str, cols: Iterable[Col]) -> sa.Table:
@@ -180,6 +187,17 @@ class _Db:
         self.online = conn.dialect.name == "postgresql"
         self.table_alias: dict[str, str] = {}
         self.column_alias: dict[tuple[str, str], str] = {}
+        self._big: dict[str, bool] = {}
+
+    def deferred(self, table: str) -> bool:
+        """PostgreSQL and a table of ``ONLINE_INDEX_ROWS`` rows or more: a step that would scan or
+        write every row under the table's lock leaves that part for :func:`finish_constraints`."""
+        if not self.online:
+            return False
+        name = self._t(table)
+        if name not in self._big:
+            self._big[name] = _rows_at_least(self.conn, name, ONLINE_INDEX_ROWS)
+        return self._big[name]
 
     def alias(self, step: Step) -> None:
         if isinstance(step, RenameTable):
@@ -609,14 +627,17 @@ def _apply_add(step: AddColumn, op: Operations, db: _Db) -> None:
         if col.default is not None:
             t = db.t(table, col.name)
             db.conn.execute(sa.update(t).values({col.name: sa.literal(_default_value(col), sa_type(col))}))
+    later = db.deferred(table)  # a big table: the key check and the unique index after the commit
     with op.batch_alter_table(table) as b:
         if not col.nullable and not catalogued:  # catalogued: NOT NULL came with the column
             b.alter_column(col.name, existing_type=sa_type(col), nullable=False)
-        if col.fk:
+        if col.fk and not later:
             ref = col.fk.split(".")[0]
             b.create_foreign_key(_name("fk", table, col.name, ref), ref, [col.name], ["id"])
-        if col.unique:
+        if col.unique and not later:
             b.create_unique_constraint(_name("uq", table, col.name), [col.name])
+    if col.fk and later:
+        _add_link_unchecked(db, table, col.name, col.fk.split(".")[0])
     if col.index and not db.online:  # online: build_indexes_online, after the commit
         op.create_index(_name("ix", table, col.name), table, [col.name])
 
@@ -656,23 +677,33 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
             db.conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({new.name: sa.bindparam("_v", type_=sa_type(new))}),
                             [{"_pk": pk, "_v": v} for pk, v in pairs])
         existing = {**existing, "type": sa_type(new), "nullable": True}
-    if not new.nullable and new.default is not None:
+    later = db.deferred(table)  # a big table: what scans or writes every row, after the commit
+    require_later = later and not new.nullable and bool(existing["nullable"])
+    if not new.nullable and new.default is not None and not require_later:
         db.conn.execute(sa.update(t).where(t.c[new.name].is_(None)).values({new.name: sa.literal(_default_value(new), sa_type(new))}))
     constraints = _constraints(db, table, new.name)
+    relink = new.fk != old.fk or (restoring and bool(new.fk) and not constraints["fk"])
     with op.batch_alter_table(table) as b:
-        if bool(existing["nullable"]) != new.nullable:
+        if bool(existing["nullable"]) != new.nullable and not require_later:
             b.alter_column(new.name, existing_type=existing["type"], nullable=new.nullable)
-        if new.fk != old.fk or (restoring and new.fk and not constraints["fk"]):
+        if relink:
             for name in constraints["fk"]:
                 b.drop_constraint(name, type_="foreignkey")
-            if new.fk:
+            if new.fk and not later:
                 ref = new.fk.split(".")[0]
                 b.create_foreign_key(_name("fk", table, new.name, ref), ref, [new.name], ["id"])
-        if new.unique and not constraints["uq"]:
+        if new.unique and not constraints["uq"] and not later:
             b.create_unique_constraint(_name("uq", table, new.name), [new.name])
         elif not new.unique:
             for name in constraints["uq"]:
                 b.drop_constraint(name, type_="unique")
+    if relink and new.fk and later:
+        _add_link_unchecked(db, table, new.name, new.fk.split(".")[0])
+    if not new.unique and db.online:  # a unique index an interrupted run built but did not make a constraint of
+        db.conn.execute(sa.text(f"DROP INDEX IF EXISTS {_q(db.conn, _name('uq', table, new.name))}"))
+    if new.nullable and db.online:  # made optional again before an earlier upgrade finished requiring it
+        for name in _required_checks(db.conn, table, new.name):
+            db.conn.execute(sa.text(f"ALTER TABLE {_q(db.conn, table)} DROP CONSTRAINT {_q(db.conn, name)}"))
     if new.index and not constraints["ix"] and not db.online:  # online: build_indexes_online
         op.create_index(_name("ix", table, new.name), table, [new.name])
     elif not new.index:
@@ -716,6 +747,209 @@ def _constraints(db: _Db, table: str, column: str) -> dict[str, list[str]]:
         "uq": [u["name"] for u in insp.get_unique_constraints(table) if u["column_names"] == [column] and u["name"]],
         "ix": [i["name"] for i in insp.get_indexes(table) if i["column_names"] == [column] and not i.get("unique") and i["name"]],
     }
+
+
+def _q(conn: sa.Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _required_name(table: str, column: str) -> str:
+    """The name of the check that stands in for NOT NULL until the rows are filled (PostgreSQL's
+    63-character limit kept, so the name found in the catalogue is the one given)."""
+    name = f"{REQUIRED_PREFIX}{table}_{column}"
+    return name if len(name) <= 63 else f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def _add_link_unchecked(db: _Db, table: str, column: str, ref: str) -> None:
+    """The link's foreign key, enforced from now on for every row written, while the rows already
+    there are checked after the commit (``VALIDATE CONSTRAINT``, which blocks no reads or writes)."""
+    c = db.conn
+    c.execute(sa.text(f"ALTER TABLE {_q(c, table)} ADD CONSTRAINT {_q(c, _name('fk', table, column, ref))} "
+                      f"FOREIGN KEY ({_q(c, column)}) REFERENCES {_q(c, ref)} (id) NOT VALID"))
+
+
+def _required_checks(conn: sa.Connection, table: str, column: str) -> list[str]:
+    """The required-checks (:func:`_require`) left on ``table.column`` by an unfinished upgrade."""
+    return [name for t, name, col in _pending_checks(conn) if (t, col) == (table, column)]
+
+
+def _pending_checks(conn: sa.Connection) -> list[tuple[str, str, str]]:
+    """(table, constraint, column) of every required-check left by an upgrade (PostgreSQL)."""
+    return [tuple(r) for r in conn.execute(sa.text(
+        "SELECT t.relname, c.conname, a.attname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = c.conkey[1] "
+        "WHERE n.nspname = current_schema() AND c.contype = 'c' AND left(c.conname, :n) = :p AND cardinality(c.conkey) = 1 "
+        "ORDER BY 1, 2"), {"p": REQUIRED_PREFIX, "n": len(REQUIRED_PREFIX)})]
+
+
+@dataclass(frozen=True)
+class ConstraintWork:
+    """What an upgrade leaves for after its commit on a big table (PostgreSQL), read off the
+    catalogue against what the workbook declares, so what an interrupted run left undone is found
+    by the next one:
+
+    * ``validate``: a foreign key added NOT VALID — every row's link is checked;
+    * ``require``: a field declared required whose column still allows empty values — filled
+      with its default in batches, then made NOT NULL (:func:`_require`); also a required-check
+      left on a field made optional since, which is dropped;
+    * ``unique``: a unique field without its constraint — ``CREATE UNIQUE INDEX CONCURRENTLY``,
+      then the constraint takes that index.
+    """
+
+    kind: str
+    table: str
+    column: str
+    name: str
+    col: Col | None = None  # as the workbook declares the field now
+
+    def describe(self) -> str:
+        return {"validate": f"check every link of {self.table}.{self.column} ({self.name})",
+                "require": f"make {self.table}.{self.column} required",
+                "unique": f"make {self.table}.{self.column} unique ({self.name})"}[self.kind]
+
+
+def pending_constraints(conn: sa.Connection, declared: sa.MetaData) -> list[ConstraintWork]:
+    """The constraint work (:class:`ConstraintWork`) this database still owes ``declared``."""
+    if conn.dialect.name != "postgresql":
+        return []
+    insp = sa.inspect(conn)
+    tables = {t for t in insp.get_table_names() if t in declared.tables and not t.startswith(INTERNAL_PREFIXES)}
+    work = [ConstraintWork("validate", t, column, name) for t, name, column in conn.execute(sa.text(
+        "SELECT t.relname, c.conname, a.attname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = c.conkey[1] "
+        "WHERE n.nspname = current_schema() AND c.contype = 'f' AND NOT c.convalidated ORDER BY 1, 2")) if t in tables]
+    checks = {(t, column): name for t, name, column in _pending_checks(conn)}
+    for table in sorted(tables):
+        have = {tuple(u["column_names"]) for u in insp.get_unique_constraints(table)}
+        nullable = {c["name"]: c["nullable"] for c in insp.get_columns(table)}
+        for column in declared.tables[table].columns:
+            col = column.info.get("crm")
+            if col is not None and not col.nullable and nullable.get(column.name):
+                work.append(ConstraintWork("require", table, column.name, checks.pop((table, column.name), None)
+                                           or _required_name(table, column.name), col))
+            if column.unique and column.name in nullable and (column.name,) not in have:
+                work.append(ConstraintWork("unique", table, column.name, _name("uq", table, column.name)))
+    # a check left on a field made optional (or removed) since: nothing to fill, the check goes
+    work += [ConstraintWork("require", t, column, name) for (t, column), name in checks.items() if t in tables]
+    return work
+
+
+def finish_constraints(engine: sa.Engine, declared: sa.MetaData,
+                       progress: Callable[[str], None] = log.info) -> tuple[list[str], list[str]]:
+    """PostgreSQL, after the upgrade's commit: the constraint work it left on big tables
+    (:class:`ConstraintWork`), each on its own connection, the office working meanwhile. Returns
+    (what was done, what could not be done and why); nothing is raised: what is left stays in
+    the catalogue and the next ``crm upgrade`` does it."""
+    done: list[str] = []
+    failed: list[str] = []
+    if engine.dialect.name != "postgresql":
+        return done, failed
+    with engine.connect() as conn:
+        work = pending_constraints(conn, declared)
+    for job in work:
+        progress(job.describe())
+        started = time.perf_counter()
+        try:
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
+                text = {"validate": _validate, "require": _require, "unique": _unique}[job.kind](conn, job)
+        except (sa.exc.DBAPIError, _Unfinished) as exc:
+            reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc).splitlines()[0]
+            failed.append(f"{job.describe()}: {reason}{_blockers_text(engine, [job.table])}")
+            log.warning("not finished: %s", failed[-1])
+            continue
+        done.append(f"{text}, {time.perf_counter() - started:.1f} s")
+        log.info("constraints: %s", done[-1])
+    return done, failed
+
+
+class _Unfinished(Exception):
+    """Constraint work that the data does not allow yet (said why, in both languages)."""
+
+
+def _validate(conn: sa.Connection, job: ConstraintWork) -> str:
+    conn.execute(sa.text(f"ALTER TABLE {_q(conn, job.table)} VALIDATE CONSTRAINT {_q(conn, job.name)}"))
+    return f"checked every link of {job.table}.{job.column}"
+
+
+def _require(conn: sa.Connection, job: ConstraintWork) -> str:
+    """A field made required on a big table. Inside the upgrade's transaction nothing was done
+    (a NOT NULL there would scan the table under its lock, the fill write every empty row under
+    it). Here: the empty rows get the default, a batch a transaction; a check not yet validated
+    then stops anyone saving a row without the field (no scan; not before the fill, or saving any
+    row still empty would fail); rows left empty meanwhile are filled; the check is validated
+    (reads and writes go on) and proves NOT NULL, which is then set without a scan."""
+    table, column = _q(conn, job.table), _q(conn, job.column)
+    check = _q(conn, job.name)
+    present = job.name in _required_checks(conn, job.table, job.column)
+    if job.col is None or job.col.nullable:  # the field was removed or made optional since
+        with _briefly(conn):
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {check}"))
+        return f"{job.table}.{job.column} no longer required: check {job.name} dropped"
+    filled = _fill(conn, job)
+    if not present:
+        with _briefly(conn):
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"))
+    filled += _fill(conn, job)  # rows saved empty before the check was there
+    empty = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {column} IS NULL")).scalar_one()  # noqa: S608 - quoted names
+    if empty:  # no default to give them (rows saved empty since the plan was checked): saving them must keep working
+        with _briefly(conn):
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {check}"))
+        raise _Unfinished(f"{job.table}.{job.column} 仍有 {empty} 行为空,请在 fields 的 default 列给出默认值或补填这些行 "
+                          f"({empty} rows are still empty: give a default in fields, or fill them in)")
+    conn.execute(sa.text(f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}"))
+    with _briefly(conn):  # NOT NULL is proven by the validated check: no scan under the exclusive lock
+        conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"))
+        conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {check}"))
+    return f"made {job.table}.{job.column} required ({filled} empty rows got the default {job.col.default!r})"
+
+
+def _fill(conn: sa.Connection, job: ConstraintWork) -> int:
+    """Give the empty rows of a field made required its default, ``FILL_BATCH`` ids a transaction
+    (no row stays locked for long); how many were filled."""
+    if job.col is None or job.col.default is None:
+        return 0
+    value = sa.literal(_default_value(job.col), sa_type(job.col))
+    t = sa.table(job.table, sa.column("id"), sa.column(job.column))
+    empty = t.c[job.column].is_(None)
+    lo, hi = conn.execute(sa.select(sa.func.min(t.c.id), sa.func.max(t.c.id)).where(empty)).one()
+    filled = 0
+    while lo is not None and lo <= hi:
+        filled += conn.execute(sa.update(t).where(t.c.id >= lo, t.c.id < lo + FILL_BATCH, empty).values({job.column: value})).rowcount
+        lo += FILL_BATCH
+    return filled
+
+
+def _unique(conn: sa.Connection, job: ConstraintWork) -> str:
+    table, name = _q(conn, job.table), _q(conn, job.name)
+    conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))  # one an interrupted build left
+    try:
+        conn.execute(sa.text(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} ({_q(conn, job.column)})"))
+    except sa.exc.IntegrityError:
+        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+        dups = _Db(conn).duplicates(job.table, job.column)
+        listing = ", ".join(f"{v!r} ×{n}" for v, n in dups[:EXAMPLES])
+        raise _Unfinished(f"{len(dups)} 个值重复:{listing} — 请先修改这些行 ({len(dups)} values repeat: {listing} — "
+                          "correct those rows first)") from None
+    with _briefly(conn):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"))
+    return f"made {job.table}.{job.column} unique (index {job.name} built concurrently)"
+
+
+@contextmanager
+def _briefly(conn: sa.Connection) -> Iterator[None]:
+    """A transaction of its own on an AUTOCOMMIT connection, for steps that take the table's
+    exclusive lock for a moment: it waits for the lock no longer than the upgrade's own steps do,
+    so pages never queue behind it for long."""
+    conn.exec_driver_sql("BEGIN")
+    try:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(UPGRADE_LOCK_TIMEOUT_MS)}")
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("COMMIT")
 
 
 # -- running inside an Alembic revision --------------------------------------------------------
@@ -963,7 +1197,8 @@ def _index_catalogue(conn: sa.Connection) -> dict[str, _Have]:
     return {name: _Have(table, tuple(columns), valid, plain) for name, table, valid, plain, columns in rows}
 
 
-def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild]) -> tuple[list[str], list[str]]:
+def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild],
+                         progress: Callable[[str], None] = log.info) -> tuple[list[str], list[str]]:
     """PostgreSQL, after the upgrade's commit: build the indexes ``builds`` asks for that are
     missing, with ``CREATE INDEX CONCURRENTLY`` — pages keep reading and saving while a million
     rows are indexed. An index left invalid by an interrupted build is dropped and built again.
@@ -983,6 +1218,7 @@ def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild]) -> tuple[l
                 need = _needed(build, _index_catalogue(conn), claimed)  # another upgrade may have built it meanwhile
                 if need is None:
                     continue
+                progress(f"build {build.describe()} concurrently")
                 conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
                 if need == "rebuild":  # left invalid by an interrupted build, or a stale index under this name
                     conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {prep.quote(build.name)}"))
@@ -1099,9 +1335,10 @@ class UpgradeResult:
     lines: list[PlanLine]
     backup: Path | None
     dropped: list[PlanLine] = field(default_factory=list)
-    builds: list[IndexBuild] = field(default_factory=list)  # left for after the commit: finish_indexes
-    indexes: list[str] = field(default_factory=list)  # built after the commit (PostgreSQL)
-    unbuilt: list[str] = field(default_factory=list)  # could not be built: the next upgrade tries again
+    builds: list[IndexBuild] = field(default_factory=list)  # left for after the commit: finish_online
+    declared: sa.MetaData | None = None  # what the workbook declares (the constraint work is read against it)
+    finished: list[str] = field(default_factory=list)  # done after the commit (PostgreSQL)
+    unfinished: list[str] = field(default_factory=list)  # could not be done: the next upgrade tries again
 
 
 def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, declared: sa.MetaData,
@@ -1146,13 +1383,17 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
             engine.dispose()
             shutil.copy2(backup, sqlite)
         raise
-    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped, builds=builds)
+    return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped, builds=builds, declared=declared)
 
 
-def finish_indexes(engine: sa.Engine, result: UpgradeResult) -> UpgradeResult:
-    """Build the indexes an upgrade left for after its commit (PostgreSQL, big tables), noting in
-    ``result`` what was built and what was not."""
-    result.indexes, result.unbuilt = build_indexes_online(engine, result.builds)
+def finish_online(engine: sa.Engine, result: UpgradeResult, progress: Callable[[str], None] = log.info) -> UpgradeResult:
+    """What an upgrade left for after its commit (PostgreSQL, big tables): the constraint work
+    (:func:`finish_constraints`: defaults filled first, so a regrade after this sees them), then
+    the indexes (:func:`build_indexes_online`); ``progress`` is told of each as it starts. Notes
+    in ``result`` what was done and what not."""
+    done, failed = finish_constraints(engine, result.declared, progress) if result.declared is not None else ([], [])
+    built, unbuilt = build_indexes_online(engine, result.builds, progress)
+    result.finished, result.unfinished = done + built, failed + unbuilt
     return result
 
 

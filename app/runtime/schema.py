@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .migrate import UPGRADE_LOCK_TIMEOUT_MS, UpgradeResult, declared_metadata, finish_indexes, upgrade_database
+from .migrate import UPGRADE_LOCK_TIMEOUT_MS, UpgradeResult, declared_metadata, finish_online, upgrade_database
 
 
 def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
@@ -16,4 +16,4 @@ def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
         spec = app.extensions["crm"].spec
         done = upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive,
                                 app.config.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
-        return finish_indexes(db.engine, done)
+        return finish_online(db.engine, done)
