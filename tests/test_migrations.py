@@ -205,6 +205,45 @@ def test_entity_renamed_with_previous_name_keeps_rows_and_links(office: Office) 
     assert office.rows("loan", "member_id") == [(1, 1), (2, 2)]
 
 
+def named_indexes(office: Office, table: str) -> list[str]:
+    """The names of ``table``'s own indexes, from the database's catalogue."""
+    query = ("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND name NOT LIKE 'sqlite_%' ORDER BY name"
+             if office.engine.dialect.name == "sqlite" else
+             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t AND indexname NOT LIKE 'pk_%' "
+             "ORDER BY indexname")
+    with office.engine.connect() as conn:
+        return list(conn.execute(sa.text(query), {"t": table}).scalars())
+
+
+def test_an_entity_name_freed_by_a_rename_can_be_used_again_each_table_with_its_own_indexes(office: Office) -> None:
+    def rename(s: dict) -> None:
+        s["entities"][1].update(name="reader", previous_name="member")
+        for row in s["fields"] + s["permissions"]:
+            if row["entity"] == "member":
+                row["entity"] = "reader"
+        office.field("loan", "member")["link"] = "reader"
+
+    office.edit(rename)
+    assert office.upgrade().exit_code == 0
+
+    def new_member(s: dict) -> None:  # a new entity takes the freed name, with fields of the same names
+        s["entities"][1].pop("previous_name")
+        s["entities"].append({"name": "member", "label": "会员", "label_en": "Member", "menu": "读者", "title_field": "full_name",
+                              "owner_field": "librarian"})
+        s["fields"] += [{**f, "entity": "member"} for f in s["fields"] if f["entity"] == "reader"]
+
+    office.edit(new_member)
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    mine = {t: named_indexes(office, t) for t in ("reader", "member")}
+    assert mine["member"] and all(name.startswith(("ix_member_", "lx_member_")) for name in mine["member"])
+    assert mine["reader"] and all(name.startswith(("ix_reader_", "lx_reader_")) for name in mine["reader"])
+    assert [n.replace("member", "reader") for n in mine["member"]] == mine["reader"]
+    assert office.rows("reader", "full_name") == [(1, "张三"), (2, "李四")]
+    office.insert("member", {"full_name": "王五"})
+    assert office.rows("member", "full_name") == [(1, "王五")]
+
+
 def test_type_change_converts_when_every_value_converts(office: Office) -> None:
     office.edit(lambda s: office.field("book", "isbn").update(type="integer", unique="no", max=None))
     plan = office.plan_text()

@@ -545,6 +545,7 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
         create_tables([step], db)
     elif isinstance(step, RenameTable):
         op.rename_table(step.old, step.new)
+        _rename_table_names(db, op, step.old, step.new)
         moved = entitykeys.move(db.conn, step.old, step.new)  # same transaction: numbers, history, rights follow
         if moved:
             log.info("rename %s → %s moved %s", step.old, step.new, entitykeys.describe_kept(moved))
@@ -588,6 +589,39 @@ def _rename_field_index(db: _Db, op: Operations, table: str, old: str, new: str)
     else:  # SQLite cannot rename an index: drop and create (its tables are small)
         op.drop_index(before, table_name=table)
         op.create_index(after, table, [new])
+
+
+def _rename_table_names(db: _Db, op: Operations, old: str, new: str) -> None:
+    """The index and constraint names that carry a renamed table's name follow it (``ix_old_x`` →
+    ``ix_new_x``, and so ``pk_``, ``uq_``, ``fk_``, ``lx_``, ``nn_``): index names are one namespace
+    per schema, so a new entity given the old name later would otherwise find its names taken."""
+
+    def renamed(name: str) -> str | None:
+        for kind in ("ix", "lx", "uq", "fk", "pk", REQUIRED_PREFIX.rstrip("_")):
+            if name == f"{kind}_{old}" or name.startswith(f"{kind}_{old}_"):
+                after = f"{kind}_{new}{name[len(kind) + 1 + len(old):]}"
+                return after if len(after) <= 63 else None  # too long: a list index, rebuilt by ensure_indexes
+        return None
+
+    c = db.conn
+    if c.dialect.name == "postgresql":
+        constraints = c.execute(sa.text("SELECT conname FROM pg_constraint WHERE conrelid = CAST(quote_ident(:t) AS regclass)"),
+                                {"t": new}).scalars().all()
+        for name in constraints:
+            if (after := renamed(name)) is not None:  # a primary key's or unique constraint's index is renamed with it
+                c.execute(sa.text(f"ALTER TABLE {_q(c, new)} RENAME CONSTRAINT {_q(c, name)} TO {_q(c, after)}"))
+        plain = c.execute(sa.text(
+            "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = CAST(quote_ident(:t) AS regclass) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)"), {"t": new}).scalars().all()
+        for name in plain:
+            if (after := renamed(name)) is not None:
+                c.execute(sa.text(f"ALTER INDEX {_q(c, name)} RENAME TO {_q(c, after)}"))
+    else:  # SQLite cannot rename an index: drop and create (its tables are small); constraint names are the table's own
+        for ix in sa.inspect(c).get_indexes(new):
+            if ix["name"] and (after := renamed(ix["name"])) is not None:
+                op.drop_index(ix["name"], table_name=new)
+                op.create_index(after, new, list(ix["column_names"]), unique=bool(ix.get("unique")))
 
 
 def create_tables(steps: list[CreateTable], db: _Db) -> None:
