@@ -288,10 +288,11 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
             click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
         else:
             click.echo("数据库结构已是最新 (the database schema is up to date)")
-        # committed, its files kept: what big tables need after the commit, the system in use
-        # (PostgreSQL), before the regrade, which must see the defaults filled in
+        _sync_permissions()  # committed, its files kept: the rights now, not after the long work below
+        # what big tables need after the commit, the system in use (PostgreSQL), before the
+        # regrade, which must see the defaults filled in (also those an interrupted run left)
         finish_online(engine, done, progress=lambda text: click.echo(f"  … {text} (系统照常可用 the system stays in use)"))
-        graded = _regrade_all(engine, result.spec) if regrade_after or done.applied else []
+        graded = _regrade_all(engine, result.spec) if regrade_after or done.applied or done.filled else []
     except RefusedUpgrade as exc:
         for line in exc.lines:
             click.echo(f"  - {line.text(lang)}", err=True)
@@ -300,7 +301,6 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
-    _sync_permissions()
     for text in graded + done.finished:
         click.echo(f"  - {text}")
     for text in done.unfinished:

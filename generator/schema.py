@@ -93,7 +93,12 @@ def list_order(e: Entity) -> tuple[str, str]:
 
 def index_name(table: str, *parts: str) -> str:
     """``lx_<table>_<parts>`` (lx: a list index, told apart from the per-column ix_ ones), shortened with a hash past PostgreSQL's 63 characters."""
-    name = "_".join(("lx", table, *parts))
+    return fit_name("_".join(("lx", table, *parts)))
+
+
+def fit_name(name: str) -> str:
+    """``name``, shortened with a hash past PostgreSQL's 63 characters (which it would truncate
+    silently, so the name found in the catalogue would not be the one given)."""
     if len(name) <= 63:
         return name
     return f"{name[:54]}_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]}"  # a name, not a secret

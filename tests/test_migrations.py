@@ -244,6 +244,59 @@ def test_an_entity_name_freed_by_a_rename_can_be_used_again_each_table_with_its_
     assert office.rows("member", "full_name") == [(1, "王五")]
 
 
+def test_a_unique_field_renamed_frees_its_name_for_a_new_unique_field(office: Office) -> None:
+    def rename(s: dict) -> None:
+        f = office.field("book", "isbn")
+        f["previous_name"], f["name"] = "isbn", "code"
+
+    office.edit(rename)
+    assert office.upgrade().exit_code == 0
+    office.edit(lambda s: (office.field("book", "code").pop("previous_name"),
+                           s["fields"].append({"entity": "book", "name": "isbn", "label": "新ISBN", "type": "string", "max": 20})))
+    assert office.upgrade().exit_code == 0
+    office.edit(lambda s: office.field("book", "isbn").update(max=30))  # any later change of the new field
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    office.edit(lambda s: office.field("book", "isbn").update(unique="yes"))
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    office.insert("book", {"title": "新书", "code": "C9", "isbn": "N1"})
+    for duplicate in ({"title": "重复", "code": "C9", "isbn": "N2"}, {"title": "重复", "code": "C8", "isbn": "N1"}):
+        with pytest.raises(sa.exc.IntegrityError):  # each field unique on its own
+            office.insert("book", duplicate)
+
+
+@pytest.mark.parametrize("long", [False, True])
+def test_an_entity_name_freed_by_a_rename_is_free_whatever_the_length_of_its_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                                      long: bool) -> None:
+    field = "a_rather_long_field_name_for_the_readerx"  # 40: the longest a field name may be if long else "nickname"
+    sheets = library_sheets()
+    sheets["fields"].append({"entity": "member", "name": field, "label": "别名", "type": "string", "filter": "yes"})
+    with database("sqlite", tmp_path) as url:
+        office = Office(tmp_path, sheets, url, monkeypatch)
+        assert office.upgrade().exit_code == 0
+
+        def rename(s: dict) -> None:
+            s["entities"][1].update(name="library_member_record", previous_name="member")
+            for row in s["fields"] + s["permissions"]:
+                if row["entity"] == "member":
+                    row["entity"] = "library_member_record"
+            office.field("loan", "member")["link"] = "library_member_record"
+
+        office.edit(rename)
+        assert office.upgrade().exit_code == 0
+        office.edit(lambda s: (s["entities"][1].pop("previous_name"),
+                               s["entities"].append({"name": "member", "label": "会员", "menu": "读者", "title_field": "full_name"}),
+                               s["fields"].extend([{**f, "entity": "member"} for f in s["fields"]
+                                                   if f["entity"] == "library_member_record" and f["type"] != "user"])))
+        result = office.upgrade()
+        assert result.exit_code == 0, result.output
+        # on the renamed table: 65 characters when long, past PostgreSQL's limit but not SQLite's
+        assert f"ix_member_{field}" in named_indexes(office, "member")
+        assert f"ix_library_member_record_{field}" in named_indexes(office, "library_member_record")
+        office.engine.dispose()
+
+
 def test_type_change_converts_when_every_value_converts(office: Office) -> None:
     office.edit(lambda s: office.field("book", "isbn").update(type="integer", unique="no", max=None))
     plan = office.plan_text()

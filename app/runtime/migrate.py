@@ -23,7 +23,6 @@ itself to a person, and how it is applied — without losing or duplicating a ro
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -56,7 +55,7 @@ from generator.migration import (
     RetireTable,
     Step,
 )
-from generator.schema import Col, columns_of, indexes_of
+from generator.schema import Col, columns_of, fit_name, indexes_of
 from generator.spec import Spec
 
 from . import entitykeys
@@ -566,6 +565,7 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
         if existing is not None and not existing["nullable"]:
             with op.batch_alter_table(step.table) as b:
                 b.alter_column(step.col.name, existing_type=existing["type"], nullable=True)
+        _drop_required_checks(db, step.table, step.col.name)  # the application stops writing it
     elif isinstance(step, MapValues):
         t = db.t(step.table, step.column)
         for old, new in step.mapping:
@@ -578,8 +578,16 @@ def apply(step: Step, op: Operations, db: _Db) -> None:
 
 
 def _rename_field_index(db: _Db, op: Operations, table: str, old: str, new: str) -> None:
-    """The field's own index follows its new name, so the old name is free for a field that takes
-    it later (whose index would otherwise clash with, or be taken for, this one)."""
+    """The field's own index (and unique constraint) follow its new name, so the old name is free
+    for a field that takes it later (whose index would otherwise clash with, or be taken for, this one)."""
+    uq_before, uq_after = _name("uq", table, old), _name("uq", table, new)
+    if uq_before in _constraints(db, table, new)["uq"]:  # a unique field's constraint too (its index name is schema-wide;
+        if db.online:  # on SQLite a new constraint of the old name would be merged with it when the table is rebuilt)
+            db.conn.execute(sa.text(f"ALTER TABLE {_q(db.conn, table)} RENAME CONSTRAINT {_q(db.conn, uq_before)} TO {_q(db.conn, uq_after)}"))
+        else:
+            with op.batch_alter_table(table) as b:
+                b.drop_constraint(uq_before, type_="unique")
+                b.create_unique_constraint(uq_after, [new])
     before, after = _name("ix", table, old), _name("ix", table, new)
     if before not in _constraints(db, table, new)["ix"]:
         return
@@ -596,11 +604,13 @@ def _rename_table_names(db: _Db, op: Operations, old: str, new: str) -> None:
     ``ix_new_x``, and so ``pk_``, ``uq_``, ``fk_``, ``lx_``, ``nn_``): index names are one namespace
     per schema, so a new entity given the old name later would otherwise find its names taken."""
 
+    limit = db.conn.dialect.max_identifier_length
+
     def renamed(name: str) -> str | None:
         for kind in ("ix", "lx", "uq", "fk", "pk", REQUIRED_PREFIX.rstrip("_")):
             if name == f"{kind}_{old}" or name.startswith(f"{kind}_{old}_"):
                 after = f"{kind}_{new}{name[len(kind) + 1 + len(old):]}"
-                return after if len(after) <= 63 else None  # too long: a list index, rebuilt by ensure_indexes
+                return after if len(after) <= limit else None  # too long for PostgreSQL: kept (a list index is rebuilt by ensure_indexes)
         return None
 
     c = db.conn
@@ -733,11 +743,11 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
                 b.drop_constraint(name, type_="unique")
     if relink and new.fk and later:
         _add_link_unchecked(db, table, new.name, new.fk.split(".")[0])
-    if not new.unique and db.online:  # a unique index an interrupted run built but did not make a constraint of
-        db.conn.execute(sa.text(f"DROP INDEX IF EXISTS {_q(db.conn, _name('uq', table, new.name))}"))
-    if new.nullable and db.online:  # made optional again before an earlier upgrade finished requiring it
-        for name in _required_checks(db.conn, table, new.name):
-            db.conn.execute(sa.text(f"ALTER TABLE {_q(db.conn, table)} DROP CONSTRAINT {_q(db.conn, name)}"))
+    if not new.unique and db.online and _unique_index_state(db.conn, table, new.name, _name("uq", table, new.name)) in ("ours", "invalid"):
+        # a unique index an interrupted run built but did not make a constraint of
+        db.conn.execute(sa.text(f"DROP INDEX {_q(db.conn, _name('uq', table, new.name))}"))
+    if new.nullable:  # made optional again before an earlier upgrade finished requiring it
+        _drop_required_checks(db, table, new.name)
     if new.index and not constraints["ix"] and not db.online:  # online: build_indexes_online
         op.create_index(_name("ix", table, new.name), table, [new.name])
     elif not new.index:
@@ -788,10 +798,8 @@ def _q(conn: sa.Connection, name: str) -> str:
 
 
 def _required_name(table: str, column: str) -> str:
-    """The name of the check that stands in for NOT NULL until the rows are filled (PostgreSQL's
-    63-character limit kept, so the name found in the catalogue is the one given)."""
-    name = f"{REQUIRED_PREFIX}{table}_{column}"
-    return name if len(name) <= 63 else f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    """The name of the check that stands in for NOT NULL until the rows are filled."""
+    return fit_name(f"{REQUIRED_PREFIX}{table}_{column}")
 
 
 def _add_link_unchecked(db: _Db, table: str, column: str, ref: str) -> None:
@@ -800,6 +808,36 @@ def _add_link_unchecked(db: _Db, table: str, column: str, ref: str) -> None:
     c = db.conn
     c.execute(sa.text(f"ALTER TABLE {_q(c, table)} ADD CONSTRAINT {_q(c, _name('fk', table, column, ref))} "
                       f"FOREIGN KEY ({_q(c, column)}) REFERENCES {_q(c, ref)} (id) NOT VALID"))
+
+
+def _drop_required_checks(db: _Db, table: str, column: str) -> None:
+    """Inside the upgrade's transaction: the required-check an unfinished upgrade left on a field
+    removed or made optional since goes with the change — left, it would refuse every row saved
+    without the field (PostgreSQL)."""
+    if db.online:
+        for name in _required_checks(db.conn, table, column):
+            db.conn.execute(sa.text(f"ALTER TABLE {_q(db.conn, table)} DROP CONSTRAINT {_q(db.conn, name)}"))
+
+
+def _unique_index_state(conn: sa.Connection, table: str, column: str, name: str) -> str | None:
+    """What holds the index name ``name`` (PostgreSQL): None if nothing; "ours" if a valid unique
+    btree index on exactly ``table.column`` that no constraint owns (an interrupted run built it
+    and did not attach it); "invalid" if such an index a cancelled build left invalid; "other"
+    if anything else (a constraint's index, an index of other columns)."""
+    row = conn.execute(sa.text(
+        "SELECT t.relname, x.indisvalid, x.indisunique AND m.amname = 'btree', "
+        "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o), "
+        "EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_am m ON m.oid = i.relam JOIN pg_namespace s ON s.oid = i.relnamespace "
+        "WHERE s.nspname = current_schema() AND i.relname = :n"), {"n": name}).first()
+    if row is None:
+        return None
+    owner, valid, unique, columns, owned = row
+    if owner != table or list(columns) != [column] or not unique or owned:
+        return "other"
+    return "ours" if valid else "invalid"
 
 
 def _required_checks(conn: sa.Connection, table: str, column: str) -> list[str]:
@@ -869,25 +907,25 @@ def pending_constraints(conn: sa.Connection, declared: sa.MetaData) -> list[Cons
 
 
 def finish_constraints(engine: sa.Engine, declared: sa.MetaData,
-                       progress: Callable[[str], None] = log.info) -> tuple[list[str], list[str]]:
+                       progress: Callable[[str], None] = log.info) -> tuple[list[str], list[str], int]:
     """PostgreSQL, after the upgrade's commit: the constraint work it left on big tables
     (:class:`ConstraintWork`), each on its own connection, the office working meanwhile. Returns
-    (what was done, what could not be done and why); nothing is raised: what is left stays in
-    the catalogue and the next ``crm upgrade`` does it."""
+    (what was done, what could not be done and why, how many rows were filled); nothing is
+    raised: what is left stays in the catalogue and the next ``crm upgrade`` does it."""
     done: list[str] = []
     failed: list[str] = []
+    filled = 0
     if engine.dialect.name != "postgresql":
-        return done, failed
+        return done, failed, filled
     with engine.connect() as conn:
         work = pending_constraints(conn, declared)
     for job in work:
         progress(job.describe())
         started = time.perf_counter()
         try:
-            with engine.connect() as conn:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
-                text = {"validate": _validate, "require": _require, "unique": _unique}[job.kind](conn, job)
+            with engine.connect() as conn, _waiting(conn, INDEX_WAIT_MS) as conn:
+                text, rows = {"validate": _validate, "require": _require, "unique": _unique}[job.kind](conn, job)
+                filled += rows
         except (sa.exc.DBAPIError, _Unfinished) as exc:
             reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc).splitlines()[0]
             failed.append(f"{job.describe()}: {reason}{_blockers_text(engine, [job.table])}")
@@ -895,19 +933,19 @@ def finish_constraints(engine: sa.Engine, declared: sa.MetaData,
             continue
         done.append(f"{text}, {time.perf_counter() - started:.1f} s")
         log.info("constraints: %s", done[-1])
-    return done, failed
+    return done, failed, filled
 
 
 class _Unfinished(Exception):
     """Constraint work that the data does not allow yet (said why, in both languages)."""
 
 
-def _validate(conn: sa.Connection, job: ConstraintWork) -> str:
+def _validate(conn: sa.Connection, job: ConstraintWork) -> tuple[str, int]:
     conn.execute(sa.text(f"ALTER TABLE {_q(conn, job.table)} VALIDATE CONSTRAINT {_q(conn, job.name)}"))
-    return f"checked every link of {job.table}.{job.column}"
+    return f"checked every link of {job.table}.{job.column}", 0
 
 
-def _require(conn: sa.Connection, job: ConstraintWork) -> str:
+def _require(conn: sa.Connection, job: ConstraintWork) -> tuple[str, int]:
     """A field made required on a big table. Inside the upgrade's transaction nothing was done
     (a NOT NULL there would scan the table under its lock, the fill write every empty row under
     it). Here: the empty rows get the default, a batch a transaction; a check not yet validated
@@ -920,55 +958,92 @@ def _require(conn: sa.Connection, job: ConstraintWork) -> str:
     if job.col is None or job.col.nullable:  # the field was removed or made optional since
         with _briefly(conn):
             conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {check}"))
-        return f"{job.table}.{job.column} no longer required: check {job.name} dropped"
+        return f"{job.table}.{job.column} no longer required: check {job.name} dropped", 0
     filled = _fill(conn, job)
+    if job.col.default is None:  # nothing to fill with: stop before a check refuses saving those rows
+        _still_empty(conn, job, drop=present)
     if not present:
         with _briefly(conn):
             conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"))
     filled += _fill(conn, job)  # rows saved empty before the check was there
-    empty = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {column} IS NULL")).scalar_one()  # noqa: S608 - quoted names
-    if empty:  # no default to give them (rows saved empty since the plan was checked): saving them must keep working
-        with _briefly(conn):
-            conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {check}"))
-        raise _Unfinished(f"{job.table}.{job.column} 仍有 {empty} 行为空,请在 fields 的 default 列给出默认值或补填这些行 "
-                          f"({empty} rows are still empty: give a default in fields, or fill them in)")
+    _still_empty(conn, job, drop=True)
     conn.execute(sa.text(f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}"))
     with _briefly(conn):  # NOT NULL is proven by the validated check: no scan under the exclusive lock
         conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"))
         conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT {check}"))
-    return f"made {job.table}.{job.column} required ({filled} empty rows got the default {job.col.default!r})"
+    return f"made {job.table}.{job.column} required ({filled} empty rows got the default {job.col.default!r})", filled
+
+
+def _still_empty(conn: sa.Connection, job: ConstraintWork, drop: bool) -> None:
+    """Stop (reported) if rows of the field are still empty — rows saved empty since the plan was
+    checked, with no default to give them; ``drop``: the required-check goes first, so saving
+    those rows keeps working."""
+    table, column = _q(conn, job.table), _q(conn, job.column)
+    empty = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {column} IS NULL")).scalar_one()  # noqa: S608 - quoted names
+    if not empty:
+        return
+    if drop:
+        with _briefly(conn):
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {_q(conn, job.name)}"))
+    raise _Unfinished(f"{job.table}.{job.column} 仍有 {empty} 行为空,请在 fields 的 default 列给出默认值或补填这些行 "
+                      f"({empty} rows are still empty: give a default in fields, or fill them in)")
 
 
 def _fill(conn: sa.Connection, job: ConstraintWork) -> int:
-    """Give the empty rows of a field made required its default, ``FILL_BATCH`` ids a transaction
-    (no row stays locked for long); how many were filled."""
+    """Give the empty rows of a field made required its default, ``FILL_BATCH`` of them a
+    transaction (no row stays locked for long), walking the ids; how many were filled."""
     if job.col is None or job.col.default is None:
         return 0
     value = sa.literal(_default_value(job.col), sa_type(job.col))
     t = sa.table(job.table, sa.column("id"), sa.column(job.column))
     empty = t.c[job.column].is_(None)
-    lo, hi = conn.execute(sa.select(sa.func.min(t.c.id), sa.func.max(t.c.id)).where(empty)).one()
-    filled = 0
-    while lo is not None and lo <= hi:
-        filled += conn.execute(sa.update(t).where(t.c.id >= lo, t.c.id < lo + FILL_BATCH, empty).values({job.column: value})).rowcount
-        lo += FILL_BATCH
+    filled, lo = 0, conn.execute(sa.select(sa.func.min(t.c.id)).where(empty)).scalar()
+    while lo is not None:
+        batch = sa.select(t.c.id).where(empty, t.c.id >= lo).order_by(t.c.id).limit(FILL_BATCH).subquery()
+        hi = conn.execute(sa.select(sa.func.max(batch.c.id))).scalar()
+        if hi is None:
+            break
+        filled += conn.execute(sa.update(t).where(t.c.id >= lo, t.c.id <= hi, empty).values({job.column: value})).rowcount
+        lo = hi + 1
     return filled
 
 
-def _unique(conn: sa.Connection, job: ConstraintWork) -> str:
+def _unique(conn: sa.Connection, job: ConstraintWork) -> tuple[str, int]:
     table, name = _q(conn, job.table), _q(conn, job.name)
-    conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))  # one an interrupted build left
-    try:
-        conn.execute(sa.text(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} ({_q(conn, job.column)})"))
-    except sa.exc.IntegrityError:
+    state = _unique_index_state(conn, job.table, job.column, job.name)
+    if state == "other":
+        raise _Unfinished(f"索引名 {job.name} 已被别的索引或约束占用 (the name {job.name} is held by another index or constraint: "
+                          "rename or drop it, then run crm upgrade again)")
+    if state == "invalid":  # a cancelled build's
         conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-        dups = _Db(conn).duplicates(job.table, job.column)
-        listing = ", ".join(f"{v!r} ×{n}" for v, n in dups[:EXAMPLES])
-        raise _Unfinished(f"{len(dups)} 个值重复:{listing} — 请先修改这些行 ({len(dups)} values repeat: {listing} — "
-                          "correct those rows first)") from None
+    if state != "ours":  # "ours": built by an interrupted run, valid: it only needs attaching
+        try:
+            conn.execute(sa.text(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} ({_q(conn, job.column)})"))
+        except sa.exc.IntegrityError:
+            conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+            dups = _Db(conn).duplicates(job.table, job.column)
+            listing = ", ".join(f"{v!r} ×{n}" for v, n in dups[:EXAMPLES])
+            raise _Unfinished(f"{len(dups)} 个值重复:{listing} — 请先修改这些行 ({len(dups)} values repeat: {listing} — "
+                              "correct those rows first)") from None
     with _briefly(conn):
         conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"))
-    return f"made {job.table}.{job.column} unique (index {job.name} built concurrently)"
+    how = f"index {job.name} built concurrently" if state != "ours" else f"index {job.name} an interrupted run built"
+    return f"made {job.table}.{job.column} unique ({how})", 0
+
+
+@contextmanager
+def _waiting(conn: sa.Connection, ms: int) -> Iterator[sa.Connection]:
+    """``conn`` in AUTOCOMMIT waiting at most ``ms`` for each lock, both undone after, so the
+    connection goes back to the pool as it came (the application's pages share it)."""
+    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    conn.exec_driver_sql(f"SET lock_timeout = {int(ms)}")
+    try:
+        yield conn
+    finally:
+        try:
+            conn.exec_driver_sql("RESET lock_timeout")
+        except sa.exc.DBAPIError:
+            conn.invalidate()  # broken: not handed to anyone else
 
 
 @contextmanager
@@ -1246,14 +1321,13 @@ def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild],
     for build in builds:
         started = time.perf_counter()
         try:
-            with engine.connect() as conn:  # one each: a build cancelled or killed spoils no other
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            # one each: a build cancelled or killed spoils no other
+            with engine.connect() as conn, _waiting(conn, INDEX_WAIT_MS) as conn:
                 prep = conn.dialect.identifier_preparer
                 need = _needed(build, _index_catalogue(conn), claimed)  # another upgrade may have built it meanwhile
                 if need is None:
                     continue
                 progress(f"build {build.describe()} concurrently")
-                conn.execute(sa.text(f"SET lock_timeout = {INDEX_WAIT_MS}"))
                 if need == "rebuild":  # left invalid by an interrupted build, or a stale index under this name
                     conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {prep.quote(build.name)}"))
                 conn.execute(sa.text(build.sql(prep, concurrently=True)))
@@ -1373,6 +1447,7 @@ class UpgradeResult:
     declared: sa.MetaData | None = None  # what the workbook declares (the constraint work is read against it)
     finished: list[str] = field(default_factory=list)  # done after the commit (PostgreSQL)
     unfinished: list[str] = field(default_factory=list)  # could not be done: the next upgrade tries again
+    filled: int = 0  # rows given a default after the commit (their grades must be computed again)
 
 
 def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, declared: sa.MetaData,
@@ -1425,7 +1500,7 @@ def finish_online(engine: sa.Engine, result: UpgradeResult, progress: Callable[[
     (:func:`finish_constraints`: defaults filled first, so a regrade after this sees them), then
     the indexes (:func:`build_indexes_online`); ``progress`` is told of each as it starts. Notes
     in ``result`` what was done and what not."""
-    done, failed = finish_constraints(engine, result.declared, progress) if result.declared is not None else ([], [])
+    done, failed, result.filled = finish_constraints(engine, result.declared, progress) if result.declared is not None else ([], [], 0)
     built, unbuilt = build_indexes_online(engine, result.builds, progress)
     result.finished, result.unfinished = done + built, failed + unbuilt
     return result
