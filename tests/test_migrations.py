@@ -215,16 +215,23 @@ def named_indexes(office: Office, table: str) -> list[str]:
         return list(conn.execute(sa.text(query), {"t": table}).scalars())
 
 
-def test_an_entity_name_freed_by_a_rename_can_be_used_again_each_table_with_its_own_indexes(office: Office) -> None:
+def rename_member(office: Office, to: str) -> None:
+    """The office renames the entity ``member`` to ``to`` (its fields, rights and the loan's link
+    follow), and upgrades."""
     def rename(s: dict) -> None:
-        s["entities"][1].update(name="reader", previous_name="member")
+        s["entities"][1].update(name=to, previous_name="member")
         for row in s["fields"] + s["permissions"]:
             if row["entity"] == "member":
-                row["entity"] = "reader"
-        office.field("loan", "member")["link"] = "reader"
+                row["entity"] = to
+        office.field("loan", "member")["link"] = to
 
     office.edit(rename)
-    assert office.upgrade().exit_code == 0
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+
+
+def test_an_entity_name_freed_by_a_rename_can_be_used_again_each_table_with_its_own_indexes(office: Office) -> None:
+    rename_member(office, "reader")
 
     def new_member(s: dict) -> None:  # a new entity takes the freed name, with fields of the same names
         s["entities"][1].pop("previous_name")
@@ -276,15 +283,7 @@ def test_an_entity_name_freed_by_a_rename_is_free_whatever_the_length_of_its_nam
         office = Office(tmp_path, sheets, url, monkeypatch)
         assert office.upgrade().exit_code == 0
 
-        def rename(s: dict) -> None:
-            s["entities"][1].update(name="library_member_record", previous_name="member")
-            for row in s["fields"] + s["permissions"]:
-                if row["entity"] == "member":
-                    row["entity"] = "library_member_record"
-            office.field("loan", "member")["link"] = "library_member_record"
-
-        office.edit(rename)
-        assert office.upgrade().exit_code == 0
+        rename_member(office, "library_member_record")
         office.edit(lambda s: (s["entities"][1].pop("previous_name"),
                                s["entities"].append({"name": "member", "label": "会员", "menu": "读者", "title_field": "full_name"}),
                                s["fields"].extend([{**f, "entity": "member"} for f in s["fields"]
