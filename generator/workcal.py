@@ -64,8 +64,10 @@ class WorkCalendar:
         """``start`` moved by whole working days (negative goes back), keeping the time of day."""
         remaining = abs(int(days))
         if days > 0 and remaining > 14 and any(self._weekdays):
-            # far ahead: the first day with that many working days after the start (binary search)
-            lo, hi = 1, remaining * 7 + len(self._holidays) + 7
+            # far ahead: the first day with that many working days after the start (binary search);
+            # every week has a working weekday and each holiday takes away at most one, so this
+            # many weeks always hold enough (a holiday can cost a whole week when one weekday works)
+            lo, hi = 1, (remaining + len(self._holidays) + 1) * 7
             while lo < hi:
                 mid = (lo + hi) // 2
                 if self.working_days_between(start.date(), start.date() + dt.timedelta(days=mid)) >= remaining:
