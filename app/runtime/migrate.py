@@ -71,7 +71,7 @@ UPGRADE_LOCK_TIMEOUT_MS = 3_000  # per lock the upgrade's transaction waits for 
 UPGRADE_LOCK_ATTEMPTS = 5  # the whole transaction is tried this often,
 UPGRADE_LOCK_PAUSE_S = 2.0  # pausing this long times the attempt in between
 INDEX_WAIT_MS = 60_000  # how long an online index build waits for older transactions to end
-FILL_BATCH = 10_000  # rows a transaction when a field made required is filled after the commit
+FILL_BATCH = 2_000  # empty rows a transaction when a field made required is filled after the commit (a save waits at most one batch)
 REQUIRED_PREFIX = "nn_"  # a check standing in for NOT NULL until the rows are filled (big tables)
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within lock_timeout
 
