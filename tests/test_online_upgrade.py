@@ -31,12 +31,16 @@ def office(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Office]:
         o.engine.dispose()
 
 
+def catalogue(office: Office, table: str, select: str) -> dict[str, tuple[Any, Any]]:
+    """name → the other two columns of ``select`` (a catalogue query on ``:t``, ``table``'s oid)."""
+    with office.engine.connect() as conn:
+        return {name: (a, b) for name, a, b in conn.execute(sa.text(select), {"t": table})}
+
+
 def indexes(office: Office, table: str) -> dict[str, tuple[bool, str]]:
     """name → (valid, definition) of ``table``'s indexes."""
-    with office.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT i.relname, x.indisvalid, pg_get_indexdef(x.indexrelid) FROM pg_index x "
-                                    "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = CAST(:t AS regclass)"), {"t": table})
-        return {name: (valid, definition) for name, valid, definition in rows}
+    return catalogue(office, table, "SELECT i.relname, x.indisvalid, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+                                    "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = CAST(:t AS regclass)")
 
 
 @pytest.fixture
@@ -209,10 +213,7 @@ def after_commit(sql: list[str]) -> int:
 
 def checks(office: Office, table: str) -> dict[str, tuple[str, bool]]:
     """name → (kind, validated) of ``table``'s constraints."""
-    with office.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT conname, contype::text, convalidated FROM pg_constraint "
-                                    "WHERE conrelid = CAST(:t AS regclass)"), {"t": table})
-        return {name: (kind, valid) for name, kind, valid in rows}
+    return catalogue(office, table, "SELECT conname, contype::text, convalidated FROM pg_constraint WHERE conrelid = CAST(:t AS regclass)")
 
 
 @pytest.fixture

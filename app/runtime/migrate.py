@@ -824,20 +824,12 @@ def _unique_index_state(conn: sa.Connection, table: str, column: str, name: str)
     btree index on exactly ``table.column`` that no constraint owns (an interrupted run built it
     and did not attach it); "invalid" if such an index a cancelled build left invalid; "other"
     if anything else (a constraint's index, an index of other columns)."""
-    row = conn.execute(sa.text(
-        "SELECT t.relname, x.indisvalid, x.indisunique AND m.amname = 'btree', "
-        "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
-        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o), "
-        "EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
-        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-        "JOIN pg_am m ON m.oid = i.relam JOIN pg_namespace s ON s.oid = i.relnamespace "
-        "WHERE s.nspname = current_schema() AND i.relname = :n"), {"n": name}).first()
-    if row is None:
+    have = _index_catalogue(conn, name).get(name)
+    if have is None:
         return None
-    owner, valid, unique, columns, owned = row
-    if owner != table or list(columns) != [column] or not unique or owned:
+    if have.table != table or have.columns != (column,) or not have.unique or have.owned:
         return "other"
-    return "ours" if valid else "invalid"
+    return "ours" if have.valid else "invalid"
 
 
 def _required_checks(conn: sa.Connection, table: str, column: str) -> list[str]:
@@ -847,11 +839,17 @@ def _required_checks(conn: sa.Connection, table: str, column: str) -> list[str]:
 
 def _pending_checks(conn: sa.Connection) -> list[tuple[str, str, str]]:
     """(table, constraint, column) of every required-check left by an upgrade (PostgreSQL)."""
+    return _one_column_constraints(conn, "c.contype = 'c' AND left(c.conname, :n) = :p",
+                                   {"p": REQUIRED_PREFIX, "n": len(REQUIRED_PREFIX)})
+
+
+def _one_column_constraints(conn: sa.Connection, where: str, params: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
+    """(table, constraint, column) of the one-column constraints of the current schema that
+    ``where`` (over ``pg_constraint c``) picks, in table and name order (PostgreSQL)."""
     return [tuple(r) for r in conn.execute(sa.text(
         "SELECT t.relname, c.conname, a.attname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
         "JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = c.conkey[1] "
-        "WHERE n.nspname = current_schema() AND c.contype = 'c' AND left(c.conname, :n) = :p AND cardinality(c.conkey) = 1 "
-        "ORDER BY 1, 2"), {"p": REQUIRED_PREFIX, "n": len(REQUIRED_PREFIX)})]
+        f"WHERE n.nspname = current_schema() AND cardinality(c.conkey) = 1 AND {where} ORDER BY 1, 2"), params or {})]
 
 
 @dataclass(frozen=True)
@@ -886,10 +884,8 @@ def pending_constraints(conn: sa.Connection, declared: sa.MetaData) -> list[Cons
         return []
     insp = sa.inspect(conn)
     tables = {t for t in insp.get_table_names() if t in declared.tables and not t.startswith(INTERNAL_PREFIXES)}
-    work = [ConstraintWork("validate", t, column, name) for t, name, column in conn.execute(sa.text(
-        "SELECT t.relname, c.conname, a.attname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = c.conkey[1] "
-        "WHERE n.nspname = current_schema() AND c.contype = 'f' AND NOT c.convalidated ORDER BY 1, 2")) if t in tables]
+    work = [ConstraintWork("validate", t, column, name)
+            for t, name, column in _one_column_constraints(conn, "c.contype = 'f' AND NOT c.convalidated") if t in tables]
     checks = {(t, column): name for t, name, column in _pending_checks(conn)}
     for table in sorted(tables):
         have = {tuple(u["column_names"]) for u in insp.get_unique_constraints(table)}
@@ -1293,17 +1289,22 @@ class _Have:
     columns: tuple[str, ...]
     valid: bool
     plain: bool  # a btree index that is not unique: what a field's own index is
+    unique: bool  # a unique btree index: what a unique field's constraint stands on
+    owned: bool  # a constraint's index (a unique or primary key constraint)
 
 
-def _index_catalogue(conn: sa.Connection) -> dict[str, _Have]:
-    """name → what it is, of the indexes in the current schema (PostgreSQL)."""
+def _index_catalogue(conn: sa.Connection, name: str | None = None) -> dict[str, _Have]:
+    """name → what it is, of the indexes in the current schema, or of the one named (PostgreSQL)."""
     rows = conn.execute(sa.text(
         "SELECT i.relname, t.relname, x.indisvalid, m.amname = 'btree' AND NOT x.indisunique, "
+        "m.amname = 'btree' AND x.indisunique, EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid), "
         "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
         "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) "
         "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-        "JOIN pg_am m ON m.oid = i.relam JOIN pg_namespace s ON s.oid = t.relnamespace WHERE s.nspname = current_schema()"))
-    return {name: _Have(table, tuple(columns), valid, plain) for name, table, valid, plain, columns in rows}
+        "JOIN pg_am m ON m.oid = i.relam JOIN pg_namespace s ON s.oid = t.relnamespace "
+        "WHERE s.nspname = current_schema() AND (CAST(:n AS text) IS NULL OR i.relname = :n)"), {"n": name})
+    return {index: _Have(table, tuple(columns), valid, plain, unique, owned)
+            for index, table, valid, plain, unique, owned, columns in rows}
 
 
 def build_indexes_online(engine: sa.Engine, builds: list[IndexBuild],
