@@ -129,9 +129,11 @@ def _grading_changed(previous: Any, spec: Any) -> bool:
     return previous is None or previous.grading != spec.grading
 
 
-def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]]:
-    """(generate result (check only), pending-revision lines, regenerate lines, retired columns)."""
-    from app.runtime.migrate import declared_metadata, pending_steps, plan_lines, retired_columns
+def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any], list[str]]:
+    """(generate result (check only), pending-revision lines, regenerate lines, retired columns,
+    the work big tables are still owed after an earlier upgrade's commit)."""
+    from app.runtime.migrate import declared_metadata, owed_online, pending_steps, plan_lines, retired_columns
+    from generator.migration import RenameColumn, RenameTable
 
     result = _run_generate(workbook, out, check=True)
     previous = _previous_spec(out)
@@ -143,10 +145,15 @@ def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]
             regen_lines = plan_lines(result.steps, conn) if result.stale else []
             if previous is not None and _grading_changed(previous, result.spec):
                 regen_lines += _grading_lines(conn, result.spec)
-            retired = retired_columns(conn, declared_metadata(result.spec))
+            # what a rename of this plan moves is not left behind
+            moving = {(s.table, s.old) for s in pending + result.steps if isinstance(s, RenameColumn)}
+            moving |= {(s.old, None) for s in pending + result.steps if isinstance(s, RenameTable)}
+            declared = declared_metadata(result.spec)
+            retired = [r for r in retired_columns(conn, declared) if r[:2] not in moving]
+            owed = owed_online(conn, declared)
     finally:
         engine.dispose()
-    return result, pending_lines, regen_lines, retired
+    return result, pending_lines, regen_lines, retired, owed
 
 
 def _grading_lines(conn: Any, spec: Any) -> list[Any]:
@@ -212,7 +219,7 @@ def plan(workbook: str | None, as_json: bool) -> None:
 
     d = _defaults()
     workbook = workbook or d.CRM_WORKBOOK
-    result, pending, regen, retired = _plan(workbook, d.CRM_GENERATED_DIR)
+    result, pending, regen, retired, owed = _plan(workbook, d.CRM_GENERATED_DIR)
     lang = result.spec.settings.language
     if as_json:
         click.echo(json.dumps({
@@ -220,10 +227,16 @@ def plan(workbook: str | None, as_json: bool) -> None:
             "regenerate": [line.as_dict() for line in regen],
             "retired": [{"table": t, "column": c, "values": n} for t, c, n in retired],
             "refused": sum(1 for line in pending + regen if line.refused),
+            "owed": owed,
         }, ensure_ascii=False, indent=1, default=str))
         return
     if not pending and not regen:
         click.echo("数据库结构已是最新 (the database schema is up to date)")
+    if owed:
+        click.echo("上次升级未完成的后续工作,crm upgrade 会补做,系统照常可用 (left by an earlier upgrade; crm upgrade does it, "
+                   "the system stays in use):")
+        for text in owed:
+            click.echo(f"  - {text}")
     for title, lines in (("待执行的迁移 (generated, not yet applied)", pending), ("重新生成后的变化 (after crm generate)", regen)):
         if lines:
             click.echo(title + ":")
@@ -250,6 +263,19 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
 
 
 def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
+    from app.runtime.migrate import UpgradeRunning, one_upgrade_at_a_time
+
+    engine = _engine()  # its own: the lock's connection outlives the others' engine
+    try:
+        with one_upgrade_at_a_time(engine):
+            _upgrade_alone(workbook, out, allow_destructive)
+    except UpgradeRunning as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def _upgrade_alone(workbook: str, out: str, allow_destructive: bool) -> None:
     from app.runtime.migrate import (
         UPGRADE_LOCK_TIMEOUT_MS,
         BusyUpgrade,
@@ -260,7 +286,7 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
     )
     from generator.emit import restore_files, save_files
 
-    result, pending, regen, _retired = _plan(workbook, out)
+    result, pending, regen, _retired, _owed = _plan(workbook, out)
     lang = result.spec.settings.language
     refused = [line for line in pending + regen if line.refused]
     if refused:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.migration_helpers import Office, database
 from tests.workbooks import library_sheets
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -45,7 +52,7 @@ def test_fresh_database_matches_the_models_without_drift(office: Office) -> None
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": ours})
         diff = compare_metadata(ctx, declared_metadata(spec))
     assert diff == []
-    assert office.plan() == {"pending": [], "regenerate": [], "retired": [], "refused": 0}
+    assert office.plan() == {"pending": [], "regenerate": [], "retired": [], "refused": 0, "owed": []}
 
 
 def test_field_added_fills_the_default(office: Office) -> None:
@@ -575,3 +582,131 @@ def test_system_table_of_an_older_release_gains_new_columns_and_keeps_rows(kind:
         assert [tuple(r) for r in kept] == [("k1", "sent", None)]
         assert add_system_columns(engine, [OUTBOX]) == []
         engine.dispose()
+
+
+SHELF = {"entity": "book", "name": "shelf", "label": "书架", "type": "string", "filter": "yes"}
+
+
+def test_an_upgrade_while_another_of_the_database_runs_stops_at_once_naming_it_and_changes_nothing(office: Office,
+                                                                                               tmp_path: Path) -> None:
+    from app.runtime.migrate import one_upgrade_at_a_time
+
+    office.edit(lambda s: s["fields"].append(SHELF))
+    before = office.snapshot()
+    elsewhere = sa.create_engine(office.url)  # another checkout's (another machine's) upgrade of this database
+    with one_upgrade_at_a_time(elsewhere):
+        result = office.upgrade()
+        assert result.exit_code == 1
+        assert "另一个升级正在进行" in result.output and "nothing changed" in result.output
+        assert f"crm upgrade pid {os.getpid()} on {socket.gethostname()}" in result.output
+        assert ("PostgreSQL session" in result.output) is (office.engine.dialect.name == "postgresql")
+        assert office.snapshot() == before
+        assert not list((office.generated / "versions").glob("0002_*.py"))
+    elsewhere.dispose()
+    (tmp_path / "other").mkdir()
+    with database("sqlite" if office.engine.dialect.name == "sqlite" else "postgres", tmp_path / "other") as url:  # another office's database
+        other = sa.create_engine(url)
+        with one_upgrade_at_a_time(other):
+            result = office.upgrade()
+        other.dispose()
+    assert result.exit_code == 0, result.output
+    assert "shelf" in office.columns("book")
+
+
+def test_two_upgrades_started_together_apply_the_change_once(office: Office) -> None:
+    office.edit(lambda s: s["fields"].append(SHELF))
+    runs = [subprocess.Popen([sys.executable, "-m", "app.cli", "upgrade"], cwd=ROOT, env=dict(os.environ),  # noqa: S603
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [(run.wait(timeout=300), run.stdout.read()) for run in runs if run.stdout]
+    for code, output in outputs:
+        assert code == 0 or (code == 1 and "另一个升级正在进行" in output), output
+    assert sum("已应用迁移" in output for _, output in outputs) == 1, outputs
+    assert "shelf" in office.columns("book")
+    assert len(list((office.generated / "versions").glob("0002_*.py"))) == 1
+    assert len(list((office.generated / "versions").glob("*.py"))) == 2
+    assert office.upgrade().exit_code == 0 and office.plan_text() == []
+
+
+def test_plan_says_a_field_becomes_encrypted_and_how_many_values_are_written_again(office: Office) -> None:
+    from app.runtime.crypto import decrypt
+
+    office.edit(lambda s: s["fields"].append({"entity": "member", "name": "note", "label": "备注", "type": "text"}))
+    assert office.upgrade().exit_code == 0
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE member SET note = 'VIP' WHERE id = 1"))
+    office.field("member", "note")["encrypted"] = "yes"
+    office.save()
+    assert "member.note becomes encrypted at rest: 1 values encrypted and written back" in office.plan_text()
+    result = office.upgrade()
+    assert result.exit_code == 0, result.output
+    assert "改为加密保存:1 个值加密后重写" in result.output
+    assert [decrypt(v) if v else v for _, v in office.rows("member", "note")] == ["VIP", None]
+
+
+def test_a_failed_sqlite_upgrade_changes_nothing_and_keeps_what_was_saved_meanwhile(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime import migrate
+
+    with database("sqlite", tmp_path) as url:
+        office = Office(tmp_path, library_sheets(), url, monkeypatch)
+        assert office.upgrade().exit_code == 0
+        office.insert("book", {"title": "红楼梦", "isbn": "A1"})
+        office.edit(lambda s: s["fields"].append(SHELF))
+        backup, ensure_indexes = migrate.backup_sqlite, migrate.ensure_indexes
+
+        def backup_then_someone_saves(path: Path, backup_dir: Path) -> Path | None:
+            made = backup(path, backup_dir)
+            office.insert("book", {"title": "备份之后存的", "isbn": "A2"})
+            return made
+
+        def fail(conn: sa.Connection, declared: sa.MetaData) -> None:
+            assert "shelf" in {c["name"] for c in sa.inspect(conn).get_columns("book")}  # the revision ran
+            raise OSError("disk full")
+
+        monkeypatch.setattr(migrate, "backup_sqlite", backup_then_someone_saves)
+        monkeypatch.setattr(migrate, "ensure_indexes", fail)
+        with pytest.raises(OSError, match="disk full"):
+            office.upgrade()
+        assert "shelf" not in office.columns("book")  # the schema change went with the transaction
+        assert [title for _, title in office.rows("book", "title")] == ["红楼梦", "备份之后存的"]
+        monkeypatch.setattr(migrate, "backup_sqlite", backup)
+        monkeypatch.setattr(migrate, "ensure_indexes", ensure_indexes)
+        assert office.upgrade().exit_code == 0
+        assert "shelf" in office.columns("book")
+        office.engine.dispose()
+
+
+def test_a_field_renamed_onto_a_removed_fields_kept_column_is_refused_and_nothing_changes(office: Office) -> None:
+    office.edit(lambda s: s["fields"].remove(office.field("book", "isbn")))
+    assert office.upgrade().exit_code == 0  # isbn's column and values are kept, hidden
+    before = office.snapshot()
+
+    def rename(s: dict[str, Any]) -> None:
+        f = office.field("book", "pages")
+        f["previous_name"], f["name"] = "pages", "isbn"
+
+    office.edit(rename)
+    plan = office.plan()
+    assert plan["refused"] == 1
+    assert any("book.pages → isbn: the table already has a column isbn" in line["en"] for line in plan["regenerate"])
+    assert plan["retired"] == []  # pages is renamed, not left behind
+    result = office.upgrade()
+    assert result.exit_code == 1 and "choose another name" in result.output and "Traceback" not in result.output
+    assert office.snapshot() == before
+
+
+def test_the_plan_does_not_list_a_renamed_field_or_entity_as_left_behind(office: Office) -> None:
+    def rename(s: dict[str, Any]) -> None:
+        f = office.field("book", "pages")
+        f["previous_name"], f["name"] = "pages", "page_count"
+
+        s["entities"][1].update(name="reader", previous_name="member")
+        for row in s["fields"] + s["permissions"]:
+            if row["entity"] == "member":
+                row["entity"] = "reader"
+        office.field("loan", "member")["link"] = "reader"
+
+    office.edit(rename)
+    plan = office.plan()
+    assert plan["refused"] == 0 and plan["retired"] == []
+    assert office.upgrade().exit_code == 0

@@ -187,8 +187,10 @@ def test_an_index_that_could_not_be_built_is_reported_and_built_by_the_next_upgr
     assert "未完成" in result.output and "ix_book_shelf" in result.output and "in the way: pid" in result.output
     assert len(list((office.generated / "versions").glob("0002_*.py"))) == 1  # committed, so kept
     assert "shelf" in office.columns("book")
+    assert any("ix_book_shelf" in text for text in office.plan()["owed"])
     result = office.upgrade()
     assert result.exit_code == 0 and "未完成" not in result.output, result.output
+    assert office.plan()["owed"] == []
     found = indexes(office, "book")
     assert found["ix_book_shelf"][0] and found["lx_book_shelf_sort"][0]
 
@@ -271,9 +273,12 @@ def test_required_work_an_interrupted_upgrade_left_is_finished_by_the_next_or_dr
     if checked:
         with pytest.raises(sa.exc.IntegrityError):  # meanwhile no one can save a book without pages
             office.insert("book", {"title": "没有页数"})
+    assert office.plan()["owed"] == ["make book.pages required"]  # the plan tells what the next upgrade finishes
+    assert "crm upgrade does it" in office.run("plan").output
     result = office.upgrade()
     assert result.exit_code == 0, result.output
     assert "up to date" in result.output and "made book.pages required (3 empty rows got the default 100)" in result.output
+    assert office.plan()["owed"] == []
     assert office.columns("book")["pages"]["nullable"] is False and "nn_book_pages" not in checks(office, "book")
     assert [p for _, p in office.rows("book", "pages")][:3] == [100, 100, 100]
     # left half-way again, and then the office makes the field optional: no check stays, nothing is filled
@@ -392,3 +397,41 @@ def test_a_unique_index_an_interrupted_run_left_goes_when_the_field_is_no_longer
     assert office.upgrade().exit_code == 0
     assert "uq_book_title" not in indexes(office, "book") and "uq_book_title" not in checks(office, "book")
     office.insert("book", {"title": "书1"})  # the same title twice is allowed now
+
+
+@pytest.mark.parametrize("change", ["text to number", "encrypted"])
+def test_values_written_back_by_an_upgrade_do_not_undo_a_save_committed_while_it_waited(office: Office, change: str) -> None:
+    """A type change converts the values it reads, an encryption encrypts them; both write them
+    back. A save committed after the read must not be overwritten with the value read."""
+    from app.runtime.crypto import decrypt, is_encrypted
+
+    office.edit(lambda s: s["fields"].append({"entity": "book", "name": "shelf", "label": "书架", "type": "string"}))
+    assert office.upgrade().exit_code == 0
+    with office.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE book SET shelf = CAST(id + 100 AS text)"))
+    office.field("book", "shelf").update({"type": "integer"} if change == "text to number" else {"encrypted": "yes"})
+    office.save()
+    writer = office.engine.connect()
+    writer.begin()
+    writer.execute(sa.text("UPDATE book SET shelf = '99' WHERE id = 1"))  # a save in progress
+
+    def commit_once_the_upgrade_waits() -> None:
+        with office.engine.connect() as watch:
+            for _ in range(200):
+                if watch.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one():
+                    break
+                time.sleep(0.05)
+        writer.commit()
+        writer.close()
+
+    saver = threading.Thread(target=commit_once_the_upgrade_waits)
+    saver.start()
+    result = office.upgrade()
+    saver.join()
+    assert result.exit_code == 0, result.output
+    values = dict(office.rows("book", "shelf"))
+    if change == "encrypted":
+        assert all(is_encrypted(v) for v in values.values())
+        values = {pk: decrypt(v) for pk, v in values.items()}
+    assert values[1] in (99, "99")  # the save committed while the upgrade waited for the table
+    assert {pk: int(v) for pk, v in values.items() if pk != 1} == {pk: pk + 100 for pk in values if pk != 1}

@@ -23,14 +23,16 @@ itself to a person, and how it is applied — without losing or duplicating a ro
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import re
-import shutil
+import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,11 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within 
 class BusyUpgrade(Exception):
     """PostgreSQL could not give the upgrade its locks in time (other sessions hold its tables);
     nothing was changed."""
+
+
+class UpgradeRunning(BusyUpgrade):
+    """Another upgrade of the same database (or the same checkout) is under way; nothing was
+    changed."""
 
 
 class RefusedUpgrade(Exception):
@@ -357,6 +364,11 @@ def describe(step: Step, db: _Db) -> list[PlanLine]:
                          f"entity {step.table} removed from the workbook: table kept and hidden, {n} rows kept", n)]
     if isinstance(step, RenameColumn):
         n = db.filled(step.table, step.old)
+        if step.new in db.columns(step.table):
+            return [PlanLine("rename", f"字段改名 {step.table}.{step.old} → {step.new}({step.label}):表中已有列 {step.new}"
+                             "(以前删除的字段,数据保留着)— 请换一个名称",
+                             f"field renamed {step.table}.{step.old} → {step.new}: the table already has a column {step.new}"
+                             " (kept from a field removed earlier, with its data) — choose another name", n, True)]
         return [PlanLine("rename", f"字段改名 {step.table}.{step.old} → {step.new}({step.label}):{n} 个值保留",
                          f"field renamed {step.table}.{step.old} → {step.new}: {n} values kept", n)]
     if isinstance(step, AddColumn):
@@ -509,6 +521,11 @@ def _describe_alter(step: AlterColumn, db: _Db, restoring: bool = False) -> list
             else:
                 lines.append(PlanLine("retype", f"类型变更 {where} {kind}:{n} 个值全部可以转换",
                                       f"type change {where_en} {kind}: all {n} values convert", n))
+    if new.encrypted != old.encrypted:
+        n = db.filled(table, new.name) if new.name in db.columns(table) else 0
+        lines.append(PlanLine("encrypt", f"{where} {'改为加密保存' if new.encrypted else '不再加密保存'}:{n} 个值{'加密' if new.encrypted else '解密'}后重写",
+                              f"{where_en} {'becomes encrypted at rest' if new.encrypted else 'no longer encrypted'}: "
+                              f"{n} values {'encrypted' if new.encrypted else 'decrypted'} and written back", n))
     if not new.nullable and (old.nullable or restoring):
         nulls = db.nulls(table, new.name) if new.name in db.columns(table) else db.count(table)
         if nulls and new.default is None:
@@ -700,6 +717,7 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
     retype = (old.type, old.length) != (new.type, new.length) and not (
         {old.type, new.type} <= {"link", "user", "integer"} and old.length == new.length)
     if old.encrypted != new.encrypted:
+        _hold_writes(db, table, "EXCLUSIVE")  # the values read are written back: none may change in between
         _recrypt(db, table, new.name, encrypt_now=new.encrypted)
     if retype and _widening(old, new):
         # every value fits as it is (longer text, integer → decimal …): the database converts
@@ -707,7 +725,10 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
             b.alter_column(new.name, existing_type=existing["type"], type_=sa_type(new), existing_nullable=existing["nullable"])
         existing = {**existing, "type": sa_type(new)}
     elif retype:
-        # converted in Python, the way the plan checked them, then written back row by row
+        # converted in Python, the way the plan checked them, then written back row by row; the
+        # table is held from the read on (the type change needs this lock anyway), or a save
+        # committed between the read and the change would be overwritten with the value read
+        _hold_writes(db, table, "ACCESS EXCLUSIVE")
         pairs = [(pk, convert(v, new.type, new.length, step.allowed if new.type == "choice" else ()))
                  for pk, v in db.conn.execute(sa.select(t.c.id, t.c[new.name]).where(t.c[new.name].is_not(None)))]
         if not existing["nullable"]:
@@ -753,6 +774,14 @@ def _apply_alter(step: AlterColumn, op: Operations, db: _Db, restoring: bool = F
     elif not new.index:
         for name in constraints["ix"]:
             op.drop_index(name, table_name=table)
+
+
+def _hold_writes(db: _Db, table: str, mode: str) -> None:
+    """Lock ``table`` (PostgreSQL) for the rest of the upgrade's transaction, waited for as long as
+    its lock timeout allows, before values are read to be written back. SQLite: the upgrade's
+    transaction already holds the database's write lock (``BEGIN IMMEDIATE``)."""
+    if db.online:
+        db.conn.execute(sa.text(f"LOCK TABLE {_q(db.conn, table)} IN {mode} MODE"))
 
 
 def _recrypt(db: _Db, table: str, column: str, encrypt_now: bool) -> None:
@@ -1224,25 +1253,12 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str
             if ix["name"] and ix["name"].startswith("lx_") and ix["name"] not in wanted:
                 op.drop_index(ix["name"], table_name=table)
                 done.append(f"drop index {ix['name']}")
-    opclass = trigram_opclass(conn) if any(i.kind == "trigram" for i in wanted.values()) else None
-    # without pg_trgm (SQLite …) a search index is a plain one: equality and prefix searches use it
-    builds = [IndexBuild(i.name, i.table, tuple(i.columns), opclass if i.kind == "trigram" else None) for i in wanted.values()]
+    builds = _list_builds(conn, wanted)
     prep = conn.dialect.identifier_preparer
     online: list[IndexBuild] = []
     if conn.dialect.name == "postgresql":
-        fields = [IndexBuild(str(ix.name), name, tuple(c.name for c in ix.columns))
-                  for name, table in declared.tables.items() if name in tables
-                  for ix in sorted(table.indexes, key=lambda i: str(i.name)) if not str(ix.name).startswith("lx_")]
-        catalogue = _index_catalogue(conn)
-        claimed = {b.name: b for b in fields + builds}
-        big: dict[str, bool] = {}
-        for build in fields + builds:
-            need = _needed(build, catalogue, claimed)
-            if need is None:
-                continue
-            if build.table not in big:
-                big[build.table] = _rows_at_least(conn, build.table, ONLINE_INDEX_ROWS)
-            if big[build.table]:
+        for build, need, big in _missing_indexes(conn, declared, tables, builds):
+            if big:
                 online.append(build)  # a big table: built after the commit, without locking it
                 continue
             if need == "rebuild":
@@ -1257,6 +1273,42 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str
     for line in done:
         log.info("indexes: %s", line)
     return done, online
+
+
+def _list_builds(conn: sa.Connection, wanted: dict[str, Any]) -> list[IndexBuild]:
+    opclass = trigram_opclass(conn) if any(i.kind == "trigram" for i in wanted.values()) else None
+    # without pg_trgm (SQLite …) a search index is a plain one: equality and prefix searches use it
+    return [IndexBuild(i.name, i.table, tuple(i.columns), opclass if i.kind == "trigram" else None) for i in wanted.values()]
+
+
+def _missing_indexes(conn: sa.Connection, declared: sa.MetaData, tables: set[str],
+                     builds: list[IndexBuild]) -> Iterator[tuple[IndexBuild, str, bool]]:
+    """(build, "build" or "rebuild", on a big table) of the fields' own and the list indexes
+    the database lacks or holds invalid (PostgreSQL); reads only."""
+    fields = [IndexBuild(str(ix.name), name, tuple(c.name for c in ix.columns))
+              for name, table in declared.tables.items() if name in tables
+              for ix in sorted(table.indexes, key=lambda i: str(i.name)) if not str(ix.name).startswith("lx_")]
+    catalogue = _index_catalogue(conn)
+    claimed = {b.name: b for b in fields + builds}
+    big: dict[str, bool] = {}
+    for build in fields + builds:
+        need = _needed(build, catalogue, claimed)
+        if need is None:
+            continue
+        if build.table not in big:
+            big[build.table] = _rows_at_least(conn, build.table, ONLINE_INDEX_ROWS)
+        yield build, need, big[build.table]
+
+
+def owed_online(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
+    """What an upgrade still owes big tables after its commit (an interrupted run's work, say), in
+    words: the next ``crm upgrade`` does it while the system stays in use (PostgreSQL; reads only)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    tables = {t for t in sa.inspect(conn).get_table_names() if not t.startswith(INTERNAL_PREFIXES)}
+    wanted = {i.name: i for i in declared.info.get("crm_indexes", []) if i.table in tables}
+    return [job.describe() for job in pending_constraints(conn, declared)] + [
+        f"build {build.describe()}" for build, _need, big in _missing_indexes(conn, declared, tables, _list_builds(conn, wanted)) if big]
 
 
 ONLINE_INDEX_ROWS = 10_000  # from here on an index of an existing table is built after the commit, concurrently
@@ -1434,7 +1486,10 @@ def backup_sqlite(path: Path, backup_dir: Path) -> Path | None:
         return None
     backup_dir.mkdir(parents=True, exist_ok=True)
     target = backup_dir / f"{path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}{path.suffix}"
-    shutil.copy2(path, target)
+    # SQLite's online backup: a consistent copy while the office keeps saving (a file copy could
+    # catch a save half written)
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
     return target
 
 
@@ -1468,32 +1523,105 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
     if sqlite is not None and needs_backup:
         backup = backup_sqlite(sqlite, backup_dir)
     dropped: list[PlanLine] = []
-    try:
-        ensure_system_tables(engine)
-        for attempt in range(1, max(1, attempts) + 1):
-            try:
-                with engine.begin() as conn:
-                    if conn.dialect.name == "postgresql" and lock_timeout_ms > 0:
-                        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{int(lock_timeout_ms)}ms"})
-                    command.upgrade(alembic_config(generated_dir, conn), "head")
-                    ensure_base_columns(conn, declared)
-                    _done, builds = ensure_indexes(conn, declared)
-                    if allow_destructive:
-                        dropped = drop_retired(conn, backup_dir, declared)
-                break
-            except sa.exc.OperationalError as exc:
-                if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
-                    raise
-                if attempt >= attempts:
-                    raise _busy(engine, declared, lock_timeout_ms, attempts) from None
-                log.warning("upgrade: a lock was not had within %s ms (try %s of %s); trying again", lock_timeout_ms, attempt, attempts)
-                time.sleep(UPGRADE_LOCK_PAUSE_S * attempt)
-    except BaseException:
-        if sqlite is not None and backup is not None:
-            engine.dispose()
-            shutil.copy2(backup, sqlite)
-        raise
+    ensure_system_tables(engine)
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    # the database's write lock from the start, and the schema changes inside
+                    # the transaction (pysqlite would run them outside it): all or nothing,
+                    # while the office's saves wait for the commit
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if conn.dialect.name == "postgresql" and lock_timeout_ms > 0:
+                    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{int(lock_timeout_ms)}ms"})
+                command.upgrade(alembic_config(generated_dir, conn), "head")
+                ensure_base_columns(conn, declared)
+                _done, builds = ensure_indexes(conn, declared)
+                if allow_destructive:
+                    dropped = drop_retired(conn, backup_dir, declared)
+            break
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                raise
+            if attempt >= attempts:
+                raise _busy(engine, declared, lock_timeout_ms, attempts) from None
+            log.warning("upgrade: a lock was not had within %s ms (try %s of %s); trying again", lock_timeout_ms, attempt, attempts)
+            time.sleep(UPGRADE_LOCK_PAUSE_S * attempt)
     return UpgradeResult([rev for rev, _ in pending], lines, backup, dropped, builds=builds, declared=declared)
+
+
+@contextmanager
+def one_upgrade_at_a_time(engine: sa.Engine) -> Iterator[None]:
+    """Held for a whole upgrade of one database: the plan, the generated files, the transaction,
+    the work after its commit and the regrade. Two upgrades at once would write the same
+    generated files, and the second's plan (read before the first committed) would no longer be
+    true when applied. Upgrades of other databases (another office's schema, even from the same
+    checkout) go on.
+
+    * PostgreSQL (a database several machines' checkouts may share): a session advisory lock keyed
+      by the schema, on its own connection in autocommit — an open transaction would make this
+      upgrade's own ``CREATE INDEX CONCURRENTLY`` wait for it for ever.
+    * SQLite: an exclusive lock on ``<database file>.upgrade-lock`` beside it (which says who holds
+      it); an in-memory database is one process's own.
+
+    Taken without waiting: a second upgrade stops at once (:class:`UpgradeRunning`, naming the
+    first) and changes nothing. A process that dies lets go."""
+    me = f"crm upgrade pid {os.getpid()} on {socket.gethostname()}"
+    if engine.dialect.name == "postgresql":
+        with _database_upgrade_lock(engine, me):
+            yield
+        return
+    database = sqlite_path(engine.url)
+    if database is None:
+        yield
+        return
+    path = database.with_name(f"{database.name}.upgrade-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise UpgradeRunning(_running(f.read().strip() or "?", str(path))) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{me} since {dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+
+
+_UPGRADE_KEY = "hashtext('crm upgrade'), hashtext(current_schema())"
+
+
+@contextmanager
+def _database_upgrade_lock(engine: sa.Engine, me: str) -> Iterator[None]:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if conn.execute(sa.text("SELECT current_schema()")).scalar() is None:
+            raise BusyUpgrade("PostgreSQL 的 search_path 里没有已存在的 schema:先建好它 (CREATE SCHEMA …) 再运行 crm upgrade "
+                              "(no schema of the search_path exists: create it first); 没有任何改动 (nothing changed)")
+        if not conn.execute(sa.text(f"SELECT pg_try_advisory_lock({_UPGRADE_KEY})")).scalar_one():
+            holder = conn.execute(sa.text(
+                "SELECT a.application_name, a.pid, host(a.client_addr), a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = CAST(hashtext('crm upgrade') AS oid) AND l.objid = CAST(hashtext(current_schema()) AS oid)")).first()
+            who = (f"{holder[0] or '?'} (PostgreSQL session {holder[1]} from {holder[2] or 'local'}, "
+                   f"since {holder[3]:%Y-%m-%d %H:%M:%S %z})") if holder else "?"
+            raise UpgradeRunning(_running(who, f"schema {conn.execute(sa.text('SELECT current_schema()')).scalar_one()}"))
+        try:
+            conn.execute(sa.text("SELECT set_config('application_name', :me, false)"), {"me": me[:63]})
+            yield
+        finally:
+            conn.execute(sa.text(f"SELECT pg_advisory_unlock({_UPGRADE_KEY})"))
+            conn.execute(sa.text("RESET application_name"))
+
+
+def _running(who: str, where: str) -> str:
+    return (f"另一个升级正在进行,本次没有任何改动;等它结束后再运行 crm upgrade (another upgrade is under way, "
+            f"nothing changed; run crm upgrade again once it has finished): {who} [{where}]")
 
 
 def finish_online(engine: sa.Engine, result: UpgradeResult, progress: Callable[[str], None] = log.info) -> UpgradeResult:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .migrate import UPGRADE_LOCK_TIMEOUT_MS, UpgradeResult, declared_metadata, finish_online, upgrade_database
+from .migrate import (
+    UPGRADE_LOCK_TIMEOUT_MS,
+    UpgradeResult,
+    declared_metadata,
+    finish_online,
+    one_upgrade_at_a_time,
+    upgrade_database,
+)
 
 
 def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
@@ -14,6 +21,7 @@ def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
         db = app.extensions["crm"].db
         backups = Path(app.config["CRM_VAR_DIR"]) / "backups"
         spec = app.extensions["crm"].spec
-        done = upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive,
-                                app.config.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
-        return finish_online(db.engine, done)
+        with one_upgrade_at_a_time(db.engine):
+            done = upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive,
+                                    app.config.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
+            return finish_online(db.engine, done)
