@@ -6,6 +6,7 @@ read the states' labels, never their codes."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -22,12 +23,13 @@ SCRIPT = "<script>alert('x')</script>"
 
 @pytest.fixture(scope="module")
 def staff(app: Any) -> dict[str, int]:
-    """A salesperson and two sales managers (the approvers of visit requests)."""
+    """A salesperson and three sales managers (the approvers of visit requests), one of another department."""
     return {"sales": add_user(app, "flow_sales", ["业务员"], PASSWORD, first_name="小王", last_name="业务",
                               departments=["销售一部"]),
             "manager": add_user(app, "flow_manager", ["销售经理"], PASSWORD, first_name="经理", last_name="李",
                                 departments=["销售一部"]),
-            "manager2": add_user(app, "flow_manager2", ["销售经理"], PASSWORD, departments=["销售二部"])}
+            "manager2": add_user(app, "flow_manager2", ["销售经理"], PASSWORD, departments=["销售二部"]),
+            "manager3": add_user(app, "flow_manager3", ["销售经理"], PASSWORD, departments=["销售一部"])}
 
 
 def token(app: Any, who: str) -> dict[str, str]:
@@ -61,8 +63,9 @@ def test_a_transition_tells_its_notify_role_and_the_owner_in_their_inbox(app: An
     sales, manager = token(app, "sales"), token(app, "manager")
     pk = visit_request(app, sales, "拜访<b>采购部</b>")
     before = {k: len(notes_of(app, uid)) for k, uid in staff.items()}
-    assert act(app, sales, pk, "提交审批").status_code == 200  # notify: 销售经理 — every one of them
-    for who in ("manager", "manager2"):
+    assert act(app, sales, pk, "提交审批").status_code == 200  # notify: 销售经理 — each whose scope reaches it
+    assert len(notes_of(app, staff["manager2"])) == before["manager2"]  # another department's
+    for who in ("manager", "manager3"):
         new = notes_of(app, staff[who])[before[who]:]
         assert len(new) == 1
         assert "拜访<b>采购部</b>" in new[0]["title"] and "提交审批" in new[0]["title"]
@@ -85,13 +88,16 @@ def test_a_transition_tells_its_notify_role_and_the_owner_in_their_inbox(app: An
     assert "<b>采购部" not in page
 
 
-def test_a_member_who_cannot_see_the_record_reads_no_field_values(app: Any, staff: dict[str, int]) -> None:
-    """The message carries the record's title, the action, who and the comment — nothing else."""
+def test_only_members_whose_scope_reaches_the_record_are_told_and_read_no_field_values(app: Any, staff: dict[str, int]) -> None:
+    """Another department's manager is not told (the link would answer 404); the message carries
+    the record's title, the action, who and the comment — nothing else."""
     sales = token(app, "sales")
     pk = visit_request(app, sales, "保密拜访")
-    n = len(notes_of(app, staff["manager2"]))
+    other, mine = len(notes_of(app, staff["manager2"])), len(notes_of(app, staff["manager"]))
     assert act(app, sales, pk, "提交审批").status_code == 200
-    note = notes_of(app, staff["manager2"])[n]
+    assert len(notes_of(app, staff["manager2"])) == other
+    note = notes_of(app, staff["manager"])[mine]
+    assert "保密拜访" in note["title"]
     assert "介绍公司产品" not in note["title"] + (note["body"] or "")  # the goal field's value
     assert "2026-11-25" not in note["title"] + (note["body"] or "")
 
@@ -103,7 +109,7 @@ def test_mail_goes_through_the_outbox_once_per_recipient(app: Any, staff: dict[s
     assert act(app, sales, pk, "提交审批").status_code == 200
     mails = rows(app, sa.select(OUTBOX).where(OUTBOX.c.entity == "visit_request", OUTBOX.c.record_id == pk))
     to = {m["recipient_user_id"]: m for m in mails}
-    assert len(to) == len(mails) and {staff["manager"], staff["manager2"]} <= set(to)
+    assert len(to) == len(mails) and {staff["manager"], staff["manager3"]} <= set(to) and staff["manager2"] not in to
     mail = to[staff["manager"]]
     assert (mail["channel"], mail["status"], mail["recipient_address"]) == ("email", "pending", "flow_manager@localhost")
     assert "邮件拜访" in mail["subject"] and mail["link"].endswith(f"/visitrequestview/show/{pk}")
@@ -199,5 +205,61 @@ def test_notify_may_name_several_recipients_each_told_once(app: Any, staff: dict
     before = {k: len(notes_of(app, uid)) for k, uid in staff.items()}
     assert act(app, manager, pk, "驳回", "再补充").status_code == 200
     assert len(notes_of(app, staff["sales"])) == before["sales"] + 1  # the owner, named twice, told once
-    assert len(notes_of(app, staff["manager2"])) == before["manager2"] + 1  # the other manager
+    assert len(notes_of(app, staff["manager3"])) == before["manager3"] + 1  # the other manager of the department
     assert len(notes_of(app, staff["manager"])) == before["manager"]  # not the one who acted
+
+
+def test_screen_actions_on_a_record_outside_the_users_scope_are_refused(app: Any, staff: dict[str, int]) -> None:
+    """The record page's buttons post to routes of their own: each takes the record from the user's
+    scope, as the page did, and a new owner must be one of the users offered."""
+    sales, manager = token(app, "sales"), token(app, "manager")
+    pk = visit_request(app, sales, "别组的拜访")
+    assert act(app, sales, pk, "提交审批").status_code == 200
+    other = app.test_client()
+    login(other, "flow_manager2", PASSWORD)  # a manager of another department: team scope
+    assert other.get(f"/visitrequestview/show/{pk}").status_code == 404
+    token_page = other.get("/visitrequestview/list/").text
+    r = other.post(f"/visitrequestview/transition/{pk}", data={"csrf_token": csrf_token(token_page), "action": "status:submitted:rejected",
+                                                              "comment": "不是我组的"})
+    assert r.status_code == 404
+    r = other.post(f"/visitrequestview/reassign/{pk}", data={"csrf_token": csrf_token(token_page), "owner": str(staff["manager2"])})
+    assert r.status_code == 404
+    record = app.test_client().get(f"/api/v1/visit_request/{pk}", headers=sales).json["result"]
+    assert record["status"] == "submitted" and record["owner"]["id"] == staff["sales"]
+
+    mine = app.test_client()  # the manager of the record's department, giving it to nobody real
+    login(mine, "flow_manager", PASSWORD)
+    page = mine.get(f"/visitrequestview/show/{pk}").text
+    assert mine.post(f"/visitrequestview/reassign/{pk}", data={"csrf_token": csrf_token(page), "owner": "99999"}).status_code == 302
+    assert "负责人须是可选的在职用户之一" in mine.get(f"/visitrequestview/show/{pk}").text
+    r = app.test_client().put(f"/api/v1/visit_request/{pk}/owner", json={"owner": 99999}, headers=manager)
+    assert r.status_code == 422 and "owner" in r.json["message"]
+    assert app.test_client().get(f"/api/v1/visit_request/{pk}", headers=sales).json["result"]["owner"]["id"] == staff["sales"]
+
+
+def test_the_api_info_offers_for_a_link_only_the_records_the_user_may_see(app: Any, staff: dict[str, int]) -> None:
+    add_user(app, "flow_sales_other", ["业务员"], PASSWORD, departments=["销售二部"])
+    theirs = visit_request(app, token(app, "sales_other"), "别人的客户")
+    their_customer = app.test_client().get(f"/api/v1/visit_request/{theirs}", headers=token(app, "sales_other")).json["result"]["customer"]["id"]
+    sales = token(app, "sales")
+    visit_request(app, sales, "自己的客户")
+    client = app.test_client()
+    info = client.get("/api/v1/visit_request/_info?q=(keys:!(add_columns,edit_columns),add_columns:(customer:(page_size:100)),"
+                      "edit_columns:(customer:(page_size:100)))", headers=sales).json
+    mine = client.get("/api/v1/customer/?q=(page_size:100,columns:!(id))", headers=sales).json
+    for key in ("add_columns", "edit_columns"):
+        offered = next(c for c in info[key] if c["name"] == "customer")
+        assert offered["count"] == mine["count"] and offered["count"] >= 1
+        assert {v["id"] for v in offered["values"]} == set(mine["ids"])
+        assert their_customer not in {v["id"] for v in offered["values"]}
+        assert not any("Project-Id-Version" in c["description"] for c in info[key])  # no help: no description
+
+
+def test_an_empty_link_or_person_field_shows_blank_not_none(app: Any, staff: dict[str, int]) -> None:
+    pk = visit_request(app, token(app, "sales"), "未批准的拜访")  # 批准人 (a person) and 联系人 (a link) empty
+    client = app.test_client()
+    login(client, "flow_sales", PASSWORD)
+    shown = client.get(f"/visitrequestview/show/{pk}").text
+    assert "批准人" in shown and "联系人" in shown
+    for page in (shown, client.get("/visitrequestview/list/").text):
+        assert not re.search(r">\s*None\s*<", page)

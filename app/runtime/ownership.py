@@ -56,6 +56,17 @@ def assignees(session: Any, spec: Spec, entity: Entity) -> list[Any]:
                                 .order_by(User.username)).scalars())
 
 
+def candidates(session: Any, spec: Spec, entity: Entity) -> list[Any]:
+    """Whom a manager may give a record of ``entity`` to: its :func:`assignees`, or every active
+    user when no role works its own records."""
+    return assignees(session, spec, entity) or list(session.execute(
+        sa.select(User).where(User.active.is_(True)).order_by(User.username)).scalars())
+
+
+def may_own(session: Any, spec: Spec, entity: Entity, user_id: int) -> bool:
+    return any(u.id == user_id for u in candidates(session, spec, entity))
+
+
 def balance(session: Any, spec: Spec, entity: Entity, model: Any) -> dict[int, int]:
     """Give every record without an active owner to the least-loaded assignee; returns user id → count given."""
     column = getattr(model, f"{entity.owner_field}_id")

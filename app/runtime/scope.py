@@ -145,7 +145,15 @@ def scoped_select(entity_name: str, model: Any) -> Any:
 def visible(entity_name: str, model: Any, record_id: Any) -> bool:
     """Whether the signed-in user may see record ``record_id`` of ``entity_name`` (link checks)."""
     clause = None if record_id is None else current_scope_clause(entity_name, model)
-    if clause is None:
+    return _in_scope(_crm().db.session, model, record_id, clause)
+
+
+def sees(session: Any, spec: Spec, entity: Entity, model: Any, record_id: Any, user: Any, admin_role: str) -> bool:
+    """Whether ``user`` (not necessarily the signed-in one) may see record ``record_id``."""
+    return _in_scope(session, model, record_id, scope_clause(spec, entity, model, user, admin_role))
+
+
+def _in_scope(session: Any, model: Any, record_id: Any, clause: Any) -> bool:
+    if clause is None or record_id is None:
         return True
-    q = sa.select(model.id).where(model.id == record_id, clause)
-    return _crm().db.session.execute(q).first() is not None
+    return session.execute(sa.select(model.id).where(model.id == record_id, clause)).first() is not None

@@ -410,7 +410,8 @@ class CrmModelView(ModelView):
             elif f.type == "link":  # a dropdown that stays small however big the linked table
                 field = self._link_field(f)
                 self._form_field(f.name, field, field)
-            elif f.type != "user":
+                self.formatters_columns[f.name] = value_formatter(f)  # blank when empty, not "None"
+            else:
                 self.formatters_columns[f.name] = value_formatter(f)
             if f.type in ("date", "datetime"):  # the browser's own picker, in the person's language
                 field = _moment_field(f)
@@ -531,7 +532,7 @@ class CrmModelView(ModelView):
             audit.record(self.datamodel.session, e.name, item.id, "read")
             self.datamodel.session.commit()
         if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
-            panels["crm_reassign"] = ownership.assignees(self.datamodel.session, spec, e) or self._all_users()
+            panels["crm_reassign"] = ownership.candidates(self.datamodel.session, spec, e)
             panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
         if any(t.entity == e.name for t in spec.workflows):
             panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
@@ -574,7 +575,7 @@ class CrmModelView(ModelView):
     def transition(self, pk: Any) -> Any:
         spec = crm_spec()
         e = _entity(self.entity)
-        item = self.datamodel.get(pk)
+        item = self.datamodel.get(pk, self._base_filters)  # only a record the user may see
         if item is None:
             abort(404)
         try:
@@ -589,11 +590,6 @@ class CrmModelView(ModelView):
         except RuleViolation as exc:
             flash(str(exc), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
-
-    def _all_users(self) -> list[Any]:
-        from flask_appbuilder.security.sqla.models import User
-
-        return list(self.datamodel.session.query(User).filter(User.active.is_(True)).order_by(User.username))
 
     def _get_search_widget(self, form: Any = None, exclude_cols: Any = None, widgets: Any = None) -> Any:
         """FAB's search form without the columns the user may not see; the filters' inputs are
@@ -697,13 +693,18 @@ class CrmModelView(ModelView):
     @has_access
     def reassign(self, pk: Any) -> Any:
         spec, e = crm_spec(), _entity(self.entity)
-        item = self.datamodel.get(pk)
+        item = self.datamodel.get(pk, self._base_filters)  # only a record the manager may see
         if item is None or not e.owner_field:
             abort(404)
         if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
             flash(pick("只有经理可以调整负责人", "Only managers can reassign"), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
-        setattr(item, f"{e.owner_field}_id", int(request.form.get("owner", "0") or 0) or None)
+        asked = request.form.get("owner", "")
+        owner = int(asked) if asked.isdigit() and int(asked) else None
+        if (owner is None and asked not in ("", "0")) or (owner is not None and not ownership.may_own(self.datamodel.session, spec, e, owner)):
+            flash(pick("负责人须是可选的在职用户之一", "The owner must be one of the active users offered"), "danger")
+            return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        setattr(item, f"{e.owner_field}_id", owner)
         try:
             self.datamodel.edit(item)
             flash(pick("负责人已调整", "Owner changed"), "success")
@@ -1052,6 +1053,10 @@ class CrmModelRestApi(ModelRestApi):
         e = _entity(self.entity)
         self.validators_columns = dict(self.validators_columns or {})
         self.base_filters = [["id", ScopeFilter, e.name]]
+        # the records _info offers for a link field: only those the user may see, as on the forms
+        rel = {f.name: [["id", ScopeFilter, f.link]] for f in e.fields if f.type == "link"}
+        self.add_query_rel_fields = {**rel, **(self.add_query_rel_fields or {})}
+        self.edit_query_rel_fields = {**rel, **(self.edit_query_rel_fields or {})}
         for f in e.fields:
             checks = api_validators(spec, f)
             if checks:
@@ -1059,6 +1064,13 @@ class CrmModelRestApi(ModelRestApi):
         super().__init__(**kwargs)
 
     # -- field secrecy: hidden fields never leave the server, nor can they be written or searched
+    def _get_field_info(self, field: Any, filter_rel_field: dict[str, Any], page: int | None = None,
+                        page_size: int | None = None) -> dict[str, Any]:
+        info = super()._get_field_info(field, filter_rel_field, page, page_size)
+        if not self.description_columns.get(field.name):  # FAB translates "": the catalogue's header
+            info["description"] = ""
+        return info
+
     def _strip(self, data: dict[str, Any]) -> None:
         hidden = current_hidden(self.entity)
         linked_hidden = [(f.name, secret) for f in _entity(self.entity).fields
@@ -1161,8 +1173,11 @@ class CrmModelRestApi(ModelRestApi):
         if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
             return self.response_403()
         owner = (request.get_json(silent=True) or {}).get("owner")
-        if not isinstance(owner, int):
+        if not isinstance(owner, int) or isinstance(owner, bool):
             return self.response_422(message={"owner": ["需要用户编号 (a user id is required)"]})
+        if not ownership.may_own(self.datamodel.session, spec, e, owner):
+            return self.response_422(message={"owner": ["负责人须是可分配的在职用户 (the owner must be an active user records "
+                                                        "of this kind may be given to)"]})
         setattr(item, f"{e.owner_field}_id", owner)
         return self._guarded(lambda: (self.datamodel.edit(item), self.response(200, result={"owner": owner}))[1])
 
