@@ -69,6 +69,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_regex": ("正则表达式无效:{error}", "invalid regular expression: {error}"),
     "pattern_type": ("{type} 类型字段不能设置格式", "a pattern does not apply to type {type}"),
     "encrypted_type": ("只有文本字段可以加密", "only text fields can be encrypted"),
+    "encrypted_use": ("加密字段不能设为 {what}:数据库里存的是密文,无法比较、查重或搜索",
+                      "an encrypted field cannot be {what_en}: the database holds ciphertext, which cannot be compared, "
+                      "checked for duplicates or searched"),
+    "length_max": ("文本长度上限 {max} 须为大于 0 的整数", "a text length max of {max} must be a whole number above 0"),
     "title_field": ("标题字段 '{value}' 必须是本实体的文本字段", "title field '{value}' must be a string field"),
     "owner_field": ("负责人字段 '{value}' 必须是本实体的用户字段", "owner field '{value}' must be a user field"),
     "numbering_counter": ("编号规则 '{value}' 缺少计数器,如 {{####}}", "numbering '{value}' has no counter like {{####}}"),
@@ -111,6 +115,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "channel": ("渠道 '{value}' 无效", "channel '{value}' is not valid"),
     "recipient": ("收件人 '{value}' 无效", "recipient '{value}' is not valid"),
     "duration": ("时长 '{value}' 无法理解", "duration '{value}' is not understood"),
+    "duration_long": ("时长 '{value}' 超过 {years} 年", "duration '{value}' is longer than {years} years"),
     "ladder": ("升级时限有 {after} 级,升级给有 {to} 级,两者须一一对应",
                "escalate_after has {after} step(s) but escalate_to has {to}: they go in pairs"),
     "placeholder": ("模板占位符有误:{error}", "template placeholder error: {error}"),

@@ -128,6 +128,9 @@ def read_workbook(path: str | Path) -> Workbook:
             for i, c in enumerate(header_cells):
                 text = "" if c.value is None else str(c.value).strip()
                 letter = get_column_letter(i + 1)
+                if text in headers:  # the same header twice: which column counts? the office says
+                    book.problems.append(Problem(f"{ws.title}!{letter}1", msg("column_duplicate", column=text)))
+                    text = ""
                 columns.append((text, letter) if text else None)
                 if text:
                     headers[text] = letter

@@ -58,7 +58,7 @@ from .spec import (
     split_names,
     template_environment,
 )
-from .when import ladder_parts, parse_duration, parse_when
+from .when import MAX_YEARS, ladder_parts, parse_duration, parse_when
 
 IDENT = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 MAX_IDENT = 40
@@ -114,6 +114,22 @@ RESERVED_CLASSES = {
     "SQLAInterface",
     "Decimal",
 }
+# the screens and APIs the application has besides the entities' own: an entity whose
+# <Class>View or <Class>Api is one of these would take its name (the app would not start)
+RESERVED_VIEWS = frozenset({
+    # Flask-AppBuilder's
+    "ApiKeyApi", "AuthDBView", "AuthLDAPView", "AuthOAuthView", "AuthRemoteUserView", "AuthSAMLView", "AuthView",
+    "ChartView", "DirectByChartView", "DirectChartView", "GroupApi", "GroupByChartView", "IndexView", "LocaleView",
+    "MasterDetailView", "MenuApi", "ModelView", "MultipleView", "OpenApi", "PermissionApi", "PermissionModelView",
+    "PermissionView", "PermissionViewMenuApi", "PermissionViewModelView", "PublicFormView", "RegisterUserDBView",
+    "RegisterUserModelView", "RegisterUserOAuthView", "ResetMyPasswordView", "ResetPasswordView", "RoleApi",
+    "RoleModelView", "SecurityApi", "SimpleFormView", "SwaggerView", "TimeChartView", "UserApi", "UserDBModelView",
+    "UserGroupModelView", "UserInfoEditView", "UserLDAPModelView", "UserModelView", "UserOAuthModelView",
+    "UserRemoteUserModelView", "UserSAMLModelView", "UserStatsChartView", "UtilView", "ViewMenuApi", "ViewMenuModelView",
+    "BaseView", "BaseApi",
+    # the CRM's own
+    "AuditLogView", "CrmIndexView", "DashboardView", "InboxView", "OutboxView", "RecordView",
+})
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "x", "on"}
 FALSE = {"no", "n", "false", "0", "否", "off"}
 TEMPLATE_NAMES = {"record", "due", "link", "recipient", "app_name", "now", "survey", "escalation", "step"}
@@ -408,11 +424,13 @@ class _Validator:
             elif key == "working_hours":
                 spans = []
                 for part in re.split(r"[,\uff0c\u3001]+", value):
-                    m = re.match(r"^\s*(\d{1,2}:\d{2})\s*[-\u2013~\uff5e]\s*(\d{1,2}:\d{2})\s*$", part)
-                    if not m or m.group(1).zfill(5) >= m.group(2).zfill(5):
+                    m = re.match(r"^\s*(\d{1,2}):([0-5]\d)\s*[-\u2013~\uff5e]\s*(\d{1,2}):([0-5]\d)\s*$", part)
+                    start, end = (f"{int(m.group(1)):02d}:{m.group(2)}", f"{int(m.group(3)):02d}:{m.group(4)}") if m else ("", "")
+                    # times of one day (00:00-23:59), in order, each span after the one before
+                    if not m or end > "23:59" or start >= end or (spans and start < spans[-1][1]):
                         spans = []
                         break
-                    spans.append((m.group(1).zfill(5), m.group(2).zfill(5)))
+                    spans.append((start, end))
                 if spans:
                     values["working_hours"] = tuple(spans)
                 else:
@@ -486,7 +504,7 @@ class _Validator:
             if name is None:
                 continue
             class_name = "".join(part.capitalize() for part in name.split("_"))
-            if class_name in RESERVED_CLASSES:
+            if class_name in RESERVED_CLASSES or {f"{class_name}View", f"{class_name}Api"} & RESERVED_VIEWS:
                 self.p.add(c("name").ref, msg("reserved", value=name), hint("rename"))
                 continue
             if name in heads:
@@ -598,6 +616,8 @@ class _Validator:
             self.p.add(c("min").ref if lo is not None else c("max").ref, msg("min_max_type", type=ftype), context=ctx)
         if lo is not None and hi is not None and lo > hi:
             self.p.add(c("min").ref, msg("min_max", min=c("min").text, max=c("max").text), hint("swap"), ctx)
+        elif ftype in TEXT_TYPES and hi is not None and (hi <= 0 or hi != int(hi)):
+            self.p.add(c("max").ref, msg("length_max", max=c("max").text), context=ctx)
         pattern = c("pattern").text
         if pattern:
             if ftype not in TEXT_TYPES:
@@ -610,6 +630,10 @@ class _Validator:
         encrypted = self.r.boolean(c("encrypted"))
         if encrypted and ftype not in ("text", "string"):
             self.p.add(c("encrypted").ref, msg("encrypted_type"), context=ctx)
+        elif encrypted:
+            for key, zh, en in (("unique", "唯一", "unique"), ("search", "可搜索", "searchable"), ("filter", "可筛选", "a filter")):
+                if self.r.boolean(c(key)):
+                    self.p.add(c(key).ref, msg("encrypted_use", what=zh, what_en=en), context=ctx)
         default = self.default(c("default"), ftype, choices.get(list_name, ()), ctx, list_name)
         if default is not None:
             self.check_default(c("default"), ftype, default, lo, hi, pattern, ctx)
@@ -769,8 +793,11 @@ class _Validator:
         if title and (title not in by_name or by_name[title].type not in TEXT_TYPES + ("integer",)):
             self.p.add(c("title_field").ref, msg("title_field", value=title), did_you_mean(title, by_name), _entity_ctx(name))
             title = ""
+        elif title and by_name[title].encrypted:  # a title is searched in every link's dropdown
+            self.p.add(c("title_field").ref, msg("encrypted_use", what="标题字段", what_en="the title field"), context=_entity_ctx(name))
+            title = ""
         if not title:
-            title = next((f.name for f in fields if f.type in ("string",)), "")
+            title = next((f.name for f in fields if f.type in ("string",) and not f.encrypted), "")
         owner = h["owner_field"]
         if owner and (owner not in by_name or by_name[owner].type != "user"):
             self.p.add(
@@ -1120,6 +1147,8 @@ class _Validator:
             when = parse_when(c("when").text)
             if when is None:
                 self.p.add(c("when").ref, msg("when", value=c("when").text), hint("when"), _entity_ctx(e.name))
+            elif any(d is not None and d.too_long for d in (when.every, when.offset)):
+                self.p.add(c("when").ref, msg("duration_long", value=c("when").text, years=MAX_YEARS), context=_entity_ctx(e.name))
             elif when.field:
                 problem = resolve_path(e, when.field, emap)
                 target = field_at(e, when.field, emap)
@@ -1153,8 +1182,11 @@ class _Validator:
             esc_after, esc_to = c("escalate_after").text, c("escalate_to").text
             delays, targets = ladder_parts(esc_after), ladder_parts(esc_to)
             for d in delays:
-                if parse_duration(d) is None:
+                span = parse_duration(d)
+                if span is None:
                     self.p.add(c("escalate_after").ref, msg("duration", value=d), hint("one_of", values="2 working hours, 1 day"))
+                elif span.too_long:
+                    self.p.add(c("escalate_after").ref, msg("duration_long", value=d, years=MAX_YEARS))
             for t in targets:
                 if t not in role_names and t != "owner":
                     self.p.add(c("escalate_to").ref, msg("unknown_role", value=t), did_you_mean(t, role_names))

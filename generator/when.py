@@ -34,11 +34,20 @@ _ANCHOR = re.compile(
 )
 
 
+MAX_YEARS = 100  # a longer duration is a typo, and its dates are past what the calendar holds
+_DAYS = {"minutes": 1 / 1440, "hours": 1 / 24, "days": 1, "weeks": 7, "months": 31}
+
+
 @dataclass(frozen=True)
 class Duration:
     amount: float
     unit: str  # minutes/hours/days/weeks/months
     working: bool = False
+
+    @property
+    def too_long(self) -> bool:
+        """Longer than ``MAX_YEARS`` however sparse the working days (a working day may take a week)."""
+        return abs(self.amount) * _DAYS[self.unit] * (7 if self.working else 1) > MAX_YEARS * 366
 
 
 @dataclass(frozen=True)

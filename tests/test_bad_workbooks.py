@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
 
 from app.cli import main
@@ -75,6 +75,37 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         "name",
         "'text' is a reserved name",
     ),
+    *[(f"entity named like a screen the application has ({name})",
+       (lambda n: lambda s: s["entities"].append({"name": n, "label": "x"}))(name), "entities", 3, "name", f"'{name}' is a reserved name")
+      for name in ("menu", "inbox", "security", "audit_log", "role_model")],
+    ("text length max of 0", set_field("book", "title", max=0), "fields", ("book", "title"), "max",
+     "a text length max of 0 must be a whole number above 0"),
+    ("negative text length max", set_field("book", "isbn", max=-5), "fields", ("book", "isbn"), "max",
+     "a text length max of -5 must be a whole number above 0"),
+    ("encrypted and unique", set_field("book", "isbn", encrypted="yes"), "fields", ("book", "isbn"), "unique",
+     "an encrypted field cannot be unique: the database holds ciphertext, which cannot be compared, checked for duplicates or searched"),
+    ("encrypted and searchable", set_field("book", "title", encrypted="yes"), "fields", ("book", "title"), "search",
+     "an encrypted field cannot be searchable: the database holds ciphertext, which cannot be compared, checked for duplicates or "
+     "searched"),
+    ("encrypted title field", lambda s: (s["entities"][0].update(title_field="blurb"),
+                                         s["fields"].append({"entity": "book", "name": "blurb", "label": "简介", "type": "text",
+                                                             "encrypted": "yes"})),
+     "entities", 0, "title_field", "an encrypted field cannot be the title field: the database holds ciphertext, which cannot be "
+     "compared, checked for duplicates or searched"),
+    ("working hours past midnight", lambda s: s["settings"].append({"key": "working_hours", "value": "08:00-12:00,13:00-24:00"}),
+     "settings", 1, "value", "setting working_hours: '08:00-12:00,13:00-24:00' is not valid"),
+    ("working hours overlapping", lambda s: s["settings"].append({"key": "working_hours", "value": "09:00-12:00,11:00-13:00"}),
+     "settings", 1, "value", "setting working_hours: '09:00-12:00,11:00-13:00' is not valid"),
+    ("a schedule every million years",
+     lambda s: s.update(schedules=[{"name": "due_soon", "entity": "loan", "when": "every 999999999 days"}]),
+     "schedules", 0, "when", "duration 'every 999999999 days' is longer than 100 years"),
+    ("a due moment centuries after its date",
+     lambda s: s.update(schedules=[{"name": "due_soon", "entity": "loan", "when": "due_on + 99999999 working hours"}]),
+     "schedules", 0, "when", "duration 'due_on + 99999999 working hours' is longer than 100 years"),
+    ("an escalation after centuries",
+     lambda s: s.update(schedules=[{"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "recipients": "馆员",
+                                    "escalate_after": "999999 weeks", "escalate_to": "馆员"}]),
+     "schedules", 0, "escalate_after", "duration '999999 weeks' is longer than 100 years"),
     ("unknown type", lambda s: s["fields"][3].update(type="choise"), "fields", 3, "type", "unknown type 'choise'"),
     ("link to unknown entity", set_field("loan", "book", link="books"), "fields", ("loan", "book"), "link", "unknown entity 'books'"),
     (
@@ -908,3 +939,34 @@ def test_a_required_field_with_a_false_or_zero_default_may_be_read_only_for_a_ro
     sheets["permissions"][0].update(readonly_fields="damaged, copies")
     spec, _ = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
     assert next(p for p in spec.permissions if p.role == "馆员" and p.entity == "book").readonly_fields == ("damaged", "copies")
+
+
+def test_the_same_header_twice_is_a_problem_not_a_silent_pick(tmp_path: Path) -> None:
+    sheets = copy.deepcopy(library_sheets())
+    path = write_workbook(tmp_path / "bad.xlsx", sheets)
+    wb = load_workbook(path)
+    ws = wb["fields"]
+    headers = [c.value for c in ws[1]]
+    ws.cell(row=1, column=headers.index("label_en") + 1 if "label_en" in headers else len(headers) + 1, value="label")
+    wb.save(path)
+    with pytest.raises(WorkbookError) as err:
+        load_spec(path)
+    assert any(p.text("en") == "column 'label' appears twice" and p.ref.startswith("fields!") for p in err.value.problems)
+
+
+def test_a_working_day_that_may_take_a_week_still_fits_a_long_but_real_schedule(tmp_path: Path) -> None:
+    sheets = copy.deepcopy(library_sheets())
+    sheets["schedules"] = [{"name": "due_soon", "entity": "loan", "when": "due_on + 3000 working days", "recipients": "馆员",
+                            "escalate_after": "12 months", "escalate_to": "馆员"}]
+    spec, _ = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    assert [s.name for s in spec.schedules] == ["due_soon"]
+
+
+def test_every_screen_of_the_application_besides_the_entities_is_a_reserved_name(app: Any) -> None:
+    """The check's list of screens an entity may not be named after is the application's own."""
+    from generator.validate import RESERVED_VIEWS
+
+    spec = app.extensions["crm"].spec
+    entities = {f"{e.class_name}{suffix}" for e in spec.entities for suffix in ("View", "Api")}
+    screens = {name for name in app.blueprints if name.endswith(("View", "Api"))}
+    assert screens - entities <= RESERVED_VIEWS, screens - entities - RESERVED_VIEWS
