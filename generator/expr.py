@@ -212,7 +212,24 @@ def _check(node: ast.AST, names: list[str], depth: int) -> None:
         for a in node.args:
             _check(a, names, depth + 1)
     else:
-        raise ExprError(f"'{type(node).__name__}' is not allowed")
+        raise ExprError(_not_allowed(node))
+
+
+# what an office user wrote, in their words, when it is not part of the condition language
+_OPERATORS = {ast.Pow: "**", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
+              ast.RShift: ">>", ast.MatMult: "@", ast.Invert: "~", ast.Is: "is", ast.IsNot: "is not"}
+_CONSTRUCTS = {ast.ListComp: "a list comprehension [… for …]", ast.SetComp: "a comprehension {… for …}",
+               ast.DictComp: "a comprehension {…: … for …}", ast.GeneratorExp: "a generator (… for …)",
+               ast.Lambda: "lambda", ast.IfExp: "… if … else …", ast.Subscript: "indexing a[…]", ast.Dict: "a dictionary {…: …}",
+               ast.Starred: "*…", ast.NamedExpr: ":=", ast.JoinedStr: "an f-string", ast.Await: "await", ast.Yield: "yield"}
+
+
+def _not_allowed(node: ast.AST) -> str:
+    op = getattr(node, "op", None) or next(iter(getattr(node, "ops", [])), None)
+    if op is not None and type(op) in _OPERATORS:
+        return (f"'{_OPERATORS[type(op)]}' is not allowed: arithmetic is + - * / %, comparisons == != < <= > >= in, "
+                "logic and or not")
+    return f"{_CONSTRUCTS.get(type(node), repr(type(node).__name__))} is not allowed"
 
 
 def _dotted(node: ast.AST) -> str | None:

@@ -44,16 +44,18 @@ def test_evaluates(source: str, record: dict, expected: bool) -> None:
     ("__import__('os').system('id')", "method calls"),
     ("__import__('os')", "unknown function __import__"),
     ("().__class__.__bases__", "only field paths"),
-    ("[x for x in y]", "'ListComp' is not allowed"),
-    ("lambda: 1", "'Lambda' is not allowed"),
-    ("a if b else c", "'IfExp' is not allowed"),
+    ("[x for x in y]", r"a list comprehension \[… for …\] is not allowed"),
+    ("lambda: 1", "lambda is not allowed"),
+    ("a if b else c", "… if … else … is not allowed"),
     ("open('x')", "unknown function open"),
-    ("a[0]", "'Subscript' is not allowed"),
+    ("a[0]", r"indexing a\[…\] is not allowed"),
     ("a = 1", "syntax error"),
     ("(grade = 'A') or b", "write == to compare, not ="),
     ("today", "today is a function"),
     ("", "empty"),
-    ("2 ** 99999", "'BinOp' is not allowed"),
+    ("a is None", "'is' is not allowed"),
+    ("~a", "'~' is not allowed"),
+    ("2 ** 99999", r"'\*\*' is not allowed: arithmetic is \+ - \* / %"),
 ])
 def test_refuses(source: str, reason: str) -> None:
     with pytest.raises(ExprError, match=reason):
