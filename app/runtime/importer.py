@@ -441,7 +441,10 @@ class _RowChecker:
         if target is None:
             return [], ("i", record, grades)
         changed = {k: v for k, v in record.items() if before.get(k) != v}
-        if not changed:
+        # a grade that stays the same is not a change, however its reason is worded now (the
+        # set-based regrade words it without the values looked at)
+        reworded = {g.reason_field for g in self.graded if g.reason_field and g.field not in changed}
+        if not set(changed) - reworded:
             return [], None
         return [], ("u", target, changed, {k: before.get(k) for k in changed}, before.get("version") or 1, grades)
 
