@@ -114,6 +114,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "when_field": ("时间规则中的字段 '{value}' 必须是日期或日期时间字段", "field '{value}' in a time rule must be a date or datetime"),
     "channel": ("渠道 '{value}' 无效", "channel '{value}' is not valid"),
     "recipient": ("收件人 '{value}' 无效", "recipient '{value}' is not valid"),
+    "notify_unseen": ("角色 '{value}' 在 permissions 中对 {entity} 没有任何权限,看不到记录,所以不会收到通知 — 请给它权限,或从 notify 删除",
+                      "role '{value}' has no right on {entity} in permissions, cannot see its records and so is never told "
+                      "— give it a right, or remove it from notify"),
     "duration": ("时长 '{value}' 无法理解", "duration '{value}' is not understood"),
     "duration_long": ("时长 '{value}' 超过 {years} 年", "duration '{value}' is longer than {years} years"),
     "ladder": ("升级时限有 {after} 级,升级给有 {to} 级,两者须一一对应",

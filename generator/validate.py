@@ -370,8 +370,8 @@ class _Validator:
             grading=self.grading(emap, choices),
             forms=self.forms(emap),
             roles=tuple(roles),
-            permissions=self.permissions(emap, role_names),
-            workflows=self.workflows(emap, choices, role_names),
+            permissions=(permissions := self.permissions(emap, role_names)),
+            workflows=self.workflows(emap, choices, role_names, permissions, {r.name for r in roles if r.admin}),
             schedules=(),
             surveys=self.surveys(emap),
             templates=(),
@@ -1012,7 +1012,8 @@ class _Validator:
             perms.append(Permission(role, e.name, rights, scope, tuple(hidden), tuple(locked)))
         return tuple(perms)
 
-    def workflows(self, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]], role_names: set[str]) -> tuple[Transition, ...]:
+    def workflows(self, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]], role_names: set[str],
+                  permissions: tuple[Permission, ...] = (), admins: set[str] | None = None) -> tuple[Transition, ...]:
         result = []
         for _row, c in self.rows("workflows"):
             e = self.entity_of(c("entity"), emap)
@@ -1046,6 +1047,9 @@ class _Validator:
             for who in split_names(notify):
                 if who != "owner" and who not in role_names:
                     self.p.add(c("notify").ref, msg("recipient", value=who), did_you_mean(who, list(role_names) + ["owner"]))
+                elif who != "owner" and who not in (admins or set()) and not any(p.entity == e.name and p.role == who for p in permissions):
+                    # told only when their row scope reaches the record: without a right, never
+                    self.p.add(c("notify").ref, msg("notify_unseen", value=who, entity=e.name), warning=True)
             cond = self.condition(c("condition"), e, emap)
             result.append(
                 Transition(

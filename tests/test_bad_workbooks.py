@@ -970,3 +970,19 @@ def test_every_screen_of_the_application_besides_the_entities_is_a_reserved_name
     entities = {f"{e.class_name}{suffix}" for e in spec.entities for suffix in ("View", "Api")}
     screens = {name for name in app.blueprints if name.endswith(("View", "Api"))}
     assert screens - entities <= RESERVED_VIEWS, screens - entities - RESERVED_VIEWS
+
+
+def test_a_notified_role_without_a_right_on_the_entity_is_a_warning(tmp_path: Path) -> None:
+    """A workflow notice goes to members whose row scope reaches the record: a role with no right on
+    the entity would never be told."""
+    sheets = library_sheets()
+    sheets["workflows"] = [{"entity": "book", "state_field": "genre", "from": "novel", "to": "science", "action": "改",
+                            "notify": "志愿者; 馆员; 馆长; owner"}]
+    sheets["workflows"][0]["entity"] = "loan"  # 志愿者 has no right on loan; 馆长 is the administrator
+    sheets["fields"].append({"entity": "loan", "name": "stage", "label": "阶段", "type": "choice", "choices": "genre"})
+    sheets["workflows"][0]["state_field"] = "stage"
+    spec, warnings = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    assert [(w.ref, w.text("en")) for w in warnings] == [
+        (cell(sheets, "workflows", 0, "notify"),
+         "role '志愿者' has no right on loan in permissions, cannot see its records and so is never told — give it a right, "
+         "or remove it from notify")]
