@@ -401,3 +401,26 @@ def test_catch_up_days_must_be_a_whole_number_of_days(tmp_path: Any, value: str)
     [problem] = err.value.problems
     assert problem.format("bad.xlsx", "zh").startswith(f"bad.xlsx › settings!B{len(sheets['settings']) + 1}: 设置 catch_up_days 的值 '{value}' 无效")
     assert "1 到 3650 之间的整数" in problem.format("bad.xlsx", "zh")
+
+
+def test_a_role_is_told_through_the_members_whose_scope_reaches_the_record(app: Any) -> None:
+    """An escalation to 销售经理 reaches the managers of the owner's department, not every one
+    (another department's could not open it); a record nobody owns yet, or whose department has
+    no such manager, reaches them all rather than nobody."""
+    from app.runtime.accounts import add_user
+
+    ids = {key: add_user(app, f"scope_{key}", [role], "Scope-Pass-123", departments=[dept])
+           for key, role, dept in (("east", "业务员", "范围东部"), ("lonely", "业务员", "范围孤岛部"),
+                                   ("east_manager", "销售经理", "范围东部"), ("north_manager", "销售经理", "范围北部"))}
+    with app.app_context():
+        crm = app.extensions["crm"]
+        spec, customer = crm.spec, crm.spec.entity("customer")
+        model = crm.generated.models.MODELS["customer"]
+
+        def told(owner: int | None) -> set[int]:
+            record = model(name="范围客户", owner_id=owner)
+            return {r.user_id for r in Recipients(spec, crm.db.session).resolve(customer, record, ("销售经理",), "inapp")}
+
+        assert ids["east_manager"] in told(ids["east"]) and ids["north_manager"] not in told(ids["east"])
+        assert {ids["east_manager"], ids["north_manager"]} <= told(None)
+        assert {ids["east_manager"], ids["north_manager"]} <= told(ids["lonely"])

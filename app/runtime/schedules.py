@@ -41,7 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_appbuilder import Model
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from generator.expr import Expr, ExprError, as_datetime, parse, record_lookup
 from generator.spec import Entity, Schedule, Spec
@@ -50,6 +50,7 @@ from generator.workcal import WorkCalendar
 
 from .channels import RecordView, render, user_name
 from .outbox import OUTBOX, enqueue
+from .scope import teammates_of, told_of
 from .sqlexpr import NotCompilable, compile_condition
 
 log = logging.getLogger(__name__)
@@ -506,11 +507,14 @@ class Recipient:
 
 
 class Recipients:
-    """``owner``, a user field, a role (all its active users) or a field path holding an address."""
+    """``owner``, a user field, a role (its active users whose row scope reaches the record, or all
+    of them while it has no owner: :func:`told_of`; all of them too when none of them reaches it,
+    rather than nobody) or a field path holding an address."""
 
     def __init__(self, spec: Spec, session: Session):
         self.spec, self.session = spec, session
         self._roles: dict[str, list[Any]] = {}
+        self._team: dict[int, set[int]] = {}
 
     def resolve(self, entity: Entity, obj: Any, names: tuple[str, ...], channel: str) -> list[Recipient]:
         seen: dict[str, Recipient] = {}
@@ -526,7 +530,11 @@ class Recipients:
             user = getattr(obj, f.name, None)
             return [self._user(user, channel)] if user is not None and getattr(user, "active", True) else []
         if "." not in name and (f is None) and self._is_role(name):
-            return [self._user(u, channel) for u in self.role_users(name)]
+            owner = getattr(obj, f"{entity.owner_field}_id", None) if entity.owner_field else None
+            members = self.role_users(name)
+            reached = [u for u in members if told_of(self.spec, entity, owner, u, self.spec.admin_role, self._teammates)]
+            # nobody of the role in the owner's department: every member, rather than nobody
+            return [self._user(u, channel) for u in reached or members]
         value = record_lookup(obj)(name)
         if not value:
             return []
@@ -547,9 +555,15 @@ class Recipients:
         if role not in self._roles:
             from flask_appbuilder.security.sqla.models import Role, User
 
-            q = sa.select(User).join(User.roles).where(Role.name == role, User.active.is_(True)).order_by(User.id)
+            q = (sa.select(User).join(User.roles).where(Role.name == role, User.active.is_(True))
+                 .options(selectinload(User.roles)).order_by(User.id))
             self._roles[role] = list(self.session.execute(q).scalars().unique())
         return self._roles[role]
+
+    def _teammates(self, user_id: int) -> set[int]:
+        if user_id not in self._team:
+            self._team[user_id] = teammates_of(self.session, user_id)
+        return self._team[user_id]
 
 
 class Links:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -148,9 +149,23 @@ def visible(entity_name: str, model: Any, record_id: Any) -> bool:
     return _in_scope(_crm().db.session, model, record_id, clause)
 
 
-def sees(session: Any, spec: Spec, entity: Entity, model: Any, record_id: Any, user: Any, admin_role: str) -> bool:
-    """Whether ``user`` (not necessarily the signed-in one) may see record ``record_id``."""
-    return _in_scope(session, model, record_id, scope_clause(spec, entity, model, user, admin_role))
+def told_of(spec: Spec, entity: Entity, owner_id: int | None, user: Any, admin_role: str,
+            teammates: Callable[[int], set[int]]) -> bool:
+    """Whether a member of a role named in a reminder, escalation or workflow notice is told of a
+    record owned by ``owner_id``: their row scope reaches it (what :func:`scope_clause` lets them
+    see), or it has no owner yet and their role works on the entity (someone must take it up).
+    ``teammates(user id)`` are the ids of the users sharing a department with them."""
+    scope = user_scope(spec, entity, user, admin_role)
+    if scope == "none":
+        return False
+    if scope == "all" or not entity.owner_field or owner_id is None:
+        return True
+    return owner_id == user.id or (scope == "team" and owner_id in teammates(user.id))
+
+
+def teammates_of(session: Any, user_id: int) -> set[int]:
+    mine = sa.select(assoc_user_group.c.group_id).where(assoc_user_group.c.user_id == user_id)
+    return set(session.execute(sa.select(assoc_user_group.c.user_id).where(assoc_user_group.c.group_id.in_(mine))).scalars())
 
 
 def _in_scope(session: Any, model: Any, record_id: Any, clause: Any) -> bool:

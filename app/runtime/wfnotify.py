@@ -11,10 +11,11 @@ version column refuses a concurrent second save), so nobody is told twice.
   under a unique key, sent by the outbox like every reminder. Without a mail server the in-app
   message is the notice (mail kept for a server configured months later would only be stale).
 
-Only members whose row scope reaches the record are told (a team-scope manager of another
-department is not). A member may still not see all of it (hidden fields), so a message carries
-only the record's title (withheld too when the title field is hidden from the recipient), the
-action, who took it and the comment. The person who acted is not told about their own action.
+A role's members are told when their row scope reaches the record (``Recipients``: a team-scope
+manager of another department is not). A member may still not see all of it (hidden fields), so
+a message carries only the record's title (withheld too when the title field is hidden from the
+recipient), the action, who took it and the comment. The person who acted is not told about
+their own action.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .accounts import display_name
 from .channels import SmtpSettings
 from .outbox import enqueue
 from .schedules import Links, Recipients, message_key
-from .scope import hidden_fields, sees
+from .scope import hidden_fields
 from .tables import Notification
 
 
@@ -51,11 +52,6 @@ def notify(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, ro
 
     users = {u.id: u for u in session.execute(sa.select(User).options(selectinload(User.roles))
                                                 .where(User.id.in_({r.user_id for r in people}))).scalars()}
-    # a member of the role whose scope does not reach the record (another department's manager)
-    # is not told: the message's link would only answer 404
-    people = [r for r in people if r.user_id in users and sees(session, spec, entity, type(obj), obj.id, users[r.user_id], admin_role)]
-    if not people:
-        return 0
     app = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
     links = Links(app) if app is not None else None
     mail = app is not None and SmtpSettings.from_config(app.config) is not None
