@@ -84,8 +84,7 @@ class BusyUpgrade(Exception):
 
 
 class UpgradeRunning(BusyUpgrade):
-    """Another upgrade of the same database (or the same checkout) is under way; nothing was
-    changed."""
+    """Another upgrade of the same database is under way; nothing was changed."""
 
 
 class RefusedUpgrade(Exception):
@@ -1195,14 +1194,14 @@ def declared_metadata(spec: Spec) -> sa.MetaData:
 
 # -- list indexes (generator.schema.indexes_of) --------------------------------------------------
 
-def trigram_opclass(conn: sa.Connection) -> str | None:
+def trigram_opclass(conn: sa.Connection, install: bool = True) -> str | None:
     """``<schema>.gin_trgm_ops`` where pg_trgm is installed (installing it into ``public`` when
-    the server has it and we may), else None: searches then scan (still correct, slower)."""
+    the server has it, we may, and ``install``), else None: searches then scan (still correct, slower)."""
     if conn.dialect.name != "postgresql":
         return None
     where = sa.text("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'")
     schema = conn.execute(where).scalar()
-    if schema is None and conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")).first():
+    if schema is None and install and conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")).first():
         public = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).first() is not None
         try:
             with conn.begin_nested():  # no privilege, or another upgrade racing us: not fatal
@@ -1275,8 +1274,8 @@ def ensure_indexes(conn: sa.Connection, declared: sa.MetaData) -> tuple[list[str
     return done, online
 
 
-def _list_builds(conn: sa.Connection, wanted: dict[str, Any]) -> list[IndexBuild]:
-    opclass = trigram_opclass(conn) if any(i.kind == "trigram" for i in wanted.values()) else None
+def _list_builds(conn: sa.Connection, wanted: dict[str, Any], install: bool = True) -> list[IndexBuild]:
+    opclass = trigram_opclass(conn, install) if any(i.kind == "trigram" for i in wanted.values()) else None
     # without pg_trgm (SQLite …) a search index is a plain one: equality and prefix searches use it
     return [IndexBuild(i.name, i.table, tuple(i.columns), opclass if i.kind == "trigram" else None) for i in wanted.values()]
 
@@ -1308,7 +1307,8 @@ def owed_online(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
     tables = {t for t in sa.inspect(conn).get_table_names() if not t.startswith(INTERNAL_PREFIXES)}
     wanted = {i.name: i for i in declared.info.get("crm_indexes", []) if i.table in tables}
     return [job.describe() for job in pending_constraints(conn, declared)] + [
-        f"build {build.describe()}" for build, _need, big in _missing_indexes(conn, declared, tables, _list_builds(conn, wanted)) if big]
+        f"build {build.describe()}" for build, _need, big in _missing_indexes(conn, declared, tables, _list_builds(conn, wanted, False))
+        if big]
 
 
 ONLINE_INDEX_ROWS = 10_000  # from here on an index of an existing table is built after the commit, concurrently
