@@ -419,3 +419,50 @@ def test_a_technician_cannot_move_the_time_their_dispatch_deadline_runs_from(app
     fixed = c.put(f"/api/v1/service_call/{pk}", json={"reported_at": "2026-11-20 08:45:00", "version": version}, headers=both)
     assert fixed.status_code == 200, fixed.text
     assert dt.datetime.fromisoformat(str(raw(app, "SELECT reported_at FROM service_call WHERE id = :i", i=pk)[0][0])).hour == 8
+
+
+def test_a_saved_record_and_a_refused_save_show_no_hidden_field(app: Any, users: dict[str, str]) -> None:
+    """A salesperson may not see 客户分级调整 (grade_override): not in what a PUT answers, not in
+    the changes a stale PUT's 409 lists, not quoted in a grade's reason."""
+    admin, sales = h(app, users, "admin2"), h(app, users, "a")
+    c = app.test_client()
+    pk = new_customer(app, admin, "隐藏字段回显客户")
+    with app.app_context():
+        a_id = app.extensions["crm"].appbuilder.sm.find_user(username=users["a"]).id
+    assert c.put(f"/api/v1/customer/{pk}/owner", json={"owner": a_id}, headers=admin).status_code == 200
+    read = c.get(f"/api/v1/customer/{pk}", headers=sales).json["result"]
+    assert "grade_override" not in read
+    version = c.get(f"/api/v1/customer/{pk}", headers=admin).json["result"]["version"]
+    assert c.put(f"/api/v1/customer/{pk}", json={"version": version, "grade_override": "B"}, headers=admin).status_code == 200
+
+    stale = c.put(f"/api/v1/customer/{pk}", json={"version": read["version"], "notes": "旧版本"}, headers=sales)
+    assert stale.status_code == 409
+    changes = [h["changes"] for h in stale.json["changes"]]
+    assert changes and not any("grade_override" in c for c in changes) and "grade_override=B" not in stale.text
+    assert "(无权查看)" in json.dumps(changes, ensure_ascii=False)  # the reason is shown, its hidden value withheld
+
+    fresh = c.get(f"/api/v1/customer/{pk}", headers=sales).json["result"]
+    saved = c.put(f"/api/v1/customer/{pk}", json={"version": fresh["version"], "notes": "新版本"}, headers=sales)
+    assert saved.status_code == 200, saved.text
+    assert "grade_override" not in saved.json["result"] and "grade_override=B" not in saved.text
+    assert saved.json["result"]["notes"] == "新版本"
+    assert c.put(f"/api/v1/customer/{pk}", json=[1, 2], headers={**sales, "If-Match": "1"}).status_code == 400
+    assert c.put(f"/api/v1/customer/{pk}", json={"version": "9" * 5000, "notes": "x"}, headers=sales).status_code == 409
+
+
+def test_the_record_history_withholds_hidden_values_quoted_in_a_grades_reason(app: Any, users: dict[str, str]) -> None:
+    """A technician may not see 年需求量 (annual_demand); the reason of the grade it decided quotes it."""
+    admin = h(app, users, "admin2")
+    c = app.test_client()
+    pk = new_customer(app, admin, "分级依据隐藏客户")
+    version = c.get(f"/api/v1/customer/{pk}", headers=admin).json["result"]["version"]
+    r = c.put(f"/api/v1/customer/{pk}", json={"version": version, "annual_demand": 654321.5, "urgency": "urgent"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert "654321" in r.text  # the administrator sees it
+    tech = app.test_client()
+    login(tech, users["tech"], PASSWORD)
+    for url in (f"/customerview/history/{pk}", f"/customerview/show/{pk}"):
+        page = tech.get(url)
+        assert page.status_code == 200 and "654321" not in page.text, url
+    export = tech.get(f"/customerview/history/{pk}/export/")
+    assert export.status_code == 200 and b"654321" not in export.data

@@ -1096,6 +1096,19 @@ class CrmModelRestApi(ModelRestApi):
             if isinstance(data.get(key), list):
                 data[key] = [c for c in data[key] if c not in hidden]
 
+    def _visible_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """An audit row's changes as this reader may see them: no hidden field, reasons masked."""
+        hidden = current_hidden(self.entity)
+        if not hidden:
+            return changes
+        reasons = {g.reason_field for g in graded_fields(crm_spec(), _entity(self.entity)) if g.reason_field}
+        out = {}
+        for name, pair in changes.items():
+            if (name[:-3] if name.endswith("_id") else name) in hidden:
+                continue
+            out[name] = [mask_reason(v, hidden) for v in pair] if name in reasons and isinstance(pair, list | tuple) else pair
+        return out
+
     def pre_get(self, data: dict[str, Any]) -> None:
         self._strip(data)
         e = _entity(self.entity)
@@ -1139,7 +1152,11 @@ class CrmModelRestApi(ModelRestApi):
         if touched:
             return self.response_422(message={name: ["无权修改此字段 (not allowed to write this field)"] for name in touched})
         try:
-            return call()
+            answer = call()
+            if answer.status_code in (200, 201) and answer.is_json and isinstance(data := answer.get_json(), dict) and "result" in data:
+                self._strip(data)  # a saved record comes back as GET shows it: no hidden field
+                return self.response(answer.status_code, **data)
+            return answer
         except (RuleViolation, DatabaseException, IntegrityError) as exc:
             self.datamodel.session.rollback()
             errors = _rule_errors(exc)
@@ -1236,7 +1253,9 @@ class CrmModelRestApi(ModelRestApi):
         """PUT needs the version the client read (``version`` in the body or an If-Match header):
         a save based on an older version is refused with 409 and what changed since."""
         body = request.get_json(silent=True)
-        seen = body.pop("version", None) if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return self.response_400(message="请求体须是 JSON 对象 (the body must be a JSON object)")
+        seen = body.pop("version", None)
         seen = seen if seen is not None else (request.headers.get("If-Match") or "").strip('"') or None
         if seen is None:
             return self.response_422(message={"version": ["请附上读取时的 version (send the version you read)"]})
@@ -1247,8 +1266,9 @@ class CrmModelRestApi(ModelRestApi):
         if refused:
             return self.response_422(message=refused)
         if str(seen) != str(item.version):
-            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen) if str(seen).isdigit() else 0)
+            read = int(seen) if isinstance(seen, int | str) and not isinstance(seen, bool) and str(seen).isdigit() and len(str(seen)) < 19 else 0
+            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, read)
             return self.response(409, message="此记录已被他人修改 (changed by someone else since you read it)",
-                                 version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(), "changes": h["changes"]}
-                                                                for h in changed])
+                                 version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(),
+                                                                 "changes": self._visible_changes(h["changes"])} for h in changed])
         return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk), "edit")
