@@ -262,6 +262,23 @@ def test_system_columns_are_ignored_with_a_note_and_owner_needs_the_right(app: A
     path = xlsx(tmp_path / "mgr.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["经理分配客户", "normal", "xl_other"]])
     assert run(app, "xl_manager", "customer", path).committed
     assert count(app, "SELECT owner_id FROM customer WHERE name = '经理分配客户'") == other
+    # a manager gives records only to those the record page offers: not a technician, not IT
+    path = xlsx(tmp_path / "bad_owner.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["技术员客户", "normal", "xl_tech"],
+                                              ["管理员客户", "normal", "admin"]])
+    report = run(app, "xl_manager", "customer", path)
+    assert not report.committed and report.failed == 2
+    assert all("不能做负责人" in m for errors in report.errors.values() for _col, _label, m in errors)
+    assert count(app, "SELECT count(*) FROM customer WHERE name IN ('技术员客户', '管理员客户')") == 0
+
+
+def test_numbers_a_column_cannot_hold_are_cell_errors_not_a_crash(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    rows = [["客户名称", "需求迫切程度", "年需求规模(元)", "企业规模(人数)"],
+            ["数字客户1", "normal", "1e30", 1], ["数字客户2", "normal", "Infinity", 1], ["数字客户3", "normal", "NaN", 1],
+            ["数字客户4", "normal", 1, "1000000000000000000000000000000"], ["数字客户5", "normal", 1, "Infinity"],
+            ["数字客户6", "normal", "sNaN", 1]]
+    report = run(app, "admin", "customer", xlsx(tmp_path / "numbers.xlsx", rows))
+    assert not report.committed and report.failed == 6 and sorted(report.errors) == [2, 3, 4, 5, 6, 7]
+    assert count(app, "SELECT count(*) FROM customer WHERE name LIKE '数字客户%'") == 0
 
 
 def test_a_person_cell_takes_the_name_screens_show_an_email_or_a_login(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
@@ -583,3 +600,20 @@ def test_column_letters_and_indexes_agree(index: int) -> None:
     from app.runtime.spreadsheet import column_index, column_letter
 
     assert column_index(column_letter(index)) == index
+
+
+def test_a_link_cell_naming_a_title_two_records_share_is_refused_not_guessed(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    admin = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
+    c = app.test_client()
+    customer = c.post("/api/v1/customer/", json={"name": "同名联系人客户", "urgency": "normal"}, headers=admin).json["id"]
+    first, second = (c.post("/api/v1/contact/", json={"customer": customer, "name": "蔡同名", "active": True}, headers=admin).json["id"]
+                     for _ in range(2))
+    rows = [["跟进主题", "客户", "联系人", "跟进人", "跟进方式", "计划日期", "状态"],
+            ["问同名的人", "同名联系人客户", "蔡同名", "xl_sales", "phone", "2026-12-01", "planned"]]
+    report = run(app, "admin", "follow_up", xlsx(tmp_path / "same_name.xlsx", rows))
+    assert not report.committed
+    assert any("对应多条" in m and f"#{first}" in m and f"#{second}" in m for _col, _label, m in report.errors[2]), report.errors
+    rows[1][2] = f"#{second}"  # the sheet says which one
+    report = run(app, "admin", "follow_up", xlsx(tmp_path / "by_id.xlsx", rows))
+    assert report.committed, report.errors
+    assert count(app, "SELECT contact_id FROM follow_up WHERE subject = '问同名的人'") == second

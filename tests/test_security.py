@@ -466,3 +466,15 @@ def test_the_record_history_withholds_hidden_values_quoted_in_a_grades_reason(ap
         assert page.status_code == 200 and "654321" not in page.text, url
     export = tech.get(f"/customerview/history/{pk}/export/")
     assert export.status_code == 200 and b"654321" not in export.data
+
+
+def test_the_api_refuses_blank_required_text_and_numbers_no_column_holds(app: Any, users: dict[str, str]) -> None:
+    admin = h(app, users, "admin2")
+    c = app.test_client()
+    for body in ({"name": "  ", "urgency": "normal"}, {"name": "过大人数", "urgency": "normal", "employee_count": 10**30},
+                 {"name": "过大金额", "urgency": "normal", "annual_demand": 1e17}):
+        r = c.post("/api/v1/customer/", json=body, headers=admin)
+        assert r.status_code == 422, (body, r.status_code, r.text)
+    assert raw(app, "SELECT count(*) FROM customer WHERE name IN ('  ', '过大人数', '过大金额')")[0][0] == 0
+    assert c.post("/api/v1/customer/", json={"name": "正常人数", "urgency": "normal", "employee_count": 2_000_000_000},
+                  headers=admin).status_code == 201

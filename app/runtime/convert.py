@@ -32,9 +32,25 @@ def _number(value: Any) -> Decimal:
     if text.endswith("万"):
         return _number(text[:-1]) * 10000
     try:
-        return Decimal(text)
+        n = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"'{value}' is not a number") from None
+    if not n.is_finite():  # NaN, Infinity: no column holds them
+        raise ValueError(f"'{value}' is not a number")
+    return n
+
+
+# what the columns hold (Integer; Numeric(18, 4) and Numeric(18, 2)): a larger value is a cell's
+# mistake, refused where it is typed, not a database error that stops the whole save or import
+INTEGER_LIMIT = 2_147_483_647
+DIGITS_BEFORE_POINT = {"decimal": 14, "money": 16}
+
+
+def _in_range(n: Decimal, ftype: str, value: Any) -> Decimal:
+    limit = Decimal(INTEGER_LIMIT) if ftype in ("integer", "link", "user") else Decimal(10) ** DIGITS_BEFORE_POINT[ftype]
+    if abs(n) > limit or (ftype not in ("integer", "link", "user") and abs(n) == limit):
+        raise ValueError(f"'{value}' 超出此字段能存的范围 (too large for this field)")
+    return n
 
 
 def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[str, ...] = ()) -> Any:
@@ -42,12 +58,12 @@ def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[st
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if ftype in ("integer", "link", "user"):
-        n = _number(value)
+        n = _in_range(_number(value), ftype, value)
         if n != n.to_integral_value():
             raise ValueError(f"'{value}' is not a whole number")
         return int(n)
     if ftype in ("decimal", "money"):
-        n = _number(value)
+        n = _in_range(_number(value), ftype, value)
         if ftype == "money" and n != n.quantize(Decimal("0.01")):
             raise ValueError(f"'{value}' has more than 2 decimals")
         return n

@@ -42,7 +42,7 @@ from .convert import TRUE, check_field, convert
 from .excel import unneutralise
 from .grading import explain, grade_lookup, graded_fields
 from .importcolumns import ColumnPlan, plan_columns, system_fields
-from .ownership import default_owner
+from .ownership import default_owner, own_roles
 from .rules import rules_for, validate_values
 from .scope import scope_clause
 from .spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
@@ -163,7 +163,8 @@ class _Resolver:
 
     def __init__(self, conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], user: Any, admin_role: str):
         self.conn, self.spec, self.tables, self.user, self.admin_role = conn, spec, tables, user, admin_role
-        self.cache: dict[str, dict[str, int]] = {}
+        self.cache: dict[str, Any] = {}
+        self.links: dict[str, tuple[dict[str, tuple[int, ...]], set[int]]] = {}
 
     def converter(self, f: Field) -> Callable[[Any], Any]:
         """A function from a non-blank cell value to the column's value (raises ValueError)."""
@@ -201,16 +202,22 @@ class _Resolver:
         return checked
 
     def link(self, f: Field, value: Any) -> int:
-        names = self._names(f.link)
+        names, ids = self._names(f.link)
         text = _text(value)
-        if text in names:
-            return names[text]
-        if text.lstrip("#").isdigit() and int(text.lstrip("#")) in names.values():
+        found = names.get(text, ())
+        if len(found) == 1:
+            return found[0]
+        if found:  # a title two records share: which one is meant is the sheet's to say
+            listing = "、".join(f"#{pk}" for pk in found[:5])
+            raise ValueError(f"'{text}' 对应多条{f.label}记录 ({listing}),请填写编号或 #id "
+                             f"(several {f.link} records are called this: use the code or #id)")
+        if text.lstrip("#").isdigit() and int(text.lstrip("#")) in ids:
             return int(text.lstrip("#"))
         raise ValueError(f"找不到{f.label} '{text}' (no {f.link} named '{text}' that you may see)")
 
-    def _names(self, entity_name: str) -> dict[str, int]:
-        if entity_name not in self.cache:
+    def _names(self, entity_name: str) -> tuple[dict[str, tuple[int, ...]], set[int]]:
+        """title or code → the ids of the records so called, and every id (those this user may see)."""
+        if entity_name not in self.links:
             e = self.spec.entity(entity_name)
             t = self.tables[entity_name]
             cols = [t.c.id] + ([t.c[e.title_field]] if e.title_field else []) + ([t.c.code] if e.numbering else [])
@@ -219,13 +226,15 @@ class _Resolver:
                 clause = scope_clause(self.spec, e, _ModelColumns(t), self.user, self.admin_role)
                 if clause is not None:
                     q = q.where(clause)
-            names: dict[str, int] = {}
+            names: dict[str, tuple[int, ...]] = {}
+            ids: set[int] = set()
             for row in self.conn.execute(q):
-                for text in row[1:]:
-                    if text is not None:
-                        names.setdefault(str(text), row[0])
-            self.cache[entity_name] = names
-        return self.cache[entity_name]
+                pk = row[0]
+                ids.add(pk)
+                for text in {str(v) for v in row[1:] if v is not None}:
+                    names[text] = (*names.get(text, ()), pk)
+            self.links[entity_name] = (names, ids)
+        return self.links[entity_name]
 
     def person(self, value: Any) -> int:
         """A user cell: a login, an e-mail or the name screens and exports show (尹嘉; "first last"
@@ -241,6 +250,16 @@ class _Resolver:
             logins = "、".join(sorted(login for _pk, login in found))
             raise ValueError(f"'{text}' 对应多个用户 ({logins}),请填写登录名 (several users are called this: use a login)")
         raise ValueError(f"找不到用户 '{text}',请填写登录名、邮箱或姓名 (no such user: use a login, an e-mail or a name)")
+
+    def owners(self, entity: Entity) -> set[int]:
+        """Whom the records may be given to, as on screen (:func:`ownership.candidates`): the
+        active users of an own-scope role, or every active user."""
+        users, roles, links = self.tables["ab_user"], self.tables["ab_role"], self.tables["ab_user_role"]
+        q = sa.select(users.c.id).where(users.c.active.is_(True))
+        if own := sorted(own_roles(self.spec, entity)):
+            q = q.where(users.c.id.in_(sa.select(links.c.user_id).join(roles, roles.c.id == links.c.role_id)
+                                       .where(roles.c.name.in_(own))))
+        return set(self.conn.execute(q).scalars())
 
     def _people(self) -> dict[str, tuple[tuple[int, str], ...]]:
         users = self.tables["ab_user"]
@@ -286,6 +305,7 @@ class _RowChecker:
         self.default_owner = default_owner(spec, entity, user) if entity.owner_field else None
         resolver = _Resolver(conn, spec, tables, user, admin_role)
         self.columns = [(i, f, f.column, resolver.converter(f)) for i, f in sorted(plan.columns.items())]
+        self.owners = resolver.owners(entity) if entity.owner_field else set()
         self.position = {f.name: i for i, f in plan.columns.items()}
         self.key_field = entity.field(key) if key else None
         # a key the system sets (the number) only finds records; blank means a new one
@@ -425,6 +445,11 @@ class _RowChecker:
         for f in e.fields:
             if f.required and values.get(f.name) is None and not (f.name == "code" and e.numbering):
                 errors.append((self.position.get(f.name), f.label, "必填 (required)"))
+        owner = f"{e.owner_field}_id" if e.owner_field in self.position else None
+        if owner and record.get(owner) is not None and record[owner] != before.get(owner) and record[owner] not in self.owners:
+            # a new owner is one of those the record page offers (the one it has may stay)
+            errors.append((self.position.get(e.owner_field), e.field(e.owner_field).label,  # type: ignore[union-attr]
+                           "不能做负责人:须是可分配的在职用户 (not a user these records may be given to)"))
         grades = []
         for g, names in zip(self.graded, self.grade_names, strict=True):
             rule, new, why = self._grade(g, names, lookup)

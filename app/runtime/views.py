@@ -35,7 +35,7 @@ from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
 from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
 from .auditview import Describer
-from .convert import PHONE_PATTERN
+from .convert import DIGITS_BEFORE_POINT, INTEGER_LIMIT, PHONE_PATTERN
 from .grading import explain_now, graded_fields, mask_reason
 from .i18n import L, current_language, pick, yes_no
 from .linkfield import LinkField
@@ -220,6 +220,11 @@ def api_validators(spec: Spec, f: Field) -> list[Any]:
         checks.append(mv.OneOf([c.value for c in spec.choices.get(f.choices, ())]))
     if f.type in NUMERIC_TYPES and (f.min is not None or f.max is not None):
         checks.append(mv.Range(min=f.min, max=f.max))
+    if f.type in NUMERIC_TYPES:  # what the column holds: beyond it a database error, not a message
+        limit = INTEGER_LIMIT if f.type == "integer" else 10 ** DIGITS_BEFORE_POINT[f.type]
+        checks.append(mv.Range(min=-limit, max=limit, min_inclusive=f.type == "integer", max_inclusive=f.type == "integer"))
+    if f.required and f.type in ("string", "text", "email", "phone"):
+        checks.append(mv.Regexp(re.compile(r"[\s\S]*\S"), error="必填,不能只填空白 (required: not blank)"))
     if f.type in ("string", "text", "email", "phone") and (f.min is not None or f.max is not None):
         checks.append(mv.Length(min=int(f.min) if f.min is not None else None, max=int(f.max) if f.max is not None else None))
     if f.pattern:
