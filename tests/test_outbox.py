@@ -163,3 +163,45 @@ def test_a_row_is_claimed_by_one_worker_only(app: Any) -> None:
         d = deliver_due(app.extensions["crm"].db.session, 10_000, NOW + dt.timedelta(minutes=10), Channels())
     assert d.released >= 1
     assert [r.status for r in rows(app, source)] == ["recorded"]
+
+
+def test_one_message_that_cannot_be_sent_does_not_hold_up_the_others(app: Any, smtp_server: tuple[Recorder, int]) -> None:
+    """A line break in a subject (an Excel cell with Alt+Enter) cannot be a mail header; an address
+    in Chinese cannot go to a server without SMTPUTF8. Each fails alone, for good; the rest go."""
+    recorder, port = smtp_server
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, 1, subject="中秋节问候\n(附月饼礼盒)"), message(source, 2, recipient_address="客户@例子.cn"),
+              message(source, 3)])
+    deliver(app, port)
+    by_id = {r.record_id: r for r in rows(app, source)}
+    assert (by_id[1].status, by_id[2].status, by_id[3].status) == ("failed", "failed", "sent")
+    assert by_id[1].attempts == by_id[2].attempts == 1 and by_id[1].last_error and by_id[2].last_error
+    assert [k for k in recorder.ids() if k.startswith(source)] == [by_id[3].key]
+
+
+def test_a_message_another_worker_took_after_the_lease_is_not_sent_again(app: Any, smtp_server: tuple[Recorder, int],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run slower than the lease (a slow mail server) loses the rest of its batch to another
+    worker, which sends them; the slow run then skips them instead of sending them twice."""
+    from sqlalchemy.orm import Session
+
+    from app.runtime import outbox
+
+    recorder, port = smtp_server
+    source = f"t{uuid.uuid4().hex[:8]}"
+    put(app, [message(source, i) for i in range(3)])
+    renew, took_over = outbox._renew, []
+
+    def another_worker_meanwhile(session: Any, row_id: int, claimed: dt.datetime, stamp: dt.datetime) -> bool:
+        if not took_over:  # before the slow run's first send, the lease has run out and another worker sends all
+            took_over.append(True)
+            with app.app_context(), Session(app.extensions["crm"].db.engine) as other:
+                channels = Channels(SmtpSettings("127.0.0.1", port, "crm@example.cn", timeout=5))
+                assert deliver_due(other, 10_000, NOW + dt.timedelta(minutes=10), channels).sent >= 3
+        return renew(session, row_id, claimed, stamp)
+
+    monkeypatch.setattr(outbox, "_renew", another_worker_meanwhile)
+    deliver(app, port)
+    sent = [k for k in recorder.ids() if k.startswith(source)]
+    assert sorted(sent) == sorted(r.key for r in rows(app, source)), "each message once"
+    assert all(r.status == "sent" for r in rows(app, source))

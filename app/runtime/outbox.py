@@ -18,8 +18,10 @@ key, then sent by a task. Celery gives at-least-once; exactly-once comes from he
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import smtplib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,8 @@ from sqlalchemy.orm import Session
 
 from .channels import RecordingSms, SmsSender, SmtpSender, SmtpSettings, build_email
 from .tables import Notification, OutboxMessage
+
+log = logging.getLogger(__name__)
 
 __all__ = ["OutboxMessage", "Notification", "enqueue", "deliver_due", "Channels", "Delivery", "backoff"]
 
@@ -139,6 +143,7 @@ def deliver_due(session: Session, limit: int = 100, now: dt.datetime | None = No
 
         channels = Channels.from_config(current_app.config)
     now = now or dt.datetime.now()
+    started = time.monotonic()
     result = Delivery(released=release_stale(session, now, channels.lease))
     smtp = SmtpSender(channels.smtp) if channels.smtp is not None else None
     try:
@@ -147,11 +152,28 @@ def deliver_due(session: Session, limit: int = 100, now: dt.datetime | None = No
             if not batch:
                 break
             for row in batch:
-                _deliver_one(session, row, now, channels, smtp, result)
+                # the lease runs from each message, not from the batch's claim: a slow server
+                # keeps a batch longer than the lease, and another worker may have taken the rest
+                if not _renew(session, row.id, now, now + dt.timedelta(seconds=time.monotonic() - started)):
+                    continue
+                try:
+                    _deliver_one(session, row, now, channels, smtp, result)
+                except Exception as exc:  # noqa: BLE001 - one message that cannot be sent must not hold up the others
+                    session.rollback()
+                    log.warning("outbox: message %s cannot be sent: %s", row.id, exc)
+                    _fail(session, row, now, f"{type(exc).__name__}: {exc}", result, permanent=True)
     finally:
         if smtp is not None:
             smtp.close()
     return result
+
+
+def _renew(session: Session, row_id: int, claimed: dt.datetime, stamp: dt.datetime) -> bool:
+    """Whether this run still holds ``row_id`` (claimed at ``claimed``); its lease then starts again at ``stamp``."""
+    mine = (OUTBOX.c.id == row_id) & (OUTBOX.c.status == "sending") & (OUTBOX.c.claimed_at == claimed)
+    held = session.execute(sa.update(OUTBOX).where(mine).values(claimed_at=stamp)).rowcount == 1
+    session.commit()
+    return held
 
 
 def release_stale(session: Session, now: dt.datetime, lease: dt.timedelta) -> int:
@@ -214,11 +236,21 @@ def _deliver_email(session: Session, row: Any, now: dt.datetime, smtp: SmtpSende
         committed = True
 
     try:
-        smtp.send(build_email(smtp.settings, row.key, row.recipient_address, row.subject or "", row.body or ""), commit_point)
+        message = build_email(smtp.settings, row.key, row.recipient_address, row.subject or "", row.body or "")
+    except (ValueError, UnicodeError) as exc:  # a line break in a subject, an address mail cannot carry
+        _fail(session, row, now, f"{type(exc).__name__}: {exc}", result, permanent=True)
+        return
+    try:
+        smtp.send(message, commit_point)
         result.sent += 1
+    except UnicodeError as exc:  # an address the server cannot take (non-ASCII without SMTPUTF8)
+        session.rollback()
+        _fail(session, row, now, f"{type(exc).__name__}: {exc}", result, permanent=True)
     except (smtplib.SMTPException, OSError) as exc:
         session.rollback()
         permanent = isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):  # 550 no such user: trying again changes nothing
+            permanent = all(500 <= int(code) < 600 for code, _msg in exc.recipients.values())
         refused = isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused)
         if committed and not refused:  # the dot went out and the reply was lost: outcome unknown
             _note(session, row.id, f"sent; server reply lost: {exc}")
