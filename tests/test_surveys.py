@@ -185,3 +185,17 @@ def test_a_link_sent_before_the_entity_was_renamed_still_opens(survey_app: Any, 
     assert done.status_code == 200 and "感谢" in done.text
     assert answers(app, rid) == [(int(q.order), 4) for q in questions]
     assert client.get("/survey/" + make_token(app, SURVEY, "no_such_entity", rid)).status_code == 404
+
+
+def test_a_corrected_closing_time_does_not_invite_the_customer_again(survey_app: Any, world: dict[str, Any]) -> None:  # noqa: F811
+    app = survey_app
+    closed = dt.datetime(2026, 11, 10, 16, 0)
+    rid, row = invitation(app, world, closed)
+    with app.app_context():
+        session = app.extensions["crm"].db.session
+        session.execute(sa.text("UPDATE service_call SET closed_at = :t WHERE id = :i"), {"t": closed - dt.timedelta(hours=1), "i": rid})
+        session.commit()
+    tick(app, closed + dt.timedelta(days=3, minutes=10))
+    with app.app_context():
+        q = sa.select(OUTBOX.c.id).where(OUTBOX.c.source == row.source, OUTBOX.c.record_id == rid)
+        assert len(app.extensions["crm"].db.session.execute(q).all()) == 1, "one invitation per service call"

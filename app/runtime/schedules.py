@@ -205,7 +205,11 @@ class _Pass:
     def run(self, job: Job) -> tuple[int, int, int]:
         due = self._due_occurrences(job)
         done = self._done(job.source, 0, list(due))
-        todo = {rid: occ for rid, occ in due.items() if (rid, occ[0]) not in done}
+        if job.survey:  # one invitation per record: a corrected closing time does not ask again
+            invited = {rid for rid, _occ in done}
+            todo = {rid: occ for rid, occ in due.items() if rid not in invited}
+        else:
+            todo = {rid: occ for rid, occ in due.items() if (rid, occ[0]) not in done}
         messages: list[dict[str, Any]] = []
         for obj in self._load(job.entity, list(todo)):
             if job.condition is None or job.condition.test(record_lookup(obj), self.now, self.cal):
