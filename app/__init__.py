@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,15 @@ class CrmState:
         return str(self.generated.permissions.ADMIN_ROLE)
 
 
+def use_office_clock(timezone: str) -> None:
+    """The workbook's timezone is the process's local time. Every due moment, 6h/7h deadline,
+    working-day count and created_on is naive local time (``datetime.now()``): on a server whose
+    clock runs in UTC the office's 09:00 would otherwise be 17:00, and reminders 8 hours late."""
+    if timezone and os.environ.get("TZ") != timezone and hasattr(time, "tzset"):
+        os.environ["TZ"] = timezone
+        time.tzset()
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application for the configured workbook, generated package and database."""
     app = Flask(__name__)
@@ -69,6 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     generated = load_generated(app.config["CRM_GENERATED_DIR"])
     spec = generated.spec
+    use_office_clock(spec.settings.timezone)
     app.config.setdefault("APP_NAME", spec.settings.app_name)
     app.config["AUTH_ROLE_ADMIN"] = generated.permissions.ADMIN_ROLE
     app.config["BABEL_DEFAULT_LOCALE"] = spec.settings.language

@@ -196,8 +196,11 @@ def _sync_permissions() -> None:
 
 
 def _regrade_all(engine: Any, spec: Any) -> list[str]:
+    from app import use_office_clock
     from app.runtime.grading import describe_moves, regrade
     from app.runtime.migrate import declared_metadata
+
+    use_office_clock(spec.settings.timezone)  # "now" in a grade's rules is the office's
 
     tables = dict(declared_metadata(spec).tables)
     lines = []

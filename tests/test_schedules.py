@@ -18,7 +18,7 @@ from app.runtime.schedules import Recipients, shift, tick
 from generator import load_spec
 from generator.expr import parse, record_lookup
 from generator.when import parse_when
-from tests.conftest import SHIPPED
+from tests.conftest import ROOT, SHIPPED
 
 T0 = dt.datetime(2026, 11, 2, 10, 0)  # a Monday, a working day
 MINUTE = dt.timedelta(minutes=1)
@@ -424,3 +424,18 @@ def test_a_role_is_told_through_the_members_whose_scope_reaches_the_record(app: 
         assert ids["east_manager"] in told(ids["east"]) and ids["north_manager"] not in told(ids["east"])
         assert {ids["east_manager"], ids["north_manager"]} <= told(None)
         assert {ids["east_manager"], ids["north_manager"]} <= told(ids["lonely"])
+
+
+def test_deadlines_run_on_the_workbooks_clock_not_the_servers(tmp_path: Any) -> None:
+    """On a server whose clock runs in UTC the office's 09:00 is 17:00 Asia/Shanghai: every due
+    moment (naive local time) would come 8 hours late. The app runs on the workbook's timezone."""
+    import os
+    import subprocess
+    import sys
+
+    spec, _ = load_spec(str(SHIPPED))
+    env = {**os.environ, "TZ": "UTC", "CRM_VAR_DIR": str(tmp_path), "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"}
+    code = "from app import create_app; create_app(); import datetime; print(datetime.datetime.now().astimezone().utcoffset())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)  # noqa: S603
+    assert spec.settings.timezone == "Asia/Shanghai"
+    assert out.stdout.strip().splitlines()[-1] == "8:00:00"
