@@ -478,3 +478,21 @@ def test_the_api_refuses_blank_required_text_and_numbers_no_column_holds(app: An
     assert raw(app, "SELECT count(*) FROM customer WHERE name IN ('  ', '过大人数', '过大金额')")[0][0] == 0
     assert c.post("/api/v1/customer/", json={"name": "正常人数", "urgency": "normal", "employee_count": 2_000_000_000},
                   headers=admin).status_code == 201
+
+
+def test_exporting_confidential_records_puts_each_one_on_record_as_read(app: Any, users: dict[str, str]) -> None:
+    admin = h(app, users, "admin2")
+    customer = new_customer(app, admin, "导出配方客户")
+    pk = app.test_client().post("/api/v1/confidential_formula/", json={
+        "product_name": "导出用漆", "customer": customer, "formula_version": 1, "formula_content": "配方B:保密",
+        "review_due": "2027-06-30"}, headers=admin).json["id"]
+    count = "SELECT count(*) FROM crm_audit WHERE entity = 'confidential_formula' AND record_id = :i AND action = 'read'"
+    before = raw(app, count, i=pk)[0][0]
+    web = app.test_client()
+    login(web, users["admin2"], PASSWORD)
+    exported = web.get("/confidentialformulaview/export/")
+    assert exported.status_code == 200
+    assert raw(app, count, i=pk)[0][0] == before + 1
+    who = raw(app, "SELECT u.username FROM crm_audit a JOIN ab_user u ON u.id = a.user_id WHERE a.entity = 'confidential_formula' "
+                   "AND a.record_id = :i AND a.action = 'read' ORDER BY a.id DESC LIMIT 1", i=pk)[0][0]
+    assert who == users["admin2"]

@@ -147,6 +147,18 @@ def record(session: Any, entity: str, record_id: int, action: str, changes: dict
         at=dt.datetime.now(), changes=json.dumps(changes or {}, ensure_ascii=False, default=str)))
 
 
+def record_many(session: Any, entity: str, record_ids: Iterable[int], action: str, changes: dict[str, Any] | None = None) -> int:
+    """:func:`record` for many records at once (an export of confidential records): one statement a thousand."""
+    base = {"entity": entity, "action": action, "user_id": current_user_id(), "remote_addr": _where(), "at": dt.datetime.now(),
+            "changes": json.dumps(changes or {}, ensure_ascii=False, default=str)}
+    ids, n = list(record_ids), 0
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        session.execute(AuditRow.__table__.insert(), [{**base, "record_id": pk} for pk in chunk])
+        n += len(chunk)
+    return n
+
+
 def history(session: Any, entity: str, record_id: int) -> list[dict[str, Any]]:
     t = AuditRow.__table__
     rows = session.execute(sa.select(t).where(t.c.entity == entity, t.c.record_id == record_id).order_by(t.c.at, t.c.id)).mappings()

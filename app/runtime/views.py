@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -290,6 +291,25 @@ def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
+def _export(session: Any, entity_name: str, records: Iterable[Any], target: Any) -> int:
+    """The export of ``records``; an entity with confidential (encrypted) fields puts every record
+    exported on record as read, as opening it would."""
+    e, fields = _entity(entity_name), _export_fields(entity_name)
+    if not any(f.encrypted for f in fields):
+        return excel.export_rows(crm_spec(), e, fields, records, target)
+    ids: list[int] = []
+
+    def noted() -> Iterator[Any]:
+        for obj in records:
+            ids.append(obj.id)
+            yield obj
+
+    n = excel.export_rows(crm_spec(), e, fields, noted(), target)
+    audit.record_many(session, e.name, ids, "read", {"export": n})
+    session.commit()
+    return n
+
+
 def export_entity(app: Any, entity_name: str, path: Path) -> int:
     """Everything of an entity the signed-in user (``g.user``) may see, as .xlsx (the CLI's export)."""
     crm = app.extensions["crm"]
@@ -300,7 +320,7 @@ def export_entity(app: Any, entity_name: str, path: Path) -> int:
     query = crm.db.session.query(model).order_by(model.id)
     if clause is not None:
         query = query.filter(clause)
-    return excel.export_rows(crm.spec, _entity(entity_name), _export_fields(entity_name), query.yield_per(2000), path)
+    return _export(crm.db.session, entity_name, query.yield_per(2000), path)
 
 
 class WithheldWidget:
@@ -748,7 +768,7 @@ class CrmModelView(ModelView):
         if not order_column:  # a stable order, as on screen
             query = query.order_by(model.id)
         buffer = io.BytesIO()
-        n = excel.export_rows(crm_spec(), _entity(self.entity), _export_fields(self.entity), query.yield_per(2000), buffer)
+        n = _export(self.datamodel.session, self.entity, query.yield_per(2000), buffer)
         return _xlsx(buffer, f"{_entity(self.entity).label}-{n}.xlsx")
 
     @expose("/import/template/")
