@@ -617,3 +617,12 @@ def test_a_link_cell_naming_a_title_two_records_share_is_refused_not_guessed(app
     report = run(app, "admin", "follow_up", xlsx(tmp_path / "by_id.xlsx", rows))
     assert report.committed, report.errors
     assert count(app, "SELECT contact_id FROM follow_up WHERE subject = '问同名的人'") == second
+
+
+@pytest.mark.parametrize("text", ["202611", "2026111", "20261"])
+def test_digits_that_could_be_several_dates_are_not_guessed(text: str) -> None:
+    from app.runtime.convert import convert
+
+    with pytest.raises(ValueError, match="is not a date"):
+        convert(text, "date")
+    assert convert("20261101", "date") == dt.date(2026, 11, 1)

@@ -115,6 +115,8 @@ def _text(value: Any) -> str:
 
 def _strptime(text: str, formats: tuple[str, ...], what: str) -> dt.datetime:
     for fmt in formats:
+        if fmt == "%Y%m%d" and not re.fullmatch(r"\d{8}", text):  # 202611 or 2026111 would be guessed
+            continue
         try:
             return dt.datetime.strptime(text, fmt)
         except ValueError:
