@@ -496,3 +496,13 @@ def test_exporting_confidential_records_puts_each_one_on_record_as_read(app: Any
     who = raw(app, "SELECT u.username FROM crm_audit a JOIN ab_user u ON u.id = a.user_id WHERE a.entity = 'confidential_formula' "
                    "AND a.record_id = :i AND a.action = 'read' ORDER BY a.id DESC LIMIT 1", i=pk)[0][0]
     assert who == users["admin2"]
+
+
+def test_an_id_no_row_can_have_is_not_found_not_a_server_error(app: Any, users: dict[str, str]) -> None:
+    admin = h(app, users, "admin2")
+    c = app.test_client()
+    huge = "9" * 23
+    assert c.get(f"/api/v1/customer/{huge}", headers=admin).status_code == 404
+    assert c.put(f"/api/v1/customer/{huge}", json={"version": 1, "notes": "x"}, headers=admin).status_code == 404
+    assert c.delete(f"/api/v1/customer/{huge}", headers=admin).status_code == 404
+    assert c.get(f"/api/v1/customer/?after={huge}", headers=admin).status_code == 200

@@ -214,6 +214,12 @@ def form_validators(f: Field) -> list[Any]:
     return checks
 
 
+def _no_such_id(pk: Any) -> bool:
+    """An id no row can have (beyond the id column): 404 at once, not the database's overflow error."""
+    text = str(pk).strip().lstrip("-")
+    return text.isdigit() and (len(text) > 10 or int(text) > INTEGER_LIMIT)
+
+
 def api_validators(spec: Spec, f: Field) -> list[Any]:
     """The same checks as marshmallow validators, so the REST API accepts exactly what forms do."""
     checks: list[Any] = []
@@ -1165,7 +1171,8 @@ class CrmModelRestApi(ModelRestApi):
         if self._touches_hidden():
             return self.response_400(message="不能按无权查看的字段查询或排序 (cannot query by a hidden field)")
         g.crm_exact_count = request.args.get("exact_count") == "1"
-        g.crm_api_after = request.args.get("after", type=int)
+        after = request.args.get("after", type=int)
+        g.crm_api_after = after if after is not None and abs(after) <= INTEGER_LIMIT else None
         return super().get_list_headless(**kwargs)
 
     def _guarded(self, call: Any, right: str | None = None) -> Any:
@@ -1191,7 +1198,14 @@ class CrmModelRestApi(ModelRestApi):
                 return self.response_422(message={"_schema": ["与已有记录冲突(唯一值重复或关联无效) (conflicts with an existing record)"]})
             raise
 
+    def get_headless(self, pk: Any, **kwargs: Any) -> Any:
+        if _no_such_id(pk):
+            return self.response_404()
+        return super().get_headless(pk, **kwargs)
+
     def delete_headless(self, pk: Any) -> Any:
+        if _no_such_id(pk):
+            return self.response_404()
         item = self.datamodel.get(pk, self._base_filters)
         linked = still_linked(self.datamodel.session, self.entity, item.id) if item is not None else ""
         if linked:
@@ -1277,6 +1291,8 @@ class CrmModelRestApi(ModelRestApi):
     def put_headless(self, pk: Any) -> Any:
         """PUT needs the version the client read (``version`` in the body or an If-Match header):
         a save based on an older version is refused with 409 and what changed since."""
+        if _no_such_id(pk):
+            return self.response_404()
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return self.response_400(message="请求体须是 JSON 对象 (the body must be a JSON object)")
