@@ -46,11 +46,10 @@ INTEGER_LIMIT = 2_147_483_647
 DIGITS_BEFORE_POINT = {"decimal": 14, "money": 16}
 
 
-def _in_range(n: Decimal, ftype: str, value: Any) -> Decimal:
-    limit = Decimal(INTEGER_LIMIT) if ftype in ("integer", "link", "user") else Decimal(10) ** DIGITS_BEFORE_POINT[ftype]
-    if abs(n) > limit or (ftype not in ("integer", "link", "user") and abs(n) == limit):
+def _in_range(n: Decimal, ftype: str, value: Any) -> None:
+    limit = Decimal(INTEGER_LIMIT) if ftype == "integer" else Decimal(10) ** DIGITS_BEFORE_POINT[ftype]
+    if abs(n) > limit or (ftype != "integer" and abs(n) == limit):
         raise ValueError(f"'{value}' 超出此字段能存的范围 (too large for this field)")
-    return n
 
 
 def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[str, ...] = ()) -> Any:
@@ -58,13 +57,17 @@ def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[st
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if ftype in ("integer", "link", "user"):
-        n = _in_range(_number(value), ftype, value)
+        n = _number(value)
         if n != n.to_integral_value():
             raise ValueError(f"'{value}' is not a whole number")
         return int(n)
     if ftype in ("decimal", "money"):
-        n = _in_range(_number(value), ftype, value)
-        if ftype == "money" and n != n.quantize(Decimal("0.01")):
+        n = _number(value)
+        try:
+            cents = n.quantize(Decimal("0.01"))
+        except InvalidOperation:  # more digits than any column holds
+            raise ValueError(f"'{value}' 超出此字段能存的范围 (too large for this field)") from None
+        if ftype == "money" and n != cents:
             raise ValueError(f"'{value}' has more than 2 decimals")
         return n
     if ftype == "boolean":
@@ -130,6 +133,7 @@ def check_field(f: Any, value: Any) -> None:
     if value is None:
         return
     if f.type in NUMERIC_TYPES:
+        _in_range(Decimal(value), f.type, value)
         if f.min is not None and value < Decimal(str(f.min)):
             raise ValueError(f"{value} 小于最小值 {f.min:g} (below the minimum {f.min:g})")
         if f.max is not None and value > Decimal(str(f.max)):
