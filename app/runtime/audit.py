@@ -142,9 +142,7 @@ def install_audit() -> None:
 
 def record(session: Any, entity: str, record_id: int, action: str, changes: dict[str, Any] | None = None) -> None:
     """Write one audit row outside the ORM flush (reads of confidential records, bulk actions)."""
-    session.execute(AuditRow.__table__.insert().values(
-        entity=entity, record_id=record_id, action=action, user_id=current_user_id(), remote_addr=_where(),
-        at=dt.datetime.now(), changes=json.dumps(changes or {}, ensure_ascii=False, default=str)))
+    record_many(session, entity, [record_id], action, changes)
 
 
 def record_many(session: Any, entity: str, record_ids: Iterable[int], action: str, changes: dict[str, Any] | None = None) -> int:
@@ -247,6 +245,11 @@ def action_label(action: str) -> str:
     return pick(zh, en)
 
 
+def field_of(key: str) -> str:
+    """The field an audit row's key is about (a link's column ``customer_id`` is the field ``customer``)."""
+    return key[:-3] if key.endswith("_id") else key
+
+
 def visible_changes(changes: dict[str, Any], hidden: set[str] | None, labels: dict[str, str],
                     present: Callable[[str, Any], Any] | None = None) -> list[tuple[str, Any, Any]]:
     """(field label, old, new) of one audit row; values of fields hidden from the viewer withheld,
@@ -259,7 +262,7 @@ def visible_changes(changes: dict[str, Any], hidden: set[str] | None, labels: di
         old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
         if old in (None, "") and new in (None, ""):
             continue
-        field = name[:-3] if name.endswith("_id") else name
+        field = field_of(name)
         if hidden is None or field in hidden:
             old = new = pick(*WITHHELD)
         elif present is not None:

@@ -20,7 +20,7 @@ from generator.spec import Field
 
 from . import audit
 from .accounts import display_name
-from .grading import graded_fields, mask_reason
+from .grading import mask_reason, reason_fields
 from .i18n import L, choice_text, pick, yes_no
 from .linkfield import title_column
 from .scope import hidden_fields, scope_clause, user_scope
@@ -59,7 +59,7 @@ class Describer:
     def __call__(self, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any, Any]]]:
         label, hidden, labels, fields = self.entity(row["entity"])
         e = self.spec.entity(row["entity"]) if hidden else None
-        reasons = {g.reason_field for g in graded_fields(self.spec, e) if g.reason_field} if e is not None else set()
+        reasons = reason_fields(self.spec, e) if e is not None else set()
 
         def show(name: str, value: Any) -> Any:
             if name in reasons:  # a grade's reason quotes the values its rule looked at: hidden ones withheld

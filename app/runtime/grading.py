@@ -48,6 +48,11 @@ def graded_fields(spec: Spec, entity: Entity) -> list[Graded]:
     return list(known[1])
 
 
+def reason_fields(spec: Spec, entity: Entity) -> set[str]:
+    """The fields of ``entity`` that hold a grade's reason (they quote the values their rule looked at)."""
+    return {g.reason_field for g in graded_fields(spec, entity) if g.reason_field}
+
+
 def _graded_fields(spec: Spec, entity: Entity) -> list[Graded]:
     result = []
     fields = sorted({r.field for r in spec.grading if r.entity == entity.name})

@@ -31,6 +31,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
 from openpyxl.styles import PatternFill
+from sqlalchemy.orm import Session
 
 from generator.expr import record_lookup
 from generator.spec import Entity, Field, Spec
@@ -42,7 +43,7 @@ from .convert import TRUE, check_field, convert
 from .excel import unneutralise
 from .grading import explain, grade_lookup, graded_fields
 from .importcolumns import ColumnPlan, plan_columns, system_fields
-from .ownership import default_owner, own_roles
+from .ownership import candidates, default_owner
 from .rules import rules_for, validate_values
 from .scope import scope_clause
 from .spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
@@ -254,12 +255,8 @@ class _Resolver:
     def owners(self, entity: Entity) -> set[int]:
         """Whom the records may be given to, as on screen (:func:`ownership.candidates`): the
         active users of an own-scope role, or every active user."""
-        users, roles, links = self.tables["ab_user"], self.tables["ab_role"], self.tables["ab_user_role"]
-        q = sa.select(users.c.id).where(users.c.active.is_(True))
-        if own := sorted(own_roles(self.spec, entity)):
-            q = q.where(users.c.id.in_(sa.select(links.c.user_id).join(roles, roles.c.id == links.c.role_id)
-                                       .where(roles.c.name.in_(own))))
-        return set(self.conn.execute(q).scalars())
+        with Session(bind=self.conn) as session:  # in the import's transaction
+            return {u.id for u in candidates(session, self.spec, entity)}
 
     def _people(self) -> dict[str, tuple[tuple[int, str], ...]]:
         users = self.tables["ab_user"]

@@ -50,9 +50,7 @@ def scope_clause(spec: Spec, entity: Entity, model: Any, user: Any, admin_role: 
     owner = getattr(model, f"{entity.owner_field}_id")
     if scope == "own":
         return owner == user.id
-    mine = sa.select(assoc_user_group.c.group_id).where(assoc_user_group.c.user_id == user.id)
-    teammates = sa.select(assoc_user_group.c.user_id).where(assoc_user_group.c.group_id.in_(mine))
-    return sa.or_(owner == user.id, owner.in_(teammates))
+    return sa.or_(owner == user.id, owner.in_(_teammates(user.id)))
 
 
 def hidden_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
@@ -146,7 +144,10 @@ def scoped_select(entity_name: str, model: Any) -> Any:
 def visible(entity_name: str, model: Any, record_id: Any) -> bool:
     """Whether the signed-in user may see record ``record_id`` of ``entity_name`` (link checks)."""
     clause = None if record_id is None else current_scope_clause(entity_name, model)
-    return _in_scope(_crm().db.session, model, record_id, clause)
+    if clause is None:
+        return True
+    q = sa.select(model.id).where(model.id == record_id, clause)
+    return _crm().db.session.execute(q).first() is not None
 
 
 def told_of(spec: Spec, entity: Entity, owner_id: int | None, user: Any, admin_role: str,
@@ -164,11 +165,10 @@ def told_of(spec: Spec, entity: Entity, owner_id: int | None, user: Any, admin_r
 
 
 def teammates_of(session: Any, user_id: int) -> set[int]:
+    return set(session.execute(_teammates(user_id)).scalars())
+
+
+def _teammates(user_id: int) -> sa.Select[Any]:
+    """The ids of the users sharing a department with ``user_id`` (and theirs)."""
     mine = sa.select(assoc_user_group.c.group_id).where(assoc_user_group.c.user_id == user_id)
-    return set(session.execute(sa.select(assoc_user_group.c.user_id).where(assoc_user_group.c.group_id.in_(mine))).scalars())
-
-
-def _in_scope(session: Any, model: Any, record_id: Any, clause: Any) -> bool:
-    if clause is None or record_id is None:
-        return True
-    return session.execute(sa.select(model.id).where(model.id == record_id, clause)).first() is not None
+    return sa.select(assoc_user_group.c.user_id).where(assoc_user_group.c.group_id.in_(mine))

@@ -37,7 +37,7 @@ from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
 from .auditview import Describer
 from .convert import DIGITS_BEFORE_POINT, INTEGER_LIMIT, PHONE_PATTERN
-from .grading import explain_now, graded_fields, mask_reason
+from .grading import explain_now, graded_fields, mask_reason, reason_fields
 from .i18n import L, current_language, pick, yes_no
 from .linkfield import LinkField
 from .listing import CountInfo
@@ -438,12 +438,11 @@ class CrmModelView(ModelView):
                 label = L(f.label, f.label_en)
                 self._form_field(f.name, uploads.form_field(label, f.help, f.required),
                                  uploads.form_field(label, f.help, f.required, uploads.edit_link(self, f.name)))
-            elif f.type == "link":  # a dropdown that stays small however big the linked table
+            else:  # plain values, links and people: blank when empty, not "None"
+                self.formatters_columns[f.name] = value_formatter(f)
+            if f.type == "link":  # a dropdown that stays small however big the linked table
                 field = self._link_field(f)
                 self._form_field(f.name, field, field)
-                self.formatters_columns[f.name] = value_formatter(f)  # blank when empty, not "None"
-            else:
-                self.formatters_columns[f.name] = value_formatter(f)
             if f.type in ("date", "datetime"):  # the browser's own picker, in the person's language
                 field = _moment_field(f)
                 self._form_field(f.name, field, field)
@@ -451,7 +450,7 @@ class CrmModelView(ModelView):
             if checks:
                 self.validators_columns[f.name] = checks
         self._crm_plain_formatters = {f.name: self.formatters_columns.get(f.name) for f in e.fields}
-        reasons = {g.reason_field for g in graded_fields(spec, e) if g.reason_field}
+        reasons = reason_fields(spec, e)
         for f in e.fields:
             self.formatters_columns[f.name] = _masked(e.name, f.name, self.formatters_columns.get(f.name), f.name in reasons)
         super().__init__(**kwargs)
@@ -730,12 +729,12 @@ class CrmModelView(ModelView):
         if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
             flash(pick("只有经理可以调整负责人", "Only managers can reassign"), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
-        asked = request.form.get("owner", "")
-        owner = int(asked) if asked.isdigit() and int(asked) else None
-        if (owner is None and asked not in ("", "0")) or (owner is not None and not ownership.may_own(self.datamodel.session, spec, e, owner)):
+        asked = request.form.get("owner", "").strip()
+        owner = int(asked) if asked.isdigit() and len(asked) < 19 else None
+        if asked.strip("0") and (owner is None or not ownership.may_own(self.datamodel.session, spec, e, owner)):  # blank: nobody
             flash(pick("负责人须是可选的在职用户之一", "The owner must be one of the active users offered"), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
-        setattr(item, f"{e.owner_field}_id", owner)
+        setattr(item, f"{e.owner_field}_id", owner or None)
         try:
             self.datamodel.edit(item)
             flash(pick("负责人已调整", "Owner changed"), "success")
@@ -1108,7 +1107,7 @@ class CrmModelRestApi(ModelRestApi):
                          if f.type == "link" and (secret := current_hidden(f.link) - {"id"})]
         if not hidden and not linked_hidden:
             return
-        reasons = {g.reason_field for g in graded_fields(crm_spec(), _entity(self.entity)) if g.reason_field}
+        reasons = reason_fields(crm_spec(), _entity(self.entity))
         result = data.get("result")
         for row in result if isinstance(result, list) else [result] if isinstance(result, dict) else []:
             for name in hidden:
@@ -1132,10 +1131,10 @@ class CrmModelRestApi(ModelRestApi):
         hidden = current_hidden(self.entity)
         if not hidden:
             return changes
-        reasons = {g.reason_field for g in graded_fields(crm_spec(), _entity(self.entity)) if g.reason_field}
+        reasons = reason_fields(crm_spec(), _entity(self.entity))
         out = {}
         for name, pair in changes.items():
-            if (name[:-3] if name.endswith("_id") else name) in hidden:
+            if audit.field_of(name) in hidden:
                 continue
             out[name] = [mask_reason(v, hidden) for v in pair] if name in reasons and isinstance(pair, list | tuple) else pair
         return out
@@ -1307,8 +1306,8 @@ class CrmModelRestApi(ModelRestApi):
         if refused:
             return self.response_422(message=refused)
         if str(seen) != str(item.version):
-            read = int(seen) if isinstance(seen, int | str) and not isinstance(seen, bool) and str(seen).isdigit() and len(str(seen)) < 19 else 0
-            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, read)
+            read = str(seen)  # a number the client sent, or anything else: then every change is listed
+            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(read) if read.isdigit() and len(read) < 19 else 0)
             return self.response(409, message="此记录已被他人修改 (changed by someone else since you read it)",
                                  version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(),
                                                                  "changes": self._visible_changes(h["changes"])} for h in changed])

@@ -50,8 +50,6 @@ def notify(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, ro
         return 0
     from flask_appbuilder.security.sqla.models import User
 
-    users = {u.id: u for u in session.execute(sa.select(User).options(selectinload(User.roles))
-                                                .where(User.id.in_({r.user_id for r in people}))).scalars()}
     app = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
     links = Links(app) if app is not None else None
     mail = app is not None and SmtpSettings.from_config(app.config) is not None
@@ -62,6 +60,8 @@ def notify(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, ro
     body = "\n".join(lines)
     source, occurrence = f"workflow:{entity.name}", f"t{row.id}"
     notes, mails = [], []
+    users = {u.id: u for u in session.execute(sa.select(User).options(selectinload(User.roles))
+                                                .where(User.id.in_({r.user_id for r in people}))).scalars()}
     for r in people:
         user = users.get(r.user_id)
         shown = entity.title_field and entity.title_field not in hidden_fields(spec, entity, user, admin_role)
