@@ -32,7 +32,9 @@ FUNCTIONS: dict[str, int | None] = {  # name → number of arguments (None: any 
     "lower": 1,
     "is_blank": 1,
     "working_hours": 2,
+    "changed": 1,
 }
+SAVE_ONLY = ("changed",)  # about the save being made: validations only, never a stored record's SQL
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
 
@@ -65,16 +67,32 @@ class Expr:
     tree: ast.expr
     names: tuple[str, ...]  # dotted names referenced, in order of appearance
 
-    def evaluate(self, lookup: Callable[[str], Any], now: dt.datetime | None = None, calendar: WorkCalendar | None = None) -> Any:
-        """Evaluate with ``lookup(dotted_name)`` giving field values."""
-        return _Evaluator(lookup, now or dt.datetime.now(), calendar or WorkCalendar()).visit(self.tree)
+    def evaluate(self, lookup: Callable[[str], Any], now: dt.datetime | None = None, calendar: WorkCalendar | None = None,
+                 changed: Callable[[str], bool] | None = None) -> Any:
+        """Evaluate with ``lookup(dotted_name)`` giving field values and ``changed(field)`` whether
+        the save being checked changes a field of an existing record (none given: nothing changes)."""
+        return _Evaluator(lookup, now or dt.datetime.now(), calendar or WorkCalendar(), changed).visit(self.tree)
 
-    def test(self, lookup: Callable[[str], Any], now: dt.datetime | None = None, calendar: WorkCalendar | None = None) -> bool:
+    def test(self, lookup: Callable[[str], Any], now: dt.datetime | None = None, calendar: WorkCalendar | None = None,
+             changed: Callable[[str], bool] | None = None) -> bool:
         """True when the condition holds; None values and data errors count as False."""
         try:
-            return bool(self.evaluate(lookup, now, calendar))
+            return bool(self.evaluate(lookup, now, calendar, changed))
         except (TypeError, ValueError, ArithmeticError):
             return False
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The functions this condition calls."""
+        return tuple(dict.fromkeys(node.func.id for node in ast.walk(self.tree)
+                                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)))
+
+    @property
+    def changed_names(self) -> tuple[str, ...]:
+        """The fields this condition asks ``changed(…)`` about."""
+        return tuple(dict.fromkeys(a.id for node in ast.walk(self.tree) if isinstance(node, ast.Call)
+                                   and isinstance(node.func, ast.Name) and node.func.id == "changed"
+                                   for a in node.args if isinstance(a, ast.Name)))
 
 
 def parse(source: str) -> Expr:
@@ -89,7 +107,11 @@ def parse(source: str) -> Expr:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         advice = ": write == to compare, not =" if _lone_equals(text) else ""
-        raise ExprError(f"syntax error at column {exc.offset or 0}{advice}") from None
+        if "never closed" in str(exc.msg):
+            raise ExprError(f"the bracket at column {exc.offset} is never closed: add a )") from None
+        if not exc.offset:  # Python places a condition that stops too early at column 0
+            raise ExprError(f"it ends too early after '{text.split()[-1]}': finish it or remove that word{advice}") from None
+        raise ExprError(f"syntax error at column {exc.offset}{advice}") from None
     except (ValueError, MemoryError, RecursionError):
         raise ExprError("cannot be parsed") from None
     names: list[str] = []
@@ -209,6 +231,8 @@ def _check(node: ast.AST, names: list[str], depth: int) -> None:
             raise ExprError(f"{node.func.id} takes {arity} argument(s)")
         if arity is None and not node.args:
             raise ExprError(f"{node.func.id} needs arguments")
+        if node.func.id == "changed" and not (isinstance(node.args[0], ast.Name) and node.args[0].id not in ("True", "False", "None")):
+            raise ExprError("changed() takes a field of the record itself, such as changed(visit_at)")
         for a in node.args:
             _check(a, names, depth + 1)
     else:
@@ -269,10 +293,12 @@ def _num(v: Any) -> Any:
 
 
 class _Evaluator:
-    def __init__(self, lookup: Callable[[str], Any], now: dt.datetime, calendar: WorkCalendar):
+    def __init__(self, lookup: Callable[[str], Any], now: dt.datetime, calendar: WorkCalendar,
+                 changed: Callable[[str], bool] | None = None):
         self.lookup = lookup
         self.now = now
         self.calendar = calendar
+        self.changed = changed
 
     def visit(self, node: ast.AST) -> Any:
         if isinstance(node, ast.BoolOp):
@@ -323,6 +349,9 @@ class _Evaluator:
             return [self.visit(e) for e in node.elts]
         if isinstance(node, ast.Call):
             assert isinstance(node.func, ast.Name)
+            if node.func.id == "changed":  # about the field itself, not its value
+                assert isinstance(node.args[0], ast.Name)
+                return self.changed is not None and bool(self.changed(node.args[0].id))
             args = [self.visit(a) for a in node.args]
             return self.call(node.func.id, args)
         raise ExprError(type(node).__name__)  # unreachable after _check
@@ -372,3 +401,10 @@ def record_lookup(record: Any) -> Callable[[str], Any]:
         return value
 
     return lookup
+
+
+def names_in(node: ast.AST) -> list[str]:
+    """The field names and dotted paths a part of a checked condition refers to, in order."""
+    names: list[str] = []
+    _check(node, names, 0)
+    return names

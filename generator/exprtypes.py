@@ -222,7 +222,7 @@ def _kind(node: ast.expr, resolve: Resolve) -> Kind | None:
             return Kind("number")
         if name == "lower":
             return Kind("text")
-        if name == "is_blank":
+        if name in ("is_blank", "changed"):
             return Kind("bool")
         args = [_kind(a, resolve) for a in node.args]
         bases = {a.base if a else None for a in args}

@@ -96,6 +96,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_fields": ("实体 {entity} 没有字段", "entity {entity} has no fields"),
     "grade_field": ("分级字段 '{value}' 必须是选项字段", "graded field '{value}' must be a choice field"),
     "expr": ("条件 '{value}' 有误:{error}", "condition '{value}' is wrong: {error}"),
+    "class_clash": ("实体名 '{value}' 与 '{other}'(在 {first})生成同一个程序名,两者会互相覆盖",
+                    "entity name '{value}' gives the same program name as '{other}' (at {first}): one would replace the other"),
+    "public_role": ("角色名 '{value}' 是系统给未登录访客的角色,它的权限会对所有人开放",
+                    "role name '{value}' is the system's role of visitors who are not signed in: its rights would be open to everyone"),
+    "role_separator": ("角色名 '{value}' 含有分隔符(逗号、分号、顿号),在列出多个角色的单元格里无法引用它",
+                       "role name '{value}' contains a separator (comma, semicolon, 、): cells listing roles could never name it"),
+    "hidden_required": ("角色 {role} 可以新增 {entity},但必填字段 '{value}' 对它隐藏且没有默认值,它将无法保存新记录",
+                        "role {role} may add {entity} records, but required field '{value}' is hidden from it and has no default: "
+                        "it could never save a new record"),
+    "readonly_required": ("实体 {entity} 的字段 '{value}' 既必填又只读,且没有默认值:没有人能在新建记录时填写它",
+                          "field '{value}' of entity {entity} is required and read-only with no default: nobody could fill it "
+                          "when a record is made"),
+    "save_only": ("条件 '{value}' 用了 {function}(…):它说的是正在保存的修改,只能用在 validations 表",
+                  "condition '{value}' uses {function}(…): it is about the change being saved, so it belongs on the validations sheet only"),
     "expr_choice": ("条件 '{value}' 有误:'{choice}' 不是字段 {field} 的选项(选项列表 {list})",
                     "condition '{value}' is wrong: '{choice}' is not a choice of field {field} (list {list})"),
     "expr_type": ("条件 '{value}' 有误:{left} 是{left_kind},{right} 是{right_kind},两者不能比较",
@@ -140,6 +154,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
 HINTS: dict[str, tuple[str, str]] = {
     "did_you_mean": ("是否想写 '{value}'?", "did you mean '{value}'?"),
     "one_of": ("可选:{values}", "choose one of: {values}"),
+    "for_example": ("写法例如:{values}", "write it like: {values}"),
+    "keep_one": ("每个设置只写一行:删掉多余的一行", "write each setting once: delete the extra row"),
+    "hidden_required": ("给该字段设默认值,或从隐藏字段中去掉它,或去掉该角色的新增权限",
+                        "give the field a default, take it out of hidden_fields, or take the add right from the role"),
+    "readonly_required": ("给它一个默认值,或把 required 设为 N(流程的 stamp 在之后才填写),或去掉 readonly",
+                          "give it a default, set required to N (a workflow stamp fills it only later), or clear readonly"),
+    "save_only_instead": ("要在某个状态下锁住字段,在 validations 表写一条规则,例如 status == 'draft' or not changed(visit_at)",
+                          "to lock a field in a state, write a rule on the validations sheet, such as status == 'draft' or not changed(visit_at)"),
     "locked_required": ("给该字段设默认值,或从只读字段中去掉它,或去掉该角色的新增权限",
                         "give the field a default, take it out of readonly_fields, or take the add right from the role"),
     "set_readonly": ("在 fields 表中把字段 {field} 的 readonly 设为 Y", "set readonly to Y for field {field} in the fields sheet"),
@@ -256,8 +278,8 @@ class WorkbookError(Exception):
 
 def did_you_mean(value: str, options: Iterable[str]) -> Msg | None:
     """A 'did you mean' hint for the closest option, or None when nothing is close."""
-    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
-    return hint("did_you_mean", value=close[0]) if close else None
+    close = difflib.get_close_matches(value, [o for o in options if o != value], n=1, cutoff=0.6)
+    return hint("did_you_mean", value=close[0]) if close else None  # never the very value that was refused
 
 
 @dataclass

@@ -138,11 +138,24 @@ SETTING_KEYS = ("app_name", "language", "timezone", "working_days", "working_hou
 CATCH_UP_DAYS = (1, 3650)
 EXTRA_SETTING_KEYS = ("survey_followup_role",)  # read by the runtime from Settings.extra
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# field types as the office may write them in Chinese (headers and yes/no cells take Chinese too)
+TYPE_NAMES = {"文本": "string", "字符串": "string", "长文本": "text", "多行文本": "text", "整数": "integer", "小数": "decimal",
+              "数值": "decimal", "金额": "money", "是否": "boolean", "日期": "date", "日期时间": "datetime", "选项": "choice",
+              "关联": "link", "邮箱": "email", "电话": "phone", "文件": "file", "附件": "file", "人员": "user", "用户": "user"}
 WEEKDAY_NAMES = {name: name[:3] for name in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
 # Separators of a list in one cell, full-width ones (， ； 、) as escapes so no editor turns them into ASCII:
 # names that may hold spaces (roles: 质量 主管) split on punctuation only; words and dates on spaces too.
 LIST_SEPARATORS = r"[,\uff0c\u3001;\uff1b\s]+"
 NUMBERING_TOKEN = re.compile(r"\{([^{}]*)\}")
+
+
+PUBLIC_ROLE = "Public"  # Flask-AppBuilder's role of everyone not signed in (AUTH_ROLE_PUBLIC)
+
+
+def _unfillable(f: Field, e: Entity) -> bool:
+    """A required field no one could leave out of a new record: no default, not the owner (the
+    recorder), not a numbered code."""
+    return f.required and f.default in (None, "") and f.name != e.owner_field and not (f.name == "code" and e.numbering)
 
 
 def _entity_ctx(entity: str, field: str = "") -> str:
@@ -379,6 +392,12 @@ class _Validator:
             reports=self.reports(emap, role_names, choices),
             settings=settings,
         )
+        graded = {(g.entity, g.field) for g in spec.grading}
+        for e in entities:
+            for f in e.fields:
+                if f.readonly and _unfillable(f, e) and (e.name, f.name) not in graded:
+                    self.p.add(f.ref, msg("readonly_required", entity=e.name, value=f.name), hint("readonly_required"),
+                               _entity_ctx(e.name, f.name))
         templates = self.templates()
         self.template_paths_checked: set[tuple[str, str]] = set()
         schedules = self.schedules(emap, role_names, {t.name: t for t in templates})
@@ -388,11 +407,17 @@ class _Validator:
     def settings(self) -> Settings:
         values: dict[str, Any] = {}
         extra: list[tuple[str, str]] = []
+        seen: dict[str, str] = {}
         for _row, c in self.rows("settings"):
             key = c("key").text
             value = c("value").text
             if not key:
                 continue
+            if key in seen:  # the last one would win, silently (a second timezone moves every deadline)
+                self.p.add(c("key").ref, msg("duplicate", what="设置", what_en="setting", value=key, first=seen[key]),
+                           hint("keep_one"))
+                continue
+            seen[key] = c("key").ref
             if key in EXTRA_SETTING_KEYS:
                 extra.append((key, value))
                 continue
@@ -434,7 +459,7 @@ class _Validator:
                 if spans:
                     values["working_hours"] = tuple(spans)
                 else:
-                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values="09:00-12:00,13:00-18:00"))
+                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("for_example", values="09:00-12:00,13:00-18:00"))
             elif key in ("holidays", "extra_working_days"):
                 days = []
                 for part in re.split(LIST_SEPARATORS, value):
@@ -443,7 +468,7 @@ class _Validator:
                     try:
                         days.append(dt.date.fromisoformat(part).isoformat())
                     except ValueError:
-                        self.p.add(c("value").ref, msg("setting_value", key=key, value=part), hint("one_of", values="2026-10-01"))
+                        self.p.add(c("value").ref, msg("setting_value", key=key, value=part), hint("for_example", values="2026-10-01"))
                 values[key] = tuple(sorted(set(days)))
             elif key == "catch_up_days":
                 low, high = CATCH_UP_DAYS
@@ -458,7 +483,7 @@ class _Validator:
                     ZoneInfo(value)
                     values["timezone"] = value
                 except (ZoneInfoNotFoundError, ValueError):
-                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("one_of", values="Asia/Shanghai"))
+                    self.p.add(c("value").ref, msg("setting_value", key=key, value=value), hint("for_example", values="Asia/Shanghai"))
             elif value:
                 values[key] = value
         return Settings(**values, extra=tuple(extra))
@@ -499,6 +524,7 @@ class _Validator:
     # -- entities and fields -----------------------------------------------------------------
     def entities(self, choices: dict[str, tuple[Choice, ...]]) -> list[Entity]:
         heads: dict[str, dict[str, Any]] = {}
+        classes: dict[str, dict[str, Any]] = {}  # program (class) name → the entity row that has it
         for _row, c in self.rows("entities"):
             name = self.r.ident(c("name"), ("实体名", "entity name"), RESERVED_ENTITIES)
             if name is None:
@@ -511,6 +537,10 @@ class _Validator:
                 self.p.add(
                     c("name").ref, msg("duplicate", what="实体", what_en="entity", value=name, first=heads[name]["ref"]), hint("rename")
                 )
+                continue
+            twin = classes.get(class_name)
+            if twin is not None:  # x_1 and x1 would be one model class and one screen
+                self.p.add(c("name").ref, msg("class_clash", value=name, other=twin["name"], first=twin["ref"]), hint("rename"))
                 continue
             heads[name] = {
                 "name": name,
@@ -527,6 +557,7 @@ class _Validator:
                 "ref": c("name").ref,
                 "cells": c,
             }
+            classes[class_name] = heads[name]
         if "entities" in self.sheets and not heads and not self.p.errors:
             self.p.add("entities!A2", msg("no_entities"))
         self.check_previous_names(
@@ -576,7 +607,7 @@ class _Validator:
         name = self.r.ident(c("name"), ("字段名", "field name"), RESERVED_FIELDS, _entity_ctx(ent))
         ctx = _entity_ctx(ent, name or c("name").text)
         tcell = c("type")
-        ftype = tcell.text.lower()
+        ftype = TYPE_NAMES.get(tcell.text.strip(), tcell.text.lower())
         if not ftype:
             self.p.add(tcell.ref, msg("required", what="类型", what_en="type"), hint("one_of", values=", ".join(FIELD_TYPES)), ctx)
             return None
@@ -584,7 +615,7 @@ class _Validator:
             self.p.add(
                 tcell.ref,
                 msg("unknown_type", value=tcell.text),
-                did_you_mean(ftype, FIELD_TYPES) or hint("one_of", values=", ".join(FIELD_TYPES)),
+                did_you_mean(ftype, [*FIELD_TYPES, *TYPE_NAMES]) or hint("one_of", values=", ".join(FIELD_TYPES)),
                 ctx,
             )
             return None
@@ -699,7 +730,7 @@ class _Validator:
                     return dt.date.fromisoformat(text).isoformat()
                 return dt.datetime.fromisoformat(text).isoformat()
             except ValueError:
-                self.p.add(cell.ref, bad, hint("one_of", values="2026-01-31, today"), ctx)
+                self.p.add(cell.ref, bad, hint("for_example", values="2026-01-31, today"), ctx)
         elif ftype == "choice":
             values = [o.value for o in options]
             labels = {o.label: o.value for o in options}
@@ -866,7 +897,9 @@ class _Validator:
             )
         return f
 
-    def condition(self, cell: Cell, entity: Entity, emap: dict[str, Entity], required: bool = False) -> str:
+    def condition(self, cell: Cell, entity: Entity, emap: dict[str, Entity], required: bool = False, on_save: bool = False) -> str:
+        """A condition's text when it is sound; ``on_save``: a validation, checked as a record is
+        saved, which may ask whether the save changes a field (``changed(…)``)."""
         text = cell.text
         if not text:
             if required:
@@ -876,6 +909,16 @@ class _Validator:
             parsed = expr_mod.parse(text)
         except expr_mod.ExprError as exc:
             self.p.add(cell.ref, msg("expr", value=text, error=str(exc)), context=_entity_ctx(entity.name))
+            return ""
+        used = [name for name in parsed.functions if name in expr_mod.SAVE_ONLY]
+        if used and not on_save:
+            self.p.add(cell.ref, msg("save_only", value=text, function=used[0]),
+                       hint("save_only_instead"), _entity_ctx(entity.name))
+            return ""
+        system = [n for n in parsed.changed_names if entity.field(n) is None and n in BASE_KINDS]
+        if system:  # id, created_on …: no save changes them, so the rule would never hold back anything
+            self.p.add(cell.ref, msg("expr", value=text, error=f"changed({system[0]}) is never true: only fields of the fields sheet change"),
+                       context=_entity_ctx(entity.name))
             return ""
         for path in parsed.names:
             problem = resolve_path(entity, path, emap)
@@ -964,6 +1007,12 @@ class _Validator:
             if name in roles:
                 self.p.add(c("role").ref, msg("duplicate", what="角色", what_en="role", value=name, first=refs[name]))
                 continue
+            if name == PUBLIC_ROLE:  # Flask-AppBuilder gives this role's rights to everyone not signed in
+                self.p.add(c("role").ref, msg("public_role", value=name), hint("rename"))
+                continue
+            if split_names(name) != (name,):  # a list cell (roles, recipients) could never name it
+                self.p.add(c("role").ref, msg("role_separator", value=name), hint("rename"))
+                continue
             refs[name] = c("role").ref
             roles[name] = Role(name, c("label").text, c("description").text, self.r.boolean(c("admin")))
         return list(roles.values())
@@ -996,14 +1045,20 @@ class _Validator:
                 )
             hidden = []
             for name in (h.strip() for h in re.split(LIST_SEPARATORS, c("hidden_fields").text)):
-                if name and self.field_of(Cell(name, c("hidden_fields").ref), e):
-                    hidden.append(name)
+                f = self.field_of(Cell(name, c("hidden_fields").ref), e) if name else None
+                if f is None:
+                    continue
+                if "add" in rights and _unfillable(f, e):  # the role adds records but could never fill it
+                    self.p.add(c("hidden_fields").ref, msg("hidden_required", role=role, entity=e.name, value=f.name),
+                               hint("hidden_required"), _entity_ctx(e.name, f.name))
+                    continue
+                hidden.append(name)
             locked = []
             for name in (h.strip() for h in re.split(LIST_SEPARATORS, c("readonly_fields").text)):
                 f = self.field_of(Cell(name, c("readonly_fields").ref), e) if name else None
                 if f is None:
                     continue
-                if "add" in rights and f.required and f.default in (None, "") and f.name != e.owner_field and not f.readonly:
+                if "add" in rights and _unfillable(f, e) and not f.readonly:
                     # the role adds records but could never fill this required field
                     self.p.add(c("readonly_fields").ref, msg("locked_required", role=role, entity=e.name, value=f.name),
                                hint("locked_required"), _entity_ctx(e.name, f.name))
@@ -1051,6 +1106,11 @@ class _Validator:
                     # told only when their row scope reaches the record: without a right, never
                     self.p.add(c("notify").ref, msg("notify_unseen", value=who, entity=e.name), warning=True)
             cond = self.condition(c("condition"), e, emap)
+            twin = next((t for t in result if (t.entity, t.state_field, t.source, t.action) == (e.name, f.name, states[0], action)), None)
+            if action and twin is not None:  # one button, two targets: the last row would win
+                self.p.add(c("action").ref, msg("duplicate", what="操作", what_en="action", value=f"{states[0]}: {action}", first=twin.ref),
+                           hint("rename"))
+                continue
             result.append(
                 Transition(
                     e.name, f.name, states[0], states[1], action, roles, cond, self.r.boolean(c("require_comment")), notify, c("action").ref,
@@ -1188,7 +1248,7 @@ class _Validator:
             for d in delays:
                 span = parse_duration(d)
                 if span is None:
-                    self.p.add(c("escalate_after").ref, msg("duration", value=d), hint("one_of", values="2 working hours, 1 day"))
+                    self.p.add(c("escalate_after").ref, msg("duration", value=d), hint("for_example", values="2 working hours, 1 day"))
                 elif span.too_long:
                     self.p.add(c("escalate_after").ref, msg("duration_long", value=d, years=MAX_YEARS))
             for t in targets:
@@ -1269,7 +1329,7 @@ class _Validator:
             e = self.entity_of(c("entity"), emap)
             if e is None:
                 continue
-            cond = self.condition(c("condition"), e, emap, required=True)
+            cond = self.condition(c("condition"), e, emap, required=True, on_save=True)
             message = c("message").text
             if not message:
                 self.p.add(c("message").ref, msg("required", what="提示信息", what_en="message"))
@@ -1280,7 +1340,7 @@ class _Validator:
     def measure(self, ref: str, e: Entity, emap: dict[str, Entity], text: str) -> None:
         parsed = parse_measure(text)
         if parsed is None:
-            self.p.add(ref, msg("measure", value=text), hint("one_of", values="count, sum(field), avg(field), min(field), max(field)"))
+            self.p.add(ref, msg("measure", value=text), hint("for_example", values="count, sum(field), avg(field), min(field), max(field)"))
             return
         fn, path = parsed
         if not path:

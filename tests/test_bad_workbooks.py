@@ -312,7 +312,74 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         0,
         "condition",
         "condition '__import__('os')' is wrong: unknown function __import__; allowed: today, now, days_since, days_until, "
-        "hours_since, len, abs, min, max, lower, is_blank, working_hours",
+        "hours_since, len, abs, min, max, lower, is_blank, working_hours, changed",
+    ),
+    (
+        "a setting twice",
+        lambda s: s["settings"].append({"key": "app_name", "value": "第二个名字"}),
+        "settings",
+        1,
+        "key",
+        "duplicate setting 'app_name' (first at settings!A2)",
+    ),
+    (
+        "two entity names, one program name",
+        lambda s: (s["entities"].extend([{"name": "x1", "label": "甲"}, {"name": "x_1", "label": "乙"}]),
+                   s["fields"].extend([{"entity": "x1", "name": "a", "label": "甲", "type": "string"},
+                                       {"entity": "x_1", "name": "a", "label": "乙", "type": "string"}])),
+        "entities",
+        4,
+        "name",
+        "entity name 'x_1' gives the same program name as 'x1' (at entities!A5): one would replace the other",
+    ),
+    (
+        "the anonymous role",
+        lambda s: s["roles"].append({"role": "Public", "label": "访客"}),
+        "roles",
+        3,
+        "role",
+        "role name 'Public' is the system's role of visitors who are not signed in: its rights would be open to everyone",
+    ),
+    (
+        "a role name with a separator",
+        lambda s: s["roles"].append({"role": "护士,护工"}),
+        "roles",
+        3,
+        "role",
+        "role name '护士,护工' contains a separator (comma, semicolon, 、): cells listing roles could never name it",
+    ),
+    (
+        "a required field hidden from a role that adds",
+        lambda s: s["permissions"][0].update(hidden_fields="title"),
+        "permissions",
+        0,
+        "hidden_fields",
+        "role 馆员 may add book records, but required field 'title' is hidden from it and has no default: it could never save a new record",
+    ),
+    (
+        "required and read-only with nothing to fill it",
+        lambda s: s["fields"].append({"entity": "book", "name": "shelf", "label": "书架", "type": "string", "required": "yes", "readonly": "yes"}),
+        "fields",
+        12,
+        "name",
+        "field 'shelf' of entity book is required and read-only with no default: nobody could fill it when a record is made",
+    ),
+    (
+        "one action twice from one state",
+        lambda s: s.update(workflows=[{"entity": "book", "state_field": "genre", "from": "novel", "to": "science", "action": "改"},
+                                      {"entity": "book", "state_field": "genre", "from": "novel", "to": "science", "action": "改"}]),
+        "workflows",
+        1,
+        "action",
+        "duplicate action 'novel: 改' (first at workflows!E2)",
+    ),
+    (
+        "changed() of a system column",
+        lambda s: s.update(validations=[{"entity": "loan", "condition": "not changed(created_on)", "message": "m"}]),
+        "validations",
+        0,
+        "condition",
+        "condition 'not changed(created_on)' is wrong: changed(created_on) is never true: only fields of the fields sheet change",
     ),
     (
         "workflow unknown state",
@@ -661,6 +728,31 @@ CONDITION_CASES: list[tuple[str, dict[str, Any], str]] = [
         "condition 'returned == 'yes'' is wrong: returned is a yes/no field (boolean) but 'yes' is text; they cannot be"
         " compared — write a yes/no field on its own (or not field), or compare it with True/False",
     ),
+    (
+        "grading",
+        {"entity": "book", "field": "genre", "grade": "novel", "condition": "changed(pages)"},
+        "condition 'changed(pages)' uses changed(…): it is about the change being saved, so it belongs on the validations"
+        " sheet only — to lock a field in a state, write a rule on the validations sheet, such as status == 'draft' or not"
+        " changed(visit_at)",
+    ),
+    (
+        "schedules",
+        {"name": "due_soon", "entity": "loan", "when": "due_on - 1 day", "condition": "not changed(due_on)"},
+        "condition 'not changed(due_on)' uses changed(…): it is about the change being saved, so it belongs on the"
+        " validations sheet only — to lock a field in a state, write a rule on the validations sheet, such as status =="
+        " 'draft' or not changed(visit_at)",
+    ),
+    (
+        "validations",
+        {"entity": "loan", "condition": "returned or not changed(book.pages)", "message": "m"},
+        "condition 'returned or not changed(book.pages)' is wrong: changed() takes a field of the record itself, such as"
+        " changed(visit_at)",
+    ),
+    (
+        "validations",
+        {"entity": "loan", "condition": "returned or not changed(due_onn)", "message": "m"},
+        "condition 'returned or not changed(due_onn)' is wrong: unknown field 'due_onn' — did you mean 'due_on'?",
+    ),
 ]
 
 
@@ -682,6 +774,7 @@ def test_conditions_that_compare_like_types_and_known_choices_pass(tmp_path: Pat
         {"entity": "loan", "condition": "not returned or due_on <= today() or returned == True", "message": "m"},
         {"entity": "loan", "condition": "book.pages >= 1 and len(book.title) > 0 and lower(book.title) != 'x'", "message": "m"},
         {"entity": "loan", "condition": "days_since(due_on) < 30 and created_on <= now() and id > 0", "message": "m"},
+        {"entity": "loan", "condition": "not returned or not (changed(due_on) or changed(book))", "message": "m"},
     ]
     sheets["surveys"] = [{"survey": "s", "question": "q", "trigger": "loan.book.genre == 'novel'"}]
     load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
@@ -986,3 +1079,42 @@ def test_a_notified_role_without_a_right_on_the_entity_is_a_warning(tmp_path: Pa
         (cell(sheets, "workflows", 0, "notify"),
          "role '志愿者' has no right on loan in permissions, cannot see its records and so is never told — give it a right, "
          "or remove it from notify")]
+
+
+def test_an_entity_label_excel_refuses_as_a_sheet_name_still_exports(tmp_path: Path) -> None:
+    """患者/家属 passed the check, then every export, import template and history download of the
+    entity was a 500 (openpyxl refuses / * ? : [ ] in a sheet name)."""
+    from app.runtime.audit import export_xlsx
+    from app.runtime.excel import export_rows, write_template
+
+    sheets = library_sheets()
+    sheets["entities"][0]["label"] = "图书/期刊:[馆藏]?*"
+    spec, _warnings = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    book = next(e for e in spec.entities if e.name == "book")
+    export_rows(spec, book, list(book.fields), [], tmp_path / "export.xlsx")
+    write_template(spec, book, list(book.fields), tmp_path / "template.xlsx")
+    export_xlsx([], tmp_path / "history.xlsx", None, title=f"{book.label}-1")
+    assert load_workbook(tmp_path / "export.xlsx").sheetnames == ["图书-期刊--馆藏---"]
+    assert load_workbook(tmp_path / "template.xlsx").sheetnames[0] == "图书-期刊--馆藏---"
+    assert load_workbook(tmp_path / "history.xlsx").sheetnames == ["图书-期刊--馆藏----1"]
+
+
+def test_an_example_is_offered_as_an_example_and_a_refused_value_is_never_suggested(tmp_path: Path) -> None:
+    from generator.problems import did_you_mean
+
+    sheets = library_sheets()
+    sheets["settings"] = [{"key": "timezone", "value": "Beijing"}, {"key": "holidays", "value": "2026-02-30"}]
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    hints = [p.hint.render("en", HINTS) for p in err.value.problems if p.hint]
+    assert hints == ["write it like: Asia/Shanghai", "write it like: 2026-10-01"]  # not "choose one of"
+    assert did_you_mean("scheduled_at", ["scheduled_at", "title"]) is None
+
+
+def test_field_types_may_be_written_in_chinese(tmp_path: Path) -> None:
+    sheets = library_sheets()
+    for row, chinese in ((sheets["fields"][2], "整数"), (sheets["fields"][10], "日期"), (sheets["fields"][11], "是否")):
+        row["type"] = chinese
+    spec, _warnings = load_spec(write_workbook(tmp_path / "ok.xlsx", sheets))
+    types = {(e.name, f.name): f.type for e in spec.entities for f in e.fields}
+    assert (types[("book", "pages")], types[("loan", "due_on")], types[("loan", "returned")]) == ("integer", "date", "boolean")

@@ -259,16 +259,18 @@ def test_system_columns_are_ignored_with_a_note_and_owner_needs_the_right(app: A
         sales, other = sm.find_user(username="xl_sales").id, sm.find_user(username="xl_other").id
     assert count(app, "SELECT owner_id FROM customer WHERE name = '系统列客户'") == sales  # 业务员 may not assign others
     assert count(app, "SELECT count(*) FROM customer WHERE name = '系统列客户' AND code != 'KH-X' AND grade = 'B'") == 1
-    path = xlsx(tmp_path / "mgr.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["经理分配客户", "normal", "xl_other"]])
+    path = xlsx(tmp_path / "mgr.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["经理分配客户", "normal", "xl_sales"]])
     assert run(app, "xl_manager", "customer", path).committed
-    assert count(app, "SELECT owner_id FROM customer WHERE name = '经理分配客户'") == other
-    # a manager gives records only to those the record page offers: not a technician, not IT
+    assert count(app, "SELECT owner_id FROM customer WHERE name = '经理分配客户'") == sales
+    # a manager gives records only to those the record page offers: not a technician, not IT, not
+    # a salesperson of another department (导入二部: out of his team's sight)
     path = xlsx(tmp_path / "bad_owner.xlsx", [["客户名称", "需求迫切程度", "负责业务员"], ["技术员客户", "normal", "xl_tech"],
-                                              ["管理员客户", "normal", "admin"]])
+                                              ["管理员客户", "normal", "admin"], ["外部门客户", "normal", "xl_other"]])
     report = run(app, "xl_manager", "customer", path)
-    assert not report.committed and report.failed == 2
+    assert not report.committed and report.failed == 3
     assert all("不能做负责人" in m for errors in report.errors.values() for _col, _label, m in errors)
-    assert count(app, "SELECT count(*) FROM customer WHERE name IN ('技术员客户', '管理员客户')") == 0
+    assert count(app, "SELECT count(*) FROM customer WHERE name IN ('技术员客户', '管理员客户', '外部门客户')") == 0
+    assert other
 
 
 def test_numbers_a_column_cannot_hold_are_cell_errors_not_a_crash(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
@@ -284,11 +286,12 @@ def test_numbers_a_column_cannot_hold_are_cell_errors_not_a_crash(app: Any, peop
 def test_a_person_cell_takes_the_name_screens_show_an_email_or_a_login(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
     """Office staff type the person as the admin shows them (尹嘉: family name first) or copy an
     e-mail; an exported sheet carries names, so it imports back. A name two people share is
-    refused with both logins; the login itself still names one account."""
-    add_user(app, "xl_yin", ["业务员"], PASSWORD, email="yin.jia@example.cn", first_name="嘉", last_name="尹")
-    add_user(app, "xl_yin2", ["业务员"], PASSWORD, first_name="嘉", last_name="尹")
-    add_user(app, "xl_wang", ["业务员"], PASSWORD, email="Wang.Fang@Example.cn", first_name="芳", last_name="王")
-    add_user(app, "xl_lee", ["业务员"], PASSWORD, first_name="Anna", last_name="Lee")
+    refused with both logins; the login itself still names one account. (They work in the importing
+    manager's department: he may give them records.)"""
+    add_user(app, "xl_yin", ["业务员"], PASSWORD, email="yin.jia@example.cn", first_name="嘉", last_name="尹", departments=["导入一部"])
+    add_user(app, "xl_yin2", ["业务员"], PASSWORD, first_name="嘉", last_name="尹", departments=["导入一部"])
+    add_user(app, "xl_wang", ["业务员"], PASSWORD, email="Wang.Fang@Example.cn", first_name="芳", last_name="王", departments=["导入一部"])
+    add_user(app, "xl_lee", ["业务员"], PASSWORD, first_name="Anna", last_name="Lee", departments=["导入一部"])
     with app.app_context():
         sm = app.extensions["crm"].appbuilder.sm
         ids = {u: sm.find_user(username=u).id for u in ("xl_yin", "xl_yin2", "xl_wang", "xl_lee")}
@@ -476,9 +479,12 @@ def test_cli_import_with_map_progress_and_errors(app: Any, people: dict[str, Any
     monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
     path = xlsx(tmp_path / "cli.xlsx", [["公司", "需求迫切程度"], *[[f"命令行客户{i}", "normal"] for i in range(300)]])
     runner = CliRunner()
-    unsure = runner.invoke(main, ["import", "customer", str(path), "--as", "xl_sales"])
+    refused = runner.invoke(main, ["import", "customer", str(path), "--as", "xl_sales", "--map", "公司=name"])
+    assert refused.exit_code == 1 and "xl_sales has no import right on customer" in refused.output  # 业务员: none, as on screen
+    assert count(app, "SELECT count(*) FROM customer WHERE name LIKE '命令行客户%'") == 0
+    unsure = runner.invoke(main, ["import", "customer", str(path), "--as", "xl_manager"])
     assert unsure.exit_code == 1 and "unknown column '公司'" in unsure.output and "nothing changed" in unsure.output
-    done = runner.invoke(main, ["import", "customer", str(path), "--as", "xl_sales", "--map", "公司=name"])
+    done = runner.invoke(main, ["import", "customer", str(path), "--as", "xl_manager", "--map", "公司=name"])
     assert done.exit_code == 0, done.output
     assert "inserted 300" in done.output and "检查 (checking)" in done.output and "写入 (writing)" in done.output
     assert count(app, "SELECT count(*) FROM customer WHERE name LIKE '命令行客户%'") == 300
@@ -592,7 +598,16 @@ def test_template_has_required_marks_comments_and_dropdowns(app: Any, people: di
 def test_neutralised_text_imports_back_as_it_was(text: str) -> None:
     from app.runtime.excel import neutralise, unneutralise
 
-    assert unneutralise(neutralise(text)) == text or (text[:1] == "'" and text[1:2] in "=+-@\t\r" and text[1:2])
+    assert unneutralise(neutralise(text)) == text  # a text starting '= as well
+    assert not str(neutralise(text)).startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_a_text_starting_with_a_quote_and_an_equals_sign_comes_back_from_export_as_it_was() -> None:
+    from app.runtime.excel import neutralise, unneutralise
+
+    assert neutralise("=1+1") == "'=1+1" and neutralise("'=abc") == "''=abc" and neutralise("'abc") == "'abc"
+    for text in ("'=abc", "''-1", "=abc", "'abc", "it's", "'"):
+        assert unneutralise(neutralise(text)) == text
 
 
 @given(st.integers(min_value=0, max_value=16383))

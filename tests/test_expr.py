@@ -56,6 +56,8 @@ def test_evaluates(source: str, record: dict, expected: bool) -> None:
     ("a is None", "'is' is not allowed"),
     ("~a", "'~' is not allowed"),
     ("2 ** 99999", r"'\*\*' is not allowed: arithmetic is \+ - \* / %"),
+    ("days <= 30 and", "it ends too early after 'and': finish it or remove that word"),  # was "syntax error at column 0"
+    ("(a > 1", r"the bracket at column 1 is never closed: add a \)"),
 ])
 def test_refuses(source: str, reason: str) -> None:
     with pytest.raises(ExprError, match=reason):
@@ -98,3 +100,18 @@ def test_generated_expressions_evaluate_or_fail_cleanly(source: str) -> None:
         expr.evaluate(record_lookup({"a": 3, "b": {"c": 2}}), NOW)
     except (TypeError, ValueError, ArithmeticError):
         pass
+
+
+def test_changed_asks_the_save_about_a_field_and_is_false_without_one() -> None:
+    from generator.expr import parse
+
+    rule = parse("status == 'draft' or not changed(visit_at)")
+    assert rule.changed_names == ("visit_at",) and "changed" in rule.functions
+    values = {"status": "approved", "visit_at": "2026-11-27"}.get
+    assert rule.test(values)  # a new record, or no save: nothing changes
+    assert rule.test(values, changed=lambda name: name != "visit_at")
+    assert not rule.test(values, changed=lambda name: name == "visit_at")
+    assert rule.test({"status": "draft"}.get, changed=lambda name: True)
+    for bad in ("changed(customer.name)", "changed('visit_at')", "changed(None)", "changed()", "changed(a, b)"):
+        with pytest.raises(ExprError):
+            parse(bad)

@@ -150,3 +150,28 @@ def check_field(f: Any, value: Any) -> None:
         if f.type == "phone" and not re.match(PHONE_PATTERN, value):
             raise ValueError(f"'{value}' 不是有效的电话号码 (not a phone number)")
 
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values of a field are the same as a person sees them, whatever the path that
+    brought them: a record and its id, blank text and none, an unticked box and none, text whose
+    line breaks came back as ``\\r\\n`` from a browser or with spaces around it, times within a
+    second of each other (a form shows whole seconds, a spreadsheet rounds to the millisecond),
+    numbers of equal value. A save or an import that brings the same value back is not a change."""
+    a, b = (v.id if hasattr(v, "__table__") else v for v in (a, b))
+    if _blank(a) or _blank(b):
+        return (_blank(a) or a is False) and (_blank(b) or b is False)
+    if isinstance(a, str) and isinstance(b, str):
+        return _plain_text(a) == _plain_text(b)
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        return abs(a.replace(tzinfo=None) - b.replace(tzinfo=None)) < dt.timedelta(seconds=1)
+    if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in (a, b)):
+        return Decimal(str(a)) == Decimal(str(b))
+    return bool(a == b)
+
+
+def _plain_text(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()

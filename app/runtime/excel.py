@@ -5,6 +5,7 @@ entity (required columns marked, help as comments, dropdowns for choices and yes
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -24,16 +25,31 @@ REQUIRED_FONT = Font(bold=True, color="C00000")
 WIDTHS = {"text": 40, "date": 12, "datetime": 17, "money": 14, "decimal": 12, "integer": 10, "boolean": 8, "choice": 12}
 
 
+def _reads_as_formula(value: str) -> bool:
+    """Whether a text, its leading quotes taken off, starts as a formula would."""
+    rest = value.lstrip("'")
+    return rest[:1] != "" and rest.startswith(FORMULA_START)
+
+
+def sheet_title(text: str, fallback: str = "Sheet") -> str:
+    """A worksheet name Excel accepts: without \\ / * ? : [ ], not starting or ending with a quote,
+    31 characters at most (an entity labelled 患者/家属 made every download a 500)."""
+    title = re.sub(r"[\\/*?:\[\]]", "-", text or "").strip().strip("'")[:31].strip("'")
+    return title or fallback
+
+
 def neutralise(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula is kept as text (leading quote)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    """A text cell that a spreadsheet would run as a formula is kept as text (leading quote); a
+    text that already starts with quotes before such a character gets one more, so that
+    ``unneutralise`` gives every text back as it was (``'=abc`` included)."""
+    if isinstance(value, str) and _reads_as_formula(value):
         return "'" + value
     return value
 
 
 def unneutralise(value: Any) -> Any:
     """The text an export neutralised (``'=…``), as it was: so an exported list imports back unchanged."""
-    if isinstance(value, str) and value[:1] == "'" and value[1:2] in FORMULA_START and value[1:2]:
+    if isinstance(value, str) and value[:1] == "'" and _reads_as_formula(value):
         return value[1:]
     return value
 
@@ -62,7 +78,7 @@ def cell_value(spec: Spec, f: Field, value: Any) -> Any:
 def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterable[Any], path: Path | Any) -> int:
     """Write ``records`` (ORM objects) to an .xlsx at ``path`` (a path or a binary file)."""
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(entity.label[:31] or entity.name)
+    ws = wb.create_sheet(sheet_title(entity.label, entity.name))
     for i, f in enumerate(fields, start=1):
         ws.column_dimensions[get_column_letter(i)].width = WIDTHS.get(f.type, 18)
     ws.freeze_panes = "A2"
@@ -83,7 +99,7 @@ def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path |
     """An empty import workbook for ``entity``: one header per field, help and dropdowns."""
     wb = Workbook()
     ws = wb.active
-    ws.title = (entity.label or entity.name)[:31]
+    ws.title = sheet_title(entity.label, entity.name)
     lists = wb.create_sheet("选项")
     list_col = 1
     for i, f in enumerate(fields, start=1):

@@ -39,7 +39,7 @@ from generator.spec import Entity, Field, Spec
 from . import numbering
 from .accounts import person_name
 from .audit import AuditRow, seal
-from .convert import TRUE, check_field, convert
+from .convert import TRUE, check_field, convert, same_value
 from .excel import unneutralise
 from .grading import explain, grade_lookup, graded_fields
 from .importcolumns import ColumnPlan, plan_columns, system_fields
@@ -256,7 +256,7 @@ class _Resolver:
         """Whom the records may be given to, as on screen (:func:`ownership.candidates`): the
         active users of an own-scope role, or every active user."""
         with Session(bind=self.conn) as session:  # in the import's transaction
-            return {u.id for u in candidates(session, self.spec, entity)}
+            return {u.id for u in candidates(session, self.spec, entity, self.user, self.admin_role)}
 
     def _people(self) -> dict[str, tuple[tuple[int, str], ...]]:
         users = self.tables["ab_user"]
@@ -298,6 +298,7 @@ class _RowChecker:
     def __init__(self, conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, tables: dict[str, sa.Table],
                  plan: ColumnPlan, key: str | None, user: Any, admin_role: str, now: dt.datetime):
         self.conn, self.spec, self.entity, self.table, self.now = conn, spec, entity, table, now
+        self.tables = tables
         self.user_id = getattr(user, "id", None)
         self.default_owner = default_owner(spec, entity, user) if entity.owner_field else None
         resolver = _Resolver(conn, spec, tables, user, admin_role)
@@ -325,10 +326,12 @@ class _RowChecker:
         self.seen_keys: dict[Any, int] = {}
         self.defaults = [(f.column, f) for f in entity.fields if f.default is not None]
         self.field_columns = [(f.name, f.column) for f in entity.fields]
+        self.column_of = dict(self.field_columns)
         # Conditions are pure functions of the values they name (``now`` is fixed for the run), so
         # rows with the same values share one evaluation: grades and rule messages are memoised on them.
         self.grade_names = [tuple(dict.fromkeys(g.names())) for g in self.graded]
         self.rule_names = tuple(dict.fromkeys(n for expr, _m, _t in self.rules.validations for n in expr.names))
+        self.changed_names = tuple(dict.fromkeys(n for expr, _m, _t in self.rules.validations for n in expr.changed_names))
         self.memo: dict[Any, Any] = {}
 
     def run(self, sheet: Sheet, spool: IO[bytes], report: ImportReport, progress: Progress | None) -> int:
@@ -435,9 +438,12 @@ class _RowChecker:
             full = record
         else:
             before = dict(self.conn.execute(sa.select(self.table).where(self.table.c.id == target)).mappings().one())
+            for column, value in record.items():  # the same value back (an export's \n, its rounded times): kept as stored
+                if column in before and value is not before[column] and same_value(value, before[column]):
+                    record[column] = before[column]
             full = {**before, **record}
         values = {name: full.get(column) for name, column in self.field_columns}
-        lookup = record_lookup(values)
+        lookup = self._through_links(record_lookup(values), values)
         errors: RowErrors = []
         for f in e.fields:
             if f.required and values.get(f.name) is None and not (f.name == "code" and e.numbering):
@@ -455,7 +461,9 @@ class _RowChecker:
                 record[g.reason_field] = why
             if rule is not None and new != before.get(g.field):
                 grades.append((g.field, before.get(g.field), new, rule.ref, why))
-        for name, messages in self._messages(lookup).items():
+        columns = self.column_of
+        changes = None if target is None else (lambda name: name in columns and before.get(columns[name]) != full.get(columns[name]))
+        for name, messages in self._messages(lookup, changes).items():
             f = e.field(name)
             errors += [(self.position.get(name), f.label if f else name, m) for m in messages]
         if errors:
@@ -470,6 +478,40 @@ class _RowChecker:
             return [], None
         return [], ("u", target, changed, {k: before.get(k) for k in changed}, before.get("version") or 1, grades)
 
+    def _through_links(self, plain: Callable[[str], Any], values: dict[str, Any]) -> Callable[[str], Any]:
+        """A row's values for a rule, paths through links included (``book.pages``): a link cell
+        holds the linked record's id, so a path through it reads that record (once per id). It
+        read as blank, and a rule such as ``not book or book.pages >= 10`` refused every row."""
+
+        def lookup(path: str) -> Any:
+            if "." not in path:
+                return plain(path)
+            parts = path.split(".")
+            entity, value = self.entity, values.get(parts[0])
+            for i, part in enumerate(parts[:-1]):
+                f = entity.field(part)
+                if f is None or value is None or f.type not in ("link", "user"):
+                    return None
+                row = self._linked_row("ab_user" if f.type == "user" else f.link, value)
+                if row is None:
+                    return None
+                last = parts[i + 1]
+                if f.type == "user":
+                    return row.get(last) if i + 1 == len(parts) - 1 else None
+                entity = self.spec.entity(f.link)  # type: ignore[assignment]
+                g = entity.field(last) if entity is not None else None
+                value = row.get(g.column if g is not None else last)
+            return value
+
+        return lookup
+
+    def _linked_row(self, table_name: str, pk: Any) -> dict[str, Any] | None:
+        key = ("row", table_name, pk)
+        if key not in self.memo:
+            table = self.tables[table_name]
+            found = self.conn.execute(sa.select(table).where(table.c.id == pk)).mappings().first()
+            self._remember(key, dict(found) if found is not None else None)
+        return self.memo[key]  # type: ignore[no-any-return]
 
     def _grade(self, g: Any, names: tuple[str, ...], lookup: Callable[[str], Any]) -> tuple[Any, Any, str | None]:
         key = (g.field, *(lookup(n) for n in names))
@@ -478,10 +520,10 @@ class _RowChecker:
             self._remember(key, (hit[0], hit[0].grade, explain(hit[0], hit[1], lookup)) if hit else (None, None, None))
         return self.memo[key]  # type: ignore[no-any-return]
 
-    def _messages(self, lookup: Callable[[str], Any]) -> dict[str, list[str]]:
-        key = ("", *(lookup(n) for n in self.rule_names))
+    def _messages(self, lookup: Callable[[str], Any], changed: Callable[[str], bool] | None) -> dict[str, list[str]]:
+        key = ("", *(lookup(n) for n in self.rule_names), *(bool(changed and changed(n)) for n in self.changed_names))
         if key not in self.memo:
-            self._remember(key, validate_values(self.spec, self.rules, lookup, self.now))
+            self._remember(key, validate_values(self.spec, self.rules, lookup, self.now, changed))
         return self.memo[key]  # type: ignore[no-any-return]
 
     def _remember(self, key: Any, value: Any) -> None:

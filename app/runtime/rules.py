@@ -5,7 +5,9 @@ numbering, ownership (the recorder owns), grading, cross-field validations and t
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +16,11 @@ from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from generator.expr import Expr, parse, record_lookup
+from generator.expr import Expr, names_in, parse, record_lookup
 from generator.spec import Entity, Spec
 
 from . import numbering
+from .convert import same_value
 from .grading import grade_record
 from .models import CrmRecord, acting_user, column_default
 from .ownership import default_owner
@@ -53,8 +56,7 @@ def rules_for(spec: Spec, entity: Entity) -> EntityRules:
     for v in spec.validations:
         if v.entity == entity.name:
             expr = parse(v.condition)
-            target = next((n.split(".")[0] for n in expr.names if entity.field(n.split(".")[0]) is not None), "")
-            r.validations.append((expr, v.message, target))
+            r.validations.append((expr, v.message, _shown_on(expr, entity)))
     for t in spec.workflows:
         if t.entity == entity.name and t.state_field not in r.state_fields:
             f = entity.field(t.state_field)
@@ -62,12 +64,31 @@ def rules_for(spec: Spec, entity: Entity) -> EntityRules:
     return r
 
 
-def validate_values(spec: Spec, rules: EntityRules, lookup: Any, now: dt.datetime | None = None) -> dict[str, list[str]]:
-    """Messages of the validation rules that do not hold, by the field they are shown on."""
+def _shown_on(expr: Expr, entity: Entity) -> str:
+    """The field a rule's message is shown on: in ``A or B …`` ("unless A, B … must hold") the
+    first field after A, what is asked for (``not first_contacted_on or not last_contact_on or
+    last_contact_on >= first_contacted_on``: 最近联系日期; ``active or left_on``: 离任日期);
+    otherwise the first field named."""
+    tree = expr.tree
+    demanded = tree.values[1] if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or) else tree
+    for node in (demanded, tree):
+        names = [n.split(".")[0] for n in names_in(node)]
+        found = next((n for n in names if entity.field(n) is not None), "")
+        if found:
+            return found
+    return ""
+
+
+def validate_values(spec: Spec, rules: EntityRules, lookup: Any, now: dt.datetime | None = None,
+                    changed: Callable[[str], bool] | None = None) -> dict[str, list[str]]:
+    """Messages of the validation rules that do not hold, by the field they are shown on;
+    ``changed(field)``: whether the save being checked changes that field of a stored record."""
     errors: dict[str, list[str]] = {}
     for expr, message, target in rules.validations:
-        if not expr.test(lookup, now, spec.calendar):
-            errors.setdefault(target or "_schema", []).append(message)
+        if not expr.test(lookup, now, spec.calendar, changed):
+            moved = [n for n in expr.changed_names if changed is not None and changed(n)]  # a lock: said on what was changed
+            for name in moved or [target or "_schema"]:
+                errors.setdefault(name, []).append(message)
     return errors
 
 
@@ -83,6 +104,32 @@ def install_rules(spec: Spec) -> None:
 def _changed(obj: Any, name: str) -> bool:
     attr = sa.inspect(obj).attrs.get(name)
     return attr is not None and attr.history.has_changes()
+
+
+def _differs(obj: Any, name: str) -> bool:
+    """Whether an attribute's change is one a person would see (``convert.same_value``)."""
+    attr = sa.inspect(obj).attrs.get(name)
+    if attr is None:
+        return False
+    history = attr.history
+    if not history.has_changes():
+        return False
+    if not history.deleted:  # the value before was never read: a change, to be safe
+        return True
+    return not same_value(history.deleted[0], history.added[0] if history.added else None)
+
+
+def _saving(obj: Any, entity: Entity) -> Callable[[str], bool]:
+    """``changed(field)`` of a stored record being saved: its column (a link: its id or the
+    record it points to) differs from what was read."""
+
+    def changed(name: str) -> bool:
+        f = entity.field(name)
+        if f is None:
+            return False
+        return _differs(obj, f.column) or (f.column != f.name and _differs(obj, f.name))
+
+    return changed
 
 
 def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
@@ -111,7 +158,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         changes = grade_record(obj, spec, entity)
         if changes:
             pending.append((obj, changes))
-        for name, msgs in validate_values(spec, rules, record_lookup(obj)).items():
+        for name, msgs in validate_values(spec, rules, record_lookup(obj), changed=None if is_new else _saving(obj, entity)).items():
             known = errors.setdefault(name, [])
             known.extend(m for m in msgs if m not in known)
     if errors:
