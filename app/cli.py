@@ -337,11 +337,21 @@ def _upgrade_alone(workbook: str, out: str, allow_destructive: bool) -> None:
                    f"does it when run again): {text}", err=True)
 
 
+def _links_to(host: str, port: int) -> None:
+    """Links in notices and mails point at the server being started, unless CRM_BASE_URL says
+    where people reach it (a proxy, a name): on --port 5622 they pointed at :5000. The
+    worker started here inherits it."""
+    if not os.environ.get("CRM_BASE_URL"):
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - compared, not bound
+        os.environ["CRM_BASE_URL"] = f"http://{shown}:{port}"
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def up(host: str, port: int) -> None:
     """Check, generate if stale, create the database, the first admin, and serve."""
+    _links_to(host, port)
     d = _defaults()
     Path(d.VAR).mkdir(parents=True, exist_ok=True)
     _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
@@ -389,13 +399,20 @@ def regrade() -> None:
         click.echo(text)
 
 
-def _acting_user(app: Any, username: str | None) -> Any:
-    """The person an import or export acts as (scope, ownership); default: the first administrator."""
-    sm = app.extensions["crm"].appbuilder.sm
+def _acting_user(app: Any, username: str | None, entity: str = "", right: str = "") -> Any:
+    """The person an import or export acts as (scope, ownership); default: the first administrator.
+    With ``right``: a person whose roles give that right on ``entity``, as the screen asks."""
+    crm = app.extensions["crm"]
+    sm = crm.appbuilder.sm
     if username:
         user = sm.find_user(username=username)
         if user is None:
             raise click.ClickException(f"no user {username!r}")
+        roles = {r.name for r in user.roles}
+        if right and crm.admin_role not in roles and not any(
+                p.entity == entity and p.role in roles and right in p.rights for p in crm.spec.permissions):
+            raise click.ClickException(f"用户 {username} 没有 {entity} 的{ {'import': '导入', 'export': '导出'}[right] }权限,"
+                                       f"没有任何改动 ({username} has no {right} right on {entity}; nothing changed)")
         return user
     role = sm.find_role(app.config["AUTH_ROLE_ADMIN"])
     admins = [u for u in sm.get_all_users() if role in u.roles]
@@ -428,7 +445,7 @@ def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tupl
         raise click.UsageError(str(exc)) from None
     app = create_app()
     with app.test_request_context(), _ImportProgress() as progress:
-        user = _acting_user(app, as_user)
+        user = _acting_user(app, as_user, entity, "import")
         try:
             result = import_file(app, entity, file, mode=mode, key=key, dry_run=dry_run, skip_bad_rows=skip_bad_rows, user=user,
                                  report_path=report, mapping=columns, progress=progress)
@@ -489,7 +506,7 @@ def export_cmd(entity: str, file: str, as_user: str | None) -> None:
 
     app = create_app()
     with app.test_request_context():
-        g.user = _acting_user(app, as_user)
+        g.user = _acting_user(app, as_user, entity, "export")
         n = export_entity(app, entity, Path(file))
     click.echo(f"已导出 (exported) {n} rows to {file}")
 
@@ -616,6 +633,7 @@ def serve(host: str, port: int, workers: int) -> None:
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
     cmd = [gunicorn, "--workers", str(workers), "--bind", f"{host}:{port}", "--access-logfile", "-", "app.wsgi:application"]
     click.echo(" ".join(cmd))
+    _links_to(host, port)
     env = {**os.environ, "CRM_SYNC_PERMISSIONS": "0"}  # `crm upgrade` synchronised them; workers must not race
     os.execve(gunicorn, cmd, env)  # noqa: S606 - become gunicorn, so signals reach its master directly
 

@@ -265,6 +265,30 @@ def test_hidden_fields_never_leave_the_server(app: Any, users: dict[str, str]) -
     assert "1016269" not in page and "654321" not in page and "1,016,269" not in page and "=(无权查看)" in page
 
 
+def test_a_grade_reason_does_not_tell_a_hidden_field_through_its_rule(app: Any, users: dict[str, str]) -> None:
+    """The reason quoted its rule — grade_override == 'A' — to roles from whom 等级人工认定 is hidden."""
+    admin = h(app, users, "admin2")
+    pk = new_customer(app, admin, "人工认定A级客户", grade_override="A")
+    c = app.test_client()
+    mine = c.get(f"/api/v1/customer/{pk}", headers=admin).json["result"]
+    assert "grade_override == 'A'" in mine["grade_reason"]  # the reason, for those who may see the field
+    theirs = c.get(f"/api/v1/customer/{pk}", headers=h(app, users, "tech")).json["result"]
+    assert theirs["grade"] == "A" and "grade_override" not in theirs
+    assert "== 'A'" not in theirs["grade_reason"] and "(依据含无权查看的字段)" in theirs["grade_reason"]
+    login(c, users["tech"], PASSWORD)
+    assert "grade_override == " not in c.get(f"/customerview/show/{pk}").text
+
+
+def test_the_api_info_offers_only_fields_the_user_may_see_and_write(app: Any, users: dict[str, str]) -> None:
+    """_info listed a role's hidden fields (信用额度, 银行账号 …) among the columns it may add, edit and filter by."""
+    c = app.test_client()
+    info = c.get("/api/v1/customer/_info", headers=h(app, users, "tech")).json
+    named = {col["name"] for key in ("add_columns", "edit_columns") for col in info.get(key, [])} | set(info.get("filters", {}))
+    assert not named & {"credit_limit", "bank_account", "annual_amount", "grade_override"}, named
+    mine = c.get("/api/v1/customer/_info", headers=h(app, users, "admin2")).json
+    assert "credit_limit" in {col["name"] for col in mine["edit_columns"]}
+
+
 def test_a_linked_record_shows_only_its_id_and_title(app: Any, users: dict[str, str]) -> None:
     """A link in an API answer is the linked record's id and title; a linked person is id and name.
     Never the person's password hash or e-mail, nor a linked record's fields the reader may not see."""
@@ -506,3 +530,14 @@ def test_an_id_no_row_can_have_is_not_found_not_a_server_error(app: Any, users: 
     assert c.put(f"/api/v1/customer/{huge}", json={"version": 1, "notes": "x"}, headers=admin).status_code == 404
     assert c.delete(f"/api/v1/customer/{huge}", headers=admin).status_code == 404
     assert c.get(f"/api/v1/customer/?after={huge}", headers=admin).status_code == 200
+
+
+def test_an_unreadable_query_argument_is_a_bad_request_not_a_server_error(app: Any, users: dict[str, str]) -> None:
+    """FAB catches only prison's own parse error: an unclosed ``((((`` recursed until Python gave up."""
+    admin = h(app, users, "admin2")
+    c = app.test_client()
+    for url in ("/api/v1/customer/?q=((((", "/api/v1/customer/1?q=((((", "/api/v1/customer/_info?q=((((", "/api/v1/customer/?q=(page:"):
+        r = c.get(url, headers=admin)
+        assert r.status_code == 400, (url, r.status_code)
+        assert "rison" in r.json["message"]
+    assert c.get("/api/v1/customer/?q=(page:0,page_size:5)", headers=admin).status_code == 200

@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -96,3 +98,15 @@ def test_crm_up_stops_its_worker_when_stopped(tmp_path: Path) -> None:
             up.kill()
         if worker is not None and _alive(worker):
             os.kill(worker, 9)
+
+
+def test_links_point_at_the_port_the_server_was_started_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`crm up --port 5622` mailed and noticed links to :5000; a CRM_BASE_URL IT set still wins."""
+    from app.cli import _links_to
+
+    monkeypatch.delenv("CRM_BASE_URL", raising=False)
+    _links_to("0.0.0.0", 5622)  # noqa: S104 - not bound, only read
+    assert os.environ["CRM_BASE_URL"] == "http://127.0.0.1:5622"
+    monkeypatch.setenv("CRM_BASE_URL", "https://crm.example.cn")
+    _links_to("127.0.0.1", 8000)
+    assert os.environ["CRM_BASE_URL"] == "https://crm.example.cn"

@@ -20,7 +20,7 @@ from sqlalchemy import Column, DateTime, Index, Integer, String, Text, event
 from sqlalchemy.orm import Session
 
 from . import crypto
-from .excel import neutralise
+from .excel import neutralise, sheet_title
 from .i18n import pick
 from .models import CrmRecord, current_user_id
 
@@ -281,7 +281,7 @@ def export_xlsx(rows: Iterable[dict[str, Any]], target: Any, describe: Any, titl
     """Audit rows as an .xlsx (one line per changed field); ``describe(row)`` gives the entity's
     label and the row's visible changes. Text that a spreadsheet would run as a formula stays text."""
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title[:31])
+    ws = wb.create_sheet(sheet_title(title, "审计日志"))
     for i, width in enumerate((19, 14, 15, 14, 10, 8, 6, 18, 30, 30), start=1):
         ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = "A2"

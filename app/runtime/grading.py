@@ -81,7 +81,18 @@ def mask_reason(text: Any, hidden: set[str] | frozenset[str]) -> Any:
     if not text or not hidden or not isinstance(text, str):
         return text
     names = "|".join(re.escape(n) for n in sorted(hidden, key=len, reverse=True))
-    return re.sub(rf"(?<![\w.])({names})=.*?(?=, [\w.]+=| \[|$)", r"\1=(无权查看)", text)
+    text = re.sub(rf"(?<![\w.])({names})=.*?(?=, [\w.]+=| \[|$)", r"\1=(无权查看)", text)
+    # the rule's condition names a hidden field (grade_override == 'A', credit_limit >= 500000):
+    # its literal tells that field's value as well as the value would
+    parts = _REASON.match(text)
+    if parts and re.search(rf"(?<![\w.])(?:{names})(?!\w)", parts["condition"]):
+        return f"{parts['head']}{HIDDEN_CONDITION}{parts['tail']}"
+    return text
+
+
+HIDDEN_CONDITION = "(依据含无权查看的字段)"
+# "grade: note — condition ← values [ref]" (explain) or "grade: note — condition [ref]" (the set-based regrade)
+_REASON = re.compile(r"^(?P<head>[^:]*: (?:.* — )?)(?P<condition>.*?)(?P<tail>(?: ← .*?)?(?: \[[^\]]*\])?)$", re.S)
 
 
 def _show(value: Any) -> str:

@@ -14,6 +14,7 @@ from flask_appbuilder.security.sqla.models import Role, User
 from generator.spec import Entity, Spec
 
 from . import audit
+from .scope import scope_clause, teammates_of, user_scope
 
 
 def own_roles(spec: Spec, entity: Entity) -> set[str]:
@@ -56,21 +57,38 @@ def assignees(session: Any, spec: Spec, entity: Entity) -> list[Any]:
                                 .order_by(User.username)).scalars())
 
 
-def candidates(session: Any, spec: Spec, entity: Entity) -> list[Any]:
-    """Whom a manager may give a record of ``entity`` to: its :func:`assignees`, or every active
-    user when no role works its own records."""
-    return assignees(session, spec, entity) or list(session.execute(
+def candidates(session: Any, spec: Spec, entity: Entity, by: Any = None, admin_role: str = "") -> list[Any]:
+    """Whom a record of ``entity`` may be given to: its :func:`assignees`, or every active user
+    when no role works its own records; given by ``by``, only those within their row scope."""
+    people = assignees(session, spec, entity) or list(session.execute(
         sa.select(User).where(User.active.is_(True)).order_by(User.username)).scalars())
+    return _within_reach(session, spec, entity, people, by, admin_role)
 
 
-def may_own(session: Any, spec: Spec, entity: Entity, user_id: int) -> bool:
-    return any(u.id == user_id for u in candidates(session, spec, entity))
+def _within_reach(session: Any, spec: Spec, entity: Entity, people: list[Any], by: Any, admin_role: str) -> list[Any]:
+    """``people`` whose records ``by`` would still see (a team-scoped manager: the people of his
+    departments, as a record given elsewhere would leave his sight); everyone when ``by`` is None."""
+    if by is None:
+        return people
+    scope = user_scope(spec, entity, by, admin_role)
+    if scope == "all" or not entity.owner_field:
+        return people
+    if scope == "none":
+        return []
+    reach = {by.id} | (teammates_of(session, by.id) if scope == "team" else set())
+    return [u for u in people if u.id in reach]
 
 
-def balance(session: Any, spec: Spec, entity: Entity, model: Any) -> dict[int, int]:
-    """Give every record without an active owner to the least-loaded assignee; returns user id → count given."""
+def may_own(session: Any, spec: Spec, entity: Entity, user_id: int, by: Any = None, admin_role: str = "") -> bool:
+    return any(u.id == user_id for u in candidates(session, spec, entity, by, admin_role))
+
+
+def balance(session: Any, spec: Spec, entity: Entity, model: Any, by: Any = None, admin_role: str = "") -> dict[int, int]:
+    """Give every record without an active owner to the least-loaded assignee; returns user id →
+    count given. Done ``by`` a manager: the records and the people within their row scope (a
+    team's manager balances his departments' records among his departments' people)."""
     column = getattr(model, f"{entity.owner_field}_id")
-    people = assignees(session, spec, entity)
+    people = _within_reach(session, spec, entity, assignees(session, spec, entity), by, admin_role)
     if not people:
         return {}
     ids = [u.id for u in people]
@@ -78,11 +96,14 @@ def balance(session: Any, spec: Spec, entity: Entity, model: Any) -> dict[int, i
     for owner, n in session.execute(sa.select(column, sa.func.count()).where(column.in_(ids)).group_by(column)):
         load[owner] = n
     active = sa.select(User.id).where(User.active.is_(True))
-    orphans = session.execute(sa.select(model.id).where(sa.or_(column.is_(None), column.not_in(active))).order_by(model.id)).scalars().all()
+    wanted = sa.select(model.id).where(sa.or_(column.is_(None), column.not_in(active)))
+    seen = scope_clause(spec, entity, model, by, admin_role) if by is not None else None
+    orphans = session.execute((wanted if seen is None else wanted.where(seen)).order_by(model.id)).scalars().all()
     given: Counter[int] = Counter()
     for record_id in orphans:
         owner = min(ids, key=lambda i: (load[i], i))
-        session.execute(sa.update(model).where(model.id == record_id).values({column.key: owner}))
+        # a new version too: an editor who read the record before is told it changed, not overwritten
+        session.execute(sa.update(model).where(model.id == record_id).values({column.key: owner, "version": model.version + 1}))
         audit.record(session, entity.name, record_id, "update", {column.key: [None, owner], "reason": "balanced assignment"})
         load[owner] += 1
         given[owner] += 1
