@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,15 +29,36 @@ from tests.test_outbox import Recorder, free_port
 
 
 class SlowRecorder(Recorder):
-    """Takes a few milliseconds per message, so a kill lands in the middle of a batch.
+    """Takes a few milliseconds per message, and can hold a chosen message at a chosen point of
+    the SMTP conversation while the test kills the worker.
 
     It behaves like a mail server (Postfix, Exim): a message is queued as soon as its final dot is
     in, and the "250" follows; a client that vanishes while waiting for the reply has still handed
     the message over. The outbox marks a message sent just before that dot for this reason. (Left
     to itself aiosmtpd would drop a message whose client disconnected before the reply.)"""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: tuple[str, int] | None = None  # ("RCPT" | "DATA", the n-th message of that step, from 1)
+        self.seen = collections.Counter[str]()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def _maybe_hold(self, step: str) -> None:
+        self.seen[step] += 1
+        if self.hold == (step, self.seen[step]):
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:  # noqa: N802
+        await self._maybe_hold("RCPT")
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         reply = await super().handle_DATA(server, session, envelope)
+        await self._maybe_hold("DATA")
         await asyncio.sleep(0.004)
         return reply
 
@@ -48,6 +70,7 @@ def smtp() -> Iterator[tuple[SlowRecorder, int]]:
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     yield recorder, port
+    recorder.release.set()
     controller.stop()
 
 
@@ -145,23 +168,32 @@ def test_worker_on_redis(tmp_path: Path, smtp: tuple[SlowRecorder, int]) -> None
     run_delivery(tmp_path, redis_url(), smtp, 25)
 
 
-def test_kill_9_mid_batch_every_message_exactly_once(tmp_path: Path, smtp: tuple[SlowRecorder, int]) -> None:
+@pytest.mark.parametrize(("step", "recorded_at_kill"), [("DATA", 121), ("RCPT", 120)], ids=["after-the-dot", "before-the-dot"])
+def test_kill_9_mid_batch_every_message_exactly_once(tmp_path: Path, smtp: tuple[SlowRecorder, int], step: str,
+                                                     recorded_at_kill: int) -> None:
+    """SIGKILL lands on the 121st message at a known point of the SMTP conversation, on either side
+    of the outbox's commit point: waiting for the reply to its final dot (the server has the
+    message; it must not be sent again), or waiting for the reply to RCPT (nothing is handed over;
+    it must be sent after the restart). A kill at a random moment would also land, now and then,
+    in the gap of a few microseconds between marking a message sent and writing its dot: the one
+    place the outbox's "never twice" choice loses a message (module docstring of app.runtime.outbox)."""
     recorder, port = smtp
+    recorder.hold = (step, 121)
     broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
     env = prepare(tmp_path, broker, port, 500)
     first = start_worker(env, tmp_path, "first")
     try:
         dispatch(broker)
-        wait_for(lambda: len(recorder.ids()) >= 120, 90, "the first worker to be mid-batch", tmp_path)
+        wait_for(recorder.holding.is_set, 90, f"the first worker to reach {step} of the 121st message", tmp_path)
     finally:
         stop(first, signal.SIGKILL)
-    killed_at = len(recorder.ids())
-    assert killed_at < 500, "the kill came after the batch: nothing tested"
+    assert len(recorder.ids()) == recorded_at_kill
+    assert statuses(env).get("sent", 0) == recorded_at_kill, "what the server has is what is marked sent, no more, no less"
+    recorder.release.set()
     second = start_worker(env, tmp_path, "second")
     try:
         dispatch(broker)
-        wait_for(lambda: statuses(env).get("sent", 0) == 500, 60, f"all 500 sent after the restart (killed at {killed_at})", tmp_path,
-                 lambda: statuses(env))
+        wait_for(lambda: statuses(env).get("sent", 0) == 500, 60, "all 500 sent after the restart", tmp_path, lambda: statuses(env))
         time.sleep(1)
     finally:
         stop(second)

@@ -9,8 +9,11 @@ key, then sent by a task. Celery gives at-least-once; exactly-once comes from he
   leaves an unfinished SMTP transaction (the row returns to ``pending`` after the lease) or a
   message that is already on its way (mail servers such as Postfix and Exim queue a message once
   its dot is in; SMTP has no way to be exactly-once with a server that would drop a message whose
-  client vanished before the reply, RFC 1047 — this choice never sends twice); in-app and SMS rows
-  are written in the same transaction that marks them sent;
+  client vanished before the reply, RFC 1047 — this choice never sends twice). What remains is the
+  gap between the commit that marks the row sent and the write of its dot, a few microseconds: a
+  crash exactly there loses that one message (it is marked sent); any other crash point loses and
+  duplicates nothing. Mail servers make the opposite choice and send twice in their gap. In-app and
+  SMS rows are written in the same transaction that marks them sent;
 * failures (SMTP down, refused) go back to ``pending`` with exponential backoff; after
   ``MAX_ATTEMPTS`` the row is ``failed`` and kept with its last error — never dropped.
 """
