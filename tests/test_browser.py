@@ -236,3 +236,20 @@ def test_flask_appbuilder_dropdowns_speak_chinese(page: Any, server: str) -> Non
         .filter(s => jQuery(s).data('select2')).map(s => jQuery(s).data('select2').options.get('placeholder'))""")
     assert placeholders and set(placeholders) == {"请选择"}, placeholders
     assert "Select a State" not in page.content()
+
+
+def test_a_text_filter_starts_as_contains(page: Any, server: str) -> None:
+    """"Add Filter" → 客户名称 started as "starts with" (以开始): typing part of a name found nothing."""
+    page.goto(f"{server}/customerview/add")
+    page.fill("#name", "广州泰达物流集团有限公司")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{server}/customerview/list/")
+    page.evaluate("document.querySelector('#filter_form a.filter[name=\"name\"]').click()")  # Add Filter → 客户名称
+    row = page.locator("#filter_form table.filters tr").last
+    field = row.locator(".filter_val")
+    assert field.get_attribute("name") == "_flt_2_name"  # FAB's third operator for text, "contains"
+    assert row.locator("select.filter-op").input_value() == "2"
+    page.evaluate("() => { const f = document.querySelector('#filter_form .filter_val'); f.value = '泰达'; f.form.submit(); }")
+    page.wait_for_load_state("networkidle")
+    assert "_flt_2_name=" in page.url and "广州泰达物流集团有限公司" in page.content()

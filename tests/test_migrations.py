@@ -710,3 +710,31 @@ def test_the_plan_does_not_list_a_renamed_field_or_entity_as_left_behind(office:
     plan = office.plan()
     assert plan["refused"] == 0 and plan["retired"] == []
     assert office.upgrade().exit_code == 0
+
+
+def test_an_import_reads_a_rule_through_a_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule naming a linked record's field (book.pages) read it as blank in an import — the link
+    cell holds an id — and refused every row; a save on screen read it right."""
+    from openpyxl import Workbook
+
+    sheets = library_sheets()
+    sheets["validations"] = [{"entity": "loan", "condition": "not book or book.pages >= 10", "message": "页数太少的书不外借"}]
+    with database("sqlite", tmp_path) as url:
+        office = Office(tmp_path, sheets, url, monkeypatch)
+        assert office.upgrade().exit_code == 0
+        office.insert("book", {"title": "厚书", "pages": 300, "version": 1}, {"title": "薄书", "pages": 5, "version": 1})
+        office.insert("member", {"full_name": "张三", "version": 1})
+        path = tmp_path / "loans.xlsx"
+        wb = Workbook()
+        for row in (["图书", "读者", "应还日期"], ["厚书", "张三", "2026-12-01"], ["薄书", "张三", "2026-12-01"]):
+            wb.active.append(row)
+        wb.save(path)
+        def crm(*args: str) -> str:  # its own process: this one holds the shipped app (one generated app per process)
+            done = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=dict(os.environ),  # noqa: S603
+                                  capture_output=True, text=True, timeout=300)
+            return done.stdout + done.stderr
+
+        crm("user", "add", "boss", "--role", "馆长", "--password", "boss-Pass-123")
+        output = crm("import", "loan", str(path), "--skip-bad-rows", "--as", "boss")
+        assert "inserted 1" in output and "failed 1" in output, output
+        assert [r[1] for r in office.rows("loan", "book_id")] == [1]

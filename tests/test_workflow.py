@@ -263,3 +263,18 @@ def test_an_empty_link_or_person_field_shows_blank_not_none(app: Any, staff: dic
     assert "批准人" in shown and "联系人" in shown
     for page in (shown, client.get("/visitrequestview/list/").text):
         assert not re.search(r">\s*None\s*<", page)
+
+
+def test_a_condition_reads_in_the_words_of_the_record() -> None:
+    """A greyed-out action said "条件不满足 (condition not met): request_type != 'freeze' or …" — the
+    workbook's expression, field codes and choice codes."""
+    from app import create_app
+    from app.runtime.condtext import condition_text
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})
+    spec = app.extensions["crm"].spec
+    with app.test_request_context():
+        said = condition_text(spec, spec.entity("master_data_request"), "processed_on and (request_type != 'create' or sap_customer_no)")
+        assert said == "已填写系统处理日期 且 (申请类型 ≠ 「新增开户」 或 已填写SAP客户编号)"
+        assert condition_text(spec, spec.entity("complaint"), "not customer_informed") == "已告知客户为否"
+        assert condition_text(spec, spec.entity("complaint"), "what is this") == "what is this"  # unreadable: as written

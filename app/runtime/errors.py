@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import prison
 import sqlalchemy as sa
 from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -56,6 +57,19 @@ def register_error_pages(app: Flask) -> None:
             raise exc
         rollback()  # a statement past the web statement timeout (app.runtime.dbtuning)
         return _page(503)
+
+    @app.before_request
+    def readable_query() -> Any:
+        """FAB parses the REST API's ``q`` (rison) itself and catches only the parser's own error:
+        an unclosed ``((((`` sends prison into endless recursion, a 500. Read it once here, first."""
+        q = request.args.get("q") if request.path.startswith("/api/") else None
+        if not q:
+            return None
+        try:
+            prison.loads(q)
+        except (prison.decoder.ParserException, RecursionError, ValueError, IndexError, TypeError):
+            return jsonify(message="Not a valid rison argument: q=(…) could not be read"), 400
+        return None
 
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(500, server_error)

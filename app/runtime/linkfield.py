@@ -113,6 +113,7 @@ class LinkField(Field):
         self.lookup_url = lookup_url
         self._posted: str | None = None
         self._big: bool | None = None
+        self.kept: int | None = None  # the id the edited record links to now (set by the form): always a valid choice
 
     @property
     def model(self) -> Any:
@@ -146,7 +147,11 @@ class LinkField(Field):
             pk = int(wanted)
         except (TypeError, ValueError):
             raise ValidationError(pick("不是有效的选项", "Not a valid choice")) from None
-        obj = _crm().db.session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()
+        session = _crm().db.session
+        if pk == self.kept:  # unchanged, though the linked record may have left the user's scope since (reassigned)
+            obj = session.get(self.model, pk)
+        else:
+            obj = session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()
         if obj is None:
             self.data = None
             raise ValidationError(pick("所选记录不存在或您无权选择", "That record does not exist or is not yours to choose"))

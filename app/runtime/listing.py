@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context
+from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import exc as sa_exc
@@ -149,6 +150,17 @@ class CrmInterface(SQLAInterface):
     """FAB's SQLAlchemy interface with capped counts, keyset continuation and a stable order."""
 
     filter_converter_class = CachedFilterConverter
+
+    def edit(self, item: Any, commit: bool = True) -> None:
+        """As ``add`` does, the database's error itself rather than FAB's DatabaseException: the
+        REST API's PUT would answer a broken rule as the string "Database exception occurred: …"
+        where POST answers field by field."""
+        try:
+            super().edit(item, commit)
+        except DatabaseException as exc:
+            if exc.__cause__ is None:
+                raise
+            raise exc.__cause__  # noqa: B904 - the cause is the error; its own chain is kept
 
     def apply_order_by(self, query: Any, order_column: str, order_direction: str, aliases_mapping: Any = None,
                        bypass_many_to_many: bool = False, add_pk: bool = False) -> Any:

@@ -7,6 +7,7 @@ forms and the API alike, and one permission vocabulary shared by screen and API.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -20,13 +21,17 @@ from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api import protect
 from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.exceptions import DatabaseException
+from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.sqla.filters import FilterContains
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from flask_appbuilder.widgets import FormWidget, ListWidget, RenderTemplateWidget, SearchWidget
 from markupsafe import Markup, escape
 from marshmallow import validate as mv
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
+from werkzeug.routing import BuildError
 from wtforms import DateField, DateTimeLocalField, HiddenField, SelectField
 from wtforms import Field as WTField
 from wtforms import validators as wv
@@ -36,7 +41,7 @@ from generator.spec import NUMERIC_TYPES, Entity, Field, Spec
 
 from . import audit, excel, linkfield, ownership, pagecache, uploads, workflow
 from .auditview import Describer
-from .convert import DIGITS_BEFORE_POINT, INTEGER_LIMIT, PHONE_PATTERN
+from .convert import DIGITS_BEFORE_POINT, INTEGER_LIMIT, PHONE_PATTERN, same_value
 from .grading import explain_now, graded_fields, mask_reason, reason_fields
 from .i18n import L, current_language, pick, yes_no
 from .linkfield import LinkField
@@ -118,7 +123,7 @@ class CrmSearchWidget(SearchWidget):
     dropdown, which the security version follows. A column linking to anything else is drawn on
     every request (``crm_fresh``); the active filters always are."""
 
-    template = "appbuilder/general/widgets/search.html"
+    template = "crm/search_widget.html"
 
     def __call__(self, **kwargs: Any) -> Any:
         form = self.template_args["form"]
@@ -137,8 +142,11 @@ class CrmSearchWidget(SearchWidget):
         if fresh:
             more = draw([c for c in cols if c in fresh])
             labels, fields, names = {**labels, **more[0]}, {**fields, **more[1]}, {**names, **more[2]}
+        flts = self.filters.get_search_filters()
+        contains = {c: i for c in cols for i, f in enumerate(flts.get(c, ())) if isinstance(f, FilterContains)}
         kwargs.update(label_columns={c: labels[c] for c in cols}, form_fields={c: fields[c] for c in cols},
-                      search_filters={c: names[c] for c in cols}, active_filters=self.filters.get_filters_values_tojson())
+                      search_filters={c: names[c] for c in cols}, active_filters=self.filters.get_filters_values_tojson(),
+                      crm_contains=contains)
         return RenderTemplateWidget.__call__(self, **kwargs)
 
 
@@ -179,12 +187,28 @@ def choice_formatter(spec: Spec, f: Field) -> Any:
     return fmt
 
 
+def _show_prefix(entity_name: str) -> str | None:
+    """The start of the record page's URL of an entity (``/customerview/show/``), or None when it
+    has no screen."""
+    try:
+        return url_for(f"{_entity(entity_name).class_name}View.show", pk=0)[:-1]
+    except BuildError:
+        return None
+
+
 def value_formatter(f: Field) -> Any:
-    """Plain values the Chinese way: blank for empty, 2026-11-22 14:05, 1,234,567.00."""
+    """Plain values the Chinese way: blank for empty, 2026-11-22 14:05, 1,234,567.00; a linked
+    record as a link to its page (where the reader's scope lets them in)."""
+    prefix: list[str | None] = []
 
     def fmt(value: Any) -> Any:
         if value is None:
             return ""
+        if f.type == "link" and isinstance(getattr(value, "id", None), int):
+            if not prefix:
+                prefix.append(_show_prefix(f.link))
+            if prefix[0] is not None:
+                return Markup(f'<a href="{prefix[0]}{value.id}">{escape(str(value))}</a>')  # noqa: S704 - the title escaped
         if f.type == "datetime" and hasattr(value, "strftime"):
             return value.strftime("%Y-%m-%d %H:%M")
         if f.type == "money":
@@ -196,13 +220,62 @@ def value_formatter(f: Field) -> Any:
     return fmt
 
 
-def form_validators(f: Field) -> list[Any]:
+LENGTH_TYPES = ("string", "text", "email", "phone")
+
+
+class _FreshLists(dict):  # type: ignore[type-arg]
+    """``validators_columns`` handing FAB a copy of each list: its form converter appends its own
+    validators (Length, Optional, Unique) to the list it is given, once per form it builds, so the
+    add and edit forms shared one list and each message came twice."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = super().get(key, default)
+        return list(value) if isinstance(value, list) else value
+
+
+def _number_text(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
+
+
+class _Between(wv.NumberRange):
+    """The workbook's min and max, said as the office wrote them ("不能小于 0", not "必须大于 0.0",
+    which refused the 0 it accepts), and silent when the value was no number at all (the field
+    has said so already)."""
+
+    def __init__(self, low: float | None, high: float | None):
+        lo, hi = (None if v is None else _number_text(v) for v in (low, high))
+        if lo is not None and hi is not None:
+            message = pick(f"须在 {lo} 到 {hi} 之间", f"must be between {lo} and {hi}")
+        elif lo is not None:
+            message = pick(f"不能小于 {lo}", f"must be at least {lo}")
+        else:
+            message = pick(f"不能大于 {hi}", f"must be at most {hi}")
+        super().__init__(min=low, max=high, message=message)
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if field.data is None and field.process_errors:
+            return
+        super().__call__(form, field)
+
+
+def _length_bounds(f: Field, column_max: int) -> tuple[int | None, int | None]:
+    """A text field's declared length bounds, less the maximum its column already enforces (FAB
+    and marshmallow-sqlalchemy check that one themselves: twice would say it twice)."""
+    if f.type not in LENGTH_TYPES:
+        return None, None
+    low = int(f.min) if f.min is not None and f.min > 0 else None
+    high = int(f.max) if f.max is not None and int(f.max) != column_max else None
+    return low, high
+
+
+def form_validators(f: Field, column_max: int = -1) -> list[Any]:
     """WTForms validators for a field's declared checks (required is FAB's, from NOT NULL)."""
     checks: list[Any] = []
     if f.type in NUMERIC_TYPES and (f.min is not None or f.max is not None):
-        checks.append(wv.NumberRange(min=f.min, max=f.max))
-    if f.type in ("string", "text", "email", "phone") and (f.min is not None or f.max is not None):
-        checks.append(wv.Length(min=int(f.min or 0), max=int(f.max) if f.max is not None else -1))
+        checks.append(_Between(f.min, f.max))
+    low, high = _length_bounds(f, column_max)
+    if low is not None or high is not None:
+        checks.append(wv.Length(min=low if low is not None else -1, max=high if high is not None else -1))
     if f.pattern:
         checks.append(wv.Regexp(f.pattern, message=pick(f"{f.label}格式不正确", f"{f.label_en or f.name} has a wrong format")))
     if f.type == "email":
@@ -220,7 +293,7 @@ def _no_such_id(pk: Any) -> bool:
     return text.isdigit() and (len(text) > 10 or int(text) > INTEGER_LIMIT)
 
 
-def api_validators(spec: Spec, f: Field) -> list[Any]:
+def api_validators(spec: Spec, f: Field, column_max: int = -1) -> list[Any]:
     """The same checks as marshmallow validators, so the REST API accepts exactly what forms do."""
     checks: list[Any] = []
     if f.type == "choice":
@@ -230,10 +303,11 @@ def api_validators(spec: Spec, f: Field) -> list[Any]:
     if f.type in NUMERIC_TYPES:  # what the column holds: beyond it a database error, not a message
         limit = INTEGER_LIMIT if f.type == "integer" else 10 ** DIGITS_BEFORE_POINT[f.type]
         checks.append(mv.Range(min=-limit, max=limit, min_inclusive=f.type == "integer", max_inclusive=f.type == "integer"))
-    if f.required and f.type in ("string", "text", "email", "phone"):
+    if f.required and f.type in LENGTH_TYPES:
         checks.append(mv.Regexp(re.compile(r"[\s\S]*\S"), error="必填,不能只填空白 (required: not blank)"))
-    if f.type in ("string", "text", "email", "phone") and (f.min is not None or f.max is not None):
-        checks.append(mv.Length(min=int(f.min) if f.min is not None else None, max=int(f.max) if f.max is not None else None))
+    low, high = _length_bounds(f, column_max)
+    if low is not None or high is not None:
+        checks.append(mv.Length(min=low, max=high))
     if f.pattern:
         checks.append(mv.Regexp(re.compile(f.pattern)))
     if f.type == "email":
@@ -264,6 +338,28 @@ def _form_lookup(form: Any, item: Any) -> Any:
         return value
 
     return lookup
+
+
+def _keep_unchanged(form: Any, item: Any, entity: Entity) -> None:
+    """A value the form brings back as the record has it (``convert.same_value``: the textarea's
+    ``\r\n``, a time shown to the second, an unticked box for none) is saved as the record has
+    it: no change in the history, none for a rule asking ``changed(…)``."""
+    for f in entity.fields:
+        field = getattr(form, f.name, None)
+        if f.type == "file" or field is None or isinstance(field, LockedField | WithheldField) or not hasattr(field, "data"):
+            continue
+        stored = getattr(item, f.name, None)
+        if field.data is not stored and same_value(field.data, stored):
+            field.data = stored
+
+
+def _form_changes(form: Any, item: Any) -> Any:
+    """``changed(field)`` of a form editing ``item``: what the form says differs from the record.
+    A new record: None (nothing stored changes)."""
+    if item is None:
+        return None
+    lookup = _form_lookup(form, item)
+    return lambda name: not same_value(lookup(name), getattr(item, name, None))
 
 
 VERSION_FIELD = "crm_version"
@@ -421,7 +517,7 @@ class CrmModelView(ModelView):
         self.add_form_extra_fields = dict(self.add_form_extra_fields or {})
         self.edit_form_extra_fields = dict(self.edit_form_extra_fields or {})
         self.formatters_columns = dict(self.formatters_columns or {})
-        self.validators_columns = dict(self.validators_columns or {})
+        self.validators_columns = _FreshLists(self.validators_columns or {})
         self.base_filters = [["id", ScopeFilter, e.name]]
         rel = {f.name: [["id", ScopeFilter, f.link]] for f in e.fields if f.type == "link"}
         self.add_form_query_rel_fields = {**rel, **(self.add_form_query_rel_fields or {})}
@@ -446,7 +542,7 @@ class CrmModelView(ModelView):
             if f.type in ("date", "datetime"):  # the browser's own picker, in the person's language
                 field = _moment_field(f)
                 self._form_field(f.name, field, field)
-            checks = form_validators(f)
+            checks = form_validators(f, self.datamodel.get_max_length(f.name) if f.type in LENGTH_TYPES else -1)
             if checks:
                 self.validators_columns[f.name] = checks
         self._crm_plain_formatters = {f.name: self.formatters_columns.get(f.name) for f in e.fields}
@@ -472,6 +568,9 @@ class CrmModelView(ModelView):
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
+                for field in self:  # WTForms 3.3 shows an empty label as the option's value: "__None"
+                    if isinstance(field, QuerySelectField) and field.allow_blank and not field.blank_text:
+                        field.blank_text = pick("(未指定)", "(none)")
                 seen = VersionField().bind(form=self, name=VERSION_FIELD, prefix=self._prefix)
                 obj = kwargs.get("obj")
                 posted = request.form if request.method == "POST" else None  # FlaskForm reads the request itself
@@ -505,12 +604,18 @@ class CrmModelView(ModelView):
                     setattr(self, name, locked)
 
             def validate(self, extra_validators: Any = None) -> bool:
-                ok = super().validate(extra_validators)
                 pk = getattr(self, "_id", None)
                 item = view.datamodel.get(pk) if pk is not None else None
+                for f in rules.entity.fields:  # a link the record has keeps being a valid choice
+                    field = getattr(self, f.name, None)
+                    if item is not None and f.type == "link" and isinstance(field, LinkField):
+                        field.kept = getattr(item, f.column, None)
+                ok = super().validate(extra_validators)
                 if item is not None and not view._same_version(self, item):
                     return False
-                errors = validate_values(spec, rules, _form_lookup(self, item))
+                if item is not None:
+                    _keep_unchanged(self, item, rules.entity)
+                errors = validate_values(spec, rules, _form_lookup(self, item), changed=_form_changes(self, item))
                 for name, messages in errors.items():
                     target = getattr(self, name, None)
                     if target is not None and hasattr(target, "errors"):
@@ -555,14 +660,15 @@ class CrmModelView(ModelView):
         if item is None:
             return {}
         state = current_app.extensions["crm"]
-        panels: dict[str, Any] = {"crm_transitions": [], "crm_history": [], "crm_grades": [], "crm_reassign": []}
+        panels: dict[str, Any] = {"crm_transitions": [], "crm_history": [], "crm_grades": [], "crm_reassign": [],
+                                  "crm_can_edit": self.appbuilder.sm.has_access("can_edit", self.class_permission_name)}
         recent = audit.search(self.datamodel.session, audit.AuditQuery(entity=e.name, record_id=item.id), 0, RECENT_CHANGES)
         panels["crm_audit"] = Describer(g.user).rows(recent)  # as the full history page shows it
         if any(f.encrypted for f in e.fields):  # confidential: every read is on record
             audit.record(self.datamodel.session, e.name, item.id, "read")
             self.datamodel.session.commit()
         if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
-            panels["crm_reassign"] = ownership.candidates(self.datamodel.session, spec, e)
+            panels["crm_reassign"] = ownership.candidates(self.datamodel.session, spec, e, g.user, state.admin_role)
             panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
         if any(t.entity == e.name for t in spec.workflows):
             panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
@@ -731,7 +837,8 @@ class CrmModelView(ModelView):
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         asked = request.form.get("owner", "").strip()
         owner = int(asked) if asked.isdigit() and len(asked) < 19 else None
-        if asked.strip("0") and (owner is None or not ownership.may_own(self.datamodel.session, spec, e, owner)):  # blank: nobody
+        admin_role = current_app.extensions["crm"].admin_role
+        if asked.strip("0") and (owner is None or not ownership.may_own(self.datamodel.session, spec, e, owner, g.user, admin_role)):
             flash(pick("负责人须是可选的在职用户之一", "The owner must be one of the active users offered"), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         setattr(item, f"{e.owner_field}_id", owner or None)
@@ -749,7 +856,7 @@ class CrmModelView(ModelView):
         spec, e = crm_spec(), _entity(self.entity)
         if not e.owner_field or not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
             abort(403)
-        given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj)
+        given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj, g.user, current_app.extensions["crm"].admin_role)
         flash(pick(f"已均衡分配 {sum(given.values())} 条记录", f"{sum(given.values())} records assigned"), "success")
         return redirect(url_for(f"{self.endpoint}.list"))
 
@@ -1078,6 +1185,34 @@ class CrmModelRestApi(ModelRestApi):
     max_page_size = MAX_PAGE_SIZE
     page_size = 25
 
+    def pre_add(self, item: Any) -> None:
+        self._plain_values(item)
+        super().pre_add(item)
+
+    def pre_update(self, item: Any) -> None:
+        self._plain_values(item)
+        super().pre_update(item)
+
+    def _plain_values(self, item: Any) -> None:
+        """Values as the database keeps them: an empty link is none (not the id "", which was
+        answered as a conflict), and a time sent with its offset (…Z, …+08:00) is that moment in
+        the office's time (the process's local time), not its digits with the offset dropped."""
+        missing: dict[str, list[str]] = {}
+        for f in _entity(self.entity).fields:
+            linked = getattr(item, f.name, None) if f.type in ("link", "user") else None
+            if linked is not None and not sa_inspect(linked).persistent:
+                # marshmallow-sqlalchemy makes a new, empty record of an id it cannot find
+                setattr(item, f.name, None)
+                if sa_inspect(linked).pending:
+                    self.datamodel.session.expunge(linked)
+                if getattr(linked, "id", None) not in ("", None):  # "" is none; another id, a record that is not there
+                    missing[f.name] = [f"{pick(f.label, f.label_en)}:所选记录不存在 (no such record)"]
+            value = getattr(item, f.name, None) if f.type == "datetime" else None
+            if isinstance(value, dt.datetime) and value.tzinfo is not None:
+                setattr(item, f.name, value.astimezone().replace(tzinfo=None))
+        if missing:
+            raise RuleViolation(missing)
+
     def __init__(self, **kwargs: Any):
         spec = crm_spec()
         e = _entity(self.entity)
@@ -1088,12 +1223,28 @@ class CrmModelRestApi(ModelRestApi):
         self.add_query_rel_fields = {**rel, **(self.add_query_rel_fields or {})}
         self.edit_query_rel_fields = {**rel, **(self.edit_query_rel_fields or {})}
         for f in e.fields:
-            checks = api_validators(spec, f)
+            checks = api_validators(spec, f, self.datamodel.get_max_length(f.name) if f.type in LENGTH_TYPES else -1)
             if checks:
                 self.validators_columns[f.name] = mv.And(*checks)
         super().__init__(**kwargs)
 
     # -- field secrecy: hidden fields never leave the server, nor can they be written or searched
+    def info_headless(self, **kwargs: Any) -> Any:
+        """``_info`` with only the fields this user may see among those to filter by, and only
+        those they may write among the add and edit columns (as their forms show them)."""
+        answer = super().info_headless(**kwargs)
+        data = answer.get_json() if answer.status_code == 200 and answer.is_json else None
+        if not isinstance(data, dict):
+            return answer
+        hidden = current_hidden(self.entity)
+        for key, right in (("add_columns", "add"), ("edit_columns", "edit")):
+            if key in data:
+                shut = hidden | current_locked(self.entity, right)
+                data[key] = [c for c in data[key] if c.get("name") not in shut]
+        if "filters" in data:
+            data["filters"] = {k: v for k, v in data["filters"].items() if k.split(".")[0] not in hidden}
+        return self.response(200, **data)
+
     def _get_field_info(self, field: Any, filter_rel_field: dict[str, Any], page: int | None = None,
                         page_size: int | None = None) -> dict[str, Any]:
         info = super()._get_field_info(field, filter_rel_field, page, page_size)
@@ -1230,7 +1381,7 @@ class CrmModelRestApi(ModelRestApi):
         owner = (request.get_json(silent=True) or {}).get("owner")
         if not isinstance(owner, int) or isinstance(owner, bool):
             return self.response_422(message={"owner": ["需要用户编号 (a user id is required)"]})
-        if not ownership.may_own(self.datamodel.session, spec, e, owner):
+        if not ownership.may_own(self.datamodel.session, spec, e, owner, g.user, current_app.extensions["crm"].admin_role):
             return self.response_422(message={"owner": ["负责人须是可分配的在职用户 (the owner must be an active user records "
                                                         "of this kind may be given to)"]})
         setattr(item, f"{e.owner_field}_id", owner)
@@ -1245,7 +1396,7 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_404()
         if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
             return self.response_403()
-        given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj)
+        given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj, g.user, current_app.extensions["crm"].admin_role)
         return self.response(200, result={str(k): v for k, v in given.items()})
 
     @expose("/<int:pk>/transitions", methods=["GET"])

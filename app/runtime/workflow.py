@@ -14,7 +14,8 @@ from generator.expr import parse, record_lookup
 from generator.spec import Entity, Spec, Transition
 
 from .accounts import person_name
-from .i18n import choice_text
+from .condtext import condition_text
+from .i18n import choice_text, pick
 from .rules import STATE_KEY
 from .tables import Transition as TransitionRow
 from .wfnotify import notify
@@ -56,7 +57,8 @@ def options(spec: Spec, entity: Entity, obj: Any, user: Any, admin_role: str, no
         if t.roles and admin_role not in roles and not roles & set(t.roles):
             allowed, reason = False, f"需要角色 (needs role): {'、'.join(t.roles)}"
         elif t.condition and not parse(t.condition).test(record_lookup(obj), now, spec.calendar):
-            allowed, reason = False, f"条件不满足 (condition not met): {t.condition}"
+            said = condition_text(spec, entity, t.condition)
+            allowed, reason = False, pick(f"条件不满足:{said}", f"Not yet: {said}")
         result.append(Option(t, transition_key(t), allowed, reason))
     return result
 
