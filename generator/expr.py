@@ -94,6 +94,25 @@ class Expr:
                                    and isinstance(node.func, ast.Name) and node.func.id == "changed"
                                    for a in node.args if isinstance(a, ast.Name)))
 
+    @property
+    def ties(self) -> tuple[str, str, str] | None:
+        """``(link, through, other)`` when this condition says no more than: once ``link`` and
+        ``other`` are filled in, ``link.through == other`` — written ``link.through == other``,
+        optionally after ``not link or`` / ``not other or``. A form then offers for ``link`` only
+        the records whose ``through`` is the chosen ``other`` (a customer's own contacts)."""
+        node = self.tree
+        parts = node.values if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) else [node]
+        guards = [p.operand.id for p in parts if isinstance(p, ast.UnaryOp) and isinstance(p.op, ast.Not) and isinstance(p.operand, ast.Name)]
+        equal = [p for p in parts if isinstance(p, ast.Compare) and len(p.ops) == 1 and isinstance(p.ops[0], ast.Eq)]
+        if len(equal) != 1 or len(guards) + 1 != len(parts):
+            return None
+        a, b = equal[0].left, equal[0].comparators[0]
+        for x, y in ((a, b), (b, a)):
+            if isinstance(x, ast.Attribute) and isinstance(x.value, ast.Name) and isinstance(y, ast.Name) \
+                    and set(guards) <= {x.value.id, y.id}:
+                return x.value.id, x.attr, y.id
+        return None
+
 
 def parse(source: str) -> Expr:
     """Parse and whitelist-check ``source``; raise :class:`ExprError` with a short reason."""

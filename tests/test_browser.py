@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from tests.conftest import ADMIN_PASSWORD, chromium_path, require_service
+from tests.conftest import ADMIN_PASSWORD, api_token, chromium_path, require_service
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
@@ -253,3 +253,26 @@ def test_a_text_filter_starts_as_contains(page: Any, server: str) -> None:
     page.evaluate("() => { const f = document.querySelector('#filter_form .filter_val'); f.value = '泰达'; f.form.submit(); }")
     page.wait_for_load_state("networkidle")
     assert "_flt_2_name=" in page.url and "广州泰达物流集团有限公司" in page.content()
+
+
+def test_a_contact_is_chosen_among_the_chosen_customers_own(page: Any, server: str, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contact dropdown of a follow-up listed every customer's contacts; it now asks for the
+    chosen customer's, and empties when the customer changes."""
+    monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 10**9)  # customers listed in full; contacts are still asked for
+    client = app.test_client()
+    token = api_token(client, "admin", ADMIN_PASSWORD)
+    ids = {}
+    for name in ("宁波海港机电有限公司", "温州联发五金有限公司"):
+        ids[name] = client.post("/api/v1/customer/", json={"name": name, "urgency": "normal"}, headers=token).json["id"]
+        assert client.post("/api/v1/contact/", json={"customer": ids[name], "name": f"{name[:4]}联系人", "active": True},
+                           headers=token).status_code == 201
+    page.goto(f"{server}/followupview/add")
+    _choose(page, "customer", "宁波海港机电有限公司")
+    page.locator("select[name=contact] + .select2 .select2-selection").click()
+    page.locator(".select2-search__field").fill("联系人")
+    page.locator(".select2-results__option", has_text="宁波海港联系人").wait_for(timeout=10_000)
+    assert page.locator(".select2-results__option", has_text="温州联发联系人").count() == 0
+    page.locator(".select2-results__option", has_text="宁波海港联系人").click()
+    assert page.locator("select[name=contact]").input_value() != ""
+    _choose(page, "customer", "温州联发五金有限公司")
+    assert page.locator("select[name=contact]").input_value() == ""  # another customer: its contact must be chosen again

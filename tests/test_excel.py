@@ -634,6 +634,26 @@ def test_a_link_cell_naming_a_title_two_records_share_is_refused_not_guessed(app
     assert count(app, "SELECT contact_id FROM follow_up WHERE subject = '问同名的人'") == second
 
 
+def test_an_import_naming_another_customers_contact_is_refused_on_that_cell(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    admin = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
+    c = app.test_client()
+    for name in ("导入联系人甲方", "导入联系人乙方"):
+        customer = c.post("/api/v1/customer/", json={"name": name, "urgency": "normal"}, headers=admin).json["id"]
+        c.post("/api/v1/contact/", json={"customer": customer, "name": f"{name}的人", "active": True}, headers=admin)
+    rows = [["跟进主题", "客户", "联系人", "跟进人", "跟进方式", "计划日期", "状态"],
+            ["问错的人", "导入联系人甲方", "导入联系人乙方的人", "xl_sales", "phone", "2026-12-01", "planned"]]
+    report = run(app, "admin", "follow_up", xlsx(tmp_path / "wrong.xlsx", rows))
+    assert not report.committed
+    assert [label for _col, label, m in report.errors[2] if "所选客户的联系人" in m] == ["联系人"], report.errors
+    rows[1][2] = "导入联系人甲方的人"
+    assert run(app, "admin", "follow_up", xlsx(tmp_path / "right.xlsx", rows)).committed
+    assert count(app, "SELECT count(*) FROM follow_up WHERE subject = '问错的人'") == 1
+    rows[1][:3] = ["只问人", None, "导入联系人乙方的人"]  # the contact alone: the customer is the contact's
+    report = run(app, "admin", "follow_up", xlsx(tmp_path / "contact_only.xlsx", rows))
+    assert report.committed, report.errors
+    assert count(app, "SELECT c.name = '导入联系人乙方' FROM follow_up f JOIN customer c ON c.id = f.customer_id WHERE f.subject = '只问人'") == 1
+
+
 @pytest.mark.parametrize("text", ["202611", "2026111", "20261"])
 def test_digits_that_could_be_several_dates_are_not_guessed(text: str) -> None:
     from app.runtime.convert import convert

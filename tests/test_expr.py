@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -115,3 +116,17 @@ def test_changed_asks_the_save_about_a_field_and_is_false_without_one() -> None:
     for bad in ("changed(customer.name)", "changed('visit_at')", "changed(None)", "changed()", "changed(a, b)"):
         with pytest.raises(ExprError):
             parse(bad)
+
+
+@pytest.mark.parametrize(("source", "tie"), [
+    ("not contact or contact.customer == customer", ("contact", "customer", "customer")),
+    ("customer == contact.customer", ("contact", "customer", "customer")),
+    ("not customer or not contact or contact.customer == customer", ("contact", "customer", "customer")),
+    ("status != 'x' or contact.customer == customer", None),  # only in some states: not a narrowing
+    ("not owner or contact.customer == customer", None),
+    ("not contact or contact.customer != customer", None),
+    ("not contact or contact.customer == customer.parent", None),
+    ("contact.customer == customer and active", None),
+])
+def test_a_link_tied_to_another_is_recognised_only_in_its_plain_forms(source: str, tie: Any) -> None:
+    assert parse(source).ties == tie

@@ -262,6 +262,60 @@ def test_validation_rule_in_the_form_is_shown_on_the_field(app: Any, people: dic
     assert n == 0
 
 
+def test_a_contact_is_one_of_the_chosen_customers_own_on_screen_api_and_lookup(app: Any, people: dict[str, str]) -> None:
+    """A follow-up could name another customer's contact: the dropdown listed every contact. The
+    shipped rule ``not contact or contact.customer == customer`` refuses it wherever a save comes
+    from, and the form asks only for the chosen customer's contacts."""
+    h = headers(app, people, "sales")
+    mine, other = customer(app, h), customer(app, h)
+    tag = dt.datetime.now().strftime("%H%M%S%f")
+    own = create(app, h, "contact", customer=mine["id"], name=f"本客户联系人{tag}", active=True)
+    theirs = create(app, h, "contact", customer=other["id"], name=f"他客户联系人{tag}", active=True)
+    values = {"subject": "回访", "customer": mine["id"], "method": "phone", "planned_on": "2026-11-20"}
+    client = app.test_client()
+    r = client.post("/api/v1/follow_up/", json={**values, "contact": theirs["id"]}, headers=h)
+    assert r.status_code == 422 and r.json["message"] == {"contact": ["联系人须是所选客户的联系人:请先选客户,再从该客户的联系人中选择。"]}
+    f = create(app, h, "follow_up", **values, contact=own["id"])
+    assert put(app, h, "follow_up", f["id"], customer=other["id"]).status_code == 422  # the customer moves, the contact stays
+    assert put(app, h, "follow_up", f["id"], customer=other["id"], contact=theirs["id"]).status_code == 200
+
+    login(client, people["sales"], PASSWORD)
+    form = client.get("/followupview/add").text
+    select = re.search(r'<select[^>]*name="contact"[^>]*>', form)
+    assert select and 'data-crm-within="customer"' in select.group(0) and "data-crm-lookup" in select.group(0)
+    found = client.get(f"/followupview/lookup/contact?q={tag}&within={mine['id']}").json["results"]
+    assert [x["id"] for x in found] == [own["id"]]
+    assert {x["id"] for x in client.get(f"/followupview/lookup/contact?q={tag}").json["results"]} == {own["id"], theirs["id"]}
+    assert [x["id"] for x in client.get(f"/followupview/lookup/customer?q={mine['name']}&within={other['id']}").json["results"]] \
+        == [mine["id"]]  # a link no rule narrows ignores the parameter
+    page = client.get("/followupview/add")
+    r = client.post("/followupview/add", data={"csrf_token": csrf_token(page.text), **values, "customer": str(mine["id"]),
+                                                "contact": str(theirs["id"])})
+    assert r.status_code == 200 and "联系人须是所选客户的联系人" in r.text
+    with app.app_context():
+        model = app.extensions["crm"].generated.models.MODELS["follow_up"]
+        session = app.extensions["crm"].db.session
+        assert session.scalar(sa.select(sa.func.count()).where(model.contact_id == theirs["id"], model.customer_id == mine["id"])) == 0
+
+
+def test_a_tied_link_chosen_alone_brings_its_customer(app: Any, people: dict[str, str]) -> None:
+    """A survey response given only its service call is that call's customer's, on save (API) as
+    in an import; a customer that disagrees is refused."""
+    admin = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
+    c = app.test_client()
+    mine, other = customer(app, admin), customer(app, admin)
+    call = create(app, admin, "service_call", customer=mine["id"], reported_at="2026-11-20 09:00:00", call_type="paid",
+                  product_model="KX-200", fault_description="不制冷")
+    scores = {"attitude": "1", "skill": "2", "arrival": "1", "promise": "1"}
+    response = create(app, admin, "survey_response", respondent="回访", service_call=call["id"], **scores)
+    with app.app_context():
+        model = app.extensions["crm"].generated.models.MODELS["survey_response"]
+        assert app.extensions["crm"].db.session.get(model, response["id"]).customer_id == mine["id"]
+    r = c.post("/api/v1/survey_response/", json={"respondent": "回访", "service_call": call["id"], "customer": other["id"], **scores},
+               headers=admin)
+    assert r.status_code == 422 and list(r.json["message"]) == ["service_call"], r.json
+
+
 # -- workflows ---------------------------------------------------------------------------------
 
 def _visit(app: Any, h: dict[str, str], c: dict[str, Any]) -> dict[str, Any]:
@@ -632,7 +686,7 @@ def test_a_team_manager_balances_his_departments_records_among_his_people(app: A
 
 
 def test_demo_data_obeys_every_validation_rule(app: Any) -> None:
-    from app.runtime.rules import rules_for, validate_values
+    from app.runtime.rules import narrowings, rules_for, validate_values
 
     # one moment for making and for checking (rules such as "not in the future" move with the clock);
     # a few seconds before midnight, where a date and a datetime taken apart would disagree
@@ -646,12 +700,17 @@ def test_demo_data_obeys_every_validation_rule(app: Any) -> None:
         checked = 0
         for e in crm.spec.entities:
             rules = rules_for(crm.spec, e)
-            table = Model.metadata.tables[e.name]
-            for row in crm.db.session.execute(sa.select(table).where(table.c.id > before[e.name])).mappings():
-                checked += 1
-                values = {f.name: row[f.column] for f in e.fields}
-                assert not validate_values(crm.spec, rules, record_lookup(values), now), (e.name, row["id"], values)
+            model = crm.generated.models.MODELS[e.name]
+            for obj in crm.db.session.scalars(sa.select(model).where(model.id > before[e.name])):
+                checked += 1  # read as a save reads it: paths through links (contact.customer) are records
+                assert not validate_values(crm.spec, rules, record_lookup(obj), now), (e.name, obj.id, {f.name: getattr(obj, f.name) for f in e.fields})
         assert checked >= 60
+        narrowed = [(e, n) for e in crm.spec.entities for n in narrowings(crm.spec, e).values()]
+        assert len(narrowed) >= 3, "the shipped workbook ties contacts to their customer"
+        for e, n in narrowed:  # those rules held because the links agree, not because the links are blank
+            model = crm.generated.models.MODELS[e.name]
+            link = getattr(model, n.link)
+            assert crm.db.session.scalar(sa.select(sa.func.count()).where(model.id > before[e.name], link.has())) > 0, (e.name, n)
 
 
 def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:

@@ -24,7 +24,7 @@ from generator.spec import Entity, Field, Spec
 
 from . import bulk, numbering
 from .grading import Graded, graded_fields, regrade
-from .rules import EntityRules, rules_for
+from .rules import EntityRules, Narrowing, narrowings, rules_for
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -116,6 +116,56 @@ class _Maker:
         self.ids: dict[str, list[int]] = {}
         self.anchor = now  # the moment the row being made is about
         self._compiled: dict[str, list[tuple[str, str, Callable[[int], Any]]]] = {}
+        self.narrowed = {e.name: list(narrowings(spec, e).values()) for e in spec.entities}
+        # (entity, link column) → {record id: the id it links to} and back, for the links narrowed
+        # by another (a contact's customer): a follow-up's contact is drawn among its customer's
+        self.parents: dict[tuple[str, str], dict[int, Any]] = {}
+        self.children: dict[tuple[str, str], dict[Any, list[int]]] = {}
+
+    def learn(self, conn: Any, e: Entity, table: Any) -> None:
+        """Remember what ``e``'s records link to where a narrowed link of another entity asks."""
+        for other in self.spec.entities:
+            for n in self.narrowed[other.name]:
+                link = other.field(n.link)
+                if link is not None and link.link == e.name and (e.name, n.column) not in self.parents:
+                    parents = dict(conn.execute(select(table.c.id, table.c[n.column])).all())
+                    children: dict[Any, list[int]] = {}
+                    for child, parent in parents.items():
+                        children.setdefault(parent, []).append(child)
+                    self.parents[(e.name, n.column)], self.children[(e.name, n.column)] = parents, children
+
+    def fit(self, e: Entity, row: dict[str, Any], key: Callable[[Field], str]) -> None:
+        """Make each narrowed link of ``row`` agree with its other field: the other field becomes
+        what the drawn link's record links to (a follow-up's customer is its contact's); a link
+        left blank stays blank unless required, then it is drawn among the other field's records."""
+        for n in self.narrowed[e.name]:
+            link, other = e.field(n.link), e.field(n.other)
+            assert link is not None and other is not None
+            parents = self.parents.get((link.link, n.column), {})
+            chosen = row.get(key(link))
+            if chosen is not None and (parents.get(chosen) is not None or not other.required):
+                row[key(other)] = parents.get(chosen)
+            elif chosen is not None or link.required:
+                mine = self.children.get((link.link, n.column), {}).get(row.get(key(other)))
+                row[key(link)] = self.rng.choice(mine) if mine else None
+
+    def lookup(self, e: Entity, values: dict[str, Any]) -> Callable[[str], Any]:
+        """``record_lookup`` over field values, reading a narrowed link's ``link.through`` as the
+        record it links to does (the row holds ids, not records)."""
+        plain = record_lookup(values)
+        through = {n.link: n for n in self.narrowed[e.name]}
+        if not through:
+            return plain
+
+        def lookup(path: str) -> Any:
+            head, _, rest = path.partition(".")
+            n: Narrowing | None = through.get(head)
+            if n is not None and rest == n.through:
+                link = e.field(head)
+                return self.parents.get((link.link, n.column), {}).get(values.get(head)) if link is not None else None
+            return plain(path)
+
+        return lookup
 
     def makers(self, e: Entity) -> list[tuple[str, str, Callable[[int], Any]]]:
         """(field name, column, value maker) of every field of ``e``."""
@@ -129,7 +179,8 @@ class _Maker:
         self.anchor = (self.now - dt.timedelta(minutes=self.rng.randint(-60 * 24 * 30, 60 * 24 * 720))).replace(second=0)
         values = {name: make(i) for name, _column, make in makers}
         for _ in range(50):
-            lookup = record_lookup(values)
+            self.fit(e, values, lambda f: f.name)
+            lookup = self.lookup(e, values)
             # only the fields of the rules that fail are drawn again, as a person corrects a form
             broken = {n.split(".")[0] for expr, _m, _t in rules.validations if not expr.test(lookup, self.now, self.spec.calendar)
                       for n in expr.names}
@@ -344,6 +395,7 @@ def make_demo_data(app: Any, main_rows: int, seed: int = 1, now: dt.datetime | N
             session.commit()
             if e.name in targets:
                 maker.ids[e.name] = session.execute(select(table.c.id)).scalars().all()
+                maker.learn(session.connection(), e, table)
             counts[e.name] = n
         tables = dict(Model.metadata.tables)
         for e in spec.entities:  # the rules' own SQL has the last word (links, days_since …); rows already right stay untouched
@@ -366,7 +418,9 @@ class _Rows:
         self.spec = maker.spec
         self.grades = [(g, rules_reason(g)) for g in graded_fields(self.spec, e)]
         self.pool: list[dict[str, Any]] = []
-        through = {n.split(".")[0] for expr, _m, _t in rules.validations for n in expr.names if "." in n}
+        # a link read through by a rule is copied with the row, unless narrowed (drawn afresh, its other field following it)
+        through = {n.split(".")[0] for expr, _m, _t in rules.validations for n in expr.names if "." in n} \
+            - {n.link for n in maker.narrowed[e.name]}
         ruled = {n.split(".")[0] for expr, _m, _t in rules.validations for n in expr.names}
         fresh = [f for f in e.fields if f.name not in through and (f.unique or f.name == e.title_field or f.type in ("link", "user"))]
         makers = {name: make for name, _c, make in maker.makers(e)}
@@ -384,7 +438,8 @@ class _Rows:
             for column, make, keep_blank in self.fresh:
                 if not (keep_blank and row[column] is None):  # a link left blank stays blank: rules may depend on it
                     row[column] = make(i)
-            if self.check and _breaks(self.spec, e, self.rules, row, maker.now):
+            maker.fit(e, row, lambda f: f.column)
+            if self.check and _breaks(maker, e, self.rules, row):
                 row = self._from_scratch(i)
         if self.codes is not None:
             row["code"] = self.codes[i - self.start]
@@ -401,9 +456,9 @@ class _Rows:
         return row
 
 
-def _breaks(spec: Spec, e: Entity, rules: EntityRules, row: dict[str, Any], now: dt.datetime) -> bool:
-    lookup = record_lookup({f.name: row.get(f.column) for f in e.fields})
-    return any(not expr.test(lookup, now, spec.calendar) for expr, _m, _t in rules.validations)
+def _breaks(maker: _Maker, e: Entity, rules: EntityRules, row: dict[str, Any]) -> bool:
+    lookup = maker.lookup(e, {f.name: row.get(f.column) for f in e.fields})
+    return any(not expr.test(lookup, maker.now, maker.spec.calendar) for expr, _m, _t in rules.validations)
 
 
 def rules_reason(graded: Graded) -> list[tuple[Any, Any, str]]:

@@ -442,6 +442,12 @@ class _RowChecker:
                 if column in before and value is not before[column] and same_value(value, before[column]):
                     record[column] = before[column]
             full = {**before, **record}
+        for n in self.rules.narrowed:  # a contact given with no customer: its customer, as a save fills it
+            link, other = e.field(n.link), e.field(n.other)
+            if link is not None and other is not None and full.get(other.column) is None and full.get(link.column) is not None:
+                row = self._linked_row(link.link, full[link.column])
+                if row is not None and row.get(n.column) is not None:
+                    record[other.column] = full[other.column] = row[n.column]
         values = {name: full.get(column) for name, column in self.field_columns}
         lookup = self._through_links(record_lookup(values), values)
         errors: RowErrors = []

@@ -48,9 +48,12 @@ def title_column(model: Any) -> Any:
     return getattr(model, name) if name else model.id
 
 
-def search(entity_name: str, model: Any, text: str, page: int) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the records a user may link to whose title contains ``text``: newest first."""
+def search(entity_name: str, model: Any, text: str, page: int, where: Any = None) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the records a user may link to whose title contains ``text`` (and that meet
+    ``where``, a narrowing): newest first."""
     query = scoped_select(entity_name, model)
+    if where is not None:
+        query = query.where(where)
     text = text.strip()
     if text:
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -69,8 +72,10 @@ class LinkSelect:
         if kwargs.pop("required", False) or field.flags.required:
             attrs["required"] = True
         current = field.data
-        if field.is_big():
+        if field.within or field.is_big():  # a narrowed link asks for the records of the other field's choice
             attrs["data-crm-lookup"] = field.lookup_url()
+            if field.within:
+                attrs["data-crm-within"] = field.within
             attrs["data-placeholder"] = pick("输入名称查找…", "Type to search…")
             attrs["data-no-results"] = pick("没有匹配的记录", "No matching records")
             attrs["data-searching"] = pick("查找中…", "Searching…")
@@ -103,7 +108,7 @@ class LinkField(Field):
     widget = LinkSelect()
 
     def __init__(self, label: Any = None, *, entity: str, model: Callable[[], Any], lookup_url: Callable[[], str],
-                 required: bool = False, **kwargs: Any):
+                 required: bool = False, within: str = "", **kwargs: Any):
         # no wtforms Optional(): it would clear this field's errors when nothing was posted for it,
         # and a related list's "add" sets the record without posting it
         super().__init__(label, [], **kwargs)
@@ -111,6 +116,7 @@ class LinkField(Field):
         self.entity = entity
         self._model = model
         self.lookup_url = lookup_url
+        self.within = within  # the form field whose choice narrows this one's records (rules.Narrowing), if any
         self._posted: str | None = None
         self._big: bool | None = None
         self.kept: int | None = None  # the id the edited record links to now (set by the form): always a valid choice

@@ -41,11 +41,39 @@ class RuleViolation(sa.exc.SQLAlchemyError):
         return "; ".join(m for msgs in self.errors.values() for m in msgs)
 
 
+@dataclass(frozen=True)
+class Narrowing:
+    """A link offered narrowed by another field, from a validation ``not contact or
+    contact.customer == customer`` (``Expr.ties``): ``link`` (contact) only among the records whose
+    ``through`` (their customer, column ``column``) is this record's ``other`` (customer)."""
+
+    link: str
+    through: str
+    column: str
+    other: str
+
+
+def narrowings(spec: Spec, entity: Entity) -> dict[str, Narrowing]:
+    """Every link of ``entity`` that one of its validations ties to another of its links."""
+    out: dict[str, Narrowing] = {}
+    for v in spec.validations:
+        tie = parse(v.condition).ties if v.entity == entity.name else None
+        if tie is None:
+            continue
+        link, other = entity.field(tie[0]), entity.field(tie[2])
+        target = spec.entity(link.link) if link is not None and link.type == "link" else None
+        through = target.field(tie[1]) if target is not None else None
+        if other is not None and other.type == "link" and through is not None and through.type == "link" and through.link == other.link:
+            out.setdefault(link.name, Narrowing(link.name, through.name, through.column, other.name))  # type: ignore[union-attr]
+    return out
+
+
 @dataclass
 class EntityRules:
     entity: Entity
     validations: list[tuple[Expr, str, str]] = field(default_factory=list)  # (condition, message, field)
     state_fields: dict[str, str] = field(default_factory=dict)  # state field → initial state
+    narrowed: list[Narrowing] = field(default_factory=list)  # links tied to another (a contact to its customer)
 
 
 _REGISTRY: dict[str, tuple[Spec, EntityRules]] = {}
@@ -61,6 +89,7 @@ def rules_for(spec: Spec, entity: Entity) -> EntityRules:
         if t.entity == entity.name and t.state_field not in r.state_fields:
             f = entity.field(t.state_field)
             r.state_fields[t.state_field] = (f.default if f is not None and f.default else t.source)
+    r.narrowed = list(narrowings(spec, entity).values())
     return r
 
 
@@ -148,6 +177,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                 if _changed(obj, state) and not getattr(obj, STATE_KEY, False):
                     label = (entity.field(state).label if entity.field(state) else state)  # type: ignore[union-attr]
                     errors.setdefault(state, []).append(f"{label}只能通过流程按钮修改 ({state} changes only through a workflow action)")
+        _fill_from_links(obj, entity, rules)
         for f in entity.fields:
             if f.type == "link" and (is_new or _changed(obj, f.column) or _changed(obj, f.name)):
                 related = getattr(obj, f.name, None)
@@ -181,6 +211,20 @@ def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: En
             raise RuleViolation({state: [f"新记录的状态必须是 {initial} (a new record starts in state {initial})"]})
     if entity.numbering and not getattr(obj, "code", None):
         obj.code = numbering.allocate(session.connection(), entity.name, entity.numbering)[0]
+
+
+def _fill_from_links(obj: Any, entity: Entity, rules: EntityRules) -> None:
+    """A link tied to another, chosen while that other is blank, fills it: a meeting's minutes
+    given their visit request are the visited customer's, as the rule demands anyway."""
+    for n in rules.narrowed:
+        link, other = entity.field(n.link), entity.field(n.other)
+        if link is None or other is None or getattr(obj, other.name, None) is not None or getattr(obj, other.column, None) is not None:
+            continue
+        chosen = getattr(obj, link.name, None)
+        if chosen is None and getattr(obj, link.column, None) is not None:
+            chosen = sa.orm.object_session(obj).get(_model(link.link), getattr(obj, link.column))  # type: ignore[union-attr]
+        if chosen is not None and getattr(chosen, n.through, None) is not None:
+            setattr(obj, other.name, getattr(chosen, n.through))
 
 
 def _fill_defaults(obj: Any, entity: Entity) -> None:

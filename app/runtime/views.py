@@ -47,7 +47,7 @@ from .i18n import L, current_language, pick, yes_no
 from .linkfield import LinkField
 from .listing import CountInfo
 from .models import column_default
-from .rules import RuleViolation, rules_for, validate_values
+from .rules import RuleViolation, narrowings, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden, current_locked
 
 MAX_PAGE_SIZE = 100  # rows a list page or a REST answer holds at most, whatever the address asks
@@ -520,6 +520,7 @@ class CrmModelView(ModelView):
         self.validators_columns = _FreshLists(self.validators_columns or {})
         self.base_filters = [["id", ScopeFilter, e.name]]
         rel = {f.name: [["id", ScopeFilter, f.link]] for f in e.fields if f.type == "link"}
+        self.narrowed = narrowings(spec, e)
         self.add_form_query_rel_fields = {**rel, **(self.add_form_query_rel_fields or {})}
         self.edit_form_query_rel_fields = {**rel, **(self.edit_form_query_rel_fields or {})}
         for f in e.fields:
@@ -615,6 +616,10 @@ class CrmModelView(ModelView):
                     return False
                 if item is not None:
                     _keep_unchanged(self, item, rules.entity)
+                for n in rules.narrowed:  # a contact chosen with no customer: its customer (as a save fills it)
+                    link, other = getattr(self, n.link, None), getattr(self, n.other, None)
+                    if isinstance(link, LinkField) and isinstance(other, LinkField) and other.data is None and link.data is not None:
+                        other.data = getattr(link.data, n.through, None)
                 errors = validate_values(spec, rules, _form_lookup(self, item), changed=_form_changes(self, item))
                 for name, messages in errors.items():
                     target = getattr(self, name, None)
@@ -1024,12 +1029,14 @@ class CrmModelView(ModelView):
 
     def _link_field(self, f: Field) -> LinkField:
         view = self
+        narrowed = self.narrowed.get(f.name)
         return LinkField(
             L(f.label, f.label_en),
             entity=f.link,
             model=lambda: view.datamodel.get_related_model(f.name),
             lookup_url=lambda: url_for(f"{view.endpoint}.lookup", field=f.name),
             required=f.required,
+            within=narrowed.other if narrowed is not None else "",
             description=f.help,
         )
 
@@ -1046,7 +1053,11 @@ class CrmModelView(ModelView):
         if f is None or field in current_hidden(self.entity):
             abort(404)
         page = max(1, request.args.get("page", 1, type=int))
-        results, more = linkfield.search(f.link, self.datamodel.get_related_model(f.name), request.args.get("q", "")[:100], page)
+        model = self.datamodel.get_related_model(f.name)
+        narrowed = self.narrowed.get(field)
+        within = request.args.get("within", type=int) if narrowed is not None else None
+        where = model.__table__.c[narrowed.column] == within if narrowed is not None and within is not None else None
+        results, more = linkfield.search(f.link, model, request.args.get("q", "")[:100], page, where)
         return {"results": results, "more": more}
 
     @staticmethod

@@ -1,5 +1,7 @@
 // Link dropdowns on big tables (app/runtime/linkfield.py): Select2 asks the view's lookup
-// endpoint as the user types, 20 records a page, and shows more as the list scrolls.
+// endpoint as the user types, 20 records a page, and shows more as the list scrolls. A link
+// narrowed by another field (data-crm-within: a contact by the chosen customer) asks only for
+// that choice's records, and is cleared when that choice changes.
 (function () {
     "use strict";
     if (window.crmLinkFields) { return; }
@@ -10,6 +12,7 @@
         jQuery("select[data-crm-lookup]").each(function () {
             var el = jQuery(this);
             if (el.data("select2")) { return; }
+            var within = el.attr("data-crm-within") ? jQuery(document.getElementById(el.attr("data-crm-within"))) : jQuery();
             el.select2({
                 theme: "bootstrap",
                 width: "100%",
@@ -25,9 +28,16 @@
                     url: el.attr("data-crm-lookup"),
                     dataType: "json",
                     delay: 250,
-                    data: function (params) { return {q: params.term || "", page: params.page || 1}; },
+                    data: function (params) {
+                        var query = {q: params.term || "", page: params.page || 1};
+                        if (within.length && within.val()) { query.within = within.val(); }
+                        return query;
+                    },
                     processResults: function (data) { return {results: data.results, pagination: {more: data.more}}; }
                 }
+            });
+            within.on("change", function () {
+                if (el.val()) { el.val(null).trigger("change"); }
             });
         });
     }
