@@ -145,6 +145,8 @@ def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any]
             regen_lines = plan_lines(result.steps, conn) if result.stale else []
             if previous is not None and _grading_changed(previous, result.spec):
                 regen_lines += _grading_lines(conn, result.spec)
+            if previous is not None:
+                regen_lines += _validation_lines(conn, previous, result.spec)
             # what a rename of this plan moves is not left behind
             moving = {(s.table, s.old) for s in pending + result.steps if isinstance(s, RenameColumn)}
             moving |= {(s.old, None) for s in pending + result.steps if isinstance(s, RenameTable)}
@@ -177,6 +179,38 @@ def _grading_lines(conn: Any, spec: Any) -> list[Any]:
                 continue
             zh, en = describe_moves(label, moves)
             lines.append(PlanLine("grading", zh, en, sum(n for (old, new), n in moves.items() if old != new)))
+    return lines
+
+
+def _validation_lines(conn: Any, previous: Any, spec: Any) -> list[Any]:
+    """How many stored records break each validation the workbook adds or rewrites: they stay as
+    they are, and their next save asks for the correction (IT can tell the office beforehand)."""
+    import sqlalchemy as sa
+
+    from app.runtime.migrate import PlanLine, declared_metadata
+    from app.runtime.sqlexpr import NotCompilable, compile_condition
+    from generator.expr import SAVE_ONLY, parse
+
+    known = {(v.entity, v.condition) for v in previous.validations}
+    tables = dict(declared_metadata(spec).tables)
+    lines = []
+    for v in spec.validations:
+        entity, expr = spec.entity(v.entity), parse(v.condition)
+        if (v.entity, v.condition) in known or entity is None or set(expr.functions) & set(SAVE_ONLY):
+            continue  # a rule about the save being made (changed()) has nothing to say about stored records
+        table = tables[entity.name]
+        try:
+            broken = sa.not_(compile_condition(expr, spec, entity, table, tables, _now(), conn.dialect.name))
+            with conn.begin_nested():
+                ids = list(conn.execute(sa.select(table.c.id).where(broken).order_by(table.c.id).limit(5)).scalars())
+                n = int(conn.execute(sa.select(sa.func.count()).select_from(table).where(broken)).scalar_one()) if ids else 0
+        except (NotCompilable, sa.exc.DBAPIError):
+            continue  # fields the upgrade adds, or a rule SQL cannot ask: the records meet it when next saved
+        if n:
+            shown = ", ".join(f"#{i}" for i in ids) + (" …" if n > len(ids) else "")
+            lines.append(PlanLine("validation", f"新规则 {v.entity}「{v.message}」:已有 {n} 条记录不符合 ({shown}),记录保留,下次保存时须先改正",
+                                  f"new rule on {v.entity} ({v.condition}): {n} stored record(s) break it ({shown}); they are kept "
+                                  f"and must be corrected when next saved", n, examples=ids))
     return lines
 
 
@@ -311,7 +345,7 @@ def _upgrade_alone(workbook: str, out: str, allow_destructive: bool) -> None:
         except BaseException:
             restore_files(saved, Path(out))
             raise
-        for line in done.lines + done.dropped:
+        for line in done.lines + done.dropped + [x for x in regen if x.kind == "validation"]:
             click.echo(f"  - {line.text(lang)}")
         if done.applied:
             click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))

@@ -61,3 +61,40 @@ def test_threshold_change_is_planned_exactly_and_applied(tmp_path: Path, monkeyp
         assert zh in result.output
         assert dict(office.rows("customer", "grade")) == after
         office.engine.dispose()
+
+
+def test_a_new_validation_is_planned_with_the_stored_records_that_break_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The office adds a rule; `crm plan` says how many stored records break it (computed here in
+    Python, record by record), the upgrade keeps them as they are, and a rule about the save being
+    made (changed()) is not counted over stored records."""
+    sheets = read_sheets(SHIPPED)
+    tie = next(v for v in sheets["validations"] if v["entity"] == "follow_up" and "contact.customer" in v["condition"])
+    sheets["validations"].remove(tie)  # the demo's follow-ups name any contact, as before the rule
+    with database("sqlite", tmp_path) as url:
+        office = Office(tmp_path, sheets, url, monkeypatch)
+        demo = subprocess.run([sys.executable, "-m", "app.cli", "demo-data", "--customers", "300"], cwd=ROOT,  # noqa: S603
+                              env=os.environ.copy(), capture_output=True, text=True, timeout=300, check=False)
+        assert demo.returncode == 0, demo.stderr
+        condition = "not annual_demand or annual_demand >= 300000"
+        owner_of = dict(office.rows("contact", "customer_id"))
+        astray = [i for i, customer, contact in office.rows("follow_up", "customer_id", "contact_id")
+                  if contact is not None and owner_of[contact] != customer]
+        assert astray
+        stored = office.rows("customer", "annual_demand")
+        breaking = [i for i, demand in stored if not parse(condition).test(record_lookup({"annual_demand": demand}))]
+        assert 0 < len(breaking) < len(stored)
+
+        def add_rules(s: dict) -> None:
+            s["validations"].append({"entity": "customer", "condition": condition, "message": "年需求量不少于30万"})
+            s["validations"].append({"entity": "follow_up", "condition": "not changed(subject)", "message": "主题不能改"})
+            s["validations"].append(tie)
+
+        office.edit(add_rules)
+        lines = [line for line in office.plan()["regenerate"] if line["kind"] == "validation"]
+        assert [(line["rows"], line["examples"]) for line in lines] == [(len(breaking), breaking[:5]), (len(astray), astray[:5])], lines
+        assert "年需求量不少于30万" in lines[0]["zh"] and f"#{breaking[0]}" in lines[0]["zh"]
+        result = office.upgrade()
+        assert result.exit_code == 0, result.output
+        assert lines[0]["zh"] in result.output  # said again where IT runs it
+        assert office.rows("customer", "annual_demand") == stored
+        office.engine.dispose()
