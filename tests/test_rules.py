@@ -686,7 +686,7 @@ def test_a_team_manager_balances_his_departments_records_among_his_people(app: A
 
 
 def test_demo_data_obeys_every_validation_rule(app: Any) -> None:
-    from app.runtime.rules import narrowings, rules_for, validate_values
+    from app.runtime.rules import rules_for, validate_values
 
     # one moment for making and for checking (rules such as "not in the future" move with the clock);
     # a few seconds before midnight, where a date and a datetime taken apart would disagree
@@ -705,7 +705,7 @@ def test_demo_data_obeys_every_validation_rule(app: Any) -> None:
                 checked += 1  # read as a save reads it: paths through links (contact.customer) are records
                 assert not validate_values(crm.spec, rules, record_lookup(obj), now), (e.name, obj.id, {f.name: getattr(obj, f.name) for f in e.fields})
         assert checked >= 60
-        narrowed = [(e, n) for e in crm.spec.entities for n in narrowings(crm.spec, e).values()]
+        narrowed = [(e, n) for e in crm.spec.entities for n in rules_for(crm.spec, e).narrowed.values()]
         assert len(narrowed) >= 3, "the shipped workbook ties contacts to their customer"
         for e, n in narrowed:  # those rules held because the links agree, not because the links are blank
             model = crm.generated.models.MODELS[e.name]

@@ -24,7 +24,7 @@ from generator.spec import Entity, Field, Spec
 
 from . import bulk, numbering
 from .grading import Graded, graded_fields, regrade
-from .rules import EntityRules, Narrowing, narrowings, rules_for
+from .rules import EntityRules, Narrowing, rules_for
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -116,7 +116,7 @@ class _Maker:
         self.ids: dict[str, list[int]] = {}
         self.anchor = now  # the moment the row being made is about
         self._compiled: dict[str, list[tuple[str, str, Callable[[int], Any]]]] = {}
-        self.narrowed = {e.name: list(narrowings(spec, e).values()) for e in spec.entities}
+        self.narrowed = {e.name: rules_for(spec, e).narrowed for e in spec.entities}  # link → its tie
         # (entity, link column) → {record id: the id it links to} and back, for the links narrowed
         # by another (a contact's customer): a follow-up's contact is drawn among its customer's
         self.parents: dict[tuple[str, str], dict[int, Any]] = {}
@@ -125,7 +125,7 @@ class _Maker:
     def learn(self, conn: Any, e: Entity, table: Any) -> None:
         """Remember what ``e``'s records link to where a narrowed link of another entity asks."""
         for other in self.spec.entities:
-            for n in self.narrowed[other.name]:
+            for n in self.narrowed[other.name].values():
                 link = other.field(n.link)
                 if link is not None and link.link == e.name and (e.name, n.column) not in self.parents:
                     parents = dict(conn.execute(select(table.c.id, table.c[n.column])).all())
@@ -138,13 +138,14 @@ class _Maker:
         """Make each narrowed link of ``row`` agree with its other field: the other field becomes
         what the drawn link's record links to (a follow-up's customer is its contact's); a link
         left blank stays blank unless required, then it is drawn among the other field's records."""
-        for n in self.narrowed[e.name]:
+        for n in self.narrowed[e.name].values():
             link, other = e.field(n.link), e.field(n.other)
             assert link is not None and other is not None
             parents = self.parents.get((link.link, n.column), {})
             chosen = row.get(key(link))
-            if chosen is not None and (parents.get(chosen) is not None or not other.required):
-                row[key(other)] = parents.get(chosen)
+            parent = parents.get(chosen) if chosen is not None else None
+            if chosen is not None and (parent is not None or not other.required):
+                row[key(other)] = parent
             elif chosen is not None or link.required:
                 mine = self.children.get((link.link, n.column), {}).get(row.get(key(other)))
                 row[key(link)] = self.rng.choice(mine) if mine else None
@@ -153,7 +154,7 @@ class _Maker:
         """``record_lookup`` over field values, reading a narrowed link's ``link.through`` as the
         record it links to does (the row holds ids, not records)."""
         plain = record_lookup(values)
-        through = {n.link: n for n in self.narrowed[e.name]}
+        through = self.narrowed[e.name]
         if not through:
             return plain
 
@@ -420,7 +421,7 @@ class _Rows:
         self.pool: list[dict[str, Any]] = []
         # a link read through by a rule is copied with the row, unless narrowed (drawn afresh, its other field following it)
         through = {n.split(".")[0] for expr, _m, _t in rules.validations for n in expr.names if "." in n} \
-            - {n.link for n in maker.narrowed[e.name]}
+            - set(maker.narrowed[e.name])
         ruled = {n.split(".")[0] for expr, _m, _t in rules.validations for n in expr.names}
         fresh = [f for f in e.fields if f.name not in through and (f.unique or f.name == e.title_field or f.type in ("link", "user"))]
         makers = {name: make for name, _c, make in maker.makers(e)}

@@ -442,7 +442,7 @@ class _RowChecker:
                 if column in before and value is not before[column] and same_value(value, before[column]):
                     record[column] = before[column]
             full = {**before, **record}
-        for n in self.rules.narrowed:  # a contact given with no customer: its customer, as a save fills it
+        for n in self.rules.narrowed.values():  # a contact given with no customer: its customer, as a save fills it
             link, other = e.field(n.link), e.field(n.other)
             if link is not None and other is not None and full.get(other.column) is None and full.get(link.column) is not None:
                 row = self._linked_row(link.link, full[link.column])

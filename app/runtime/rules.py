@@ -53,11 +53,10 @@ class Narrowing:
     other: str
 
 
-def narrowings(spec: Spec, entity: Entity) -> dict[str, Narrowing]:
-    """Every link of ``entity`` that one of its validations ties to another of its links."""
+def _narrowings(spec: Spec, entity: Entity, conditions: list[Expr]) -> dict[str, Narrowing]:
+    """Every link of ``entity`` that one of its validation ``conditions`` ties to another of its links."""
     out: dict[str, Narrowing] = {}
-    for v in spec.validations:
-        tie = parse(v.condition).ties if v.entity == entity.name else None
+    for tie in (c.ties for c in conditions):
         if tie is None:
             continue
         link, other = entity.field(tie[0]), entity.field(tie[2])
@@ -73,7 +72,7 @@ class EntityRules:
     entity: Entity
     validations: list[tuple[Expr, str, str]] = field(default_factory=list)  # (condition, message, field)
     state_fields: dict[str, str] = field(default_factory=dict)  # state field → initial state
-    narrowed: list[Narrowing] = field(default_factory=list)  # links tied to another (a contact to its customer)
+    narrowed: dict[str, Narrowing] = field(default_factory=dict)  # link → its tie to another (a contact to its customer)
 
 
 _REGISTRY: dict[str, tuple[Spec, EntityRules]] = {}
@@ -89,7 +88,7 @@ def rules_for(spec: Spec, entity: Entity) -> EntityRules:
         if t.entity == entity.name and t.state_field not in r.state_fields:
             f = entity.field(t.state_field)
             r.state_fields[t.state_field] = (f.default if f is not None and f.default else t.source)
-    r.narrowed = list(narrowings(spec, entity).values())
+    r.narrowed = _narrowings(spec, entity, [expr for expr, _m, _t in r.validations])
     return r
 
 
@@ -216,7 +215,7 @@ def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: En
 def _fill_from_links(obj: Any, entity: Entity, rules: EntityRules) -> None:
     """A link tied to another, chosen while that other is blank, fills it: a meeting's minutes
     given their visit request are the visited customer's, as the rule demands anyway."""
-    for n in rules.narrowed:
+    for n in rules.narrowed.values():
         link, other = entity.field(n.link), entity.field(n.other)
         if link is None or other is None or getattr(obj, other.name, None) is not None or getattr(obj, other.column, None) is not None:
             continue

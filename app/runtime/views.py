@@ -47,7 +47,7 @@ from .i18n import L, current_language, pick, yes_no
 from .linkfield import LinkField
 from .listing import CountInfo
 from .models import column_default
-from .rules import RuleViolation, narrowings, rules_for, validate_values
+from .rules import RuleViolation, rules_for, validate_values
 from .scope import ScopeFilter, current_hidden, current_locked
 
 MAX_PAGE_SIZE = 100  # rows a list page or a REST answer holds at most, whatever the address asks
@@ -520,7 +520,7 @@ class CrmModelView(ModelView):
         self.validators_columns = _FreshLists(self.validators_columns or {})
         self.base_filters = [["id", ScopeFilter, e.name]]
         rel = {f.name: [["id", ScopeFilter, f.link]] for f in e.fields if f.type == "link"}
-        self.narrowed = narrowings(spec, e)
+        self.crm_rules = rules_for(spec, e)  # its validations, in forms as on save; its tied links
         self.add_form_query_rel_fields = {**rel, **(self.add_form_query_rel_fields or {})}
         self.edit_form_query_rel_fields = {**rel, **(self.edit_form_query_rel_fields or {})}
         for f in e.fields:
@@ -561,7 +561,7 @@ class CrmModelView(ModelView):
     def _rule_form(self, form_cls: Any, right: str) -> Any:
         view = self
         spec = crm_spec()
-        rules = rules_for(spec, _entity(self.entity))
+        rules = self.crm_rules
         entity_name = self.entity
 
         class RuleForm(form_cls):  # type: ignore[misc, valid-type]
@@ -616,7 +616,7 @@ class CrmModelView(ModelView):
                     return False
                 if item is not None:
                     _keep_unchanged(self, item, rules.entity)
-                for n in rules.narrowed:  # a contact chosen with no customer: its customer (as a save fills it)
+                for n in rules.narrowed.values():  # a contact chosen with no customer: its customer (as a save fills it)
                     link, other = getattr(self, n.link, None), getattr(self, n.other, None)
                     if isinstance(link, LinkField) and isinstance(other, LinkField) and other.data is None and link.data is not None:
                         other.data = getattr(link.data, n.through, None)
@@ -1029,7 +1029,7 @@ class CrmModelView(ModelView):
 
     def _link_field(self, f: Field) -> LinkField:
         view = self
-        narrowed = self.narrowed.get(f.name)
+        narrowed = self.crm_rules.narrowed.get(f.name)
         return LinkField(
             L(f.label, f.label_en),
             entity=f.link,
@@ -1054,7 +1054,7 @@ class CrmModelView(ModelView):
             abort(404)
         page = max(1, request.args.get("page", 1, type=int))
         model = self.datamodel.get_related_model(f.name)
-        narrowed = self.narrowed.get(field)
+        narrowed = self.crm_rules.narrowed.get(field)
         within = request.args.get("within", type=int) if narrowed is not None else None
         where = model.__table__.c[narrowed.column] == within if narrowed is not None and within is not None else None
         results, more = linkfield.search(f.link, model, request.args.get("q", "")[:100], page, where)
