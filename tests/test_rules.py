@@ -298,6 +298,31 @@ def test_a_contact_is_one_of_the_chosen_customers_own_on_screen_api_and_lookup(a
         assert session.scalar(sa.select(sa.func.count()).where(model.contact_id == theirs["id"], model.customer_id == mine["id"])) == 0
 
 
+def test_a_contact_chosen_in_the_form_with_no_customer_brings_its_customer(app: Any, people: dict[str, str]) -> None:
+    """The form asked for the (required) customer before it looked at the contact: choosing only a
+    contact was refused as "此项必填", though a save through the API fills the customer from it."""
+    h = headers(app, people, "sales")
+    mine = customer(app, h)
+    tag = dt.datetime.now().strftime("%H%M%S%f")
+    own = create(app, h, "contact", customer=mine["id"], name=f"只选联系人{tag}", active=True)
+    client = app.test_client()
+    login(client, people["sales"], PASSWORD)
+    values = {"subject": f"只选联系人{tag}", "method": "phone", "planned_on": "2026-11-20"}
+    page = client.get("/followupview/add")
+    r = client.post("/followupview/add", data={"csrf_token": csrf_token(page.text), **values, "customer": "",
+                                                "contact": str(own["id"])})
+    assert r.status_code == 302, r.text
+    page = client.get("/followupview/add")
+    r = client.post("/followupview/add", data={"csrf_token": csrf_token(page.text), **values, "customer": "",
+                                                "contact": "999999999"})
+    assert r.status_code == 200 and "此项必填" in r.text  # no contact to take it from: the customer is still required
+    with app.app_context():
+        model = app.extensions["crm"].generated.models.MODELS["follow_up"]
+        rows = app.extensions["crm"].db.session.execute(sa.select(model.customer_id, model.contact_id)
+                                                        .where(model.subject == values["subject"])).all()
+    assert [tuple(x) for x in rows] == [(mine["id"], own["id"])]
+
+
 def test_a_tied_link_chosen_alone_brings_its_customer(app: Any, people: dict[str, str]) -> None:
     """A survey response given only its service call is that call's customer's, on save (API) as
     in an import; a customer that disagrees is refused."""

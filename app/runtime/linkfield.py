@@ -142,23 +142,29 @@ class LinkField(Field):
                 self.data = None
 
     def pre_validate(self, form: Any) -> None:
-        wanted: Any = self._posted
-        if wanted is None:
-            if self.data is None:
-                if self.flags.required:
-                    raise ValidationError(pick("此项必填", "This field is required."))
-                return
-            wanted = getattr(self.data, "id", None)  # set by the view (a related list's "add")
-        try:
-            pk = int(wanted)
-        except (TypeError, ValueError):
-            raise ValidationError(pick("不是有效的选项", "Not a valid choice")) from None
-        session = _crm().db.session
-        if pk == self.kept:  # unchanged, though the linked record may have left the user's scope since (reassigned)
-            obj = session.get(self.model, pk)
-        else:
-            obj = session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()
+        if self.is_blank():
+            if self.flags.required:
+                raise ValidationError(pick("此项必填", "This field is required."))
+            return
+        if self._posted is not None and not self._posted.lstrip("-").isdigit():
+            raise ValidationError(pick("不是有效的选项", "Not a valid choice"))
+        obj = self.chosen()
         if obj is None:
             self.data = None
             raise ValidationError(pick("所选记录不存在或您无权选择", "That record does not exist or is not yours to choose"))
         self.data = obj
+
+    def is_blank(self) -> bool:
+        return self._posted is None and self.data is None
+
+    def chosen(self) -> Any:
+        """The record posted (or set by the view: a related list's "add") if the user may choose it, else None."""
+        wanted: Any = self._posted if self._posted is not None else getattr(self.data, "id", None)
+        try:
+            pk = int(wanted)
+        except (TypeError, ValueError):
+            return None
+        session = _crm().db.session
+        if pk == self.kept:  # unchanged, though the linked record may have left the user's scope since (reassigned)
+            return session.get(self.model, pk)
+        return session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()

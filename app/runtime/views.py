@@ -611,15 +611,16 @@ class CrmModelView(ModelView):
                     field = getattr(self, f.name, None)
                     if item is not None and f.type == "link" and isinstance(field, LinkField):
                         field.kept = getattr(item, f.column, None)
+                for n in rules.narrowed.values():  # a contact chosen with no customer brings its customer, as a save
+                    link, other = getattr(self, n.link, None), getattr(self, n.other, None)  # fills it: before "required"
+                    if isinstance(link, LinkField) and isinstance(other, LinkField) and other.is_blank():
+                        chosen = link.chosen()
+                        other.data = getattr(chosen, n.through, None) if chosen is not None else None
                 ok = super().validate(extra_validators)
                 if item is not None and not view._same_version(self, item):
                     return False
                 if item is not None:
                     _keep_unchanged(self, item, rules.entity)
-                for n in rules.narrowed.values():  # a contact chosen with no customer: its customer (as a save fills it)
-                    link, other = getattr(self, n.link, None), getattr(self, n.other, None)
-                    if isinstance(link, LinkField) and isinstance(other, LinkField) and other.data is None and link.data is not None:
-                        other.data = getattr(link.data, n.through, None)
                 errors = validate_values(spec, rules, _form_lookup(self, item), changed=_form_changes(self, item))
                 for name, messages in errors.items():
                     target = getattr(self, name, None)
