@@ -4,6 +4,7 @@ and screenshots are kept as test artifacts."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,3 +91,47 @@ def test_language_switch_to_english_and_back(page: Any, server: str) -> None:  #
     page.goto(f"{server}/lang/zh")
     page.goto(f"{server}/dashboard/")
     assert "客户等级分布" in page.locator(".crm-dashboard").inner_text()
+
+
+LABELS = """() => [...document.querySelectorAll('.crm-chart[data-drawn="1"]')].map(chart => {
+    const box = chart.getBoundingClientRect();
+    const rect = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    const ticks = [...chart.querySelectorAll('.xtick')].filter(g => g.querySelector('text')).map(g => {
+        const text = g.querySelector('text');
+        const at = /translate\\(([-\\d.]+)/.exec((g.getAttribute('transform') || '') + (text.getAttribute('transform') || ''));
+        const turn = /rotate\\(([-\\d.]+)/.exec(text.getAttribute('transform') || '');
+        const own = text.getBBox();  // before rotation
+        return {text: text.textContent, x: at ? +at[1] : 0, angle: turn ? +turn[1] : 0, width: own.width,
+                height: own.height, rect: rect(text)};
+    });
+    const named = sel => [...chart.querySelectorAll(sel)].map(t => ({text: t.textContent, rect: rect(t)}));
+    return {id: chart.id, box: [box.left, box.top, box.right, box.bottom], ticks,
+            legend: named('.legendtext'), others: named('.angularaxistick text, .legendtext, .ytick text')};
+})"""
+
+
+@pytest.mark.parametrize("width", [1000, 1600])
+def test_every_label_is_readable(page: Any, server: str, width: int) -> None:  # noqa: F811
+    """Category names under a bar or line panel overlapped their neighbours (Plotly slanted them
+    only 30°), the legend sat on the month labels, and a radar's axis names ran off its panel."""
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{server}/dashboard/")
+    page.wait_for_load_state("networkidle")
+    _wait_until_every_chart_is_drawn(page)
+    charts = page.evaluate(LABELS)
+    assert sum(len(c["ticks"]) for c in charts) > 50 and any(c["others"] for c in charts)
+    inside = lambda r, b: r[0] >= b[0] - 1 and r[1] >= b[1] - 1 and r[2] <= b[2] + 1 and r[3] <= b[3] + 1  # noqa: E731
+    meets = lambda r, s: r[0] < s[2] and s[0] < r[2] and r[1] < s[3] and s[1] < r[3]  # noqa: E731
+    for c in charts:
+        for label in c["ticks"] + c["others"]:
+            assert inside(label["rect"], c["box"]), (c["id"], label["text"], "runs off its panel")
+        ticks = sorted(c["ticks"], key=lambda t: t["x"])
+        for a, b in zip(ticks, ticks[1:], strict=False):
+            gap = abs(b["x"] - a["x"])
+            turn = abs(math.sin(math.radians(a["angle"])))
+            # flat labels need their width side by side; turned ones their height across the slant
+            room = gap >= (a["width"] + b["width"]) / 2 if turn < 0.01 else gap * turn >= 0.9 * max(a["height"], b["height"])
+            assert room, (c["id"], a["text"], b["text"], a["angle"], gap)
+        for legend in c["legend"]:
+            for t in ticks:
+                assert not meets(legend["rect"], t["rect"]), (c["id"], legend["text"], "covers", t["text"])

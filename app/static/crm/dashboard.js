@@ -52,6 +52,23 @@
     });
   }
 
+  var LONGEST = 8;  // characters of a category shown under an axis; the whole name is in the hover
+  function shorten(text) {
+    var chars = Array.from(String(text));
+    return chars.length > LONGEST ? chars.slice(0, LONGEST - 1).join("") + "…" : String(text);
+  }
+  function textWidth(text) {  // pixels at 12 px: wide (CJK) characters count double
+    return Array.from(text).reduce(function (w, ch) { return w + (ch.charCodeAt(0) > 0x2e7f ? 12 : 7); }, 0);
+  }
+
+  // The slant of a bar or line panel's category labels: flat when each fits its slot, else 45°,
+  // else upright, so that neighbours never overlap (labels are about 17 px tall).
+  function slant(shown, plotWidth) {
+    var slot = plotWidth / Math.max(1, shown.length);
+    var widest = shown.reduce(function (w, t) { return Math.max(w, textWidth(t)); }, 0);
+    return widest + 6 <= slot ? 0 : slot >= 26 ? -45 : -90;
+  }
+
   function draw(p) {
     var el = document.getElementById("chart-" + p.name);
     if (!el || !window.Plotly) { return; }
@@ -62,12 +79,36 @@
       el.textContent = config.empty;
       return;
     }
+    var labels = p.categories.map(function (c) { return c.label; });
+    var shown = labels.map(shorten);
     var layout = {margin: {l: 50, r: 20, t: 10, b: 60}, showlegend: p.measures.length > 1 || p.chart === "pie" || p.chart === "radar",
                   legend: {orientation: "h"}, font: {family: "'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif", size: 12},
-                  yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true},
-                  polar: {radialaxis: {visible: true, rangemode: "tozero"}}, separators: ".,"};
-    Plotly.newPlot(el, traces(p), layout, {displaylogo: false, responsive: true, locale: zh ? "zh-CN" : "en",
-                                          modeBarButtonsToRemove: ["select2d", "lasso2d"]});
+                  yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true, tickvals: labels, ticktext: shown, tickangle: slant(shown, el.clientWidth - 70)},
+                  polar: {radialaxis: {visible: true, rangemode: "tozero", tickfont: {size: 10}, angle: 45, tickangle: 0, nticks: 4},
+                          angularaxis: {tickfont: {size: 11}}}, separators: ".,"};
+    if (p.chart === "bar" || p.chart === "line") {  // the legend above: below, it would sit on the slanted labels
+      layout.legend = {orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom"};
+    }
+    if (p.chart === "radar") {  // room around the circle for the axis names (they are drawn outside it)
+      var names = p.measures.length > 1 ? p.measures : p.categories.map(function (c) { return c.label; });
+      var ticks = names.map(shorten);
+      var side = Math.min(el.clientWidth * 0.3, 12 + ticks.reduce(function (w, t) { return Math.max(w, textWidth(t)); }, 0));
+      layout.margin = {l: side, r: side, t: 30, b: 30};
+      layout.polar.angularaxis.tickvals = names;
+      layout.polar.angularaxis.ticktext = ticks;
+    }
+    // the labels' slant again at the panel's real width, known once drawn (and after a resize);
+    // only ever more upright, as a steeper slant can narrow the plot (automargin) and back again
+    function fit() {
+      var angle = slant(shown, el._fullLayout._size.w);
+      return Math.abs(angle) > Math.abs(el.layout.xaxis.tickangle) ? Plotly.relayout(el, {"xaxis.tickangle": angle}) : null;
+    }
+    var drawn = Plotly.newPlot(el, traces(p), layout, {displaylogo: false, responsive: true, locale: zh ? "zh-CN" : "en",
+                                                       modeBarButtonsToRemove: ["select2d", "lasso2d"]});
+    if (p.chart === "bar" || p.chart === "line") {
+      drawn = drawn.then(fit);
+      el.on("plotly_afterplot", fit);
+    }
     if (p.drill) {
       el.on("plotly_click", function (ev) {
         var point = ev.points && ev.points[0];
@@ -76,7 +117,7 @@
         window.location = config.drill.replace("__NAME__", encodeURIComponent(p.name)) + "?key=" + encodeURIComponent(key);
       });
     }
-    el.setAttribute("data-drawn", "1");
+    drawn.then(function () { el.setAttribute("data-drawn", "1"); });
   }
 
   panels.forEach(function (p) { if (!p.denied && p.chart !== "table") { draw(p); } });
