@@ -118,7 +118,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
             exposed = _exposed_permissions(appbuilder, generated)
-            menus = {name: group for name, _v, _a, group, _zh, _en in generated.views.REGISTRY}
+            menus = {name: group for name, _v, _a, group, *_labels in generated.views.REGISTRY}
             sync_roles(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, exposed, menus)
             with db.engine.begin() as conn:  # also after edits of the security tables made behind the ORM
                 bump(conn)
@@ -186,12 +186,13 @@ def _security_headers(response: Any) -> Any:
 
 def register_views(appbuilder: AppBuilder, generated: Generated) -> None:
     """Menus, screens and APIs of every entity, in the workbook's order."""
-    for name, view, api, group, label, label_en in generated.views.REGISTRY:
+    for name, view, api, group, label, label_en, group_en in generated.views.REGISTRY:
         appbuilder.add_view(
             view,
             menu_item(name),
             label=L(label, label_en),
             category=group,
+            category_label=L(group, group_en),
             icon="fa-table",
         )
         appbuilder.add_api(api)

@@ -73,7 +73,7 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     """The sheets' rows that describe ``spec`` (the inverse of validation)."""
     rows: dict[str, list[dict[str, Any]]] = {fmt.name: [] for fmt in SHEETS}
     for e in spec.entities:
-        rows["entities"].append({"name": e.name, "label": e.label, "label_en": e.label_en, "menu": e.menu, "title_field": e.title_field,
+        rows["entities"].append({"name": e.name, "label": e.label, "label_en": e.label_en, "menu": e.menu, "menu_en": e.menu_en, "title_field": e.title_field,
                                  "numbering": e.numbering, "owner_field": e.owner_field, "audit": e.audit, "description": e.description})
         for f in e.fields:
             rows["fields"].append({"entity": e.name, "name": f.name, "label": f.label, "label_en": f.label_en, "type": f.type,
@@ -97,8 +97,8 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
                                     "hidden_fields": p.hidden_fields, "readonly_fields": p.readonly_fields})
     for t in spec.workflows:
         rows["workflows"].append({"entity": t.entity, "state_field": t.state_field, "from": t.source, "to": t.target, "action": t.action,
-                                  "roles": t.roles, "condition": t.condition, "require_comment": t.require_comment, "notify": t.notify,
-                                  "stamp": t.stamp})
+                                  "action_en": t.action_en, "roles": t.roles, "condition": t.condition, "require_comment": t.require_comment,
+                                  "notify": t.notify, "stamp": t.stamp})
     for s in spec.schedules:
         rows["schedules"].append({"name": s.name, "entity": s.entity, "when": s.when, "condition": s.condition, "recipients": s.recipients,
                                   "template": s.template, "channel": s.channel, "escalate_after": s.escalate_after,

@@ -89,6 +89,7 @@ class Entity:
     fields: tuple[Field, ...]
     label_en: str = ""
     menu: str = ""
+    menu_en: str = ""
     title_field: str = ""
     numbering: str = ""
     owner_field: str = ""
@@ -170,6 +171,7 @@ class Transition:
     notify: str = ""  # who is told: roles and/or ``owner``, as written (``销售经理; owner``)
     ref: str = ""
     stamp: tuple[str, ...] = ()  # fields the action fills: a person field who took it, a date/time field when
+    action_en: str = ""
 
     @property
     def recipients(self) -> tuple[str, ...]:

@@ -547,6 +547,7 @@ class _Validator:
                 "label": c("label").text or name,
                 "label_en": c("label_en").text,
                 "menu": c("menu").text,
+                "menu_en": c("menu_en").text,
                 "title_field": c("title_field").text,
                 "numbering": c("numbering").text,
                 "owner_field": c("owner_field").text,
@@ -861,6 +862,7 @@ class _Validator:
             fields=tuple(fields),
             label_en=h["label_en"],
             menu=h["menu"],
+            menu_en=h["menu_en"],
             title_field=title,
             numbering=numbering,
             owner_field=owner,
@@ -1114,7 +1116,7 @@ class _Validator:
             result.append(
                 Transition(
                     e.name, f.name, states[0], states[1], action, roles, cond, self.r.boolean(c("require_comment")), notify, c("action").ref,
-                    self.stamps(c("stamp"), e),
+                    self.stamps(c("stamp"), e), c("action_en").text,
                 )
             )
         self.check_reachable(result, emap)

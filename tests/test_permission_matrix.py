@@ -169,7 +169,7 @@ def test_roles_are_synchronised_and_converge(app: Any) -> None:
         from app import _exposed_permissions
 
         exposed = _exposed_permissions(crm.appbuilder, crm.generated)
-        menus = {name: group for name, _v, _a, group, _zh, _en in crm.generated.views.REGISTRY}
+        menus = {name: group for name, _v, _a, group, *_labels in crm.generated.views.REGISTRY}
         sync_roles(crm.appbuilder, perms.ROLES, perms.GRANTS, exposed, menus)
         held = {(p.permission.name, p.view_menu.name) for p in sm.find_role(role).permissions}
         wanted = desired_permissions(perms.GRANTS.get(role, {}), exposed, menus)

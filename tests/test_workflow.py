@@ -278,3 +278,25 @@ def test_a_condition_reads_in_the_words_of_the_record() -> None:
         assert said == "已填写系统处理日期 且 (申请类型 ≠ 「新增开户」 或 已填写SAP客户编号)"
         assert condition_text(spec, spec.entity("complaint"), "not customer_informed") == "已告知客户为否"
         assert condition_text(spec, spec.entity("complaint"), "what is this") == "what is this"  # unreadable: as written
+
+
+def test_english_mode_names_menu_groups_and_actions_in_english(app: Any, staff: dict[str, int]) -> None:
+    """The workbook's menu_en and action_en: a user who chose English read 客户管理 and 提交审批."""
+    sales = token(app, "sales")
+    pk = visit_request(app, sales, "英文界面拜访")
+    assert act(app, sales, pk, "Submit for approval").status_code == 200  # the API takes either name
+    client = app.test_client()
+    login(client, "flow_manager", PASSWORD)
+    client.get("/lang/en")
+    page = client.get(f"/visitrequestview/show/{pk}").text
+    assert "Customers" in page.split('class="nav navbar-nav"', 1)[1].split("</ul>", 1)[0] and "客户管理" not in page
+    buttons = re.findall(r'<button type="submit"[^>]*>([^<]*)</button>', page.split("crm-transition", 1)[1])
+    assert {"Approve", "Reject"} <= set(buttons) and "批准" not in buttons
+    history = page.split("crm-history", 1)[1].split("</table>", 1)[0]
+    assert "Submit for approval" in history and "提交审批" not in history
+    r = client.post(f"/visitrequestview/transition/{pk}", data={"csrf_token": csrf_token(page), "action": "status:submitted:approved"})
+    assert "Approve:" in client.get(r.headers["Location"]).text  # the flash message
+    client.get("/lang/zh")
+    page = client.get(f"/visitrequestview/show/{pk}").text
+    history = page.split("crm-history", 1)[1].split("</table>", 1)[0]
+    assert "提交审批" in history and "批准" in history and "客户管理" in page

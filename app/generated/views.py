@@ -1183,20 +1183,20 @@ VisitRequestView.related_views = [MeetingMinutesView]
 ServiceCallView.related_views = [TechnicianReportView, SurveyResponseView]
 MaintenanceContractView.related_views = [ServiceCallView]
 
-# (entity, screen, api, menu group, menu label zh, menu label en)
+# (entity, screen, api, menu group, menu label zh, menu label en, menu group en)
 REGISTRY = [
-    ('customer', CustomerView, CustomerApi, '客户管理', '客户档案', 'Customer'),
-    ('contact', ContactView, ContactApi, '客户管理', '联系人', 'Contact'),
-    ('follow_up', FollowUpView, FollowUpApi, '客户管理', '跟进记录', 'Follow-up'),
-    ('visit_request', VisitRequestView, VisitRequestApi, '客户管理', '客户走访单', 'Visit request'),
-    ('meeting_minutes', MeetingMinutesView, MeetingMinutesApi, '客户管理', '会谈纪要', 'Meeting minutes'),
-    ('customer_development', CustomerDevelopmentView, CustomerDevelopmentApi, '客户管理', '新客户开发', 'Customer development'),
-    ('service_call', ServiceCallView, ServiceCallApi, '售后服务', '叫修登记', 'Service call'),
-    ('technician_report', TechnicianReportView, TechnicianReportApi, '售后服务', '技术员工作日报', 'Technician daily report'),
-    ('survey_response', SurveyResponseView, SurveyResponseApi, '售后服务', '满意度调查', 'Satisfaction survey'),
-    ('maintenance_contract', MaintenanceContractView, MaintenanceContractApi, '合同管理', '维保合同', 'Maintenance contract'),
-    ('complaint', ComplaintView, ComplaintApi, '投诉管理', '客户投诉', 'Complaint'),
-    ('master_data_request', MasterDataRequestView, MasterDataRequestApi, '审批管理', '主数据变更申请', 'Master data request'),
-    ('care_event', CareEventView, CareEventApi, '客户关怀', '客户关怀', 'Customer care'),
-    ('confidential_formula', ConfidentialFormulaView, ConfidentialFormulaApi, '客户管理', '客户配方', 'Customer formula'),
+    ('customer', CustomerView, CustomerApi, '客户管理', '客户档案', 'Customer', 'Customers'),
+    ('contact', ContactView, ContactApi, '客户管理', '联系人', 'Contact', 'Customers'),
+    ('follow_up', FollowUpView, FollowUpApi, '客户管理', '跟进记录', 'Follow-up', 'Customers'),
+    ('visit_request', VisitRequestView, VisitRequestApi, '客户管理', '客户走访单', 'Visit request', 'Customers'),
+    ('meeting_minutes', MeetingMinutesView, MeetingMinutesApi, '客户管理', '会谈纪要', 'Meeting minutes', 'Customers'),
+    ('customer_development', CustomerDevelopmentView, CustomerDevelopmentApi, '客户管理', '新客户开发', 'Customer development', 'Customers'),
+    ('service_call', ServiceCallView, ServiceCallApi, '售后服务', '叫修登记', 'Service call', 'After-sales service'),
+    ('technician_report', TechnicianReportView, TechnicianReportApi, '售后服务', '技术员工作日报', 'Technician daily report', 'After-sales service'),
+    ('survey_response', SurveyResponseView, SurveyResponseApi, '售后服务', '满意度调查', 'Satisfaction survey', 'After-sales service'),
+    ('maintenance_contract', MaintenanceContractView, MaintenanceContractApi, '合同管理', '维保合同', 'Maintenance contract', 'Contracts'),
+    ('complaint', ComplaintView, ComplaintApi, '投诉管理', '客户投诉', 'Complaint', 'Complaints'),
+    ('master_data_request', MasterDataRequestView, MasterDataRequestApi, '审批管理', '主数据变更申请', 'Master data request', 'Approvals'),
+    ('care_event', CareEventView, CareEventApi, '客户关怀', '客户关怀', 'Customer care', 'Customer care'),
+    ('confidential_formula', ConfidentialFormulaView, ConfidentialFormulaApi, '客户管理', '客户配方', 'Customer formula', 'Customers'),
 ]

@@ -721,9 +721,11 @@ class CrmModelView(ModelView):
         if item is None:
             abort(404)
         try:
-            row = workflow.perform(self.datamodel.session, spec, e, item, request.form.get("action", ""), g.user,
+            key = request.form.get("action", "")
+            row = workflow.perform(self.datamodel.session, spec, e, item, key, g.user,
                                    current_app.extensions["crm"].admin_role, request.form.get("comment", ""))
-            flash(f"{row.action}:{workflow.state_label(spec, e, row.field, row.from_state)} → "
+            taken = next(t for t in spec.workflows if t.entity == e.name and workflow.transition_key(t) == key)
+            flash(f"{workflow.action_label(taken)}:{workflow.state_label(spec, e, row.field, row.from_state)} → "
                   f"{workflow.state_label(spec, e, row.field, row.to_state)}", "success")
         except workflow.WorkflowError as exc:
             flash(exc.message, "danger")
@@ -1421,7 +1423,7 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_404()
         opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
         return self.response(200, result={
-            "actions": [{"key": o.key, "action": o.transition.action, "to": o.transition.target,
+            "actions": [{"key": o.key, "action": o.transition.action, "action_en": o.transition.action_en, "to": o.transition.target,
                          "to_label": workflow.state_label(spec, e, o.transition.state_field, o.transition.target),
                          "allowed": o.allowed, "reason": o.reason, "require_comment": o.transition.require_comment} for o in opts],
             "history": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in h.items()}
@@ -1431,14 +1433,15 @@ class CrmModelRestApi(ModelRestApi):
     @expose("/<int:pk>/transition", methods=["POST"])
     @protect()
     def transition(self, pk: int) -> Any:
-        """Take a workflow action: ``{"action": key or button label, "comment": "…"}``."""
+        """Take a workflow action: ``{"action": key or button label (either language), "comment": "…"}``."""
         spec, e = crm_spec(), _entity(self.entity)
         item = self.datamodel.get(pk, self._base_filters)
         if item is None:
             return self.response_404()
         body = request.get_json(silent=True) or {}
         wanted = str(body.get("action", ""))
-        labels = {o.transition.action: o.key for o in workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)}
+        opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
+        labels = {o.transition.action_en: o.key for o in opts if o.transition.action_en} | {o.transition.action: o.key for o in opts}
         try:
             row = workflow.perform(self.datamodel.session, spec, e, item, labels.get(wanted, wanted), g.user,
                                    current_app.extensions["crm"].admin_role, str(body.get("comment", "")))

@@ -37,6 +37,15 @@ class Option:
     allowed: bool
     reason: str  # why not, when not allowed
 
+    @property
+    def label(self) -> str:
+        return action_label(self.transition)
+
+
+def action_label(t: Transition) -> str:
+    """The action as the user reads it: its English name in English when the workbook gives one."""
+    return pick(t.action, t.action_en)
+
 
 def transition_key(t: Transition) -> str:
     return f"{t.state_field}:{t.source}:{t.target}"
@@ -55,7 +64,7 @@ def options(spec: Spec, entity: Entity, obj: Any, user: Any, admin_role: str, no
             continue
         allowed, reason = True, ""
         if t.roles and admin_role not in roles and not roles & set(t.roles):
-            allowed, reason = False, f"需要角色 (needs role): {'、'.join(t.roles)}"
+            allowed, reason = False, pick(f"需要角色:{'、'.join(t.roles)}", f"Needs role: {', '.join(t.roles)}")
         elif t.condition and not parse(t.condition).test(record_lookup(obj), now, spec.calendar):
             said = condition_text(spec, entity, t.condition)
             allowed, reason = False, pick(f"条件不满足:{said}", f"Not yet: {said}")
@@ -118,17 +127,20 @@ def state_label(spec: Spec, entity: Entity, field: str, value: Any) -> str:
 
 def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[dict[str, Any]]:
     """The record's transitions, oldest first: the stored codes plus who acted (``user``, a
-    display name) and the states' labels (``from_label``, ``to_label``)."""
+    display name), the action and the states as the user reads them (``action_label``,
+    ``from_label``, ``to_label``)."""
     from flask_appbuilder.security.sqla.models import User
 
     table, users = TransitionRow.__table__, User.__table__
     q = (sa.select(table, users.c.username, users.c.first_name, users.c.last_name)
          .select_from(table.outerjoin(users, users.c.id == table.c.user_id))
          .where(table.c.entity == entity.name, table.c.record_id == record_id).order_by(table.c.at, table.c.id))
+    names = {(t.state_field, t.source, t.target, t.action): action_label(t) for t in spec.workflows if t.entity == entity.name}
     out = []
     for r in session.execute(q).mappings():
         row = {c.name: r[c.name] for c in table.columns}
         actor = person_name(r["username"], r["first_name"], r["last_name"]) if r["username"] else ""
-        out.append({**row, "user": actor, "from_label": state_label(spec, entity, row["field"], row["from_state"]),
+        said = names.get((row["field"], row["from_state"], row["to_state"], row["action"]), row["action"])  # as recorded
+        out.append({**row, "user": actor, "action_label": said, "from_label": state_label(spec, entity, row["field"], row["from_state"]),
                     "to_label": state_label(spec, entity, row["field"], row["to_state"])})
     return out
