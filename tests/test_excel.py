@@ -661,3 +661,31 @@ def test_digits_that_could_be_several_dates_are_not_guessed(text: str) -> None:
     with pytest.raises(ValueError, match="is not a date"):
         convert(text, "date")
     assert convert("20261101", "date") == dt.date(2026, 11, 1)
+
+
+def test_a_contact_alone_never_brings_a_customer_the_importer_may_not_see(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    """A salesperson's own contact at another salesperson's customer: naming the contact alone
+    filled in that customer, which the sheet could not have named (nor the API, nor the form)."""
+    admin = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
+    c = app.test_client()
+    with app.app_context():
+        sm = app.extensions["crm"].appbuilder.sm
+        sales, other = sm.find_user(username="xl_sales").id, sm.find_user(username="xl_other").id
+    theirs = c.post("/api/v1/customer/", json={"name": "别人的客户带出", "urgency": "normal"}, headers=admin)
+    assert theirs.status_code == 201, theirs.text
+    contact = c.post("/api/v1/contact/", json={"customer": theirs.json["id"], "name": "我的联系人带出", "active": True}, headers=admin)
+    assert contact.status_code == 201, contact.text
+    with app.app_context():  # owners as a manager's reassignment would leave them
+        session = app.extensions["crm"].db.session
+        session.execute(sa.text("UPDATE customer SET owner_id = :o WHERE id = :i"), {"o": other, "i": theirs.json["id"]})
+        session.execute(sa.text("UPDATE contact SET owner_id = :o WHERE id = :i"), {"o": sales, "i": contact.json["id"]})
+        session.commit()
+    rows = [["跟进主题", "客户", "联系人", "跟进方式", "计划日期", "状态"], ["越权带出", None, "我的联系人带出", "phone", "2026-12-01", "planned"]]
+    report = run(app, "xl_sales", "follow_up", xlsx(tmp_path / "brought.xlsx", rows))
+    assert not report.committed
+    assert [label for _col, label, m in report.errors[2] if "无权查看" in m] == ["客户"], report.errors
+    h = api_token(app.test_client(), "xl_sales", PASSWORD)
+    r = c.post("/api/v1/follow_up/", json={"subject": "越权带出", "contact": contact.json["id"], "method": "phone",
+                                           "planned_on": "2026-12-01"}, headers=h)
+    assert r.status_code == 422 and "customer" in r.json["message"], r.json
+    assert count(app, "SELECT count(*) FROM follow_up WHERE subject = '越权带出'") == 0
