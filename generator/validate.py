@@ -559,6 +559,15 @@ class _Validator:
                 "cells": c,
             }
             classes[class_name] = heads[name]
+        named: dict[str, tuple[str, str]] = {}  # menu group → its English name, and where it was given first
+        for h in heads.values():
+            if h["menu_en"]:
+                first = named.setdefault(h["menu"], (h["menu_en"], h["cells"]("menu_en").ref))
+                if first[0] != h["menu_en"]:  # one group in the menu, one name
+                    self.p.add(h["cells"]("menu_en").ref, msg("menu_en", menu=h["menu"] or "—", value=h["menu_en"], other=first[0],
+                                                              first=first[1]), hint("menu_en", value=first[0]))
+        for h in heads.values():  # a row that leaves it blank is in the same group all the same
+            h["menu_en"] = h["menu_en"] or named.get(h["menu"], ("", ""))[0]
         if "entities" in self.sheets and not heads and not self.p.errors:
             self.p.add("entities!A2", msg("no_entities"))
         self.check_previous_names(
@@ -1113,10 +1122,26 @@ class _Validator:
                 self.p.add(c("action").ref, msg("duplicate", what="操作", what_en="action", value=f"{states[0]}: {action}", first=twin.ref),
                            hint("rename"))
                 continue
+            same_way = next((t for t in result if (t.entity, t.state_field, t.source, t.target) == (e.name, f.name, states[0], states[1])), None)
+            if same_way is not None:  # two buttons, one move: the record page could not tell them apart
+                self.p.add(c("to").ref, msg("duplicate", what="流转", what_en="transition", value=f"{states[0]} → {states[1]}",
+                                            first=same_way.ref), hint("one_transition"))
+                continue
+            action_en = c("action_en").text
+            # the buttons shown together, and the names the API takes for them, in either language
+            shown = {n: t for t in result if (t.entity, t.source) == (e.name, states[0]) for n in (t.action, t.action_en) if n}
+            clash = shown.get(action_en) if action_en else None
+            if clash is None and action in shown:
+                clash = shown[action]
+            if clash is not None:
+                self.p.add(c("action_en").ref if action_en and action_en in shown else c("action").ref,
+                           msg("duplicate", what="操作", what_en="action", value=f"{states[0]}: {action_en if action_en in shown else action}",
+                               first=clash.ref), hint("rename"))
+                continue
             result.append(
                 Transition(
                     e.name, f.name, states[0], states[1], action, roles, cond, self.r.boolean(c("require_comment")), notify, c("action").ref,
-                    self.stamps(c("stamp"), e), c("action_en").text,
+                    self.stamps(c("stamp"), e), action_en,
                 )
             )
         self.check_reachable(result, emap)

@@ -110,11 +110,12 @@ LABELS = """() => [...document.querySelectorAll('.crm-chart[data-drawn="1"]')].m
 })"""
 
 
-@pytest.mark.parametrize("width", [1000, 1600])
-def test_every_label_is_readable(page: Any, server: str, width: int) -> None:  # noqa: F811
+@pytest.mark.parametrize(("lang", "width"), [("zh", 1000), ("zh", 1600), ("en", 1000)])
+def test_every_label_is_readable(page: Any, server: str, lang: str, width: int) -> None:  # noqa: F811
     """Category names under a bar or line panel overlapped their neighbours (Plotly slanted them
     only 30°), the legend sat on the month labels, and a radar's axis names ran off its panel."""
     page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{server}/lang/{lang}")
     page.goto(f"{server}/dashboard/")
     page.wait_for_load_state("networkidle")
     _wait_until_every_chart_is_drawn(page)

@@ -52,10 +52,15 @@
     });
   }
 
-  var LONGEST = 8;  // characters of a category shown under an axis; the whole name is in the hover
+  var WIDEST = 100;  // pixels of a category name shown slanted under an axis (8 Chinese characters); the whole name is in the hover
   function shorten(text) {
-    var chars = Array.from(String(text));
-    return chars.length > LONGEST ? chars.slice(0, LONGEST - 1).join("") + "…" : String(text);
+    var kept = "", width = 0, chars = Array.from(String(text));
+    if (textWidth(String(text)) <= WIDEST) { return String(text); }
+    for (var i = 0; i < chars.length && width + textWidth(chars[i]) <= WIDEST - 12; i++) {
+      kept += chars[i];
+      width += textWidth(chars[i]);
+    }
+    return kept + "…";
   }
   function textWidth(text) {  // pixels at 12 px: wide (CJK) characters count double
     return Array.from(text).reduce(function (w, ch) { return w + (ch.charCodeAt(0) > 0x2e7f ? 12 : 7); }, 0);
@@ -80,7 +85,7 @@
       return;
     }
     var labels = p.categories.map(function (c) { return c.label; });
-    var shown = labels.map(shorten);
+    var shown = slant(labels, el.clientWidth - 70) === 0 ? labels : labels.map(shorten);  // whole names when they fit side by side
     var layout = {margin: {l: 50, r: 20, t: 10, b: 60}, showlegend: p.measures.length > 1 || p.chart === "pie" || p.chart === "radar",
                   legend: {orientation: "h"}, font: {family: "'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif", size: 12},
                   yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true, tickvals: labels, ticktext: shown, tickangle: slant(shown, el.clientWidth - 70)},
