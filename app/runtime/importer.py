@@ -445,23 +445,19 @@ class _RowChecker:
                 if column in before and value is not before[column] and same_value(value, before[column]):
                     record[column] = before[column]
             full = {**before, **record}
-        filled: list[Any] = []  # the fields so filled
-        link_of = {n.other: n.link for n in self.rules.narrowed.values()}
+        errors: RowErrors = []
         for n in self.rules.narrowed.values():  # a contact given with no customer: its customer, as a save fills it
             link, other = e.field(n.link), e.field(n.other)
             if link is not None and other is not None and full.get(other.column) is None and full.get(link.column) is not None:
                 row = self._linked_row(link.link, full[link.column])
                 if row is not None and row.get(n.column) is not None:
                     record[other.column] = full[other.column] = row[n.column]
-                    filled.append(other)
+                    if self.resolver.user is not None and row[n.column] not in self.resolver.visible_ids(other.link):  # type: ignore[arg-type]
+                        # as if the sheet had named it: only a record this user may see
+                        errors.append((self.position.get(other.name) or self.position.get(link.name), other.label,
+                                       f"由{link.label}带出的记录您无权查看 (the {other.name} taken from {link.name} is not one you may see)"))
         values = {name: full.get(column) for name, column in self.field_columns}
         lookup = self._through_links(record_lookup(values), values)
-        errors: RowErrors = []
-        for f in filled:  # as if the sheet had named it: a record this user may see
-            if self.resolver.user is not None and full[f.column] not in self.resolver.visible_ids(f.link):  # type: ignore[arg-type]
-                errors.append((self.position.get(f.name) or self.position.get(link_of[f.name]), f.label,
-                               f"由{e.field(link_of[f.name]).label}带出的记录您无权查看 "  # type: ignore[union-attr]
-                               f"(the {f.name} taken from {link_of[f.name]} is not one you may see)"))
         for f in e.fields:
             if f.required and values.get(f.name) is None and not (f.name == "code" and e.numbering):
                 errors.append((self.position.get(f.name), f.label, "必填 (required)"))

@@ -120,6 +120,7 @@ class LinkField(Field):
         self._posted: str | None = None
         self._big: bool | None = None
         self.kept: int | None = None  # the id the edited record links to now (set by the form): always a valid choice
+        self._chosen: tuple[int, Any] | None = None  # the last id looked up and what the user may link there
 
     @property
     def model(self) -> Any:
@@ -164,7 +165,11 @@ class LinkField(Field):
             pk = int(wanted)
         except (TypeError, ValueError):
             return None
-        session = _crm().db.session
-        if pk == self.kept:  # unchanged, though the linked record may have left the user's scope since (reassigned)
-            return session.get(self.model, pk)
-        return session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()
+        if self._chosen is None or self._chosen[0] != pk:  # asked by the form (a tie's fill) and by the check: looked up once
+            session = _crm().db.session
+            if pk == self.kept:  # unchanged, though the linked record may have left the user's scope since (reassigned)
+                found = session.get(self.model, pk)
+            else:
+                found = session.execute(scoped_select(self.entity, self.model).where(self.model.id == pk)).scalars().first()
+            self._chosen = (pk, found)
+        return self._chosen[1]

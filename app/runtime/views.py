@@ -721,11 +721,10 @@ class CrmModelView(ModelView):
         if item is None:
             abort(404)
         try:
-            key = request.form.get("action", "")
-            row = workflow.perform(self.datamodel.session, spec, e, item, key, g.user,
+            row = workflow.perform(self.datamodel.session, spec, e, item, request.form.get("action", ""), g.user,
                                    current_app.extensions["crm"].admin_role, request.form.get("comment", ""))
-            taken = next(t for t in spec.workflows if t.entity == e.name and workflow.transition_key(t) == key)
-            flash(f"{workflow.action_label(taken)}:{workflow.state_label(spec, e, row.field, row.from_state)} → "
+            said = workflow.action_names(spec, e).get((row.field, row.from_state, row.to_state, row.action), row.action)
+            flash(f"{said}:{workflow.state_label(spec, e, row.field, row.from_state)} → "
                   f"{workflow.state_label(spec, e, row.field, row.to_state)}", "success")
         except workflow.WorkflowError as exc:
             flash(exc.message, "danger")

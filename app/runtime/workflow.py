@@ -125,6 +125,11 @@ def state_label(spec: Spec, entity: Entity, field: str, value: Any) -> str:
     return "" if value is None else str(choice_text(spec, entity.field(field), value))
 
 
+def action_names(spec: Spec, entity: Entity) -> dict[tuple[str, Any, Any, str], str]:
+    """(state field, from, to, action as recorded) → the action as the user reads it."""
+    return {(t.state_field, t.source, t.target, t.action): action_label(t) for t in spec.workflows if t.entity == entity.name}
+
+
 def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[dict[str, Any]]:
     """The record's transitions, oldest first: the stored codes plus who acted (``user``, a
     display name), the action and the states as the user reads them (``action_label``,
@@ -135,7 +140,7 @@ def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[di
     q = (sa.select(table, users.c.username, users.c.first_name, users.c.last_name)
          .select_from(table.outerjoin(users, users.c.id == table.c.user_id))
          .where(table.c.entity == entity.name, table.c.record_id == record_id).order_by(table.c.at, table.c.id))
-    names = {(t.state_field, t.source, t.target, t.action): action_label(t) for t in spec.workflows if t.entity == entity.name}
+    names = action_names(spec, entity)
     out = []
     for r in session.execute(q).mappings():
         row = {c.name: r[c.name] for c in table.columns}

@@ -53,9 +53,9 @@
   }
 
   var WIDEST = 100;  // pixels of a category name shown slanted under an axis (8 Chinese characters); the whole name is in the hover
-  function shorten(text) {
-    var kept = "", width = 0, chars = Array.from(String(text));
-    if (textWidth(String(text)) <= WIDEST) { return String(text); }
+  function shorten(label) {  // a label as given (the axis values), or its shortened text
+    var text = String(label), kept = "", width = 0, chars = Array.from(text);
+    if (textWidth(text) <= WIDEST) { return label; }
     for (var i = 0; i < chars.length && width + textWidth(chars[i]) <= WIDEST - 12; i++) {
       kept += chars[i];
       width += textWidth(chars[i]);
@@ -63,7 +63,7 @@
     return kept + "…";
   }
   function textWidth(text) {  // pixels at 12 px: wide (CJK) characters count double
-    return Array.from(text).reduce(function (w, ch) { return w + (ch.charCodeAt(0) > 0x2e7f ? 12 : 7); }, 0);
+    return Array.from(String(text)).reduce(function (w, ch) { return w + (ch.charCodeAt(0) > 0x2e7f ? 12 : 7); }, 0);
   }
 
   // The slant of a bar or line panel's category labels: flat when each fits its slot, else 45°,
@@ -85,17 +85,18 @@
       return;
     }
     var labels = p.categories.map(function (c) { return c.label; });
-    var shown = slant(labels, el.clientWidth - 70) === 0 ? labels : labels.map(shorten);  // whole names when they fit side by side
+    var plotWidth = el.clientWidth - 70;  // less the margins: a first guess, checked once drawn (fit)
+    var shown = slant(labels, plotWidth) === 0 ? labels : labels.map(shorten);  // whole names when they fit side by side
     var layout = {margin: {l: 50, r: 20, t: 10, b: 60}, showlegend: p.measures.length > 1 || p.chart === "pie" || p.chart === "radar",
                   legend: {orientation: "h"}, font: {family: "'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif", size: 12},
-                  yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true, tickvals: labels, ticktext: shown, tickangle: slant(shown, el.clientWidth - 70)},
+                  yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true, tickvals: labels, ticktext: shown, tickangle: slant(shown, plotWidth)},
                   polar: {radialaxis: {visible: true, rangemode: "tozero", tickfont: {size: 10}, angle: 45, tickangle: 0, nticks: 4},
                           angularaxis: {tickfont: {size: 11}}}, separators: ".,"};
     if (p.chart === "bar" || p.chart === "line") {  // the legend above: below, it would sit on the slanted labels
       layout.legend = {orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom"};
     }
     if (p.chart === "radar") {  // room around the circle for the axis names (they are drawn outside it)
-      var names = p.measures.length > 1 ? p.measures : p.categories.map(function (c) { return c.label; });
+      var names = p.measures.length > 1 ? p.measures : labels;
       var ticks = names.map(shorten);
       var side = Math.min(el.clientWidth * 0.3, 12 + ticks.reduce(function (w, t) { return Math.max(w, textWidth(t)); }, 0));
       layout.margin = {l: side, r: side, t: 30, b: 30};
