@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from app.cli_schedule import register as _register_schedule
-from generator import WorkbookError, generate
+from generator import WorkbookError
 from generator.problems import Problem
 
 
@@ -37,17 +37,6 @@ def _print_problems(problems: list[Problem], filename: str, lang: str) -> None:
         click.echo(p.format(filename, lang), err=True)
 
 
-def _run_generate(workbook: str, out: str, check: bool) -> Any:
-    try:
-        result = generate(workbook, out, check=check)
-    except WorkbookError as exc:
-        _print_problems(exc.reported, exc.filename, exc.lang)
-        n = len(exc.problems)
-        raise click.ClickException(f"{n} 个问题 ({n} problem{'s' if n != 1 else ''}) — 未生成任何文件 (nothing written)") from None
-    _print_problems(result.warnings, Path(workbook).name, result.spec.settings.language)
-    return result
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """客户维护体系 — a CRM generated from Excel workbooks."""
@@ -57,16 +46,8 @@ def main() -> None:
 @click.option("--workbook", "-w", default=None, help="configuration workbook (default: CRM_WORKBOOK or sheets/crm.xlsx)")
 def check(workbook: str | None) -> None:
     """Validate the workbook; print every problem as `file › Sheet!Cell: message — hint`."""
-    from generator import load_spec
-
     path = workbook or _defaults().CRM_WORKBOOK
-    try:
-        spec, warnings = load_spec(path)
-    except WorkbookError as exc:
-        _print_problems(exc.reported, exc.filename, exc.lang)
-        n = len(exc.problems)
-        raise click.ClickException(f"{n} 个问题 ({n} problem{'s' if n != 1 else ''})") from None
-    _print_problems(warnings, Path(path).name, spec.settings.language)
+    spec = _load(path)
     click.echo(
         f"{Path(path).name}: OK — {len(spec.entities)} entities, {sum(len(e.fields) for e in spec.entities)} fields, "
         f"{len(spec.roles)} roles"
@@ -79,18 +60,24 @@ def check(workbook: str | None) -> None:
 @click.option("--check", "check_only", is_flag=True, help="only report whether the generated files are current")
 def generate_cmd(workbook: str | None, out: str | None, check_only: bool) -> None:
     """Emit the generated application (models, screens, APIs, permissions)."""
+    from generator import generate_spec
+
     d = _defaults()
     workbook = workbook or d.CRM_WORKBOOK
     out = out or d.CRM_GENERATED_DIR
-    result = _run_generate(workbook, out, check_only)
+    spec = _load(workbook)
+    state = _database_state(out, adopt_legacy=not check_only)  # revisions start where the database stands
+    result = generate_spec(spec, out, check=check_only, base=state.base if state is not None else None)
     if check_only:
         if result.stale:
             raise click.ClickException(f"stale generated files in {out}: {', '.join(result.stale)} — run `crm generate`")
         click.echo(f"{out}: up to date")
         return
+    if result.dropped:
+        click.echo(f"removed {', '.join(result.dropped)} (generated, never applied to the database; replaced)")
     if result.written:
         click.echo(f"wrote {', '.join(result.written)} to {out}")
-    else:
+    elif not result.dropped:
         click.echo(f"{out}: already up to date")
 
 
@@ -117,107 +104,49 @@ def _engine() -> Any:
     return sa.create_engine(_defaults().DATABASE_URL)
 
 
-def _previous_spec(out: str) -> Any:
-    from generator.emit import read_previous
-    from generator.spec import Spec
+def _database_state(out: str, adopt_legacy: bool) -> Any:
+    """Where the configured database stands, when ``out`` is the generated folder it runs (another
+    folder is another application: its own history decides). None without a database to ask: a
+    SQLite file not made yet, or a server that does not answer (said, then the folder decides)."""
+    import sqlalchemy as sa
 
-    text, _revisions = read_previous(Path(out))
-    return Spec.from_json(text) if text else None
+    from app.runtime.applied import adopt, read_applied
+    from app.runtime.migrate import sqlite_path
 
-
-def _grading_changed(previous: Any, spec: Any) -> bool:
-    return previous is None or previous.grading != spec.grading
-
-
-def _plan(workbook: str, out: str) -> tuple[Any, list[Any], list[Any], list[Any], list[str]]:
-    """(generate result (check only), pending-revision lines, regenerate lines, retired columns,
-    the work big tables are still owed after an earlier upgrade's commit)."""
-    from app.runtime.migrate import declared_metadata, owed_online, pending_steps, plan_lines, retired_columns
-    from generator.migration import RenameColumn, RenameTable
-
-    result = _run_generate(workbook, out, check=True)
-    previous = _previous_spec(out)
-    engine = _engine()
+    d = _defaults()
+    if Path(out).resolve() != Path(d.CRM_GENERATED_DIR).resolve():
+        return None
+    url = sa.engine.make_url(d.DATABASE_URL)
+    database = sqlite_path(url)
+    if url.get_backend_name() == "sqlite" and (database is None or not database.exists()):
+        return None
+    engine = sa.create_engine(url)
     try:
+        if adopt_legacy:
+            return adopt(engine, out)
         with engine.connect() as conn:
-            pending = [s for _, steps in pending_steps(out, conn) for s in steps] if (Path(out) / "versions").is_dir() else []
-            pending_lines = plan_lines(pending, conn)
-            regen_lines = plan_lines(result.steps, conn) if result.stale else []
-            if previous is not None and _grading_changed(previous, result.spec):
-                regen_lines += _grading_lines(conn, result.spec)
-            if previous is not None:
-                regen_lines += _validation_lines(conn, previous, result.spec)
-            # what a rename of this plan moves is not left behind
-            moving = {(s.table, s.old) for s in pending + result.steps if isinstance(s, RenameColumn)}
-            moving |= {(s.old, None) for s in pending + result.steps if isinstance(s, RenameTable)}
-            declared = declared_metadata(result.spec)
-            retired = [r for r in retired_columns(conn, declared) if r[:2] not in moving]
-            owed = owed_online(conn, declared)
+            return read_applied(conn, out)
+    except sa.exc.OperationalError as exc:
+        click.echo(f"数据库无法连接,按生成目录里的历史生成 (the database does not answer; generated from the folder's own "
+                   f"history — crm upgrade generates again from the database): {str(exc).splitlines()[0]}", err=True)
+        return None
     finally:
         engine.dispose()
-    return result, pending_lines, regen_lines, retired, owed
 
 
-def _grading_lines(conn: Any, spec: Any) -> list[Any]:
-    """The effect of the workbook's grading rules on the records as they are stored now."""
-    import sqlalchemy as sa
+def _load(workbook: str) -> Any:
+    """The workbook's spec (read and validated once per command); problems → one line each, then
+    exit 1 with nothing changed."""
+    from generator import load_spec
 
-    from app.runtime.grading import describe_moves, graded_fields, impact
-    from app.runtime.migrate import PlanLine, declared_metadata
-
-    tables = dict(declared_metadata(spec).tables)
-    lines = []
-    for e in spec.entities:
-        for graded in graded_fields(spec, e):
-            label = f"{e.name}.{graded.field}"
-            try:
-                with conn.begin_nested():
-                    moves = impact(conn, spec, e, graded, tables, _now())
-            except sa.exc.DBAPIError:
-                lines.append(PlanLine("grading", f"分级 {label}:规则用到的字段升级后才有,升级后重新分级",
-                                      f"grading {label}: the rules use fields that exist after the upgrade; regraded then"))
-                continue
-            zh, en = describe_moves(label, moves)
-            lines.append(PlanLine("grading", zh, en, sum(n for (old, new), n in moves.items() if old != new)))
-    return lines
-
-
-def _validation_lines(conn: Any, previous: Any, spec: Any) -> list[Any]:
-    """How many stored records break each validation the workbook adds or rewrites: they stay as
-    they are, and their next save asks for the correction (IT can tell the office beforehand)."""
-    import sqlalchemy as sa
-
-    from app.runtime.migrate import PlanLine, declared_metadata
-    from app.runtime.sqlexpr import NotCompilable, compile_condition
-    from generator.expr import SAVE_ONLY, parse
-
-    known = {(v.entity, v.condition) for v in previous.validations}
-    tables = dict(declared_metadata(spec).tables)
-    lines = []
-    for v in spec.validations:
-        entity, expr = spec.entity(v.entity), parse(v.condition)
-        if (v.entity, v.condition) in known or entity is None or set(expr.functions) & set(SAVE_ONLY):
-            continue  # a rule about the save being made (changed()) has nothing to say about stored records
-        table = tables[entity.name]
-        try:
-            broken = sa.not_(compile_condition(expr, spec, entity, table, tables, _now(), conn.dialect.name))
-            with conn.begin_nested():
-                ids = list(conn.execute(sa.select(table.c.id).where(broken).order_by(table.c.id).limit(5)).scalars())
-                n = int(conn.execute(sa.select(sa.func.count()).select_from(table).where(broken)).scalar_one()) if ids else 0
-        except (NotCompilable, sa.exc.DBAPIError):
-            continue  # fields the upgrade adds, or a rule SQL cannot ask: the records meet it when next saved
-        if n:
-            shown = ", ".join(f"#{i}" for i in ids) + (" …" if n > len(ids) else "")
-            lines.append(PlanLine("validation", f"新规则 {v.entity}「{v.message}」:已有 {n} 条记录不符合 ({shown}),记录保留,下次保存时须先改正",
-                                  f"new rule on {v.entity} ({v.condition}): {n} stored record(s) break it ({shown}); they are kept "
-                                  f"and must be corrected when next saved", n, examples=ids))
-    return lines
-
-
-def _now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now().replace(microsecond=0)
+    try:
+        spec, warnings = load_spec(workbook)
+    except WorkbookError as exc:
+        _print_problems(exc.reported, exc.filename, exc.lang)
+        n = len(exc.problems)
+        raise click.ClickException(f"{n} 个问题 ({n} problem{'s' if n != 1 else ''}) — 没有任何改动 (nothing changed)") from None
+    _print_problems(warnings, Path(workbook).name, spec.settings.language)
+    return spec
 
 
 def _sync_permissions() -> None:
@@ -229,24 +158,6 @@ def _sync_permissions() -> None:
                    env={**os.environ, "CRM_SYNC_PERMISSIONS": "1"}, capture_output=True)
 
 
-def _regrade_all(engine: Any, spec: Any) -> list[str]:
-    from app import use_office_clock
-    from app.runtime.grading import describe_moves, regrade
-    from app.runtime.migrate import declared_metadata
-
-    use_office_clock(spec.settings.timezone)  # "now" in a grade's rules is the office's
-
-    tables = dict(declared_metadata(spec).tables)
-    lines = []
-    with engine.begin() as conn:
-        for e in spec.entities:
-            for fname, moves in regrade(conn, spec, e, tables, _now()).items():
-                if all(old == new for old, new in moves):
-                    continue  # nothing moved: nothing to say
-                lines.append(describe_moves(f"{e.name}.{fname}", moves)[0 if spec.settings.language == "zh" else 1])
-    return lines
-
-
 @main.command()
 @click.option("--workbook", "-w", default=None, help="configuration workbook")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -254,38 +165,45 @@ def plan(workbook: str | None, as_json: bool) -> None:
     """What a regenerate + upgrade would change: schema steps, refused steps, rows affected."""
     import json
 
+    from app.runtime import evolution
+
     d = _defaults()
-    workbook = workbook or d.CRM_WORKBOOK
-    result, pending, regen, retired, owed = _plan(workbook, d.CRM_GENERATED_DIR)
-    lang = result.spec.settings.language
+    spec = _load(workbook or d.CRM_WORKBOOK)
+    engine = _engine()
+    try:
+        found = evolution.make_plan(engine, spec, d.CRM_GENERATED_DIR)
+    finally:
+        engine.dispose()
     if as_json:
-        click.echo(json.dumps({
-            "pending": [line.as_dict() for line in pending],
-            "regenerate": [line.as_dict() for line in regen],
-            "retired": [{"table": t, "column": c, "values": n} for t, c, n in retired],
-            "refused": sum(1 for line in pending + regen if line.refused),
-            "owed": owed,
-        }, ensure_ascii=False, indent=1, default=str))
+        click.echo(json.dumps(found.as_dict(), ensure_ascii=False, indent=1, default=str))
         return
-    if not pending and not regen:
+    lang = spec.settings.language
+    if not found.pending and not found.regenerate:
         click.echo("数据库结构已是最新 (the database schema is up to date)")
-    if owed:
+    if found.owed:
         click.echo("上次升级未完成的后续工作,crm upgrade 会补做,系统照常可用 (left by an earlier upgrade; crm upgrade does it, "
                    "the system stays in use):")
-        for text in owed:
+        for text in found.owed:
             click.echo(f"  - {text}")
-    for title, lines in (("待执行的迁移 (generated, not yet applied)", pending), ("重新生成后的变化 (after crm generate)", regen)):
+    for title, lines in (("待执行的迁移 (generated, not yet applied)", found.pending),
+                         ("升级将做的改动 (what crm upgrade changes)", found.regenerate)):
         if lines:
             click.echo(title + ":")
-            for line in lines:
-                click.echo(f"  - {line.text(lang)}")
-    if retired:
+            _print_lines(lines, lang)
+    if found.retired:
         click.echo("已保留的旧数据 (kept; dropped only by crm upgrade --allow-destructive):")
-        for t, c, n in retired:
+        for t, c, n in found.retired:
             click.echo(f"  - {t}{'.' + c if c else ''}: {n}")
-    refused = sum(1 for line in pending + regen if line.refused)
+    refused = len(found.refused)
     if refused:
         click.echo(f"{refused} 个步骤将被拒绝,升级不会执行 ({refused} step(s) refused: the upgrade would not run)")
+
+
+def _print_lines(lines: list[Any], lang: str, err: bool = False) -> None:
+    for line in lines:
+        click.echo(f"  - {line.text(lang)}", err=err)
+        for detail in line.details(lang):
+            click.echo(f"      {detail}", err=err)
 
 
 @main.command()
@@ -313,40 +231,29 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
 
 
 def _upgrade_alone(workbook: str, out: str, allow_destructive: bool) -> None:
-    from app.runtime.migrate import (
-        UPGRADE_LOCK_TIMEOUT_MS,
-        BusyUpgrade,
-        RefusedUpgrade,
-        declared_metadata,
-        finish_online,
-        upgrade_database,
-    )
-    from generator.emit import restore_files, save_files
+    from app.runtime import evolution
+    from app.runtime.applied import StaleRevisions, adopt
+    from app.runtime.migrate import UPGRADE_LOCK_TIMEOUT_MS, BusyUpgrade, RefusedUpgrade, finish_online
 
-    result, pending, regen, _retired, _owed = _plan(workbook, out)
-    lang = result.spec.settings.language
-    refused = [line for line in pending + regen if line.refused]
-    if refused:
-        for line in refused:
-            click.echo(f"  - {line.text(lang)}", err=True)
-        raise click.ClickException(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(refused)} step(s)")
-    regrade_after = _grading_changed(_previous_spec(out), result.spec)
-    # what this run generates is only kept with the database change it declares: refused or
-    # failed, the revision and the updated spec go too, or the next run would trip over them
-    saved = save_files(sorted(result.files), Path(out)) if result.stale else {}
+    spec = _load(workbook)
+    lang = spec.settings.language
+    d = _defaults()
     engine = _engine()
     try:
+        state = adopt(engine, out)  # a database of an earlier release gets its spec recorded, nothing else
+        found = evolution.make_plan(engine, spec, out, state)
+        if found.refused:
+            _print_lines(found.refused, lang, err=True)
+            raise click.ClickException(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(found.refused)} step(s)")
         try:
-            if result.stale:
-                _run_generate(workbook, out, check=False)
-            d = _defaults()
-            done = upgrade_database(engine, out, d.VAR / "backups", declared_metadata(result.spec), allow_destructive,
-                                    d.values.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
-        except BaseException:
-            restore_files(saved, Path(out))
-            raise
-        for line in done.lines + done.dropped + [x for x in regen if x.kind == "validation"]:
-            click.echo(f"  - {line.text(lang)}")
+            done = evolution.apply_plan(engine, found, out, d.VAR / "backups", allow_destructive,
+                                        d.values.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
+        except RefusedUpgrade as exc:
+            _print_lines(exc.lines, lang, err=True)
+            raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
+        except (BusyUpgrade, StaleRevisions) as exc:
+            raise click.ClickException(str(exc)) from None
+        _print_lines(done.lines + done.dropped + [x for x in found.regenerate if x.kind == "validation"], lang)
         if done.applied:
             click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
         else:
@@ -355,13 +262,8 @@ def _upgrade_alone(workbook: str, out: str, allow_destructive: bool) -> None:
         # what big tables need after the commit, the system in use (PostgreSQL), before the
         # regrade, which must see the defaults filled in (also those an interrupted run left)
         finish_online(engine, done, progress=lambda text: click.echo(f"  … {text} (系统照常可用 the system stays in use)"))
-        graded = _regrade_all(engine, result.spec) if regrade_after or done.applied or done.filled else []
-    except RefusedUpgrade as exc:
-        for line in exc.lines:
-            click.echo(f"  - {line.text(lang)}", err=True)
-        raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
-    except BusyUpgrade as exc:
-        raise click.ClickException(str(exc)) from None
+        regrade = evolution.grades_changed(found) or done.applied or done.filled
+        graded = evolution.regrade_all(engine, spec) if regrade else []
     finally:
         engine.dispose()
     for text in graded + done.finished:
@@ -420,13 +322,12 @@ def up(host: str, port: int) -> None:
 @main.command()
 def regrade() -> None:
     """Recompute every grade from the grading rules, set-based, with history."""
-    from generator import load_spec
+    from app.runtime.evolution import regrade_all
 
-    d = _defaults()
-    spec, _warnings = load_spec(d.CRM_WORKBOOK)
+    spec = _load(_defaults().CRM_WORKBOOK)
     engine = _engine()
     try:
-        lines = _regrade_all(engine, spec)
+        lines = regrade_all(engine, spec)
     finally:
         engine.dispose()
     for text in lines or ["所有等级均与规则一致,没有变化 (every grade already follows the rules)"]:

@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="quiet time before each change")
     args = parser.parse_args()
     from app.runtime.demo import make_demo_data
-    from app.runtime.migrate import declared_metadata, finish_online, upgrade_database
+    from app.runtime.migrate import finish_online, upgrade_database
     from generator import generate
 
     drop_postgres_schema(SCHEMA)
@@ -203,7 +203,7 @@ def main() -> None:
             result = generate(edited_workbook(tmp, constraints), generated)
 
             def run() -> str:
-                done = finish_online(engine, upgrade_database(engine, generated, tmp / "backups", declared_metadata(result.spec)))
+                done = finish_online(engine, upgrade_database(engine, generated, tmp / "backups", result.spec))
                 return "; ".join(done.finished + [f"NOT DONE {u}" for u in done.unfinished])
             return run
 

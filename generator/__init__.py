@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .emit import emit_files, read_previous, stale_files
-from .migration import Step, diff_specs
+from .emit import emit_files, read_previous, remove_files, stale_files
+from .migration import Base, Chain, Step, next_chain, schema_digest
 from .problems import Problem, WorkbookError
 from .read import read_workbook
 from .render import render
@@ -23,10 +23,16 @@ from .validate import validate_workbook, workbook_language
 class Result:
     spec: Spec
     files: dict[str, str]
-    steps: list[Step] = field(default_factory=list)
+    chain: Chain
+    dropped: list[str] = field(default_factory=list)  # revisions a database never applied, replaced by this generation
     written: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[Step]:
+        """The schema steps of the revision this generation adds (none: the folder already leads to the spec)."""
+        return self.chain.steps
 
 
 def load_spec(workbook: str | Path) -> tuple[Spec, list[Problem]]:
@@ -40,19 +46,32 @@ def load_spec(workbook: str | Path) -> tuple[Spec, list[Problem]]:
     return spec, warnings
 
 
-def generate(workbook: str | Path, out: str | Path, check: bool = False) -> Result:
+def generate(workbook: str | Path, out: str | Path, check: bool = False, base: Base | None = None) -> Result:
     """Validate ``workbook`` and write the generated package into ``out`` (or only compare)."""
     spec, warnings = load_spec(workbook)
+    return generate_spec(spec, out, check, base, warnings)
+
+
+def generate_spec(spec: Spec, out: str | Path, check: bool = False, base: Base | None = None,
+                  warnings: list[Problem] | None = None) -> Result:
+    """Write the generated package of a validated ``spec`` into ``out`` (or only compare).
+
+    ``base`` is where the database stands (see :func:`generator.migration.next_chain`): revisions
+    generated after it that do not lead to ``spec`` are replaced by one that does."""
     previous_text, revisions = read_previous(Path(out))  # what was generated last time
     previous = Spec.from_json(previous_text) if previous_text and revisions else None
-    steps = diff_specs(previous, spec)  # schema steps since then (all of it the first time)
-    files = render(spec, steps, revisions)  # pure: Spec → {file name: source text}
-    result = Result(spec, files, steps=steps, warnings=warnings)
+    chain = next_chain(revisions, previous, spec, base)  # keep, drop, or add one revision
+    start = base.spec if base is not None and base.spec is not None else previous
+    files = render(spec, chain, schema_digest(start))  # pure: Spec → {file name: source text}
+    dropped = [r.name for r in chain.drop if r.name not in files]  # one rendered again as it was is kept
+    result = Result(spec, files, chain, dropped, warnings=list(warnings or []))
     if check:
-        result.stale = stale_files(files, Path(out))
+        result.stale = stale_files(files, Path(out)) + result.dropped
     else:
+        remove_files(result.dropped, Path(out))
         result.written = emit_files(files, Path(out))  # atomic writes of changed files only
     return result
 
 
-__all__ = ["generate", "load_spec", "render", "read_workbook", "validate_workbook", "Spec", "WorkbookError", "Problem"]
+__all__ = ["generate", "generate_spec", "load_spec", "render", "read_workbook", "validate_workbook", "Base", "Spec", "WorkbookError",
+           "Problem"]

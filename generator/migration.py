@@ -8,6 +8,8 @@ cannot detect them); a removed field or entity keeps its column or table (retire
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, replace
 
@@ -174,6 +176,88 @@ def schema_changed(old: Spec | None, new: Spec) -> bool:
     return bool(diff_specs(old, new))
 
 
+def schema_digest(spec: Spec | None) -> str:
+    """A short fingerprint of what :func:`diff_specs` compares: table names, columns as the schema
+    has them, the values of choice columns. Two specs with one digest need no migration between
+    them; a revision names the digests it starts from and leads to, so a chain of revisions can
+    be checked against the database it is about to run on."""
+    if spec is None:
+        return ""
+    shape = [[e.name, [[*_schema_key(column_of(e, f)), f.column] for f in e.fields],
+              {f.column: [c.value for c in spec.choices.get(f.choices, ())] for f in e.fields if f.type == "choice"}]
+             for e in sorted(spec.entities, key=lambda e: e.name)]
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RevisionFile:
+    """A revision already in ``versions/``, as its header says (read without running it)."""
+
+    name: str  # versions/NNNN_slug.py
+    revision: str
+    down: str | None
+    base: str = ""  # the schema digest it starts from ('' in revisions of earlier releases)
+    schema: str = ""  # the schema digest it leads to
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where a database stands: the revision it was last upgraded to and the spec it then had."""
+
+    revision: str | None
+    spec: Spec | None
+
+
+@dataclass
+class Chain:
+    """What the ``versions/`` folder becomes: the revisions kept, those dropped (generated for a
+    database that never applied them), the new revision's steps, number and predecessor, and the
+    revision a database is at once it has run the chain (``head``)."""
+
+    keep: list[RevisionFile]
+    drop: list[RevisionFile]
+    steps: list[Step]
+    number: str | None
+    down: str | None
+    head: str | None
+
+
+def _number(revision: str | None) -> int:
+    return int(revision) if revision else 0
+
+
+def leads_to(tail: list[RevisionFile], start: str | None, base: str, target: str) -> bool:
+    """Whether ``tail`` runs unbroken from revision ``start`` (schema digest ``base``) to ``target``."""
+    at, shape = start, base
+    for r in tail:
+        if r.down != at or not r.base or r.base != shape:
+            return False
+        at, shape = r.revision, r.schema
+    return shape == target
+
+
+def next_chain(files: list[RevisionFile], previous: Spec | None, spec: Spec, base: Base | None) -> Chain:
+    """The revisions that take a database to ``spec``.
+
+    With ``base`` (a database that recorded what it was upgraded to) the revisions after its
+    revision were generated but never applied there: one revision from ``base`` to ``spec``
+    replaces them, so an edit undone in the workbook is undone in the plan (the same revision,
+    when they already were just that). Revisions up to ``base`` are history and never rewritten.
+    Without ``base`` (no database to ask, or a new one) the folder is the history: ``previous``
+    (the spec generated last) is its head, and a change is stacked on it.
+    """
+    if base is None or base.spec is None:
+        last = files[-1].revision if files else None
+        steps = diff_specs(previous if files else None, spec)
+        number = f"{_number(last) + 1:04d}" if steps else None
+        return Chain(list(files), [], steps, number, last, number or last)
+    applied = [f for f in files if _number(f.revision) <= _number(base.revision)]
+    tail = [f for f in files if _number(f.revision) > _number(base.revision)]
+    steps = diff_specs(base.spec, spec)
+    number = f"{_number(base.revision) + 1:04d}" if steps else None
+    return Chain(applied, tail, steps, number, base.revision, number or base.revision)
+
+
 def slug(steps: list[Step]) -> str:
     if not steps:
         return "no_change"
@@ -199,8 +283,9 @@ def comment_text(text: str) -> str:
     return "".join(ch if ch.isprintable() and ch not in "\"'\\" else "_" for ch in text)
 
 
-def render_revision(revision: str, down_revision: str | None, steps: list[Step], workbook: str) -> str:
-    """An Alembic revision declaring ``steps`` (every value rendered with repr)."""
+def render_revision(revision: str, down_revision: str | None, steps: list[Step], workbook: str, base: str = "", schema: str = "") -> str:
+    """An Alembic revision declaring ``steps`` (every value rendered with repr), naming the schema
+    digests it starts from (``base``) and leads to (``schema``)."""
     lines = [
         f"# generated from {comment_text(workbook)} — do not edit; run `crm generate` instead.",
         f'"""Schema change {revision}: {len(steps)} step(s)."""',
@@ -216,6 +301,8 @@ def render_revision(revision: str, down_revision: str | None, steps: list[Step],
         f"down_revision = {down_revision!r}",
         "branch_labels = None",
         "depends_on = None",
+        f"BASE_SCHEMA = {base!r}  # the schema it starts from (generator.migration.schema_digest)",
+        f"SCHEMA = {schema!r}  # the schema it leads to",
         "",
         "STEPS = [",
     ]
@@ -235,6 +322,4 @@ def render_revision(revision: str, down_revision: str | None, steps: list[Step],
     return "\n".join(lines)
 
 
-def existing_revisions(names: list[str]) -> list[str]:
-    """Revision ids (``0001`` …) of the files ``NNNN_slug.py`` in a versions folder, in order."""
-    return sorted(m.group(1) for n in names if (m := re.match(r"^(\d{4})_[a-z0-9_]*\.py$", n)))
+REVISION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]*\.py$")

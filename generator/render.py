@@ -15,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .migration import Step, comment_text, render_revision, slug
+from .migration import Chain, comment_text, render_revision, schema_digest, slug
 from .schema import Col, column_of, list_order
 from .spec import Entity, Spec
 
@@ -166,15 +166,15 @@ def _env() -> Environment:
     return env
 
 
-def render(spec: Spec, steps: list[Step] | None = None, revisions: tuple[str, ...] = ()) -> dict[str, str]:
-    """The generated package as ``{file name: text}``: Python modules, ``spec.json`` and, when there
-    are schema ``steps``, a new migration revision ``versions/NNNN_slug.py`` after ``revisions``."""
+def render(spec: Spec, chain: Chain | None = None, base_schema: str = "") -> dict[str, str]:
+    """The generated package as ``{file name: text}``: Python modules, ``spec.json`` and, when the
+    ``chain`` has new steps, its revision ``versions/NNNN_slug.py`` (from the schema whose digest
+    is ``base_schema`` to ``spec``'s)."""
     env = _env()
     ctx = build_context(spec)
     files = {name: env.get_template(f"{name}.jinja").render(**ctx) for name in OUTPUTS}
     files["spec.json"] = spec.to_json() + "\n"
-    if steps:
-        number = f"{int(revisions[-1]) + 1 if revisions else 1:04d}"
-        down = revisions[-1] if revisions else None
-        files[f"versions/{number}_{slug(steps)}.py"] = render_revision(number, down, steps, spec.workbook)
+    if chain is not None and chain.steps and chain.number:
+        files[f"versions/{chain.number}_{slug(chain.steps)}.py"] = render_revision(
+            chain.number, chain.down, chain.steps, spec.workbook, base_schema, schema_digest(spec))
     return files

@@ -512,28 +512,28 @@ def test_upgrade_refused_after_generating_leaves_no_files(office: Office, monkey
     so the next run (after the row is fixed) goes through."""
     import sqlalchemy as sa
 
-    import app.cli
+    from app.runtime import evolution
 
     files = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()
              and "__pycache__" not in p.parts}
     office.edit(lambda s: office.field("book", "pages").update(required="yes"))
     with office.engine.begin() as conn:
         conn.execute(sa.text("UPDATE book SET pages = 10 WHERE pages IS NULL"))
-    plan = app.cli._plan
+    plan = evolution.make_plan
 
     def plan_then_a_row_arrives(*args: object) -> object:
         found = plan(*args)
         office.insert("book", {"title": "新书", "isbn": "A9", "pages": None})
         return found
 
-    monkeypatch.setattr(app.cli, "_plan", plan_then_a_row_arrives)
+    monkeypatch.setattr(evolution, "make_plan", plan_then_a_row_arrives)
     result = office.upgrade()
     assert result.exit_code == 1 and "book.pages becomes required but 1 rows are empty" in result.output
     after = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()
              and "__pycache__" not in p.parts}
     assert after == files
     assert not list((office.generated / "versions").rglob("0002_*"))
-    monkeypatch.setattr(app.cli, "_plan", plan)
+    monkeypatch.setattr(evolution, "make_plan", plan)
     with office.engine.begin() as conn:
         conn.execute(sa.text("UPDATE book SET pages = 20 WHERE pages IS NULL"))
     assert office.upgrade().exit_code == 0

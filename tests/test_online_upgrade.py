@@ -359,8 +359,7 @@ def test_a_required_check_left_on_a_field_then_removed_goes_with_it(office: Offi
 
 
 def test_rows_filled_by_a_later_run_are_graded_again(office: Office, big: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.cli as cli
-    from app.runtime import migrate
+    from app.runtime import evolution, migrate
 
     seen: list[int] = []  # how many rows were still empty each time the grades were computed
 
@@ -369,7 +368,7 @@ def test_rows_filled_by_a_later_run_are_graded_again(office: Office, big: None, 
             seen.append(conn.execute(sa.text("SELECT count(*) FROM book WHERE pages IS NULL")).scalar_one())
         return []
 
-    monkeypatch.setattr(cli, "_regrade_all", regrade)
+    monkeypatch.setattr(evolution, "regrade_all", regrade)
     monkeypatch.setattr(migrate, "INDEX_WAIT_MS", 300)
     office.insert("book", *[{"title": f"无页数{i}"} for i in range(6)])
     office.edit(lambda s: s["fields"].__setitem__(2, {**office.field("book", "pages"), "required": "yes", "default": "100"}))

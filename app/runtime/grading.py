@@ -281,6 +281,35 @@ def _regrade_python(conn: sa.Connection, spec: Spec, entity: Entity, graded: Gra
     return moves
 
 
+def move_examples(conn: sa.Connection, spec: Spec, entity: Entity, graded: Graded, tables: dict[str, sa.Table], now: dt.datetime,
+                  moves: Counter[tuple[Any, Any]], limit: int = 5) -> dict[tuple[Any, Any], list[tuple[int, str]]]:
+    """Up to ``limit`` records of each move between grades (stored ≠ by these rules), as
+    (id, number and title): what IT can look up before the upgrade moves them."""
+    table = tables[entity.name]
+    wanted = [move for move, n in moves.items() if move[0] != move[1] and n]
+    if not wanted:
+        return {}
+    shown = ([table.c.code] if entity.numbering and "code" in table.c else []) + (
+        [table.c[entity.title_field]] if entity.title_field and entity.title_field in table.c else [])
+
+    def named(rows: Any) -> list[tuple[int, str]]:
+        return [(r[0], " ".join(str(v) for v in r[1:] if v not in (None, "")) or f"#{r[0]}") for r in rows]
+
+    try:
+        new = case_expression(spec, entity, graded, tables, now, conn.dialect.name)
+    except NotCompilable:
+        ids: dict[tuple[Any, Any], list[int]] = {}
+        for pk, old, grade, _why in _python_grades(conn, spec, entity, graded, tables, now):
+            if (old, grade) in wanted and len(ids.setdefault((old, grade), [])) < limit:
+                ids[(old, grade)].append(pk)
+        labels = dict(named(conn.execute(sa.select(table.c.id, *shown).where(table.c.id.in_([i for v in ids.values() for i in v])))))
+        return {move: [(i, labels[i]) for i in found] for move, found in ids.items()}
+    column = table.c[graded.field]
+    return {(old, grade): named(conn.execute(
+        sa.select(table.c.id, *shown).where(column.is_not_distinct_from(old), new.is_not_distinct_from(grade))
+        .order_by(table.c.id).limit(limit))) for old, grade in wanted}
+
+
 def describe_moves(field_label: str, moves: Counter[tuple[Any, Any]]) -> tuple[str, str]:
     """'A: 120 → 168; B→A 48' in Chinese and English."""
     before: Counter[Any] = Counter()

@@ -38,11 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask_appbuilder import Model
 
 from generator.migration import (
@@ -65,7 +62,6 @@ from .convert import convert
 from .crypto import EncryptedText, decrypt, encrypt, is_encrypted
 from .models import NAMING_CONVENTION
 
-ENV_DIR = Path(__file__).parent / "alembic"
 log = logging.getLogger(__name__)
 EXAMPLES = 5
 INTERNAL_PREFIXES = ("ab_", "crm_", "alembic_", "kombu_", "celery_")
@@ -109,6 +105,13 @@ class PlanLine:
         main = self.zh if lang == "zh" else self.en
         mark = ("拒绝 REFUSED: " if self.refused else "")
         return f"{mark}{main} ({other})"
+
+    def details(self, lang: str = "zh") -> list[str]:
+        """One line per move that names its example records (``B→A: KH-202612-1998 天津华诚机械、…``)."""
+        lead = "例如" if lang == "zh" else "e.g."
+        return [f"{lead} {e['from'] or '空'}→{e['to'] or '空'} ({e['rows']}): " + "、".join(r["title"] for r in e["records"])
+                + (" …" if e["rows"] > len(e["records"]) else "")
+                for e in self.examples if isinstance(e, dict) and e.get("records")]
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "zh": self.zh, "en": self.en, "rows": self.rows, "refused": self.refused,
@@ -1110,16 +1113,6 @@ def run_steps(steps: list[Step]) -> None:
 
 # -- the whole database -----------------------------------------------------------------------
 
-def alembic_config(generated_dir: str | Path, conn: sa.Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(ENV_DIR))
-    cfg.set_main_option("version_locations", str(Path(generated_dir) / "versions"))
-    cfg.set_main_option("path_separator", "os")
-    if conn is not None:
-        cfg.attributes["connection"] = conn
-    return cfg
-
-
 def ensure_system_tables(engine: sa.Engine) -> None:
     """FAB's tables (ab_*) and the runtime's own (crm_*), the same for every workbook. Created here
     so FAB never runs create_all over the entities' tables behind the migrations' back."""
@@ -1162,19 +1155,6 @@ def _columns_of(engine: sa.Engine, table: str) -> set[str]:
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         return {c["name"] for c in inspector.get_columns(table)} if inspector.has_table(table) else set()
-
-
-def current_revision(conn: sa.Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
-
-
-def pending_steps(generated_dir: str | Path, conn: sa.Connection) -> list[tuple[str, list[Step]]]:
-    """(revision, steps) of the generated revisions this database has not applied yet, in order."""
-    script = ScriptDirectory.from_config(alembic_config(generated_dir))
-    current = current_revision(conn)
-    revisions = list(script.iterate_revisions("head", current))
-    revisions.reverse()
-    return [(r.revision, list(r.module.STEPS)) for r in revisions]
 
 
 def declared_metadata(spec: Spec) -> sa.MetaData:
@@ -1467,12 +1447,21 @@ def drop_retired(conn: sa.Connection, backup_dir: Path, metadata: sa.MetaData) -
 
 def plan_lines(steps: list[Step], conn: sa.Connection) -> list[PlanLine]:
     """Describe (and check) ``steps`` in order against the database as it is now."""
+    return plan_groups([steps], conn)[0]
+
+
+def plan_groups(groups: list[list[Step]], conn: sa.Connection) -> list[list[PlanLine]]:
+    """:func:`plan_lines` of groups of steps that run one after the other (a rename in one is
+    seen by the next)."""
     db = _Db(conn)
-    lines = []
-    for step in steps:
-        lines += describe(step, db)
-        db.alias(step)
-    return lines
+    result = []
+    for steps in groups:
+        lines = []
+        for step in steps:
+            lines += describe(step, db)
+            db.alias(step)
+        result.append(lines)
+    return result
 
 
 def sqlite_path(url: sa.URL) -> Path | None:
@@ -1506,15 +1495,20 @@ class UpgradeResult:
     filled: int = 0  # rows given a default after the commit (their grades must be computed again)
 
 
-def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, declared: sa.MetaData,
+def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: Path, spec: Spec,
                      allow_destructive: bool = False, lock_timeout_ms: int = UPGRADE_LOCK_TIMEOUT_MS,
                      attempts: int = UPGRADE_LOCK_ATTEMPTS) -> UpgradeResult:
-    """Apply the pending revisions (and, if allowed, drop what ``declared`` no longer has) all or
-    nothing; on PostgreSQL then build the indexes it asks for, online."""
+    """Run the generated revisions the database has not run yet and record ``spec`` as what it
+    was upgraded to (and, if allowed, drop what ``spec`` no longer has), all or nothing; on
+    PostgreSQL then build the indexes it asks for, online."""
+    from .applied import pending_revisions, read_applied, record_applied, stamp
+
+    declared = declared_metadata(spec)
     sqlite = sqlite_path(engine.url)
     backup = None
     with engine.connect() as conn:
-        pending = pending_steps(generated_dir, conn)
+        state = read_applied(conn, generated_dir)
+        pending = pending_revisions(generated_dir, state, spec)
         lines = plan_lines([s for _, steps in pending for s in steps], conn)
         refused = [line for line in lines if line.refused]
         if refused:
@@ -1524,6 +1518,7 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
         backup = backup_sqlite(sqlite, backup_dir)
     dropped: list[PlanLine] = []
     ensure_system_tables(engine)
+    head = pending[-1][0] if pending else state.revision
     for attempt in range(1, max(1, attempts) + 1):
         try:
             with engine.begin() as conn:
@@ -1534,7 +1529,12 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 if conn.dialect.name == "postgresql" and lock_timeout_ms > 0:
                     conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{int(lock_timeout_ms)}ms"})
-                command.upgrade(alembic_config(generated_dir, conn), "head")
+                with Operations.context(MigrationContext.configure(conn)):
+                    for _revision, steps in pending:
+                        run_steps(steps)
+                if head is not None:
+                    stamp(conn, head)
+                record_applied(conn, head, spec)  # the database now stands here, whatever is generated next
                 ensure_base_columns(conn, declared)
                 _done, builds = ensure_indexes(conn, declared)
                 if allow_destructive:

@@ -8,7 +8,6 @@ from typing import Any
 from .migrate import (
     UPGRADE_LOCK_TIMEOUT_MS,
     UpgradeResult,
-    declared_metadata,
     finish_online,
     one_upgrade_at_a_time,
     upgrade_database,
@@ -22,6 +21,6 @@ def create_schema(app: Any, allow_destructive: bool = False) -> UpgradeResult:
         backups = Path(app.config["CRM_VAR_DIR"]) / "backups"
         spec = app.extensions["crm"].spec
         with one_upgrade_at_a_time(db.engine):
-            done = upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, declared_metadata(spec), allow_destructive,
+            done = upgrade_database(db.engine, app.config["CRM_GENERATED_DIR"], backups, spec, allow_destructive,
                                     app.config.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
             return finish_online(db.engine, done)

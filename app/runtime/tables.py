@@ -163,3 +163,15 @@ class CacheVersion(Model):
 
 CRM_TABLES = [Sequence.__table__, CacheVersion.__table__, GradeChange.__table__, Transition.__table__, OutboxMessage.__table__, Notification.__table__,
               SurveyAnswer.__table__, ImportJob.__table__]
+
+
+class AppliedSpec(Model):
+    """Append-only: the spec a database was upgraded to and the revision it then had, written in
+    the upgrade's own transaction. ``crm plan`` and ``crm upgrade`` compare the workbook with the
+    newest row, whatever ``crm generate`` wrote into the generated folder meanwhile."""
+
+    __tablename__ = "crm_applied_spec"
+    id = Column(Integer, primary_key=True)
+    revision = Column(String(32))
+    spec = Column(Text, nullable=False)  # Spec.to_json()
+    applied_on = Column(DateTime, nullable=False, default=now)
