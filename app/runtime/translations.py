@@ -8,16 +8,26 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 DIRECTORY = Path(__file__).resolve().parent.parent / "translations"
 
 
+class _Stable(Catalog):
+    """A catalog whose compiled header does not name the Babel release that compiled it, so the
+    committed ``.mo`` files stay equal to their sources when a new Babel is installed."""
+
+    def _get_mime_headers(self) -> list[tuple[str, str]]:
+        return [(k, "app.runtime.translations\n" if k == "Generated-By" else v) for k, v in super()._get_mime_headers()]
+
+
 def compiled(po: Path) -> bytes:
     """The ``.mo`` bytes of a ``.po`` file."""
     with po.open("rb") as f:
         catalog = read_po(f)
+    catalog.__class__ = _Stable
     out = io.BytesIO()
     write_mo(out, catalog)
     return out.getvalue()
