@@ -49,6 +49,8 @@ def test_threshold_change_is_planned_exactly_and_applied(tmp_path: Path, monkeyp
             rule["condition"] = "(annual_demand >= 100000 or employee_count >= 200) and urgency in ('urgent', 'normal')"
 
         office.edit(lower_threshold)
+        generated = office.run("generate")  # IT reviews the diff first: the plan still starts from the database
+        assert generated.exit_code == 0, generated.output
         after = expected_grades(office, "customer", "grade")
         moves = Counter((before[i], after[i]) for i in before)
         assert any(old != new for old, new in moves.elements())
@@ -56,6 +58,14 @@ def test_threshold_change_is_planned_exactly_and_applied(tmp_path: Path, monkeyp
         plan = office.plan()
         assert en in [line["en"] for line in plan["regenerate"]]
         assert plan["refused"] == 0
+        # each move names up to five of its records by number and name, the first ones by id
+        line = next(line for line in plan["regenerate"] if line["en"] == en)
+        named = dict(((i, f"{code} {name}") for i, code, name in office.rows("customer", "code", "name")))
+        assert {(e["from"], e["to"]): e["rows"] for e in line["examples"]} == {m: n for m, n in moves.items() if m[0] != m[1]}
+        for e in line["examples"]:
+            ids = sorted(i for i in before if (before[i], after[i]) == (e["from"], e["to"]))[:5]
+            assert e["records"] == [{"id": i, "title": named[i]} for i in ids]
+        assert f"例如 {line['examples'][0]['from']}→{line['examples'][0]['to']}" in office.run("plan").output
         result = office.upgrade()
         assert result.exit_code == 0, result.output
         assert zh in result.output
