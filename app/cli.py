@@ -155,7 +155,7 @@ def _sync_permissions() -> None:
 
     # a fresh interpreter: this process may already hold another generated package
     subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"], check=True,  # noqa: S603
-                   env={**os.environ, "CRM_SYNC_PERMISSIONS": "1"}, capture_output=True)
+                   env={**os.environ, "CRM_SYNC_PERMISSIONS": "always"}, capture_output=True)
 
 
 @main.command()
@@ -452,7 +452,6 @@ def rotate_key() -> None:
     import sqlalchemy as sa
 
     from app.runtime import crypto
-    from generator import load_spec
 
     old = os.environ.get("CRM_OLD_ENCRYPTION_KEY", "")
     if not old:
@@ -460,7 +459,7 @@ def rotate_key() -> None:
     from config.default import from_env
 
     crypto.configure(from_env()["CRM_ENCRYPTION_KEY"], old)
-    spec, _warnings = load_spec(_defaults().CRM_WORKBOOK)
+    spec = _load(_defaults().CRM_WORKBOOK)
     engine = _engine()
     total = 0
     try:

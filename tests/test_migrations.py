@@ -381,15 +381,24 @@ def test_failed_upgrade_leaves_the_database_exactly_as_before(office: Office, mo
         {"entity": "book", "name": "shelf", "label": "书架", "type": "string", "default": "A"},
         {"entity": "member", "name": "phone", "label": "电话", "type": "phone"},
     ]))
+    from app.runtime import migrate
+
     before = office.snapshot()
     files = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()}
-    monkeypatch.setenv("CRM_TEST_FAIL_AFTER_STEP", "1")
+    apply, applied = migrate.apply, []
+
+    def apply_then_crash(*args: Any) -> None:  # the process dies after the first step
+        apply(*args)
+        applied.append(args[0])
+        raise RuntimeError(f"injected failure after step {len(applied)}")
+
+    monkeypatch.setattr(migrate, "apply", apply_then_crash)
     with pytest.raises(RuntimeError, match="injected failure after step 1"):
         office.upgrade()
     assert office.snapshot() == before
     # nor the generated files: no revision 0002 (nor its bytecode), spec.json as it was
     assert {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()} == files
-    monkeypatch.delenv("CRM_TEST_FAIL_AFTER_STEP")
+    monkeypatch.setattr(migrate, "apply", apply)
     assert office.upgrade().exit_code == 0
     assert office.rows("book", "shelf") == [(1, "A"), (2, "A"), (3, "A")]
 

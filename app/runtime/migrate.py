@@ -1088,7 +1088,7 @@ def _briefly(conn: sa.Connection) -> Iterator[None]:
     conn.exec_driver_sql("COMMIT")
 
 
-# -- running inside an Alembic revision --------------------------------------------------------
+# -- running a revision's steps (under Alembic's Operations: upgrade_database, or a revision's upgrade()) --
 
 def run_steps(steps: list[Step]) -> None:
     """Called by a generated revision's ``upgrade()``: check every step, then apply them all."""
@@ -1098,17 +1098,14 @@ def run_steps(steps: list[Step]) -> None:
     if refused:
         raise RefusedUpgrade(refused)
     db = _Db(op.get_bind())
-    fail_after = os.environ.get("CRM_TEST_FAIL_AFTER_STEP")  # tests inject a crash mid-upgrade
     creates = [s for s in steps if isinstance(s, CreateTable)]
-    for i, step in enumerate(steps, start=1):
+    for step in steps:
         if isinstance(step, CreateTable):
             if step is creates[0]:
                 create_tables(creates, db)  # all at once, in dependency order
                 db.insp = sa.inspect(db.conn)
         else:
             apply(step, op, db)
-        if fail_after and i == int(fail_after):
-            raise RuntimeError(f"injected failure after step {i}")
 
 
 # -- the whole database -----------------------------------------------------------------------
