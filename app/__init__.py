@@ -29,9 +29,10 @@ from .runtime.importjobs import allow_large_import_upload
 from .runtime.inbox import register_inbox
 from .runtime.loader import Generated, load_generated
 from .runtime.migrate import ensure_system_tables
-from .runtime.pagecache import bump, ensure_version_row, install_page_cache, install_version_bump
+from .runtime.pagecache import ensure_version_row, install_page_cache, install_version_bump
+from .runtime.permsync import sync_security, wanted
 from .runtime.rules import install_rules
-from .runtime.security import menu_item, sync_roles
+from .runtime.security import menu_item
 from .runtime.surveys import register_surveys
 from .runtime.views import install_schema_cache
 from .tasks import celery_init_app
@@ -84,8 +85,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("APP_NAME", spec.settings.app_name)
     app.config["AUTH_ROLE_ADMIN"] = generated.permissions.ADMIN_ROLE
     app.config["BABEL_DEFAULT_LOCALE"] = spec.settings.language
-    sync = bool(app.config.get("CRM_SYNC_PERMISSIONS", True))
-    app.config["FAB_UPDATE_PERMS"] = sync  # several web workers must not race on the security tables
+    sync = app.config.get("CRM_SYNC_PERMISSIONS", True)  # False: never (web workers); "always": also when unchanged
+    app.config["FAB_UPDATE_PERMS"] = False  # done below in one pass (permsync), not by FAB statement by statement
     install_rules(spec)
     install_audit()
     install_version_bump()  # what web workers keep across requests follows users, roles and grants
@@ -117,11 +118,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
-            exposed = _exposed_permissions(appbuilder, generated)
-            menus = {name: group for name, _v, _a, group, *_labels in generated.views.REGISTRY}
-            sync_roles(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, exposed, menus)
-            with db.engine.begin() as conn:  # also after edits of the security tables made behind the ORM
-                bump(conn)
+            with db.engine.begin() as conn:
+                sync_security(conn, wanted_security(appbuilder, generated), force=sync == "always")
     return app
 
 
@@ -196,6 +194,12 @@ def register_views(appbuilder: AppBuilder, generated: Generated) -> None:
             icon="fa-table",
         )
         appbuilder.add_api(api)
+
+
+def wanted_security(appbuilder: AppBuilder, generated: Generated) -> Any:
+    """What the registered screens and the roles sheet ask of FAB's security tables."""
+    menus = {name: group for name, _v, _a, group, *_labels in generated.views.REGISTRY}
+    return wanted(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, _exposed_permissions(appbuilder, generated), menus)
 
 
 def _exposed_permissions(appbuilder: AppBuilder, generated: Generated) -> dict[str, set[str]]:

@@ -31,8 +31,9 @@ def from_env() -> dict[str, Any]:
         "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),
         "CRM_BASE_URL": env("CRM_BASE_URL", "http://127.0.0.1:5000"),
         "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
-        # permissions and roles are synchronised by `crm upgrade`/`crm up`; `crm serve` workers skip it
-        "CRM_SYNC_PERMISSIONS": env("CRM_SYNC_PERMISSIONS", "1") != "0",
+        # permissions and roles follow the screens and the sheet when they changed (one digest read
+        # otherwise); `crm upgrade` also puts hand edits right ("always"); `crm serve` workers skip it ("0")
+        "CRM_SYNC_PERMISSIONS": {"0": False, "always": "always"}.get(env("CRM_SYNC_PERMISSIONS", "1"), True),
         # limits whose defaults live beside the code that applies them; set here only when given
         **{name: _whole_number(name, value) for name in TUNABLE if (value := env(name, "").strip())},
     }
@@ -63,7 +64,7 @@ AUTH_TYPE = 1  # AUTH_DB
 AUTH_USER_REGISTRATION = False
 FAB_ADD_SECURITY_API = False  # its role/permission APIs break on marshmallow 4; login API stays
 FAB_API_SWAGGER_UI = True
-FAB_UPDATE_PERMS = True
+FAB_UPDATE_PERMS = False  # app.runtime.permsync writes them, in one pass
 # one permission query per request instead of one per menu entry and button (half a list page's time)
 FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"
 BABEL_DEFAULT_LOCALE = "zh"

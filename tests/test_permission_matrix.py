@@ -156,7 +156,9 @@ def test_unauthenticated_requests_are_refused(app: Any) -> None:
 
 
 def test_roles_are_synchronised_and_converge(app: Any) -> None:
-    from app.runtime.security import desired_permissions, sync_roles
+    from app import wanted_security
+    from app.runtime.permsync import sync_security
+    from app.runtime.security import desired_permissions
 
     crm = app.extensions["crm"]
     perms = crm.generated.permissions
@@ -170,9 +172,54 @@ def test_roles_are_synchronised_and_converge(app: Any) -> None:
 
         exposed = _exposed_permissions(crm.appbuilder, crm.generated)
         menus = {name: group for name, _v, _a, group, *_labels in crm.generated.views.REGISTRY}
-        sync_roles(crm.appbuilder, perms.ROLES, perms.GRANTS, exposed, menus)
+        with crm.db.engine.begin() as conn:
+            assert not sync_security(conn, wanted_security(crm.appbuilder, crm.generated))  # unchanged: one read, no write
+            assert sync_security(conn, wanted_security(crm.appbuilder, crm.generated), force=True)
+        crm.db.session.expire_all()
         held = {(p.permission.name, p.view_menu.name) for p in sm.find_role(role).permissions}
         wanted = desired_permissions(perms.GRANTS.get(role, {}), exposed, menus)
         assert wanted <= held
         grants_delete = "delete" in granted(role, SPEC.entities[-1].name)
         assert (("can_delete", SPEC.entities[-1].name) in held) == grants_delete
+
+
+def security_tables(engine: Any) -> dict[str, list[Any]]:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return {t: sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {t}")).all()))  # noqa: S608 - fixed names
+                for t in ("ab_permission", "ab_view_menu", "ab_permission_view", "ab_role", "ab_permission_view_role")}
+
+
+def test_the_one_pass_sync_leaves_flask_appbuilder_nothing_to_add_and_a_restart_nothing_to_write(tmp_path: Any) -> None:
+    """The security tables as app.runtime.permsync writes them are what FAB's own permission update
+    would write (run it after: nothing changes); a start-up with the same screens and sheet only
+    reads the digest."""
+    import sqlalchemy as sa
+
+    from app import create_app
+
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    application = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    engine = sa.create_engine(url)
+    synced = security_tables(engine)
+    assert synced["ab_permission_view_role"] and len(synced["ab_role"]) >= len(SPEC.roles)
+    with application.app_context():
+        application.extensions["crm"].appbuilder.add_permissions(update_perms=True)  # FAB, statement by statement
+        application.extensions["crm"].db.session.commit()
+    assert security_tables(engine) == synced
+
+    writes: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) and " ab_" in statement:
+            writes.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert writes == []
+    assert security_tables(engine) == synced
+    engine.dispose()

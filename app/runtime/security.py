@@ -1,4 +1,5 @@
-"""Roles and permissions from the sheets, synchronised into FAB's security tables.
+"""Roles and permissions from the sheets: what each role of the sheet should hold in FAB's
+security tables (written by :mod:`.permsync`).
 
 Re-running converges: a role of the sheet gets exactly the grants the sheet gives it (plus what
 every signed-in user needs); grants the sheet no longer gives are removed. Roles not in the sheet
@@ -7,12 +8,7 @@ every signed-in user needs); grants the sheet no longer gives are removed. Roles
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-from flask import current_app
-
-log = logging.getLogger(__name__)
 
 # What every signed-in user may do regardless of role: see and change their own account.
 SELF_SERVICE = {
@@ -51,24 +47,3 @@ def desired_permissions(grants: dict[str, Any], exposed: dict[str, set[str]], me
             wanted.add(("menu_access", menu_item(entity)))
             wanted.add(("menu_access", menus[entity]))
     return wanted
-
-
-def sync_roles(appbuilder: Any, roles: dict[str, Any], grants: dict[str, Any], exposed: dict[str, set[str]], menus: dict[str, str]) -> None:
-    sm = appbuilder.sm
-    for role_name in roles:
-        role = sm.find_role(role_name) or sm.add_role(role_name)
-        if role_name == current_app.config.get("AUTH_ROLE_ADMIN"):
-            continue  # FAB keeps the admin role complete
-        wanted = desired_permissions(grants.get(role_name, {}), exposed, menus) | SELF_SERVICE
-        current = {(pv.permission.name, pv.view_menu.name): pv for pv in role.permissions}
-        for perm, view in sorted(wanted - current.keys()):
-            pv = sm.find_permission_view_menu(perm, view)
-            if pv is None:
-                if perm in ("menu_access",):
-                    pv = sm.add_permission_view_menu(perm, view)
-                else:
-                    log.debug("permission %s on %s does not exist", perm, view)
-                    continue
-            sm.add_permission_role(role, pv)
-        for key in sorted(current.keys() - wanted):
-            sm.del_permission_role(role, current[key])

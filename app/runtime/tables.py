@@ -175,3 +175,12 @@ class AppliedSpec(Model):
     revision = Column(String(32))
     spec = Column(Text, nullable=False)  # Spec.to_json()
     applied_on = Column(DateTime, nullable=False, default=now)
+
+
+class State(Model):
+    """What the runtime keeps about a database besides its data, by key (e.g. the digest of the
+    permissions last synchronised into FAB's security tables)."""
+
+    __tablename__ = "crm_state"
+    key = Column(String(40), primary_key=True)
+    value = Column(Text)
