@@ -37,7 +37,23 @@ def _print_problems(problems: list[Problem], filename: str, lang: str) -> None:
         click.echo(p.format(filename, lang), err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands' one error boundary: an operation's refusal (:class:`app.ops.OpsError`), a
+    setting that cannot be used (:class:`config.default.ConfigError`) or a generated application
+    missing is its message and exit code 1, never a traceback (workbook problems: :func:`_load`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from app.loader import GeneratedAppError
+        from app.ops import OpsError
+        from config.default import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except (OpsError, ConfigError, GeneratedAppError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """客户维护体系 — a CRM generated from Excel workbooks."""
 
@@ -83,7 +99,7 @@ def generate_cmd(workbook: str | None, out: str | None, check_only: bool) -> Non
 
 def _ensure_admin(app: Any) -> None:
     """Create the first administrator when there is none; print how to log in."""
-    from app.runtime.accounts import create_first_admin
+    from app.access.accounts import create_first_admin
 
     created = create_first_admin(app, os.environ.get("CRM_ADMIN_USER", "admin"), os.environ.get("CRM_ADMIN_PASSWORD"))
     if created is not None:
@@ -110,8 +126,8 @@ def _database_state(out: str, adopt_legacy: bool) -> Any:
     SQLite file not made yet, or a server that does not answer (said, then the folder decides)."""
     import sqlalchemy as sa
 
-    from app.runtime.applied import adopt, read_applied
-    from app.runtime.migrate import sqlite_path
+    from app.migrate.applied import adopt, read_applied
+    from app.migrate.retire import sqlite_path
 
     d = _defaults()
     if Path(out).resolve() != Path(d.CRM_GENERATED_DIR).resolve():
@@ -149,15 +165,6 @@ def _load(workbook: str) -> Any:
     return spec
 
 
-def _sync_permissions() -> None:
-    """Roles and permissions follow the sheet; done here, once per deploy, not by every web worker."""
-    import subprocess
-
-    # a fresh interpreter: this process may already hold another generated package
-    subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"], check=True,  # noqa: S603
-                   env={**os.environ, "CRM_SYNC_PERMISSIONS": "always"}, capture_output=True)
-
-
 @main.command()
 @click.option("--workbook", "-w", default=None, help="configuration workbook")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -165,7 +172,7 @@ def plan(workbook: str | None, as_json: bool) -> None:
     """What a regenerate + upgrade would change: schema steps, refused steps, rows affected."""
     import json
 
-    from app.runtime import evolution
+    from app.ops import evolution
 
     d = _defaults()
     spec = _load(workbook or d.CRM_WORKBOOK)
@@ -217,58 +224,33 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
     _upgrade(workbook, d.CRM_GENERATED_DIR, allow_destructive)
 
 
-def _upgrade(workbook: str, out: str, allow_destructive: bool = False) -> None:
-    from app.runtime.migrate import UpgradeRunning, one_upgrade_at_a_time
-
-    engine = _engine()  # its own: the lock's connection outlives the others' engine
-    try:
-        with one_upgrade_at_a_time(engine):
-            _upgrade_alone(workbook, out, allow_destructive)
-    except UpgradeRunning as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
-
-
-def _upgrade_alone(workbook: str, out: str, allow_destructive: bool) -> None:
-    from app.runtime import evolution
-    from app.runtime.applied import StaleRevisions, adopt
-    from app.runtime.migrate import UPGRADE_LOCK_TIMEOUT_MS, BusyUpgrade, RefusedUpgrade, finish_online
+def _upgrade(workbook: str, out: str, allow_destructive: bool = False, sync: bool = True) -> None:
+    from app.ops.upgrade import UpgradeRefused, upgrade
 
     spec = _load(workbook)
     lang = spec.settings.language
     d = _defaults()
-    engine = _engine()
-    try:
-        state = adopt(engine, out)  # a database of an earlier release gets its spec recorded, nothing else
-        found = evolution.make_plan(engine, spec, out, state)
-        if found.refused:
-            _print_lines(found.refused, lang, err=True)
-            raise click.ClickException(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(found.refused)} step(s)")
-        try:
-            done = evolution.apply_plan(engine, found, out, d.VAR / "backups", allow_destructive,
-                                        d.values.get("CRM_UPGRADE_LOCK_TIMEOUT_MS", UPGRADE_LOCK_TIMEOUT_MS))
-        except RefusedUpgrade as exc:
-            _print_lines(exc.lines, lang, err=True)
-            raise click.ClickException("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)") from None
-        except (BusyUpgrade, StaleRevisions) as exc:
-            raise click.ClickException(str(exc)) from None
-        _print_lines(done.lines + done.dropped + [x for x in found.regenerate if x.kind == "validation"], lang)
-        if done.applied:
-            click.echo(f"已应用迁移 (applied) {', '.join(done.applied)}" + (f"; 备份 (backup) {done.backup}" if done.backup else ""))
+
+    def committed(report: Any) -> None:
+        _print_lines(report.lines, lang)
+        if report.applied:
+            click.echo(f"已应用迁移 (applied) {', '.join(report.applied)}" + (f"; 备份 (backup) {report.backup}" if report.backup else ""))
         else:
             click.echo("数据库结构已是最新 (the database schema is up to date)")
-        _sync_permissions()  # committed, its files kept: the rights now, not after the long work below
-        # what big tables need after the commit, the system in use (PostgreSQL), before the
-        # regrade, which must see the defaults filled in (also those an interrupted run left)
-        finish_online(engine, done, progress=lambda text: click.echo(f"  … {text} (系统照常可用 the system stays in use)"))
-        regrade = evolution.grades_changed(found) or done.applied or done.filled
-        graded = evolution.regrade_all(engine, spec) if regrade else []
+
+    engine = _engine()  # its own: the lock's connection outlives the others' engine
+    try:
+        options = {"lock_timeout_ms": d.values["CRM_UPGRADE_LOCK_TIMEOUT_MS"]} if d.values.get("CRM_UPGRADE_LOCK_TIMEOUT_MS") else {}
+        report = upgrade(engine, spec, out, d.VAR, allow_destructive, committed=committed, sync=sync,
+                         progress=lambda text: click.echo(f"  … {text} (系统照常可用 the system stays in use)"), **options)
+    except UpgradeRefused as exc:
+        _print_lines(exc.lines, lang, err=True)
+        raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
-    for text in graded + done.finished:
+    for text in report.graded + report.finished:
         click.echo(f"  - {text}")
-    for text in done.unfinished:
+    for text in report.unfinished:
         click.echo(f"  ! 未完成,系统照常可用,再次运行 crm upgrade 补做 (not done; the system works, and crm upgrade "
                    f"does it when run again): {text}", err=True)
 
@@ -290,10 +272,10 @@ def up(host: str, port: int) -> None:
     _links_to(host, port)
     d = _defaults()
     Path(d.VAR).mkdir(parents=True, exist_ok=True)
-    _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
+    _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR, sync=False)  # the app started here syncs the rights
     from app import create_app
 
-    app = create_app({"CRM_WEB_PROCESS": True})
+    app = create_app({"CRM_WEB_PROCESS": True, "CRM_SYNC_PERMISSIONS": "always"})
     _ensure_admin(app)
     import signal
     import subprocess
@@ -322,7 +304,7 @@ def up(host: str, port: int) -> None:
 @main.command()
 def regrade() -> None:
     """Recompute every grade from the grading rules, set-based, with history."""
-    from app.runtime.evolution import regrade_all
+    from app.ops.evolution import regrade_all
 
     spec = _load(_defaults().CRM_WORKBOOK)
     engine = _engine()
@@ -371,8 +353,8 @@ def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tupl
                as_user: str | None, report: str | None) -> None:
     """Import an .xlsx/.csv into ENTITY with the forms' rules; all or nothing unless --skip-bad-rows."""
     from app import create_app
-    from app.runtime.importcolumns import parse_mapping
-    from app.runtime.importer import ImportFileError, import_file
+    from app.io.importcolumns import parse_mapping
+    from app.io.importer import ImportFileError, import_file
 
     try:
         columns = parse_mapping(mapping)
@@ -437,7 +419,7 @@ def export_cmd(entity: str, file: str, as_user: str | None) -> None:
     from flask import g
 
     from app import create_app
-    from app.runtime.views import export_entity
+    from app.web.views import export_entity
 
     app = create_app()
     with app.test_request_context():
@@ -449,40 +431,16 @@ def export_cmd(entity: str, file: str, as_user: str | None) -> None:
 @main.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every encrypted field with CRM_ENCRYPTION_KEY (old values read with CRM_OLD_ENCRYPTION_KEY)."""
-    import sqlalchemy as sa
-
-    from app.runtime import crypto
+    from app.ops.keys import rotate_keys
 
     old = os.environ.get("CRM_OLD_ENCRYPTION_KEY", "")
     if not old:
         raise click.ClickException("set CRM_OLD_ENCRYPTION_KEY to the key the data is encrypted with now")
-    from config.default import from_env
-
-    crypto.configure(from_env()["CRM_ENCRYPTION_KEY"], old)
-    spec = _load(_defaults().CRM_WORKBOOK)
+    d = _defaults()
+    spec = _load(d.CRM_WORKBOOK)
     engine = _engine()
-    total = 0
     try:
-        with engine.begin() as conn:
-            for e in spec.entities:
-                for f in e.fields:
-                    if not f.encrypted:
-                        continue
-                    t = sa.table(e.name, sa.column("id"), sa.column(f.column))
-                    rows = conn.execute(sa.select(t.c.id, t.c[f.column]).where(t.c[f.column].is_not(None))).all()
-                    updates = [{"_pk": pk, "_v": crypto.encrypt(crypto.decrypt(v) if crypto.is_encrypted(v) else str(v))} for pk, v in rows]
-                    if updates:
-                        conn.execute(sa.update(t).where(t.c.id == sa.bindparam("_pk")).values({f.column: sa.bindparam("_v")}), updates)
-                    total += len(updates)
-            # the audit trail keeps old and new values of those fields, encrypted the same way
-            from app.runtime.audit import AuditRow, reseal
-
-            trail = AuditRow.__table__
-            sealed = conn.execute(sa.select(trail.c.id, trail.c.changes).where(trail.c.changes.contains(crypto.PREFIX))).all()
-            again = [{"_pk": pk, "_v": reseal(text)} for pk, text in sealed]
-            if again:
-                conn.execute(sa.update(trail).where(trail.c.id == sa.bindparam("_pk")).values(changes=sa.bindparam("_v")), again)
-            total += len(again)
+        total = rotate_keys(engine, spec, d.values["CRM_ENCRYPTION_KEY"], old)
     finally:
         engine.dispose()
     click.echo(f"已用新密钥重新加密 (re-encrypted) {total} values")
@@ -518,8 +476,8 @@ def sheets_dump(workbook: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def sheets_export(file: str) -> None:
     """Write the running configuration (the generated app's) back to a workbook."""
+    from app.spec.model import Spec
     from generator.author import spec_rows, write_sheets
-    from generator.spec import Spec
 
     spec_file = Path(_defaults().CRM_GENERATED_DIR) / "spec.json"
     if not spec_file.exists():
@@ -544,7 +502,7 @@ def user_add(username: str, roles: tuple[str, ...], password: str | None, depart
     import secrets
 
     from app import create_app
-    from app.runtime.accounts import add_user
+    from app.access.accounts import add_user
 
     generated = password is None
     password = password or secrets.token_urlsafe(12)
@@ -581,12 +539,12 @@ def demo_data(customers: int, related: int | None, seed: int) -> None:
     import time
 
     from app import create_app
-    from app.runtime.demo import demo_plan, make_demo_data
+    from app.ops.demo import demo_plan, make_demo_data
 
     d = _defaults()
     Path(d.VAR).mkdir(parents=True, exist_ok=True)
-    _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR)
-    app = create_app()
+    _upgrade(d.CRM_WORKBOOK, d.CRM_GENERATED_DIR, sync=False)  # the app made here syncs the rights
+    app = create_app({"CRM_SYNC_PERMISSIONS": "always"})
     total = sum(n for _, n in demo_plan(app.extensions["crm"].spec, customers, related))
     started = time.perf_counter()
     with click.progressbar(length=total, label="示例数据 (demo data)", show_pos=True, show_eta=True) as bar:

@@ -14,8 +14,8 @@ import click
 def tick(now_text: str | None, no_deliver: bool) -> None:
     """One scheduling pass at that moment, then deliver what is due."""
     from app import create_app
-    from app.runtime.outbox import counts, deliver_due
-    from app.runtime.schedules import tick as run_tick
+    from app.messaging.outbox import counts, deliver_due
+    from app.messaging.schedules import tick as run_tick
 
     try:
         now = dt.datetime.fromisoformat(now_text) if now_text else dt.datetime.now()
@@ -41,7 +41,7 @@ def tick(now_text: str | None, no_deliver: bool) -> None:
 def worker(loglevel: str, no_beat: bool) -> None:
     """Run a Celery worker with the beat (embedded broker: one solo worker)."""
     from app import create_app
-    from app.tasks import celery_app_for
+    from app.messaging.queue import celery_app_for
 
     app = create_app()
     celery = celery_app_for(app)

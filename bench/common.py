@@ -18,7 +18,7 @@ def fresh_app() -> Any:
     os.environ["CRM_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite'}"
     os.environ["CRM_VAR_DIR"] = str(tmp)
     from app import create_app
-    from app.runtime.schema import create_schema
+    from app.migrate.create import create_schema
 
     app = create_app()
     create_schema(app)
@@ -51,7 +51,7 @@ def postgres_app(schema: str, **config: Any) -> Any:
     os.environ["CRM_DATABASE_URL"] = postgres_url(schema)
     os.environ["CRM_VAR_DIR"] = str(tmp)
     from app import create_app
-    from app.runtime.schema import create_schema
+    from app.migrate.create import create_schema
 
     app = create_app({"RATELIMIT_ENABLED": False, **config})
     create_schema(app)

@@ -32,8 +32,8 @@ PASSWORD = "bench-Pass-123"  # noqa: S105 - a throwaway database
 
 
 def load(app: Any, customers: int) -> dict[str, int]:
-    from app.runtime.accounts import create_first_admin
-    from app.runtime.demo import _Maker, ensure_demo_users
+    from app.access.accounts import create_first_admin
+    from app.ops.demo import _Maker, ensure_demo_users
 
     create_first_admin(app, "admin", PASSWORD)
     with app.app_context():
@@ -96,7 +96,7 @@ def main() -> None:
     with app.app_context():
         from flask_appbuilder.security.sqla.models import User
 
-        from app.runtime.reports import Reporter
+        from app.reports.panels import Reporter
 
         crm = app.extensions["crm"]
         admin = crm.db.session.query(User).filter_by(username="admin").one()

@@ -34,7 +34,7 @@ HEADERS = ["客户名称", "客户简称", "客户类型", "所属行业", "所�
 def make_workbook(path: Path, rows: int) -> None:
     from openpyxl import Workbook
 
-    from app.runtime.demo import _address, _company, _mobile
+    from app.ops.demo import _address, _company, _mobile
     from generator import load_spec
 
     spec, _ = load_spec(ROOT / "sheets" / "crm.xlsx")
@@ -55,9 +55,9 @@ def make_workbook(path: Path, rows: int) -> None:
 def phase_import(path: Path, db: Path) -> dict[str, float]:
     os.environ["CRM_DATABASE_URL"] = f"sqlite:///{db}"
     from app import create_app
-    from app.runtime.accounts import create_first_admin
-    from app.runtime.importer import import_file
-    from app.runtime.schema import create_schema
+    from app.access.accounts import create_first_admin
+    from app.io.importer import import_file
+    from app.migrate.create import create_schema
 
     app = create_app()
     create_schema(app)

@@ -58,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def loaded(app: Any, customers: int, related: int) -> bool:
-    from app.runtime.demo import demo_plan
+    from app.ops.demo import demo_plan
 
     with app.app_context():
         crm = app.extensions["crm"]
@@ -79,7 +79,7 @@ def load(customers: int, related: int, keep: bool) -> Any:
         return app
     drop_postgres_schema(SCHEMA)
     app = postgres_app(SCHEMA, **CONFIG)
-    from app.runtime.demo import make_demo_data
+    from app.ops.demo import make_demo_data
 
     print(f"loading {customers} customers + {related} related rows (crm demo-data's loader) …", flush=True)
     started = time.perf_counter()
@@ -129,8 +129,8 @@ def measure(client: Any, capture: Capture, raw: Any, url: str, n: int, headers: 
 
 def users(app: Any) -> tuple[str, str]:
     """(admin, salesperson) logins: an administrator, and a demo salesperson owning rows."""
-    from app.runtime.accounts import add_user
-    from app.runtime.demo import DEMO_PASSWORD
+    from app.access.accounts import add_user
+    from app.ops.demo import DEMO_PASSWORD
 
     with app.app_context():
         crm = app.extensions["crm"]
@@ -182,7 +182,7 @@ def login(client: Any, username: str, password: str) -> None:
 
 def run_wrk(seconds: int, sales: str) -> str:
     """crm serve (2 workers) on loopback, wrk against the list page for ``seconds``."""
-    from app.runtime.demo import DEMO_PASSWORD
+    from app.ops.demo import DEMO_PASSWORD
 
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -243,7 +243,7 @@ def main() -> None:
         bad = []
         print(f"{'page':44} {'as':6} {'p50 ms':>8} {'p95 ms':>8} {'floor ms':>9} {'ratio':>6} {'queries (data)':>15}")
         for who, password, urls in ((admin, ADMIN_PASSWORD, admin_pages), (sales, None, own_pages)):
-            from app.runtime.demo import DEMO_PASSWORD
+            from app.ops.demo import DEMO_PASSWORD
 
             client = app.test_client()
             login(client, who, password or DEMO_PASSWORD)

@@ -1,5 +1,5 @@
 """Benchmark: bringing FAB's security tables up to date for the shipped workbook — Flask-AppBuilder's
-own update (``FAB_UPDATE_PERMS``: statement by statement, the baseline) against ``app.runtime.permsync``
+own update (``FAB_UPDATE_PERMS``: statement by statement, the baseline) against ``app.access.permsync``
 (one pass of set differences and bulk writes), on a new database and on one already up to date.
 
     python -m bench.permissions [--runs 3] [--postgres]
@@ -60,14 +60,14 @@ def fab_update(crm: Any) -> None:
 
 
 def permsync(crm: Any, want: Any, force: bool) -> None:
-    from app.runtime.permsync import sync_security
+    from app.access.permsync import sync_security
 
     with crm.db.engine.begin() as conn:
         sync_security(conn, want, force=force)
 
 
 def one_run(postgres: bool) -> dict[str, tuple[float, int]]:
-    from app import create_app, wanted_security
+    from app.factory import create_app, wanted_security
 
     found = {}
     for way in ("fab", "permsync"):

@@ -72,9 +72,9 @@ def main() -> None:
 
     from flask_appbuilder import Model
 
-    from app.runtime.demo import _Maker, ensure_demo_users
-    from app.runtime.grading import grade_record, regrade
-    from app.runtime.rules import rules_for
+    from app.ops.demo import _Maker, ensure_demo_users
+    from app.record.grading import grade_record, regrade
+    from app.record.rules import rules_for
 
     with app.app_context():
         crm = app.extensions["crm"]

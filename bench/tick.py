@@ -33,7 +33,7 @@ NOW = dt.datetime(2026, 11, 2, 10, 0)
 def fill(app: Any, entity_name: str, n: int, maker: Any) -> None:
     from flask_appbuilder import Model
 
-    from app.runtime.rules import rules_for
+    from app.record.rules import rules_for
 
     crm = app.extensions["crm"]
     spec, session = crm.spec, crm.db.session
@@ -68,8 +68,8 @@ def fill(app: Any, entity_name: str, n: int, maker: Any) -> None:
 def delivery_rate(app: Any, mails: int) -> float:
     from aiosmtpd.controller import Controller
 
-    from app.runtime.channels import SmtpSettings
-    from app.runtime.outbox import Channels, deliver_due, enqueue
+    from app.messaging.channels import SmtpSettings
+    from app.messaging.outbox import Channels, deliver_due, enqueue
 
     received: list[int] = []
 
@@ -86,7 +86,7 @@ def delivery_rate(app: Any, mails: int) -> float:
     try:
         with app.app_context():
             session = app.extensions["crm"].db.session
-            from app.runtime.outbox import OUTBOX
+            from app.messaging.outbox import OUTBOX
 
             session.execute(sa.update(OUTBOX).where(OUTBOX.c.status == "pending").values(status="held"))  # measure only ours
             enqueue(session, [{"key": f"bench.{i}", "source": "bench", "entity": "x", "record_id": i, "occurrence": "X", "channel": "email",
@@ -111,8 +111,8 @@ def main() -> None:
     args = parser.parse_args()
     app = fresh_app()
 
-    from app.runtime.demo import _Maker, ensure_demo_users
-    from app.runtime.schedules import tick
+    from app.messaging.schedules import tick
+    from app.ops.demo import _Maker, ensure_demo_users
 
     with app.app_context():
         maker = _Maker(app.extensions["crm"].spec, random.Random(5), NOW, ensure_demo_users(app, 2))

@@ -174,8 +174,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=3.0, help="quiet time before each change")
     args = parser.parse_args()
-    from app.runtime.demo import make_demo_data
-    from app.runtime.migrate import finish_online, upgrade_database
+    from app.migrate.upgrade import finish_online, upgrade_database
+    from app.ops.demo import make_demo_data
     from generator import generate
 
     drop_postgres_schema(SCHEMA)

@@ -13,6 +13,11 @@ DEV_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105 - refused
 DEV_ENCRYPTION_KEY = "development-only-encryption-key-change-me"  # noqa: S105
 
 
+
+class ConfigError(RuntimeError):
+    """A setting that cannot be used; the message names it and how to put it right."""
+
+
 def from_env() -> dict[str, Any]:
     """The settings that come from the environment, read now (tests and tools change it)."""
     env = os.environ.get
@@ -48,10 +53,10 @@ def _whole_number(name: str, value: str) -> int:
 
 TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_ROWS", "CRM_IMPORT_LEASE_SECONDS",
            "CRM_DASHBOARD_WORKERS", "CRM_UPLOAD_MAX_BYTES", "CRM_IMPORT_MAX_BYTES", "CRM_LINK_LOOKUP_THRESHOLD",
-           # the database connections (app.runtime.dbtuning)
+           # the database connections (app.web.dbtuning)
            "CRM_DB_POOL_SIZE", "CRM_DB_MAX_OVERFLOW", "CRM_DB_POOL_TIMEOUT", "CRM_DB_POOL_RECYCLE", "CRM_DB_PRE_PING",
            "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS",
-           # how long `crm upgrade` waits for each table lock on PostgreSQL (app.runtime.migrate)
+           # how long `crm upgrade` waits for each table lock on PostgreSQL (app.migrate.engine)
            "CRM_UPGRADE_LOCK_TIMEOUT_MS",
            # proxies in front of the web workers whose X-Forwarded-* headers are believed (0: none)
            "CRM_PROXY_HOPS")
@@ -64,9 +69,9 @@ AUTH_TYPE = 1  # AUTH_DB
 AUTH_USER_REGISTRATION = False
 FAB_ADD_SECURITY_API = False  # its role/permission APIs break on marshmallow 4; login API stays
 FAB_API_SWAGGER_UI = True
-FAB_UPDATE_PERMS = False  # app.runtime.permsync writes them, in one pass
+FAB_UPDATE_PERMS = False  # app.access.permsync writes them, in one pass
 # one permission query per request instead of one per menu entry and button (half a list page's time)
-FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"
+FAB_SECURITY_MANAGER_CLASS = "app.access.permcache.CrmSecurityManager"
 BABEL_DEFAULT_LOCALE = "zh"
 BABEL_DEFAULT_TIMEZONE = "UTC"
 BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "app" / "translations")  # FAB puts its own catalog first
@@ -75,7 +80,7 @@ LANGUAGES = {
     "en": {"flag": "gb", "name": "English"},
 }
 APP_THEME = ""
-FAB_BASE_TEMPLATE = "crm/baselayout.html"  # FAB's layout, its menu bar kept across requests (app.runtime.pagecache)
+FAB_BASE_TEMPLATE = "crm/baselayout.html"  # FAB's layout, its menu bar kept across requests (app.web.pagecache)
 
 # Login hardening: rate-limited login, a password policy, no self-registration. AUTH_RATE_LIMIT counts
 # the attempts on one account from one address (an office behind one NAT address is not locked out

@@ -19,7 +19,7 @@ CRM_ENV=production.
     crm worker                                    # exactly one, with beat
 """
 
-# Database connections per process (app/runtime/dbtuning.py): web hosts × workers × (size + overflow)
+# Database connections per process (app/web/dbtuning.py): web hosts × workers × (size + overflow)
 # plus the Celery workers must stay under PostgreSQL's max_connections
 CRM_DB_POOL_SIZE = 5
 CRM_DB_MAX_OVERFLOW = 10
@@ -32,13 +32,13 @@ CRM_SLOW_REQUEST_MS = 1000
 # address from its X-Forwarded-For (set to the number of proxies; never more than there are)
 CRM_PROXY_HOPS = 1
 
-# Big lists (app/runtime/listing.py): count at most this many matching rows, for at most this long
+# Big lists (app/web/listing.py): count at most this many matching rows, for at most this long
 CRM_LIST_COUNT_CAP = 1000
 CRM_LIST_COUNT_TIMEOUT_MS = 250
 # form dropdowns of links: list up to this many records, above that find them as the user types
 CRM_LINK_LOOKUP_THRESHOLD = 500
 # one permission query per request instead of one per menu entry and button
-FAB_SECURITY_MANAGER_CLASS = "app.runtime.permcache.CrmSecurityManager"
+FAB_SECURITY_MANAGER_CLASS = "app.access.permcache.CrmSecurityManager"
 
 SESSION_COOKIE_SECURE = True
 REMEMBER_COOKIE_SECURE = True

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .emit import emit_files, read_previous, remove_files, stale_files
-from .migration import Base, Chain, Step, next_chain, schema_digest
+from app.spec.model import Spec
+from app.spec.revisions import Base, read_previous
+from app.spec.steps import Step, schema_digest
+
+from .emit import emit_files, remove_files, stale_files
+from .migration import Chain, next_chain
 from .problems import Problem, WorkbookError
 from .read import read_workbook
 from .render import render
-from .spec import Spec
 from .validate import validate_workbook, workbook_language
 
 

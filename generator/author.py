@@ -13,9 +13,10 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from app.spec.model import CHANNELS, CHARTS, FIELD_TYPES, PERIODS, RIGHTS, SCOPES, VIEWS, Spec
+
 from .read import read_workbook
 from .sheets import SHEETS, sheet_format
-from .spec import CHANNELS, CHARTS, FIELD_TYPES, PERIODS, RIGHTS, SCOPES, VIEWS, Spec
 
 YES_NO = ("yes", "no")
 BOOL_COLUMNS = {"required", "unique", "list", "search", "filter", "readonly", "encrypted", "audit", "collapsed", "admin",

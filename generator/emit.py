@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import tempfile
 from pathlib import Path
-
-from .migration import REVISION_FILE, RevisionFile
 
 
 def stale_files(files: dict[str, str], out: Path) -> list[str]:
@@ -33,28 +30,6 @@ def emit_files(files: dict[str, str], out: Path) -> list[str]:
         os.replace(tmp, target)
         written.append(name)
     return written
-
-
-def read_previous(out: Path) -> tuple[str | None, list[RevisionFile]]:
-    """The spec.json generated last time (text) and the revisions already in ``versions/``, in order."""
-    spec_file = out / "spec.json"
-    previous = spec_file.read_text(encoding="utf-8") if spec_file.exists() else None
-    versions = out / "versions"
-    paths = sorted(p for p in versions.iterdir() if REVISION_FILE.match(p.name)) if versions.is_dir() else []
-    return previous, [read_revision_file(p) for p in paths]
-
-
-def read_revision_file(path: Path) -> RevisionFile:
-    """A revision's header (ids and schema digests), read as literals: the file is not run."""
-    values: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-            if name in ("revision", "down_revision", "BASE_SCHEMA", "SCHEMA"):
-                values[name] = ast.literal_eval(node.value)
-    return RevisionFile(f"versions/{path.name}", str(values.get("revision") or path.name[:4]),
-                        str(values["down_revision"]) if values.get("down_revision") else None,
-                        str(values.get("BASE_SCHEMA") or ""), str(values.get("SCHEMA") or ""))
 
 
 def remove_files(names: list[str], out: Path) -> None:

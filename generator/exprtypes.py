@@ -1,7 +1,7 @@
 """Static checks of a condition's comparisons against the types of the fields it names.
 
-A condition runs in two places: in Python when a record is saved (:mod:`generator.expr`) and as
-SQL for the nightly regrade, reminders and dashboards (``app.runtime.sqlexpr``). The two agree
+A condition runs in two places: in Python when a record is saved (:mod:`app.spec.expr`) and as
+SQL for the nightly regrade, reminders and dashboards (``app.spec.sqlexpr``). The two agree
 only when both sides of a comparison have the same type: ``pages > '100'`` is always false in
 Python (an int and a str do not compare) but true in SQL for 200 pages (the database converts the
 text); ``title == 5`` is false in Python, compared as text in SQLite and an error in PostgreSQL; a
@@ -19,8 +19,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.spec.model import NUMERIC_TYPES, Choice, Field
+
 from .problems import Msg, did_you_mean, hint
-from .spec import NUMERIC_TYPES, Choice, Field
 
 # what each kind is called in a message (zh, en)
 KIND_NAMES = {

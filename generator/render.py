@@ -15,9 +15,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .migration import Chain, comment_text, render_revision, schema_digest, slug
-from .schema import Col, column_of, list_order
-from .spec import Entity, Spec
+from app.spec.columns import Col, column_of, list_order
+from app.spec.model import Entity, Spec
+from app.spec.steps import schema_digest
+
+from .migration import Chain, comment_text, render_revision, slug
 
 TEMPLATES = Path(__file__).parent / "templates"
 OUTPUTS = ("__init__.py", "models.py", "views.py", "permissions.py")

@@ -1,4 +1,4 @@
-"""Turn the rows of a workbook into a frozen :class:`~generator.spec.Spec`, collecting every problem.
+"""Turn the rows of a workbook into a frozen :class:`~app.spec.model.Spec`, collecting every problem.
 
 Nothing here raises on bad input and nothing touches the disk: ``validate_workbook`` returns the
 Spec (``None`` when there are errors) and the list of problems, each with its cell and a hint.
@@ -21,12 +21,8 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import expr as expr_mod
-from .exprtypes import BASE_KINDS, Kind, comparison_problems, field_kind
-from .problems import Problem, Problems, did_you_mean, hint, msg
-from .read import Cell, Row, Workbook
-from .sheets import SHEETS, sheet_format
-from .spec import (
+from app.spec import expr as expr_mod
+from app.spec.model import (
     CHANNELS,
     CHARTS,
     EMAIL_PATTERN,
@@ -53,12 +49,18 @@ from .spec import (
     Template,
     Transition,
     Validation,
+    field_at,
     parse_measure,
     split_measures,
     split_names,
     template_environment,
 )
-from .when import MAX_YEARS, ladder_parts, parse_duration, parse_when
+from app.spec.when import MAX_YEARS, ladder_parts, parse_duration, parse_when
+
+from .exprtypes import BASE_KINDS, Kind, comparison_problems, field_kind
+from .problems import Problem, Problems, did_you_mean, hint, msg
+from .read import Cell, Row, Workbook
+from .sheets import SHEETS, sheet_format
 
 IDENT = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 MAX_IDENT = 40
@@ -1447,18 +1449,4 @@ def resolve_path(entity: Entity, path: str, emap: dict[str, Entity], allow_base:
     return None
 
 
-def field_at(entity: Entity, path: str, emap: dict[str, Entity]) -> Field | None:
-    """The field a dotted path ends at (None for base columns or unknown paths)."""
-    current: Entity | None = entity
-    f: Field | None = None
-    for part in path.split("."):
-        if current is None:
-            return f if f is not None and f.type == "user" else None
-        f = current.field(part)
-        if f is None:
-            return None
-        current = emap.get(f.link) if f.type == "link" else None
-    return f
-
-
-__all__ = ["validate_workbook", "workbook_language", "resolve_path", "field_at"]
+__all__ = ["validate_workbook", "workbook_language", "resolve_path"]

@@ -33,8 +33,8 @@ def chromium_path() -> str | None:
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from app import create_app
-    from app.runtime.accounts import create_first_admin
-    from app.runtime.schema import create_schema
+    from app.access.accounts import create_first_admin
+    from app.migrate.create import create_schema
 
     db = tmp_path_factory.mktemp("db") / "crm.sqlite"
     application = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db}", "TESTING": True, "RATELIMIT_ENABLED": False})

@@ -41,8 +41,8 @@ def _csrf(html: str) -> str:
 
 def _app() -> Any:
     from app import create_app
-    from app.runtime.accounts import create_first_admin
-    from app.runtime.schema import create_schema
+    from app.access.accounts import create_first_admin
+    from app.migrate.create import create_schema
 
     application = create_app({"TESTING": True})
     create_schema(application)

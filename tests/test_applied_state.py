@@ -17,6 +17,8 @@ from generator import generate_spec, load_spec
 from tests.migration_helpers import Office, Sheets, database
 from tests.workbooks import library_sheets
 
+pytestmark = pytest.mark.slow  # crm upgrade on a database per test
+
 BOOKS = ({"title": "红楼梦", "isbn": "A1", "pages": 1606, "genre": "novel"},
          {"title": "三体", "isbn": "A2", "pages": 302, "genre": "science"},
          {"title": "围城", "isbn": None, "pages": None, "genre": None},

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
-from app.runtime import audit
-from app.runtime.accounts import add_user
+from app.access.accounts import add_user
+from app.record import audit
 from tests.conftest import api_token, csrf_token, login
 
 PASSWORD = "audit-Pass-1"  # noqa: S105 - test-only

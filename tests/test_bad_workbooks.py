@@ -1122,8 +1122,8 @@ def test_a_notified_role_without_a_right_on_the_entity_is_a_warning(tmp_path: Pa
 def test_an_entity_label_excel_refuses_as_a_sheet_name_still_exports(tmp_path: Path) -> None:
     """患者/家属 passed the check, then every export, import template and history download of the
     entity was a 500 (openpyxl refuses / * ? : [ ] in a sheet name)."""
-    from app.runtime.audit import export_xlsx
-    from app.runtime.excel import export_rows, write_template
+    from app.io.excel import export_rows, write_template
+    from app.record.audit import export_xlsx
 
     sheets = library_sheets()
     sheets["entities"][0]["label"] = "图书/期刊:[馆藏]?*"

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime.demo import make_demo_data
+from app.ops.demo import make_demo_data
 from tests.test_browser import ARTIFACTS, browser, page, server  # noqa: F401 - fixtures
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow: Chromium
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,9 +64,9 @@ def test_public_survey_page_takes_an_answer_once(app: Any, browser: Any, server:
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from app.runtime.outbox import OUTBOX
-    from app.runtime.schedules import tick
-    from app.runtime.surveys import ANSWERS
+    from app.messaging.outbox import OUTBOX
+    from app.messaging.schedules import tick
+    from app.messaging.surveys import ANSWERS
 
     crm = app.extensions["crm"]  # the demo calls closed over past months: invite for all of them
     monkeypatch.setattr(crm, "spec", dataclasses.replace(crm.spec, settings=dataclasses.replace(crm.spec.settings, catch_up_days=3650)))
@@ -106,7 +106,7 @@ def test_import_shows_a_live_progress_bar_then_the_summary(app: Any, page: Any, 
 
     from openpyxl import Workbook
 
-    from app.runtime import importjobs
+    from app.io import importjobs
 
     def worker_soon(target_app: Any, job_id: int) -> bool:
         real = target_app._get_current_object()  # the view passes current_app

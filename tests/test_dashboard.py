@@ -15,12 +15,11 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
-from app.runtime.accounts import add_user
-from app.runtime.demo import make_demo_data
-from app.runtime.reports import WINDOW, period_key, period_start
-from generator.expr import parse, record_lookup
-from generator.spec import Report
-from generator.validate import field_at
+from app.access.accounts import add_user
+from app.ops.demo import make_demo_data
+from app.reports.panels import WINDOW, period_key, period_start
+from app.spec.expr import parse, record_lookup
+from app.spec.model import Report, field_at
 from tests.conftest import login
 
 PASSWORD = "dash-Pass-1"  # noqa: S105 - test-only
@@ -218,9 +217,10 @@ def test_survey_panels_count_invitations_and_answers_from_the_real_pipeline(app:
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Invitations written by a scheduling pass, some answered on the public page: the dashboard's
     response rate and per-owner averages equal a pandas computation over the outbox and answers."""
-    from app.runtime.outbox import OUTBOX
-    from app.runtime.schedules import tick
-    from app.runtime.surveys import ANSWERS, survey_sources, surveys_of
+    from app.messaging.jobs import survey_sources, surveys_of
+    from app.messaging.outbox import OUTBOX
+    from app.messaging.schedules import tick
+    from app.messaging.surveys import ANSWERS
 
     crm = app.extensions["crm"]
     survey = next(iter(surveys_of(crm.spec).values()))

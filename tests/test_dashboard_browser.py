@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from app.runtime.demo import make_demo_data
+from app.ops.demo import make_demo_data
 from tests.test_browser import ARTIFACTS, browser, page, server  # noqa: F401 - fixtures
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow: Chromium
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.postgres
 
 def test_every_panel_matches_pandas_on_postgres(tmp_path: Path) -> None:
     from app import create_app
-    from app.runtime.accounts import create_first_admin
-    from app.runtime.demo import make_demo_data
-    from app.runtime.schema import create_schema
+    from app.access.accounts import create_first_admin
+    from app.migrate.create import create_schema
+    from app.ops.demo import make_demo_data
     from tests.conftest import login
 
     with database("postgres", tmp_path) as url:

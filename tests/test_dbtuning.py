@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime.dbtuning import engine_options
+from app.web.dbtuning import engine_options
 from tests.conftest import ADMIN_PASSWORD, login
 from tests.migration_helpers import database
 
@@ -22,8 +22,8 @@ def make_app(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config
     monkeypatch.setenv("CRM_DATABASE_URL", url)
     monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
     from app import create_app
-    from app.runtime.accounts import create_first_admin
-    from app.runtime.schema import create_schema
+    from app.access.accounts import create_first_admin
+    from app.migrate.create import create_schema
 
     base = {"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "RATELIMIT_ENABLED": False}
     # the schema and the first admin as `crm up` makes them: before, and outside, the web process

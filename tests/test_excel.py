@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from app.runtime.accounts import add_user
-from app.runtime.importer import ImportFileError, import_file
+from app.access.accounts import add_user
+from app.io.importer import ImportFileError, import_file
 from tests.conftest import ADMIN_PASSWORD, api_token, login
 
 PASSWORD = "excel-Pass-1"  # noqa: S105 - test-only
@@ -326,7 +326,7 @@ def test_a_person_cell_takes_the_name_screens_show_an_email_or_a_login(app: Any,
 
 def test_file_columns_are_never_imported(app: Any) -> None:
     """A cell cannot carry an upload; its text would point at somebody's stored file."""
-    from app.runtime.importcolumns import plan_columns, system_fields
+    from app.io.importcolumns import plan_columns, system_fields
 
     spec = app.extensions["crm"].spec
     with_files = [(e, f) for e in spec.entities for f in e.fields if f.type == "file"]
@@ -514,7 +514,7 @@ def test_export_respects_scope_hidden_fields_and_neutralises_formulas(app: Any, 
     assert sales.get("/customerview/export/").status_code in (302, 403)  # 业务员 may not export
     from flask import g
 
-    from app.runtime.views import export_entity
+    from app.web.views import export_entity
 
     with app.test_request_context():
         g.user = app.extensions["crm"].appbuilder.sm.find_user(username="xl_tech")
@@ -596,14 +596,14 @@ def test_template_has_required_marks_comments_and_dropdowns(app: Any, people: di
 
 @given(st.text())
 def test_neutralised_text_imports_back_as_it_was(text: str) -> None:
-    from app.runtime.excel import neutralise, unneutralise
+    from app.io.excel import neutralise, unneutralise
 
     assert unneutralise(neutralise(text)) == text  # a text starting '= as well
     assert not str(neutralise(text)).startswith(("=", "+", "-", "@", "\t", "\r"))
 
 
 def test_a_text_starting_with_a_quote_and_an_equals_sign_comes_back_from_export_as_it_was() -> None:
-    from app.runtime.excel import neutralise, unneutralise
+    from app.io.excel import neutralise, unneutralise
 
     assert neutralise("=1+1") == "'=1+1" and neutralise("'=abc") == "''=abc" and neutralise("'abc") == "'abc"
     for text in ("'=abc", "''-1", "=abc", "'abc", "it's", "'"):
@@ -612,7 +612,7 @@ def test_a_text_starting_with_a_quote_and_an_equals_sign_comes_back_from_export_
 
 @given(st.integers(min_value=0, max_value=16383))
 def test_column_letters_and_indexes_agree(index: int) -> None:
-    from app.runtime.spreadsheet import column_index, column_letter
+    from app.io.spreadsheet import column_index, column_letter
 
     assert column_index(column_letter(index)) == index
 
@@ -656,7 +656,7 @@ def test_an_import_naming_another_customers_contact_is_refused_on_that_cell(app:
 
 @pytest.mark.parametrize("text", ["202611", "2026111", "20261"])
 def test_digits_that_could_be_several_dates_are_not_guessed(text: str) -> None:
-    from app.runtime.convert import convert
+    from app.record.convert import convert
 
     with pytest.raises(ValueError, match="is not a date"):
         convert(text, "date")

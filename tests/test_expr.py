@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.expr import ExprError, parse, record_lookup
-from generator.workcal import WorkCalendar
+from app.spec.expr import ExprError, parse, record_lookup
+from app.spec.workcal import WorkCalendar
 
 NOW = dt.datetime(2026, 11, 23, 10, 0)  # a Monday
 
@@ -104,7 +104,7 @@ def test_generated_expressions_evaluate_or_fail_cleanly(source: str) -> None:
 
 
 def test_changed_asks_the_save_about_a_field_and_is_false_without_one() -> None:
-    from generator.expr import parse
+    from app.spec.expr import parse
 
     rule = parse("status == 'draft' or not changed(visit_at)")
     assert rule.changed_names == ("visit_at",) and "changed" in rule.functions

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from celery import Celery
 from openpyxl import Workbook, load_workbook
 
-from app.runtime import importjobs
-from app.runtime.accounts import add_user
-from app.runtime.importjobs import JOBS, create_job, run_job
+from app.access.accounts import add_user
+from app.io import importjobs
+from app.io.importjobs import JOBS, create_job, run_job
 from tests.conftest import ADMIN_PASSWORD, ROOT, csrf_token, login
 from tests.migration_helpers import database
 from tests.test_excel import PASSWORD, count, xlsx
@@ -282,7 +282,7 @@ def big_file(path: Path, rows: int, prefix: str) -> Path:
 
 def prepare(tmp: Path, url: str, broker: str) -> dict[str, str]:
     env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_VAR_DIR": str(tmp), "CRM_BROKER_URL": broker, "CRM_IMPORT_LEASE_SECONDS": "3"}
-    code = ("from app import create_app; from app.runtime.schema import create_schema; from app.runtime.accounts import create_first_admin; "
+    code = ("from app import create_app; from app.migrate.create import create_schema; from app.access.accounts import create_first_admin; "
             "a = create_app(); create_schema(a); create_first_admin(a, 'admin', 'worker-Pass-1')")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)  # noqa: S603
     return env
@@ -310,6 +310,7 @@ def snapshot(engine: sa.Engine, job_id: int) -> tuple[str, int, int | None]:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_worker_on_redis_and_postgresql_reports_progress_while_it_imports(tmp_path: Path) -> None:
     broker = redis_url()
     with database("postgresql", tmp_path) as url:
@@ -336,6 +337,7 @@ def test_a_worker_on_redis_and_postgresql_reports_progress_while_it_imports(tmp_
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_import_leaves_nothing_and_the_job_runs_once_after_a_restart(tmp_path: Path) -> None:
     broker = redis_url()
     url = f"sqlite:///{tmp_path / 'crm.sqlite'}"

@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.runtime.accounts import add_user
-from app.runtime.tables import Notification, OutboxMessage
+from app.access.accounts import add_user
+from app.record.tables import Notification, OutboxMessage
 from tests.conftest import ADMIN_PASSWORD, csrf_token, login
 
 PASSWORD = "inbox-Pass-1"  # noqa: S105 - test-only
@@ -84,7 +84,7 @@ def test_every_message_is_reachable_a_page_at_a_time(app: Any) -> None:
     50 go on from the last message shown, so one arriving meanwhile shifts nothing."""
     import re
 
-    from app.runtime.inbox import INBOX_PAGE
+    from app.web.inbox import INBOX_PAGE
 
     uid = add_user(app, "inbox_pages", ["客服专员"], PASSWORD)
     start = dt.datetime(2026, 1, 1, 8, 0)

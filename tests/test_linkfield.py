@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime.accounts import add_user
+from app.access.accounts import add_user
 from tests.conftest import csrf_token, login
 
 PASSWORD = "Link-Pass-123"  # noqa: S105 - test-only

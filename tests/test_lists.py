@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flask_appbuilder import Model
 from flask_appbuilder.models.sqla.filters import FilterContains
 
-from app.runtime.demo import _Maker, demo_plan, ensure_demo_users, make_demo_data
-from app.runtime.rules import rules_for
+from app.ops.demo import _Maker, demo_plan, ensure_demo_users, make_demo_data
+from app.record.rules import rules_for
 from tests.conftest import ADMIN_PASSWORD, api_token, login
 from tests.migration_helpers import database
 
@@ -162,7 +162,7 @@ def test_chinese_search_on_sqlite(admin_client: Any, marked: tuple[str, list[int
 
 
 def test_no_n_plus_one_queries_on_a_list(app: Any, admin_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.runtime.views.MAX_PAGE_SIZE", 10**6)  # every contact the suite made on one page
+    monkeypatch.setattr("app.web.views.MAX_PAGE_SIZE", 10**6)  # every contact the suite made on one page
     make_demo_data(app, 30, seed=9)
     with app.app_context():
         engine = app.extensions["crm"].db.engine
@@ -232,7 +232,7 @@ def test_record_page_loads_each_related_list_once_without_counting_short_ones(ap
 def test_a_hidden_field_shown_in_a_list_is_masked_in_every_row(app: Any) -> None:
     """A list decides hidden fields once per request: a column the user may not see shows the mask
     in every row, and its values are nowhere in the page."""
-    from app.runtime.accounts import add_user
+    from app.access.accounts import add_user
 
     make_demo_data(app, 6, seed=21)
     secret = "7654321"
@@ -282,7 +282,7 @@ def test_each_row_buttons_point_at_that_row(admin_client: Any, marked: tuple[str
 
 def test_a_changed_grant_counts_from_the_next_request(app: Any, marked: tuple[str, list[int]]) -> None:
     """Access answers are remembered within a request only: a right taken away is gone on the next page."""
-    from app.runtime.accounts import add_user
+    from app.access.accounts import add_user
 
     name = f"grant_{uuid.uuid4().hex[:6]}"
     add_user(app, name, ["销售经理"], "Grant-Pass-123", departments=["授权部"])
@@ -327,8 +327,8 @@ def pg_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv("CRM_DATABASE_URL", url)
         monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
         from app import create_app
-        from app.runtime.accounts import create_first_admin
-        from app.runtime.schema import create_schema
+        from app.access.accounts import create_first_admin
+        from app.migrate.create import create_schema
 
         application = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "RATELIMIT_ENABLED": False})
         create_schema(application)
@@ -341,7 +341,7 @@ def pg_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.mark.postgres
 def test_postgres_list_indexes_bulk_load_and_chinese_search(pg_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import bulk
+    from app.io import bulk
 
     with pg_app.app_context():
         engine = pg_app.extensions["crm"].db.engine
@@ -382,7 +382,7 @@ def test_postgres_list_indexes_bulk_load_and_chinese_search(pg_app: Any, monkeyp
 def test_a_count_that_takes_too_long_gives_up_and_leaves_the_request_usable(pg_app: Any) -> None:
     """The capped count runs under a local statement timeout in a savepoint: past the timeout it
     says "don't know" (None), the request's transaction goes on, and the timeout is gone after."""
-    from app.runtime.listing import _bounded
+    from app.web.listing import _bounded
 
     with pg_app.test_request_context():
         session = pg_app.extensions["crm"].db.session

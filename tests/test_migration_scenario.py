@@ -18,6 +18,8 @@ from openpyxl import load_workbook
 from tests.conftest import ROOT, SHIPPED
 from tests.migration_helpers import Office, Sheets, database
 
+pytestmark = pytest.mark.slow  # twelve upgrades of the shipped workbook
+
 
 def read_sheets(path: Path) -> Sheets:
     wb = load_workbook(path, read_only=True)

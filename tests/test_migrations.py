@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from tests.migration_helpers import Office, database
 from tests.workbooks import library_sheets
 
+pytestmark = pytest.mark.slow  # crm upgrade on a database per test
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,7 +42,7 @@ def test_fresh_database_matches_the_models_without_drift(office: Office) -> None
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from app.runtime.migrate import declared_metadata
+    from app.migrate.declared import declared_metadata
     from generator import load_spec
 
     spec, _ = load_spec(office.workbook)
@@ -153,8 +155,8 @@ def test_field_renamed_carries_its_audit_trail_and_history(office: Office) -> No
 
     import sqlalchemy as sa
 
-    from app.runtime import audit
-    from app.runtime.tables import GradeChange, Transition
+    from app.record import audit
+    from app.record.tables import GradeChange, Transition
 
     at = dt.datetime(2026, 11, 1, 9, 0)
     with office.engine.begin() as conn:
@@ -381,7 +383,7 @@ def test_failed_upgrade_leaves_the_database_exactly_as_before(office: Office, mo
         {"entity": "book", "name": "shelf", "label": "书架", "type": "string", "default": "A"},
         {"entity": "member", "name": "phone", "label": "电话", "type": "phone"},
     ]))
-    from app.runtime import migrate
+    from app.migrate import apply as migrate  # run_steps calls its apply()
 
     before = office.snapshot()
     files = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()}
@@ -421,8 +423,8 @@ def test_entity_renamed_carries_its_numbers_history_messages_and_rights(office: 
     import sqlalchemy as sa
     from flask_appbuilder.security.sqla.models import PermissionView, Role, ViewMenu, assoc_permissionview_role
 
-    from app.runtime import audit, numbering
-    from app.runtime.tables import GradeChange, OutboxMessage, SurveyAnswer, Transition
+    from app.record import audit, numbering
+    from app.record.tables import GradeChange, OutboxMessage, SurveyAnswer, Transition
 
     when, pattern = dt.datetime(2026, 11, 2, 9, 0), "JY-{YYYY}-{####}"
     at = dt.datetime(2026, 11, 1, 9, 0)
@@ -472,7 +474,7 @@ def test_entity_renamed_carries_its_numbers_history_messages_and_rights(office: 
 def test_entity_renamed_onto_history_of_an_earlier_entity_is_refused(office: Office) -> None:
     """Audit rows still kept under the new name (an entity of that name existed once) would be
     mixed with the renamed records' history: the rename is refused and nothing changes."""
-    from app.runtime import audit
+    from app.record import audit
 
     with office.engine.begin() as conn:
         conn.execute(audit.AuditRow.__table__.insert().values(entity="lending", record_id=1, action="create",
@@ -521,7 +523,7 @@ def test_upgrade_refused_after_generating_leaves_no_files(office: Office, monkey
     so the next run (after the row is fixed) goes through."""
     import sqlalchemy as sa
 
-    from app.runtime import evolution
+    from app.ops import evolution
 
     files = {p.relative_to(office.generated): p.read_bytes() for p in office.generated.rglob("*") if p.is_file()
              and "__pycache__" not in p.parts}
@@ -559,8 +561,8 @@ def test_upgrade_refused_after_generating_leaves_no_files(office: Office, monkey
     ("0.001", "money", "sqlite", "invalid"), ("0012", "string", "sqlite", None),
 ])
 def test_conversion_problem_names_what_a_value_would_lose(value: str, ftype: str, dialect: str, reason: str | None) -> None:
-    from app.runtime.migrate import conversion_problem
-    from generator.schema import Col
+    from app.migrate.data import conversion_problem
+    from app.spec.columns import Col
 
     assert conversion_problem(value, Col("x", ftype), (), dialect) == reason
 
@@ -571,8 +573,8 @@ def test_system_table_of_an_older_release_gains_new_columns_and_keeps_rows(kind:
     nullable, with every row kept; running it again (or two processes at once) changes nothing."""
     import sqlalchemy as sa
 
-    from app.runtime.migrate import add_system_columns, ensure_system_tables
-    from app.runtime.outbox import OUTBOX
+    from app.messaging.outbox import OUTBOX
+    from app.migrate.system import add_system_columns, ensure_system_tables
 
     with database(kind, tmp_path) as url:
         engine = sa.create_engine(url)
@@ -598,7 +600,7 @@ SHELF = {"entity": "book", "name": "shelf", "label": "书架", "type": "string",
 
 def test_an_upgrade_while_another_of_the_database_runs_stops_at_once_naming_it_and_changes_nothing(office: Office,
                                                                                                tmp_path: Path) -> None:
-    from app.runtime.migrate import one_upgrade_at_a_time
+    from app.migrate.upgrade import one_upgrade_at_a_time
 
     office.edit(lambda s: s["fields"].append(SHELF))
     before = office.snapshot()
@@ -637,7 +639,7 @@ def test_two_upgrades_started_together_apply_the_change_once(office: Office) -> 
 
 
 def test_plan_says_a_field_becomes_encrypted_and_how_many_values_are_written_again(office: Office) -> None:
-    from app.runtime.crypto import decrypt
+    from app.access.crypto import decrypt
 
     office.edit(lambda s: s["fields"].append({"entity": "member", "name": "note", "label": "备注", "type": "text"}))
     assert office.upgrade().exit_code == 0
@@ -654,7 +656,7 @@ def test_plan_says_a_field_becomes_encrypted_and_how_many_values_are_written_aga
 
 def test_a_failed_sqlite_upgrade_changes_nothing_and_keeps_what_was_saved_meanwhile(tmp_path: Path,
                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import migrate
+    from app.migrate import upgrade as migrate  # the upgrade's own backup and index steps
 
     with database("sqlite", tmp_path) as url:
         office = Office(tmp_path, library_sheets(), url, monkeypatch)

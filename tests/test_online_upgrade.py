@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tests.migration_helpers import Office, database
 from tests.workbooks import library_sheets
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # slow: crm upgrade on a database per test
 
 SHELF = {"entity": "book", "name": "shelf", "label": "书架", "type": "string", "required": "yes", "default": "O'Neil \\1",
          "filter": "yes", "list": "yes"}
@@ -74,7 +74,7 @@ def test_a_new_fields_default_reaches_every_row_without_rewriting_one(office: Of
 
 def test_indexes_of_a_big_table_are_built_concurrently_after_the_commit(office: Office, sql: list[str],
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import migrate
+    from app.migrate import data as migrate
 
     monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)  # book (40 rows) counts as big; loan (2) does not
     office.edit(lambda s: s["fields"].extend([SHELF, {"entity": "loan", "name": "desk", "label": "柜台", "type": "string",
@@ -99,7 +99,7 @@ def test_indexes_of_a_big_table_are_built_concurrently_after_the_commit(office: 
 @pytest.mark.parametrize("big", [True, False])
 def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(office: Office, big: bool,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import migrate
+    from app.migrate import data as migrate
 
     monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20 if big else 10_000)
     with office.engine.begin() as conn:  # what a CREATE INDEX CONCURRENTLY that was cancelled leaves
@@ -123,7 +123,7 @@ def hold(office: Office, table: str) -> tuple[sa.Connection, int]:
 
 def test_upgrade_gives_up_on_a_busy_table_naming_who_holds_it_and_changes_nothing(office: Office,
                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import migrate
+    from app.migrate import upgrade as migrate
 
     monkeypatch.setenv("CRM_UPGRADE_LOCK_TIMEOUT_MS", "200")
     monkeypatch.setattr(migrate, "UPGRADE_LOCK_PAUSE_S", 0.05)
@@ -148,7 +148,7 @@ def test_upgrade_gives_up_on_a_busy_table_naming_who_holds_it_and_changes_nothin
 
 
 def test_a_lock_held_for_a_moment_is_waited_out(office: Office, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import migrate
+    from app.migrate import upgrade as migrate
 
     monkeypatch.setenv("CRM_UPGRADE_LOCK_TIMEOUT_MS", "200")
     monkeypatch.setattr(migrate, "UPGRADE_LOCK_PAUSE_S", 0.3)
@@ -170,7 +170,7 @@ def test_an_index_that_could_not_be_built_is_reported_and_built_by_the_next_upgr
                                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The build waits for older transactions; past its wait it gives up. The schema change is
     committed by then: its generated files stay, and the next upgrade builds the index."""
-    from app.runtime import migrate
+    from app.migrate import data as migrate
 
     monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)
     monkeypatch.setattr(migrate, "INDEX_WAIT_MS", 300)
@@ -220,10 +220,11 @@ def checks(office: Office, table: str) -> dict[str, tuple[str, bool]]:
 
 @pytest.fixture
 def big(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import migrate
+    from app.migrate import constraints
+    from app.migrate import data as migrate
 
     monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)  # book (40 rows) counts as big
-    monkeypatch.setattr(migrate, "FILL_BATCH", 4)
+    monkeypatch.setattr(constraints, "FILL_BATCH", 4)
 
 
 def test_a_field_made_required_on_a_big_table_is_filled_in_batches_after_the_commit(office: Office, sql: list[str],
@@ -359,7 +360,8 @@ def test_a_required_check_left_on_a_field_then_removed_goes_with_it(office: Offi
 
 
 def test_rows_filled_by_a_later_run_are_graded_again(office: Office, big: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.runtime import evolution, migrate
+    from app.migrate import data as migrate
+    from app.ops import evolution
 
     seen: list[int] = []  # how many rows were still empty each time the grades were computed
 
@@ -402,7 +404,7 @@ def test_a_unique_index_an_interrupted_run_left_goes_when_the_field_is_no_longer
 def test_values_written_back_by_an_upgrade_do_not_undo_a_save_committed_while_it_waited(office: Office, change: str) -> None:
     """A type change converts the values it reads, an encryption encrypts them; both write them
     back. A save committed after the read must not be overwritten with the value read."""
-    from app.runtime.crypto import decrypt, is_encrypted
+    from app.access.crypto import decrypt, is_encrypted
 
     office.edit(lambda s: s["fields"].append({"entity": "book", "name": "shelf", "label": "书架", "type": "string"}))
     assert office.upgrade().exit_code == 0

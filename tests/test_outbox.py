@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from app.runtime.channels import SmtpSettings
-from app.runtime.outbox import NOTIFICATION, OUTBOX, Channels, backoff, claim, deliver_due, enqueue
+from app.messaging.channels import SmtpSettings
+from app.messaging.outbox import NOTIFICATION, OUTBOX, Channels, backoff, claim, deliver_due, enqueue
 
 NOW = dt.datetime(2026, 11, 2, 10, 0)
 
@@ -133,7 +133,7 @@ def test_no_smtp_host_keeps_mail_in_the_outbox(app: Any) -> None:
 
 
 def test_inapp_and_sms(app: Any) -> None:
-    from app.runtime.accounts import add_user
+    from app.access.accounts import add_user
 
     uid = add_user(app, f"ob_{uuid.uuid4().hex[:6]}", [app.extensions["crm"].spec.roles[1].name], "pw-Outbox-1")
     source = f"t{uuid.uuid4().hex[:8]}"
@@ -185,7 +185,7 @@ def test_a_message_another_worker_took_after_the_lease_is_not_sent_again(app: An
     worker, which sends them; the slow run then skips them instead of sending them twice."""
     from sqlalchemy.orm import Session
 
-    from app.runtime import outbox
+    from app.messaging import outbox
 
     recorder, port = smtp_server
     source = f"t{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,4 @@
-"""What pages keep across requests (app.runtime.pagecache): the menu bar, the search form's
+"""What pages keep across requests (app.web.pagecache): the menu bar, the search form's
 inputs and the roles' grants follow every change of users, roles and permissions from the next
 request on — also when the change is made by another process on the same database (here a second
 application, which has its own caches, as a second web worker has)."""
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.runtime.accounts import add_user
+from app.access.accounts import add_user
 from tests.conftest import login
 
 ROLE = "销售经理"
@@ -50,7 +50,7 @@ def _menu_access(application: Any, menu: str, grant: bool) -> None:
 
 
 def test_the_menu_follows_a_grant_taken_away_by_another_worker(app: Any, other: Any, manager: tuple[Any, str]) -> None:
-    from app.runtime.security import menu_item
+    from app.access.security import menu_item
 
     c, _name = manager
     menu = menu_item("customer")
@@ -68,7 +68,7 @@ def test_the_menu_follows_a_grant_taken_away_by_another_worker(app: Any, other: 
 def test_the_menu_shows_a_renamed_user_and_the_unread_count_at_once(app: Any, other: Any, manager: tuple[Any, str]) -> None:
     import sqlalchemy as sa
 
-    from app.runtime.tables import Notification
+    from app.record.tables import Notification
 
     c, name = manager
     assert "缓存 经理" in navbar(c.get("/inbox/").text)
@@ -88,7 +88,7 @@ def test_the_menu_shows_a_renamed_user_and_the_unread_count_at_once(app: Any, ot
 
 def test_a_login_does_not_empty_the_caches(app: Any, manager: tuple[Any, str]) -> None:
     """Signing in writes the user's login count and time: no reason to draw every menu again."""
-    from app.runtime.pagecache import security_version
+    from app.web.pagecache import security_version
 
     def version() -> int:
         with app.test_request_context():
@@ -122,8 +122,8 @@ def test_a_hidden_column_is_neither_offered_nor_applied_as_a_filter(app: Any, ad
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A workbook may hide a searchable column from a role: its filter is not in the form, and a
     filter on it in the URL is ignored (else one could learn the values by trying them)."""
-    import app.runtime.views as views
-    from app.runtime.demo import make_demo_data
+    import app.web.views as views
+    from app.ops.demo import make_demo_data
 
     make_demo_data(app, 2, seed=33)
     assert "/customerview/show/" not in admin_client.get("/customerview/list/?_flt_0_phone=0000-no-such-phone").text
@@ -149,7 +149,7 @@ def test_rest_arguments_are_still_checked_against_their_schema(client: Any) -> N
 
 
 def test_a_shelf_forgets_everything_when_the_version_moves_and_stays_bounded() -> None:
-    from app.runtime.pagecache import Shelf
+    from app.web.pagecache import Shelf
 
     made: list[str] = []
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.runtime.accounts import add_user
-from app.runtime.demo import make_demo_data
+from app.access.accounts import add_user
+from app.ops.demo import make_demo_data
 from generator import load_spec
 from tests.conftest import SHIPPED, api_token, csrf_token, login
 
@@ -156,9 +156,9 @@ def test_unauthenticated_requests_are_refused(app: Any) -> None:
 
 
 def test_roles_are_synchronised_and_converge(app: Any) -> None:
-    from app import wanted_security
-    from app.runtime.permsync import sync_security
-    from app.runtime.security import desired_permissions
+    from app.access.permsync import sync_security
+    from app.access.security import desired_permissions
+    from app.factory import wanted_security
 
     crm = app.extensions["crm"]
     perms = crm.generated.permissions
@@ -168,7 +168,7 @@ def test_roles_are_synchronised_and_converge(app: Any) -> None:
         db_role = sm.find_role(role)
         extra = sm.add_permission_view_menu("can_delete", SPEC.entities[-1].name)
         sm.add_permission_role(db_role, extra)  # a grant the sheet does not give
-        from app import _exposed_permissions
+        from app.factory import _exposed_permissions
 
         exposed = _exposed_permissions(crm.appbuilder, crm.generated)
         menus = {name: group for name, _v, _a, group, *_labels in crm.generated.views.REGISTRY}
@@ -192,7 +192,7 @@ def security_tables(engine: Any) -> dict[str, list[Any]]:
 
 
 def test_the_one_pass_sync_leaves_flask_appbuilder_nothing_to_add_and_a_restart_nothing_to_write(tmp_path: Any) -> None:
-    """The security tables as app.runtime.permsync writes them are what FAB's own permission update
+    """The security tables as app.access.permsync writes them are what FAB's own permission update
     would write (run it after: nothing changes); a start-up with the same screens and sheet only
     reads the digest."""
     import sqlalchemy as sa

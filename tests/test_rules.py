@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from flask_appbuilder import Model
 
-from app.runtime.accounts import add_user
-from app.runtime.demo import make_demo_data
-from app.runtime.grading import grade_lookup, graded_fields, regrade
-from generator.expr import record_lookup
+from app.access.accounts import add_user
+from app.ops.demo import make_demo_data
+from app.record.grading import grade_lookup, graded_fields, regrade
+from app.spec.expr import record_lookup
 from tests.conftest import ADMIN_PASSWORD, api_token, csrf_token, login
 
 PASSWORD = "rules-Pass-1"  # noqa: S105 - test-only
@@ -70,7 +70,7 @@ def test_grade_is_computed_on_save_with_its_reason_and_history(app: Any, people:
 
 
 def _history(app: Any, record_id: int) -> list[dict[str, Any]]:
-    from app.runtime.tables import GradeChange
+    from app.record.tables import GradeChange
 
     t = GradeChange.__table__
     with app.app_context():
@@ -128,8 +128,8 @@ def test_numbers_follow_the_pattern_are_readonly_and_searchable(app: Any, people
 
 
 def test_numbering_is_unique_under_eight_parallel_writers_on_postgres(tmp_path: Any) -> None:
-    from app.runtime import numbering
-    from app.runtime.tables import Sequence
+    from app.record import numbering
+    from app.record.tables import Sequence
     from tests.migration_helpers import database
 
     with database("postgres", tmp_path) as url:
@@ -354,7 +354,7 @@ def test_a_visit_plan_under_review_or_approved_keeps_what_was_approved(app: Any,
     while what the visit brings (result, attendance) is still written; a rejected plan opens again."""
     from openpyxl import Workbook
 
-    from app.runtime.importer import import_file
+    from app.io.importer import import_file
 
     sales, manager = headers(app, people, "sales"), headers(app, people, "manager")
     c, other = customer(app, sales), customer(app, sales)
@@ -417,7 +417,7 @@ def test_a_locked_plan_brought_back_unchanged_by_a_browser_or_an_export_is_not_a
     """A goal of several lines comes back from a browser's textarea with \r\n and from a
     spreadsheet with \n; a time stored with a fraction of a second comes back to the second
     (form) or the millisecond (xlsx). None of these is a change of an approved plan."""
-    from app.runtime.importer import import_file
+    from app.io.importer import import_file
 
     sales, manager = headers(app, people, "sales"), headers(app, people, "manager")
     c = customer(app, sales)
@@ -561,7 +561,7 @@ def test_a_manager_gives_records_only_to_people_of_his_departments(app: Any, peo
     screen, through the API and in an import — and so lose sight of it at once."""
     from openpyxl import Workbook
 
-    from app.runtime.importer import import_file
+    from app.io.importer import import_file
 
     add_user(app, "rules_far", ["业务员"], PASSWORD, departments=["销售二部"])
     manager = headers(app, people, "manager")
@@ -650,7 +650,7 @@ def test_a_clerk_recording_a_call_does_not_become_its_technician(app: Any, peopl
 
 
 def test_balanced_assignment_gives_orphans_to_the_least_loaded(app: Any, people: dict[str, str]) -> None:
-    from app.runtime.ownership import assignees, balance
+    from app.access.ownership import assignees, balance
 
     sales = headers(app, people, "sales")
     for _ in range(12):  # its own records, whatever ran before
@@ -711,7 +711,7 @@ def test_a_team_manager_balances_his_departments_records_among_his_people(app: A
 
 
 def test_demo_data_obeys_every_validation_rule(app: Any) -> None:
-    from app.runtime.rules import rules_for, validate_values
+    from app.record.rules import rules_for, validate_values
 
     # one moment for making and for checking (rules such as "not in the future" move with the clock);
     # a few seconds before midnight, where a date and a datetime taken apart would disagree
@@ -744,8 +744,8 @@ def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:
     its own records there, and the demo people sit in departments, so team scope shows teams."""
     from flask_appbuilder.security.sqla.models import Role, User
 
-    from app.runtime.demo import DEMO_DEPARTMENTS
-    from app.runtime.ownership import own_roles
+    from app.access.ownership import own_roles
+    from app.ops.demo import DEMO_DEPARTMENTS
 
     with app.app_context():  # the app is the session's: other tests' records are not this call's
         crm = app.extensions["crm"]
@@ -789,7 +789,7 @@ def test_a_field_left_out_gets_its_default_before_the_rules_run(app: Any, people
 def test_same_value_is_what_a_person_sees_as_the_same() -> None:
     from decimal import Decimal
 
-    from app.runtime.convert import same_value
+    from app.record.convert import same_value
 
     assert same_value(None, "") and same_value(None, False) and same_value("  ", None) and same_value("a\r\nb", "a\nb\n")
     assert same_value(Decimal("1.50"), 1.5) and same_value(dt.datetime(2026, 1, 1, 9, 0, 0, 999999), dt.datetime(2026, 1, 1, 9, 0, 1))

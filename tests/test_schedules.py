@@ -13,11 +13,13 @@ import pytest
 import sqlalchemy as sa
 from flask_appbuilder import Model
 
-from app.runtime.outbox import OUTBOX
-from app.runtime.schedules import Recipients, shift, tick
+from app.messaging.jobs import shift
+from app.messaging.links import Recipients
+from app.messaging.outbox import OUTBOX
+from app.messaging.schedules import tick
+from app.spec.expr import parse, record_lookup
+from app.spec.when import parse_when
 from generator import load_spec
-from generator.expr import parse, record_lookup
-from generator.when import parse_when
 from tests.conftest import ROOT, SHIPPED
 
 T0 = dt.datetime(2026, 11, 2, 10, 0)  # a Monday, a working day
@@ -29,8 +31,8 @@ SCHEDULES = [s.name for s in load_spec(str(SHIPPED))[0].schedules]
 @pytest.fixture(scope="module")
 def world(app: Any) -> dict[str, Any]:
     """One active user per role of the sheet, and one record of every entity (parents for links)."""
-    from app.runtime.accounts import add_user
-    from app.runtime.demo import _Maker, entity_order
+    from app.access.accounts import add_user
+    from app.ops.demo import _Maker, entity_order
 
     spec = app.extensions["crm"].spec
     users = {}
@@ -49,7 +51,7 @@ def world(app: Any) -> dict[str, Any]:
 
 def make_row(maker: Any, e: Any, i: int) -> dict[str, Any]:
     """A valid row of ``e`` with every e-mail and user field filled (recipients must exist)."""
-    from app.runtime.rules import rules_for
+    from app.record.rules import rules_for
 
     row = maker.valid_row(e, rules_for(maker.spec, e), i)
     for f in e.fields:
@@ -372,9 +374,9 @@ def test_escalation_outlives_the_catch_up_limit(app: Any, world: dict[str, Any])
 def test_upper_bound_is_never_shorter_than_the_shift() -> None:
     """The SQL lower limit on anchors rests on it: a shift longer than its bound would hide a
     reminder that is still on time."""
-    from app.runtime.schedules import upper_bound
-    from generator.when import Duration
-    from generator.workcal import WorkCalendar
+    from app.messaging.jobs import upper_bound
+    from app.spec.when import Duration
+    from app.spec.workcal import WorkCalendar
 
     spec = load_spec(str(SHIPPED))[0]
     sparse = WorkCalendar(("wed",), (("10:00", "11:00"),), tuple(f"2026-{m:02d}-{d:02d}" for m in (9, 10) for d in range(1, 29)), ())
@@ -407,7 +409,7 @@ def test_a_role_is_told_through_the_members_whose_scope_reaches_the_record(app: 
     """An escalation to 销售经理 reaches the managers of the owner's department, not every one
     (another department's could not open it); a record nobody owns yet, or whose department has
     no such manager, reaches them all rather than nobody."""
-    from app.runtime.accounts import add_user
+    from app.access.accounts import add_user
 
     ids = {key: add_user(app, f"scope_{key}", [role], "Scope-Pass-123", departments=[dept])
            for key, role, dept in (("east", "业务员", "范围东部"), ("lonely", "业务员", "范围孤岛部"),

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime import schedules
-from app.runtime.outbox import OUTBOX
+from app.messaging import schedules
+from app.messaging.outbox import OUTBOX
 from tests.migration_helpers import database
+
+pytestmark = pytest.mark.slow  # the narrowed pass against the exact test at many moments, on both databases
 
 NOW = dt.datetime(2026, 11, 2, 10, 0)  # a Monday
 PASSES = [NOW, NOW + dt.timedelta(hours=3), NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=3, hours=5), NOW + dt.timedelta(days=8)]
@@ -44,8 +46,8 @@ def week_of_passes(app: Any) -> set[tuple[Any, ...]]:
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_narrowed_pass_writes_exactly_what_the_exact_test_writes(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from app import create_app
-    from app.runtime.demo import make_demo_data
-    from app.runtime.schema import create_schema
+    from app.migrate.create import create_schema
+    from app.ops.demo import make_demo_data
 
     with database(kind, tmp_path) as url:
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime.accounts import add_user
+from app.access.accounts import add_user
 from tests.conftest import api_token, csrf_token, login
 
 PASSWORD = "secure-Pass-1"  # noqa: S105 - test-only
@@ -120,7 +120,7 @@ def test_csrf_missing_or_invalid_token_is_refused(app: Any, users: dict[str, str
 
 def test_twenty_wrong_passwords_are_throttled(tmp_path: Any) -> None:
     from app import create_app
-    from app.runtime.schema import create_schema
+    from app.migrate.create import create_schema
 
     guarded = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl.sqlite'}", "RATELIMIT_ENABLED": True})
     create_schema(guarded)
@@ -148,7 +148,7 @@ def test_a_colleague_behind_the_same_address_still_signs_in(tmp_path: Any) -> No
     per address stops guessing across many accounts; behind a proxy (CRM_PROXY_HOPS) the client's
     own address counts, not the proxy's."""
     from app import create_app
-    from app.runtime.schema import create_schema
+    from app.migrate.create import create_schema
 
     guarded = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl2.sqlite'}", "RATELIMIT_ENABLED": True,
                           "AUTH_RATE_LIMIT": "5 per minute", "CRM_LOGIN_ADDRESS_LIMIT": "12 per minute", "CRM_PROXY_HOPS": 1})
@@ -199,7 +199,7 @@ def test_encrypted_field_is_unreadable_in_the_database(app: Any, users: dict[str
     trail = [t for (t,) in raw(app, "SELECT changes FROM crm_audit WHERE entity = 'confidential_formula' AND record_id = :i", i=pk)]
     assert any("formula_content" in t for t in trail), "the create and the update are in the trail"
     assert not any("钛白粉" in t for t in trail), "the audit trail keeps confidential values encrypted, like the field"
-    from app.runtime import audit
+    from app.record import audit
 
     with app.app_context():  # and gives them back, decrypted, to whoever reads the history
         pairs = [h["changes"]["formula_content"] for h in audit.history(app.extensions["crm"].db.session, "confidential_formula", pk)
@@ -210,8 +210,8 @@ def test_encrypted_field_is_unreadable_in_the_database(app: Any, users: dict[str
 def test_rotate_key_reencrypts_fields_and_their_audit_trail(app: Any, users: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
+    from app.access import crypto
     from app.cli import main
-    from app.runtime import crypto
     from config.default import from_env
 
     lead = h(app, users, "techlead")
@@ -386,7 +386,7 @@ def test_a_technician_cannot_move_the_time_their_dispatch_deadline_runs_from(app
     and in an import's columns. A colleague whose other role may write them still can."""
     import datetime as dt
 
-    from app.runtime.importcolumns import system_fields
+    from app.io.importcolumns import system_fields
 
     admin = api_token(app.test_client(), "admin", "admin-Pass-123")
     with app.app_context():

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # real servers (crm up, gunicorn)
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.runtime.sqlexpr import compile_condition
-from generator.expr import parse
-from generator.spec import Entity, Field, Spec
+from app.spec.expr import parse
+from app.spec.model import Entity, Field, Spec
+from app.spec.sqlexpr import compile_condition
 from tests.conftest import require_service
 
 NOW = dt.datetime(2026, 11, 22, 15, 30)

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime.outbox import NOTIFICATION, OUTBOX
-from app.runtime.schedules import tick
-from app.runtime.surveys import ANSWERS, followup_roles, make_token, monthly_rollup, register_surveys, surveys_of
+from app.messaging.jobs import surveys_of
+from app.messaging.links import make_token
+from app.messaging.outbox import NOTIFICATION, OUTBOX
+from app.messaging.schedules import tick
+from app.messaging.surveys import ANSWERS, followup_roles, monthly_rollup, register_surveys
 from tests.test_schedules import make_matching, world  # noqa: F401 - the shared fixture
 
 SURVEY = "service_satisfaction"
@@ -156,7 +158,7 @@ def test_rollup_as_a_page_and_a_workbook(survey_app: Any, world: dict[str, Any])
 
 
 def test_followup_roles_split_on_full_width_separators() -> None:
-    from generator.spec import Settings, Spec
+    from app.spec.model import Settings, Spec
 
     settings = Settings(extra=(("survey_followup_role", "客服专员\uff0c质量主管\u3001总经理\uff1b技术员"),))  # ， 、 ；
     spec = Spec(workbook="w.xlsx", entities=(), choices={}, grading=(), forms=(), roles=(), permissions=(), workflows=(),

@@ -10,7 +10,7 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
-from app.runtime.translations import DIRECTORY, compiled
+from app.web.translations import DIRECTORY, compiled
 from tests.conftest import ADMIN_PASSWORD, login
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "app" / "templates"
@@ -20,7 +20,7 @@ def test_compiled_catalogs_match_their_sources() -> None:
     sources = sorted(DIRECTORY.glob("*/LC_MESSAGES/messages.po"))
     assert {p.parent.parent.name for p in sources} == {"zh", "en"}
     for po in sources:
-        assert po.with_suffix(".mo").read_bytes() == compiled(po), f"run `python -m app.runtime.translations` ({po})"
+        assert po.with_suffix(".mo").read_bytes() == compiled(po), f"run `python -m app.web.translations` ({po})"
 
 
 def test_every_screen_text_of_the_runtime_has_english() -> None:
@@ -29,7 +29,7 @@ def test_every_screen_text_of_the_runtime_has_english() -> None:
     used = set()
     for page in TEMPLATES.rglob("*.html"):
         used |= {m.group(2) for m in re.finditer(r"""_\(\s*(["'])(.+?)\1""", page.read_text(encoding="utf-8"))}
-    from app.runtime.errors import PAGES
+    from app.web.errors import PAGES
 
     used |= {text for pair in PAGES.values() for text in pair}
     missing = sorted(t for t in used if re.search(r"[\u4e00-\u9fff]", t) and not english.get(t))

@@ -16,10 +16,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.runtime.applied import read_applied
+from app.migrate.applied import read_applied
 from generator import load_spec
 from tests.migration_helpers import Office, database
 from tests.test_applied_state import BOOKS, graded_library
+
+pytestmark = pytest.mark.slow  # random sequences of upgrades
 
 EDITS = ("add", "remove", "rename", "retype", "unique", "required", "threshold")
 ACTIONS = ("generate", "plan", "upgrade", "generate+upgrade")
@@ -114,7 +116,7 @@ def drift(office: Office) -> list[Any]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from app.runtime.migrate import declared_metadata
+    from app.migrate.declared import declared_metadata
 
     spec, _ = load_spec(office.workbook)
 
@@ -130,9 +132,9 @@ def drift(office: Office) -> list[Any]:
 
 
 def run_sequence(kind: str, ops: list[tuple[str, int, str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.cli
+    import app.ops.upgrade
 
-    monkeypatch.setattr(app.cli, "_sync_permissions", lambda: None)  # roles are not what this walks through
+    monkeypatch.setattr(app.ops.upgrade, "sync_permissions", lambda _out: None)  # roles are not what this walks through
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
         office = Office(Path(tmp), graded_library(), url, monkeypatch)
         try:

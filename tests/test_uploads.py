@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime import uploads
-from app.runtime.accounts import add_user
+from app.access.accounts import add_user
+from app.web import uploads
 from tests.conftest import api_token, csrf_token, login
 
 PASSWORD = "upload-Pass-1"  # noqa: S105 - test-only

@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from generator.workcal import WEEKDAYS, WorkCalendar
+from app.spec.workcal import WEEKDAYS, WorkCalendar
 
 DAY = dt.timedelta(days=1)
 dates = st.dates(dt.date(2025, 1, 1), dt.date(2028, 12, 31))

@@ -1,4 +1,4 @@
-"""A real Celery worker process (``celery -A app.tasks:celery_app worker --pool=solo -B``) on the
+"""A real Celery worker process (``celery -A app.worker:celery_app worker --pool=solo -B``) on the
 embedded SQLite broker and on Redis delivers the outbox to a loopback SMTP server; and the crash
 test of issue 5: 500 reminders, the worker killed with SIGKILL mid-batch, restarted — every one
 arrives exactly once (counted by Message-ID = outbox key)."""
@@ -23,9 +23,11 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from celery import Celery
 
-from app.runtime.outbox import OUTBOX
+from app.messaging.outbox import OUTBOX
 from tests.conftest import ROOT, require_service
 from tests.test_outbox import Recorder, free_port
+
+pytestmark = pytest.mark.slow  # real Celery worker processes
 
 
 class SlowRecorder(Recorder):
@@ -79,7 +81,7 @@ def prepare(tmp: Path, broker: str, smtp_port: int, n: int) -> dict[str, str]:
     env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{tmp / 'crm.sqlite'}", "CRM_VAR_DIR": str(tmp), "CRM_BROKER_URL": broker,
            "CRM_SMTP_HOST": "127.0.0.1", "CRM_SMTP_PORT": str(smtp_port), "CRM_MAIL_FROM": "crm@example.cn",
            "CRM_OUTBOX_LEASE_SECONDS": "2"}
-    code = "from app import create_app; from app.runtime.schema import create_schema; create_schema(create_app())"
+    code = "from app import create_app; from app.migrate.create import create_schema; create_schema(create_app())"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)  # noqa: S603
     engine = sa.create_engine(env["CRM_DATABASE_URL"])
     now = dt.datetime.now() - dt.timedelta(minutes=1)
@@ -94,7 +96,7 @@ def prepare(tmp: Path, broker: str, smtp_port: int, n: int) -> dict[str, str]:
 
 def start_worker(env: dict[str, str], tmp: Path, name: str) -> subprocess.Popen[bytes]:
     log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-    argv = [sys.executable, "-m", "celery", "-A", "app.tasks:celery_app", "worker", "--pool=solo", "--concurrency=1", "-B",
+    argv = [sys.executable, "-m", "celery", "-A", "app.worker:celery_app", "worker", "--pool=solo", "--concurrency=1", "-B",
             "--loglevel=INFO", "-n", f"{name}@%h"]
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
 
@@ -176,7 +178,7 @@ def test_kill_9_mid_batch_every_message_exactly_once(tmp_path: Path, smtp: tuple
     message; it must not be sent again), or waiting for the reply to RCPT (nothing is handed over;
     it must be sent after the restart). A kill at a random moment would also land, now and then,
     in the gap of a few microseconds between marking a message sent and writing its dot: the one
-    place the outbox's "never twice" choice loses a message (module docstring of app.runtime.outbox)."""
+    place the outbox's "never twice" choice loses a message (module docstring of app.messaging.outbox)."""
     recorder, port = smtp
     recorder.hold = (step, 121)
     broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"

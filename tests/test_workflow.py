@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.runtime.accounts import add_user
-from app.runtime.tables import Notification, OutboxMessage
+from app.access.accounts import add_user
+from app.record.tables import Notification, OutboxMessage
 from tests.conftest import api_token, csrf_token, login
 
 PASSWORD = "flow-Pass-1"  # noqa: S105 - test-only
@@ -117,7 +117,7 @@ def test_mail_goes_through_the_outbox_once_per_recipient(app: Any, staff: dict[s
 
 
 def test_a_failed_save_tells_nobody(app: Any, staff: dict[str, int]) -> None:
-    from app.runtime import workflow
+    from app.record import workflow
 
     sales = token(app, "sales")
     pk = visit_request(app, sales, "失败的提交")
@@ -269,7 +269,7 @@ def test_a_condition_reads_in_the_words_of_the_record() -> None:
     """A greyed-out action said "条件不满足 (condition not met): request_type != 'freeze' or …" — the
     workbook's expression, field codes and choice codes."""
     from app import create_app
-    from app.runtime.condtext import condition_text
+    from app.web.condtext import condition_text
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})
     spec = app.extensions["crm"].spec

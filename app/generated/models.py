@@ -10,8 +10,8 @@ from sqlalchemy import (  # noqa: F401
     Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text,
 )
 
-from app.runtime.crypto import EncryptedText  # noqa: F401
-from app.runtime.models import CrmRecord, Model
+from app.access.crypto import EncryptedText  # noqa: F401
+from app.record.models import CrmRecord, Model
 
 
 class Customer(CrmRecord, Model):

@@ -1,9 +1,9 @@
 # generated from crm.xlsx — do not edit; run `crm generate` instead.
 """Screens (ModelView) and REST APIs (ModelRestApi) of every entity, with their menus."""
 
-from app.runtime.i18n import L
-from app.runtime.listing import CrmInterface
-from app.runtime.views import CrmModelRestApi, CrmModelView
+from app.web.i18n import L
+from app.web.listing import CrmInterface
+from app.web.views import CrmModelRestApi, CrmModelView
 
 from . import models
 

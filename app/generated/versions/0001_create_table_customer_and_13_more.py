@@ -1,12 +1,12 @@
 # generated from crm.xlsx — do not edit; run `crm generate` instead.
 """Schema change 0001: 14 step(s)."""
 
-from app.runtime.migrate import run_steps
-from generator.migration import (  # noqa: F401
+from app.migrate.apply import run_steps
+from app.spec.columns import Col  # noqa: F401
+from app.spec.steps import (  # noqa: F401
     AddColumn, AlterColumn, CreateTable, MapValues, RenameColumn, RenameTable, RequireValues, RetireColumn,
     RetireTable,
 )
-from generator.schema import Col  # noqa: F401
 
 revision = '0001'
 down_revision = None

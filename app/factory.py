@@ -1,0 +1,213 @@
+"""The application factory: ``create_app`` serves whichever generated package ``CRM_GENERATED_DIR``
+points at — the runtime packages installed on a Flask-AppBuilder app for its spec."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from flask_appbuilder import AppBuilder
+from flask_appbuilder.models.sqla.base import SQLA
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import tasks as _tasks  # noqa: F401 - registers the shared tasks
+from app.access import crypto
+from app.access.accounts import install_display_names, login_attempt_key, password_validator
+from app.access.permsync import sync_security, wanted
+from app.access.security import menu_item
+from app.io.importjobs import allow_large_import_upload
+from app.loader import Generated, load_generated
+from app.messaging.queue import celery_init_app
+from app.messaging.surveys import register_surveys
+from app.migrate.system import ensure_system_tables
+from app.record.audit import install_audit
+from app.record.rules import install_rules
+from app.reports.dashboard import CrmIndexView, register_dashboard
+from app.spec.model import Spec
+from app.web.auditview import register_audit_log
+from app.web.dbtuning import engine_options, install_request_watch
+from app.web.errors import register_error_pages
+from app.web.i18n import L, install_safe_gettext
+from app.web.inbox import register_inbox
+from app.web.pagecache import ensure_version_row, install_page_cache, install_version_bump
+from app.web.views import install_schema_cache
+from config.default import ConfigError, from_env
+
+
+@dataclass
+class CrmState:
+    """What the runtime engines need, kept at ``app.extensions['crm']``."""
+
+    spec: Spec
+    generated: Generated
+    appbuilder: AppBuilder
+    db: SQLA
+
+    @property
+    def admin_role(self) -> str:
+        return str(self.generated.permissions.ADMIN_ROLE)
+
+
+def use_office_clock(timezone: str) -> None:
+    """The workbook's timezone is the process's local time. Every due moment, 6h/7h deadline,
+    working-day count and created_on is naive local time (``datetime.now()``): on a server whose
+    clock runs in UTC the office's 09:00 would otherwise be 17:00, and reminders 8 hours late."""
+    if timezone and os.environ.get("TZ") != timezone and hasattr(time, "tzset"):
+        os.environ["TZ"] = timezone
+        time.tzset()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application for the configured workbook, generated package and database."""
+    app = Flask(__name__)
+    app.config.from_object("config.default")
+    values = from_env()
+    if values["CRM_ENV"] == "production":  # the production example's values, under the environment's own
+        app.config.from_object("config.production_example")
+    app.config.from_mapping(values)
+    if config:
+        app.config.update(config)
+    _refuse_development_secrets(app)
+    # the pool, pre-ping and (web processes) the statement timeout; options given by the caller win
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config), **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_validator)
+    app.config.setdefault("RATELIMIT_KEY_FUNC", login_attempt_key)  # FAB's login limit: per account and address
+    hops = int(app.config.get("CRM_PROXY_HOPS") or 0)
+    if hops:  # the client's address (login limits, logs) from the proxies' X-Forwarded-For, not the proxy's
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    generated = load_generated(app.config["CRM_GENERATED_DIR"])
+    spec = generated.spec
+    use_office_clock(spec.settings.timezone)
+    app.config.setdefault("APP_NAME", spec.settings.app_name)
+    app.config["AUTH_ROLE_ADMIN"] = generated.permissions.ADMIN_ROLE
+    app.config["BABEL_DEFAULT_LOCALE"] = spec.settings.language
+    sync = app.config.get("CRM_SYNC_PERMISSIONS", True)  # False: never (web workers); "always": also when unchanged
+    app.config["FAB_UPDATE_PERMS"] = False  # done below in one pass (permsync), not by FAB statement by statement
+    install_rules(spec)
+    install_audit()
+    install_version_bump()  # what web workers keep across requests follows users, roles and grants
+    install_schema_cache()  # FAB's REST arguments: each schema checked once, not on every request
+    install_display_names()
+    crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
+    app.before_request(allow_large_import_upload)  # before CSRF reads the body
+    csrf = CSRFProtect(app)
+    app.after_request(_security_headers)
+    register_error_pages(app)
+    app.add_url_rule("/health", "crm_health", _health)
+    csrf.exempt(_health)
+    db = SQLA()
+    appbuilder = AppBuilder(indexview=CrmIndexView)
+    app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
+    with app.app_context():
+        db.init_app(app)
+        ensure_system_tables(db.engine)  # else FAB's create_all would bypass the migrations
+        ensure_version_row(db.engine)
+        install_request_watch(app, db.engine)  # slow requests logged with what their SQL cost
+        appbuilder.init_app(app, db.session)
+        install_safe_gettext(app)
+        install_page_cache(app)
+        _limit_logins(appbuilder)
+        register_dashboard(app, appbuilder)  # first in the menu; also the landing page after login
+        register_views(appbuilder, generated)
+        register_surveys(app)  # the public survey page and the monthly rollup
+        register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins
+        register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
+        celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
+        if sync:
+            with db.engine.begin() as conn:
+                sync_security(conn, wanted_security(appbuilder, generated), force=sync == "always")
+    return app
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'self'; form-action 'self'; base-uri 'self'",
+}
+
+
+def _refuse_development_secrets(app: Flask) -> None:
+    """Outside development the secrets must come from the environment, never the defaults."""
+    from config.default import DEV_ENCRYPTION_KEY, DEV_SECRET_KEY
+
+    if app.config["CRM_ENV"] == "development":
+        return
+    weak = [name for name, value, dev in (("CRM_SECRET_KEY", app.config["SECRET_KEY"], DEV_SECRET_KEY),
+                                          ("CRM_ENCRYPTION_KEY", app.config["CRM_ENCRYPTION_KEY"], DEV_ENCRYPTION_KEY))
+            if not value or value == dev]
+    if weak:
+        raise ConfigError(f"CRM_ENV={app.config['CRM_ENV']}: set {' and '.join(weak)} (the development defaults are refused)")
+
+
+def _limit_logins(appbuilder: AppBuilder) -> None:
+    """FAB rate-limits the login form only (per account and address: ``login_attempt_key``); the
+    JWT login of the API gets the same limit, and both a ceiling per address over all accounts."""
+    from flask import current_app
+    from flask_appbuilder.security.api import SecurityApi
+    from flask_limiter.util import get_remote_address
+
+    sm = appbuilder.sm
+    if not sm.is_auth_limited:
+        return
+    ceiling = str(current_app.config.get("CRM_LOGIN_ADDRESS_LIMIT") or "")
+    logins = [view.blueprint for view in appbuilder.baseviews if isinstance(view, SecurityApi)]
+    for blueprint in logins:
+        sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(blueprint)
+    if ceiling:
+        for blueprint in [*logins, sm.auth_view.blueprint]:
+            sm.limiter.limit(ceiling, key_func=get_remote_address, methods=["POST"], scope="crm-login-address")(blueprint)
+
+
+def _health() -> Any:
+    """For load balancers: 200 when the database answers, 503 otherwise (no login, no data)."""
+    from flask import current_app, jsonify
+    from sqlalchemy import text
+
+    try:
+        current_app.extensions["crm"].db.session.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+    except Exception:  # noqa: BLE001 - any database failure means "not ready"
+        return jsonify(status="database unavailable"), 503
+
+
+def _security_headers(response: Any) -> Any:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def register_views(appbuilder: AppBuilder, generated: Generated) -> None:
+    """Menus, screens and APIs of every entity, in the workbook's order."""
+    for name, view, api, group, label, label_en, group_en in generated.views.REGISTRY:
+        appbuilder.add_view(
+            view,
+            menu_item(name),
+            label=L(label, label_en),
+            category=group,
+            category_label=L(group, group_en),
+            icon="fa-table",
+        )
+        appbuilder.add_api(api)
+
+
+def wanted_security(appbuilder: AppBuilder, generated: Generated) -> Any:
+    """What the registered screens and the roles sheet ask of FAB's security tables."""
+    menus = {name: group for name, _v, _a, group, *_labels in generated.views.REGISTRY}
+    return wanted(appbuilder, generated.permissions.ROLES, generated.permissions.GRANTS, _exposed_permissions(appbuilder, generated), menus)
+
+
+def _exposed_permissions(appbuilder: AppBuilder, generated: Generated) -> dict[str, set[str]]:
+    exposed: dict[str, set[str]] = {}
+    for name, view_cls, api_cls, *_rest in generated.views.REGISTRY:
+        perms: set[str] = set()
+        for b in appbuilder.baseviews:
+            if isinstance(b, view_cls | api_cls):
+                perms |= set(b.base_permissions or [])
+        exposed[name] = perms
+    return exposed

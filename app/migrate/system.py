@@ -1,0 +1,58 @@
+"""The tables every workbook shares — FAB's ``ab_*`` and the runtime's ``crm_*`` — created and brought
+up to date here, so FAB never runs ``create_all`` over the entities' tables behind the migrations."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from flask_appbuilder import Model
+
+log = logging.getLogger(__name__)
+
+
+
+def ensure_system_tables(engine: sa.Engine) -> None:
+    """FAB's tables (ab_*) and the runtime's own (crm_*), the same for every workbook. Created here
+    so FAB never runs create_all over the entities' tables behind the migrations' back."""
+    import flask_appbuilder.security.sqla.models  # noqa: F401 - registers the ab_* tables
+
+    from app.record import audit as _audit  # noqa: F401 - registers crm_audit
+    from app.record import tables as _crm_tables  # noqa: F401 - registers the crm_* tables
+
+    tables = [t for name, t in Model.metadata.tables.items() if name.startswith(("ab_", "crm_"))]
+    Model.metadata.create_all(engine, tables=tables)
+    add_system_columns(engine, [t for t in tables if t.name.startswith("crm_")])
+
+
+def add_system_columns(engine: sa.Engine, tables: list[sa.Table]) -> list[str]:
+    """Columns a later release added to the runtime's own tables, added to a database made by an
+    earlier one (only nullable columns are ever added, so existing rows stay valid). Returns
+    ``table.column`` of what was added."""
+    added: list[str] = []
+    for table in tables:
+        present = _columns_of(engine, table.name)
+        for column in table.columns:
+            if not present or column.name in present:  # absent tables are create_all's
+                continue
+            if not column.nullable or column.primary_key:
+                raise RuntimeError(f"{table.name}.{column.name}: a system column added later must be nullable")
+            try:
+                with engine.begin() as conn:
+                    Operations(MigrationContext.configure(conn)).add_column(table.name, sa.Column(column.name, column.type, nullable=True))
+            except sa.exc.DBAPIError:
+                if column.name not in _columns_of(engine, table.name):  # not another process adding it at the same moment
+                    raise
+                continue
+            added.append(f"{table.name}.{column.name}")
+    if added:
+        log.info("system columns added: %s", ", ".join(added))
+    return added
+
+
+def _columns_of(engine: sa.Engine, table: str) -> set[str]:
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        return {c["name"] for c in inspector.get_columns(table)} if inspector.has_table(table) else set()

@@ -1,0 +1,254 @@
+"""Business rules applied on every save, whatever the path (screen, API, import, task):
+numbering, ownership (the recorder owns), grading, cross-field validations and the workflow guard
+(a state changes only through a transition). Hooked into SQLAlchemy's flush, so no path skips it.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.access.ownership import default_owner
+from app.access.scope import visible
+from app.record import numbering
+from app.record.convert import same_value
+from app.record.grading import grade_record
+from app.record.models import CrmRecord, acting_user, column_default
+from app.record.tables import GradeChange
+from app.spec.expr import Expr, names_in, parse, record_lookup
+from app.spec.model import Entity, Spec
+
+STATE_KEY = "_crm_transition"  # set on an object by the workflow engine while it changes state
+
+
+class RuleViolation(sa.exc.SQLAlchemyError):
+    """A record breaks a rule of the workbook. ``errors`` maps field name → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(m for msgs in errors.values() for m in msgs))
+
+    def __str__(self) -> str:
+        return "; ".join(m for msgs in self.errors.values() for m in msgs)
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """A link offered narrowed by another field, from a validation ``not contact or
+    contact.customer == customer`` (``Expr.ties``): ``link`` (contact) only among the records whose
+    ``through`` (their customer, column ``column``) is this record's ``other`` (customer)."""
+
+    link: str
+    through: str
+    column: str
+    other: str
+
+
+def _narrowings(spec: Spec, entity: Entity, conditions: list[Expr]) -> dict[str, Narrowing]:
+    """Every link of ``entity`` that one of its validation ``conditions`` ties to another of its links."""
+    out: dict[str, Narrowing] = {}
+    for tie in (c.ties for c in conditions):
+        if tie is None:
+            continue
+        link, other = entity.field(tie[0]), entity.field(tie[2])
+        target = spec.entity(link.link) if link is not None and link.type == "link" else None
+        through = target.field(tie[1]) if target is not None else None
+        if other is not None and other.type == "link" and through is not None and through.type == "link" and through.link == other.link:
+            out.setdefault(link.name, Narrowing(link.name, through.name, through.column, other.name))  # type: ignore[union-attr]
+    return out
+
+
+@dataclass
+class EntityRules:
+    entity: Entity
+    validations: list[tuple[Expr, str, str]] = field(default_factory=list)  # (condition, message, field)
+    state_fields: dict[str, str] = field(default_factory=dict)  # state field → initial state
+    narrowed: dict[str, Narrowing] = field(default_factory=dict)  # link → its tie to another (a contact to its customer)
+
+
+_REGISTRY: dict[str, tuple[Spec, EntityRules]] = {}
+
+
+def rules_for(spec: Spec, entity: Entity) -> EntityRules:
+    r = EntityRules(entity)
+    for v in spec.validations:
+        if v.entity == entity.name:
+            expr = parse(v.condition)
+            r.validations.append((expr, v.message, _shown_on(expr, entity)))
+    for t in spec.workflows:
+        if t.entity == entity.name and t.state_field not in r.state_fields:
+            f = entity.field(t.state_field)
+            r.state_fields[t.state_field] = (f.default if f is not None and f.default else t.source)
+    r.narrowed = _narrowings(spec, entity, [expr for expr, _m, _t in r.validations])
+    return r
+
+
+def _shown_on(expr: Expr, entity: Entity) -> str:
+    """The field a rule's message is shown on: in ``A or B …`` ("unless A, B … must hold") the
+    first field after A, what is asked for (``not first_contacted_on or not last_contact_on or
+    last_contact_on >= first_contacted_on``: 最近联系日期; ``active or left_on``: 离任日期);
+    otherwise the first field named."""
+    tree = expr.tree
+    demanded = tree.values[1] if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or) else tree
+    for node in (demanded, tree):
+        names = [n.split(".")[0] for n in names_in(node)]
+        found = next((n for n in names if entity.field(n) is not None), "")
+        if found:
+            return found
+    return ""
+
+
+def validate_values(spec: Spec, rules: EntityRules, lookup: Any, now: dt.datetime | None = None,
+                    changed: Callable[[str], bool] | None = None) -> dict[str, list[str]]:
+    """Messages of the validation rules that do not hold, by the field they are shown on;
+    ``changed(field)``: whether the save being checked changes that field of a stored record."""
+    errors: dict[str, list[str]] = {}
+    for expr, message, target in rules.validations:
+        if not expr.test(lookup, now, spec.calendar, changed):
+            moved = [n for n in expr.changed_names if changed is not None and changed(n)]  # a lock: said on what was changed
+            for name in moved or [target or "_schema"]:
+                errors.setdefault(name, []).append(message)
+    return errors
+
+
+def install_rules(spec: Spec) -> None:
+    """Register the entities of ``spec`` and hook the save-time rules (once per process)."""
+    for e in spec.entities:
+        _REGISTRY[e.name] = (spec, rules_for(spec, e))
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
+        event.listen(Session, "after_flush", _after_flush)
+
+
+def _changed(obj: Any, name: str) -> bool:
+    attr = sa.inspect(obj).attrs.get(name)
+    return attr is not None and attr.history.has_changes()
+
+
+def _differs(obj: Any, name: str) -> bool:
+    """Whether an attribute's change is one a person would see (``convert.same_value``)."""
+    attr = sa.inspect(obj).attrs.get(name)
+    if attr is None:
+        return False
+    history = attr.history
+    if not history.has_changes():
+        return False
+    if not history.deleted:  # the value before was never read: a change, to be safe
+        return True
+    return not same_value(history.deleted[0], history.added[0] if history.added else None)
+
+
+def _saving(obj: Any, entity: Entity) -> Callable[[str], bool]:
+    """``changed(field)`` of a stored record being saved: its column (a link: its id or the
+    record it points to) differs from what was read."""
+
+    def changed(name: str) -> bool:
+        f = entity.field(name)
+        if f is None:
+            return False
+        return _differs(obj, f.column) or (f.column != f.name and _differs(obj, f.name))
+
+    return changed
+
+
+def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    pending: list[tuple[Any, list[Any]]] = session.info.setdefault("crm_grade_changes", [])
+    errors: dict[str, list[str]] = {}
+    for obj in list(session.new) + [o for o in session.dirty if session.is_modified(o)]:
+        if not isinstance(obj, CrmRecord) or obj.__entity__ not in _REGISTRY:
+            continue
+        spec, rules = _REGISTRY[obj.__entity__]
+        entity = rules.entity
+        is_new = obj in session.new
+        if is_new:
+            _on_create(session, obj, spec, entity, rules)
+        else:
+            for state in rules.state_fields:
+                if _changed(obj, state) and not getattr(obj, STATE_KEY, False):
+                    label = (entity.field(state).label if entity.field(state) else state)  # type: ignore[union-attr]
+                    errors.setdefault(state, []).append(f"{label}只能通过流程按钮修改 ({state} changes only through a workflow action)")
+        _fill_from_links(obj, entity, rules)
+        for f in entity.fields:
+            if f.type == "link" and (is_new or _changed(obj, f.column) or _changed(obj, f.name)):
+                related = getattr(obj, f.name, None)
+                target = getattr(related, "id", None) if related is not None else getattr(obj, f.column, None)
+                if target is not None and not visible(f.link, _model(f.link), target):
+                    errors.setdefault(f.name, []).append(
+                        f"{f.label}:不能关联到您无权查看的记录 (you may not link to a record you cannot see)")
+        changes = grade_record(obj, spec, entity)
+        if changes:
+            pending.append((obj, changes))
+        for name, msgs in validate_values(spec, rules, record_lookup(obj), changed=None if is_new else _saving(obj, entity)).items():
+            known = errors.setdefault(name, [])
+            known.extend(m for m in msgs if m not in known)
+    if errors:
+        session.info.pop("crm_grade_changes", None)
+        raise RuleViolation(errors)
+
+
+def _model(entity: str) -> Any:
+    return current_app.extensions["crm"].generated.models.MODELS[entity]
+
+
+def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: EntityRules) -> None:
+    _fill_defaults(obj, entity)
+    if entity.owner_field and getattr(obj, f"{entity.owner_field}_id", None) is None and getattr(obj, entity.owner_field, None) is None:
+        setattr(obj, f"{entity.owner_field}_id", default_owner(spec, entity, acting_user()))
+    for state, initial in rules.state_fields.items():
+        if getattr(obj, state, None) in (None, ""):
+            setattr(obj, state, initial)
+        elif getattr(obj, state) != initial and not getattr(obj, STATE_KEY, False):
+            raise RuleViolation({state: [f"新记录的状态必须是 {initial} (a new record starts in state {initial})"]})
+    if entity.numbering and not getattr(obj, "code", None):
+        obj.code = numbering.allocate(session.connection(), entity.name, entity.numbering)[0]
+
+
+def _fill_from_links(obj: Any, entity: Entity, rules: EntityRules) -> None:
+    """A link tied to another, chosen while that other is blank, fills it: a meeting's minutes
+    given their visit request are the visited customer's, as the rule demands anyway."""
+    for n in rules.narrowed.values():
+        link, other = entity.field(n.link), entity.field(n.other)
+        if link is None or other is None or getattr(obj, other.name, None) is not None or getattr(obj, other.column, None) is not None:
+            continue
+        chosen = getattr(obj, link.name, None)
+        if chosen is None and getattr(obj, link.column, None) is not None:
+            chosen = sa.orm.object_session(obj).get(_model(link.link), getattr(obj, link.column))  # type: ignore[union-attr]
+        if chosen is not None and getattr(chosen, n.through, None) is not None:
+            setattr(obj, other.name, getattr(chosen, n.through))
+
+
+def _fill_defaults(obj: Any, entity: Entity) -> None:
+    """The workbook's defaults of the fields a new record was given no value for, set now rather
+    than by the INSERT: the rules and the grading about to run must see them (an API client that
+    leaves out a yes/no field whose default is yes is not saying no). A value set on purpose, even
+    empty, is kept."""
+    state = sa.inspect(obj)
+    table = type(obj).__table__
+    for f in entity.fields:
+        if f.default is None or f.is_relation:
+            continue
+        attr = state.attrs.get(f.column)
+        if attr is None or attr.history.added or getattr(obj, f.column) is not None:
+            continue
+        value = column_default(table.c.get(f.column))
+        if value is not None:
+            setattr(obj, f.column, value)
+
+
+def _after_flush(session: Session, _ctx: Any) -> None:
+    pending = session.info.pop("crm_grade_changes", [])
+    rows = [
+        {"entity": obj.__entity__, "record_id": obj.id, "field": fname, "old_value": old, "new_value": new,
+         "rule": rule.ref, "explanation": why, "changed_on": dt.datetime.now()}
+        for obj, changes in pending for fname, old, new, rule, why in changes
+    ]
+    if rows:
+        session.connection().execute(GradeChange.__table__.insert(), rows)

@@ -1,0 +1,76 @@
+"""Helpful error pages: what happened and where to go, in the person's language, inside the
+normal menu — JSON for the REST API. A 500 says nothing was saved (the request's transaction is
+rolled back) and never shows a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import prison
+import sqlalchemy as sa
+from flask import Flask, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.web.dbtuning import is_query_canceled
+
+PAGES = {
+    400: ("请求有误", "请求的参数无法理解,请返回重试。"),
+    403: ("没有权限", "您的角色没有这项操作的权限。如需开通,请联系系统管理员。"),
+    404: ("页面不存在", "您要找的页面不存在,或记录已被删除,或不在您的查看范围内。"),
+    413: ("文件太大", "上传的文件超过了允许的大小,没有保存任何内容。导入的数据请拆分成几个较小的文件;附件请压缩后再上传。"),
+    429: ("操作过于频繁", "短时间内的尝试次数过多,已暂时停止。请等一分钟后再试;忘记密码请联系系统管理员。"),
+    500: ("系统出错", "处理请求时出错,没有保存任何更改。请稍后重试;如果问题持续,请联系系统管理员。"),
+    503: ("查询超时", "这个查询用时太长,已被停止,没有保存任何更改。请缩小筛选范围(例如加上日期或区域条件)后重试;"
+                    "如果经常发生,请联系系统管理员。"),
+}
+
+
+def _page(code: int) -> Any:
+    title, text = PAGES[code]
+    if request.path.startswith("/api/"):
+        return jsonify(message=title), code
+    appbuilder = current_app.appbuilder  # type: ignore[attr-defined]
+    if "user" not in g:  # refused before sign-in was looked at (e.g. a CSRF failure): no menu to draw
+        return render_template("crm/error_plain.html", code=code, title=title, text=text), code
+    return render_template("crm/error.html", code=code, title=title, text=text, appbuilder=appbuilder,
+                           base_template=appbuilder.base_template), code
+
+
+def register_error_pages(app: Flask) -> None:
+    def http_error(exc: HTTPException) -> Any:
+        if exc.code not in PAGES:
+            return exc
+        return _page(int(exc.code))
+
+    def rollback() -> None:
+        try:
+            current_app.extensions["crm"].db.session.rollback()
+        except Exception:  # noqa: BLE001, S110 - the page must still be shown when the database is gone
+            pass
+
+    def server_error(_exc: Exception) -> Any:
+        rollback()
+        return _page(500)
+
+    def database_error(exc: sa.exc.DBAPIError) -> Any:
+        if not is_query_canceled(exc):  # any other database failure: the 500 path, as if not caught here
+            raise exc
+        rollback()  # a statement past the web statement timeout (app.web.dbtuning)
+        return _page(503)
+
+    @app.before_request
+    def readable_query() -> Any:
+        """FAB parses the REST API's ``q`` (rison) itself and catches only the parser's own error:
+        an unclosed ``((((`` sends prison into endless recursion, a 500. Read it once here, first."""
+        q = request.args.get("q") if request.path.startswith("/api/") else None
+        if not q:
+            return None
+        try:
+            prison.loads(q)
+        except (prison.decoder.ParserException, RecursionError, ValueError, IndexError, TypeError):
+            return jsonify(message="Not a valid rison argument: q=(…) could not be read"), 400
+        return None
+
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(500, server_error)
+    app.register_error_handler(sa.exc.DBAPIError, database_error)
