@@ -9,6 +9,7 @@ import asyncio
 import collections
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +148,9 @@ def redis_url() -> str:
         except Exception as exc:  # noqa: BLE001 - any failure means "not available"
             ok, reason = False, str(exc)
     require_service("Redis", ok, reason)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):  # each pytest-xdist worker its own Redis database: no worker takes another test's task
+        url = re.sub(r"(/\d*)?$", f"/{int(worker[2:]) + 1}", url, count=1)
     return url
 
 

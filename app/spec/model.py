@@ -7,6 +7,7 @@ It round-trips through JSON (``to_json``/``from_json``) so the generated package
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import types
@@ -326,13 +327,20 @@ class Spec:
         return _build(cls, json.loads(text))
 
 
+@functools.cache
+def _hints(tp: Any) -> dict[str, Any]:
+    """A dataclass's field types, resolved once (the annotations are strings: resolving them
+    compiles each one, which took a quarter of a second per spec read when done per record)."""
+    return typing.get_type_hints(tp)
+
+
 def _build(tp: Any, data: Any) -> Any:
     """Rebuild nested frozen dataclasses from ``dataclasses.asdict`` output."""
     if data is None:
         return None
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in hints})
     if origin is tuple:
         args = typing.get_args(tp)
