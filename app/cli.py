@@ -419,7 +419,7 @@ def export_cmd(entity: str, file: str, as_user: str | None) -> None:
     from flask import g
 
     from app import create_app
-    from app.web.views import export_entity
+    from app.web.export import export_entity
 
     app = create_app()
     with app.test_request_context():

@@ -28,13 +28,13 @@ from app.record.audit import install_audit
 from app.record.rules import install_rules
 from app.reports.dashboard import CrmIndexView, register_dashboard
 from app.spec.model import Spec
+from app.web.api import install_schema_cache
 from app.web.auditview import register_audit_log
 from app.web.dbtuning import engine_options, install_request_watch
 from app.web.errors import register_error_pages
 from app.web.i18n import L, install_safe_gettext
 from app.web.inbox import register_inbox
 from app.web.pagecache import ensure_version_row, install_page_cache, install_version_bump
-from app.web.views import install_schema_cache
 from config.default import ConfigError, from_env
 
 

@@ -7,6 +7,8 @@ Four stages, one direction (DESIGN §2)::
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,14 +40,32 @@ class Result:
         return self.chain.steps
 
 
+_LOADED: OrderedDict[tuple[str, bytes], tuple[Spec, list[Problem]]] = OrderedDict()
+LOADED_KEPT = 8  # valid workbooks a process keeps read, by content (plan, generate and upgrade read the same one)
+
+
 def load_spec(workbook: str | Path) -> tuple[Spec, list[Problem]]:
-    """Read and validate a workbook; raise WorkbookError listing every problem found."""
+    """Read and validate a workbook; raise WorkbookError listing every problem found. A valid
+    workbook read before in this process, byte for byte the same, is not read again."""
+    path = Path(workbook)
+    try:
+        key: tuple[str, bytes] | None = (str(path.resolve()), hashlib.sha256(path.read_bytes()).digest())
+    except OSError:
+        key = None  # read_workbook says what is wrong with the path
+    if key is not None and key in _LOADED:
+        _LOADED.move_to_end(key)
+        known, kept = _LOADED[key]
+        return known, list(kept)
     book = read_workbook(workbook)  # openpyxl → rows whose values keep their Sheet!Cell
     spec, problems = validate_workbook(book)  # every problem in one pass, each with a hint
     warnings = [p for p in problems if p.warning]
     if spec is None:
         lang = workbook_language(book)
         raise WorkbookError([p for p in problems if not p.warning], book.filename, lang, warnings)
+    if key is not None:
+        _LOADED[key] = (spec, list(warnings))
+        while len(_LOADED) > LOADED_KEPT:
+            _LOADED.popitem(last=False)
     return spec, warnings
 
 

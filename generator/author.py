@@ -107,8 +107,8 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     for q in spec.surveys:
         rows["surveys"].append({"survey": q.survey, "question": q.question, "scale": q.scale, "labels": q.labels, "order": q.order,
                                 "trigger": q.trigger})
-    for t in spec.templates:
-        rows["templates"].append({"name": t.name, "channel": t.channel, "subject": t.subject, "body": t.body})
+    for m in spec.templates:
+        rows["templates"].append({"name": m.name, "channel": m.channel, "subject": m.subject, "body": m.body})
     st = spec.settings
     for key, value in (("app_name", st.app_name), ("language", st.language), ("timezone", st.timezone),
                        ("working_days", st.working_days), ("working_hours", ",".join(f"{a}-{b}" for a, b in st.working_hours)),
@@ -117,10 +117,10 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
         rows["settings"].append({"key": key, "value": value})
     for v in spec.validations:
         rows["validations"].append({"entity": v.entity, "condition": v.condition, "message": v.message})
-    for r in spec.reports:
-        rows["reports"].append({"name": r.name, "label": r.label, "label_en": r.label_en, "entity": r.entity, "group_by": r.group_by,
-                                "measure": r.measure, "period": r.period, "condition": r.condition, "chart": r.chart, "roles": r.roles,
-                                "order": r.order})
+    for panel in spec.reports:
+        rows["reports"].append({"name": panel.name, "label": panel.label, "label_en": panel.label_en, "entity": panel.entity,
+                                "group_by": panel.group_by, "measure": panel.measure, "period": panel.period,
+                                "condition": panel.condition, "chart": panel.chart, "roles": panel.roles, "order": panel.order})
     return rows
 
 

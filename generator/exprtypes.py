@@ -228,7 +228,7 @@ def _kind(node: ast.expr, resolve: Resolve) -> Kind | None:
         args = [_kind(a, resolve) for a in node.args]
         bases = {a.base if a else None for a in args}
         if name in ("abs", "min", "max") and len(bases) == 1 and None not in bases:
-            return Kind(bases.pop())
+            return Kind(str(bases.pop()))
     return None
 
 

@@ -449,7 +449,7 @@ class _Validator:
                 elif not bad:
                     values["working_days"] = tuple(dict.fromkeys(days))
             elif key == "working_hours":
-                spans = []
+                spans: list[tuple[str, str]] = []
                 for part in re.split(r"[,\uff0c\u3001]+", value):
                     m = re.match(r"^\s*(\d{1,2}):([0-5]\d)\s*[-\u2013~\uff5e]\s*(\d{1,2}):([0-5]\d)\s*$", part)
                     start, end = (f"{int(m.group(1)):02d}:{m.group(2)}", f"{int(m.group(3)):02d}:{m.group(4)}") if m else ("", "")
@@ -1082,7 +1082,7 @@ class _Validator:
 
     def workflows(self, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]], role_names: set[str],
                   permissions: tuple[Permission, ...] = (), admins: set[str] | None = None) -> tuple[Transition, ...]:
-        result = []
+        result: list[Transition] = []
         for _row, c in self.rows("workflows"):
             e = self.entity_of(c("entity"), emap)
             if e is None:
@@ -1216,10 +1216,10 @@ class _Validator:
                         )
                 # unknown filters and tests fail only when the runtime compiles the text: find them now
                 for kind, node_type, known in (("filter", nodes.Filter, env.filters), ("test", nodes.Test, env.tests)):
-                    for n in ast_.find_all(node_type):
-                        if n.name not in known:
+                    for found in ast_.find_all(node_type):
+                        if found.name not in known:
                             self.p.add(
-                                c(key).ref, msg("placeholder", error=f"unknown {kind} '{n.name}'"), did_you_mean(n.name, known)
+                                c(key).ref, msg("placeholder", error=f"unknown {kind} '{found.name}'"), did_you_mean(found.name, known)
                             )
             result.append(Template(name, channel, c("subject").text, c("body").text))
         return result

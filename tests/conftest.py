@@ -30,6 +30,17 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.fixture(autouse=True)
+def _field_keys_as_found() -> Iterator[None]:
+    """The field-encryption keys are the process's (one app per process in production): a test that
+    builds another app with other keys, or rotates them, leaves them as it found them."""
+    from app.access import crypto
+
+    kept = list(crypto._keys)  # noqa: SLF001 - the process's keys, restored
+    yield
+    crypto._keys[:] = kept  # noqa: SLF001
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from app import create_app

@@ -514,7 +514,7 @@ def test_export_respects_scope_hidden_fields_and_neutralises_formulas(app: Any, 
     assert sales.get("/customerview/export/").status_code in (302, 403)  # 业务员 may not export
     from flask import g
 
-    from app.web.views import export_entity
+    from app.web.export import export_entity
 
     with app.test_request_context():
         g.user = app.extensions["crm"].appbuilder.sm.find_user(username="xl_tech")

@@ -8,11 +8,12 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import configure_mappers
 
 from app.cli import main
-from generator import generate, load_spec, render
+from generator import WorkbookError, generate, load_spec, render
 from tests.conftest import ROOT, SHIPPED
 from tests.probes import run_probe
 from tests.workbooks import LIBRARY_REPORTS, library_sheets, write_workbook
@@ -168,3 +169,22 @@ def test_workbook_file_name_cannot_inject_code(tmp_path: Path) -> None:
         exec(compile(files["__init__.py"], "__init__.py", "exec"), namespace)  # noqa: S102 - the module is constants only
         assert namespace["WORKBOOK"] == name
         assert not hasattr(builtins, "PWNED")
+
+
+def test_a_workbook_is_read_again_when_its_bytes_change(tmp_path: Path) -> None:
+    """A process keeps a valid workbook it read (plan, generate and upgrade read the same one), by
+    content: the same bytes are not read again, an edited file always is, and a broken one is
+    never kept."""
+    sheets = library_sheets()
+    path = write_workbook(tmp_path / "office.xlsx", sheets)
+    first, _ = load_spec(path)
+    assert load_spec(path)[0] is first
+    sheets["fields"].append({"entity": "book", "name": "shelf", "label": "书架", "type": "string"})
+    write_workbook(path, sheets)
+    edited, _ = load_spec(path)
+    assert edited is not first and edited.entity("book").field("shelf") is not None
+    sheets["fields"].append({"entity": "book", "name": "shelf", "label": "又一个书架", "type": "string"})
+    write_workbook(path, sheets)
+    for _ in range(2):
+        with pytest.raises(WorkbookError, match="duplicate field 'shelf'"):
+            load_spec(path)

@@ -172,6 +172,7 @@ def test_an_index_that_could_not_be_built_is_reported_and_built_by_the_next_upgr
     committed by then: its generated files stay, and the next upgrade builds the index."""
     from app.migrate import data as migrate
 
+    wait = migrate.INDEX_WAIT_MS
     monkeypatch.setattr(migrate, "ONLINE_INDEX_ROWS", 20)
     monkeypatch.setattr(migrate, "INDEX_WAIT_MS", 300)
     office.edit(lambda s: s["fields"].append(SHELF))
@@ -188,6 +189,9 @@ def test_an_index_that_could_not_be_built_is_reported_and_built_by_the_next_upgr
     assert len(list((office.generated / "versions").glob("0002_*.py"))) == 1  # committed, so kept
     assert "shelf" in office.columns("book")
     assert any("ix_book_shelf" in text for text in office.plan()["owed"])
+    # the next upgrade waits as a real one does: a concurrent build waits for every older snapshot
+    # of the database, and other sessions (another test worker's) may hold one a moment
+    monkeypatch.setattr(migrate, "INDEX_WAIT_MS", wait)
     result = office.upgrade()
     assert result.exit_code == 0 and "未完成" not in result.output, result.output
     assert office.plan()["owed"] == []
@@ -371,6 +375,7 @@ def test_rows_filled_by_a_later_run_are_graded_again(office: Office, big: None, 
         return []
 
     monkeypatch.setattr(evolution, "regrade_all", regrade)
+    wait = migrate.INDEX_WAIT_MS
     monkeypatch.setattr(migrate, "INDEX_WAIT_MS", 300)
     office.insert("book", *[{"title": f"无页数{i}"} for i in range(6)])
     office.edit(lambda s: s["fields"].__setitem__(2, {**office.field("book", "pages"), "required": "yes", "default": "100"}))
@@ -382,6 +387,7 @@ def test_rows_filled_by_a_later_run_are_graded_again(office: Office, big: None, 
         editing.rollback()
         editing.close()
     assert "未完成" in result.output and "make book.pages required" in result.output, result.output
+    monkeypatch.setattr(migrate, "INDEX_WAIT_MS", wait)  # the next run waits as a real one does
     result = office.upgrade()
     assert "up to date" in result.output and "made book.pages required" in result.output, result.output
     assert seen[-1] == 0 and len(seen) == 2  # the second run filled rows: they were graded again

@@ -79,7 +79,7 @@ class CrmSecurityManager(SecurityManager):
             return super().has_access(permission_name, view_name)
         memo = g.__dict__.get("_crm_access")
         if memo is None or memo[0] is not user:
-            memo = g._crm_access = (user, {})
+            memo = g._crm_access = (user, dict[tuple[str, str], bool]())
         key = (permission_name, view_name)
         if key not in memo[1]:
             memo[1][key] = super().has_access(permission_name, view_name)

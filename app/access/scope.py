@@ -111,7 +111,7 @@ def current_hidden(entity_name: str) -> set[str]:
 
 def current_locked(entity_name: str, right: str) -> set[str]:
     """Read-only fields of an entity for the signed-in user adding or editing (nothing outside a request)."""
-    return _signed_in_fields(f"locked-{right}", entity_name, lambda *a: locked_fields(*a, right=right))
+    return _signed_in_fields(f"locked-{right}", entity_name, lambda spec, entity, user, admin_role: locked_fields(spec, entity, user, admin_role, right))
 
 
 class ScopeFilter(BaseFilter):

@@ -1,9 +1,10 @@
 # generated from crm.xlsx — do not edit; run `crm generate` instead.
 """Screens (ModelView) and REST APIs (ModelRestApi) of every entity, with their menus."""
 
+from app.web.api import CrmModelRestApi
 from app.web.i18n import L
 from app.web.listing import CrmInterface
-from app.web.views import CrmModelRestApi, CrmModelView
+from app.web.views import CrmModelView
 
 from . import models
 

@@ -23,7 +23,7 @@ BIG_LOAD = 10_000  # rows: from here on, rebuilding the indexes once beats maint
 
 def _formatters(conn: sa.Connection, table: sa.Table, columns: list[str]) -> list[Callable[[Any], Any]]:
     """Per column: the type's bind processing (encryption …) and then text as COPY reads it."""
-    result = []
+    result: list[Callable[[Any], Any]] = []
     for name in columns:
         column_type = table.c[name].type
         process = column_type.bind_processor(conn.dialect) if isinstance(column_type, sa.types.TypeDecorator) else None

@@ -222,6 +222,7 @@ class _Resolver:
         """title or code → the ids of the records so called, and every id (those this user may see)."""
         if entity_name not in self.links:
             e = self.spec.entity(entity_name)
+            assert e is not None, entity_name  # a link's target: the validated workbook has it
             t = self.tables[entity_name]
             cols = [t.c.id] + ([t.c[e.title_field]] if e.title_field else []) + ([t.c.code] if e.numbering else [])
             q = sa.select(*cols)
@@ -317,12 +318,12 @@ class _RowChecker:
         if self.key_field is not None:
             q = sa.select(table.c[self.key_field.column], table.c.id)
             clause = scope_clause(spec, entity, _ModelColumns(table), user, admin_role) if user is not None else None
-            self.existing = dict(conn.execute(q if clause is None else q.where(clause)).all())
+            self.existing = {key: pk for key, pk in conn.execute(q if clause is None else q.where(clause))}
             if self.key_field.unique and clause is not None:  # keys of records this user may not change
                 outside = sa.select(table.c[self.key_field.column]).where(sa.not_(clause))
                 self.out_of_scope = {v for (v,) in conn.execute(outside)}
         self.unique = [f for f in entity.fields if f.unique and f != self.key_field and f.name in self.position]
-        self.taken = {f.name: dict(conn.execute(sa.select(table.c[f.column], table.c.id).where(table.c[f.column].is_not(None))).all())
+        self.taken = {f.name: {value: pk for value, pk in conn.execute(sa.select(table.c[f.column], table.c.id).where(table.c[f.column].is_not(None)))}
                       for f in self.unique}
         self.seen_unique: dict[str, dict[Any, int]] = {f.name: {} for f in self.unique}
         self.seen_keys: dict[Any, int] = {}
@@ -476,8 +477,8 @@ class _RowChecker:
         columns = self.column_of
         changes = None if target is None else (lambda name: name in columns and before.get(columns[name]) != full.get(columns[name]))
         for name, messages in self._messages(lookup, changes).items():
-            f = e.field(name)
-            errors += [(self.position.get(name), f.label if f else name, m) for m in messages]
+            named = e.field(name)
+            errors += [(self.position.get(name), named.label if named else name, m) for m in messages]
         if errors:
             return errors, None
         if target is None:

@@ -253,12 +253,12 @@ def _open_csv(path: Path, max_rows: int) -> Sheet:
             lines += block.count(b"\n")
             if lines - 1 > max_rows:
                 raise too_many(max_rows)
-    fh = path.open(encoding=encoding, newline="")
-    reader = csv.reader(fh)
+    text = path.open(encoding=encoding, newline="")
+    reader = csv.reader(text)
     try:
         headers = [_header(h) for h in next(reader, [])]
     except (UnicodeDecodeError, csv.Error):
-        fh.close()
+        text.close()
         raise ImportFileError([NOT_A_SPREADSHEET]) from None
 
     def values() -> Generator[tuple[int, list[Any]], None, None]:
@@ -268,7 +268,7 @@ def _open_csv(path: Path, max_rows: int) -> Sheet:
         except (UnicodeDecodeError, csv.Error) as exc:
             raise ImportFileError([f"第 {reader.line_num} 行无法读取 (line {reader.line_num} cannot be read): {exc}"]) from None
         finally:
-            fh.close()
+            text.close()
 
-    return Sheet(headers, values(), max(lines - 1, 0), {}, is_csv=True, release=fh.close)
+    return Sheet(headers, values(), max(lines - 1, 0), {}, is_csv=True, release=text.close)
 

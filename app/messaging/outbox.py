@@ -88,10 +88,9 @@ def existing_keys(session: Session | sa.Connection, keys: list[str]) -> set[str]
 def _insert_absent(session: Session | sa.Connection, rows: list[dict[str, Any]]) -> None:
     dialect = session.dialect.name if isinstance(session, sa.Connection) else session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
         session.execute(insert(OUTBOX).on_conflict_do_nothing(index_elements=["key"]), rows)
         return
     for row in rows:  # other databases: one savepoint per row, a duplicate key is skipped
@@ -174,7 +173,7 @@ def deliver_due(session: Session, limit: int = 100, now: dt.datetime | None = No
 def _renew(session: Session, row_id: int, claimed: dt.datetime, stamp: dt.datetime) -> bool:
     """Whether this run still holds ``row_id`` (claimed at ``claimed``); its lease then starts again at ``stamp``."""
     mine = (OUTBOX.c.id == row_id) & (OUTBOX.c.status == "sending") & (OUTBOX.c.claimed_at == claimed)
-    held = session.execute(sa.update(OUTBOX).where(mine).values(claimed_at=stamp)).rowcount == 1
+    held = session.execute(sa.update(OUTBOX).where(mine).values(claimed_at=stamp)).rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's CursorResult
     session.commit()
     return held
 
@@ -182,7 +181,7 @@ def _renew(session: Session, row_id: int, claimed: dt.datetime, stamp: dt.dateti
 def release_stale(session: Session, now: dt.datetime, lease: dt.timedelta) -> int:
     """Rows left in ``sending`` by a worker that died before the SMTP commit point go back."""
     stale = (OUTBOX.c.status == "sending") & (OUTBOX.c.claimed_at < now - lease)
-    n = session.execute(sa.update(OUTBOX).where(stale).values(status="pending", claimed_at=None)).rowcount
+    n = session.execute(sa.update(OUTBOX).where(stale).values(status="pending", claimed_at=None)).rowcount  # type: ignore[attr-defined]
     session.commit()
     return int(n or 0)
 
@@ -197,7 +196,7 @@ def claim(session: Session, now: dt.datetime, limit: int, channels: tuple[str, .
     mine = []
     for row in candidates:
         guarded = sa.update(OUTBOX).where(OUTBOX.c.id == row.id, OUTBOX.c.status == "pending")
-        if session.execute(guarded.values(status="sending", claimed_at=now, attempts=OUTBOX.c.attempts + 1)).rowcount == 1:
+        if session.execute(guarded.values(status="sending", claimed_at=now, attempts=OUTBOX.c.attempts + 1)).rowcount == 1:  # type: ignore[attr-defined]
             mine.append(row)
     session.commit()
     return mine

@@ -175,7 +175,7 @@ def _shaped_like(conn: sa.Connection, spec: Spec) -> bool:
         if not insp.has_table(table.name):
             return False
         have = {c["name"]: c for c in insp.get_columns(table.name)}
-        unique = {tuple(u["column_names"]) for u in insp.get_unique_constraints(table.name)}
+        unique: set[tuple[str | None, ...]] = {tuple(u["column_names"]) for u in insp.get_unique_constraints(table.name)}
         unique |= {tuple(i["column_names"]) for i in insp.get_indexes(table.name) if i.get("unique")}
         for column in table.columns:
             found = have.get(column.name)

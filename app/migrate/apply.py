@@ -4,6 +4,7 @@ order, columns added, renamed, retyped and retired without losing or duplicating
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -126,7 +127,7 @@ def _rename_table_names(db: _Db, op: Operations, old: str, new: str) -> None:
         for ix in sa.inspect(c).get_indexes(new):
             if ix["name"] and (after := renamed(ix["name"])) is not None:
                 op.drop_index(ix["name"], table_name=new)
-                op.create_index(after, new, list(ix["column_names"]), unique=bool(ix.get("unique")))
+                op.create_index(after, new, list(ix["column_names"]), unique=bool(ix.get("unique")))  # type: ignore[arg-type]  # plain columns
 
 
 def create_tables(steps: list[CreateTable], db: _Db) -> None:
@@ -299,7 +300,7 @@ def run_steps(steps: list[Step]) -> None:
                 create_tables(creates, db)  # all at once, in dependency order
                 db.insp = sa.inspect(db.conn)
         else:
-            apply(step, op, db)
+            apply(step, cast(Operations, op), db)  # alembic.op: the running migration's Operations
 
 
 def ensure_base_columns(conn: sa.Connection, declared: sa.MetaData) -> list[str]:
@@ -313,11 +314,11 @@ def ensure_base_columns(conn: sa.Connection, declared: sa.MetaData) -> list[str]
         if name.startswith(INTERNAL_PREFIXES) or name not in existing_tables:
             continue
         have = {c["name"] for c in insp.get_columns(name)}
-        for column in ("version",):
-            if column not in have:
+        for base in ("version",):
+            if base not in have:
                 with op.batch_alter_table(name) as b:
-                    b.add_column(table.c[column].copy())
-                added.append(f"{name}.{column}")
+                    b.add_column(table.c[base].copy())
+                added.append(f"{name}.{base}")
         for column in table.columns:
             if isinstance(column.type, EncryptedText) and column.name in have:
                 _recrypt(_Db(conn), name, column.name, encrypt_now=True)  # values stored before encryption

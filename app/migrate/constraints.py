@@ -109,7 +109,7 @@ def pending_constraints(conn: sa.Connection, declared: sa.MetaData) -> list[Cons
         for column in declared.tables[table].columns:
             col = column.info.get("crm")
             if col is not None and not col.nullable and nullable.get(column.name):
-                work.append(ConstraintWork("require", table, column.name, checks.pop((table, column.name), None)
+                work.append(ConstraintWork("require", table, column.name, checks.pop((table, column.name), "")
                                            or _required_name(table, column.name), col))
             if column.unique and column.name in nullable and (column.name,) not in have:
                 work.append(ConstraintWork("unique", table, column.name, _name("uq", table, column.name)))

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.record.convert import convert
-from app.spec.columns import Col
+from app.spec.columns import COLUMN_TYPES, Col
 from app.spec.steps import (
     RenameColumn,
     RenameTable,
@@ -59,7 +59,7 @@ class _Db:
     def _c(self, table: str, column: str) -> str:
         return self.column_alias.get((table, column), column)
 
-    def columns(self, table: str) -> dict[str, dict[str, Any]]:
+    def columns(self, table: str) -> dict[str, Any]:
         if table not in self.tables():
             return {}
         cols = {c["name"]: c for c in self.insp.get_columns(self._t(table))}
@@ -101,7 +101,7 @@ class _Db:
         t = self.t(table, column)
         c = t.c[self._c(table, column)]
         q = sa.select(t.c.id, c).where(c.is_not(None)).order_by(t.c.id)
-        bad, examples, reasons = 0, [], {}
+        bad, examples, reasons = 0, list[Any](), dict[str, int]()
         for pk, value in self.conn.execute(q.execution_options(stream_results=True, yield_per=5000)):
             reason = conversion_problem(value, target, allowed, self.conn.dialect.name)
             if reason is not None:
@@ -148,7 +148,6 @@ ONLINE_INDEX_ROWS = 10_000  # from here on an index of an existing table is buil
 EXAMPLES = 5
 
 
-NUMERIC_PRECISION = {"decimal": (18, 4), "money": (18, 2)}  # as sa_type declares them
 
 
 LEADING_ZEROS = re.compile(r"^[+-]?0[0-9]")
@@ -178,7 +177,7 @@ def conversion_problem(value: Any, target: Col, allowed: tuple[str, ...] = (), d
     if target.type == "integer":
         bits = 63 if dialect == "sqlite" else 31
         return None if -(2 ** bits) <= converted < 2 ** bits else "too_large"
-    precision, scale = NUMERIC_PRECISION[target.type]
+    precision, scale = COLUMN_TYPES[target.type][1]  # as the column declares it
     exponent = converted.normalize().as_tuple().exponent if converted else 0
     if isinstance(exponent, int) and -exponent > scale:
         return "decimals"

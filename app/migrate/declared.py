@@ -26,12 +26,9 @@ def sa_type(col: Col, plain: bool = False) -> sa.types.TypeEngine[Any]:
     """The column type; ``plain`` gives the stored type of an encrypted column (its ciphertext)."""
     if col.encrypted and not plain:
         return EncryptedText()
-    return {
-        "string": lambda: sa.String(col.length or 255), "text": sa.Text, "integer": sa.Integer,
-        "decimal": lambda: sa.Numeric(18, 4), "money": lambda: sa.Numeric(18, 2), "boolean": sa.Boolean,
-        "date": sa.Date, "datetime": sa.DateTime, "choice": lambda: sa.String(64), "email": lambda: sa.String(254),
-        "phone": lambda: sa.String(40), "file": lambda: sa.String(255), "link": sa.Integer, "user": sa.Integer,
-    }[col.type]()
+    name, args = col.column_type  # the kernel's one table, as the generated models declare it
+    made: sa.types.TypeEngine[Any] = getattr(sa, name)(*args)
+    return made
 
 
 def sa_column(col: Col, nullable: bool | None = None) -> sa.Column[Any]:
@@ -71,7 +68,7 @@ def declared_metadata(spec: Spec) -> sa.MetaData:
         table = table_of(md, e.name, columns_of(e))
         for idx in indexes_of(e):
             indexes.append(idx)
-            extra = {"postgresql_using": "gin", "postgresql_ops": {idx.columns[0]: "gin_trgm_ops"}} if idx.kind == "trigram" else {}
+            extra: dict[str, Any] = {"postgresql_using": "gin", "postgresql_ops": {idx.columns[0]: "gin_trgm_ops"}} if idx.kind == "trigram" else {}
             sa.Index(idx.name, *[table.c[c] for c in idx.columns], **extra)
     md.info["crm_indexes"] = indexes
     return md

@@ -163,7 +163,8 @@ class _Maker:
             n: Narrowing | None = through.get(head)
             if n is not None and rest == n.through:
                 link = e.field(head)
-                return self.parents.get((link.link, n.column), {}).get(values.get(head)) if link is not None else None
+                parent = values.get(head)
+                return self.parents.get((link.link, n.column), {}).get(parent) if link is not None and parent is not None else None
             return plain(path)
 
         return lookup

@@ -77,7 +77,7 @@ def make_plan(engine: sa.Engine, spec: Spec, out: str | Path, state: Applied | N
                 regen += grading_lines(conn, spec)
             regen += validation_lines(conn, previous, spec)
         # what a rename of this plan moves is not left behind
-        moving = {(s.table, s.old) for s in tail + result.steps if isinstance(s, RenameColumn)}
+        moving: set[tuple[str, str | None]] = {(s.table, s.old) for s in tail + result.steps if isinstance(s, RenameColumn)}
         moving |= {(s.old, None) for s in tail + result.steps if isinstance(s, RenameTable)}
         declared = declared_metadata(spec)
         retired = [r for r in retired_columns(conn, declared) if r[:2] not in moving]

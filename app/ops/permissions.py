@@ -6,23 +6,28 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from app.loader import MODULE
 
 
 def sync_permissions(out: str | Path) -> None:
-    """Build the app of ``out`` and sync, forced (hand edits of the tables are put right too).
+    """Build the app of ``out`` in a child process and sync, forced (hand edits of the tables are
+    put right too).
 
-    In this process when it serves no generated package yet (``crm upgrade``). A process holds one
-    generated package, so one that holds another (or this one as it was before it was generated
-    again) does it in a child forked from a server that has the web stack imported and no
-    generated package (started once per process: a child costs the app's start, not Python's)."""
-    if MODULE not in sys.modules:
-        _sync(str(out))
-        return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["app.factory"])
+    A process holds one generated package, and the caller's process must stay as it was (it may
+    serve another package, or this one as it was before it was generated again; ``crm up`` starts
+    this one right after). The child is this process forked, when it holds no generated package
+    and runs no other thread (``crm upgrade``: no second interpreter to start); else a child of a
+    server that has the web stack imported and no generated package, started once per process."""
+    context: Any
+    if MODULE not in sys.modules and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["app.factory"])
     child = context.Process(target=_sync_in_child, args=(str(out), dict(os.environ)), name="crm-permissions")
     child.start()
     child.join()
@@ -30,13 +35,9 @@ def sync_permissions(out: str | Path) -> None:
         raise RuntimeError(f"syncing the roles' rights for {out} failed (exit code {child.exitcode}; its error is above)")
 
 
-def _sync(out: str) -> None:
-    from app.factory import create_app
-
-    create_app({"CRM_GENERATED_DIR": out, "CRM_SYNC_PERMISSIONS": "always"})
-
-
 def _sync_in_child(out: str, environ: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(environ)  # the caller's settings (database, keys), not the server's
-    _sync(out)
+    from app.factory import create_app
+
+    create_app({"CRM_GENERATED_DIR": out, "CRM_SYNC_PERMISSIONS": "always"})

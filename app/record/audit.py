@@ -128,7 +128,8 @@ def _after_flush(session: Session, _ctx: Any) -> None:
             changes = _changes(obj, action)
             if action == "update" and not changes:
                 continue
-            rows.append({"entity": obj.__entity__, "record_id": obj.id, "action": action, "version": getattr(obj, "version", None),
+            rows.append({"entity": obj.__entity__, "record_id": obj.id, "action": action,  # type: ignore[attr-defined]  # every model has its id
+                         "version": getattr(obj, "version", None),
                          "user_id": user, "remote_addr": where, "at": now,
                          "changes": json.dumps(changes, ensure_ascii=False, default=str)})
     if rows:

@@ -138,7 +138,7 @@ def explain_now(spec: Spec, entity: Entity, graded: Graded, obj: Any, now: dt.da
 
 def case_expression(spec: Spec, entity: Entity, graded: Graded, tables: dict[str, sa.Table], now: dt.datetime, dialect: str) -> Any:
     table = tables[entity.name]
-    whens = []
+    whens: list[tuple[Any, Any]] = []
     otherwise: Any = sa.null()
     for rule, expr in graded.rules:
         if expr is None:
@@ -150,7 +150,7 @@ def case_expression(spec: Spec, entity: Entity, graded: Graded, tables: dict[str
 
 def reason_expression(graded: Graded, spec: Spec, entity: Entity, tables: dict[str, sa.Table], now: dt.datetime, dialect: str) -> Any:
     table = tables[entity.name]
-    whens = []
+    whens: list[tuple[Any, Any]] = []
     for rule, expr in graded.rules:
         text = f"{rule.grade}: {rule.note + ' — ' if rule.note else ''}{rule.condition or '其他情况 (otherwise)'} [{rule.ref}]"
         if expr is None:

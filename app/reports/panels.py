@@ -42,7 +42,7 @@ NONE_KEY = "__none__"
 
 @dataclass
 class Category:
-    key: str  # what drill-down filters on ('' = no grouping, NONE_KEY = empty value)
+    key: Any  # what drill-down filters on: the stored value ('' = no grouping, NONE_KEY = empty value)
     label: str
     color: str = ""
 
@@ -444,8 +444,8 @@ def period_range(key: str, period: str) -> tuple[dt.date, dt.date]:
         start = dt.date(year, month, 1)
         return start, start + dt.timedelta(days=calendar.monthrange(year, month)[1])
     if period == "quarter":
-        year, q = key.split("-Q")
-        start = dt.date(int(year), (int(q) - 1) * 3 + 1, 1)
+        y, q = key.split("-Q")
+        start = dt.date(int(y), (int(q) - 1) * 3 + 1, 1)
         end_index = start.year * 12 + start.month - 1 + 3
         return start, dt.date(end_index // 12, end_index % 12 + 1, 1)
     return dt.date(int(key), 1, 1), dt.date(int(key) + 1, 1, 1)

@@ -10,20 +10,23 @@ from typing import Any
 
 from .model import Entity, Field, Spec
 
-SA_TYPES = {
-    "text": "Text",
-    "integer": "Integer",
-    "decimal": "Numeric(18, 4)",
-    "money": "Numeric(18, 2)",
-    "boolean": "Boolean",
-    "date": "Date",
-    "datetime": "DateTime",
-    "choice": "String(64)",
-    "email": "String(254)",
-    "phone": "String(40)",
-    "file": "String(255)",
-    "link": "Integer",
-    "user": "Integer",
+# the one field type -> column type table: the SQLAlchemy type's name and arguments (a string's
+# length is its field's max); the generated models write it out, the migrations build it
+COLUMN_TYPES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "string": ("String", (255,)),
+    "text": ("Text", ()),
+    "integer": ("Integer", ()),
+    "decimal": ("Numeric", (18, 4)),
+    "money": ("Numeric", (18, 2)),
+    "boolean": ("Boolean", ()),
+    "date": ("Date", ()),
+    "datetime": ("DateTime", ()),
+    "choice": ("String", (64,)),
+    "email": ("String", (254,)),
+    "phone": ("String", (40,)),
+    "file": ("String", (255,)),
+    "link": ("Integer", ()),
+    "user": ("Integer", ()),
 }
 
 
@@ -42,12 +45,18 @@ class Col:
     encrypted: bool = False
 
     @property
+    def column_type(self) -> tuple[str, tuple[int, ...]]:
+        """The stored type (an encrypted column stores its ciphertext as text: :attr:`sa_type`)."""
+        name, args = COLUMN_TYPES[self.type]
+        return (name, (self.length,)) if self.type == "string" and self.length else (name, args)
+
+    @property
     def sa_type(self) -> str:
+        """The column's type as Python source, for the generated models."""
         if self.encrypted:
             return "EncryptedText"
-        if self.type == "string":
-            return f"String({self.length or 255})"
-        return SA_TYPES[self.type]
+        name, args = self.column_type
+        return f"{name}({', '.join(map(str, args))})" if args else name
 
 
 def column_of(e: Entity, f: Field) -> Col:

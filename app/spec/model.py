@@ -328,7 +328,7 @@ class Spec:
 
 
 @functools.cache
-def _hints(tp: Any) -> dict[str, Any]:
+def _hints(tp: type) -> dict[str, Any]:
     """A dataclass's field types, resolved once (the annotations are strings: resolving them
     compiles each one, which took a quarter of a second per spec read when done per record)."""
     return typing.get_type_hints(tp)
@@ -339,7 +339,7 @@ def _build(tp: Any, data: Any) -> Any:
     if data is None:
         return None
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in hints})
     if origin is tuple:

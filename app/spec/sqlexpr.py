@@ -49,7 +49,7 @@ class _Compiler:
             v = self.value(node.operand)
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.Call):
-            return self.call(node.func.id, node.args)  # type: ignore[union-attr]
+            return self.call(node.func.id, node.args)  # type: ignore[attr-defined]  # parse() allows plain names only
         if isinstance(node, ast.BoolOp | ast.Compare | ast.UnaryOp):
             return sa.case((self.test(node), sa.true()), else_=sa.false())
         raise NotCompilable(type(node).__name__)
@@ -100,7 +100,8 @@ class _Compiler:
             return sa.func.lower(self.value(args[0]))
         if name in ("min", "max"):
             values = [self.value(a) for a in args]
-            fn = {"sqlite": {"min": sa.func.min, "max": sa.func.max}}.get(self.dialect, {"min": sa.func.least, "max": sa.func.greatest})
+            fn: dict[str, Any] = ({"min": sa.func.min, "max": sa.func.max} if self.dialect == "sqlite"
+                                  else {"min": sa.func.least, "max": sa.func.greatest})
             return fn[name](*values)
         if name == "is_blank":
             v = self.value(args[0])

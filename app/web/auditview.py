@@ -248,7 +248,7 @@ class AuditLogView(BaseView):
         if not problems:
             total = audit.count(session, query)
             rows = Describer(g.user).rows(audit.search(session, query, page, PAGE_SIZE))
-        args = {k: v for k, v in request.args.items() if k != "page" and v}
+        args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page" and v}
         return self.render_template("crm/auditlog.html", title=pick("审计日志", "Audit log"), rows=rows, page=page,
                                     page_size=PAGE_SIZE, total=total, problems=problems, args=args, entities=entities,
                                     users=self._users(), actions=[(k, audit.action_label(k)) for k in audit.ACTIONS],

@@ -30,7 +30,7 @@ def unread_count(session: Any, user_id: int | None) -> int:
 
 def is_local(path: str | None) -> bool:
     """A path inside this site: not another host (``//host``, ``/\\host``), nor ``javascript:``."""
-    return bool(path) and path.startswith("/") and path[1:2] not in ("/", "\\")  # type: ignore[union-attr]
+    return path is not None and path.startswith("/") and path[1:2] not in ("/", "\\")
 
 
 def local_link(link: str | None, base: str) -> str | None:

@@ -170,6 +170,8 @@ class FileUploadField(WTField):
     another file."""
 
     widget = FileInputWidget()
+    upload: FileStorage | None  # the file posted, until it is stored
+    checked: tuple[str, bytes] | None  # its stored name and content, once checked
 
     def __init__(self, *args: Any, required: bool = False, link: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

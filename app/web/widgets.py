@@ -1,0 +1,110 @@
+"""The widgets of the generated screens: the list (badges, row links, selection), the form and
+the search form, drawn with the app's templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_appbuilder.models.sqla.filters import FilterContains
+from flask_appbuilder.widgets import FormWidget, ListWidget, RenderTemplateWidget, SearchWidget
+from markupsafe import Markup, escape
+
+from app.web import pagecache
+
+COLORS = {
+    "green": "success",
+    "blue": "primary",
+    "orange": "warning",
+    "yellow": "warning",
+    "red": "danger",
+    "grey": "default",
+    "purple": "info",
+}
+
+
+COLORS = {
+    "green": "success",
+    "blue": "primary",
+    "orange": "warning",
+    "yellow": "warning",
+    "red": "danger",
+    "grey": "default",
+    "purple": "info",
+}
+
+
+class CrmListWidget(ListWidget):
+    """FAB's list table with a header that tells a capped count from an exact one and continues
+    past the counted pages by keyset ("下一页")."""
+
+    template = "crm/list_widget.html"
+
+    def __call__(self, **kwargs: Any) -> Any:
+        args = {**self.template_args, **kwargs}
+
+        def rows(check: Any, crud: Any) -> Markup:
+            return draw_rows(args["value_columns"], args["pks"], args["include_columns"], args["formatters_columns"], bool(check), crud)
+
+        return super().__call__(crm_draw_rows=rows, **kwargs)
+
+
+def draw_rows(items: list[dict[str, Any]], pks: list[Any], columns: list[str], formatters: dict[str, Any], check: bool,
+              crud: Any) -> Markup:
+    """The table's rows as FAB's list template draws them (each value through its formatter and
+    escaped, as Jinja's autoescape does), in a plain loop: a page of 25 rows × 12 columns is 300
+    cells, where the template spent ~10 µs each. ``crud``: the row buttons drawn once with the
+    ``__crm_pk__`` placeholder, or None; ``check``: the action checkbox column."""
+    out: list[str] = []
+    cells = [(c, formatters.get(c)) for c in columns]
+    for item, pk in zip(items, pks, strict=True):
+        key = escape(pk)
+        out.append("<tr>")
+        if check:
+            out.append(f'<td><input id="{key}" class="action_check" name="rowid" value="{key}" type="checkbox"></td>')
+        if crud is not None:
+            out.append(f"<td><center>{str(crud).replace('__crm_pk__', key)}</center></td>")
+        for name, fmt in cells:
+            value = item[name]
+            out.append(f"<td>{escape(fmt(value) if fmt else value)}</td>")
+        out.append("</tr>\n")
+    return Markup("".join(out))  # noqa: S704 - every value escaped above; crud is the template's own markup
+
+
+class CrmFormWidget(FormWidget):
+    """FAB's form, with a collapsed section opened when it holds a field in error."""
+
+    template = "crm/form_widget.html"
+
+
+class CrmSearchWidget(SearchWidget):
+    """FAB's search form, its filters' inputs drawn once per view, language, set of columns and
+    security version (``pagecache``) instead of on every page: they hold no data but the users'
+    dropdown, which the security version follows. A column linking to anything else is drawn on
+    every request (``crm_fresh``); the active filters always are."""
+
+    template = "crm/search_widget.html"
+
+    def __call__(self, **kwargs: Any) -> Any:
+        form = self.template_args["form"]
+        cols = list(self.template_args["include_cols"])
+        fresh = set(self.template_args.get("crm_fresh", ()))
+
+        def draw(names: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
+            flts = self.filters.get_search_filters()
+            return ({c: str(form[c].label.text) for c in names}, {c: form[c]() for c in names},
+                    {c: [str(f.name) for f in flts[c]] for c in names})
+
+        kept = [c for c in cols if c not in fresh]
+        key = (self.template_args.get("route_base"), tuple(kept), *pagecache.page_key())
+        session = current_app.appbuilder.session  # type: ignore[attr-defined]
+        labels, fields, names = pagecache.shelf("search").get(pagecache.security_version(session), key, lambda: draw(kept))
+        if fresh:
+            more = draw([c for c in cols if c in fresh])
+            labels, fields, names = {**labels, **more[0]}, {**fields, **more[1]}, {**names, **more[2]}
+        flts = self.filters.get_search_filters()
+        contains = {c: i for c in cols for i, f in enumerate(flts.get(c, ())) if isinstance(f, FilterContains)}
+        kwargs.update(label_columns={c: labels[c] for c in cols}, form_fields={c: fields[c] for c in cols},
+                      search_filters={c: names[c] for c in cols}, active_filters=self.filters.get_filters_values_tojson(),
+                      crm_contains=contains)
+        return RenderTemplateWidget.__call__(self, **kwargs)
