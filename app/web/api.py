@@ -29,16 +29,6 @@ from app.web.fields import LENGTH_TYPES, _entity, _no_such_id, api_validators, c
 from app.web.i18n import pick
 from app.web.views import API_PERMISSIONS, ENTITY_PERMISSIONS, MAX_PAGE_SIZE, still_linked
 
-COLORS = {
-    "green": "success",
-    "blue": "primary",
-    "orange": "warning",
-    "yellow": "warning",
-    "red": "danger",
-    "grey": "default",
-    "purple": "info",
-}
-
 
 def _rule_errors(exc: BaseException) -> dict[str, list[str]] | None:
     while exc is not None:

@@ -17,16 +17,6 @@ from app.record.grading import graded_fields
 from app.spec.model import Field
 from app.web.fields import _entity, crm_spec
 
-COLORS = {
-    "green": "success",
-    "blue": "primary",
-    "orange": "warning",
-    "yellow": "warning",
-    "red": "danger",
-    "grey": "default",
-    "purple": "info",
-}
-
 
 def _export_fields(entity_name: str) -> list[Field]:
     """The fields an export writes: none hidden, nor a grade's reason quoting a hidden value."""

@@ -22,6 +22,7 @@ from app.record.grading import mask_reason
 from app.spec.model import NUMERIC_TYPES, Entity, Field, Spec
 from app.web.i18n import L, current_language, pick
 
+# a choice's colour (choices sheet) → the badge's style
 COLORS = {
     "green": "success",
     "blue": "primary",

@@ -12,27 +12,6 @@ from markupsafe import Markup, escape
 
 from app.web import pagecache
 
-COLORS = {
-    "green": "success",
-    "blue": "primary",
-    "orange": "warning",
-    "yellow": "warning",
-    "red": "danger",
-    "grey": "default",
-    "purple": "info",
-}
-
-
-COLORS = {
-    "green": "success",
-    "blue": "primary",
-    "orange": "warning",
-    "yellow": "warning",
-    "red": "danger",
-    "grey": "default",
-    "purple": "info",
-}
-
 
 class CrmListWidget(ListWidget):
     """FAB's list table with a header that tells a capped count from an exact one and continues
