@@ -6,16 +6,11 @@ from typing import Any
 
 import flask_babel
 from flask import Flask, g, has_request_context
-from flask_babel import LazyString, get_locale
+from flask_babel import LazyString
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
-
-def current_language() -> str:
-    if not has_request_context():
-        return "zh"
-    locale = get_locale()
-    return "en" if locale is not None and locale.language == "en" else "zh"
+from app.messages import current_language
 
 
 def pick(zh: str, en: str = "") -> str:
