@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from app.cli_schedule import register as _register_schedule
+from app.messages import NOTHING_CHANGED, msg
 from generator import WorkbookError
 from generator.problems import Problem
 
@@ -105,7 +106,7 @@ def _ensure_admin(app: Any) -> None:
     if created is not None:
         user, password, generated_pw = created
         click.echo(
-            f"管理员账号已创建 (first admin created): user '{user}'"
+            f"{msg('管理员账号已创建')}: user '{user}'"
             + (
                 f", password '{password}' (shown once; change it after logging in)"
                 if generated_pw
@@ -143,8 +144,7 @@ def _database_state(out: str, adopt_legacy: bool) -> Any:
         with engine.connect() as conn:
             return read_applied(conn, out)
     except sa.exc.OperationalError as exc:
-        click.echo(f"数据库无法连接,按生成目录里的历史生成 (the database does not answer; generated from the folder's own "
-                   f"history — crm upgrade generates again from the database): {str(exc).splitlines()[0]}", err=True)
+        click.echo(f"{msg('数据库无法连接,按生成目录里的历史生成')}: {str(exc).splitlines()[0]}", err=True)
         return None
     finally:
         engine.dispose()
@@ -160,7 +160,7 @@ def _load(workbook: str) -> Any:
     except WorkbookError as exc:
         _print_problems(exc.reported, exc.filename, exc.lang)
         n = len(exc.problems)
-        raise click.ClickException(f"{n} 个问题 ({n} problem{'s' if n != 1 else ''}) — 没有任何改动 (nothing changed)") from None
+        raise click.ClickException(f"{msg('%(count)s 个问题', count=n)} — {NOTHING_CHANGED}") from None
     _print_problems(warnings, Path(workbook).name, spec.settings.language)
     return spec
 
@@ -186,24 +186,22 @@ def plan(workbook: str | None, as_json: bool) -> None:
         return
     lang = spec.settings.language
     if not found.pending and not found.regenerate:
-        click.echo("数据库结构已是最新 (the database schema is up to date)")
+        click.echo(msg("数据库结构已是最新"))
     if found.owed:
-        click.echo("上次升级未完成的后续工作,crm upgrade 会补做,系统照常可用 (left by an earlier upgrade; crm upgrade does it, "
-                   "the system stays in use):")
+        click.echo(f"{msg('上次升级未完成的后续工作,crm upgrade 会补做,系统照常可用')}:")
         for text in found.owed:
             click.echo(f"  - {text}")
-    for title, lines in (("待执行的迁移 (generated, not yet applied)", found.pending),
-                         ("升级将做的改动 (what crm upgrade changes)", found.regenerate)):
+    for title, lines in ((msg("待执行的迁移"), found.pending), (msg("升级将做的改动"), found.regenerate)):
         if lines:
             click.echo(title + ":")
             _print_lines(lines, lang)
     if found.retired:
-        click.echo("已保留的旧数据 (kept; dropped only by crm upgrade --allow-destructive):")
+        click.echo(f"{msg('已保留的旧数据')}:")
         for t, c, n in found.retired:
             click.echo(f"  - {t}{'.' + c if c else ''}: {n}")
     refused = len(found.refused)
     if refused:
-        click.echo(f"{refused} 个步骤将被拒绝,升级不会执行 ({refused} step(s) refused: the upgrade would not run)")
+        click.echo(msg("%(n)s 个步骤将被拒绝,升级不会执行", n=refused))
 
 
 def _print_lines(lines: list[Any], lang: str, err: bool = False) -> None:
@@ -234,9 +232,9 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False, sync: boo
     def committed(report: Any) -> None:
         _print_lines(report.lines, lang)
         if report.applied:
-            click.echo(f"已应用迁移 (applied) {', '.join(report.applied)}" + (f"; 备份 (backup) {report.backup}" if report.backup else ""))
+            click.echo(f"{msg('已应用迁移')} {', '.join(report.applied)}" + (f"; {msg('备份')} {report.backup}" if report.backup else ""))
         else:
-            click.echo("数据库结构已是最新 (the database schema is up to date)")
+            click.echo(msg("数据库结构已是最新"))
 
     engine = _engine()  # its own: the lock's connection outlives the others' engine
     try:
@@ -251,8 +249,7 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False, sync: boo
     for text in report.graded + report.finished:
         click.echo(f"  - {text}")
     for text in report.unfinished:
-        click.echo(f"  ! 未完成,系统照常可用,再次运行 crm upgrade 补做 (not done; the system works, and crm upgrade "
-                   f"does it when run again): {text}", err=True)
+        click.echo(f"  ! {msg('未完成,系统照常可用,再次运行 crm upgrade 补做')}: {text}", err=True)
 
 
 def _links_to(host: str, port: int) -> None:
@@ -312,7 +309,7 @@ def regrade() -> None:
         lines = regrade_all(engine, spec)
     finally:
         engine.dispose()
-    for text in lines or ["所有等级均与规则一致,没有变化 (every grade already follows the rules)"]:
+    for text in lines or [msg("所有等级均与规则一致,没有变化")]:
         click.echo(text)
 
 
@@ -328,8 +325,8 @@ def _acting_user(app: Any, username: str | None, entity: str = "", right: str = 
         roles = {r.name for r in user.roles}
         if right and crm.admin_role not in roles and not any(
                 p.entity == entity and p.role in roles and right in p.rights for p in crm.spec.permissions):
-            raise click.ClickException(f"用户 {username} 没有 {entity} 的{ {'import': '导入', 'export': '导出'}[right] }权限,"
-                                       f"没有任何改动 ({username} has no {right} right on {entity}; nothing changed)")
+            raise click.ClickException(msg("用户 %(user)s 没有 %(entity)s 的%(right)s权限,没有任何改动", user=username, entity=entity,
+                                           right={"import": "导入", "export": "导出"}[right], right_en=right))
         return user
     role = sm.find_role(app.config["AUTH_ROLE_ADMIN"])
     admins = [u for u in sm.get_all_users() if role in u.roles]
@@ -370,14 +367,14 @@ def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tupl
             progress.close()
             for p in exc.problems:
                 click.echo(p, err=True)
-            raise click.ClickException("文件无法导入,没有任何改动 (the file cannot be imported; nothing changed)") from None
+            raise click.ClickException(msg("文件无法导入,没有任何改动")) from None
     for note in result.notes:
         click.echo(note)
     click.echo(result.summary())
     if result.report_path:
-        click.echo(f"错误报告 (error report): {result.report_path}")
+        click.echo(f"{msg('错误报告')}: {result.report_path}")
     if result.failed and not skip_bad_rows:
-        raise click.ClickException("有错误的行,没有导入任何数据 (rows with errors: nothing was imported)")
+        raise click.ClickException(msg("有错误的行,没有导入任何数据"))
 
 
 class _ImportProgress:
@@ -402,7 +399,7 @@ class _ImportProgress:
         if phase != self.phase:
             self.close()
             self.phase = phase
-            label = "检查 (checking)" if phase == "checking" else "写入 (writing)"
+            label = msg("检查") if phase == "checking" else msg("写入")
             self.bar = click.progressbar(length=max(total or done, 1), label=label, show_pos=True, show_eta=True, file=sys.stderr)
             self.bar.render_progress()
         if total is not None and total > self.bar.length:
@@ -425,7 +422,7 @@ def export_cmd(entity: str, file: str, as_user: str | None) -> None:
     with app.test_request_context():
         g.user = _acting_user(app, as_user, entity, "export")
         n = export_entity(app, entity, Path(file))
-    click.echo(f"已导出 (exported) {n} rows to {file}")
+    click.echo(f"{msg('已导出')} {n} rows to {file}")
 
 
 @main.command("rotate-key")
@@ -443,7 +440,7 @@ def rotate_key() -> None:
         total = rotate_keys(engine, spec, d.values["CRM_ENCRYPTION_KEY"], old)
     finally:
         engine.dispose()
-    click.echo(f"已用新密钥重新加密 (re-encrypted) {total} values")
+    click.echo(f"{msg('已用新密钥重新加密')} {total} values")
 
 
 @main.group()
@@ -511,7 +508,7 @@ def user_add(username: str, roles: tuple[str, ...], password: str | None, depart
         add_user(app, username, list(roles), password, email=email, departments=list(departments))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"用户已创建 (user created): {username}" + (f", password '{password}' (shown once)" if generated else ""))
+    click.echo(f"{msg('用户已创建')}: {username}" + (f", password '{password}' (shown once)" if generated else ""))
 
 
 @main.command()
@@ -547,7 +544,7 @@ def demo_data(customers: int, related: int | None, seed: int) -> None:
     app = create_app({"CRM_SYNC_PERMISSIONS": "always"})
     total = sum(n for _, n in demo_plan(app.extensions["crm"].spec, customers, related))
     started = time.perf_counter()
-    with click.progressbar(length=total, label="示例数据 (demo data)", show_pos=True, show_eta=True) as bar:
+    with click.progressbar(length=total, label=msg("示例数据"), show_pos=True, show_eta=True) as bar:
         counts = make_demo_data(app, customers, seed=seed, related=related, progress=lambda _e, n: bar.update(n))
     for entity, n in counts.items():
         click.echo(f"{entity}: {n}")

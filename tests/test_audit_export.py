@@ -158,11 +158,17 @@ def test_admin_audit_log_filters_and_export(app: Any, users: dict[str, str]) -> 
     tomorrow, yesterday = today + dt.timedelta(days=1), today - dt.timedelta(days=1)
     assert "日志甲客户" not in boss.get(f"/auditlog/?record_id={mine}&entity=customer&since={tomorrow}").text
     assert "日志甲客户" not in boss.get(f"/auditlog/?record_id={mine}&entity=customer&until={yesterday}").text
-    # bad filters are named, in both languages, and list nothing
+    # bad filters are named, in the page's language, and list nothing
     bad = boss.get("/auditlog/?record_id=abc&since=2026-13-40")
     assert bad.status_code == 200
-    assert "记录编号须为数字" in bad.text and "must be a number" in bad.text and "开始日期格式应为" in bad.text
+    assert "记录编号须为数字" in bad.text and "开始日期格式应为" in bad.text and "must be a number" not in bad.text
     assert "日志甲客户" not in bad.text
+    boss.get("/lang/en")
+    try:
+        bad = boss.get("/auditlog/?record_id=abc&since=2026-13-40").text
+        assert "record id must be a number" in bad and "from date must look like 2026-11-22" in bad and "须为数字" not in bad
+    finally:
+        boss.get("/lang/zh")
     # export of exactly the filtered rows
     rows = sheet(boss.get(f"/auditlog/export/?entity=customer&user_id={a_id}"))
     assert rows[0] == HEADERS

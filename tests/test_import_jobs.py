@@ -115,13 +115,22 @@ def test_unsure_headers_go_through_the_mapping_step(app: Any, people: None, tmp_
     assert "/map" in r.headers["Location"]
     token = token_of(r)
     page = c.get(f"/customerview/import/job/{token}/map")
-    assert page.status_code == 200 and "unknown column '客户名'" in html.unescape(page.text)
+    assert page.status_code == 200 and "第 1 行 A 列 '客户名':未知列" in html.unescape(page.text)
+    assert "unknown column" not in page.text  # the page's language only
+    c.get("/lang/en")
+    english = html.unescape(c.get(f"/customerview/import/job/{token}/map").text)
+    c.get("/lang/zh")
+    assert "row 1, column A '客户名': unknown column '客户名'" in english and "未知列" not in english
     selected = dict(re.findall(r'<select name="(map_\d)".*?<option value="(\w+)" selected', page.text, re.S))
     assert selected == {"map_0": "name", "map_1": "urgency"}  # best guesses pre-filled; 内部编号 left as "do not import"
     assert "<div>映射步骤客户</div>" in page.text and "<div>X9</div>" in page.text  # a sample under each header
     form = {"csrf_token": csrf_token(page.text), "map_0": "name", "map_1": "name", "map_2": ""}
     again = c.post(f"/customerview/import/job/{token}/map", data=form)
-    assert again.status_code == 200 and "both fill 'name'" in html.unescape(again.text)
+    assert again.status_code == 200 and "列 '迫切程度' 与第 1 列都对应字段" in html.unescape(again.text)
+    c.get("/lang/en")
+    again = c.post(f"/customerview/import/job/{token}/map", data=form)
+    c.get("/lang/zh")
+    assert again.status_code == 200 and "both fill 'name'" in html.unescape(again.text) and "都对应字段" not in again.text
     assert count(app, "SELECT count(*) FROM crm_import_job WHERE token = :t AND status = 'mapping'", t=token) == 1
     form["map_1"] = "urgency"
     done = c.post(f"/customerview/import/job/{token}/map", data=form)
@@ -173,9 +182,18 @@ def test_files_that_cannot_be_imported_are_reported_at_once(app: Any, people: No
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"not a workbook at all")
     r = upload(c, junk)
-    assert r.status_code == 200 and "not an .xlsx or .csv file" in r.text
-    r = upload(c, xlsx(tmp_path / "dup.xlsx", [["客户名称", "name"], ["x", "y"]]))
-    assert r.status_code == 200 and "both fill 'name'" in html.unescape(r.text)
+    assert r.status_code == 200 and "这不是 .xlsx 或 .csv 文件" in r.text and "not an .xlsx" not in r.text
+    dup = xlsx(tmp_path / "dup.xlsx", [["客户名称", "name"], ["x", "y"]])
+    r = upload(c, dup)
+    assert r.status_code == 200 and "列 'name' 与第 1 列都对应字段" in html.unescape(r.text)
+    c.get("/lang/en")
+    try:
+        r = upload(c, junk)
+        assert r.status_code == 200 and "not an .xlsx or .csv file" in r.text and "这不是" not in r.text
+        r = upload(c, dup)
+        assert r.status_code == 200 and "both fill 'name'" in html.unescape(r.text)
+    finally:
+        c.get("/lang/zh")
     assert count(app, "SELECT count(*) FROM crm_import_job") == jobs
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from app.messages import localized, msg
+
 
 def create_first_admin(app: Any, username: str, password: str | None) -> tuple[str, str, bool] | None:
     """Create an administrator when no user holds the admin role (demo accounts do not count).
@@ -57,7 +59,7 @@ def join_department(app: Any, user: Any, name: str) -> None:
     session = app.extensions["crm"].db.session
     group = session.query(Group).filter_by(name=name).one_or_none()
     if group is None:
-        group = Group(name=name, label=name, description="部门 (department)")
+        group = Group(name=name, label=name, description=str(msg("部门")))  # stored: in the bilingual form
         session.add(group)
     if group not in user.groups:
         user.groups.append(group)
@@ -67,9 +69,9 @@ def join_department(app: Any, user: Any, name: str) -> None:
 def password_problem(password: str) -> str | None:
     """The password policy: at least 10 characters with letters and digits. None when it holds."""
     if len(password) < 10:
-        return "密码至少 10 个字符 (at least 10 characters)"
+        return msg("密码至少 10 个字符")
     if not any(c.isalpha() for c in password) or not any(c.isdigit() for c in password):
-        return "密码须同时包含字母和数字 (use letters and digits)"
+        return msg("密码须同时包含字母和数字")
     return None
 
 
@@ -79,7 +81,7 @@ def password_validator(password: str) -> None:
 
     problem = password_problem(password)
     if problem:
-        raise PasswordComplexityValidationError(problem)
+        raise PasswordComplexityValidationError(localized(problem))
 
 
 def login_attempt_key() -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from app.access.ownership import can_reassign
 from app.access.scope import hidden_fields, locked_fields
 from app.io.spreadsheet import column_letter
+from app.messages import Joined, msg, place
 from app.spec.model import Entity, Field, Spec
 
 IGNORE = ""  # the mapping value of a column that is not imported
@@ -102,26 +103,27 @@ def plan_columns(spec: Spec, entity: Entity, headers: list[str], user: Any, admi
         if text in mapping:
             target = mapping[text].strip()
             if target == IGNORE:
-                plan.notes.append(f"列 '{text}' 按映射不导入 (column '{text}' ignored as mapped)")
+                plan.notes.append(msg("列 '%(header)s' 按映射不导入", header=text))
                 continue
             f = by_name.get(target) or by_text.get(_norm(target))
             if f is None:
-                plan.problems.append(f"映射 '{text}={target}':没有可导入的字段 {target} (no importable field '{target}')")
+                plan.problems.append(msg("映射 '%(header)s=%(target)s':没有可导入的字段 %(target)s", header=text, target=target))
                 continue
         else:
             f = by_text.get(_norm(text))
             if f is None and _norm(text) in visible_system:
-                plan.notes.append(f"列 '{text}' 由系统设置,已忽略 (column '{text}' is set by the system: ignored)")
+                plan.notes.append(msg("列 '%(header)s' 由系统设置,已忽略", header=text))
                 continue
             if f is None:
                 plan.guesses[i] = guess(text, fields, set(seen))
-                hint = f";是否指 (did you mean) '{by_name[plan.guesses[i]].label}'?" if plan.guesses[i] else ""
-                plan.problems.append(f"第 1 行 {column_letter(i)} 列 '{text}':未知列 (unknown column '{text}'){hint}")
+                where = place("第 1 行 %(column)s 列 '%(header)s':", column=column_letter(i), header=text)
+                hint = (place(";"), msg("是否指"), f" '{by_name[plan.guesses[i]].label}'?") if plan.guesses[i] else ()
+                plan.problems.append(Joined(where, msg("未知列", header=text), *hint))
                 plan.unsure = True
                 continue
         if f.name in seen:
-            plan.problems.append(f"列 '{text}' 与第 {seen[f.name] + 1} 列都对应字段 {f.label} (column '{text}' and column "
-                                 f"{seen[f.name] + 1} both fill '{f.name}')")
+            plan.problems.append(msg("列 '%(header)s' 与第 %(other)s 列都对应字段 %(label)s", header=text, other=seen[f.name] + 1,
+                                     label=f.label, field=f.name))
             continue
         seen[f.name] = i
         plan.columns[i] = f
@@ -130,10 +132,10 @@ def plan_columns(spec: Spec, entity: Entity, headers: list[str], user: Any, admi
     if mode == "insert" or key_field is None:
         filled = system | hidden | ({entity.owner_field} if entity.owner_field else set())  # the owner: the importing user
         for f in required_missing(spec, entity, present, filled):
-            plan.problems.append(f"缺少必填列 {f.label} (required column '{f.name}' is missing)")
+            plan.problems.append(msg("缺少必填列 %(label)s", label=f.label, field=f.name))
             plan.unsure = True
     if key_field is not None and key_field.name not in present:
-        plan.problems.append(f"缺少键列 {key_field.label} (the key column '{key_field.name}' is missing)")
+        plan.problems.append(msg("缺少键列 %(label)s", label=key_field.label, field=key_field.name))
         plan.unsure = True
     for i, header in enumerate(headers):  # positions still without a guess get one for the mapping step
         if i not in plan.guesses and header.strip() and header.replace("*", "").strip() not in mapping:
@@ -147,6 +149,6 @@ def parse_mapping(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     for item in items:
         header, sep, target = item.partition("=")
         if not sep or not header.strip():
-            raise ValueError(f"--map '{item}':应写成 '表头=字段' (write it as 'Header=field')")
+            raise ValueError(msg("--map '%(item)s':应写成 '表头=字段'", item=item))
         mapping[header.strip()] = target.strip()
     return mapping

@@ -39,6 +39,7 @@ from app.access.scope import scope_clause
 from app.io.excel import unneutralise
 from app.io.importcolumns import ColumnPlan, plan_columns, system_fields
 from app.io.spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
+from app.messages import Joined, msg
 from app.record import numbering
 from app.record.audit import AuditRow, seal
 from app.record.convert import TRUE, check_field, convert, same_value
@@ -74,11 +75,13 @@ class ImportReport:
     report_path: Path | None = None
 
     def summary(self) -> str:
-        text = (f"共 {self.total} 行:新增 {self.inserted},更新 {self.updated},未变 {self.unchanged},失败 {self.failed},"
-                f"跳过 {self.skipped}" + (f",空行 {self.blank}" if self.blank else "") +
-                f" (total {self.total}: inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}, "
-                f"failed {self.failed}, skipped {self.skipped}" + (f", blank rows {self.blank}" if self.blank else "") + ")")
-        return text + (" — 试运行,未写入 (dry run: nothing written)" if self.dry_run else "")
+        text = (msg("共 %(total)s 行:新增 %(inserted)s,更新 %(updated)s,未变 %(unchanged)s,失败 %(failed)s,跳过 %(skipped)s,空行 %(blank)s",
+                    total=self.total, inserted=self.inserted, updated=self.updated, unchanged=self.unchanged, failed=self.failed,
+                    skipped=self.skipped, blank=self.blank) if self.blank else
+                msg("共 %(total)s 行:新增 %(inserted)s,更新 %(updated)s,未变 %(unchanged)s,失败 %(failed)s,跳过 %(skipped)s",
+                    total=self.total, inserted=self.inserted, updated=self.updated, unchanged=self.unchanged, failed=self.failed,
+                    skipped=self.skipped))
+        return f"{text} — {msg('试运行,未写入')}" if self.dry_run else str(text)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("total", "inserted", "updated", "unchanged", "failed", "skipped", "blank")}
@@ -113,11 +116,11 @@ def inspect_file(app: Any, entity_name: str, path: str | Path, user: Any, mode: 
 def _entity(spec: Spec, entity_name: str, mode: str, key: str | None) -> Entity:
     entity = spec.entity(entity_name)
     if entity is None:
-        raise ImportFileError([f"没有实体 {entity_name} (no entity {entity_name})"])
+        raise ImportFileError([msg("没有实体 %(entity)s", entity=entity_name)])
     if mode not in ("insert", "upsert") or (mode == "upsert" and not key):
-        raise ImportFileError(["upsert 需要 --key 字段 (upsert needs --key FIELD)"])
+        raise ImportFileError([msg("upsert 需要 --key 字段")])
     if key and entity.field(key) is None:
-        raise ImportFileError([f"没有字段 {key} (no field {key})"])
+        raise ImportFileError([msg("没有字段 %(field)s", field=key)])
     return entity
 
 
@@ -179,7 +182,7 @@ class _Resolver:
                 text = _text(raw)
                 if text in options:
                     return options[text]
-                raise ValueError(f"'{text}' 不是可选值 (not a choice of {f.choices})")
+                raise ValueError(msg("'%(value)s' 不是可选值", value=text, choices=f.choices))
 
             return choice
         if f.type == "link":
@@ -209,11 +212,11 @@ class _Resolver:
             return found[0]
         if found:  # a title two records share: which one is meant is the sheet's to say
             listing = "、".join(f"#{pk}" for pk in found[:5])
-            raise ValueError(f"'{text}' 对应多条{f.label}记录 ({listing}),请填写编号或 #id "
-                             f"(several {f.link} records are called this: use the code or #id)")
+            raise ValueError(msg("'%(value)s' 对应多条%(label)s记录 (%(found)s),请填写编号或 #id", value=text, label=f.label,
+                                 found=listing, entity=f.link))
         if text.lstrip("#").isdigit() and int(text.lstrip("#")) in ids:
             return int(text.lstrip("#"))
-        raise ValueError(f"找不到{f.label} '{text}' (no {f.link} named '{text}' that you may see)")
+        raise ValueError(msg("找不到%(label)s '%(value)s'", label=f.label, value=text, entity=f.link))
 
     def visible_ids(self, entity_name: str) -> set[int]:
         return self._names(entity_name)[1]
@@ -252,8 +255,8 @@ class _Resolver:
             return found[0][0]
         if found:
             logins = "、".join(sorted(login for _pk, login in found))
-            raise ValueError(f"'{text}' 对应多个用户 ({logins}),请填写登录名 (several users are called this: use a login)")
-        raise ValueError(f"找不到用户 '{text}',请填写登录名、邮箱或姓名 (no such user: use a login, an e-mail or a name)")
+            raise ValueError(msg("'%(value)s' 对应多个用户 (%(logins)s),请填写登录名", value=text, logins=logins))
+        raise ValueError(msg("找不到用户 '%(value)s',请填写登录名、邮箱或姓名", value=text))
 
     def owners(self, entity: Entity) -> set[int]:
         """Whom the records may be given to, as on screen (:func:`ownership.candidates`): the
@@ -386,7 +389,7 @@ class _RowChecker:
                 record[column] = None
                 continue
             if sheet.is_csv and isinstance(raw, str) and raw.startswith("="):
-                errors.append((i, f.label, "CSV 里的公式不会被计算,请填写数值 (a formula in a CSV file is not calculated: write the value)"))
+                errors.append((i, f.label, msg("CSV 里的公式不会被计算,请填写数值")))
                 continue
             try:
                 record[column] = conv(raw)
@@ -397,19 +400,17 @@ class _RowChecker:
         if kf is not None:
             key_value = record.get(kf.column)
             if key_value is None and not self.system_key:
-                errors.append((self.position.get(kf.name), kf.label, "键值为空 (the key is empty)"))
+                errors.append((self.position.get(kf.name), kf.label, msg("键值为空")))
             elif key_value is not None and key_value in self.seen_keys:
                 errors.append((self.position.get(kf.name), kf.label,
-                               f"与第 {self.seen_keys[key_value]} 行重复 (same key as row {self.seen_keys[key_value]})"))
+                               msg("与第 %(row)s 行重复", context="key", row=self.seen_keys[key_value])))
             elif key_value is not None:
                 self.seen_keys[key_value] = number
                 target = self.existing.get(key_value)
                 if target is None and key_value in self.out_of_scope:
-                    errors.append((self.position.get(kf.name), kf.label, f"'{key_value}' 已存在,但不在您可修改的范围内 "
-                                                                         f"(exists, but is not yours to change)"))
+                    errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 已存在,但不在您可修改的范围内", value=key_value)))
                 elif target is None and self.system_key:
-                    errors.append((self.position.get(kf.name), kf.label, f"'{key_value}' 不存在;由系统编号的新记录请留空 "
-                                                                         f"(no such record: leave it blank for a new one)"))
+                    errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 不存在;由系统编号的新记录请留空", value=key_value)))
             if self.system_key:
                 record.pop(kf.column, None)  # identifies the record; never written
         for f in self.unique:
@@ -418,9 +419,9 @@ class _RowChecker:
                 continue
             if v in self.seen_unique[f.name]:
                 first = self.seen_unique[f.name][v]
-                errors.append((self.position[f.name], f.label, f"与第 {first} 行重复 (same as row {first})"))
+                errors.append((self.position[f.name], f.label, msg("与第 %(row)s 行重复", context="value", row=first)))
             elif self.taken[f.name].get(v, target) != target:
-                errors.append((self.position[f.name], f.label, f"'{v}' 已存在 (exists already)"))
+                errors.append((self.position[f.name], f.label, msg("'%(value)s' 已存在", value=v)))
             self.seen_unique[f.name].setdefault(v, number)
         if errors:
             return errors, None
@@ -455,17 +456,17 @@ class _RowChecker:
                     if self.resolver.user is not None and row[n.column] not in self.resolver.visible_ids(other.link):  # type: ignore[arg-type]
                         # as if the sheet had named it: only a record this user may see
                         errors.append((self.position.get(other.name) or self.position.get(link.name), other.label,
-                                       f"由{link.label}带出的记录您无权查看 (the {other.name} taken from {link.name} is not one you may see)"))
+                                       msg("由%(link)s带出的记录您无权查看", link=link.label, field_name=other.name, link_name=link.name)))
         values = {name: full.get(column) for name, column in self.field_columns}
         lookup = self._through_links(record_lookup(values), values)
         for f in e.fields:
             if f.required and values.get(f.name) is None and not (f.name == "code" and e.numbering):
-                errors.append((self.position.get(f.name), f.label, "必填 (required)"))
+                errors.append((self.position.get(f.name), f.label, msg("必填")))
         owner = f"{e.owner_field}_id" if e.owner_field in self.position else None
         if owner and record.get(owner) is not None and record[owner] != before.get(owner) and record[owner] not in self.owners:
             # a new owner is one of those the record page offers (the one it has may stay)
             errors.append((self.position.get(e.owner_field), e.field(e.owner_field).label,  # type: ignore[union-attr]
-                           "不能做负责人:须是可分配的在职用户 (not a user these records may be given to)"))
+                           msg("不能做负责人:须是可分配的在职用户")))
         grades = []
         for g, names in zip(self.graded, self.grade_names, strict=True):
             rule, new, why = self._grade(g, names, lookup)
@@ -579,9 +580,8 @@ def _write_all(conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table,
                 finish(conn, report)
     except sa.exc.IntegrityError as exc:
         report.committed = False
-        raise ImportFileError([f"写入时数据库拒绝(检查之后数据被其他人修改了?):没有导入任何数据,请重新导入 "
-                               f"(the database refused a row — changed by someone since the check? Nothing was imported; "
-                               f"run the import again): {str(exc.orig).splitlines()[0]}"]) from None
+        raise ImportFileError([Joined(msg("写入时数据库拒绝(检查之后数据被其他人修改了?):没有导入任何数据,请重新导入"),
+                                      f": {str(exc.orig).splitlines()[0]}")]) from None
     except BaseException:
         report.committed = False
         raise
@@ -615,8 +615,7 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
         done = conn.execute(sa.update(table).where(table.c.id == pk, table.c.version == version)
                             .values({**changed, "changed_on": now, "changed_by_fk": user_id, "version": version + 1}))
         if done.rowcount != 1:
-            raise ChangedMeanwhile([f"记录 #{pk} 在导入期间被其他人修改:没有导入任何数据,请重新导入 "
-                                    f"(record #{pk} was edited while importing: nothing was imported; run the import again)"])
+            raise ChangedMeanwhile([msg("记录 #%(id)s 在导入期间被其他人修改:没有导入任何数据,请重新导入", id=pk)])
         audit_rows.append(_audit(entity, pk, "update", {k: [before.get(k), v] for k, v in changed.items()}, version + 1, user_id, now))
         history += [_history(entity, pk, g, now) for g in grades]
     if audit_rows:
@@ -664,7 +663,7 @@ def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path 
     headers = sheet.headers
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("导入错误")
-    ws.append([*headers, "错误 (errors)"])
+    ws.append([*headers, str(msg("错误"))])
     for number, values in sheet.rows:
         problems = errors.get(number)
         if not problems:

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.io.importer import ImportFileError, ImportReport, Inspection, import_file, inspect_file
+from app.messages import msg
 from app.record.tables import ImportJob
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,7 @@ def dispatch(app: Any, job_id: int) -> bool:
         with engine.begin() as conn:
             conn.execute(JOBS.update().where(JOBS.c.id == job_id, JOBS.c.status == "queued")
                          .values(status="failed", upload=None, finished_at=_now(),
-                                 result=json.dumps({"problems": ["任务队列不可用,导入没有开始 (the task queue is unavailable: "
-                                                                 "the import did not start)"]}, ensure_ascii=False)))
+                                 result=json.dumps({"problems": [msg("任务队列不可用,导入没有开始")]}, ensure_ascii=False)))
         return False
 
 
@@ -185,8 +185,7 @@ def run_job(app: Any, job_id: int) -> str:
             return "lost"
         except Exception:  # noqa: BLE001 - the job row must say it failed; the log keeps the traceback
             log.exception("import job %s failed", job_id)
-            return _fail(engine, job_id, claim, ["导入时发生内部错误,没有导入任何数据;请联系管理员 "
-                                                 "(an internal error stopped the import: nothing was imported)"])
+            return _fail(engine, job_id, claim, [msg("导入时发生内部错误,没有导入任何数据;请联系管理员")])
     return "done"
 
 
@@ -202,7 +201,7 @@ def _acting_user(app: Any, job: dict[str, Any]) -> Any:
     user = sm.get_user_by_id(job["user_id"])
     view = next((v for name, v, *_rest in crm.generated.views.REGISTRY if name == job["entity"]), None)
     if user is None or not user.active or view is None or not sm._has_view_access(user, "can_import", view.class_permission_name):
-        raise ImportFileError(["发起导入的用户已无导入权限 (the user who started this import may no longer import)"])
+        raise ImportFileError([msg("发起导入的用户已无导入权限")])
     return user
 
 

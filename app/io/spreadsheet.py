@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.etree import ElementTree
 
+from app.messages import Joined, msg
+
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")  # the stream of an encrypted OOXML file
 MAX_ROWS = 150_000  # default for CRM_IMPORT_MAX_ROWS: calamine holds the sheet, ~1.5 KB per row of 15 columns (≈ 400 MB peak)
@@ -32,7 +34,7 @@ CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
 REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 TYPE_ERROR = re.compile(rb'\bt="e"')
 VALUE = re.compile(rb"<v>([^<]*)</v>")
-NOT_A_SPREADSHEET = "这不是 .xlsx 或 .csv 文件 (not an .xlsx or .csv file)"
+NOT_A_SPREADSHEET = msg("这不是 .xlsx 或 .csv 文件")
 
 
 class ImportFileError(ValueError):
@@ -79,11 +81,9 @@ def column_letter(index: int) -> str:
 def too_many(limit: int, rows: int | None = None) -> ImportFileError:
     """The file has more rows than one import takes (``rows`` when the sheet says how many)."""
     if rows is not None:
-        zh, en = f"文件有 {rows:,} 行数据,超过单次导入上限 {limit:,} 行", f"the file has {rows:,} data rows, more than the limit of {limit:,}"
-    else:
-        zh, en = f"文件超过 {limit:,} 行数据(单次导入上限)", f"the file has more than {limit:,} data rows, the limit per import"
-    return ImportFileError([f"{zh};请拆分为多个文件后分别导入 ({en}: split it into several files; "
-                            f"operators can change CRM_IMPORT_MAX_ROWS)"])
+        return ImportFileError([msg("文件有 %(rows)s 行数据,超过单次导入上限 %(limit)s 行;请拆分为多个文件后分别导入",
+                                    rows=f"{rows:,}", limit=f"{limit:,}")])
+    return ImportFileError([msg("文件超过 %(limit)s 行数据(单次导入上限);请拆分为多个文件后分别导入", limit=f"{limit:,}")])
 
 
 def open_sheet(path: Path, max_rows: int = MAX_ROWS) -> Sheet:
@@ -91,13 +91,11 @@ def open_sheet(path: Path, max_rows: int = MAX_ROWS) -> Sheet:
     with path.open("rb") as fh:
         head = fh.read(8)
     if not head:
-        raise ImportFileError(["文件是空的 (the file is empty)"])
+        raise ImportFileError([msg("文件是空的")])
     if head.startswith(OLE_MAGIC):
         if ENCRYPTED_PACKAGE in path.read_bytes():
-            raise ImportFileError(["文件受密码保护,请在 Excel 中取消密码后再导入 (the workbook is password-protected: "
-                                   "remove the password in Excel and import again)"])
-        raise ImportFileError(["这是旧版 .xls(或其他 Office)文件,请在 Excel 中另存为 .xlsx (an old .xls or other Office file: "
-                               "save it as .xlsx)"])
+            raise ImportFileError([msg("文件受密码保护,请在 Excel 中取消密码后再导入")])
+        raise ImportFileError([msg("这是旧版 .xls(或其他 Office)文件,请在 Excel 中另存为 .xlsx")])
     if zipfile.is_zipfile(path):
         return _open_xlsx(path, max_rows)
     if path.suffix.lower() in (".xlsx", ".xlsm"):  # named a workbook but is none: never read it as text
@@ -122,7 +120,7 @@ def _first_sheet_part(z: zipfile.ZipFile) -> str:
     target = next((r.get("Target", "") for r in rels.findall("p:Relationship", NS) if r.get("Id") == rid), "")
     part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
     if part not in names:
-        raise ImportFileError(["工作簿里没有工作表 (the workbook has no worksheet)"])
+        raise ImportFileError([msg("工作簿里没有工作表")])
     return part
 
 
@@ -165,16 +163,14 @@ def _formula_problems(row: bytes, problems: dict[tuple[int, int], str]) -> None:
             continue
         ref = REF.search(attrs)
         if ref is None:
-            raise ImportFileError(["表格含有公式但单元格没有位置信息,请在 Excel 中打开并保存后再导入 "
-                                   "(formulas in cells without a reference: open and save the file in Excel)"])
+            raise ImportFileError([msg("表格含有公式但单元格没有位置信息,请在 Excel 中打开并保存后再导入")])
         value = VALUE.search(inner)
         where = (int(ref.group(2)), column_index(ref.group(1)))
         if error:
             shown = value.group(1).decode(errors="replace") if value else "#ERROR"
-            problems[where] = f"公式结果是错误值 {shown} (the formula's result is the error {shown})"
+            problems[where] = msg("公式结果是错误值 %(error)s", error=shown)
         elif value is None or not value.group(1):
-            problems[where] = ("公式没有保存计算结果:请在 Excel 中打开并保存,或复制后“粘贴为数值” "
-                               "(a formula without a saved result: open and save the file in Excel, or paste as values)")
+            problems[where] = msg("公式没有保存计算结果:请在 Excel 中打开并保存,或复制后“粘贴为数值”")
 
 
 def _open_xlsx(path: Path, max_rows: int) -> Sheet:
@@ -187,21 +183,20 @@ def _open_xlsx(path: Path, max_rows: int) -> Sheet:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         if isinstance(exc, ImportFileError):
             raise
-        raise ImportFileError([f"无法读取此 Excel 文件 (cannot read this workbook): {type(exc).__name__}"]) from None
+        raise ImportFileError([Joined(msg("无法读取此 Excel 文件"), f": {type(exc).__name__}")]) from None
     try:
         book = CalamineWorkbook.from_path(str(path))
         sheet = book.get_sheet_by_index(0)
     except CalamineError as exc:
-        raise ImportFileError([f"无法读取此 Excel 文件 (cannot read this workbook): {exc}"]) from None
+        raise ImportFileError([Joined(msg("无法读取此 Excel 文件"), f": {exc}")]) from None
     for (r0, c0), (r1, c1) in sheet.merged_cell_ranges or []:
         if r0 == 0:
-            raise ImportFileError([f"标题行有合并单元格 {column_letter(c0)}1:{column_letter(c1)}{r1 + 1},请取消合并 "
-                                   f"(merged cells in the header row: unmerge them)"])
+            raise ImportFileError([msg("标题行有合并单元格 %(cells)s,请取消合并", cells=f"{column_letter(c0)}1:{column_letter(c1)}{r1 + 1}")])
         for r in range(r0, r1 + 1):  # a merged block keeps its value in the top-left cell only
             for c in range(c0, c1 + 1):
                 if (r, c) != (r0, c0):
-                    problems.setdefault((r + 1, c), f"合并单元格 {column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}:"
-                                                    f"请取消合并并在每一行填写 (merged cells: unmerge and fill every row)")
+                    problems.setdefault((r + 1, c), msg("合并单元格 %(cells)s:请取消合并并在每一行填写",
+                                                        cells=f"{column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}"))
     pad = [""] * (sheet.start[1] if sheet.start else 0)  # calamine starts rows at the first used column
     rows = sheet.iter_rows()
     headers = [_header(h) for h in pad + list(next(rows, []))]
@@ -266,7 +261,7 @@ def _open_csv(path: Path, max_rows: int) -> Sheet:
             for number, row in enumerate(reader, start=2):
                 yield number, list(row)
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise ImportFileError([f"第 {reader.line_num} 行无法读取 (line {reader.line_num} cannot be read): {exc}"]) from None
+            raise ImportFileError([Joined(msg("第 %(line)s 行无法读取", line=reader.line_num), f": {exc}")]) from None
         finally:
             text.close()
 

@@ -25,6 +25,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template_string
 from flask_appbuilder import Model
 from itsdangerous import BadSignature, SignatureExpired
 
+from app.messages import msg
 from app.messaging.channels import RecordView
 from app.messaging.jobs import Survey, survey_sources, surveys_of
 from app.messaging.links import Links, Recipients, read_token
@@ -234,7 +235,7 @@ def rollup_json(survey: str) -> Any:
         return _rollup_xlsx(survey, month, rows)
     if request.args.get("format") == "html":
         return render_template_string(ROLLUP_PAGE, survey=survey, month=month.strftime("%Y-%m"), rows=rows,
-                                      columns=[k for k in (rows[0] if rows else {})])
+                                      columns=[k for k in (rows[0] if rows else {})], nothing=msg("本月没有调查").localized())
     return jsonify({"survey": survey, "month": month.strftime("%Y-%m"), "rows": rows})
 
 
@@ -244,7 +245,7 @@ ROLLUP_PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><tit
 <p><a class="btn btn-sm btn-default" href="?month={{ month }}&format=xlsx">导出 Excel</a></p>
 <table class="table table-condensed crm-rollup"><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for r in rows %}<tr>{% for c in columns %}<td>{{ r[c] if r[c] is not none else '' }}</td>{% endfor %}</tr>{% endfor %}
-</table>{% if not rows %}<p class="text-muted">本月没有调查 (no surveys this month)</p>{% endif %}</body></html>"""
+</table>{% if not rows %}<p class="text-muted">{{ nothing }}</p>{% endif %}</body></html>"""
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:

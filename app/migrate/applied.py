@@ -23,6 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 
+from app.messages import NOTHING_CHANGED, msg
 from app.record.tables import AppliedSpec
 from app.spec.model import Spec
 from app.spec.revisions import Base, RevisionFile, leads_to, read_previous
@@ -133,9 +134,9 @@ def pending_revisions(generated_dir: str | Path, state: Applied, spec: Spec) -> 
 
 
 def _stale(generated_dir: str | Path, state: Applied) -> str:
-    return (f"{generated_dir} 中生成的迁移不是从数据库的当前版本 ({state.revision or '空库'}) 通向工作簿的:运行 crm upgrade"
-            f"(它会先重新生成)(the generated revisions in {generated_dir} do not lead from the database's revision "
-            f"{state.revision or '(new)'} to the workbook: run crm upgrade, which generates them again); 没有任何改动 (nothing changed)")
+    stale = msg("%(folder)s 中生成的迁移不是从数据库的当前版本 (%(revision)s) 通向工作簿的:运行 crm upgrade(它会先重新生成)",
+                folder=generated_dir, revision=state.revision or "空库", revision_en=state.revision or "(new)")
+    return f"{stale}; {NOTHING_CHANGED}"
 
 
 # where revisions written by earlier releases import their names from: the same classes, now in the

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.messages import msg
 from app.migrate import data
 from app.migrate.data import EXAMPLES, _blockers_text, _briefly, _Db, _q, _unique_index_state, _waiting
 from app.migrate.declared import INTERNAL_PREFIXES, _default_value, _name, sa_type
@@ -197,8 +198,8 @@ def _still_empty(conn: sa.Connection, job: ConstraintWork, drop: bool) -> None:
     if drop:
         with _briefly(conn):
             conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {_q(conn, job.name)}"))
-    raise _Unfinished(f"{job.table}.{job.column} 仍有 {empty} 行为空,请在 fields 的 default 列给出默认值或补填这些行 "
-                      f"({empty} rows are still empty: give a default in fields, or fill them in)")
+    raise _Unfinished(msg("%(column)s 仍有 %(n)s 行为空,请在 fields 的 default 列给出默认值或补填这些行",
+                          column=f"{job.table}.{job.column}", n=empty))
 
 
 def _fill(conn: sa.Connection, job: ConstraintWork) -> int:
@@ -224,8 +225,7 @@ def _unique(conn: sa.Connection, job: ConstraintWork) -> tuple[str, int]:
     table, name = _q(conn, job.table), _q(conn, job.name)
     state = _unique_index_state(conn, job.table, job.column, job.name)
     if state == "other":
-        raise _Unfinished(f"索引名 {job.name} 已被别的索引或约束占用 (the name {job.name} is held by another index or constraint: "
-                          "rename or drop it, then run crm upgrade again)")
+        raise _Unfinished(msg("索引名 %(name)s 已被别的索引或约束占用", name=job.name))
     if state == "invalid":  # a cancelled build's
         conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
     if state != "ours":  # "ours": built by an interrupted run, valid: it only needs attaching
@@ -235,8 +235,7 @@ def _unique(conn: sa.Connection, job: ConstraintWork) -> tuple[str, int]:
             conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
             dups = _Db(conn).duplicates(job.table, job.column)
             listing = ", ".join(f"{v!r} ×{n}" for v, n in dups[:EXAMPLES])
-            raise _Unfinished(f"{len(dups)} 个值重复:{listing} — 请先修改这些行 ({len(dups)} values repeat: {listing} — "
-                              "correct those rows first)") from None
+            raise _Unfinished(msg("%(n)s 个值重复:%(values)s — 请先修改这些行", n=len(dups), values=listing)) from None
     with _briefly(conn):
         conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"))
     how = f"index {job.name} built concurrently" if state != "ours" else f"index {job.name} an interrupted run built"

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
+from app.messages import NOTHING_CHANGED, msg
 from app.migrate.apply import ensure_base_columns, run_steps
 from app.migrate.constraints import finish_constraints
 from app.migrate.data import LOCK_NOT_AVAILABLE, UPGRADE_LOCK_TIMEOUT_MS, _blockers_text
@@ -165,8 +166,8 @@ _UPGRADE_KEY = "hashtext('crm upgrade'), hashtext(current_schema())"
 def _database_upgrade_lock(engine: sa.Engine, me: str) -> Iterator[None]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if conn.execute(sa.text("SELECT current_schema()")).scalar() is None:
-            raise BusyUpgrade("PostgreSQL 的 search_path 里没有已存在的 schema:先建好它 (CREATE SCHEMA …) 再运行 crm upgrade "
-                              "(no schema of the search_path exists: create it first); 没有任何改动 (nothing changed)")
+            raise BusyUpgrade(f"{msg('PostgreSQL 的 search_path 里没有已存在的 schema:先建好它 (CREATE SCHEMA …) 再运行 crm upgrade')}; "
+                              f"{NOTHING_CHANGED}")
         if not conn.execute(sa.text(f"SELECT pg_try_advisory_lock({_UPGRADE_KEY})")).scalar_one():
             holder = conn.execute(sa.text(
                 "SELECT a.application_name, a.pid, host(a.client_addr), a.backend_start FROM pg_locks l "
@@ -185,8 +186,7 @@ def _database_upgrade_lock(engine: sa.Engine, me: str) -> Iterator[None]:
 
 
 def _running(who: str, where: str) -> str:
-    return (f"另一个升级正在进行,本次没有任何改动;等它结束后再运行 crm upgrade (another upgrade is under way, "
-            f"nothing changed; run crm upgrade again once it has finished): {who} [{where}]")
+    return f"{msg('另一个升级正在进行,本次没有任何改动;等它结束后再运行 crm upgrade')}: {who} [{where}]"
 
 
 def finish_online(engine: sa.Engine, result: UpgradeResult, progress: Callable[[str], None] = log.info) -> UpgradeResult:
@@ -202,8 +202,5 @@ def finish_online(engine: sa.Engine, result: UpgradeResult, progress: Callable[[
 
 def _busy(engine: sa.Engine, declared: sa.MetaData, lock_timeout_ms: int, attempts: int) -> BusyUpgrade:
     in_the_way = _blockers_text(engine, [t for t in declared.tables if not t.startswith(INTERNAL_PREFIXES)])
-    return BusyUpgrade(
-        f"升级在 {lock_timeout_ms} 毫秒内拿不到表锁(试了 {attempts} 次),没有任何改动;等占着表的会话结束后再运行 crm upgrade,"
-        f"或调大 CRM_UPGRADE_LOCK_TIMEOUT_MS (the upgrade could not lock its tables within {lock_timeout_ms} ms, "
-        f"{attempts} tries; nothing changed; run crm upgrade again once the sessions holding them have finished)"
-        f"{in_the_way}")
+    return BusyUpgrade(msg("升级在 %(ms)s 毫秒内拿不到表锁(试了 %(attempts)s 次),没有任何改动;等占着表的会话结束后再运行 "
+                           "crm upgrade,或调大 CRM_UPGRADE_LOCK_TIMEOUT_MS", ms=lock_timeout_ms, attempts=attempts) + in_the_way)

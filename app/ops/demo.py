@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from app.io import bulk
 from app.record import numbering
-from app.record.grading import Graded, graded_fields, regrade
+from app.record.grading import OTHERWISE, Graded, graded_fields, regrade
 from app.record.rules import EntityRules, Narrowing, rules_for
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
@@ -465,7 +465,7 @@ def _breaks(maker: _Maker, e: Entity, rules: EntityRules, row: dict[str, Any]) -
 
 def rules_reason(graded: Graded) -> list[tuple[Any, Any, str]]:
     """(rule, condition, reason text) of a graded field, the reason worded as ``regrade`` words it."""
-    return [(rule, expr, f"{rule.grade}: {rule.note + ' — ' if rule.note else ''}{rule.condition or '其他情况 (otherwise)'} [{rule.ref}]")
+    return [(rule, expr, f"{rule.grade}: {rule.note + ' — ' if rule.note else ''}{rule.condition or OTHERWISE} [{rule.ref}]")
             for rule, expr in graded.rules]
 
 

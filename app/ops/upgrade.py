@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from app.messages import msg
 from app.migrate.applied import StaleRevisions, adopt
 from app.migrate.data import UPGRADE_LOCK_TIMEOUT_MS
 from app.migrate.describe import PlanLine, RefusedUpgrade
@@ -63,11 +64,11 @@ def _alone(engine: sa.Engine, spec: Spec, out: Path, var: Path, allow_destructiv
     state = adopt(engine, out)  # a database of an earlier release gets its spec recorded, nothing else
     found = evolution.make_plan(engine, spec, out, state)
     if found.refused:
-        raise UpgradeRefused(f"升级被拒绝,没有任何改动 (upgrade refused, nothing changed): {len(found.refused)} step(s)", found.refused)
+        raise UpgradeRefused(f"{msg('升级被拒绝,没有任何改动')}: {len(found.refused)} step(s)", found.refused)
     try:
         done = evolution.apply_plan(engine, found, out, var / "backups", allow_destructive, lock_timeout_ms)
     except RefusedUpgrade as exc:
-        raise UpgradeRefused("升级被拒绝,没有任何改动 (upgrade refused, nothing changed)", exc.lines) from None
+        raise UpgradeRefused(msg("升级被拒绝,没有任何改动"), exc.lines) from None
     except (BusyUpgrade, StaleRevisions) as exc:
         raise OpsError(str(exc)) from None
     report = UpgradeReport(done.lines + done.dropped + [x for x in found.regenerate if x.kind == "validation"],

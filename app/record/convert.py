@@ -12,6 +12,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.messages import msg
 from app.spec.model import EMAIL_PATTERN, NUMERIC_TYPES, PHONE_PATTERN
 
 TRUE = {"yes", "y", "true", "1", "是", "√", "✓", "t", "on", "对"}
@@ -49,7 +50,7 @@ DIGITS_BEFORE_POINT = {"decimal": 14, "money": 16}
 def _in_range(n: Decimal, ftype: str, value: Any) -> None:
     limit = Decimal(INTEGER_LIMIT) if ftype == "integer" else Decimal(10) ** DIGITS_BEFORE_POINT[ftype]
     if abs(n) > limit or (ftype != "integer" and abs(n) == limit):
-        raise ValueError(f"'{value}' 超出此字段能存的范围 (too large for this field)")
+        raise ValueError(msg("'%(value)s' 超出此字段能存的范围", value=value))
 
 
 def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[str, ...] = ()) -> Any:
@@ -66,7 +67,7 @@ def convert(value: Any, ftype: str, length: int | None = None, allowed: tuple[st
         try:
             cents = n.quantize(Decimal("0.01"))
         except InvalidOperation:  # more digits than any column holds
-            raise ValueError(f"'{value}' 超出此字段能存的范围 (too large for this field)") from None
+            raise ValueError(msg("'%(value)s' 超出此字段能存的范围", value=value)) from None
         if ftype == "money" and n != cents:
             raise ValueError(f"'{value}' has more than 2 decimals")
         return n
@@ -135,20 +136,20 @@ def check_field(f: Any, value: Any) -> None:
     if f.type in NUMERIC_TYPES:
         _in_range(Decimal(value), f.type, value)
         if f.min is not None and value < Decimal(str(f.min)):
-            raise ValueError(f"{value} 小于最小值 {f.min:g} (below the minimum {f.min:g})")
+            raise ValueError(msg("%(value)s 小于最小值 %(min)s", value=value, min=f"{f.min:g}"))
         if f.max is not None and value > Decimal(str(f.max)):
-            raise ValueError(f"{value} 大于最大值 {f.max:g} (above the maximum {f.max:g})")
+            raise ValueError(msg("%(value)s 大于最大值 %(max)s", value=value, max=f"{f.max:g}"))
     if f.type in ("string", "text", "email", "phone") and isinstance(value, str):
         if f.min is not None and len(value) < int(f.min):
-            raise ValueError(f"至少 {int(f.min)} 个字 (at least {int(f.min)} characters)")
+            raise ValueError(msg("至少 %(n)s 个字", n=int(f.min)))
         if f.max is not None and len(value) > int(f.max):
-            raise ValueError(f"最多 {int(f.max)} 个字 (at most {int(f.max)} characters)")
+            raise ValueError(msg("最多 %(n)s 个字", n=int(f.max)))
         if f.pattern and not re.match(f.pattern, value):
-            raise ValueError(f"'{value}' 格式不正确 (does not match the field's pattern)")
+            raise ValueError(msg("'%(value)s' 格式不正确", value=value))
         if f.type == "email" and not re.match(EMAIL_PATTERN, value):
-            raise ValueError(f"'{value}' 不是有效的邮箱 (not an e-mail address)")
+            raise ValueError(msg("'%(value)s' 不是有效的邮箱", value=value))
         if f.type == "phone" and not re.match(PHONE_PATTERN, value):
-            raise ValueError(f"'{value}' 不是有效的电话号码 (not a phone number)")
+            raise ValueError(msg("'%(value)s' 不是有效的电话号码", value=value))
 
 
 def _blank(value: Any) -> bool:

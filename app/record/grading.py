@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.messages import msg
 from app.record.tables import GradeChange
 from app.spec.expr import Expr, parse, record_lookup
 from app.spec.model import Entity, GradingRule, Spec
@@ -63,10 +64,15 @@ def _graded_fields(spec: Spec, entity: Entity) -> list[Graded]:
     return result
 
 
+# a reason is stored with the record (and compared with what SQL computes): in the bilingual form
+OTHERWISE = msg("其他情况")
+
+
 def explain(rule: GradingRule, expr: Expr | None, lookup: Any) -> str:
     """Why a record has its grade: the rule (its cell and note) and the values it looked at."""
+    seen: str
     if expr is None:
-        seen = "其他情况 (otherwise)"
+        seen = OTHERWISE
     else:
         values = ", ".join(f"{n}={_show(lookup(n))}" for n in dict.fromkeys(expr.names))
         seen = f"{rule.condition} ← {values}"
@@ -152,7 +158,7 @@ def reason_expression(graded: Graded, spec: Spec, entity: Entity, tables: dict[s
     table = tables[entity.name]
     whens: list[tuple[Any, Any]] = []
     for rule, expr in graded.rules:
-        text = f"{rule.grade}: {rule.note + ' — ' if rule.note else ''}{rule.condition or '其他情况 (otherwise)'} [{rule.ref}]"
+        text = f"{rule.grade}: {rule.note + ' — ' if rule.note else ''}{rule.condition or OTHERWISE} [{rule.ref}]"
         if expr is None:
             return sa.case(*whens, else_=sa.literal(text)) if whens else sa.literal(text)
         whens.append((compile_condition(expr, spec, entity, table, tables, now, dialect), sa.literal(text)))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.access.ownership import default_owner
 from app.access.scope import visible
+from app.messages import msg
 from app.record import numbering
 from app.record.convert import same_value
 from app.record.grading import grade_record
@@ -174,7 +175,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
             for state in rules.state_fields:
                 if _changed(obj, state) and not getattr(obj, STATE_KEY, False):
                     label = (entity.field(state).label if entity.field(state) else state)  # type: ignore[union-attr]
-                    errors.setdefault(state, []).append(f"{label}只能通过流程按钮修改 ({state} changes only through a workflow action)")
+                    errors.setdefault(state, []).append(msg("%(label)s只能通过流程按钮修改", label=label, state=state))
         _fill_from_links(obj, entity, rules)
         for f in entity.fields:
             if f.type == "link" and (is_new or _changed(obj, f.column) or _changed(obj, f.name)):
@@ -182,7 +183,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                 target = getattr(related, "id", None) if related is not None else getattr(obj, f.column, None)
                 if target is not None and not visible(f.link, _model(f.link), target):
                     errors.setdefault(f.name, []).append(
-                        f"{f.label}:不能关联到您无权查看的记录 (you may not link to a record you cannot see)")
+                        msg("%(label)s:不能关联到您无权查看的记录", label=f.label))
         changes = grade_record(obj, spec, entity)
         if changes:
             pending.append((obj, changes))
@@ -206,7 +207,7 @@ def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: En
         if getattr(obj, state, None) in (None, ""):
             setattr(obj, state, initial)
         elif getattr(obj, state) != initial and not getattr(obj, STATE_KEY, False):
-            raise RuleViolation({state: [f"新记录的状态必须是 {initial} (a new record starts in state {initial})"]})
+            raise RuleViolation({state: [msg("新记录的状态必须是 %(state)s", state=initial)]})
     if entity.numbering and not getattr(obj, "code", None):
         obj.code = numbering.allocate(session.connection(), entity.name, entity.numbering)[0]
 

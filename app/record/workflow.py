@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.access.accounts import person_name
+from app.messages import msg
 from app.messaging.wfnotify import notify
 from app.record.rules import STATE_KEY
 from app.record.tables import Transition as TransitionRow
@@ -63,10 +64,10 @@ def options(spec: Spec, entity: Entity, obj: Any, user: Any, admin_role: str, no
             continue
         allowed, reason = True, ""
         if t.roles and admin_role not in roles and not roles & set(t.roles):
-            allowed, reason = False, pick(f"需要角色:{'、'.join(t.roles)}", f"Needs role: {', '.join(t.roles)}")
+            allowed, reason = False, msg("需要角色:%(roles)s", roles="、".join(t.roles), roles_en=", ".join(t.roles)).localized()
         elif t.condition and not parse(t.condition).test(record_lookup(obj), now, spec.calendar):
             said = condition_text(spec, entity, t.condition)
-            allowed, reason = False, pick(f"条件不满足:{said}", f"Not yet: {said}")
+            allowed, reason = False, msg("条件不满足:%(condition)s", condition=said).localized()
         result.append(Option(t, transition_key(t), allowed, reason))
     return result
 
@@ -77,15 +78,14 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
     found = [o for o in options(spec, entity, obj, user, admin_role) if o.key == key]
     if not found:
         known = any(transition_key(t) == key for t in spec.workflows if t.entity == entity.name)
-        raise WorkflowError(409 if known else 404, "当前状态下不能执行此操作 (not possible in the current state)" if known
-                            else "没有这个流程操作 (no such workflow action)")
+        raise WorkflowError(409 if known else 404, msg("当前状态下不能执行此操作") if known else msg("没有这个流程操作"))
     option = found[0]
     if not option.allowed:
         raise WorkflowError(403, option.reason)
     t = option.transition
     comment = (comment or "").strip()
     if t.require_comment and not comment:
-        raise WorkflowError(422, "此操作需要填写意见 (this action needs a comment)")
+        raise WorkflowError(422, msg("此操作需要填写意见"))
     setattr(obj, STATE_KEY, True)
     at = dt.datetime.now()
     try:

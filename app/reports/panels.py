@@ -25,6 +25,7 @@ from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User
 
 from app.access.scope import hidden_fields, scope_clause, user_scope
+from app.messages import msg
 from app.messaging.channels import user_name
 from app.spec.expr import parse
 from app.spec.model import NUMERIC_TYPES, Entity, Field, Report, Spec, field_at
@@ -162,7 +163,7 @@ class Reporter:
                          [self.measure_label(entity, fn, path) for fn, path in report.measures])
         if self._touches_hidden(entity, report):
             data.denied, data.drill = True, False
-            data.note = pick("无权查看此统计所用的字段", "uses a field you may not see")
+            data.note = msg("无权查看此统计所用的字段").localized()
             return data
         key, group = self._group(entity, report)
         table = self.tables[entity.name]
@@ -178,7 +179,7 @@ class Reporter:
             categories.sort(key=lambda c: -(raw.get(c.key, [None])[0] or 0))
             limit = MAX_POLYGONS if report.chart == "radar" and len(report.measures) > 1 else MAX_CATEGORIES
             if len(categories) > limit:
-                data.note = pick(f"仅显示前 {limit} 项(共 {len(categories)} 项)", f"top {limit} of {len(categories)} shown")
+                data.note = msg("仅显示前 %(limit)s 项(共 %(n)s 项)", limit=limit, n=len(categories)).localized()
                 categories = categories[:limit]
         if group.window:
             data.note = pick(*WINDOW_LABEL[group.window])
@@ -563,7 +564,7 @@ class SurveyReporter:
         data.categories = categories
         data.series = [[round(100 * counts[c.key][1] / counts[c.key][0], 1) if counts.get(c.key, (0, 0))[0] else None
                         for c in categories]]
-        data.note = pick(f"近12个月:邀请 {invited},回收 {got}", f"last 12 months: {invited} invited, {got} answered")
+        data.note = msg("近12个月:邀请 %(invited)s,回收 %(answered)s", invited=invited, answered=got).localized()
         return data
 
     def _radar(self, p: SurveyPanel, title: str, survey: Any, entity: Entity, answers: Any, start: dt.datetime, visible: Any) -> PanelData:
@@ -588,9 +589,9 @@ class SurveyReporter:
         data.series = [[averages.get(c.key, {}).get(int(q.order)) for c in data.categories] for q in questions]
         data.categories = [Category(UserGroup().url_key(c.key), c.label, c.color) for c in data.categories]
         scale = max((q.scale for q in questions), default=0)
-        data.note = pick(f"近12个月,满分 {scale}", f"last 12 months, out of {scale}")
+        data.note = msg("近12个月,满分 %(scale)s", scale=scale).localized()
         if len(responses) > MAX_POLYGONS:
-            data.note += pick(f";仅显示回收最多的 {MAX_POLYGONS} 位", f"; the {MAX_POLYGONS} with most answers shown")
+            data.note += msg(";仅显示回收最多的 %(n)s 位", n=MAX_POLYGONS).localized()
         return data
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
+from app.messages import msg
 from app.record import audit, workflow
 from app.record.convert import INTEGER_LIMIT
 from app.record.grading import mask_reason, reason_fields
@@ -139,7 +140,7 @@ class CrmModelRestApi(ModelRestApi):
                 if sa_inspect(linked).pending:
                     self.datamodel.session.expunge(linked)
                 if getattr(linked, "id", None) not in ("", None):  # "" is none; another id, a record that is not there
-                    missing[f.name] = [f"{pick(f.label, f.label_en)}:所选记录不存在 (no such record)"]
+                    missing[f.name] = [msg("%(label)s:所选记录不存在", label=pick(f.label, f.label_en))]
             value = getattr(item, f.name, None) if f.type == "datetime" else None
             if isinstance(value, dt.datetime) and value.tzinfo is not None:
                 setattr(item, f.name, value.astimezone().replace(tzinfo=None))
@@ -252,7 +253,7 @@ class CrmModelRestApi(ModelRestApi):
 
     def get_list_headless(self, **kwargs: Any) -> Any:
         if self._touches_hidden():
-            return self.response_400(message="不能按无权查看的字段查询或排序 (cannot query by a hidden field)")
+            return self.response_400(message=msg("不能按无权查看的字段查询或排序"))
         g.crm_exact_count = request.args.get("exact_count") == "1"
         after = request.args.get("after", type=int)
         g.crm_api_after = after if after is not None and abs(after) <= INTEGER_LIMIT else None
@@ -265,7 +266,7 @@ class CrmModelRestApi(ModelRestApi):
         locked = current_locked(self.entity, right) if right else set()
         touched = self._touches_hidden() + ([k for k in body if k in locked] if locked and isinstance(body, dict) else [])
         if touched:
-            return self.response_422(message={name: ["无权修改此字段 (not allowed to write this field)"] for name in touched})
+            return self.response_422(message={name: [msg("无权修改此字段")] for name in touched})
         try:
             answer = call()
             if answer.status_code in (200, 201) and answer.is_json and isinstance(data := answer.get_json(), dict) and "result" in data:
@@ -278,7 +279,7 @@ class CrmModelRestApi(ModelRestApi):
             if errors is not None:
                 return self.response_422(message=errors)
             if isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError):
-                return self.response_422(message={"_schema": ["与已有记录冲突(唯一值重复或关联无效) (conflicts with an existing record)"]})
+                return self.response_422(message={"_schema": [msg("与已有记录冲突(唯一值重复或关联无效)")]})
             raise
 
     def get_headless(self, pk: Any, **kwargs: Any) -> Any:
@@ -313,10 +314,9 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_403()
         owner = (request.get_json(silent=True) or {}).get("owner")
         if not isinstance(owner, int) or isinstance(owner, bool):
-            return self.response_422(message={"owner": ["需要用户编号 (a user id is required)"]})
+            return self.response_422(message={"owner": [msg("需要用户编号")]})
         if not ownership.may_own(self.datamodel.session, spec, e, owner, g.user, current_app.extensions["crm"].admin_role):
-            return self.response_422(message={"owner": ["负责人须是可分配的在职用户 (the owner must be an active user records "
-                                                        "of this kind may be given to)"]})
+            return self.response_422(message={"owner": [msg("负责人须是可分配的在职用户")]})
         setattr(item, f"{e.owner_field}_id", owner)
         return self._guarded(lambda: (self.datamodel.edit(item), self.response(200, result={"owner": owner}))[1])
 
@@ -379,11 +379,11 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_404()
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            return self.response_400(message="请求体须是 JSON 对象 (the body must be a JSON object)")
+            return self.response_400(message=msg("请求体须是 JSON 对象"))
         seen = body.pop("version", None)
         seen = seen if seen is not None else (request.headers.get("If-Match") or "").strip('"') or None
         if seen is None:
-            return self.response_422(message={"version": ["请附上读取时的 version (send the version you read)"]})
+            return self.response_422(message={"version": [msg("请附上读取时的 version")]})
         item = self.datamodel.get(pk, self._base_filters)
         if item is None:
             return self.response_404()
@@ -393,7 +393,7 @@ class CrmModelRestApi(ModelRestApi):
         if str(seen) != str(item.version):
             read = str(seen)  # a number the client sent, or anything else: then every change is listed
             changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(read) if read.isdigit() and len(read) < 19 else 0)
-            return self.response(409, message="此记录已被他人修改 (changed by someone else since you read it)",
+            return self.response(409, message=msg("此记录已被他人修改"),
                                  version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(),
                                                                  "changes": self._visible_changes(h["changes"])} for h in changed])
         return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk), "edit")

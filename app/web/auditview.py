@@ -18,6 +18,7 @@ from flask_appbuilder import BaseView, expose, has_access
 
 from app.access.accounts import display_name
 from app.access.scope import hidden_fields, scope_clause, user_scope
+from app.messages import localized, msg
 from app.record import audit
 from app.record.grading import mask_reason, reason_fields
 from app.spec.model import Field
@@ -171,31 +172,33 @@ def record_history_export(view: Any, pk: Any) -> Any:
 
 # -- the administrators' audit log ------------------------------------------------------------
 def parse_filters(args: Any, entities: set[str]) -> tuple[audit.AuditQuery, dict[str, str]]:
-    """The audit query from request arguments, and a bilingual problem per bad filter."""
+    """The audit query from request arguments, and a problem (a catalogue message) per bad filter."""
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}
     entity = (args.get("entity") or "").strip()
     if entity and entity not in entities:
-        problems["entity"] = f"未知的实体 {entity} (unknown entity)"
+        problems["entity"] = msg("未知的实体 %(entity)s", entity=entity)
     values["entity"] = entity or None
-    for key, zh, en in (("record_id", "记录编号", "record id"), ("user_id", "用户", "user")):
+    for key in ("record_id", "user_id"):
         raw = (args.get(key) or "").strip()
         if raw and not raw.isdigit():
-            problems[key] = f"{zh}须为数字:{raw} ({en} must be a number)"
+            problems[key] = (msg("记录编号须为数字:%(value)s", value=raw) if key == "record_id"
+                             else msg("用户须为数字:%(value)s", value=raw))
         values[key] = int(raw) if raw.isdigit() else None
     action = (args.get("action") or "").strip()
     if action and action not in audit.ACTIONS:
-        problems["action"] = f"未知的操作 {action} (unknown action)"
+        problems["action"] = msg("未知的操作 %(action)s", action=action)
     values["action"] = action or None
-    for key, zh, en in (("since", "开始日期", "from date"), ("until", "结束日期", "to date")):
+    for key in ("since", "until"):
         raw = (args.get(key) or "").strip()
         try:
             values[key] = dt.date.fromisoformat(raw) if raw else None
         except ValueError:
-            problems[key] = f"{zh}格式应为 2026-11-22:{raw} ({en} must look like 2026-11-22)"
+            problems[key] = (msg("开始日期格式应为 2026-11-22:%(value)s", value=raw) if key == "since"
+                             else msg("结束日期格式应为 2026-11-22:%(value)s", value=raw))
             values[key] = None
     if values["since"] and values["until"] and values["since"] > values["until"]:
-        problems["until"] = "结束日期早于开始日期 (the to date is before the from date)"
+        problems["until"] = msg("结束日期早于开始日期")
     return audit.AuditQuery(**values), problems
 
 
@@ -250,7 +253,7 @@ class AuditLogView(BaseView):
             rows = Describer(g.user).rows(audit.search(session, query, page, PAGE_SIZE))
         args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page" and v}
         return self.render_template("crm/auditlog.html", title=pick("审计日志", "Audit log"), rows=rows, page=page,
-                                    page_size=PAGE_SIZE, total=total, problems=problems, args=args, entities=entities,
+                                    page_size=PAGE_SIZE, total=total, problems={k: localized(p) for k, p in problems.items()}, args=args, entities=entities,
                                     users=self._users(), actions=[(k, audit.action_label(k)) for k in audit.ACTIONS],
                                     export_url=url_for("AuditLogView.export", **args),
                                     page_url=lambda p: url_for("AuditLogView.index", **args, page=p))
@@ -261,7 +264,7 @@ class AuditLogView(BaseView):
         entities = {e.name for e in current_app.extensions["crm"].spec.entities}
         query, problems = parse_filters(request.args, entities)
         if problems:
-            abort(400, "; ".join(problems.values()))
+            abort(400, "; ".join(localized(p) for p in problems.values()))
         query = scoped(query, g.user)
         buffer = io.BytesIO()
         describe = Describer(g.user)

@@ -17,6 +17,7 @@ from wtforms import validators as wv
 from wtforms.widgets import DateInput, DateTimeLocalInput
 
 from app.access.scope import current_hidden
+from app.messages import later, msg
 from app.record.convert import DIGITS_BEFORE_POINT, INTEGER_LIMIT, PHONE_PATTERN
 from app.record.grading import mask_reason
 from app.spec.model import NUMERIC_TYPES, Entity, Field, Spec
@@ -129,11 +130,11 @@ class _Between(wv.NumberRange):
     def __init__(self, low: float | None, high: float | None):
         lo, hi = (None if v is None else _number_text(v) for v in (low, high))
         if lo is not None and hi is not None:
-            message = pick(f"须在 {lo} 到 {hi} 之间", f"must be between {lo} and {hi}")
+            message = later("须在 %(low)s 到 %(high)s 之间", low=lo, high=hi)
         elif lo is not None:
-            message = pick(f"不能小于 {lo}", f"must be at least {lo}")
+            message = later("不能小于 %(low)s", low=lo)
         else:
-            message = pick(f"不能大于 {hi}", f"must be at most {hi}")
+            message = later("不能大于 %(high)s", high=hi)
         super().__init__(min=low, max=high, message=message)
 
     def __call__(self, form: Any, field: Any) -> None:
@@ -161,11 +162,11 @@ def form_validators(f: Field, column_max: int = -1) -> list[Any]:
     if low is not None or high is not None:
         checks.append(wv.Length(min=low if low is not None else -1, max=high if high is not None else -1))
     if f.pattern:
-        checks.append(wv.Regexp(f.pattern, message=pick(f"{f.label}格式不正确", f"{f.label_en or f.name} has a wrong format")))
+        checks.append(wv.Regexp(f.pattern, message=later("%(label)s格式不正确", label=f.label, label_en=f.label_en or f.name)))
     if f.type == "email":
-        checks.append(wv.Email(message=pick("邮箱格式不正确", "Invalid email address")))
+        checks.append(wv.Email(message=later("邮箱格式不正确")))
     if f.type == "phone":
-        checks.append(wv.Regexp(PHONE_PATTERN, message=pick("电话号码格式不正确", "Invalid phone number")))
+        checks.append(wv.Regexp(PHONE_PATTERN, message=later("电话号码格式不正确")))
     if checks and not f.required:
         checks.insert(0, wv.Optional())
     return checks
@@ -188,7 +189,7 @@ def api_validators(spec: Spec, f: Field, column_max: int = -1) -> list[Any]:
         limit = INTEGER_LIMIT if f.type == "integer" else 10 ** DIGITS_BEFORE_POINT[f.type]
         checks.append(mv.Range(min=-limit, max=limit, min_inclusive=f.type == "integer", max_inclusive=f.type == "integer"))
     if f.required and f.type in LENGTH_TYPES:
-        checks.append(mv.Regexp(re.compile(r"[\s\S]*\S"), error="必填,不能只填空白 (required: not blank)"))
+        checks.append(mv.Regexp(re.compile(r"[\s\S]*\S"), error=msg("必填,不能只填空白")))
     low, high = _length_bounds(f, column_max)
     if low is not None or high is not None:
         checks.append(mv.Length(min=low, max=high))

@@ -14,6 +14,7 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import LazyString
 
+from app.messages import later, msg
 from app.record.tables import Notification, OutboxMessage
 from app.web.i18n import L, pick
 
@@ -102,7 +103,7 @@ class OutboxView(ModelView):
                      "key": L("唯一键", "Key"), "recipient_user_id": L("接收人", "Recipient"), "body": L("正文", "Body"),
                      "link": L("链接", "Link"), "sent_on": L("发送时间", "Sent on")}
 
-    @action("retry", "重新发送 (retry)", "重新发送选中的失败消息? (retry the selected failed messages?)", "fa-repeat")
+    @action("retry", later("重新发送"), later("重新发送选中的失败消息?"), "fa-repeat")
     def retry(self, items: Any) -> Any:
         items = items if isinstance(items, list) else [items]
         ids = [i.id for i in items if i.status == "failed"]
@@ -111,7 +112,7 @@ class OutboxView(ModelView):
             self.datamodel.session.execute(sa.update(table).where(table.c.id.in_(ids), table.c.status == "failed").values(
                 status="pending", attempts=0, next_attempt_at=dt.datetime.now(), last_error=None))
             self.datamodel.session.commit()
-        flash(pick(f"{len(ids)} 条消息将重新发送", f"{len(ids)} messages will be retried"), "success" if ids else "warning")
+        flash(msg("%(n)s 条消息将重新发送", n=len(ids)).localized(), "success" if ids else "warning")
         if not ids and not items:
             abort(404)
         return redirect(url_for("OutboxView.list"))

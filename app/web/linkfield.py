@@ -23,6 +23,7 @@ from wtforms import Field
 from wtforms.validators import ValidationError
 
 from app.access.scope import scoped_select
+from app.messages import msg
 from app.web.i18n import pick
 
 DEFAULT_THRESHOLD = 500
@@ -145,14 +146,14 @@ class LinkField(Field):
     def pre_validate(self, form: Any) -> None:
         if self.is_blank():
             if self.flags.required:
-                raise ValidationError(pick("此项必填", "This field is required."))
+                raise ValidationError(msg("此项必填").localized())
             return
         if self._posted is not None and not self._posted.lstrip("-").isdigit():
-            raise ValidationError(pick("不是有效的选项", "Not a valid choice"))
+            raise ValidationError(msg("不是有效的选项").localized())
         obj = self.chosen()
         if obj is None:
             self.data = None
-            raise ValidationError(pick("所选记录不存在或您无权选择", "That record does not exist or is not yours to choose"))
+            raise ValidationError(msg("所选记录不存在或您无权选择").localized())
         self.data = obj
 
     def is_blank(self) -> bool:

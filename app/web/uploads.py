@@ -26,6 +26,7 @@ from wtforms import Field as WTField
 from wtforms.utils import unset_value
 from wtforms.validators import ValidationError
 
+from app.messages import localized, msg
 from app.web.i18n import pick
 
 MAX_BYTES = 10 * 1024 * 1024  # default of CRM_UPLOAD_MAX_BYTES
@@ -99,14 +100,14 @@ def check(filename: str, data: bytes, limit: int) -> str:
     name = safe_name(filename)
     ext = os.path.splitext(name)[1].lower()
     if ext not in KINDS:
-        raise UploadRefused(f"不接受此类文件:{name}(允许 {'、'.join(sorted(KINDS))}) "
-                            f"(file type not accepted; allowed: {', '.join(sorted(KINDS))})")
+        raise UploadRefused(msg("不接受此类文件:%(name)s(允许 %(kinds)s)", name=name, kinds="、".join(sorted(KINDS)),
+                                kinds_en=", ".join(sorted(KINDS))))
     if len(data) > limit:
-        raise UploadRefused(f"文件过大:{len(data):,} 字节,上限 {limit:,} 字节 (file too large: the limit is {limit:,} bytes)")
+        raise UploadRefused(msg("文件过大:%(size)s 字节,上限 %(limit)s 字节", size=f"{len(data):,}", limit=f"{limit:,}"))
     if not data:
-        raise UploadRefused(f"文件是空的:{name} (the file is empty)")
+        raise UploadRefused(msg("文件是空的:%(name)s", name=name))
     if sniff(data) != KINDS[ext]:
-        raise UploadRefused(f"文件内容与扩展名 {ext} 不符:{name} (the content is not a {ext} file)")
+        raise UploadRefused(msg("文件内容与扩展名 %(ext)s 不符:%(name)s", ext=ext, name=name))
     return name
 
 
@@ -190,14 +191,14 @@ class FileUploadField(WTField):
         self.checked = None
         if self.upload is None:
             if self.required and not parse(self.object_data):
-                raise ValidationError("请选择文件 (please choose a file)")
+                raise ValidationError(msg("请选择文件").localized())
             return
         limit = max_bytes()
         data = self.upload.stream.read(limit + 1)
         try:
             name = check(self.upload.filename or "", data, limit)
         except UploadRefused as exc:
-            raise ValidationError(str(exc)) from exc
+            raise ValidationError(localized(exc.args[0])) from exc
         self.checked = (name, data)
 
     def populate_obj(self, obj: Any, name: str) -> None:
@@ -267,13 +268,13 @@ def api_refusals(entity: Any, body: Any, item: Any) -> dict[str, list[str]]:
     point it at another file: files arrive by upload only."""
     if not isinstance(body, dict):
         return {}
-    refused = {}
+    refused: dict[str, list[str]] = {}
     for f in entity.fields:
         if f.type == "file" and f.name in body:
             value = body[f.name]
             if value is None or (item is not None and value == getattr(item, f.name, None)):
                 continue
-            refused[f.name] = ["文件只能通过上传设置,不能填写引用 (a file is set by uploading it, not by writing a reference)"]
+            refused[f.name] = [msg("文件只能通过上传设置,不能填写引用")]
     return refused
 
 

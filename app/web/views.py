@@ -26,6 +26,7 @@ from wtforms import validators as wv
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.io import excel
+from app.messages import localized, msg
 from app.record import audit, workflow
 from app.record.convert import same_value
 from app.record.grading import explain_now, graded_fields, mask_reason, reason_fields
@@ -273,9 +274,8 @@ class CrmModelView(ModelView):
         changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen))
         fields = sorted({name for h in changed for name in h["changes"]})
         labels = [str(self.label_columns.get(n, n)) for n in fields]
-        flash(pick(f"保存被拒绝:在您编辑期间,此记录已被他人修改({'、'.join(labels) or '—'})。请刷新后重新修改。",
-                   f"Not saved: someone changed this record while you were editing ({', '.join(labels) or '—'}). Reload and edit again."),
-              "danger")
+        flash(msg("保存被拒绝:在您编辑期间,此记录已被他人修改(%(fields)s)。请刷新后重新修改。",
+                  fields="、".join(labels) or "—", fields_en=", ".join(labels) or "—").localized(), "danger")
         return False
 
     # -- workflow ---------------------------------------------------------------------------
@@ -360,11 +360,11 @@ class CrmModelView(ModelView):
             flash(f"{said}:{workflow.state_label(spec, e, field, row.from_state)} → "
                   f"{workflow.state_label(spec, e, field, row.to_state)}", "success")
         except workflow.WorkflowError as exc:
-            flash(exc.message, "danger")
+            flash(localized(exc.message), "danger")
             if exc.status == 403:  # not this user's action: refused, nothing changed
                 abort(403)
         except RuleViolation as exc:
-            flash(str(exc), "danger")
+            flash("; ".join(localized(m) for messages in exc.errors.values() for m in messages), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
     def _get_search_widget(self, form: Any = None, exclude_cols: Any = None, widgets: Any = None) -> Any:
@@ -395,7 +395,7 @@ class CrmModelView(ModelView):
     def pre_delete(self, item: Any) -> None:
         linked = still_linked(self.datamodel.session, self.entity, item.id)
         if linked:
-            raise ValueError(linked)  # FAB shows it and deletes nothing
+            raise ValueError(localized(linked))  # FAB shows it and deletes nothing
         super().pre_delete(item)
 
     def _list(self, **kwargs: Any) -> Any:
@@ -474,18 +474,18 @@ class CrmModelView(ModelView):
         if item is None or not e.owner_field:
             abort(404)
         if not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
-            flash(pick("只有经理可以调整负责人", "Only managers can reassign"), "danger")
+            flash(msg("只有经理可以调整负责人").localized(), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         asked = request.form.get("owner", "").strip()
         owner = int(asked) if asked.isdigit() and len(asked) < 19 else None
         admin_role = current_app.extensions["crm"].admin_role
         if asked.strip("0") and (owner is None or not ownership.may_own(self.datamodel.session, spec, e, owner, g.user, admin_role)):
-            flash(pick("负责人须是可选的在职用户之一", "The owner must be one of the active users offered"), "danger")
+            flash(msg("负责人须是可选的在职用户之一").localized(), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         setattr(item, f"{e.owner_field}_id", owner or None)
         try:
             self.datamodel.edit(item)
-            flash(pick("负责人已调整", "Owner changed"), "success")
+            flash(msg("负责人已调整").localized(), "success")
         except Exception as exc:  # noqa: BLE001 - FAB wraps database errors; show them to the user
             self.datamodel.session.rollback()
             flash(str(exc.__cause__ or exc), "danger")
@@ -498,7 +498,7 @@ class CrmModelView(ModelView):
         if not e.owner_field or not ownership.can_reassign(spec, e, g.user, current_app.extensions["crm"].admin_role):
             abort(403)
         given = ownership.balance(self.datamodel.session, spec, e, self.datamodel.obj, g.user, current_app.extensions["crm"].admin_role)
-        flash(pick(f"已均衡分配 {sum(given.values())} 条记录", f"{sum(given.values())} records assigned"), "success")
+        flash(msg("已均衡分配 %(n)s 条记录", n=sum(given.values())).localized(), "success")
         return redirect(url_for(f"{self.endpoint}.list"))
 
     # -- Excel --------------------------------------------------------------------------------
@@ -534,6 +534,8 @@ class CrmModelView(ModelView):
 
     def _render_import(self, **kwargs: Any) -> Any:
         e = _entity(self.entity)
+        if "problems" in kwargs:  # the checks' messages, in the user's language
+            kwargs["problems"] = [localized(p) for p in kwargs["problems"]]
         return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
                                     fields=_import_fields(self.entity), base=self.endpoint, **kwargs)
 
@@ -550,7 +552,7 @@ class CrmModelView(ModelView):
         upload = request.files.get("file")
         name = (upload.filename or "") if upload else ""
         if not upload or not name.lower().endswith((".xlsx", ".csv")):
-            return self._render_import(stage="upload", problems=[pick("请选择 .xlsx 或 .csv 文件", "choose an .xlsx or .csv file")])
+            return self._render_import(stage="upload", problems=[msg("请选择 .xlsx 或 .csv 文件")])
         options = {"mode": request.form.get("mode", "insert"), "key": request.form.get("key") or None,
                    "skip_bad_rows": bool(request.form.get("skip_bad_rows")), "dry_run": bool(request.form.get("dry_run"))}
         data = upload.read()
@@ -730,7 +732,6 @@ def still_linked(session: Any, entity_name: str, pk: int) -> str:
                     found.append(f"{n if n < 1000 else '1000+'} 条{e.label}({f.label})")
     if not found:
         return ""
-    return (f"不能删除:还有 {'、'.join(found)} 关联到这条记录。请先删除这些记录,或把它们改关联到别的记录。"
-            f" (Not deleted: other records still link to it.)")
+    return msg("不能删除:还有 %(records)s 关联到这条记录。请先删除这些记录,或把它们改关联到别的记录。", records="、".join(found))
 
 
