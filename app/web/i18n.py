@@ -1,7 +1,10 @@
-"""Labels in the workbook's two languages, chosen per request from the user's locale."""
+"""Labels in the workbook's two languages, chosen per request from the user's locale (or given explicitly, :func:`speaking`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import flask_babel
@@ -10,12 +13,35 @@ from flask_babel import LazyString, get_locale
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
+# the language :func:`speaking` chose for the work under it (None: the request's, or Chinese)
+_spoken: ContextVar[str | None] = ContextVar("crm_spoken_language", default=None)
+
 
 def current_language() -> str:
+    """``en`` or ``zh``: the one :func:`speaking` set; else the request's (the user's choice,
+    or an API call's ``_l_``); else, outside a request, Chinese."""
+    spoken = _spoken.get()
+    if spoken is not None:
+        return spoken
     if not has_request_context():
         return "zh"
     locale = get_locale()
     return "en" if locale is not None and locale.language == "en" else "zh"
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Labels (:func:`pick`) in ``language`` (``en``; anything else is Chinese) for the work under
+    it, given explicitly instead of read from a request: a viewer's panels computed in worker
+    threads, a command run in the workbook's language. Flask-Babel's translations follow inside an
+    application context (``force_locale``)."""
+    language = "en" if language == "en" else "zh"
+    token = _spoken.set(language)
+    try:
+        with flask_babel.force_locale(language):
+            yield
+    finally:
+        _spoken.reset(token)
 
 
 def pick(zh: str, en: str = "") -> str:
