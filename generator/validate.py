@@ -22,6 +22,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.spec import expr as expr_mod
+from app.spec.exprtypes import BASE_KINDS, Mismatch, comparison_problems, field_kinds
 from app.spec.model import (
     CHANNELS,
     CHARTS,
@@ -57,7 +58,6 @@ from app.spec.model import (
 )
 from app.spec.when import MAX_YEARS, ladder_parts, parse_duration, parse_when
 
-from .exprtypes import BASE_KINDS, Kind, comparison_problems, field_kind
 from .problems import Problem, Problems, did_you_mean, hint, msg
 from .read import Cell, Row, Workbook
 from .sheets import SHEETS, sheet_format
@@ -158,6 +158,38 @@ def _unfillable(f: Field, e: Entity) -> bool:
     """A required field no one could leave out of a new record: no default, not the owner (the
     recorder), not a numbered code."""
     return f.required and f.default in (None, "") and f.name != e.owner_field and not (f.name == "code" and e.numbering)
+
+
+# what each kind of value (a value written in the condition, or a field) is called in a message (zh, en)
+KIND_NAMES = {
+    "number": ("数字", "a number"),
+    "text": ("文本", "text"),
+    "choice": ("选项", "a choice"),
+    "bool": ("是/否值", "a yes/no value"),
+    "date": ("日期", "a date"),
+    "datetime": ("日期时间", "a date and time"),
+}
+FIELD_KIND_NAMES = {
+    "number": ("数字字段", "a number field"),
+    "text": ("文本字段", "a text field"),
+    "choice": ("选项字段", "a choice field"),
+    "bool": ("是/否字段", "a yes/no field"),
+    "date": ("日期字段", "a date field"),
+    "datetime": ("日期时间字段", "a date-and-time field"),
+}
+
+
+def _worded(m: Mismatch) -> dict[str, str]:
+    """The params of a comparison problem with each side's kind in words: ``pages`` is "a number
+    field (integer)", ``'100'`` is "text"."""
+    params = dict(m.params)
+    for side in ("left", "right"):
+        if f"{side}_kind" not in params:
+            continue
+        kind, ftype = params.pop(f"{side}_kind"), params.pop(f"{side}_type")
+        zh, en = FIELD_KIND_NAMES[kind] if ftype else KIND_NAMES[kind]
+        params[f"{side}_kind"], params[f"{side}_kind_en"] = (f"{zh}({ftype})", f"{en} ({ftype})") if ftype else (zh, en)
+    return params
 
 
 def _entity_ctx(entity: str, field: str = "") -> str:
@@ -941,16 +973,9 @@ class _Validator:
                     cell.ref, msg("expr", value=text, error=f"unknown field '{bad}'"), did_you_mean(bad, options), _entity_ctx(entity.name)
                 )
                 return ""
-
-        def kind(path: str) -> Kind | None:
-            f = field_at(entity, path, emap)
-            if f is None:
-                return Kind(BASE_KINDS[path]) if path in BASE_KINDS else None
-            return field_kind(f, self.choice_lists.get(f.choices, ()))
-
-        found = comparison_problems(parsed.tree, kind)
-        for code, params, hint_ in found:
-            self.p.add(cell.ref, msg(code, value=text, **params), hint_, _entity_ctx(entity.name))
+        found = comparison_problems(parsed.tree, field_kinds(entity, emap, self.choice_lists))
+        for m in found:
+            self.p.add(cell.ref, msg(m.code, value=text, **_worded(m)), hint(m.hint, **m.hint_params), _entity_ctx(entity.name))
         return "" if found else text
 
     def roles_of(self, cell: Cell, role_names: set[str]) -> tuple[str, ...]:
