@@ -1095,7 +1095,7 @@ def test_a_working_day_that_may_take_a_week_still_fits_a_long_but_real_schedule(
 
 def test_every_screen_of_the_application_besides_the_entities_is_a_reserved_name(app: Any) -> None:
     """The check's list of screens an entity may not be named after is the application's own."""
-    from generator.validate import RESERVED_VIEWS
+    from generator.validate.entities import RESERVED_VIEWS
 
     spec = app.extensions["crm"].spec
     entities = {f"{e.class_name}{suffix}" for e in spec.entities for suffix in ("View", "Api")}
