@@ -42,7 +42,7 @@ from app.io.spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
 from app.record import numbering
 from app.record.audit import AuditRow, seal
 from app.record.convert import TRUE, check_field, convert, same_value
-from app.record.grading import explain, grade_lookup, graded_fields
+from app.record.grading import explain, grade_change_row, grade_lookup, graded_fields
 from app.record.rules import rules_for, validate_values
 from app.record.tables import GradeChange
 from app.spec.expr import record_lookup
@@ -607,7 +607,7 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
                  "changed_by_fk": user_id, "version": 1} for r in records]
         for pk, (_i, r, grades) in zip(_insert(conn, table, rows), inserts, strict=True):
             audit_rows.append(_audit(entity, pk, "create", {k: [None, v] for k, v in r.items() if v is not None}, 1, user_id, now))
-            history += [_history(entity, pk, g, now) for g in grades]
+            history += _grade_changes(entity, pk, grades, now)
     for op in batch:
         if op[0] != "u":
             continue
@@ -618,7 +618,7 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
             raise ChangedMeanwhile([f"记录 #{pk} 在导入期间被其他人修改:没有导入任何数据,请重新导入 "
                                     f"(record #{pk} was edited while importing: nothing was imported; run the import again)"])
         audit_rows.append(_audit(entity, pk, "update", {k: [before.get(k), v] for k, v in changed.items()}, version + 1, user_id, now))
-        history += [_history(entity, pk, g, now) for g in grades]
+        history += _grade_changes(entity, pk, grades, now)
     if audit_rows:
         conn.execute(AuditRow.__table__.insert(), audit_rows)
     if history:
@@ -649,10 +649,9 @@ def _audit(entity: Entity, pk: int, action: str, changes: dict[str, Any], versio
             "remote_addr": "import", "at": now, "changes": json.dumps(changes, ensure_ascii=False, default=str)}
 
 
-def _history(entity: Entity, pk: int, grade: tuple[str, Any, Any, str, str], now: dt.datetime) -> dict[str, Any]:
-    fname, old, new, rule, why = grade
-    return {"entity": entity.name, "record_id": pk, "field": fname, "old_value": old, "new_value": new, "rule": rule,
-            "explanation": why, "changed_on": now}
+def _grade_changes(entity: Entity, pk: int, grades: list[tuple[str, Any, Any, str, str | None]], now: dt.datetime) -> list[dict[str, Any]]:
+    """The grade-history rows of one record: (field, old, new, rule's reference, explanation) per change."""
+    return [grade_change_row(entity.name, pk, fname, old, new, rule, why, now) for fname, old, new, rule, why in grades]
 
 
 # -- the error report ----------------------------------------------------------------------------

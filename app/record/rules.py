@@ -20,7 +20,7 @@ from app.access.ownership import default_owner
 from app.access.scope import visible
 from app.record import numbering
 from app.record.convert import same_value
-from app.record.grading import grade_record
+from app.record.grading import grade_change_row, grade_record
 from app.record.models import CrmRecord, acting_user, column_default
 from app.record.tables import GradeChange
 from app.spec.expr import Expr, names_in, parse, record_lookup
@@ -245,10 +245,8 @@ def _fill_defaults(obj: Any, entity: Entity) -> None:
 
 def _after_flush(session: Session, _ctx: Any) -> None:
     pending = session.info.pop("crm_grade_changes", [])
-    rows = [
-        {"entity": obj.__entity__, "record_id": obj.id, "field": fname, "old_value": old, "new_value": new,
-         "rule": rule.ref, "explanation": why, "changed_on": dt.datetime.now()}
-        for obj, changes in pending for fname, old, new, rule, why in changes
-    ]
+    now = dt.datetime.now()
+    rows = [grade_change_row(obj.__entity__, obj.id, fname, old, new, rule.ref, why, now)
+            for obj, changes in pending for fname, old, new, rule, why in changes]
     if rows:
         session.connection().execute(GradeChange.__table__.insert(), rows)
