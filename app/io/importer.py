@@ -43,7 +43,7 @@ from app.record import numbering
 from app.record.audit import AuditRow, seal
 from app.record.convert import TRUE, check_field, convert, same_value
 from app.record.grading import explain, grade_change_row, grade_lookup, graded_fields
-from app.record.rules import rules_for, validate_values
+from app.record.rules import default_value, defaulted_fields, rules_for, validate_values
 from app.record.tables import GradeChange
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
@@ -327,7 +327,7 @@ class _RowChecker:
                       for f in self.unique}
         self.seen_unique: dict[str, dict[Any, int]] = {f.name: {} for f in self.unique}
         self.seen_keys: dict[Any, int] = {}
-        self.defaults = [(f.column, f) for f in entity.fields if f.default is not None]
+        self.defaults = [(f.column, f) for f in defaulted_fields(entity)]
         self.field_columns = [(f.name, f.column) for f in entity.fields]
         self.column_of = dict(self.field_columns)
         # Conditions are pure functions of the values they name (``now`` is fixed for the run), so
@@ -433,7 +433,7 @@ class _RowChecker:
         if target is None:
             for column, f in self.defaults:
                 if record.get(column) is None:
-                    record[column] = _default(f, self.now)
+                    record[column] = default_value(f, self.now)
             if e.owner_field and record.get(f"{e.owner_field}_id") is None:
                 record[f"{e.owner_field}_id"] = self.default_owner
             for state, initial in self.rules.state_fields.items():
@@ -545,12 +545,6 @@ class _RowChecker:
         self.memo[key] = value
 
 
-def _default(f: Field, now: dt.datetime) -> Any:
-    if f.default in ("today", "now"):
-        return now.date() if f.type == "date" else now
-    return convert(f.default, f.type)
-
-
 def _read_spool(spool: IO[bytes], batches: int) -> Iterator[list[tuple[Any, ...]]]:
     spool.seek(0)
     for _ in range(batches):
@@ -599,7 +593,7 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
     if inserts:
         records = [op[1] for op in inserts]
         if entity.numbering:
-            for r, code in zip(records, numbering.allocate(conn, entity.name, entity.numbering, now, len(records)), strict=True):
+            for r, code in zip(records, numbering.number_new(conn, entity, [r.get("code") for r in records], now), strict=True):
                 r["code"] = code
         columns = {c.name for c in table.columns} - {"id"}
         keys = sorted({k for r in records for k in r if k in columns})  # one shape for every row of the batch
