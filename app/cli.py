@@ -352,13 +352,14 @@ def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tupl
     from app import create_app
     from app.io.importcolumns import parse_mapping
     from app.io.importer import ImportFileError, import_file
+    from app.web.i18n import speaking
 
     try:
         columns = parse_mapping(mapping)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     app = create_app()
-    with app.test_request_context(), _ImportProgress() as progress:
+    with app.app_context(), speaking(app.config["BABEL_DEFAULT_LOCALE"]), _ImportProgress() as progress:
         user = _acting_user(app, as_user, entity, "import")
         try:
             result = import_file(app, entity, file, mode=mode, key=key, dry_run=dry_run, skip_bad_rows=skip_bad_rows, user=user,
@@ -413,15 +414,13 @@ class _ImportProgress:
 @click.option("--as", "as_user", default=None, help="export what this user may see; default: the first administrator")
 def export_cmd(entity: str, file: str, as_user: str | None) -> None:
     """Export ENTITY to an .xlsx (Chinese headers; the user's row scope and hidden fields apply)."""
-    from flask import g
-
     from app import create_app
     from app.web.export import export_entity
+    from app.web.i18n import speaking
 
     app = create_app()
-    with app.test_request_context():
-        g.user = _acting_user(app, as_user, entity, "export")
-        n = export_entity(app, entity, Path(file))
+    with app.app_context(), speaking(app.config["BABEL_DEFAULT_LOCALE"]):
+        n = export_entity(app, entity, Path(file), _acting_user(app, as_user, entity, "export"))
     click.echo(f"{msg('已导出')} {n} rows to {file}")
 
 

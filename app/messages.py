@@ -19,6 +19,7 @@ against the en catalogue.
 from __future__ import annotations
 
 import gettext
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,16 @@ CATALOGUES = Path(__file__).resolve().parent / "translations"
 LANGUAGES = ("zh", "en")
 
 
+# the language app.web.i18n.speaking chose for the work under it (None: the request's, or Chinese)
+spoken: ContextVar[str | None] = ContextVar("crm_spoken_language", default=None)
+
+
 def current_language() -> str:
-    """The request's language ("zh" or "en"); "zh" outside a request."""
+    """``en`` or ``zh``: the one :func:`app.web.i18n.speaking` set; else the request's (the user's
+    choice, or an API call's ``_l_``); else, outside a request, Chinese."""
+    chosen = spoken.get()
+    if chosen is not None:
+        return chosen
     if not has_request_context():
         return "zh"
     locale = get_locale()
@@ -54,8 +63,8 @@ class Text(str):
         raise NotImplementedError
 
     def localized(self) -> str:
-        """In a request, the user's language; elsewhere the bilingual form."""
-        return self.render(current_language()) if has_request_context() else str(self)
+        """In a request (or under :func:`app.web.i18n.speaking`), that language; elsewhere the bilingual form."""
+        return self.render(current_language()) if has_request_context() or spoken.get() is not None else str(self)
 
 
 class Message(Text):

@@ -892,6 +892,17 @@ def test_misspelt_setting_key_suggests_the_known_one(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("value", ["0", "abc", "7.5", "5000"])
+def test_catch_up_days_must_be_a_whole_number_of_days(tmp_path: Path, value: str) -> None:
+    sheets = library_sheets()
+    sheets["settings"].append({"key": "catch_up_days", "value": value})
+    with pytest.raises(WorkbookError) as err:
+        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
+    [problem] = err.value.problems
+    assert problem.format("bad.xlsx", "zh").startswith(f"bad.xlsx › settings!B{len(sheets['settings']) + 1}: 设置 catch_up_days 的值 '{value}' 无效")
+    assert "1 到 3650 之间的整数" in problem.format("bad.xlsx", "zh")
+
+
 def test_full_width_separators_split_lists(tmp_path: Path) -> None:
     # ， 、 ； ～ as escapes, so no editor can turn them into ASCII
     sheets = library_sheets()
@@ -1095,7 +1106,7 @@ def test_a_working_day_that_may_take_a_week_still_fits_a_long_but_real_schedule(
 
 def test_every_screen_of_the_application_besides_the_entities_is_a_reserved_name(app: Any) -> None:
     """The check's list of screens an entity may not be named after is the application's own."""
-    from generator.validate import RESERVED_VIEWS
+    from generator.validate.entities import RESERVED_VIEWS
 
     spec = app.extensions["crm"].spec
     entities = {f"{e.class_name}{suffix}" for e in spec.entities for suffix in ("View", "Api")}

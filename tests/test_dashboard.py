@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import re
 from typing import Any
 
@@ -203,6 +204,37 @@ def test_labels_and_data_cannot_inject_script(app: Any, client: Any, rows: None,
     page = client.get("/dashboard/").text
     assert "<script>alert(" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize("workers", [4, 1])
+def test_the_dashboard_computes_its_panels_in_the_viewers_language(app: Any, client: Any, rows: None, workers: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's panels, computed side by side in threads (or one by one), say what the same panel
+    asked for alone in the viewer's request says: titles, measures, category labels, notes."""
+    monkeypatch.setitem(app.config, "CRM_DASHBOARD_WORKERS", workers)
+    login(client, "admin", "admin-Pass-123")
+
+    def on_the_page() -> dict[str, dict[str, Any]]:
+        page = client.get("/dashboard/").text
+        found = re.search(r'<script type="application/json" id="crm-panels">(.*?)</script>', page, re.S)
+        assert found, page[:500]
+        return {p["name"]: p for p in json.loads(found.group(1))}
+
+    chinese = on_the_page()
+    assert len(chinese) >= 20
+    for name, panel in chinese.items():
+        assert panel == _panel(client, name), name
+    client.get("/lang/en")
+    try:
+        english = on_the_page()
+        for name, panel in english.items():
+            assert panel == _panel(client, name), name
+    finally:
+        client.get("/lang/zh")
+    assert english.keys() == chinese.keys()
+    assert all(english[n]["title"] != chinese[n]["title"] for n in chinese)
+    assert any(re.search(r"[\u4e00-\u9fff]", c["label"]) for p in chinese.values() for c in p["categories"])
+    assert not any(re.search(r"[\u4e00-\u9fff]", p["title"] + p["note"]) for p in english.values())  # survey questions stay as asked
 
 
 def test_people_without_panels_get_an_explained_empty_page(app: Any, client: Any, rows: None) -> None:

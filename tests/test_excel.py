@@ -512,16 +512,39 @@ def test_export_respects_scope_hidden_fields_and_neutralises_formulas(app: Any, 
     sales = app.test_client()
     login(sales, "xl_sales", PASSWORD)
     assert sales.get("/customerview/export/").status_code in (302, 403)  # 业务员 may not export
-    from flask import g
-
     from app.web.export import export_entity
 
-    with app.test_request_context():
-        g.user = app.extensions["crm"].appbuilder.sm.find_user(username="xl_tech")
-        export_entity(app, "customer", tmp_path / "tech.xlsx")
+    with app.app_context():
+        export_entity(app, "customer", tmp_path / "tech.xlsx", app.extensions["crm"].appbuilder.sm.find_user(username="xl_tech"))
     headers = [h for h in next(load_workbook(tmp_path / "tech.xlsx").active.iter_rows(values_only=True))]
     assert "客户名称" in headers and "信用额度(元)" not in headers  # hidden for 技术员
 
+
+def test_cli_export_is_the_users_own_export(app: Any, people: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``crm export --as`` exports what that user may see (their row scope), with no request behind it."""
+    from app.cli import main
+
+    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
+    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    for who, name in (("xl_sales", "命令行导出本部客户"), ("xl_other", "命令行导出他部客户")):
+        assert run(app, who, "customer", xlsx(tmp_path / f"{who}.xlsx", [["客户名称", "需求迫切程度"], [name, "normal"]])).committed
+    runner = CliRunner()
+
+    def export(*args: str) -> list[Any]:
+        out = tmp_path / "out.xlsx"
+        result = runner.invoke(main, ["export", "customer", str(out), *args])
+        assert result.exit_code == 0, result.output
+        rows = list(load_workbook(out).active.iter_rows(values_only=True))
+        assert result.output.splitlines() == [f"已导出 (exported) {len(rows) - 1} rows to {out}"]
+        assert "客户名称" in rows[0]
+        return [value for row in rows[1:] for value in row]
+
+    mine = export("--as", "xl_manager")  # 销售经理: team scope (导入一部)
+    assert "命令行导出本部客户" in mine and "命令行导出他部客户" not in mine
+    everything = export()  # the first administrator
+    assert "命令行导出本部客户" in everything and "命令行导出他部客户" in everything
+    refused = runner.invoke(main, ["export", "customer", str(tmp_path / "no.xlsx"), "--as", "xl_sales"])
+    assert refused.exit_code == 1 and "xl_sales has no export right on customer" in refused.output
 
 def test_export_follows_the_lists_filters_and_sort_and_nothing_else(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
     path = xlsx(tmp_path / "sort.xlsx", [["客户名称", "需求迫切程度", "企业规模(人数)", "信用额度(元)", "首次沟通日期"],

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.spec.expr import ExprError, parse, record_lookup
+from app.spec.exprtypes import comparison_problems, field_kinds
+from app.spec.model import Choice, Entity, Field
 from app.spec.workcal import WorkCalendar
 
 NOW = dt.datetime(2026, 11, 23, 10, 0)  # a Monday
@@ -130,3 +132,62 @@ def test_changed_asks_the_save_about_a_field_and_is_false_without_one() -> None:
 ])
 def test_a_link_tied_to_another_is_recognised_only_in_its_plain_forms(source: str, tie: Any) -> None:
     assert parse(source).ties == tie
+
+
+# -- types: a comparison Python and SQL would not agree on, found before anything runs ----------------
+GENRES = (Choice("novel", "小说", "Novel"), Choice("science", "科普"), Choice("Hist", "history", "History"))
+BOOK = Entity("book", "图书", (Field("title", "书名", "string"), Field("pages", "页数", "integer"),
+                             Field("genre", "类别", "choice", choices="genre"), Field("sold", "已售", "boolean")))
+LOAN = Entity("loan", "借阅", (Field("book", "图书", "link", link="book"), Field("due_on", "应还", "date"),
+                             Field("reader", "读者", "user")))
+KINDS_OF_LOAN = field_kinds(LOAN, {"book": BOOK, "loan": LOAN}, {"genre": GENRES})
+
+
+def mismatches(source: str) -> list[tuple[str, dict[str, str], str, dict[str, str]]]:
+    return [(m.code, m.params, m.hint, m.hint_params) for m in comparison_problems(parse(source).tree, KINDS_OF_LOAN)]
+
+
+def type_facts(left: str, left_kind: str, left_type: str, right: str, right_kind: str, right_type: str) -> dict[str, str]:
+    return {"left": left, "right": right, "left_kind": left_kind, "left_type": left_type, "right_kind": right_kind,
+            "right_type": right_type}
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("book.pages > '100'",
+     [("expr_type", type_facts("book.pages", "number", "integer", "'100'", "text", ""), "unquote", {"example": "book.pages > 100"})]),
+    ("book.title == 5",
+     [("expr_type", type_facts("book.title", "text", "string", "5", "number", ""), "quote", {"example": "book.title == '5'"})]),
+    ("book.pages in (100, '2,000')",
+     [("expr_type", type_facts("book.pages", "number", "integer", "'2,000'", "text", ""), "unquote",
+       {"example": "book.pages in (100, 2000)"})]),
+    ("due_on >= created_on",
+     [("expr_type", type_facts("due_on", "date", "date", "created_on", "datetime", ""), "compare_dates", {})]),
+    ("book.sold == 'yes'",
+     [("expr_type", type_facts("book.sold", "bool", "boolean", "'yes'", "text", ""), "compare_bool", {})]),
+    ("book.title > due_on - 1",
+     []),  # a date minus a number has no kind: not checked
+    ("book.title == book.pages",
+     [("expr_type", type_facts("book.title", "text", "string", "book.pages", "number", "integer"), "same_type", {})]),
+    ("book.genre == '小说'", [("expr_choice", {"choice": "小说", "field": "book.genre", "list": "genre"}, "choice_label",
+                              {"value": "novel", "label": "小说"})]),
+    ("'History' == book.genre", [("expr_choice", {"choice": "History", "field": "book.genre", "list": "genre"}, "choice_label",
+                                  {"value": "Hist", "label": "History"})]),
+    ("book.genre != 'novell'", [("expr_choice", {"choice": "novell", "field": "book.genre", "list": "genre"}, "did_you_mean",
+                                 {"value": "novel"})]),
+    ("book.genre == 'NOVELL'", [("expr_choice", {"choice": "NOVELL", "field": "book.genre", "list": "genre"}, "did_you_mean",
+                                 {"value": "novel"})]),  # found lowercased
+    ("book.genre in ('novel', 'zzz')", [("expr_choice", {"choice": "zzz", "field": "book.genre", "list": "genre"}, "one_of",
+                                         {"values": "novel, science, Hist"})]),
+    ("book.genre in ('novel', 'science') or book.genre == None or book.sold == True", []),
+    ("days_since(due_on) < 30 and len(book.title) > 0 and lower(book.title) != 'x' and id > 0 and abs(book.pages) >= 1", []),
+    ("reader == book or book.pages * 2 > 10 and not book.sold", []),  # links and users are records: not compared here
+])
+def test_comparisons_of_two_kinds_and_unknown_choices_are_found(source: str, expected: list[Any]) -> None:
+    assert mismatches(source) == expected
+
+
+def test_kinds_of_field_paths_base_columns_and_what_is_no_value() -> None:
+    assert [k.base if k else None for k in map(KINDS_OF_LOAN, ("book.pages", "book.genre", "due_on", "created_on", "id"))] == \
+        ["number", "choice", "date", "datetime", "number"]
+    assert KINDS_OF_LOAN("book.genre").choices == GENRES  # type: ignore[union-attr]
+    assert [KINDS_OF_LOAN(p) for p in ("book", "reader", "nothing", "book.nothing")] == [None] * 4

@@ -391,20 +391,6 @@ def test_upper_bound_is_never_shorter_than_the_shift() -> None:
             assert due - anchor <= upper_bound(d, cal), (anchor, d)
 
 
-@pytest.mark.parametrize("value", ["0", "abc", "7.5", "5000"])
-def test_catch_up_days_must_be_a_whole_number_of_days(tmp_path: Any, value: str) -> None:
-    from generator import WorkbookError
-    from tests.workbooks import library_sheets, write_workbook
-
-    sheets = library_sheets()
-    sheets["settings"].append({"key": "catch_up_days", "value": value})
-    with pytest.raises(WorkbookError) as err:
-        load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
-    [problem] = err.value.problems
-    assert problem.format("bad.xlsx", "zh").startswith(f"bad.xlsx › settings!B{len(sheets['settings']) + 1}: 设置 catch_up_days 的值 '{value}' 无效")
-    assert "1 到 3650 之间的整数" in problem.format("bad.xlsx", "zh")
-
-
 def test_a_role_is_told_through_the_members_whose_scope_reaches_the_record(app: Any) -> None:
     """An escalation to 销售经理 reaches the managers of the owner's department, not every one
     (another department's could not open it); a record nobody owns yet, or whose department has

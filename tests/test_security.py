@@ -4,6 +4,7 @@ CSRF, password guessing, secrets at rest, hidden fields, audit of every mutation
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -504,7 +505,8 @@ def test_the_api_refuses_blank_required_text_and_numbers_no_column_holds(app: An
                   headers=admin).status_code == 201
 
 
-def test_exporting_confidential_records_puts_each_one_on_record_as_read(app: Any, users: dict[str, str]) -> None:
+def test_exporting_confidential_records_puts_each_one_on_record_as_read(app: Any, users: dict[str, str], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     admin = h(app, users, "admin2")
     customer = new_customer(app, admin, "导出配方客户")
     pk = app.test_client().post("/api/v1/confidential_formula/", json={
@@ -520,6 +522,18 @@ def test_exporting_confidential_records_puts_each_one_on_record_as_read(app: Any
     who = raw(app, "SELECT u.username FROM crm_audit a JOIN ab_user u ON u.id = a.user_id WHERE a.entity = 'confidential_formula' "
                    "AND a.record_id = :i AND a.action = 'read' ORDER BY a.id DESC LIMIT 1", i=pk)[0][0]
     assert who == users["admin2"]
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
+    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["export", "confidential_formula", str(tmp_path / "f.xlsx"), "--as", users["admin2"]])
+    assert result.exit_code == 0, result.output
+    assert raw(app, count, i=pk)[0][0] == before + 2  # `crm export --as` reads as that user, from the command line
+    assert raw(app, "SELECT u.username, a.remote_addr FROM crm_audit a JOIN ab_user u ON u.id = a.user_id "
+                    "WHERE a.entity = 'confidential_formula' AND a.record_id = :i AND a.action = 'read' ORDER BY a.id DESC LIMIT 1",
+               i=pk)[0] == (users["admin2"], "cli/task")
 
 
 def test_an_id_no_row_can_have_is_not_found_not_a_server_error(app: Any, users: dict[str, str]) -> None:

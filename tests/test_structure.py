@@ -89,7 +89,7 @@ def test_importing_the_kernel_loads_nothing_else() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, app.spec.model, app.spec.steps, app.spec.revisions, app.spec.sqlexpr, app.spec.when; "
+    code = ("import sys, app.spec.model, app.spec.steps, app.spec.revisions, app.spec.sqlexpr, app.spec.exprtypes, app.spec.when; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'generator', 'flask', 'flask_appbuilder')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout  # noqa: S603
     loaded = eval(out)  # noqa: S307 - our own print of a list of strings
@@ -151,3 +151,19 @@ def test_no_entity_of_the_shipped_workbook_in_hand_written_code(top: str) -> Non
                 tok.type == tokenize.STRING and tok.start[0] not in docs) else []
             hits += [f"{path.relative_to(ROOT)}:{tok.start[0]} {w}" for w in words if w in names]
     assert not hits, hits
+
+
+def test_no_request_is_faked_in_hand_written_code() -> None:
+    """``test_request_context`` is a test helper: production code that needs the language or the
+    user says so explicitly (``app.web.i18n.speaking``, a ``user`` argument), it does not build an
+    HTTP request nobody sent to have them read from it."""
+    hits = []
+    for top in HAND_WRITTEN:
+        for path in (ROOT / top).rglob("*.py"):
+            if "generated" in path.relative_to(ROOT).parts:
+                continue
+            source = path.read_text(encoding="utf-8")
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+                if tok.type in (tokenize.NAME, tokenize.STRING) and "test_request_context" in tok.string:
+                    hits.append(f"{path.relative_to(ROOT)}:{tok.start[0]}")
+    assert not hits, f"a fake request in production code: {hits}"

@@ -268,16 +268,15 @@ def test_an_empty_link_or_person_field_shows_blank_not_none(app: Any, staff: dic
 def test_a_condition_reads_in_the_words_of_the_record() -> None:
     """A greyed-out action said "条件不满足 (condition not met): request_type != 'freeze' or …" — the
     workbook's expression, field codes and choice codes."""
-    from app import create_app
     from app.web.condtext import condition_text
+    from generator import load_spec
+    from tests.conftest import SHIPPED
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})
-    spec = app.extensions["crm"].spec
-    with app.test_request_context():
-        said = condition_text(spec, spec.entity("master_data_request"), "processed_on and (request_type != 'create' or sap_customer_no)")
-        assert said == "已填写系统处理日期 且 (申请类型 ≠ 「新增开户」 或 已填写SAP客户编号)"
-        assert condition_text(spec, spec.entity("complaint"), "not customer_informed") == "已告知客户为否"
-        assert condition_text(spec, spec.entity("complaint"), "what is this") == "what is this"  # unreadable: as written
+    spec, _ = load_spec(SHIPPED)  # the words need the spec only, not an app (outside a request: Chinese)
+    said = condition_text(spec, spec.entity("master_data_request"), "processed_on and (request_type != 'create' or sap_customer_no)")
+    assert said == "已填写系统处理日期 且 (申请类型 ≠ 「新增开户」 或 已填写SAP客户编号)"
+    assert condition_text(spec, spec.entity("complaint"), "not customer_informed") == "已告知客户为否"
+    assert condition_text(spec, spec.entity("complaint"), "what is this") == "what is this"  # unreadable: as written
 
 
 def test_english_mode_names_menu_groups_and_actions_in_english(app: Any, staff: dict[str, int]) -> None:

@@ -17,7 +17,6 @@ with an error column and the bad cells marked.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import pickle  # nosec B403
 import tempfile
@@ -41,10 +40,10 @@ from app.io.importcolumns import ColumnPlan, plan_columns, system_fields
 from app.io.spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
 from app.messages import Joined, msg
 from app.record import numbering
-from app.record.audit import AuditRow, seal
+from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
 from app.record.convert import TRUE, check_field, convert, same_value
-from app.record.grading import explain, grade_lookup, graded_fields
-from app.record.rules import rules_for, validate_values
+from app.record.grading import explain, grade_change_row, grade_lookup, graded_fields
+from app.record.rules import default_value, defaulted_fields, rules_for, validate_values
 from app.record.tables import GradeChange
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
@@ -52,6 +51,7 @@ from app.spec.model import Entity, Field, Spec
 __all__ = ["ImportFileError", "ImportReport", "Inspection", "import_file", "inspect_file", "max_rows", "write_error_report"]
 
 BATCH = 2000
+WHERE = "import"  # an import's "from where" in the audit trail
 PROGRESS_ROWS = 250
 BAD = PatternFill("solid", fgColor="FFC7CE")
 Progress = Callable[[str, int, int | None], None]  # (phase "checking"/"writing", rows done, rows in all)
@@ -330,7 +330,7 @@ class _RowChecker:
                       for f in self.unique}
         self.seen_unique: dict[str, dict[Any, int]] = {f.name: {} for f in self.unique}
         self.seen_keys: dict[Any, int] = {}
-        self.defaults = [(f.column, f) for f in entity.fields if f.default is not None]
+        self.defaults = [(f.column, f) for f in defaulted_fields(entity)]
         self.field_columns = [(f.name, f.column) for f in entity.fields]
         self.column_of = dict(self.field_columns)
         # Conditions are pure functions of the values they name (``now`` is fixed for the run), so
@@ -434,7 +434,7 @@ class _RowChecker:
         if target is None:
             for column, f in self.defaults:
                 if record.get(column) is None:
-                    record[column] = _default(f, self.now)
+                    record[column] = default_value(f, self.now)
             if e.owner_field and record.get(f"{e.owner_field}_id") is None:
                 record[f"{e.owner_field}_id"] = self.default_owner
             for state, initial in self.rules.state_fields.items():
@@ -546,12 +546,6 @@ class _RowChecker:
         self.memo[key] = value
 
 
-def _default(f: Field, now: dt.datetime) -> Any:
-    if f.default in ("today", "now"):
-        return now.date() if f.type == "date" else now
-    return convert(f.default, f.type)
-
-
 def _read_spool(spool: IO[bytes], batches: int) -> Iterator[list[tuple[Any, ...]]]:
     spool.seek(0)
     for _ in range(batches):
@@ -593,21 +587,24 @@ class ChangedMeanwhile(ImportFileError):
 
 def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: list[tuple[Any, ...]], now: dt.datetime,
                  user_id: int | None) -> None:
+    """One batch in a few statements; its audit and grade-history rows are built by the functions
+    the ORM's flush builds them with (``audit_row``, ``grade_change_row``), so both say the same."""
     inserts = [op for op in batch if op[0] == "i"]
     audit_rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
+    secret = secret_columns(table)
     if inserts:
         records = [op[1] for op in inserts]
         if entity.numbering:
-            for r, code in zip(records, numbering.allocate(conn, entity.name, entity.numbering, now, len(records)), strict=True):
+            for r, code in zip(records, numbering.number_new(conn, entity, [r.get("code") for r in records], now), strict=True):
                 r["code"] = code
         columns = {c.name for c in table.columns} - {"id"}
         keys = sorted({k for r in records for k in r if k in columns})  # one shape for every row of the batch
         rows = [{**{k: r.get(k) for k in keys}, "created_on": now, "changed_on": now, "created_by_fk": user_id,
                  "changed_by_fk": user_id, "version": 1} for r in records]
         for pk, (_i, r, grades) in zip(_insert(conn, table, rows), inserts, strict=True):
-            audit_rows.append(_audit(entity, pk, "create", {k: [None, v] for k, v in r.items() if v is not None}, 1, user_id, now))
-            history += [_history(entity, pk, g, now) for g in grades]
+            audit_rows.append(audit_row(entity.name, pk, "create", created_changes(r, secret), 1, user_id, WHERE, now))
+            history += _grade_changes(entity, pk, grades, now)
     for op in batch:
         if op[0] != "u":
             continue
@@ -616,8 +613,9 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
                             .values({**changed, "changed_on": now, "changed_by_fk": user_id, "version": version + 1}))
         if done.rowcount != 1:
             raise ChangedMeanwhile([msg("记录 #%(id)s 在导入期间被其他人修改:没有导入任何数据,请重新导入", id=pk)])
-        audit_rows.append(_audit(entity, pk, "update", {k: [before.get(k), v] for k, v in changed.items()}, version + 1, user_id, now))
-        history += [_history(entity, pk, g, now) for g in grades]
+        audit_rows.append(audit_row(entity.name, pk, "update", trail_changes({k: (before.get(k), v) for k, v in changed.items()}, secret),
+                                    version + 1, user_id, WHERE, now))
+        history += _grade_changes(entity, pk, grades, now)
     if audit_rows:
         conn.execute(AuditRow.__table__.insert(), audit_rows)
     if history:
@@ -640,18 +638,9 @@ def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
     return ids
 
 
-def _audit(entity: Entity, pk: int, action: str, changes: dict[str, Any], version: int, user_id: int | None,
-           now: dt.datetime) -> dict[str, Any]:
-    secret = {f.column for f in entity.fields if f.encrypted}  # confidential values stay encrypted in the trail
-    changes = {k: [seal(v) for v in pair] if k in secret else pair for k, pair in changes.items()}
-    return {"entity": entity.name, "record_id": pk, "action": action, "version": version, "user_id": user_id,
-            "remote_addr": "import", "at": now, "changes": json.dumps(changes, ensure_ascii=False, default=str)}
-
-
-def _history(entity: Entity, pk: int, grade: tuple[str, Any, Any, str, str], now: dt.datetime) -> dict[str, Any]:
-    fname, old, new, rule, why = grade
-    return {"entity": entity.name, "record_id": pk, "field": fname, "old_value": old, "new_value": new, "rule": rule,
-            "explanation": why, "changed_on": now}
+def _grade_changes(entity: Entity, pk: int, grades: list[tuple[str, Any, Any, str, str | None]], now: dt.datetime) -> list[dict[str, Any]]:
+    """The grade-history rows of one record: (field, old, new, rule's reference, explanation) per change."""
+    return [grade_change_row(entity.name, pk, fname, old, new, rule, why, now) for fname, old, new, rule, why in grades]
 
 
 # -- the error report ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,13 +39,19 @@ class AuditRow(Model):
     __table_args__ = (Index("ix_crm_audit_record", "entity", "record_id"),)
 
 
+_JSON = (str, int, float, bool)
+# what a row says of itself (its time, author and version): never one of a record's changes
+BOOKKEEPING = frozenset({"changed_on", "changed_by_fk", "version"})
+CREATION = frozenset({"id", "created_on", "created_by_fk"})
+
+
 def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, _JSON):  # asked first: most values are (an import writes 100k rows)
+        return value
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if hasattr(value, "id") and hasattr(value, "__table__"):
         return value.id
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
     return str(value)
 
 
@@ -90,31 +96,56 @@ def reseal(text: str | None) -> str | None:
                       ensure_ascii=False)
 
 
+def secret_columns(table: sa.Table) -> frozenset[str]:
+    """The columns of ``table`` whose values the trail keeps encrypted: the trail is no weaker than the field."""
+    return frozenset(c.name for c in table.columns if isinstance(c.type, crypto.EncryptedText))
+
+
+def trail_changes(pairs: Mapping[str, tuple[Any, Any]], secret: Container[str]) -> dict[str, list[Any]]:
+    """``{column: (old, new)}`` as the trail keeps them: plain JSON values (a moment or a date in ISO
+    form, a record as its id, a number as its text) and the ``secret`` columns' values sealed."""
+    out: dict[str, list[Any]] = {}
+    for name, (old, new) in pairs.items():
+        pair = [_plain(old), _plain(new)]
+        out[name] = [seal(v) for v in pair] if name in secret else pair
+    return out
+
+
+def created_changes(values: Mapping[str, Any], secret: Container[str]) -> dict[str, list[Any]]:
+    """What the trail says of a new record: every value it was given, from nothing (its id, its
+    creation stamp and the row's bookkeeping aside)."""
+    return trail_changes({name: (None, value) for name, value in values.items()
+                          if value is not None and name not in CREATION and name not in BOOKKEEPING}, secret)
+
+
+def audit_row(entity: str, record_id: int, action: str, changes: dict[str, Any], version: int | None, user_id: int | None,
+              where: str | None, at: dt.datetime) -> dict[str, Any]:
+    """One row of the trail, as every path writes it (the ORM's flush, the importer's batches,
+    :func:`record_many`): ``where`` is the request's address, ``cli/task`` or ``import``."""
+    return {"entity": entity, "record_id": record_id, "action": action, "version": version, "user_id": user_id,
+            "remote_addr": where, "at": at, "changes": json.dumps(changes, ensure_ascii=False, default=str)}
+
+
 def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
     state = sa.inspect(obj)
-    out: dict[str, list[Any]] = {}
-    for col in state.mapper.column_attrs:
+    columns = [c for c in state.mapper.column_attrs if c.key not in BOOKKEEPING]
+    secret = secret_columns(state.mapper.local_table)
+    if action == "create":
+        return created_changes({c.key: getattr(obj, c.key, None) for c in columns if c.key not in CREATION}, secret)
+    pairs: dict[str, tuple[Any, Any]] = {}
+    for col in columns:
         name = col.key
-        secret = isinstance(col.columns[0].type, crypto.EncryptedText)  # the trail is no weaker than the field
-        if name in ("changed_on", "changed_by_fk", "version"):
-            continue
         hist = state.attrs[name].history
-        if action == "create":
-            value = getattr(obj, name, None)
-            if value is not None and name not in ("id", "created_on", "created_by_fk"):
-                out[name] = [None, _plain(value)]
-        elif action == "delete":
+        if action == "delete":
             value = hist.unchanged[0] if hist.unchanged else (hist.deleted[0] if hist.deleted else None)
             if value is not None:
-                out[name] = [_plain(value), None]
+                pairs[name] = (value, None)
         elif hist.has_changes():
             old = hist.deleted[0] if hist.deleted else None
             new = hist.added[0] if hist.added else None
             if old != new:
-                out[name] = [_plain(old), _plain(new)]
-        if secret and name in out:
-            out[name] = [seal(v) for v in out[name]]
-    return out
+                pairs[name] = (old, new)
+    return trail_changes(pairs, secret)
 
 
 def _after_flush(session: Session, _ctx: Any) -> None:
@@ -128,10 +159,8 @@ def _after_flush(session: Session, _ctx: Any) -> None:
             changes = _changes(obj, action)
             if action == "update" and not changes:
                 continue
-            rows.append({"entity": obj.__entity__, "record_id": obj.id, "action": action,  # type: ignore[attr-defined]  # every model has its id
-                         "version": getattr(obj, "version", None),
-                         "user_id": user, "remote_addr": where, "at": now,
-                         "changes": json.dumps(changes, ensure_ascii=False, default=str)})
+            rows.append(audit_row(obj.__entity__, obj.id, action, changes, getattr(obj, "version", None),  # type: ignore[attr-defined]  # every model has its id
+                                  user, where, now))
     if rows:
         session.connection().execute(AuditRow.__table__.insert(), rows)
 
@@ -146,10 +175,12 @@ def record(session: Any, entity: str, record_id: int, action: str, changes: dict
     record_many(session, entity, [record_id], action, changes)
 
 
-def record_many(session: Any, entity: str, record_ids: Iterable[int], action: str, changes: dict[str, Any] | None = None) -> int:
-    """:func:`record` for many records at once (an export of confidential records): one statement a thousand."""
-    base = {"entity": entity, "action": action, "user_id": current_user_id(), "remote_addr": _where(), "at": dt.datetime.now(),
-            "changes": json.dumps(changes or {}, ensure_ascii=False, default=str)}
+def record_many(session: Any, entity: str, record_ids: Iterable[int], action: str, changes: dict[str, Any] | None = None,
+                user_id: int | None = None) -> int:
+    """:func:`record` for many records at once (an export of confidential records): one statement a
+    thousand; by ``user_id`` when given (a command's user), else by the acting user."""
+    who = user_id if user_id is not None else current_user_id()
+    base = audit_row(entity, 0, action, changes or {}, None, who, _where(), dt.datetime.now())
     ids, n = list(record_ids), 0
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]

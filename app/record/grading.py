@@ -134,6 +134,14 @@ def grade_record(obj: Any, spec: Spec, entity: Entity, now: dt.datetime | None =
     return changes
 
 
+def grade_change_row(entity: str, record_id: int, field: str, old: Any, new: Any, rule: str, why: str | None,
+                     at: dt.datetime) -> dict[str, Any]:
+    """One row of the grade history (``crm_grade_change``), as every path writes it: a save, an
+    import, a regrade in Python. ``rule`` is the grading row's reference (``grading!C4``)."""
+    return {"entity": entity, "record_id": record_id, "field": field, "old_value": old, "new_value": new, "rule": rule,
+            "explanation": why, "changed_on": at}
+
+
 def explain_now(spec: Spec, entity: Entity, graded: Graded, obj: Any, now: dt.datetime | None = None) -> str:
     lookup = record_lookup(obj)
     hit = grade_lookup(lookup, graded, now or dt.datetime.now(), spec.calendar)
@@ -276,8 +284,7 @@ def _regrade_python(conn: sa.Connection, spec: Spec, entity: Entity, graded: Gra
     changed = [(pk, old, new, why) for pk, old, new, why in rows if old != new]
     if changed:
         conn.execute(GradeChange.__table__.insert(), [
-            {"entity": entity.name, "record_id": pk, "field": graded.field, "old_value": old, "new_value": new,
-             "rule": "regrade", "explanation": why, "changed_on": now} for pk, old, new, why in changed])
+            grade_change_row(entity.name, pk, graded.field, old, new, "regrade", why, now) for pk, old, new, why in changed])
         conn.execute(sa.update(table).where(table.c.id == sa.bindparam("_pk")).values({graded.field: sa.bindparam("_v")}),
                      [{"_pk": pk, "_v": new} for pk, _old, new, _why in changed])
     if graded.reason_field:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import abc
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.record.tables import Sequence
+from app.spec.model import Entity
 
 TOKEN = re.compile(r"\{([^{}]+)\}")
 
@@ -58,3 +61,16 @@ def allocate(conn: sa.Connection, entity: str, pattern: str, when: dt.datetime |
     when = when or dt.datetime.now()
     last = next_value(conn, f"{entity}:{period_key(pattern, when)}", count)
     return [format_number(pattern, when, n) for n in range(last - count + 1, last + 1)]
+
+
+def number_new(conn: sa.Connection, entity: Entity, codes: abc.Sequence[Any], when: dt.datetime | None = None) -> list[Any]:
+    """The numbers of new records of ``entity`` that came with ``codes``, in order: a number given
+    is kept, each blank one takes the next of the entity's pattern for the period of ``when`` (one
+    step of the counter for them all). A save through the ORM numbers one record this way, an
+    import a batch."""
+    numbers = list(codes)
+    blank = [i for i, code in enumerate(numbers) if not code]
+    if entity.numbering and blank:
+        for i, code in zip(blank, allocate(conn, entity.name, entity.numbering, when, len(blank)), strict=True):
+            numbers[i] = code
+    return numbers

@@ -20,12 +20,12 @@ from app.access.ownership import default_owner
 from app.access.scope import visible
 from app.messages import msg
 from app.record import numbering
-from app.record.convert import same_value
-from app.record.grading import grade_record
-from app.record.models import CrmRecord, acting_user, column_default
+from app.record.convert import convert, same_value
+from app.record.grading import grade_change_row, grade_record
+from app.record.models import CrmRecord, acting_user
 from app.record.tables import GradeChange
 from app.spec.expr import Expr, names_in, parse, record_lookup
-from app.spec.model import Entity, Spec
+from app.spec.model import Entity, Field, Spec
 
 STATE_KEY = "_crm_transition"  # set on an object by the workflow engine while it changes state
 
@@ -208,8 +208,8 @@ def _on_create(session: Session, obj: Any, spec: Spec, entity: Entity, rules: En
             setattr(obj, state, initial)
         elif getattr(obj, state) != initial and not getattr(obj, STATE_KEY, False):
             raise RuleViolation({state: [msg("新记录的状态必须是 %(state)s", state=initial)]})
-    if entity.numbering and not getattr(obj, "code", None):
-        obj.code = numbering.allocate(session.connection(), entity.name, entity.numbering)[0]
+    if entity.numbering:
+        obj.code = numbering.number_new(session.connection(), entity, [getattr(obj, "code", None)])[0]
 
 
 def _fill_from_links(obj: Any, entity: Entity, rules: EntityRules) -> None:
@@ -226,30 +226,39 @@ def _fill_from_links(obj: Any, entity: Entity, rules: EntityRules) -> None:
             setattr(obj, other.name, getattr(chosen, n.through))
 
 
+def defaulted_fields(entity: Entity) -> list[Field]:
+    """The fields of ``entity`` that a new record given no value for them takes a default in."""
+    return [f for f in entity.fields if f.default is not None and not f.is_relation]
+
+
+def default_value(f: Field, now: dt.datetime) -> Any:
+    """``f``'s default as a new record takes it, whatever the path that saves it: the workbook's
+    value in the field's type; ``today``/``now`` the moment of the save."""
+    if f.default in ("today", "now"):
+        return now.date() if f.type == "date" else now
+    return convert(f.default, f.type)
+
+
 def _fill_defaults(obj: Any, entity: Entity) -> None:
     """The workbook's defaults of the fields a new record was given no value for, set now rather
     than by the INSERT: the rules and the grading about to run must see them (an API client that
     leaves out a yes/no field whose default is yes is not saying no). A value set on purpose, even
     empty, is kept."""
     state = sa.inspect(obj)
-    table = type(obj).__table__
-    for f in entity.fields:
-        if f.default is None or f.is_relation:
-            continue
+    now = dt.datetime.now()
+    for f in defaulted_fields(entity):
         attr = state.attrs.get(f.column)
         if attr is None or attr.history.added or getattr(obj, f.column) is not None:
             continue
-        value = column_default(table.c.get(f.column))
+        value = default_value(f, now)
         if value is not None:
             setattr(obj, f.column, value)
 
 
 def _after_flush(session: Session, _ctx: Any) -> None:
     pending = session.info.pop("crm_grade_changes", [])
-    rows = [
-        {"entity": obj.__entity__, "record_id": obj.id, "field": fname, "old_value": old, "new_value": new,
-         "rule": rule.ref, "explanation": why, "changed_on": dt.datetime.now()}
-        for obj, changes in pending for fname, old, new, rule, why in changes
-    ]
+    now = dt.datetime.now()
+    rows = [grade_change_row(obj.__entity__, obj.id, fname, old, new, rule.ref, why, now)
+            for obj, changes in pending for fname, old, new, rule, why in changes]
     if rows:
         session.connection().execute(GradeChange.__table__.insert(), rows)

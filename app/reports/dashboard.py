@@ -56,7 +56,8 @@ class DashboardView(BaseView):
     def index(self) -> Any:
         reports = self._reporter().sources()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        panels = [p.as_dict() for p in compute_panels(app, g.user, reports, app.config.get("CRM_DASHBOARD_WORKERS", 4))]
+        panels = [p.as_dict() for p in compute_panels(app, g.user, reports, current_language(),
+                                                       app.config.get("CRM_DASHBOARD_WORKERS", 4))]
         return self.render_template("crm/dashboard.html", title=pick("仪表盘", "Dashboard"), panels=panels)
 
     @expose("/panel/<name>")

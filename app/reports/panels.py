@@ -30,7 +30,7 @@ from app.messaging.channels import user_name
 from app.spec.expr import parse
 from app.spec.model import NUMERIC_TYPES, Entity, Field, Report, Spec, field_at
 from app.spec.sqlexpr import NotCompilable, compile_condition, compile_path
-from app.web.i18n import pick
+from app.web.i18n import pick, speaking
 
 WINDOW = {"day": 31, "week": 13, "month": 12, "quarter": 8, "year": 5}
 WINDOW_LABEL = {"day": ("近31天", "last 31 days"), "week": ("近13周", "last 13 weeks"), "month": ("近12个月", "last 12 months"),
@@ -91,20 +91,17 @@ class _Role:
     name: str
 
 
-def compute_panels(app: Any, user: Any, reports: list[Any], workers: int = 4) -> list[PanelData]:
-    """Every panel of ``reports`` (reports or survey panels) for ``user``, computed side by side (one query each, on their
-    own connections; SQLite and PostgreSQL both serve concurrent reads), in the given order."""
+def compute_panels(app: Any, user: Any, reports: list[Any], language: str, workers: int = 4) -> list[PanelData]:
+    """Every panel of ``reports`` (reports or survey panels) for ``user`` in ``language`` (``zh``/``en``), computed side
+    by side (one query each, on their own connections; SQLite and PostgreSQL both serve concurrent reads), in the given
+    order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from flask import has_request_context
-    from flask_babel import get_locale
-
     viewer = Viewer(user)
-    locale = str(get_locale()) if has_request_context() else "zh"
 
     def one(report: Any) -> PanelData:
-        # a context of its own per thread: its own database session, the viewer's language (_l_)
-        with app.test_request_context(query_string={"_l_": locale}):
+        # an application context of its own per thread (its own database session), in the viewer's language
+        with app.app_context(), speaking(language):
             return Reporter(app.extensions["crm"], viewer).compute(report)
 
     if workers <= 1 or len(reports) <= 1:

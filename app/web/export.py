@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app, g, send_file
 
-from app.access.scope import current_hidden
+from app.access.scope import hidden_fields
 from app.io import excel
 from app.record import audit
 from app.record.grading import graded_fields
@@ -18,10 +18,10 @@ from app.spec.model import Field
 from app.web.fields import _entity, crm_spec
 
 
-def _export_fields(entity_name: str) -> list[Field]:
-    """The fields an export writes: none hidden, nor a grade's reason quoting a hidden value."""
-    hidden = current_hidden(entity_name)
+def _export_fields(entity_name: str, user: Any) -> list[Field]:
+    """The fields an export for ``user`` writes: none hidden from them, nor a grade's reason quoting a hidden value."""
     e = _entity(entity_name)
+    hidden = hidden_fields(crm_spec(), e, user, current_app.extensions["crm"].admin_role)
     hidden |= {g.reason_field for g in graded_fields(crm_spec(), e) if g.reason_field and g.names() & hidden}
     return [f for f in e.fields if f.name not in hidden]
 
@@ -39,10 +39,10 @@ def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
-def _export(session: Any, entity_name: str, records: Iterable[Any], target: Any) -> int:
-    """The export of ``records``; an entity with confidential (encrypted) fields puts every record
-    exported on record as read, as opening it would."""
-    e, fields = _entity(entity_name), _export_fields(entity_name)
+def _export(session: Any, entity_name: str, records: Iterable[Any], target: Any, user: Any) -> int:
+    """The export of ``records`` for ``user``; an entity with confidential (encrypted) fields puts
+    every record exported on record as read by them, as opening it would."""
+    e, fields = _entity(entity_name), _export_fields(entity_name, user)
     if not any(f.encrypted for f in fields):
         return excel.export_rows(crm_spec(), e, fields, records, target)
     ids: list[int] = []
@@ -53,19 +53,19 @@ def _export(session: Any, entity_name: str, records: Iterable[Any], target: Any)
             yield obj
 
     n = excel.export_rows(crm_spec(), e, fields, noted(), target)
-    audit.record_many(session, e.name, ids, "read", {"export": n})
+    audit.record_many(session, e.name, ids, "read", {"export": n}, user_id=getattr(user, "id", None))
     session.commit()
     return n
 
 
-def export_entity(app: Any, entity_name: str, path: Path) -> int:
-    """Everything of an entity the signed-in user (``g.user``) may see, as .xlsx (the CLI's export)."""
+def export_entity(app: Any, entity_name: str, path: Path, user: Any) -> int:
+    """Everything of an entity ``user`` may see, as .xlsx (the CLI's export; in an application context)."""
     crm = app.extensions["crm"]
     model = crm.generated.models.MODELS[entity_name]
     from app.access.scope import scope_clause
 
-    clause = scope_clause(crm.spec, _entity(entity_name), model, g.user, crm.admin_role)
+    clause = scope_clause(crm.spec, _entity(entity_name), model, user, crm.admin_role)
     query = crm.db.session.query(model).order_by(model.id)
     if clause is not None:
         query = query.filter(clause)
-    return _export(crm.db.session, entity_name, query.yield_per(2000), path)
+    return _export(crm.db.session, entity_name, query.yield_per(2000), path, user)

@@ -1,7 +1,9 @@
-"""Labels in the workbook's two languages, chosen per request from the user's locale."""
+"""Labels in the workbook's two languages, chosen per request from the user's locale (or given explicitly, :func:`speaking`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import flask_babel
@@ -10,7 +12,22 @@ from flask_babel import LazyString
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
-from app.messages import current_language
+from app.messages import current_language, spoken
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Labels (:func:`pick`) in ``language`` (``en``; anything else is Chinese) for the work under
+    it, given explicitly instead of read from a request: a viewer's panels computed in worker
+    threads, a command run in the workbook's language. Flask-Babel's translations follow inside an
+    application context (``force_locale``)."""
+    language = "en" if language == "en" else "zh"
+    token = spoken.set(language)
+    try:
+        with flask_babel.force_locale(language):
+            yield
+    finally:
+        spoken.reset(token)
 
 
 def pick(zh: str, en: str = "") -> str:

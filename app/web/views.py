@@ -521,7 +521,7 @@ class CrmModelView(ModelView):
         if not order_column:  # a stable order, as on screen
             query = query.order_by(model.id)
         buffer = io.BytesIO()
-        n = _export(self.datamodel.session, self.entity, query.yield_per(2000), buffer)
+        n = _export(self.datamodel.session, self.entity, query.yield_per(2000), buffer, g.user)
         return _xlsx(buffer, f"{_entity(self.entity).label}-{n}.xlsx")
 
     @expose("/import/template/")

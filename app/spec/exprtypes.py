@@ -8,7 +8,8 @@ text); ``title == 5`` is false in Python, compared as text in SQLite and an erro
 date against a datetime raises in Python and compares in SQL. And a choice field holds the
 choice's *value*, so ``grade == 'A级'`` (a label, or a typo) never matches.
 
-:func:`comparison_problems` finds these before anything runs, as (message code, params, hint).
+:func:`comparison_problems` finds these before anything runs, each a :class:`Mismatch`: what is
+wrong and how to fix it as codes with their facts. Putting them in words is the generator's job.
 """
 
 from __future__ import annotations
@@ -19,27 +20,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.spec.model import NUMERIC_TYPES, Choice, Field
+from .model import NUMERIC_TYPES, Choice, Entity, Field, field_at
 
-from .problems import Msg, did_you_mean, hint
-
-# what each kind is called in a message (zh, en)
-KIND_NAMES = {
-    "number": ("数字", "a number"),
-    "text": ("文本", "text"),
-    "choice": ("选项", "a choice"),
-    "bool": ("是/否值", "a yes/no value"),
-    "date": ("日期", "a date"),
-    "datetime": ("日期时间", "a date and time"),
-}
-FIELD_KIND_NAMES = {
-    "number": ("数字字段", "a number field"),
-    "text": ("文本字段", "a text field"),
-    "choice": ("选项字段", "a choice field"),
-    "bool": ("是/否字段", "a yes/no field"),
-    "date": ("日期字段", "a date field"),
-    "datetime": ("日期时间字段", "a date-and-time field"),
-}
+KINDS = ("number", "text", "choice", "bool", "date", "datetime")
 # kinds that compare with each other the same way in Python and in SQL
 _FAMILY = {"number": "number", "text": "text", "choice": "text", "bool": "bool", "date": "date", "datetime": "datetime"}
 _NUMBER_FUNCTIONS = ("days_since", "days_until", "hours_since", "len", "working_hours")
@@ -50,7 +33,7 @@ BASE_KINDS = {"id": "number", "created_on": "datetime", "changed_on": "datetime"
 class Kind:
     """The type of one side of a comparison; ``field`` and ``choices`` when it is a field path."""
 
-    base: str  # a key of KIND_NAMES, or "none" for the literal None
+    base: str  # one of KINDS, or "none" for the literal None
     field: Field | None = None
     choices: tuple[Choice, ...] = ()
 
@@ -73,14 +56,38 @@ def field_kind(f: Field, choices: tuple[Choice, ...]) -> Kind | None:
 Resolve = Callable[[str], Kind | None]  # dotted field path → its kind (None: unknown, not checked)
 
 
-Found = tuple[str, dict[str, str], Msg | None]  # message code, its params but the condition, hint
+def field_kinds(entity: Entity, emap: dict[str, Entity], choice_lists: dict[str, tuple[Choice, ...]]) -> Resolve:
+    """The kind of each field path of ``entity`` (through links), and of the base columns
+    (``id``, ``created_on`` …); None for what is not a value (a link, a user, an unknown path)."""
+
+    def kind(path: str) -> Kind | None:
+        f = field_at(entity, path, emap)
+        if f is None:
+            return Kind(BASE_KINDS[path]) if path in BASE_KINDS else None
+        return field_kind(f, choice_lists.get(f.choices, ()))
+
+    return kind
 
 
-def comparison_problems(tree: ast.expr, resolve: Resolve) -> list[Found]:
+@dataclass(frozen=True)
+class Mismatch:
+    """One comparison Python and SQL would not agree on, as codes and facts for a message.
+
+    ``code`` is ``expr_type`` (``params``: ``left``, ``right`` as written, ``left_kind``,
+    ``right_kind`` one of :data:`KINDS`, ``left_type``, ``right_type`` the field's type or ``""``
+    for a value) or ``expr_choice`` (``choice``, ``field``, ``list``); ``hint`` is how to fix it,
+    with ``hint_params``."""
+
+    code: str
+    params: dict[str, str]
+    hint: str
+    hint_params: dict[str, str]
+
+
+def comparison_problems(tree: ast.expr, resolve: Resolve) -> list[Mismatch]:
     """Every comparison in ``tree`` whose sides cannot be compared (``expr_type``), and every quoted
-    value compared with a choice field that is not one of its choices (``expr_choice``); the
-    caller adds the condition's text as ``value``."""
-    found: list[Found] = []
+    value compared with a choice field that is not one of its choices (``expr_choice``)."""
+    found: list[Mismatch] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Compare):
             continue
@@ -116,7 +123,7 @@ def _rewrite(left: ast.expr, op: ast.cmpop, right: ast.expr, element: ast.expr |
     return show
 
 
-def _pair(left: ast.expr, right: ast.expr, resolve: Resolve, rewrite: Rewrite) -> list[Found]:
+def _pair(left: ast.expr, right: ast.expr, resolve: Resolve, rewrite: Rewrite) -> list[Mismatch]:
     lk, rk = _kind(left, resolve), _kind(right, resolve)
     if lk is None or rk is None or "none" in (lk.base, rk.base):
         return []
@@ -127,39 +134,39 @@ def _pair(left: ast.expr, right: ast.expr, resolve: Resolve, rewrite: Rewrite) -
     if _FAMILY[lk.base] == _FAMILY[rk.base]:
         return []
     params = {"left": ast.unparse(left), "right": ast.unparse(right), **_describe(lk, "left"), **_describe(rk, "right")}
-    return [("expr_type", params, _type_hint(left, lk, right, rk, rewrite))]
+    return [Mismatch("expr_type", params, *_type_hint(left, lk, right, rk, rewrite))]
 
 
-def _choice_problem(path: str, kind: Kind, literal: str) -> Found | None:
+def _choice_problem(path: str, kind: Kind, literal: str) -> Mismatch | None:
     values = [c.value for c in kind.choices]
     if literal in values:
         return None
     assert kind.field is not None
-    problem = ("expr_choice", {"choice": literal, "field": path, "list": kind.field.choices})
+    facts = {"choice": literal, "field": path, "list": kind.field.choices}
     by_label = {c.label: c.value for c in kind.choices} | {c.label_en: c.value for c in kind.choices if c.label_en}
     if literal in by_label:
-        return (*problem, hint("choice_label", value=by_label[literal], label=literal))
+        return Mismatch("expr_choice", facts, "choice_label", {"value": by_label[literal], "label": literal})
     candidates = {v: v for v in values} | by_label
     close = difflib.get_close_matches(literal, list(candidates), n=1, cutoff=0.6)
     if close:
-        return (*problem, hint("did_you_mean", value=candidates[close[0]]))
-    return (*problem, did_you_mean(literal.lower(), values) or hint("one_of", values=", ".join(values)))
+        return Mismatch("expr_choice", facts, "did_you_mean", {"value": candidates[close[0]]})
+    lowered = literal.lower()  # never suggest the very value that was refused
+    close = difflib.get_close_matches(lowered, [v for v in values if v != lowered], n=1, cutoff=0.6)
+    if close:
+        return Mismatch("expr_choice", facts, "did_you_mean", {"value": close[0]})
+    return Mismatch("expr_choice", facts, "one_of", {"values": ", ".join(values)})
 
 
 def _describe(kind: Kind, side: str) -> dict[str, str]:
-    zh, en = KIND_NAMES[kind.base]
-    if kind.field is not None:
-        zh, en = FIELD_KIND_NAMES[kind.base]
-        zh, en = f"{zh}({kind.field.type})", f"{en} ({kind.field.type})"
-    return {f"{side}_kind": zh, f"{side}_kind_en": en}
+    return {f"{side}_kind": kind.base, f"{side}_type": kind.field.type if kind.field is not None else ""}
 
 
-def _type_hint(left: ast.expr, lk: Kind, right: ast.expr, rk: Kind, rewrite: Rewrite) -> Msg:
+def _type_hint(left: ast.expr, lk: Kind, right: ast.expr, rk: Kind, rewrite: Rewrite) -> tuple[str, dict[str, str]]:
     kinds = {lk.base, rk.base}
     if kinds & {"date", "datetime"}:
-        return hint("compare_dates")
+        return "compare_dates", {}
     if "bool" in kinds:
-        return hint("compare_bool")
+        return "compare_bool", {}
     # a number written in quotes, or a text/choice value written without them: show the fix
     for side, kind, other_kind in ((right, rk, lk), (left, lk, rk)):
         if not isinstance(side, ast.Constant):
@@ -172,8 +179,8 @@ def _type_hint(left: ast.expr, lk: Kind, right: ast.expr, rk: Kind, rewrite: Rew
             fixed = ast.Constant(str(side.value))
             code = "quote"
         if fixed is not None:
-            return hint(code, example=rewrite(side, fixed))
-    return hint("same_type")
+            return code, {"example": rewrite(side, fixed)}
+    return "same_type", {}
 
 
 def _as_number(value: object) -> int | float | None:
@@ -232,4 +239,4 @@ def _kind(node: ast.expr, resolve: Resolve) -> Kind | None:
     return None
 
 
-__all__ = ["BASE_KINDS", "Kind", "comparison_problems", "field_kind"]
+__all__ = ["BASE_KINDS", "KINDS", "Kind", "Mismatch", "comparison_problems", "field_kind", "field_kinds"]
