@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from flask import Flask
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the application for the configured workbook, generated package and database."""
+def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flask:
+    """Build the application for the configured workbook, generated package and database
+    (``serve=False``: screens built but not routed, for a process that only syncs the rights)."""
     from .factory import create_app as build
 
-    return build(config)
+    return build(config, serve=serve)

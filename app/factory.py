@@ -61,8 +61,18 @@ def use_office_clock(timezone: str) -> None:
         time.tzset()
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the application for the configured workbook, generated package and database."""
+class _Unrouted(AppBuilder):  # type: ignore[misc]  # FAB is not typed
+    """An app builder whose screens get their blueprints but do not add them to the app's URL map:
+    all a process that only syncs the roles' rights needs (their permissions and the menu), without
+    compiling some 540 URL rules it will never match."""
+
+    def register_blueprint(self, baseview: Any, endpoint: str | None = None, static_folder: str | None = None) -> None:
+        baseview.create_blueprint(self, endpoint=endpoint, static_folder=static_folder)
+
+
+def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flask:
+    """Build the application for the configured workbook, generated package and database;
+    ``serve=False``: an app that answers no request (the screens are built, not routed)."""
     app = Flask(__name__)
     app.config.from_object("config.default")
     values = from_env()
@@ -100,7 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/health", "crm_health", _health)
     csrf.exempt(_health)
     db = SQLA()
-    appbuilder = AppBuilder(indexview=CrmIndexView)
+    appbuilder = (AppBuilder if serve else _Unrouted)(indexview=CrmIndexView)
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
     with app.app_context():
         db.init_app(app)

@@ -191,6 +191,22 @@ def security_tables(engine: Any) -> dict[str, list[Any]]:
                 for t in ("ab_permission", "ab_view_menu", "ab_permission_view", "ab_role", "ab_permission_view_role")}
 
 
+def test_an_app_built_only_to_sync_wants_what_the_served_app_wants(app: Any, tmp_path: Any) -> None:
+    """``crm upgrade`` syncs the rights in a child that builds the screens without routing them
+    (``create_app(serve=False)``): the permissions and menu it asks for are the served app's."""
+    from app import create_app
+    from app.factory import wanted_security
+
+    bare = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'crm.sqlite'}", "TESTING": True}, serve=False)
+    served_state, bare_state = app.extensions["crm"], bare.extensions["crm"]
+    with app.app_context():
+        served = wanted_security(served_state.appbuilder, served_state.generated)
+    with bare.app_context():
+        wanted = wanted_security(bare_state.appbuilder, bare_state.generated)
+    assert wanted == served and wanted.digest() == served.digest()
+    assert len(list(bare.url_map.iter_rules())) < 10 < len(list(app.url_map.iter_rules()))
+
+
 def test_the_one_pass_sync_leaves_flask_appbuilder_nothing_to_add_and_a_restart_nothing_to_write(tmp_path: Any) -> None:
     """The security tables as app.access.permsync writes them are what FAB's own permission update
     would write (run it after: nothing changes); a start-up with the same screens and sheet only

@@ -60,7 +60,12 @@ def _name(kind: str, table: str, column: str, ref: str = "") -> str:
 
 
 def declared_metadata(spec: Spec) -> sa.MetaData:
-    """The entity tables a Spec declares (without importing any generated model)."""
+    """The entity tables a Spec declares (without importing any generated model); built once per
+    spec, so read it, never add to it."""
+    return spec.derived("declared_metadata", _declare)
+
+
+def _declare(spec: Spec) -> sa.MetaData:
     md = sa.MetaData(naming_convention=NAMING_CONVENTION)
     sa.Table("ab_user", md, sa.Column("id", sa.Integer, primary_key=True))
     indexes = []

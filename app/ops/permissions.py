@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -29,7 +30,11 @@ def sync_permissions(out: str | Path) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["app.factory"])
     child = context.Process(target=_sync_in_child, args=(str(out), dict(os.environ)), name="crm-permissions")
-    child.start()
+    gc.freeze()  # a forked child's collections leave the inherited heap alone instead of copying every page of it
+    try:
+        child.start()
+    finally:
+        gc.unfreeze()
     child.join()
     if child.exitcode != 0:
         raise RuntimeError(f"syncing the roles' rights for {out} failed (exit code {child.exitcode}; its error is above)")
@@ -40,4 +45,4 @@ def _sync_in_child(out: str, environ: dict[str, str]) -> None:
     os.environ.update(environ)  # the caller's settings (database, keys), not the server's
     from app.factory import create_app
 
-    create_app({"CRM_GENERATED_DIR": out, "CRM_SYNC_PERMISSIONS": "always"})
+    create_app({"CRM_GENERATED_DIR": out, "CRM_SYNC_PERMISSIONS": "always"}, serve=False)
