@@ -59,6 +59,18 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
+def person(app: Any, username: str, roles: list[str], password: str, departments: list[str] | None = None) -> str:
+    """A login on the session's shared app: made by the first module that needs it, the same for
+    every module after (a worker runs several modules on one app, in any order)."""
+    from app.access.accounts import add_user
+
+    with app.app_context():
+        known = app.extensions["crm"].appbuilder.sm.find_user(username=username) is not None
+    if not known:
+        add_user(app, username, roles, password, departments=departments)
+    return username
+
+
 def csrf_token(html: str) -> str:
     m = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', html)
     assert m, "no CSRF token in the page"
@@ -80,3 +92,23 @@ def api_token(client: Any, username: str, password: str) -> dict[str, str]:
 def admin_client(client: Any) -> Iterator[Any]:
     login(client, "admin", ADMIN_PASSWORD)
     yield client
+
+
+# Seconds each module took in a run on the 2-core machine (modules under 10 s are left out).
+# pytest-xdist gives whole modules to its workers (--dist loadfile) in collection order (with
+# --no-loadscope-reorder, which would otherwise put the modules with the most tests first): the
+# longest start first and the short ones fill in behind them, so no worker is left with a long
+# module at the end. A module missing here keeps its place after these.
+MODULE_SECONDS = {
+    "test_migrations": 109, "test_migration_scenario": 87, "test_worker": 77, "test_online_upgrade": 67, "test_browser": 64,
+    "test_schedules": 64, "test_dashboard_browser": 63, "test_permission_matrix": 54, "test_upgrade_sequences": 51,
+    "test_rules": 41, "test_import_jobs": 32, "test_applied_state": 31, "test_grading_plan": 25, "test_schedules_narrowing": 23,
+    "test_excel": 20, "test_browser_flows": 19, "test_security": 19, "test_serve": 18, "test_lists": 14, "test_dbtuning": 12,
+    "test_generate": 10,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest modules first; the tests of a module keep their order."""
+    order = {item: n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (-MODULE_SECONDS.get(item.path.stem, 0), order[item]))

@@ -21,7 +21,7 @@ from openpyxl import Workbook, load_workbook
 
 from app.access.accounts import add_user
 from app.io.importer import ImportFileError, import_file
-from tests.conftest import ADMIN_PASSWORD, api_token, login
+from tests.conftest import ADMIN_PASSWORD, api_token, login, person
 
 PASSWORD = "excel-Pass-1"  # noqa: S105 - test-only
 
@@ -79,10 +79,10 @@ def text_cell(ref: str, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def people(app: Any) -> dict[str, Any]:
-    add_user(app, "xl_sales", ["业务员"], PASSWORD, departments=["导入一部"])
-    add_user(app, "xl_other", ["业务员"], PASSWORD, departments=["导入二部"])
-    add_user(app, "xl_tech", ["技术员"], PASSWORD)
-    add_user(app, "xl_manager", ["销售经理"], PASSWORD, departments=["导入一部"])
+    person(app, "xl_sales", ["业务员"], PASSWORD, departments=["导入一部"])
+    person(app, "xl_other", ["业务员"], PASSWORD, departments=["导入二部"])
+    person(app, "xl_tech", ["技术员"], PASSWORD)
+    person(app, "xl_manager", ["销售经理"], PASSWORD, departments=["导入一部"])
     return {n: n for n in ("xl_sales", "xl_other", "xl_tech", "admin")}
 
 

@@ -24,10 +24,9 @@ import sqlalchemy as sa
 from celery import Celery
 from openpyxl import Workbook, load_workbook
 
-from app.access.accounts import add_user
 from app.io import importjobs
 from app.io.importjobs import JOBS, create_job, run_job
-from tests.conftest import ADMIN_PASSWORD, ROOT, csrf_token, login
+from tests.conftest import ADMIN_PASSWORD, ROOT, csrf_token, login, person
 from tests.migration_helpers import database
 from tests.test_excel import PASSWORD, count, xlsx
 from tests.test_worker import redis_url, start_worker, stop, wait_for
@@ -35,13 +34,8 @@ from tests.test_worker import redis_url, start_worker, stop, wait_for
 
 @pytest.fixture(scope="module")
 def people(app: Any) -> None:
-    with app.app_context():
-        sm = app.extensions["crm"].appbuilder.sm
-        missing = [u for u in ("xl_sales", "xl_manager") if sm.find_user(username=u) is None]
-    if "xl_sales" in missing:
-        add_user(app, "xl_sales", ["业务员"], PASSWORD, departments=["导入一部"])
-    if "xl_manager" in missing:
-        add_user(app, "xl_manager", ["销售经理"], PASSWORD, departments=["导入一部"])
+    person(app, "xl_sales", ["业务员"], PASSWORD, departments=["导入一部"])
+    person(app, "xl_manager", ["销售经理"], PASSWORD, departments=["导入一部"])
 
 
 @pytest.fixture

@@ -23,8 +23,12 @@ def ensure_system_tables(engine: sa.Engine) -> None:
     from app.record import tables as _crm_tables  # noqa: F401 - registers the crm_* tables
 
     tables = [t for name, t in Model.metadata.tables.items() if name.startswith(("ab_", "crm_"))]
-    Model.metadata.create_all(engine, tables=tables)
-    add_system_columns(engine, [t for t in tables if t.name.startswith("crm_")])
+    with engine.connect() as conn:
+        present = set(sa.inspect(conn).get_table_names())
+    missing = [t for t in tables if t.name not in present]
+    if missing:  # (every upgrade and start-up passes here: one catalogue read when nothing is missing)
+        Model.metadata.create_all(engine, tables=missing)
+    add_system_columns(engine, [t for t in tables if t.name.startswith("crm_") and t.name in present])
 
 
 def add_system_columns(engine: sa.Engine, tables: list[sa.Table]) -> list[str]:
@@ -32,8 +36,9 @@ def add_system_columns(engine: sa.Engine, tables: list[sa.Table]) -> list[str]:
     earlier one (only nullable columns are ever added, so existing rows stay valid). Returns
     ``table.column`` of what was added."""
     added: list[str] = []
+    columns = _columns_of_all(engine, [t.name for t in tables])
     for table in tables:
-        present = _columns_of(engine, table.name)
+        present = columns.get(table.name, set())
         for column in table.columns:
             if not present or column.name in present:  # absent tables are create_all's
                 continue
@@ -50,6 +55,18 @@ def add_system_columns(engine: sa.Engine, tables: list[sa.Table]) -> list[str]:
     if added:
         log.info("system columns added: %s", ", ".join(added))
     return added
+
+
+def _columns_of_all(engine: sa.Engine, names: list[str]) -> dict[str, set[str]]:
+    """The columns of each of the tables that exist (one catalogue query on PostgreSQL)."""
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        have = set(inspector.get_table_names())
+        present = [n for n in names if n in have]
+        if not present:
+            return {}
+        found = inspector.get_multi_columns(filter_names=present)
+    return {table: {c["name"] for c in cols} for (_schema, table), cols in found.items()}
 
 
 def _columns_of(engine: sa.Engine, table: str) -> set[str]:
