@@ -15,6 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "sheets" / "crm.xlsx"
 ADMIN_PASSWORD = "admin-Pass-123"  # noqa: S105 - test-only
+# The shared test app hashes passwords cheaply: FAB's scrypt costs 0.11 s per user made and per
+# login, and the suite makes and logs in hundreds (an app built by a test itself, and every
+# installed one, keeps scrypt).
+FAST_PASSWORD_HASH = {"FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"}
 
 
 def require_service(what: str, available: bool, reason: str) -> None:
@@ -48,7 +52,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from app.migrate.create import create_schema
 
     db = tmp_path_factory.mktemp("db") / "crm.sqlite"
-    application = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db}", "TESTING": True, "RATELIMIT_ENABLED": False})
+    application = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db}", "TESTING": True, "RATELIMIT_ENABLED": False,
+                              **FAST_PASSWORD_HASH})
     create_schema(application)
     create_first_admin(application, "admin", ADMIN_PASSWORD)
     return application
