@@ -30,6 +30,16 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Runtime files (the embedded broker, backups) go to a temporary var dir, never the
+    repository's var/, for the tests and the commands and servers they start."""
+    var = tmp_path_factory.mktemp("var")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRM_VAR_DIR", str(var))
+        yield var
+
+
 @pytest.fixture(autouse=True)
 def _field_keys_as_found() -> Iterator[None]:
     """The field-encryption keys are the process's (one app per process in production): a test that
