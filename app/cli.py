@@ -223,6 +223,8 @@ def upgrade(workbook: str | None, allow_destructive: bool) -> None:
 
 
 def _upgrade(workbook: str, out: str, allow_destructive: bool = False, sync: bool = True) -> None:
+    from app.access.installkeys import install_secrets
+    from app.ops.keys import move_off_public_key
     from app.ops.upgrade import UpgradeRefused, upgrade
 
     spec = _load(workbook)
@@ -236,16 +238,20 @@ def _upgrade(workbook: str, out: str, allow_destructive: bool = False, sync: boo
         else:
             click.echo(msg("数据库结构已是最新"))
 
+    install_secrets(d.values)  # development: the install's keys made (and said) here, before a child process needs them
     engine = _engine()  # its own: the lock's connection outlives the others' engine
     try:
         options = {"lock_timeout_ms": d.values["CRM_UPGRADE_LOCK_TIMEOUT_MS"]} if d.values.get("CRM_UPGRADE_LOCK_TIMEOUT_MS") else {}
         report = upgrade(engine, spec, out, d.VAR, allow_destructive, committed=committed, sync=sync,
                          progress=lambda text: click.echo(f"  … {text} (系统照常可用 the system stays in use)"), **options)
+        moved = move_off_public_key(engine, spec, d.values)  # a development install's first start on its own keys
     except UpgradeRefused as exc:
         _print_lines(exc.lines, lang, err=True)
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
+    if moved:
+        click.echo(msg("原用公开开发密钥加密的值已用本机密钥重新加密:%(n)s 个", n=moved))
     for text in report.graded + report.finished:
         click.echo(f"  - {text}")
     for text in report.unfinished:
@@ -427,6 +433,7 @@ def export_cmd(entity: str, file: str, as_user: str | None) -> None:
 @main.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every encrypted field with CRM_ENCRYPTION_KEY (old values read with CRM_OLD_ENCRYPTION_KEY)."""
+    from app.access.installkeys import install_secrets
     from app.ops.keys import rotate_keys
 
     old = os.environ.get("CRM_OLD_ENCRYPTION_KEY", "")
@@ -434,9 +441,12 @@ def rotate_key() -> None:
         raise click.ClickException("set CRM_OLD_ENCRYPTION_KEY to the key the data is encrypted with now")
     d = _defaults()
     spec = _load(d.CRM_WORKBOOK)
+    key = d.values["CRM_ENCRYPTION_KEY"] or install_secrets(d.values).get("CRM_ENCRYPTION_KEY")  # development: the install's
+    if not key:
+        raise click.ClickException(f"CRM_ENV={d.values['CRM_ENV']}: set CRM_ENCRYPTION_KEY to the new key")
     engine = _engine()
     try:
-        total = rotate_keys(engine, spec, d.values["CRM_ENCRYPTION_KEY"], old)
+        total = rotate_keys(engine, spec, key, old)
     finally:
         engine.dispose()
     click.echo(f"{msg('已用新密钥重新加密')} {total} values")

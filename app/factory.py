@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import tasks as _tasks  # noqa: F401 - registers the shared tasks
 from app.access import crypto
 from app.access.accounts import install_display_names, login_attempt_key, password_validator
+from app.access.installkeys import install_secrets
 from app.access.permsync import sync_security, wanted
 from app.access.security import menu_item
 from app.io.importjobs import allow_large_import_upload
@@ -81,6 +82,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
     app.config.from_mapping(values)
     if config:
         app.config.update(config)
+    app.config.update(install_secrets(app.config))  # development: the install's own keys, not public ones
     _refuse_development_secrets(app)
     # the pool, pre-ping and (web processes) the statement timeout; options given by the caller win
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config), **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}

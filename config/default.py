@@ -9,7 +9,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DEV_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105 - refused outside development
+# the keys every install shared before each had its own (app.access.installkeys): public, so refused
+# outside development; the encryption key still reads what it encrypted until the first upgrade moves it
+DEV_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
 DEV_ENCRYPTION_KEY = "development-only-encryption-key-change-me"  # noqa: S105
 
 
@@ -29,8 +31,9 @@ def from_env() -> dict[str, Any]:
         "CRM_GENERATED_DIR": env("CRM_GENERATED_DIR", str(ROOT / "app" / "generated")),
         "SQLALCHEMY_DATABASE_URI": env("CRM_DATABASE_URL", f"sqlite:///{var / 'crm.sqlite'}"),
         "CRM_BROKER_URL": env("CRM_BROKER_URL", f"sqla+sqlite:///{var / 'broker.sqlite'}"),
-        "SECRET_KEY": env("CRM_SECRET_KEY", DEV_SECRET_KEY),
-        "CRM_ENCRYPTION_KEY": env("CRM_ENCRYPTION_KEY", DEV_ENCRYPTION_KEY),
+        # none given: development takes the install's own (app.access.installkeys), production refuses
+        "SECRET_KEY": env("CRM_SECRET_KEY", ""),
+        "CRM_ENCRYPTION_KEY": env("CRM_ENCRYPTION_KEY", ""),
         "CRM_SMTP_HOST": env("CRM_SMTP_HOST", ""),
         "CRM_SMTP_PORT": int(env("CRM_SMTP_PORT", "25")),
         "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),

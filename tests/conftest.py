@@ -34,6 +34,21 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Runtime files (the install's keys, the embedded broker, backups) go to a temporary var dir,
+    never the repository's var/, for the tests and the commands and servers they start; its keys
+    made up front, as the first `crm up` would have, so no command's output depends on which test
+    came first."""
+    from app.access.installkeys import read_or_make
+
+    var = tmp_path_factory.mktemp("var")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRM_VAR_DIR", str(var))
+        read_or_make(var)
+        yield var
+
+
 @pytest.fixture(autouse=True)
 def _field_keys_as_found() -> Iterator[None]:
     """The field-encryption keys are the process's (one app per process in production): a test that

@@ -475,8 +475,7 @@ def test_a_mapping_names_the_columns_the_headers_do_not(app: Any, people: dict[s
 def test_cli_import_with_map_progress_and_errors(app: Any, people: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from app.cli import main
 
-    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
-    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])  # and its var dir: the install's keys
     path = xlsx(tmp_path / "cli.xlsx", [["公司", "需求迫切程度"], *[[f"命令行客户{i}", "normal"] for i in range(300)]])
     runner = CliRunner()
     refused = runner.invoke(main, ["import", "customer", str(path), "--as", "xl_sales", "--map", "公司=name"])
@@ -524,8 +523,7 @@ def test_cli_export_is_the_users_own_export(app: Any, people: dict[str, Any], tm
     """``crm export --as`` exports what that user may see (their row scope), with no request behind it."""
     from app.cli import main
 
-    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
-    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])  # and its var dir: the install's keys
     for who, name in (("xl_sales", "命令行导出本部客户"), ("xl_other", "命令行导出他部客户")):
         assert run(app, who, "customer", xlsx(tmp_path / f"{who}.xlsx", [["客户名称", "需求迫切程度"], [name, "normal"]])).committed
     runner = CliRunner()

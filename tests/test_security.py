@@ -213,7 +213,6 @@ def test_rotate_key_reencrypts_fields_and_their_audit_trail(app: Any, users: dic
 
     from app.access import crypto
     from app.cli import main
-    from config.default import from_env
 
     lead = h(app, users, "techlead")
     customer = new_customer(app, h(app, users, "admin2"), "换钥客户")
@@ -222,7 +221,7 @@ def test_rotate_key_reencrypts_fields_and_their_audit_trail(app: Any, users: dic
         "review_due": "2027-06-30"}, headers=lead)
     assert r.status_code == 201, r.text
     pk = r.json["id"]
-    current = from_env()["CRM_ENCRYPTION_KEY"]
+    current = app.config["CRM_ENCRYPTION_KEY"]
     new = "a-new-key-for-rotation-0123456789abcdef"
 
     def rotate(old: str, to: str) -> str:
@@ -526,8 +525,7 @@ def test_exporting_confidential_records_puts_each_one_on_record_as_read(app: Any
 
     from app.cli import main
 
-    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
-    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])  # and its var dir: the install's keys
     result = CliRunner().invoke(main, ["export", "confidential_formula", str(tmp_path / "f.xlsx"), "--as", users["admin2"]])
     assert result.exit_code == 0, result.output
     assert raw(app, count, i=pk)[0][0] == before + 2  # `crm export --as` reads as that user, from the command line

@@ -26,10 +26,15 @@ def configure(secret: str, *older: str) -> None:
 
 
 def _active() -> list[bytes]:
-    if not _keys:
-        from config.default import from_env
+    if not _keys:  # a process that built no app (``crm upgrade`` re-encrypting a column): the environment's
+        from app.access.installkeys import install_secrets
+        from config.default import ConfigError, from_env
 
-        configure(from_env()["CRM_ENCRYPTION_KEY"])
+        values = from_env()
+        values.update(install_secrets(values))
+        if not values["CRM_ENCRYPTION_KEY"]:
+            raise ConfigError(f"CRM_ENV={values['CRM_ENV']}: set CRM_ENCRYPTION_KEY")
+        configure(values["CRM_ENCRYPTION_KEY"], values.get("CRM_OLD_ENCRYPTION_KEY", ""))
     return _keys
 
 
