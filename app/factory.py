@@ -19,6 +19,7 @@ from app.access import crypto
 from app.access.accounts import install_display_names, login_attempt_key, password_validator
 from app.access.permsync import sync_security, wanted
 from app.access.security import menu_item
+from app.access.sessions import install_session_ends
 from app.io.importjobs import allow_large_import_upload
 from app.loader import Generated, load_generated
 from app.messaging.queue import celery_init_app
@@ -100,6 +101,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
     install_rules(spec)
     install_audit()
     install_version_bump()  # what web workers keep across requests follows users, roles and grants
+    install_session_ends(app)  # logout, a password, role or active change end every session and token
     install_schema_cache()  # FAB's REST arguments: each schema checked once, not on every request
     install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
