@@ -302,6 +302,49 @@ def test_an_own_password_change_asks_for_the_current_password(app: Any) -> None:
     assert c.get("/customerview/list/").status_code == 200  # a refused change ends nothing
 
 
+def test_the_login_budget_is_one_across_the_form_the_api_and_the_password_form(tmp_path: Any) -> None:
+    """The form and the API each had the per-account and the per-address budget, doubling both;
+    the own-password form (whose current password is a guess as good as a login) had none."""
+    from app import create_app
+    from app.migrate.create import create_schema
+
+    guarded = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl3.sqlite'}", "RATELIMIT_ENABLED": True,
+                          "AUTH_RATE_LIMIT": "4 per minute", "CRM_LOGIN_ADDRESS_LIMIT": "8 per minute"})
+    create_schema(guarded)
+    add_user(guarded, "shared", ["业务员"], PASSWORD)
+    add_user(guarded, "desk", ["业务员"], PASSWORD)
+    c = guarded.test_client()
+
+    def form(username: str, password: str, address: str) -> int:
+        page = c.get("/login/", environ_base={"REMOTE_ADDR": address})
+        return c.post("/login/", data={"username": username, "password": password, "csrf_token": csrf_token(page.text)},
+                      environ_base={"REMOTE_ADDR": address}).status_code
+
+    def api(username: str, password: str, address: str) -> int:
+        return c.post("/api/v1/security/login", json={"username": username, "password": password, "provider": "db"},
+                      environ_base={"REMOTE_ADDR": address}).status_code
+
+    # one account, one address: 2 on the form and 2 on the API spend its 4
+    assert [form("shared", "wrong1", "10.1.0.1"), form("shared", "wrong2", "10.1.0.1"),
+            api("shared", "wrong3", "10.1.0.1"), api("shared", "wrong4", "10.1.0.1")] == [302, 302, 401, 401]
+    assert api("shared", PASSWORD, "10.1.0.1") == 429 and form("shared", PASSWORD, "10.1.0.1") == 429
+    # one address over many accounts: 4 names on the form and 4 on the API reach its ceiling of 8
+    sprayed = [form(f"name{i}", "guess", "10.1.0.2") for i in range(4)] + [api(f"other{i}", "guess", "10.1.0.2") for i in range(4)]
+    assert 429 not in sprayed, sprayed
+    assert api("desk", PASSWORD, "10.1.0.2") == 429 and form("desk", PASSWORD, "10.1.0.2") == 429
+    # wrong current passwords on the own-password form spend the account's budget too
+    desk = guarded.test_client()
+    page = desk.get("/login/", environ_base={"REMOTE_ADDR": "10.1.0.3"})
+    assert desk.post("/login/", data={"username": "desk", "password": PASSWORD, "csrf_token": csrf_token(page.text)},
+                     environ_base={"REMOTE_ADDR": "10.1.0.3"}).status_code == 302
+    token = csrf_token(desk.get("/resetmypassword/form", environ_base={"REMOTE_ADDR": "10.1.0.3"}).text)
+    tries = [desk.post("/resetmypassword/form", data={"current_password": f"guess-{i}", "password": NEW_PASSWORD,
+                                                      "conf_password": NEW_PASSWORD, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": "10.1.0.3"}).status_code for i in range(4)]
+    assert tries[:3] == [200, 200, 200] and tries[3] == 429, tries
+    assert api("desk", PASSWORD, "10.1.0.3") == 429
+
+
 def test_encrypted_field_is_unreadable_in_the_database(app: Any, users: dict[str, str]) -> None:
     lead = h(app, users, "techlead")
     customer = new_customer(app, h(app, users, "admin2"), "配方客户")

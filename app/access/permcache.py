@@ -41,6 +41,12 @@ class CrmSecurityManager(SecurityManager):
     userdbmodelview = UserDBModelView
     resetmypasswordview = ResetMyPasswordView
 
+    @property
+    def is_auth_limited(self) -> bool:
+        """FAB's own login limit would count the form apart from the API: off, and
+        ``app.factory._limit_logins`` sets one budget for both (``AUTH_RATE_LIMITED``)."""
+        return False
+
     def create_jwt_manager(self, app: Flask) -> JWTManager:
         manager = super().create_jwt_manager(app)
         manager.additional_claims_loader(lambda identity: token_claims(self.session, identity))
