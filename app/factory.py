@@ -20,6 +20,7 @@ from app.access.accounts import install_display_names, login_attempt_key, passwo
 from app.access.installkeys import install_secrets
 from app.access.permsync import sync_security, wanted
 from app.access.security import menu_item
+from app.access.sessions import ResetMyPasswordView, install_session_ends
 from app.io.importjobs import allow_large_import_upload
 from app.loader import Generated, load_generated
 from app.messaging.queue import celery_init_app
@@ -102,6 +103,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
     install_rules(spec)
     install_audit()
     install_version_bump()  # what web workers keep across requests follows users, roles and grants
+    install_session_ends(app)  # logout, a password, role or active change end every session and token
     install_schema_cache()  # FAB's REST arguments: each schema checked once, not on every request
     install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
@@ -158,22 +160,25 @@ def _refuse_development_secrets(app: Flask) -> None:
 
 
 def _limit_logins(appbuilder: AppBuilder) -> None:
-    """FAB rate-limits the login form only (per account and address: ``login_attempt_key``); the
-    JWT login of the API gets the same limit, and both a ceiling per address over all accounts."""
+    """One budget of password attempts per account and address (``AUTH_RATE_LIMIT``, keyed by
+    ``login_attempt_key``) and one ceiling per address over all accounts, each shared by the login
+    form, the API's login and the own-password form (its current password is a guess too): a
+    limit per screen would give each its own budget."""
     from flask import current_app
     from flask_appbuilder.security.api import SecurityApi
     from flask_limiter.util import get_remote_address
 
-    sm = appbuilder.sm
-    if not sm.is_auth_limited:
+    config, sm = current_app.config, appbuilder.sm
+    if not config["AUTH_RATE_LIMITED"]:
         return
-    ceiling = str(current_app.config.get("CRM_LOGIN_ADDRESS_LIMIT") or "")
-    logins = [view.blueprint for view in appbuilder.baseviews if isinstance(view, SecurityApi)]
-    for blueprint in logins:
-        sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(blueprint)
-    if ceiling:
-        for blueprint in [*logins, sm.auth_view.blueprint]:
-            sm.limiter.limit(ceiling, key_func=get_remote_address, methods=["POST"], scope="crm-login-address")(blueprint)
+    budgets = [sm.limiter.shared_limit(config["AUTH_RATE_LIMIT"], scope="crm-login", methods=["POST"])]
+    if config.get("CRM_LOGIN_ADDRESS_LIMIT"):
+        budgets.append(sm.limiter.shared_limit(str(config["CRM_LOGIN_ADDRESS_LIMIT"]), scope="crm-login-address",
+                                               key_func=get_remote_address, methods=["POST"]))
+    guarded = [sm.auth_view, *(view for view in appbuilder.baseviews if isinstance(view, SecurityApi | ResetMyPasswordView))]
+    for view in guarded:
+        for budget in budgets:
+            budget(view.blueprint)
 
 
 def _health() -> Any:

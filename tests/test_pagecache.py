@@ -99,6 +99,21 @@ def test_a_login_does_not_empty_the_caches(app: Any, manager: tuple[Any, str]) -
     assert version() == before
 
 
+def test_a_logout_ends_the_sessions_without_emptying_the_caches(app: Any, manager: tuple[Any, str]) -> None:
+    """Logging out moves the person's credential version and the sessions version (read with the
+    security version in one statement), not the security version: no menu is drawn again."""
+    from app.web.pagecache import security_version, sessions_version
+
+    def versions() -> tuple[int, int]:
+        with app.test_request_context():
+            db = app.extensions["crm"].db.session
+            return security_version(db), sessions_version(db)
+
+    security, sessions = versions()
+    manager[0].get("/logout/")
+    assert versions() == (security, sessions + 1)
+
+
 def test_a_new_user_is_in_the_owner_filter_at_once(app: Any, other: Any, admin_client: Any) -> None:
     page = admin_client.get("/customerview/list/").text
     name = f"newowner_{uuid.uuid4().hex[:6]}"

@@ -180,6 +180,171 @@ def test_password_policy_is_enforced(app: Any) -> None:
         add_user(app, "weakling", ["业务员"], "abc123")
 
 
+# -- sessions that end (ASVS 3.3.1, 3.3.3, 2.1.6) and one login budget ----------------------------
+NEW_PASSWORD = "renewed-Pass-2"  # noqa: S105 - test-only
+REVOCATIONS = ("logout", "own password change", "admin password reset", "role change", "deactivation")
+
+
+def _admin(app: Any) -> Any:
+    from tests.conftest import ADMIN_PASSWORD
+
+    c = app.test_client()
+    assert login(c, "admin", ADMIN_PASSWORD).status_code == 302
+    return c
+
+
+def _edit_user(app: Any, admin: Any, username: str, **change: Any) -> None:
+    """What an administrator does on the user's edit screen: change its roles or its active flag."""
+    with app.app_context():
+        user = app.appbuilder.sm.find_user(username=username)
+        pk, data = user.id, {"first_name": user.first_name, "last_name": user.last_name, "username": username,
+                             "email": user.email, "roles": [str(r.id) for r in user.roles],
+                             "groups": [str(g.id) for g in user.groups], "active": user.active}
+    data.update(change)
+    if data.pop("active"):  # a checkbox: sent when ticked
+        data["active"] = "y"
+    data["csrf_token"] = csrf_token(admin.get(f"/users/edit/{pk}").text)
+    assert admin.post(f"/users/edit/{pk}", data=data).status_code == 302
+
+
+def _cookie_signs_in(app: Any, cookie: str) -> bool:
+    """The session cookie, replayed by another client (a copy the attacker kept), still opens a list."""
+    c = app.test_client()
+    c.set_cookie("session", cookie)
+    return c.get("/customerview/list/").status_code == 200
+
+
+def _token_answers(app: Any, access: str) -> bool:
+    return app.test_client().get("/api/v1/customer/?q=(page_size:1)", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+
+
+def _refresh_answers(app: Any, refresh: str) -> bool:
+    return app.test_client().post("/api/v1/security/refresh", headers={"Authorization": f"Bearer {refresh}"}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def second_worker(app: Any) -> Any:
+    """Another web worker on the same database, with what it keeps across requests of its own."""
+    from app import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "TESTING": True,
+                       "RATELIMIT_ENABLED": False, "CRM_SYNC_PERMISSIONS": False})
+
+
+@pytest.mark.parametrize("path", REVOCATIONS)
+def test_each_revocation_ends_every_cookie_and_token_of_the_person(app: Any, second_worker: Any, path: str) -> None:
+    """Logout, a password change (one's own or an administrator's reset), a role change and
+    deactivation end every session cookie and every JWT (access and refresh) issued to the person
+    before — also in a worker that had already let them in (the second app here)."""
+    name = f"rev_{REVOCATIONS.index(path)}"
+    add_user(app, name, ["业务员"], PASSWORD, departments=["华东一部"])
+    browser = app.test_client()
+    assert login(browser, name, PASSWORD).status_code == 302
+    cookie = browser.get_cookie("session").value
+    tokens = app.test_client().post("/api/v1/security/login", json={"username": name, "password": PASSWORD,
+                                                                   "provider": "db", "refresh": True}).json
+    access, refresh = tokens["access_token"], tokens["refresh_token"]
+    for worker in (app, second_worker):
+        assert _cookie_signs_in(worker, cookie) and _token_answers(worker, access) and _refresh_answers(worker, refresh)
+
+    if path == "logout":
+        browser.get("/logout/")
+    elif path == "own password change":
+        form = browser.get("/resetmypassword/form").text
+        r = browser.post("/resetmypassword/form", data={"current_password": PASSWORD, "password": NEW_PASSWORD,
+                                                        "conf_password": NEW_PASSWORD, "csrf_token": csrf_token(form)})
+        assert r.status_code == 302
+        assert browser.get("/customerview/list/").status_code == 200  # the session it was done in goes on, re-issued
+    elif path == "admin password reset":
+        admin = _admin(app)
+        with app.app_context():
+            pk = app.appbuilder.sm.find_user(username=name).id
+        form = admin.get(f"/resetpassword/form?pk={pk}").text
+        assert admin.post(f"/resetpassword/form?pk={pk}", data={"password": NEW_PASSWORD, "conf_password": NEW_PASSWORD,
+                                                               "csrf_token": csrf_token(form)}).status_code == 302
+    elif path == "role change":
+        with app.app_context():
+            manager = str(app.appbuilder.sm.find_role("销售经理").id)
+        _edit_user(app, _admin(app), name, roles=[manager])
+    else:
+        admin = _admin(app)
+        _edit_user(app, admin, name, active=False)
+        _edit_user(app, admin, name, active=True)  # and back: what was issued before stays dead
+
+    for worker in (app, second_worker):
+        assert not _cookie_signs_in(worker, cookie), path
+        assert not _token_answers(worker, access), path
+        assert not _refresh_answers(worker, refresh), path
+    password = PASSWORD if "password" not in path else NEW_PASSWORD
+    fresh = app.test_client()  # signing in again works, with what is now the password
+    assert login(fresh, name, password).status_code == 302 and fresh.get("/customerview/list/").status_code == 200
+    assert _token_answers(app, api_token(app.test_client(), name, password)["Authorization"].split()[1])
+
+
+def test_an_own_password_change_asks_for_the_current_password(app: Any) -> None:
+    """ASVS 2.1.6: a session left open on someone's desk cannot change the password without knowing it."""
+    add_user(app, "pw_changer", ["业务员"], PASSWORD)
+    c = app.test_client()
+    login(c, "pw_changer", PASSWORD)
+    form = c.get("/resetmypassword/form").text
+    assert 'name="current_password"' in form
+    for current in (None, "wrong-Pass-99"):
+        data = {"password": NEW_PASSWORD, "conf_password": NEW_PASSWORD, "csrf_token": csrf_token(form)}
+        if current:
+            data["current_password"] = current
+        r = c.post("/resetmypassword/form", data=data)
+        assert r.status_code == 200 and 'name="current_password"' in r.text  # the form again, with what is wrong
+        if current:
+            assert "当前密码不正确" in r.text
+    signin = app.test_client()
+    assert signin.post("/api/v1/security/login", json={"username": "pw_changer", "password": NEW_PASSWORD, "provider": "db"}).status_code == 401
+    assert signin.post("/api/v1/security/login", json={"username": "pw_changer", "password": PASSWORD, "provider": "db"}).status_code == 200
+    assert c.get("/customerview/list/").status_code == 200  # a refused change ends nothing
+
+
+def test_the_login_budget_is_one_across_the_form_the_api_and_the_password_form(tmp_path: Any) -> None:
+    """The form and the API each had the per-account and the per-address budget, doubling both;
+    the own-password form (whose current password is a guess as good as a login) had none."""
+    from app import create_app
+    from app.migrate.create import create_schema
+
+    guarded = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl3.sqlite'}", "RATELIMIT_ENABLED": True,
+                          "AUTH_RATE_LIMIT": "4 per minute", "CRM_LOGIN_ADDRESS_LIMIT": "8 per minute"})
+    create_schema(guarded)
+    add_user(guarded, "shared", ["业务员"], PASSWORD)
+    add_user(guarded, "desk", ["业务员"], PASSWORD)
+    c = guarded.test_client()
+
+    def form(username: str, password: str, address: str) -> int:
+        page = c.get("/login/", environ_base={"REMOTE_ADDR": address})
+        return c.post("/login/", data={"username": username, "password": password, "csrf_token": csrf_token(page.text)},
+                      environ_base={"REMOTE_ADDR": address}).status_code
+
+    def api(username: str, password: str, address: str) -> int:
+        return c.post("/api/v1/security/login", json={"username": username, "password": password, "provider": "db"},
+                      environ_base={"REMOTE_ADDR": address}).status_code
+
+    # one account, one address: 2 on the form and 2 on the API spend its 4
+    assert [form("shared", "wrong1", "10.1.0.1"), form("shared", "wrong2", "10.1.0.1"),
+            api("shared", "wrong3", "10.1.0.1"), api("shared", "wrong4", "10.1.0.1")] == [302, 302, 401, 401]
+    assert api("shared", PASSWORD, "10.1.0.1") == 429 and form("shared", PASSWORD, "10.1.0.1") == 429
+    # one address over many accounts: 4 names on the form and 4 on the API reach its ceiling of 8
+    sprayed = [form(f"name{i}", "guess", "10.1.0.2") for i in range(4)] + [api(f"other{i}", "guess", "10.1.0.2") for i in range(4)]
+    assert 429 not in sprayed, sprayed
+    assert api("desk", PASSWORD, "10.1.0.2") == 429 and form("desk", PASSWORD, "10.1.0.2") == 429
+    # wrong current passwords on the own-password form spend the account's budget too
+    desk = guarded.test_client()
+    page = desk.get("/login/", environ_base={"REMOTE_ADDR": "10.1.0.3"})
+    assert desk.post("/login/", data={"username": "desk", "password": PASSWORD, "csrf_token": csrf_token(page.text)},
+                     environ_base={"REMOTE_ADDR": "10.1.0.3"}).status_code == 302
+    token = csrf_token(desk.get("/resetmypassword/form", environ_base={"REMOTE_ADDR": "10.1.0.3"}).text)
+    tries = [desk.post("/resetmypassword/form", data={"current_password": f"guess-{i}", "password": NEW_PASSWORD,
+                                                      "conf_password": NEW_PASSWORD, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": "10.1.0.3"}).status_code for i in range(4)]
+    assert tries[:3] == [200, 200, 200] and tries[3] == 429, tries
+    assert api("desk", PASSWORD, "10.1.0.3") == 429
+
+
 def test_encrypted_field_is_unreadable_in_the_database(app: Any, users: dict[str, str]) -> None:
     lead = h(app, users, "techlead")
     customer = new_customer(app, h(app, users, "admin2"), "配方客户")

@@ -87,15 +87,19 @@ def password_validator(password: str) -> None:
 def login_attempt_key() -> str:
     """What a login attempt counts against: the client address and the account asked for (the
     form's or the JSON body's ``username``, a login or an e-mail: both name one account and share
-    its allowance). Colleagues behind one address each have their own allowance; one address
-    guessing across accounts meets ``CRM_LOGIN_ADDRESS_LIMIT``."""
+    its allowance; without one, the signed-in person's: their own-password form). Colleagues behind
+    one address each have their own allowance; one address guessing across accounts meets
+    ``CRM_LOGIN_ADDRESS_LIMIT``."""
     from flask import current_app, request
     from flask_limiter.util import get_remote_address
+    from flask_login import current_user
 
     name = request.form.get("username") if request.form else None
     if name is None and request.is_json:
         body = request.get_json(silent=True)
         name = body.get("username") if isinstance(body, dict) else None
+    if name is None and current_user.is_authenticated:
+        return f"{get_remote_address()}|#{current_user.id}"
     text = str(name or "").strip()[:150]
     sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
     user = (sm.find_user(username=text) or (sm.find_user(email=text) if "@" in text else None)) if text else None

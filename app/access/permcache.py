@@ -8,7 +8,8 @@ request), so every check is a set look-up and a changed grant counts from the ne
 every worker. The answers of ``has_access`` themselves are remembered for the request (a record
 page asks the same questions once per related list), for the signed-in user only, and forgotten
 when the signed-in user changes. The signed-in user is loaded with their roles and departments in
-one query, not three.
+one query, not three, and only while their session or token carries their current credential
+version (:mod:`app.access.sessions`).
 
 Registered with ``FAB_SECURITY_MANAGER_CLASS = "app.access.permcache.CrmSecurityManager"``.
 """
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, has_request_context
+from flask import Flask, g, has_request_context
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
 from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelView
+from flask_jwt_extended import JWTManager
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
+from app.access.sessions import ResetMyPasswordView, end_sessions, session_is_current, token_claims, token_is_current
 from app.web.i18n import yes_no
 from app.web.pagecache import security_version, shelf
 
@@ -36,7 +39,36 @@ class UserDBModelView(FabUserDBModelView):
 
 class CrmSecurityManager(SecurityManager):
     userdbmodelview = UserDBModelView
+    resetmypasswordview = ResetMyPasswordView
+
+    @property
+    def is_auth_limited(self) -> bool:
+        """FAB's own login limit would count the form apart from the API: off, and
+        ``app.factory._limit_logins`` sets one budget for both (``AUTH_RATE_LIMITED``)."""
+        return False
+
+    def create_jwt_manager(self, app: Flask) -> JWTManager:
+        manager = super().create_jwt_manager(app)
+        manager.additional_claims_loader(lambda identity: token_claims(self.session, identity))
+        return manager
+
     def load_user(self, pk: int) -> Any:
+        """A browser's user, while its session carries their current credential version."""
+        return self._active_user(pk) if session_is_current(self.session, int(pk)) else None
+
+    def load_user_jwt(self, _jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> Any:
+        """A token's user (access or refresh), while it carries their current credential version."""
+        user = self._active_user(jwt_data["sub"]) if token_is_current(self.session, jwt_data) else None
+        if user is not None:
+            g.user = user
+        return user
+
+    def on_user_logout(self, user: Any) -> None:
+        """Logging out ends every session and token of the person, not only this browser's cookie."""
+        end_sessions(self.session.connection(), user.id)
+        self.session.commit()
+
+    def _active_user(self, pk: int | str) -> Any:
         model = self.user_model
         options = [joinedload(model.roles)]
         if hasattr(model, "groups"):

@@ -161,8 +161,18 @@ class CacheVersion(Model):
     version = Column(Integer, nullable=False, default=0)
 
 
+class CredentialVersion(Model):
+    """A user's credential version (``app.access.sessions``): put into the session and the tokens
+    at login and compared on each request; moved on by logout, a password, role or active change
+    and deletion, which ends every session and token issued before. No row: version 0."""
+
+    __tablename__ = "crm_credential_version"
+    user_id = Column(Integer, primary_key=True, autoincrement=False)  # ab_user.id; kept when the user goes
+    version = Column(Integer, nullable=False, default=0)
+
+
 CRM_TABLES = [Sequence.__table__, CacheVersion.__table__, GradeChange.__table__, Transition.__table__, OutboxMessage.__table__, Notification.__table__,
-              SurveyAnswer.__table__, ImportJob.__table__]
+              SurveyAnswer.__table__, ImportJob.__table__, CredentialVersion.__table__]
 
 
 class AppliedSpec(Model):

@@ -11,6 +11,10 @@ departments, on the language, and on nothing in the entities' data. So:
   permissions or departments, from any screen, API or command (a flush hook on every session).
   Each request reads it once (one primary-key row); every cached answer is keyed by it, so a grant
   taken away in one worker counts in every worker from the next request on, as before.
+* **The sessions version.** A second row (``sessions``), read with the first in the same
+  statement, moved on whenever some user's credential version moves (a logout, a password change:
+  ``app.access.sessions``), so the credential versions of signed-in users can be kept too without
+  emptying the menus at every logout.
 * **Shelves.** A process-wide dict per kind of answer (grants, menus, search forms), emptied when
   the version moves and bounded in size. Nothing on a shelf holds a row of the entities' data.
 
@@ -38,6 +42,8 @@ from app.record.tables import CacheVersion
 from app.web.inbox import current_unread
 
 SECURITY = "security"
+SESSIONS = "sessions"
+VERSION_KEYS = (SECURITY, SESSIONS)
 SECURITY_MODELS = (Role, Permission, ViewMenu, PermissionView, Group)
 # what of a user the cached answers show or depend on (a login's counters and timestamps do not)
 USER_ATTRIBUTES = ("username", "first_name", "last_name", "email", "active", "roles", "groups")
@@ -63,9 +69,9 @@ def _bump_on_flush(db: Session, flush_context: Any, instances: Any) -> None:
         bump(db.connection())
 
 
-def bump(conn: Any) -> None:
-    """Move the security version on (within ``conn``'s transaction; the row is made at start-up)."""
-    conn.execute(sa.update(_table).where(_table.c.key == SECURITY).values(version=_table.c.version + 1))
+def bump(conn: Any, key: str = SECURITY) -> None:
+    """Move the version ``key`` on (within ``conn``'s transaction; the row is made at start-up)."""
+    conn.execute(sa.update(_table).where(_table.c.key == key).values(version=_table.c.version + 1))
 
 
 def install_version_bump() -> None:
@@ -74,26 +80,37 @@ def install_version_bump() -> None:
 
 
 def ensure_version_row(engine: sa.Engine) -> None:
-    """The ``security`` row, so that requests read a version (two processes may race here)."""
-    try:
-        with engine.begin() as conn:
-            if conn.execute(sa.select(_table.c.key).where(_table.c.key == SECURITY)).first() is None:
-                conn.execute(sa.insert(_table).values(key=SECURITY, version=0))
-    except IntegrityError:  # another process made it first
-        pass
+    """The ``security`` and ``sessions`` rows, so that requests read versions (two processes may race here)."""
+    for key in VERSION_KEYS:
+        try:
+            with engine.begin() as conn:
+                if conn.execute(sa.select(_table.c.key).where(_table.c.key == key)).first() is None:
+                    conn.execute(sa.insert(_table).values(key=key, version=0))
+        except IntegrityError:  # another process made it first
+            pass
+
+
+def _versions(session: Any) -> dict[str, int]:
+    """Both versions, read with one statement once per request (every time outside one)."""
+    if has_request_context():
+        known = g.__dict__.get("_crm_versions")
+        if known is not None:
+            return known
+    rows = session.execute(sa.select(_table.c.key, _table.c.version).where(_table.c.key.in_(VERSION_KEYS))).all()
+    versions = {key: 0 for key in VERSION_KEYS} | {key: int(version or 0) for key, version in rows}
+    if has_request_context():
+        g._crm_versions = versions
+    return versions
 
 
 def security_version(session: Any) -> int:
     """The security version, read once per request (every time outside one)."""
-    if has_request_context():
-        known = g.__dict__.get("_crm_security_version")
-        if known is not None:
-            return known
-    version = session.execute(sa.select(_table.c.version).where(_table.c.key == SECURITY)).scalar()
-    version = int(version or 0)
-    if has_request_context():
-        g._crm_security_version = version
-    return version
+    return _versions(session)[SECURITY]
+
+
+def sessions_version(session: Any) -> int:
+    """The sessions version, read once per request with the security version."""
+    return _versions(session)[SESSIONS]
 
 
 class Shelf:
