@@ -32,6 +32,7 @@ from app.reports.dashboard import CrmIndexView, register_dashboard
 from app.spec.model import Spec
 from app.web.api import install_schema_cache
 from app.web.auditview import register_audit_log
+from app.web.csp import install_csp
 from app.web.dbtuning import engine_options, install_request_watch
 from app.web.errors import register_error_pages
 from app.web.i18n import L, install_safe_gettext
@@ -110,6 +111,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
     app.before_request(allow_large_import_upload)  # before CSRF reads the body
     csrf = CSRFProtect(app)
     app.after_request(_security_headers)
+    install_csp(app)  # scripts: the app's own files and nonced inline blocks only
     register_error_pages(app)
     app.add_url_rule("/health", "crm_health", _health)
     csrf.exempt(_health)
@@ -141,9 +143,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "SAMEORIGIN",
     "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; frame-ancestors 'self'; form-action 'self'; base-uri 'self'",
-}
+}  # Content-Security-Policy: app.web.csp (a nonce per response)
 
 
 def _refuse_development_secrets(app: Flask) -> None:

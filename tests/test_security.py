@@ -4,6 +4,7 @@ CSRF, password guessing, secrets at rest, hidden fields, audit of every mutation
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -542,6 +543,44 @@ def test_security_headers_and_production_secrets(app: Any, monkeypatch: pytest.M
     monkeypatch.setenv("CRM_ENV", "production")
     with pytest.raises(RuntimeError, match="CRM_SECRET_KEY and CRM_ENCRYPTION_KEY"):
         create_app()
+
+
+def script_sources(policy: str) -> list[str]:
+    """The sources a Content-Security-Policy allows scripts from (``script-src``, else ``default-src``)."""
+    directives = {name: rest.split() for name, _, rest in (d.strip().partition(" ") for d in policy.split(";")) if name}
+    return directives.get("script-src", directives.get("default-src", []))
+
+
+INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)([^>]*)>")
+
+
+def test_no_script_runs_inline_but_the_pages_own(app: Any, admin_client: Any) -> None:
+    """The policy said ``script-src 'self' 'unsafe-inline'``: a ``<script>`` or ``onclick=`` slipped
+    into a page would have run. Now scripts come from the app's files or carry the response's own
+    nonce (a new one each time); JSON data blocks run nothing; no page has an inline handler or a
+    ``javascript:`` link (the policy would refuse them: a dead button)."""
+    pages = ["/dashboard/", "/customerview/list/", "/customerview/add", "/inbox/", "/auditlog/", "/customerview/import/",
+             "/swagger/v1", "/no-such-page/"]
+    seen = set()
+    for path in pages:
+        r = admin_client.get(path)
+        assert r.status_code in (200, 404), path
+        sources = script_sources(r.headers["Content-Security-Policy"])
+        assert "'unsafe-inline'" not in sources and "'unsafe-eval'" not in sources, (path, sources)
+        nonces = [s[len("'nonce-"):-1] for s in sources if s.startswith("'nonce-")]
+        assert len(nonces) <= 1 and not seen & set(nonces), (path, sources)  # one per response, never reused
+        seen.update(nonces)
+        for attributes in INLINE_SCRIPT.findall(r.text):
+            if 'type="application/json"' not in attributes:
+                assert nonces and f'nonce="{nonces[0]}"' in attributes, (path, attributes)
+        assert not re.search(r"<[^>]+\son[a-z]+\s*=", r.text), path
+        assert "javascript:" not in r.text.lower(), path
+    assert seen, "FAB's pages draw nonced inline scripts"
+    login_page = app.test_client().get("/login/")  # signed out
+    assert "'unsafe-inline'" not in script_sources(login_page.headers["Content-Security-Policy"])
+    api = app.test_client().get("/api/v1/customer/")  # an answer that draws no script (401) names no nonce
+    assert api.status_code == 401
+    assert "nonce-" not in api.headers["Content-Security-Policy"]
 
 
 def test_a_technician_cannot_move_the_time_their_dispatch_deadline_runs_from(app: Any, users: dict[str, str]) -> None:
