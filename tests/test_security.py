@@ -757,3 +757,24 @@ def test_an_unreadable_query_argument_is_a_bad_request_not_a_server_error(app: A
         assert r.status_code == 400, (url, r.status_code)
         assert "rison" in r.json["message"]
     assert c.get("/api/v1/customer/?q=(page:0,page_size:5)", headers=admin).status_code == 200
+
+
+def test_an_unknown_bulk_action_or_workflow_action_is_refused_not_a_500(app: Any, users: dict[str, str], admin_client: Any) -> None:
+    """A forged ``…/action_post`` naming an action the list does not have, and a workflow action
+    that does not exist (screen and API), answer 400/404 with what was wrong, in either language."""
+    token = csrf_token(admin_client.get("/customerview/add").text)
+    for path in ("/customerview/action_post", "/outbox/action_post"):
+        r = admin_client.post(path, data={"action": "no_such_thing", "rowid": ["1"], "csrf_token": token})
+        assert r.status_code == 400, (path, r.status_code)
+        assert "没有这个批量操作" in r.text
+    r = admin_client.post("/customerview/action_post?_l_=en", data={"action": "", "csrf_token": token})
+    assert r.status_code == 400 and "no such bulk action" in r.text
+    ha = h(app, users, "a")
+    pk = new_customer(app, ha, "未知操作客户")
+    c = app.test_client()
+    r = c.post(f"/api/v1/customer/{pk}/transition", json={"action": "no_such_step"}, headers=ha)
+    assert r.status_code == 404 and "没有这个流程操作" in r.json["message"] and "no such workflow action" in r.json["message"]
+    login(c, users["a"], PASSWORD)
+    form = c.get("/customerview/add")
+    r = c.post(f"/customerview/transition/{pk}", data={"action": "no_such_step", "csrf_token": csrf_token(form.text)})
+    assert r.status_code == 404 and "没有这个流程操作" in r.text

@@ -35,6 +35,7 @@ from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
 from app.web import linkfield, uploads
 from app.web.auditview import Describer
+from app.web.errors import error_page
 from app.web.export import _export, _import_fields, _xlsx
 from app.web.fields import (
     LENGTH_TYPES,
@@ -360,6 +361,8 @@ class CrmModelView(ModelView):
             flash(f"{said}:{workflow.state_label(spec, e, field, row.from_state)} → "
                   f"{workflow.state_label(spec, e, field, row.to_state)}", "success")
         except workflow.WorkflowError as exc:
+            if exc.status == 404:  # no such action at all (a forged or garbled post): said, not flashed
+                return error_page(404, exc.message)
             flash(localized(exc.message), "danger")
             if exc.status == 403:  # not this user's action: refused, nothing changed
                 abort(403)
