@@ -244,8 +244,36 @@ def test_upsert_cannot_touch_records_outside_the_scope(app: Any, people: dict[st
     run(app, people["xl_other"], "customer", xlsx(tmp_path / "o.xlsx", [["客户名称", "需求迫切程度"], ["范围外客户", "normal"]]))
     path = xlsx(tmp_path / "u.xlsx", [["客户名称", "需求迫切程度", "备注"], ["范围外客户", "normal", "改掉"]])
     report = run(app, people["xl_sales"], "customer", path, mode="upsert", key="name")
-    assert list(report.errors) == [2] and "not yours to change" in report.errors[2][0][2]
+    assert list(report.errors) == [2] and "cannot be used" in report.errors[2][0][2]
+    told = report.errors[2][0][2].replace("范围外客户", "…")
+    assert "已存在" not in told and "范围" not in told and "exists" not in told  # its existence is not told
+    assert not report.committed and report.inserted == report.updated == 0
     assert count(app, "SELECT count(*) FROM customer WHERE name = '范围外客户' AND notes IS NULL") == 1
+
+
+def _answer(report: Any, value: str) -> tuple[Any, ...]:
+    """What an import told: its row errors (the value named replaced by …), counts and summary."""
+    errors = {n: [(col, label, m.replace(value, "…")) for col, label, m in rows] for n, rows in report.errors.items()}
+    return (errors, report.total, report.inserted, report.updated, report.failed, report.committed, report.summary().replace(value, "…"))
+
+
+def test_an_out_of_scope_key_answers_as_a_missing_one(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
+    """An upsert naming another team's record by its number is told exactly what a number nobody
+    has gets; by a key a new record would take, exactly what a unique value held out of sight gets."""
+    run(app, people["xl_other"], "customer", xlsx(tmp_path / "o.xlsx", [["客户名称", "需求迫切程度"], ["他组编号客户", "normal"]]))
+    with app.app_context():
+        theirs = str(app.extensions["crm"].db.session.execute(sa.text("SELECT code FROM customer WHERE name = '他组编号客户'")).scalar())
+    answers = []
+    for code in (theirs, "KH-209912-9999"):
+        path = xlsx(tmp_path / f"{code}.xlsx", [["客户编码", "客户名称", "需求迫切程度", "备注"], [code, "他组编号客户改", "normal", "改掉"]])
+        answers.append(_answer(run(app, people["xl_sales"], "customer", path, mode="upsert", key="code"), code))
+    assert answers[0] == answers[1] and answers[0][0]  # refused, in the same words
+    # by name (a new name inserts): the other team's name refused as in a plain insert of a taken name
+    path = xlsx(tmp_path / "n.xlsx", [["客户名称", "需求迫切程度", "备注"], ["他组编号客户", "normal", "改掉"]])
+    upsert = run(app, people["xl_sales"], "customer", path, mode="upsert", key="name")
+    insert = run(app, people["xl_sales"], "customer", path)
+    assert _answer(upsert, "他组编号客户") == _answer(insert, "他组编号客户") and upsert.errors
+    assert count(app, "SELECT count(*) FROM customer WHERE name LIKE '他组编号客户%' AND notes IS NULL") == 1
 
 
 def test_system_columns_are_ignored_with_a_note_and_owner_needs_the_right(app: Any, people: dict[str, Any], tmp_path: Path) -> None:

@@ -778,3 +778,22 @@ def test_an_unknown_bulk_action_or_workflow_action_is_refused_not_a_500(app: Any
     form = c.get("/customerview/add")
     r = c.post(f"/customerview/transition/{pk}", data={"action": "no_such_step", "csrf_token": csrf_token(form.text)})
     assert r.status_code == 404 and "没有这个流程操作" in r.text
+
+
+@pytest.mark.parametrize("who", ["a", "manager"])
+def test_an_out_of_scope_id_answers_exactly_as_a_missing_one(app: Any, users: dict[str, str], who: str) -> None:
+    """GET, PUT and DELETE of another's record, by one who may not delete and by one who may: the
+    status and body of an id nobody has."""
+    if who == "manager":
+        add_user(app, "sec_manager_oos", ["销售经理"], PASSWORD, departments=["华东一部"])
+        users = {**users, "manager": "sec_manager_oos"}
+    theirs = new_customer(app, h(app, users, "b"), f"乙的不可见客户{who}")
+    missing = int(raw(app, "SELECT max(id) FROM customer")[0][0]) + 1000
+    c, headers = app.test_client(), h(app, users, who)
+    assert c.get(f"/api/v1/customer/{theirs}", headers=headers).status_code == 404  # out of this user's sight
+    asks = (("get", "", None), ("put", "", {"name": "改", "version": 1}), ("delete", "", None), ("get", "/transitions", None),
+            ("post", "/transition", {"action": "x"}), ("put", "/owner", {"owner": "sec_a"}))
+    for method, tail, body in asks:
+        answers = [getattr(c, method)(f"/api/v1/customer/{pk}{tail}", json=body, headers=headers) for pk in (theirs, missing)]
+        assert [(r.status_code, r.get_data()) for r in answers[:1]] == [(r.status_code, r.get_data()) for r in answers[1:]], (method, tail)
+    assert raw(app, "SELECT name FROM customer WHERE id = :i", i=theirs)[0][0] == f"乙的不可见客户{who}"

@@ -318,14 +318,18 @@ class _RowChecker:
         self.graded = graded_fields(spec, entity)
         self.existing: dict[Any, int] = {}
         self.out_of_scope: set[Any] = set()
+        clause = scope_clause(spec, entity, _ModelColumns(table), user, admin_role) if user is not None else None
         if self.key_field is not None:
             q = sa.select(table.c[self.key_field.column], table.c.id)
-            clause = scope_clause(spec, entity, _ModelColumns(table), user, admin_role) if user is not None else None
             self.existing = {key: pk for key, pk in conn.execute(q if clause is None else q.where(clause))}
             if self.key_field.unique and clause is not None:  # keys of records this user may not change
                 outside = sa.select(table.c[self.key_field.column]).where(sa.not_(clause))
                 self.out_of_scope = {v for (v,) in conn.execute(outside)}
         self.unique = [f for f in entity.fields if f.unique and f != self.key_field and f.name in self.position]
+        # the records this user may see (None: all): a value another one holds is refused without saying it exists
+        self.in_scope: set[int] | None = None
+        if self.unique and clause is not None:
+            self.in_scope = {pk for (pk,) in conn.execute(sa.select(table.c.id).where(clause))}
         self.taken = {f.name: {value: pk for value, pk in conn.execute(sa.select(table.c[f.column], table.c.id).where(table.c[f.column].is_not(None)))}
                       for f in self.unique}
         self.seen_unique: dict[str, dict[Any, int]] = {f.name: {} for f in self.unique}
@@ -407,10 +411,12 @@ class _RowChecker:
             elif key_value is not None:
                 self.seen_keys[key_value] = number
                 target = self.existing.get(key_value)
-                if target is None and key_value in self.out_of_scope:
-                    errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 已存在,但不在您可修改的范围内", value=key_value)))
-                elif target is None and self.system_key:
+                # another's record answers as a missing one would: a number unknown, or a new key
+                # that cannot be used (as a unique value taken by a record out of sight)
+                if target is None and self.system_key:
                     errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 不存在;由系统编号的新记录请留空", value=key_value)))
+                elif target is None and key_value in self.out_of_scope:
+                    errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 不能使用,请换一个值", value=key_value)))
             if self.system_key:
                 record.pop(kf.column, None)  # identifies the record; never written
         for f in self.unique:
@@ -420,8 +426,10 @@ class _RowChecker:
             if v in self.seen_unique[f.name]:
                 first = self.seen_unique[f.name][v]
                 errors.append((self.position[f.name], f.label, msg("与第 %(row)s 行重复", context="value", row=first)))
-            elif self.taken[f.name].get(v, target) != target:
-                errors.append((self.position[f.name], f.label, msg("'%(value)s' 已存在", value=v)))
+            elif (holder := self.taken[f.name].get(v, target)) != target:
+                seen = self.in_scope is None or holder in self.in_scope
+                errors.append((self.position[f.name], f.label,
+                               msg("'%(value)s' 已存在", value=v) if seen else msg("'%(value)s' 不能使用,请换一个值", value=v)))
             self.seen_unique[f.name].setdefault(v, number)
         if errors:
             return errors, None
