@@ -280,6 +280,45 @@ def test_beat_queues_a_silent_job_again_with_nobody_watching(app: Any, people: N
         assert importjobs.revive_stale(app) == 0, "a second sweep finds nothing to do"
 
 
+def test_a_dead_worker_is_noticed_within_a_minute(app: Any, people: None, tmp_path: Path, eager: None) -> None:
+    """With the default lease, a job whose worker went silent a minute ago runs again when watched."""
+    c = manager(app)
+    job = _job(app, "xl_manager", xlsx(tmp_path / "m.xlsx", [["客户名称", "需求迫切程度"], ["一分钟客户", "normal"]]))
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    with engine.begin() as conn:  # a worker claimed it and died a minute ago, at 15 %
+        conn.execute(JOBS.update().where(JOBS.c.id == job["id"]).values(status="checking", claim="dead" * 8, done=1, total=4,
+                                                                         heartbeat_at=dt.datetime.now() - dt.timedelta(seconds=60)))
+    assert c.get(f"/customerview/import/job/{job['token']}/progress").json["status"] == "done"
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '一分钟客户'") == 1
+
+
+def test_a_live_worker_beats_while_a_long_step_writes_no_progress(app: Any, people: None, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that reports nothing for longer than the lease (a long parse) keeps the job's heartbeat
+    fresh, so the job is not taken from a worker that is alive."""
+    job = _job(app, "xl_manager", xlsx(tmp_path / "slow.xlsx", [["客户名称", "需求迫切程度"], ["慢步骤客户", "normal"]]))
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    real, seen = importjobs.import_file, []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        def beat() -> Any:
+            with engine.connect() as conn:
+                return conn.execute(sa.select(JOBS.c.heartbeat_at).where(JOBS.c.id == job["id"])).scalar()
+        seen.append(beat())
+        time.sleep(2.5)  # past the lease of 1 s: silent but alive
+        seen.append(beat())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importjobs, "import_file", slow)
+    monkeypatch.setitem(app.config, "CRM_IMPORT_LEASE_SECONDS", 1)
+    with app.app_context():
+        assert run_job(app, job["id"]) == "done"
+    assert seen[1] > seen[0] and dt.datetime.now() - seen[1] < dt.timedelta(seconds=2)
+    assert count(app, "SELECT count(*) FROM customer WHERE name = '慢步骤客户'") == 1
+
+
 # -- a real worker process -----------------------------------------------------------------------
 
 def big_file(path: Path, rows: int, prefix: str) -> Path:

@@ -17,8 +17,11 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,8 @@ from app.record.tables import ImportJob
 
 log = logging.getLogger(__name__)
 JOBS = ImportJob.__table__
-LEASE_SECONDS = 600  # a running job whose worker was silent this long may be taken over (CRM_IMPORT_LEASE_SECONDS)
+LEASE_SECONDS = 45  # a running job whose worker was silent this long may be taken over (CRM_IMPORT_LEASE_SECONDS)
+HEARTBEAT_SECONDS = 10  # a running job's worker says it is alive this often (at most a quarter of the lease)
 IMPORT_MAX_BYTES = 64 * 1024 * 1024  # an import upload (CRM_IMPORT_MAX_BYTES); other requests keep MAX_CONTENT_LENGTH
 PROGRESS_SECONDS = 0.5
 PROGRESS_STEPS = 20  # and at least every 5 % of the rows, however fast they go
@@ -170,15 +174,8 @@ def run_job(app: Any, job_id: int) -> str:
         source.write_bytes(job["upload"] or b"")
         report_path = Path(folder) / "errors.xlsx"
         try:
-            user = _acting_user(app, job)
-            report = import_file(app, job["entity"], source, mode=options.get("mode", "insert"), key=options.get("key") or None,
-                                 dry_run=bool(options.get("dry_run")), skip_bad_rows=bool(options.get("skip_bad_rows")), user=user,
-                                 report_path=report_path, mapping=options.get("mapping") or None,
-                                 progress=_progress_writer(engine, job_id, claim),
-                                 finish=lambda conn, rep: _finish(conn, job_id, claim, rep))
-            if not report.committed:  # bad rows, or a dry run: nothing written, the outcome still recorded
-                with engine.begin() as conn:
-                    _finish(conn, job_id, claim, report)
+            with _heartbeat(engine, job_id, claim, min(HEARTBEAT_SECONDS, lease(app).total_seconds() / 4)):
+                return _run(app, job, job_id, claim, engine, source, report_path, options)
         except ImportFileError as exc:
             return _fail(engine, job_id, claim, exc.problems)
         except LostClaim:
@@ -186,7 +183,49 @@ def run_job(app: Any, job_id: int) -> str:
         except Exception:  # noqa: BLE001 - the job row must say it failed; the log keeps the traceback
             log.exception("import job %s failed", job_id)
             return _fail(engine, job_id, claim, [msg("导入时发生内部错误,没有导入任何数据;请联系管理员")])
+
+
+def _run(app: Any, job: dict[str, Any], job_id: int, claim: str, engine: sa.Engine, source: Path, report_path: Path,
+         options: dict[str, Any]) -> str:
+    """Import the job's file as its user; the outcome recorded under the claim."""
+    user = _acting_user(app, job)
+    report = import_file(app, job["entity"], source, mode=options.get("mode", "insert"), key=options.get("key") or None,
+                         dry_run=bool(options.get("dry_run")), skip_bad_rows=bool(options.get("skip_bad_rows")), user=user,
+                         report_path=report_path, mapping=options.get("mapping") or None,
+                         progress=_progress_writer(engine, job_id, claim),
+                         finish=lambda conn, rep: _finish(conn, job_id, claim, rep))
+    if not report.committed:  # bad rows, or a dry run: nothing written, the outcome still recorded
+        with engine.begin() as conn:
+            _finish(conn, job_id, claim, report)
     return "done"
+
+
+@contextmanager
+def _heartbeat(engine: sa.Engine, job_id: int, claim: str, every: float) -> Iterator[None]:
+    """While the job runs, a thread stamps its ``heartbeat_at`` every ``every`` seconds, whatever
+    the import is doing (a long parse writes no progress): a worker that died is silent within
+    ``every`` and is taken over once the lease runs out — under a minute, not ten. The stamp is
+    guarded by the claim, and stops when the claim is lost (the progress writer raises then)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with engine.begin() as conn:
+                    moved = conn.execute(JOBS.update().where(JOBS.c.id == job_id, JOBS.c.claim == claim)
+                                         .values(heartbeat_at=_now())).rowcount
+            except sa.exc.OperationalError:  # SQLite's one write lock held by the import: it commits soon
+                continue
+            if moved != 1:
+                return
+
+    thread = threading.Thread(target=beat, name=f"import-job-{job_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)
 
 
 def lease(app: Any) -> dt.timedelta:
