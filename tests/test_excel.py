@@ -274,6 +274,13 @@ def test_an_out_of_scope_key_answers_as_a_missing_one(app: Any, people: dict[str
     insert = run(app, people["xl_sales"], "customer", path)
     assert _answer(upsert, "他组编号客户") == _answer(insert, "他组编号客户") and upsert.errors
     assert count(app, "SELECT count(*) FROM customer WHERE name LIKE '他组编号客户%' AND notes IS NULL") == 1
+    # a link cell naming it, by name or by #id: the words of a name or id nobody has
+    theirs_id = count(app, "SELECT id FROM customer WHERE name = '他组编号客户'")
+    nobody_id = count(app, "SELECT max(id) FROM customer") + 1000
+    for named, unknown in (("他组编号客户", "没有这个客户"), (f"#{theirs_id}", f"#{nobody_id}")):
+        said = [_answer(run(app, people["xl_sales"], "contact", xlsx(tmp_path / "l.xlsx", [["所属客户", "姓名"], [cell, "偷看"]])), cell)
+                for cell in (named, unknown)]
+        assert said[0] == said[1] and said[0][0], named
 
 
 def test_system_columns_are_ignored_with_a_note_and_owner_needs_the_right(app: Any, people: dict[str, Any], tmp_path: Path) -> None:
