@@ -267,9 +267,13 @@ class CrmModelView(ModelView):
         return RuleForm
 
     def _same_version(self, form: Any, item: Any) -> bool:
-        """Refuse a save based on an older version of the record, saying what changed since."""
-        seen = getattr(form, VERSION_FIELD).data
-        if seen in (None, "") or str(seen) == str(item.version):
+        """Refuse a save based on an older version of the record, saying what changed since, and
+        one that does not say which version it is based on (a scripted post without the field)."""
+        seen = str(getattr(form, VERSION_FIELD).data or "").strip()
+        if not seen.isdigit() or len(seen) > 18:
+            flash(msg("保存被拒绝:表单没有带上打开时的记录版本,没有保存任何内容。请刷新页面后重新修改。").localized(), "danger")
+            return False
+        if int(seen) == item.version:
             return True
         changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen))
         fields = sorted({name for h in changed for name in h["changes"]})
