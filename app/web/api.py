@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from typing import Any
 
 import jsonschema
@@ -72,16 +73,49 @@ def install_schema_cache() -> None:
 USER_LINK_COLUMNS = ("id", "first_name", "last_name")  # a linked person: who, never the account
 
 
+class _PerThread:
+    """A schema attribute that each thread (each request) has its own value of."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def _local(self, schema: Any) -> threading.local:
+        local = schema.__dict__.get("_crm_per_thread")
+        return local if local is not None else schema.__dict__.setdefault("_crm_per_thread", threading.local())
+
+    def __get__(self, schema: Any, owner: type | None = None) -> Any:
+        return self if schema is None else getattr(self._local(schema), self.name, None)
+
+    def __set__(self, schema: Any, value: Any) -> None:
+        setattr(self._local(schema), self.name, value)
+
+
+class PerRequestLoad:
+    """marshmallow-sqlalchemy keeps what it is loading on the schema: ``load(data, instance=item)``
+    sets ``self.instance`` and its ``post_load`` reads it back. FAB makes one schema per API and
+    every request shares it, so two PUTs at once crossed: one wrote its values onto the other's
+    record (two "saved" on one version), or found no instance and inserted a new row. Each request
+    keeps its own."""
+
+    instance = _PerThread()
+    _session = _PerThread()
+    _transient = _PerThread()
+
+
 class CrmSchemaConverter(Model2SchemaConverter):
     """FAB's answer schemas with every link cut down to the linked record's id and title (a person:
     id and name). FAB would serialise the whole linked row: a user's password hash and e-mail, or a
     linked record's fields the reader's role may not see. Applies to the schemas FAB makes for the
-    ``columns`` a client asks for, too."""
+    ``columns`` a client asks for, too. Loading is safe for requests at once (:class:`PerRequestLoad`)."""
 
     def convert(self, columns: list[str], model: Any = None, nested: bool = True, parent_schema_name: str | None = None) -> Any:
         if nested:
             columns = _safe_columns(model or self.datamodel.obj, columns)
         return super().convert(columns, model=model, nested=nested, parent_schema_name=parent_schema_name)
+
+    def _meta_schema_factory(self, columns: list[str], model: Any, class_mixin: Any, parent_schema_name: str | None = None) -> Any:
+        made = super()._meta_schema_factory(columns, model, class_mixin, parent_schema_name=parent_schema_name)
+        return type(made.__name__, (PerRequestLoad, made), {"__module__": made.__module__, "__qualname__": made.__qualname__})
 
 
 def _safe_columns(model: Any, columns: list[str]) -> list[str]:
