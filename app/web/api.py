@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import jsonschema
+import sqlalchemy as sa
 from flask import current_app, g, request
 from flask_appbuilder import ModelRestApi, expose
 from flask_appbuilder.api import protect
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.messages import msg
-from app.record import audit, workflow
+from app.record import audit, versions, workflow
 from app.record.convert import INTEGER_LIMIT
 from app.record.grading import mask_reason, reason_fields
 from app.record.rules import RuleViolation
@@ -159,6 +160,9 @@ class CrmModelRestApi(ModelRestApi):
 
     def pre_update(self, item: Any) -> None:
         self._plain_values(item)
+        read = g.pop("crm_read_version", None)
+        if read is not None and read[0] == item.id:  # the UPDATE asks for the version the client read
+            versions.based_on(item, read[1])
         super().pre_update(item)
 
     def _plain_values(self, item: Any) -> None:
@@ -307,6 +311,8 @@ class CrmModelRestApi(ModelRestApi):
                 self._strip(data)  # a saved record comes back as GET shows it: no hidden field
                 return self.response(answer.status_code, **data)
             return answer
+        except versions.StaleRecord as exc:  # another save of the version this one was based on came first
+            return self._conflict(exc.record_id, exc.read)
         except (RuleViolation, DatabaseException, IntegrityError) as exc:
             self.datamodel.session.rollback()
             errors = _rule_errors(exc)
@@ -328,7 +334,10 @@ class CrmModelRestApi(ModelRestApi):
         linked = still_linked(self.datamodel.session, self.entity, item.id) if item is not None else ""
         if linked:
             return self.response_422(message={"_schema": [linked]})
-        return super().delete_headless(pk)
+        try:
+            return super().delete_headless(pk)
+        except versions.StaleRecord as exc:  # changed by someone else since it was read here
+            return self._conflict(exc.record_id, exc.read)
 
     def post_headless(self) -> Any:
         refused = uploads.api_refusals(_entity(self.entity), request.get_json(silent=True), None)
@@ -394,7 +403,10 @@ class CrmModelRestApi(ModelRestApi):
         body = request.get_json(silent=True) or {}
         wanted = str(body.get("action", ""))
         opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
-        labels = {o.transition.action_en: o.key for o in opts if o.transition.action_en} | {o.transition.action: o.key for o in opts}
+        # a label names the action leaving the current state; one of another state is known, just not
+        # possible now (409, as when an action taken at the same moment moved the record on)
+        known = {label: workflow.transition_key(t) for t in spec.workflows if t.entity == e.name for label in (t.action_en, t.action) if label}
+        labels = known | {o.transition.action_en: o.key for o in opts if o.transition.action_en} | {o.transition.action: o.key for o in opts}
         try:
             row = workflow.perform(self.datamodel.session, spec, e, item, labels.get(wanted, wanted), g.user,
                                    current_app.extensions["crm"].admin_role, str(body.get("comment", "")))
@@ -402,6 +414,8 @@ class CrmModelRestApi(ModelRestApi):
             return self.response(exc.status, message=exc.message)
         except RuleViolation as exc:
             return self.response_422(message=exc.errors)
+        except versions.StaleRecord as exc:  # another action or save on this record came first
+            return self._conflict(exc.record_id, exc.read)
         return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action,
                                           "from_label": workflow.state_label(spec, e, str(row.field), row.from_state),
                                           "to_label": workflow.state_label(spec, e, str(row.field), row.to_state)})
@@ -426,8 +440,16 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_422(message=refused)
         if str(seen) != str(item.version):
             read = str(seen)  # a number the client sent, or anything else: then every change is listed
-            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(read) if read.isdigit() and len(read) < 19 else 0)
-            return self.response(409, message=msg("此记录已被他人修改"),
-                                 version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(),
-                                                                 "changes": self._visible_changes(h["changes"])} for h in changed])
+            return self._conflict(item.id, int(read) if read.isdigit() and len(read) < 19 else 0)
+        g.crm_read_version = (item.id, item.version)  # checked again by the UPDATE itself (pre_update)
         return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk), "edit")
+
+    def _conflict(self, record_id: int | None, read: int | None) -> Any:
+        """409: the record changed since version ``read``; its version now and what changed since,
+        as this reader may see it."""
+        session, model = self.datamodel.session, self.datamodel.obj
+        now = session.execute(sa.select(model.version).where(model.id == record_id)).scalar() if record_id is not None else None
+        changed = audit.changes_since(session, self.entity, record_id, read or 0) if record_id is not None else []
+        return self.response(409, message=msg("此记录已被他人修改"), version=now,
+                             changes=[{"by": h["user_id"], "at": h["at"].isoformat(), "changes": self._visible_changes(h["changes"])}
+                                      for h in changed])
