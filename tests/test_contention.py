@@ -1,7 +1,8 @@
 """Contention, through a real threaded server on SQLite and on PostgreSQL: saves based on one
 version of a record have exactly one winner on every write path (the API's PUT, the edit form,
-workflow actions, balancing); the others are told what the winner changed (409), nobody gets a
-500, and the trail holds one update."""
+workflow actions); the others are told what the winner changed (409), nobody gets a 500, and the
+trail holds one update. On SQLite, pages keep answering while another connection writes, and a
+save that cannot get the write lock in time is told the database is busy (503), not a 500."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,7 +26,7 @@ from werkzeug.serving import make_server
 
 from app.access.accounts import add_user
 from app.record.tables import Transition
-from tests.conftest import ADMIN_PASSWORD, api_token, csrf_token
+from tests.conftest import ADMIN_PASSWORD, api_token, csrf_token, login
 from tests.migration_helpers import database
 
 PASSWORD = "contention-Pass-1"  # noqa: S105 - test-only
@@ -253,6 +255,52 @@ def test_parallel_balancing_gives_each_ownerless_record_once(office: tuple[Any, 
             session.execute(sa.text("UPDATE ab_user SET active = :t WHERE id = :u"), {"t": True, "u": gone})
             session.commit()
             session.remove()
+
+
+def test_sqlite_pages_answer_while_another_connection_writes(tmp_path: Path) -> None:
+    """WAL: a page reads while an import's transaction writes (its cache spilled to disk, as a big
+    one's is); a save waits for the write lock up to the busy timeout, then is told the database
+    is busy (503, nothing saved) — and goes through once the writer is done."""
+    from app.access.accounts import create_first_admin
+
+    app = fresh_app(f"sqlite:///{tmp_path / 'crm.sqlite'}", CRM_SQLITE_BUSY_TIMEOUT_MS=300)
+    try:
+        create_first_admin(app, "admin", ADMIN_PASSWORD)
+        client = app.test_client()
+        h = api_token(client, "admin", ADMIN_PASSWORD)
+        pk, version = new_customer(app, h, "忙时客户")
+        login(client, "admin", ADMIN_PASSWORD)
+        with app.app_context():
+            engine = app.extensions["crm"].db.engine
+        with engine.connect() as writer:
+            writer.exec_driver_sql("PRAGMA cache_size = 8")  # a few pages: the write goes to disk at once
+            writer.exec_driver_sql("CREATE TABLE ballast (x TEXT)")
+            writer.commit()
+            writing = writer.begin()
+            try:
+                writer.execute(sa.text("INSERT INTO ballast VALUES (:x)"), [{"x": "x" * 4000}] * 500)
+                started = time.monotonic()
+                for path in ("/customerview/list/", f"/customerview/show/{pk}", f"/api/v1/customer/{pk}"):
+                    page = client.get(path, headers=h if path.startswith("/api/") else {})
+                    assert page.status_code == 200, (path, page.status_code)
+                assert time.monotonic() - started < 3  # no page waited for the writer
+                busy = client.put(f"/api/v1/customer/{pk}", json={"notes": "忙时修改", "version": version}, headers=h)
+                assert busy.status_code == 503 and "数据库正忙" in busy.json["message"], (busy.status_code, busy.text[:300])
+                form = client.get(f"/customerview/edit/{pk}").text
+                posted = client.post(f"/customerview/edit/{pk}", data={"csrf_token": csrf_token(form), "crm_version": str(version),
+                                                                       "name": input_value(form, "name"), "urgency": "normal",
+                                                                       "notes": "忙时表单"}, follow_redirects=True)
+                assert posted.status_code == 200 and "数据库正忙" in posted.text
+            finally:
+                writing.rollback()
+        assert raw(app, "SELECT notes, version FROM customer WHERE id = :i", i=pk) == [(None, version)]  # nothing saved
+        done = client.put(f"/api/v1/customer/{pk}", json={"notes": "忙后修改", "version": version}, headers=h)
+        assert done.status_code == 200, done.text
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 300
+    finally:
+        dispose(app)
 
 
 def test_each_request_loads_into_its_own_record_on_a_shared_schema(app: Any) -> None:

@@ -18,7 +18,7 @@ from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import validate as mv
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
@@ -28,6 +28,7 @@ from app.record.convert import INTEGER_LIMIT
 from app.record.grading import mask_reason, reason_fields
 from app.record.rules import RuleViolation
 from app.web import uploads
+from app.web.dbtuning import is_database_busy
 from app.web.fields import LENGTH_TYPES, _entity, _no_such_id, api_validators, crm_spec
 from app.web.i18n import pick
 from app.web.views import API_PERMISSIONS, ENTITY_PERMISSIONS, MAX_PAGE_SIZE, still_linked
@@ -313,8 +314,10 @@ class CrmModelRestApi(ModelRestApi):
             return answer
         except versions.StaleRecord as exc:  # another save of the version this one was based on came first
             return self._conflict(exc.record_id, exc.read)
-        except (RuleViolation, DatabaseException, IntegrityError) as exc:
+        except (RuleViolation, DatabaseException, IntegrityError, OperationalError) as exc:
             self.datamodel.session.rollback()
+            if is_database_busy(exc) or is_database_busy(exc.__cause__ or exc):
+                return self.response(503, message=msg("数据库正忙,没有保存任何更改。请稍等片刻后重试。"))
             errors = _rule_errors(exc)
             if errors is not None:
                 return self.response_422(message=errors)

@@ -36,6 +36,7 @@ from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
 from app.web import linkfield, uploads
 from app.web.auditview import Describer
+from app.web.dbtuning import is_database_busy
 from app.web.export import _export, _import_fields, _xlsx
 from app.web.fields import (
     LENGTH_TYPES,
@@ -294,10 +295,12 @@ class CrmModelView(ModelView):
     def database_error_message(self) -> Any:
         """What FAB flashes when its save of a form fails (it reads this inside its ``except``):
         when another save of the version the form was based on came first, what that one changed;
-        else FAB's "Database error"."""
+        when the database stayed busy, that nothing was saved; else FAB's "Database error"."""
         exc = sys.exc_info()[1]
         if isinstance(exc, versions.StaleRecord):
             return self._conflict_message(exc.record_id, exc.read)
+        if exc is not None and (is_database_busy(exc) or is_database_busy(exc.__cause__ or exc)):
+            return msg("数据库正忙,没有保存任何更改。请稍等片刻后重试。").localized()
         return DATABASE_ERROR
 
     # -- workflow ---------------------------------------------------------------------------
