@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from app.web.dbtuning import is_query_canceled
+from app.web.dbtuning import is_database_busy, is_query_canceled
 
 PAGES = {
     400: ("请求有误", "请求的参数无法理解,请返回重试。"),
@@ -23,10 +23,11 @@ PAGES = {
     503: ("查询超时", "这个查询用时太长,已被停止,没有保存任何更改。请缩小筛选范围(例如加上日期或区域条件)后重试;"
                     "如果经常发生,请联系系统管理员。"),
 }
+BUSY = ("数据库正忙", "数据库正忙于另一项写入(例如一次大的导入),这次没有保存任何更改。请稍等片刻后重试。")
 
 
-def _page(code: int) -> Any:
-    title, text = PAGES[code]
+def _page(code: int, words: tuple[str, str] | None = None) -> Any:
+    title, text = words or PAGES[code]
     if request.path.startswith("/api/"):
         return jsonify(message=title), code
     appbuilder = current_app.appbuilder  # type: ignore[attr-defined]
@@ -53,6 +54,9 @@ def register_error_pages(app: Flask) -> None:
         return _page(500)
 
     def database_error(exc: sa.exc.DBAPIError) -> Any:
+        if is_database_busy(exc):  # SQLite's write lock still taken after the busy timeout (app.web.dbtuning)
+            rollback()
+            return _page(503, BUSY)
         if not is_query_canceled(exc):  # any other database failure: the 500 path, as if not caught here
             raise exc
         rollback()  # a statement past the web statement timeout (app.web.dbtuning)
