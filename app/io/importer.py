@@ -17,7 +17,6 @@ with an error column and the bad cells marked.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import pickle  # nosec B403
 import tempfile
 from collections.abc import Callable, Iterator
@@ -37,7 +36,7 @@ from app.access.ownership import candidates, default_owner
 from app.access.scope import scope_clause
 from app.io.excel import unneutralise
 from app.io.importcolumns import ColumnPlan, plan_columns, system_fields
-from app.io.spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
+from app.io.spreadsheet import ImportFileError, Limits, Sheet, open_sheet
 from app.messages import Joined, msg
 from app.record import numbering
 from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
@@ -48,7 +47,7 @@ from app.record.tables import GradeChange
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
 
-__all__ = ["ImportFileError", "ImportReport", "Inspection", "import_file", "inspect_file", "max_rows", "write_error_report"]
+__all__ = ["ImportFileError", "ImportReport", "Inspection", "import_file", "import_limits", "inspect_file", "max_rows", "write_error_report"]
 
 BATCH = 2000
 WHERE = "import"  # an import's "from where" in the audit trail
@@ -87,9 +86,14 @@ class ImportReport:
         return {k: getattr(self, k) for k in ("total", "inserted", "updated", "unchanged", "failed", "skipped", "blank")}
 
 
+def import_limits(app: Any) -> Limits:
+    """What one import may hold: ``CRM_IMPORT_MAX_*`` (app config or environment, see app.io.limits)."""
+    return Limits.of(app.config)
+
+
 def max_rows(app: Any) -> int:
     """The row limit of one import: ``CRM_IMPORT_MAX_ROWS`` (app config or environment)."""
-    return int(app.config.get("CRM_IMPORT_MAX_ROWS") or os.environ.get("CRM_IMPORT_MAX_ROWS") or MAX_ROWS)
+    return import_limits(app).rows
 
 
 @dataclass
@@ -106,7 +110,7 @@ def inspect_file(app: Any, entity_name: str, path: str | Path, user: Any, mode: 
     """Raises ImportFileError for a file that cannot be imported whatever the mapping."""
     crm = app.extensions["crm"]
     entity = _entity(crm.spec, entity_name, mode, key)
-    sheet = open_sheet(Path(path), max_rows(app))
+    sheet = open_sheet(Path(path), import_limits(app), sample=samples)
     rows = [values for _i, (_n, values) in zip(range(samples), sheet.rows, strict=False)]
     sheet.close()
     plan = plan_columns(crm.spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
@@ -136,7 +140,8 @@ def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "inser
     crm = app.extensions["crm"]
     spec: Spec = crm.spec
     entity = _entity(spec, entity_name, mode, key)
-    sheet = open_sheet(path, max_rows(app))
+    limits = import_limits(app)
+    sheet = open_sheet(path, limits)
     plan = plan_columns(spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
     if plan.problems:
         sheet.close()
@@ -151,7 +156,7 @@ def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "inser
         conn.rollback()  # phase 1 only read
         report.skipped = report.failed if skip_bad_rows else 0
         if report.errors:  # before writing, so ``finish`` can keep it with the outcome
-            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None)
+            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None, limits)
         if report.failed and not skip_bad_rows:
             report.inserted = report.updated = report.unchanged = 0  # all or nothing: nothing
         elif not dry_run:
@@ -645,10 +650,10 @@ def _grade_changes(entity: Entity, pk: int, grades: list[tuple[str, Any, Any, st
 
 # -- the error report ----------------------------------------------------------------------------
 
-def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path | None = None) -> Path:
+def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path | None = None, limits: Limits | None = None) -> Path:
     """The original rows with an error column; the bad cells filled red with the message as a comment."""
     target = target or source.with_name(source.stem + "-错误报告.xlsx")
-    sheet = open_sheet(source, max_rows=10**9)
+    sheet = open_sheet(source, limits)
     headers = sheet.headers
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("导入错误")
