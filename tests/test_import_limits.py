@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 
 from app.access.accounts import add_user
+from app.io import importer
 from app.io.importer import import_limits
 from app.io.limits import MAX_MEMORY_MB
 from tests.conftest import ROOT, csrf_token, login
-from tests.test_excel import PASSWORD, count, raw_xlsx, refused, text_cell
+from tests.test_excel import PASSWORD, count, raw_xlsx, refused, run, text_cell, xlsx
 
 MB = 1 << 20
 SECONDS = 10  # a hostile file is refused within this
@@ -225,6 +227,23 @@ def test_the_limits_are_configurable(app: Any, people: None, tmp_path: Path, mon
     refused(app, path, "the file unpacks to", SALES)
     monkeypatch.setenv("CRM_IMPORT_MAX_MEMORY_MB", "123")  # from the environment when the config does not say
     assert import_limits(app).memory_mb == 123 and import_limits(app).unpacked_bytes == 1000
+
+
+def test_a_file_wrong_everywhere_keeps_a_bounded_part_of_its_errors_in_memory_and_reports_all(
+        app: Any, people: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """150,000 rows with every cell wrong are 2 million messages (500 MB held, and as many comments
+    openpyxl holds until it saves): past KEPT_ERRORS cells they wait in a file, past COMMENTED the
+    cells are only filled."""
+    monkeypatch.setattr(importer, "KEPT_ERRORS", 4)
+    monkeypatch.setattr(importer, "COMMENTED", 3)
+    path = xlsx(tmp_path / "wrong.xlsx", [["客户名称", "需求迫切程度"], *[[f"处处错客户{i}", "非常急"] for i in range(10)]])
+    report = run(app, SALES, "customer", path)
+    assert not report.committed and report.failed == 10 and list(report.errors) == [2, 3, 4, 5]
+    ws = load_workbook(report.report_path).active
+    rows = list(ws.iter_rows(min_row=2))
+    assert [r[2].value.split(":")[0] for r in rows] == [f"第 {n} 行" for n in range(2, 12)]  # every bad row, in order
+    assert all("'非常急'" in r[2].value and r[1].fill.fgColor.rgb in ("00FFC7CE", "FFFFC7CE") for r in rows)
+    assert [r[1].comment is not None for r in rows] == [True] * 3 + [False] * 7
 
 
 def peak_rss_reset() -> bool:
