@@ -179,8 +179,11 @@ def test_workbooks_that_unpack_to_gigabytes_are_refused_in_seconds_with_memory_b
     shared = workbook(tmp_path / "shared.xlsx", rows(b'<row r="%d"><c r="A%d" t="s"><v>0</v></c></row>' % (n, n) for n in range(2, 40_002)),
                       shared=b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>' + text + b"</t></si></sst>")
     corners = workbook(tmp_path / "corners.xlsx", rows([b'<row r="1048576"><c r="XFD1048576"><v>2</v></c></row>']))
+    prefixed = workbook(tmp_path / "prefixed.xlsx", (piece.replace(b"<", b"<x:").replace(b"<x:/", b"</x:").replace(b"<x:?", b"<?")
+                                                     .replace(b"xmlns=", b"xmlns:x=") if len(piece) < MB else piece for piece in one_huge_cell(1100)))
     assert bomb.stat().st_size < 2 * MB and shared.stat().st_size < MB
-    result = measure([(bomb, {}), (bomb, {"unpacked_bytes": 8 << 30}), (liar, {}), (shared, {}), (corners, {})])
+    result = measure([(bomb, {}), (bomb, {"unpacked_bytes": 8 << 30}), (liar, {}), (shared, {}), (corners, {}),
+                      (prefixed, {"unpacked_bytes": 8 << 30})])
     said = [o["said"] for o in result["outcomes"]]
     assert "the file unpacks to 1.1 GB, more than the limit of 256 MB" in said[0]  # its table of contents says so
     assert "cell A2 holds more than 32,767 characters, the limit" in said[1]  # an operator allowing 8 GB: the cell's limit holds
@@ -188,8 +191,32 @@ def test_workbooks_that_unpack_to_gigabytes_are_refused_in_seconds_with_memory_b
     assert "with its shared texts written into each cell that uses them, the sheet is larger than 256 MB by row" in said[3]
     # A1 and XFD1048576: calamine would size 17 billion cells (and abort); the reading process's limit stops it
     assert f"reading this file needs more than {MAX_MEMORY_MB} MB of memory" in said[4]
+    assert "cell A2 holds more than 32,767 characters, the limit" in said[5]  # <x:c r="A2"> as some libraries write it
     assert all(o["seconds"] < SECONDS for o in result["outcomes"]), result
     assert result["importing_mb"] - result["started_mb"] < GROWTH_MB and result["reading_mb"] < MAX_MEMORY_MB + 64, result
+
+
+def test_workbooks_as_excel_and_others_write_them_still_import(app: Any, people: None, tmp_path: Path) -> None:
+    """Shared texts (rich text too) and a namespace prefix on every element, as Excel, WPS and the
+    .NET libraries write them: the checks read them, the rows import."""
+    ns = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    sst = (b"<sst " + ns + b' count="4" uniqueCount="4"><si><t>\xe5\xae\xa2\xe6\x88\xb7\xe5\x90\x8d\xe7\xa7\xb0</t></si>'  # 客户名称
+           b"<si><t>\xe5\x85\xb1\xe4\xba\xab &amp; \xe7\x94\xb2</t></si>"  # 共享 & 甲
+           b"<si><r><t>\xe5\x85\xb1\xe4\xba\xab</t></r><r><rPr><b/></rPr><t>\xe4\xb9\x99</t></r></si><si><t>normal</t></si></sst>")  # 共享 | 乙
+    sheet = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n<worksheet ' + ns + b'><dimension ref="A1:B3"/><sheetData>'
+             b'<row r="1" spans="1:2"><c r="A1" t="s"><v>0</v></c><c r="B1" t="inlineStr"><is><t>\xe9\x9c\x80\xe6\xb1\x82\xe8\xbf\xab'
+             b'\xe5\x88\x87\xe7\xa8\x8b\xe5\xba\xa6</t></is></c></row>'  # 需求迫切程度
+             b'<row r="2" spans="1:2"><c r="A2" s="1" t="s"><v>1</v></c><c r="B2" t="s"><v>3</v></c></row>'
+             b'<row r="3" spans="1:2"><c r="A3" t="s"><v>2</v></c><c r="B3" t="s"><v>3</v></c></row></sheetData></worksheet>')
+    report = run(app, SALES, "customer", workbook(tmp_path / "shared.xlsx", [sheet], shared=sst))
+    assert report.committed and report.inserted == 2, report.errors
+    assert count(app, "SELECT count(*) FROM customer WHERE name IN ('共享 & 甲', '共享乙')") == 2
+    prefixed = (sheet.replace(b"<", b"<x:").replace(b"<x:/", b"</x:").replace(b"<x:?", b"<?")
+                .replace(b"xmlns=", b"xmlns:x=").replace(b"\xe5\x85\xb1\xe4\xba\xab", b"\xe5\x89\x8d\xe7\xbc\x80"))  # 共享 → 前缀
+    report = run(app, SALES, "customer", workbook(tmp_path / "prefixed.xlsx", [prefixed], shared=sst.replace(
+        b"\xe5\x85\xb1\xe4\xba\xab", b"\xe5\x89\x8d\xe7\xbc\x80")))
+    assert report.committed and report.inserted == 2 and report.total == 2, report.errors
+    assert count(app, "SELECT count(*) FROM customer WHERE name IN ('前缀 & 甲', '前缀乙')") == 2
 
 
 def test_csv_lines_and_fields_without_end_are_refused_in_seconds(tmp_path: Path) -> None:
