@@ -1,8 +1,8 @@
 """The first worksheet of an .xlsx read by python-calamine in a process of its own, under a memory
 and a CPU-time limit; its rows are written to a file for the importing process to stream.
 
-calamine holds the whole sheet in memory and sizes some of it by what the file declares (a used
-range from A1 to XFD1048576 is 17 billion cells); a Rust allocation that fails aborts the process.
+calamine holds the whole sheet in memory, as a rectangle from the first cell to the last (a cell
+in A1 and one in XFD1048576 make 17 billion), and a Rust allocation that fails aborts the process.
 Run here, whatever the workbook holds costs at most this process's limit, and the web or worker
 process that imports it keeps its own memory. ``spreadsheet.py`` runs it as
 ``python -I sheetreader.py WORKBOOK OUT MEMORY_BYTES CPU_SECONDS MAX_ROWS MAX_CELL_CHARS ROWS``;
