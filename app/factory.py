@@ -33,7 +33,7 @@ from app.spec.model import Spec
 from app.web.api import install_schema_cache
 from app.web.auditview import register_audit_log
 from app.web.csp import install_csp
-from app.web.dbtuning import engine_options, install_request_watch
+from app.web.dbtuning import engine_options, install_request_watch, install_sqlite_tuning
 from app.web.errors import register_error_pages
 from app.web.i18n import L, install_safe_gettext
 from app.web.inbox import register_inbox
@@ -120,6 +120,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
     app.extensions["crm"] = CrmState(spec, generated, appbuilder, db)
     with app.app_context():
         db.init_app(app)
+        install_sqlite_tuning(db.engine, app.config)  # WAL and a busy timeout, before the first connection
         ensure_system_tables(db.engine)  # else FAB's create_all would bypass the migrations
         ensure_version_row(db.engine)
         install_request_watch(app, db.engine)  # slow requests logged with what their SQL cost

@@ -56,9 +56,11 @@ def _whole_number(name: str, value: str) -> int:
 
 TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_ROWS", "CRM_IMPORT_LEASE_SECONDS",
            "CRM_DASHBOARD_WORKERS", "CRM_UPLOAD_MAX_BYTES", "CRM_IMPORT_MAX_BYTES", "CRM_LINK_LOOKUP_THRESHOLD",
+           # what one import may hold (app.io.limits)
+           "CRM_IMPORT_MAX_UNPACKED_BYTES", "CRM_IMPORT_MAX_CELL_CHARS", "CRM_IMPORT_MAX_MEMORY_MB",
            # the database connections (app.web.dbtuning)
            "CRM_DB_POOL_SIZE", "CRM_DB_MAX_OVERFLOW", "CRM_DB_POOL_TIMEOUT", "CRM_DB_POOL_RECYCLE", "CRM_DB_PRE_PING",
-           "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS",
+           "CRM_WEB_STATEMENT_TIMEOUT_MS", "CRM_SLOW_REQUEST_MS", "CRM_SQLITE_BUSY_TIMEOUT_MS",
            # how long `crm upgrade` waits for each table lock on PostgreSQL (app.migrate.engine)
            "CRM_UPGRADE_LOCK_TIMEOUT_MS",
            # proxies in front of the web workers whose X-Forwarded-* headers are believed (0: none)

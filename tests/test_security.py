@@ -534,6 +534,25 @@ def test_a_stale_save_is_refused_and_says_what_changed(app: Any, users: dict[str
     assert c.get(f"/api/v1/customer/{pk}", headers=ha).json["result"]["notes"] == "第一人"
 
 
+def test_the_edit_form_refuses_a_post_without_the_version_it_read(app: Any, users: dict[str, str]) -> None:
+    """The API asks for the version read; a scripted post to the form that leaves it out (or sends
+    something else) overwrote whatever others had saved. Refused, saying why, nothing written."""
+    ha = h(app, users, "a")
+    c = app.test_client()
+    pk = new_customer(app, ha, "无版本编辑客户")
+    login(c, users["a"], PASSWORD)
+    page = c.get(f"/customerview/edit/{pk}")
+    base = {"csrf_token": csrf_token(page.text), "name": "无版本编辑客户", "urgency": "normal", "notes": "脚本覆盖"}
+    trail = "SELECT count(*) FROM crm_audit WHERE entity = 'customer' AND record_id = :i AND action = 'update'"
+    for version in (None, "", "abc", "1.0", "9" * 30):
+        r = c.post(f"/customerview/edit/{pk}", data=base if version is None else {**base, "crm_version": version})
+        assert r.status_code == 200 and "表单没有带上打开时的记录版本" in r.text, (version, r.status_code)
+        assert raw(app, "SELECT notes, version FROM customer WHERE id = :i", i=pk) == [(None, 1)]
+        assert raw(app, trail, i=pk) == [(0,)]
+    assert c.post(f"/customerview/edit/{pk}", data={**base, "crm_version": "1"}).status_code == 302  # with it: saved
+    assert raw(app, "SELECT notes, version FROM customer WHERE id = :i", i=pk) == [("脚本覆盖", 2)]
+
+
 def test_security_headers_and_production_secrets(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     r = app.test_client().get("/login/")
     assert r.headers["X-Frame-Options"] == "SAMEORIGIN" and "default-src 'self'" in r.headers["Content-Security-Policy"]

@@ -95,15 +95,20 @@ def balance(session: Any, spec: Spec, entity: Entity, model: Any, by: Any = None
     for owner, n in session.execute(sa.select(column, sa.func.count()).where(column.in_(ids)).group_by(column)):
         load[owner] = n
     active = sa.select(User.id).where(User.active.is_(True))
-    wanted = sa.select(model.id).where(sa.or_(column.is_(None), column.not_in(active)))
+    wanted = sa.select(model.id, model.version).where(sa.or_(column.is_(None), column.not_in(active)))
     seen = scope_clause(spec, entity, model, by, admin_role) if by is not None else None
-    orphans = session.execute((wanted if seen is None else wanted.where(seen)).order_by(model.id)).scalars().all()
+    orphans = session.execute((wanted if seen is None else wanted.where(seen)).order_by(model.id)).all()
     given: Counter[int] = Counter()
-    for record_id in orphans:
+    for record_id, version in orphans:
         owner = min(ids, key=lambda i: (load[i], i))
-        # a new version too: an editor who read the record before is told it changed, not overwritten
-        session.execute(sa.update(model).where(model.id == record_id).values({column.key: owner, "version": model.version + 1}))
-        audit.record(session, entity.name, record_id, "update", {column.key: [None, owner], "reason": "balanced assignment"})
+        # the version read, checked and moved on by the UPDATE itself: an editor who read the record
+        # before is told it changed, not overwritten; a record saved (or given an owner) since is left
+        done = session.execute(sa.update(model).where(model.id == record_id, model.version == version)
+                               .values({column.key: owner, "version": version + 1}))
+        if done.rowcount != 1:
+            continue
+        audit.record(session, entity.name, record_id, "update", {column.key: [None, owner], "reason": "balanced assignment"},
+                     version=version + 1)
         load[owner] += 1
         given[owner] += 1
     session.commit()

@@ -17,7 +17,6 @@ with an error column and the bad cells marked.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import pickle  # nosec B403
 import tempfile
 from collections.abc import Callable, Iterator
@@ -37,7 +36,7 @@ from app.access.ownership import candidates, default_owner
 from app.access.scope import scope_clause
 from app.io.excel import unneutralise
 from app.io.importcolumns import ColumnPlan, plan_columns, system_fields
-from app.io.spreadsheet import MAX_ROWS, ImportFileError, Sheet, open_sheet
+from app.io.spreadsheet import ImportFileError, Limits, Sheet, open_sheet
 from app.messages import Joined, msg
 from app.record import numbering
 from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
@@ -48,11 +47,13 @@ from app.record.tables import GradeChange
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
 
-__all__ = ["ImportFileError", "ImportReport", "Inspection", "import_file", "inspect_file", "max_rows", "write_error_report"]
+__all__ = ["ImportFileError", "ImportReport", "Inspection", "import_file", "import_limits", "inspect_file", "max_rows", "write_error_report"]
 
 BATCH = 2000
 WHERE = "import"  # an import's "from where" in the audit trail
 PROGRESS_ROWS = 250
+KEPT_ERRORS = 20_000  # bad cells whose messages a report holds; those of later rows wait in a file for the error workbook
+COMMENTED = 10_000  # bad cells of the error workbook with their message as a comment (each is filled red; the row says all)
 BAD = PatternFill("solid", fgColor="FFC7CE")
 Progress = Callable[[str, int, int | None], None]  # (phase "checking"/"writing", rows done, rows in all)
 RowErrors = list[tuple[int | None, str, str]]
@@ -68,7 +69,7 @@ class ImportReport:
     failed: int = 0
     skipped: int = 0
     blank: int = 0
-    errors: dict[int, RowErrors] = field(default_factory=dict)  # row number → problems
+    errors: dict[int, RowErrors] = field(default_factory=dict)  # row number → problems (the first KEPT_ERRORS cells' rows)
     notes: list[str] = field(default_factory=list)
     committed: bool = False
     dry_run: bool = False
@@ -87,9 +88,14 @@ class ImportReport:
         return {k: getattr(self, k) for k in ("total", "inserted", "updated", "unchanged", "failed", "skipped", "blank")}
 
 
+def import_limits(app: Any) -> Limits:
+    """What one import may hold: ``CRM_IMPORT_MAX_*`` (app config or environment, see app.io.limits)."""
+    return Limits.of(app.config)
+
+
 def max_rows(app: Any) -> int:
     """The row limit of one import: ``CRM_IMPORT_MAX_ROWS`` (app config or environment)."""
-    return int(app.config.get("CRM_IMPORT_MAX_ROWS") or os.environ.get("CRM_IMPORT_MAX_ROWS") or MAX_ROWS)
+    return import_limits(app).rows
 
 
 @dataclass
@@ -106,7 +112,7 @@ def inspect_file(app: Any, entity_name: str, path: str | Path, user: Any, mode: 
     """Raises ImportFileError for a file that cannot be imported whatever the mapping."""
     crm = app.extensions["crm"]
     entity = _entity(crm.spec, entity_name, mode, key)
-    sheet = open_sheet(Path(path), max_rows(app))
+    sheet = open_sheet(Path(path), import_limits(app), sample=samples)
     rows = [values for _i, (_n, values) in zip(range(samples), sheet.rows, strict=False)]
     sheet.close()
     plan = plan_columns(crm.spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
@@ -136,7 +142,8 @@ def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "inser
     crm = app.extensions["crm"]
     spec: Spec = crm.spec
     entity = _entity(spec, entity_name, mode, key)
-    sheet = open_sheet(path, max_rows(app))
+    limits = import_limits(app)
+    sheet = open_sheet(path, limits)
     plan = plan_columns(spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
     if plan.problems:
         sheet.close()
@@ -145,13 +152,14 @@ def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "inser
     table = Model.metadata.tables[entity.name]
     now = dt.datetime.now().replace(microsecond=0)
     engine = crm.db.engine
-    with tempfile.TemporaryFile(prefix="crm-import-") as spool, engine.connect() as conn:
+    with (tempfile.TemporaryFile(prefix="crm-import-") as spool, tempfile.TemporaryFile(prefix="crm-import-errors-") as more,
+          engine.connect() as conn):
         checker = _RowChecker(conn, spec, entity, table, dict(Model.metadata.tables), plan, key, user, crm.admin_role, now)
-        batches = checker.run(sheet, spool, report, progress)
+        batches = checker.run(sheet, spool, report, progress, more)
         conn.rollback()  # phase 1 only read
         report.skipped = report.failed if skip_bad_rows else 0
         if report.errors:  # before writing, so ``finish`` can keep it with the outcome
-            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None)
+            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None, limits, more)
         if report.failed and not skip_bad_rows:
             report.inserted = report.updated = report.unchanged = 0  # all or nothing: nothing
         elif not dry_run:
@@ -344,10 +352,12 @@ class _RowChecker:
         self.changed_names = tuple(dict.fromkeys(n for expr, _m, _t in self.rules.validations for n in expr.changed_names))
         self.memo: dict[Any, Any] = {}
 
-    def run(self, sheet: Sheet, spool: IO[bytes], report: ImportReport, progress: Progress | None) -> int:
-        """Check every row of ``sheet``; spool the good ones in batches; return the number of batches."""
+    def run(self, sheet: Sheet, spool: IO[bytes], report: ImportReport, progress: Progress | None, more: IO[bytes]) -> int:
+        """Check every row of ``sheet``; spool the good ones in batches; return the number of batches.
+        Bad rows go to ``report.errors`` until it holds KEPT_ERRORS cells, then to ``more``: a file
+        of 150,000 rows with every cell wrong holds 2 million messages (500 MB)."""
         batch: list[tuple[Any, ...]] = []
-        batches = 0
+        batches = kept = 0
         flagged_rows = {r for r, _c in sheet.cell_problems}
         for number, values in sheet.rows:
             if number not in flagged_rows and all(v is None or v == "" or (isinstance(v, str) and not v.strip()) for v in values):
@@ -356,8 +366,12 @@ class _RowChecker:
             report.total += 1
             errors, op = self.row(number, values, sheet)
             if errors:
-                report.errors[number] = errors
                 report.failed += 1
+                if kept < KEPT_ERRORS:
+                    report.errors[number] = errors
+                    kept += len(errors)
+                else:
+                    pickle.dump((number, errors), more, protocol=pickle.HIGHEST_PROTOCOL)
             elif op is None:
                 report.unchanged += 1
             else:
@@ -653,16 +667,24 @@ def _grade_changes(entity: Entity, pk: int, grades: list[tuple[str, Any, Any, st
 
 # -- the error report ----------------------------------------------------------------------------
 
-def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path | None = None) -> Path:
-    """The original rows with an error column; the bad cells filled red with the message as a comment."""
+def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path | None = None, limits: Limits | None = None,
+                       more: IO[bytes] | None = None) -> Path:
+    """The original rows with an error column; the bad cells filled red, the first COMMENTED of them
+    with the message as a comment (openpyxl holds every comment until it saves). ``more``: the
+    problems of the rows after ``errors``, pickled in row order (see _RowChecker.run)."""
     target = target or source.with_name(source.stem + "-错误报告.xlsx")
-    sheet = open_sheet(source, max_rows=10**9)
+    sheet = open_sheet(source, limits)
     headers = sheet.headers
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("导入错误")
     ws.append([*headers, str(msg("错误"))])
+    later = _pickled(more)
+    waiting = next(later, None)
+    commented = 0
     for number, values in sheet.rows:
         problems = errors.get(number)
+        if problems is None and waiting is not None and waiting[0] == number:
+            problems, waiting = waiting[1], next(later, None)
         if not problems:
             continue
         by_column: dict[int, list[str]] = {}
@@ -675,9 +697,22 @@ def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path 
             c = WriteOnlyCell(ws, value=None if value == "" else value)
             if i in by_column:
                 c.fill = BAD
-                c.comment = Comment("; ".join(by_column[i]), "crm")
+                if commented < COMMENTED:
+                    c.comment = Comment("; ".join(by_column[i]), "crm")
+                    commented += 1
             cells.append(c)
         cells.append(f"第 {number} 行: " + "; ".join(f"{label}: {m}" for _c, label, m in problems))
         ws.append(cells)
     wb.save(target)
     return target
+
+
+def _pickled(more: IO[bytes] | None) -> Iterator[tuple[int, RowErrors]]:
+    if more is None:
+        return
+    more.seek(0)
+    while True:
+        try:
+            yield pickle.load(more)  # noqa: S301  # nosec B301 - our own temporary file, written by _RowChecker.run
+        except EOFError:
+            return

@@ -274,7 +274,7 @@ def _result(report: ImportReport) -> dict[str, Any]:
     shown = dict(list(report.errors.items())[:SHOWN_ERRORS])
     return {"counts": report.counts(), "committed": report.committed, "dry_run": report.dry_run, "notes": report.notes,
             "summary": report.summary(), "errors": [[n, [[label, m] for _c, label, m in errs]] for n, errs in shown.items()],
-            "more_errors": max(0, len(report.errors) - SHOWN_ERRORS)}
+            "more_errors": max(0, report.failed - len(shown))}
 
 
 def _finish(conn: sa.Connection, job_id: int, claim: str, report: ImportReport) -> None:

@@ -1,48 +1,55 @@
 """Reading an uploaded spreadsheet safely, before any row is imported.
 
 ``open_sheet`` sniffs what the file really is (an .xlsx, a CSV in UTF-8 or GBK, a password-protected
-workbook, an old .xls, something else), refuses a sheet above the row limit early (from the sheet's
-``<dimension>`` or a streaming count of its rows, before anything is loaded), and finds what the
-values alone would hide: formulas whose result was never saved, error results (#DIV/0!), merged
-cells. Values are then read with python-calamine (Rust, ~20× faster than openpyxl); it loads the
-sheet into memory, which the row limit bounds. Only this module touches the uploaded file.
+workbook, an old .xls, something else) and refuses what one import may not hold (see ``limits``)
+before anything is loaded: more rows than the limit, a cell longer than a cell may be, a file that
+unpacks to more than the limit. An .xlsx is checked in one linear pass over its parts (``zipparts``:
+the zip and each part's real size; ``xlsxscan``: rows, cells, shared texts), which also finds what
+the values alone would hide: formulas whose result was never saved, error results (#DIV/0!), merged
+cells. Its values are then read by python-calamine (Rust, ~20× faster than openpyxl), which loads
+the sheet into memory: in a process of its own under a memory limit (``sheetreader``), so that no
+file, however made, can take the web or worker process's memory. A CSV is read as a stream. Only
+this module and those it calls touch the uploaded file.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import json
+import os
+import pickle  # nosec B403 - the reading process's output, a temporary file of ours
 import re
+import signal
+import subprocess  # nosec B404 - runs our own sheetreader.py with this interpreter
+import sys
+import tempfile
 import zipfile
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 from xml.etree import ElementTree
 
+from app.io.limits import MAX_ROWS, ImportFileError, Limits, cell_too_long, row_too_large, too_many
+from app.io.xlsxscan import column_index, scan_shared_strings, scan_sheet
+from app.io.zipparts import Budget, drain, inflate, member, open_package, read_small, unreadable
 from app.messages import Joined, msg
+
+__all__ = ["MAX_ROWS", "ImportFileError", "Limits", "Sheet", "column_index", "column_letter", "open_sheet", "too_many"]
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")  # the stream of an encrypted OOXML file
-MAX_ROWS = 150_000  # default for CRM_IMPORT_MAX_ROWS: calamine holds the sheet, ~1.5 KB per row of 15 columns (≈ 400 MB peak)
 CHUNK = 1 << 20
+LINE_BREAK = re.compile(rb"\r\n?|\n")  # as the csv module reads lines
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
       "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
       "p": "http://schemas.openxmlformats.org/package/2006/relationships"}
-DIMENSION = re.compile(rb'<dimension\s+ref="[A-Z]*[0-9]*:?[A-Z]*([0-9]+)"')
-CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
-REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
-TYPE_ERROR = re.compile(rb'\bt="e"')
-VALUE = re.compile(rb"<v>([^<]*)</v>")
 NOT_A_SPREADSHEET = msg("这不是 .xlsx 或 .csv 文件")
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (not a spreadsheet, too many rows, unknown columns …)."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
+READER = Path(__file__).with_name("sheetreader.py")
+READ_CPU_SECONDS = 120  # 150,000 rows take ~5 s of CPU to read
+READ_SECONDS = 600  # of the clock, on a busy machine
+MERGED_CELLS = 100_000  # cells merged blocks may cover; each is marked in the row it leaves empty
 
 
 @dataclass
@@ -61,14 +68,6 @@ class Sheet:
         self.release()
 
 
-def column_index(letters: bytes | str) -> int:
-    """0-based index of a column name (A → 0, AA → 26)."""
-    n = 0
-    for ch in letters if isinstance(letters, str) else letters.decode():
-        n = n * 26 + ord(ch) - 64
-    return n - 1
-
-
 def column_letter(index: int) -> str:
     letters = ""
     index += 1
@@ -78,16 +77,10 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def too_many(limit: int, rows: int | None = None) -> ImportFileError:
-    """The file has more rows than one import takes (``rows`` when the sheet says how many)."""
-    if rows is not None:
-        return ImportFileError([msg("文件有 %(rows)s 行数据,超过单次导入上限 %(limit)s 行;请拆分为多个文件后分别导入",
-                                    rows=f"{rows:,}", limit=f"{limit:,}")])
-    return ImportFileError([msg("文件超过 %(limit)s 行数据(单次导入上限);请拆分为多个文件后分别导入", limit=f"{limit:,}")])
-
-
-def open_sheet(path: Path, max_rows: int = MAX_ROWS) -> Sheet:
-    """The first worksheet of an .xlsx, or a CSV; raises ImportFileError with the reason otherwise."""
+def open_sheet(path: Path, limits: Limits | None = None, sample: int | None = None) -> Sheet:
+    """The first worksheet of an .xlsx, or a CSV; raises ImportFileError with the reason otherwise.
+    ``sample``: only the header and that many rows are wanted (the file is checked whole all the same)."""
+    limits = limits or Limits()
     with path.open("rb") as fh:
         head = fh.read(8)
     if not head:
@@ -97,124 +90,145 @@ def open_sheet(path: Path, max_rows: int = MAX_ROWS) -> Sheet:
             raise ImportFileError([msg("文件受密码保护,请在 Excel 中取消密码后再导入")])
         raise ImportFileError([msg("这是旧版 .xls(或其他 Office)文件,请在 Excel 中另存为 .xlsx")])
     if zipfile.is_zipfile(path):
-        return _open_xlsx(path, max_rows)
+        return _open_xlsx(path, limits, sample)
     if path.suffix.lower() in (".xlsx", ".xlsm"):  # named a workbook but is none: never read it as text
         raise ImportFileError([NOT_A_SPREADSHEET])
-    return _open_csv(path, max_rows)
+    return _open_csv(path, limits)
 
 
 # -- .xlsx ---------------------------------------------------------------------------------------
 
-def _first_sheet_part(z: zipfile.ZipFile) -> str:
+def _first_sheet_part(z: zipfile.ZipFile, fh: IO[bytes]) -> str:
     """The zip member of the workbook's first worksheet (workbook order, not file-name order)."""
-    names = set(z.namelist())
-    if "xl/workbook.xml" not in names:
+    book_info, rels_info = member(z, "xl/workbook.xml"), member(z, "xl/_rels/workbook.xml.rels")
+    if book_info is None or rels_info is None:
         raise ImportFileError([NOT_A_SPREADSHEET])
     try:  # small XML parts of the package; expat refuses external entities
-        book = ElementTree.fromstring(z.read("xl/workbook.xml"))  # noqa: S314
-        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))  # noqa: S314
-    except (KeyError, ElementTree.ParseError):
+        book = ElementTree.fromstring(read_small(fh, book_info))  # noqa: S314
+        rels = ElementTree.fromstring(read_small(fh, rels_info))  # noqa: S314
+    except ElementTree.ParseError:
         raise ImportFileError([NOT_A_SPREADSHEET]) from None
     first = book.find("m:sheets/m:sheet", NS)
     rid = first.get(f"{{{NS['r']}}}id") if first is not None else None
     target = next((r.get("Target", "") for r in rels.findall("p:Relationship", NS) if r.get("Id") == rid), "")
     part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-    if part not in names:
+    if part not in set(z.namelist()):
         raise ImportFileError([msg("工作簿里没有工作表")])
     return part
 
 
-def _prescan(z: zipfile.ZipFile, part: str, max_rows: int) -> tuple[int, dict[tuple[int, int], str]]:
-    """Stream the sheet's XML once: rows with a value (refused above ``max_rows`` as soon as it is
-    passed), and formula cells whose saved result is missing or an error."""
-    problems: dict[tuple[int, int], str] = {}
-    rows = 0
-    carry = b""
-    with z.open(part) as fh:
-        head = fh.read(4096)
-        m = DIMENSION.search(head)
-        if m and int(m.group(1)) - 1 > max_rows:
-            raise too_many(max_rows, int(m.group(1)) - 1)
-        data = head
-        while data:
-            data = carry + data
-            cut = data.rfind(b"</row>")
-            if cut < 0:
-                carry, data = data, fh.read(CHUNK)
-                continue
-            cut += len(b"</row>")
-            complete, carry = data[:cut], data[cut:]
-            for row in complete.split(b"</row>"):
-                if b"<v>" in row or b"<t>" in row or b"<t " in row:
-                    rows += 1
-                if b"<f" in row or b't="e"' in row:
-                    _formula_problems(row, problems)
-            if rows - 1 > max_rows:
-                raise too_many(max_rows)
-            data = fh.read(CHUNK)
-    return max(rows - 1, 0), problems
+def _check_xlsx(path: Path, limits: Limits) -> tuple[int, dict[tuple[int, int], str]]:
+    """The package and the first sheet checked (see zipparts and xlsxscan): its data rows and cell problems."""
+    with path.open("rb") as fh:
+        z = open_package(fh, limits.unpacked_bytes)
+        part = _first_sheet_part(z, fh)
+        budget = Budget(limits.unpacked_bytes)
+        strings = member(z, "xl/sharedStrings.xml")
+        shared = scan_shared_strings(inflate(fh, strings, budget), limits) if strings is not None else None
+        for info in z.infolist():  # every part the reader might open, counted with its real size
+            if info is not strings and info.filename != part:
+                drain(fh, info, budget)
+        return scan_sheet(inflate(fh, z.getinfo(part), budget), limits, shared, budget)
 
 
-def _formula_problems(row: bytes, problems: dict[tuple[int, int], str]) -> None:
-    for attrs, inner in CELL.findall(row):
-        formula = b"<f" in inner
-        error = TYPE_ERROR.search(attrs)
-        if not formula and not error:
-            continue
-        ref = REF.search(attrs)
-        if ref is None:
-            raise ImportFileError([msg("表格含有公式但单元格没有位置信息,请在 Excel 中打开并保存后再导入")])
-        value = VALUE.search(inner)
-        where = (int(ref.group(2)), column_index(ref.group(1)))
-        if error:
-            shown = value.group(1).decode(errors="replace") if value else "#ERROR"
-            problems[where] = msg("公式结果是错误值 %(error)s", error=shown)
-        elif value is None or not value.group(1):
-            problems[where] = msg("公式没有保存计算结果:请在 Excel 中打开并保存,或复制后“粘贴为数值”")
-
-
-def _open_xlsx(path: Path, max_rows: int) -> Sheet:
-    from python_calamine import CalamineError, CalamineWorkbook
-
+def _open_xlsx(path: Path, limits: Limits, sample: int | None) -> Sheet:
     try:
-        with zipfile.ZipFile(path) as z:
-            part = _first_sheet_part(z)
-            total, problems = _prescan(z, part, max_rows)
+        total, problems = _check_xlsx(path, limits)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         if isinstance(exc, ImportFileError):
             raise
-        raise ImportFileError([Joined(msg("无法读取此 Excel 文件"), f": {type(exc).__name__}")]) from None
-    try:
-        book = CalamineWorkbook.from_path(str(path))
-        sheet = book.get_sheet_by_index(0)
-    except CalamineError as exc:
-        raise ImportFileError([Joined(msg("无法读取此 Excel 文件"), f": {exc}")]) from None
-    for (r0, c0), (r1, c1) in sheet.merged_cell_ranges or []:
+        raise ImportFileError([unreadable(type(exc).__name__)]) from None
+    spool = read_workbook(path, limits, sample)
+    (top, left), (height, width) = spool.shape["start"] or (0, 0), spool.shape["size"]
+    covered = 0
+    for (r0, c0), (r1, c1) in spool.shape["merged"]:
         if r0 == 0:
+            spool.close()
             raise ImportFileError([msg("标题行有合并单元格 %(cells)s,请取消合并", cells=f"{column_letter(c0)}1:{column_letter(c1)}{r1 + 1}")])
-        for r in range(r0, r1 + 1):  # a merged block keeps its value in the top-left cell only
-            for c in range(c0, c1 + 1):
+        # a merged block keeps its value in the top-left cell only; marked within the rows and columns read
+        problem = msg("合并单元格 %(cells)s:请取消合并并在每一行填写", cells=f"{column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}")
+        rows, columns = range(r0, min(r1, top + height - 1) + 1), range(c0, min(c1, left + width - 1) + 1)
+        covered += len(rows) * len(columns)
+        if covered > MERGED_CELLS:
+            spool.close()
+            raise ImportFileError([msg("合并单元格超过 %(limit)s 格,请取消合并后再导入", limit=f"{MERGED_CELLS:,}")])
+        for r in rows:
+            for c in columns:
                 if (r, c) != (r0, c0):
-                    problems.setdefault((r + 1, c), msg("合并单元格 %(cells)s:请取消合并并在每一行填写",
-                                                        cells=f"{column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}"))
-    pad = [""] * (sheet.start[1] if sheet.start else 0)  # calamine starts rows at the first used column
-    rows = sheet.iter_rows()
-    headers = [_header(h) for h in pad + list(next(rows, []))]
-
-    def release() -> None:
-        try:
-            book.close()
-        except CalamineError:  # closed already
-            pass
+                    problems.setdefault((r + 1, c), problem)
+    pad = [""] * left  # calamine starts rows at the first used column
+    rows_read = spool.rows()
+    headers = [_header(h) for h in pad + list(next(rows_read, []))]
 
     def values() -> Generator[tuple[int, list[Any]], None, None]:
         try:
-            for number, row in enumerate(rows, start=2):
+            for number, row in enumerate(rows_read, start=2):
                 yield number, pad + row if pad else row
         finally:
-            release()
+            spool.close()
 
-    return Sheet(headers, values(), total, problems, release=release)
+    return Sheet(headers, values(), total, problems, release=spool.close)
+
+
+class _Spool:
+    """The rows the reading process wrote, read back a batch at a time; ``close`` deletes them."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = path.open("rb")
+        self.shape: dict[str, Any] = pickle.load(self.fh)  # noqa: S301  # nosec B301 - written by sheetreader for us
+
+    def rows(self) -> Iterator[list[Any]]:
+        while True:
+            try:
+                batch = pickle.load(self.fh)  # noqa: S301  # nosec B301
+            except EOFError:
+                return
+            yield from batch
+
+    def close(self) -> None:
+        self.fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+def read_workbook(path: Path, limits: Limits, sample: int | None = None) -> _Spool:
+    """The first sheet of ``path`` read by python-calamine in a process of its own (sheetreader),
+    within ``limits.memory_mb`` and READ_CPU_SECONDS; refused, whatever went wrong, with the reason."""
+    fd, name = tempfile.mkstemp(prefix="crm-sheet-", suffix=".rows")
+    os.close(fd)
+    out = Path(name)
+    command = [sys.executable, "-I", str(READER), str(path), name, str(limits.memory_mb << 20), str(READ_CPU_SECONDS),
+               str(limits.rows), str(limits.cell_chars), str(sample + 1 if sample is not None else 0)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=READ_SECONDS,  # noqa: S603  # nosec B603
+                              check=False)
+        _refuse_unless_read(done, limits)
+        return _Spool(out)
+    except subprocess.TimeoutExpired:  # run() has killed it
+        out.unlink(missing_ok=True)
+        raise ImportFileError([msg("读取此文件超过 %(seconds)s 秒,已停止", seconds=READ_SECONDS)]) from None
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+
+
+def _refuse_unless_read(done: subprocess.CompletedProcess[str], limits: Limits) -> None:
+    try:
+        outcome = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {}
+    except (IndexError, ValueError):
+        outcome = {}
+    if "rows" in outcome:
+        return
+    if outcome.get("refused") == "rows":
+        raise too_many(limits.rows)
+    if outcome.get("refused") == "cell":
+        raise cell_too_long(outcome["cell"], limits.cell_chars, outcome["chars"])
+    if outcome.get("error") == "memory" or done.returncode == -signal.SIGKILL or "memory allocation" in done.stderr:
+        raise ImportFileError([msg("读取此文件需要超过 %(limit)s 内存(单次导入上限);没有导入任何数据", limit=f"{limits.memory_mb:,} MB")])
+    if done.returncode == -signal.SIGXCPU:
+        raise ImportFileError([msg("读取此文件超过 %(seconds)s 秒,已停止", seconds=READ_CPU_SECONDS)])
+    said = outcome.get("error") or next(iter(done.stderr.strip().splitlines()[-1:]), f"exit status {done.returncode}")
+    raise ImportFileError([unreadable(str(said)[:200])])
 
 
 def _header(value: Any) -> str:
@@ -240,26 +254,31 @@ def _encoding(path: Path) -> str:
     raise ImportFileError([NOT_A_SPREADSHEET])
 
 
-def _open_csv(path: Path, max_rows: int) -> Sheet:
+def _open_csv(path: Path, limits: Limits) -> Sheet:
     encoding = _encoding(path)
-    lines = 0
-    with path.open("rb") as fh:  # an upper bound (quoted cells may hold line breaks), counted streaming
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            lines += block.count(b"\n")
-            if lines - 1 > max_rows:
-                raise too_many(max_rows)
+    lines = _count_lines(path, limits)
     text = path.open(encoding=encoding, newline="")
     reader = csv.reader(text)
+
+    def checked(row: list[str]) -> list[str]:
+        if row and max(map(len, row)) > limits.cell_chars:
+            column = next(i for i, v in enumerate(row) if len(v) > limits.cell_chars)
+            raise cell_too_long(f"{column_letter(column)}{reader.line_num}", limits.cell_chars, len(row[column]))
+        return row
+
     try:
-        headers = [_header(h) for h in next(reader, [])]
+        headers = [_header(h) for h in checked(next(reader, []))]
     except (UnicodeDecodeError, csv.Error):
         text.close()
         raise ImportFileError([NOT_A_SPREADSHEET]) from None
+    except ImportFileError:
+        text.close()
+        raise
 
     def values() -> Generator[tuple[int, list[Any]], None, None]:
         try:
             for number, row in enumerate(reader, start=2):
-                yield number, list(row)
+                yield number, checked(row)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise ImportFileError([Joined(msg("第 %(line)s 行无法读取", line=reader.line_num), f": {exc}")]) from None
         finally:
@@ -267,3 +286,25 @@ def _open_csv(path: Path, max_rows: int) -> Sheet:
 
     return Sheet(headers, values(), max(lines - 1, 0), {}, is_csv=True, release=text.close)
 
+
+def _count_lines(path: Path, limits: Limits) -> int:
+    """Line breaks, counted streaming: an upper bound of the rows (quoted cells may hold line
+    breaks), refused above the row limit; and no line longer than ``limits.row_bytes``."""
+    lines = run = 0
+    after_cr = False
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            if after_cr and block.startswith(b"\n"):  # \r\n cut in two by the block boundary
+                block = block[1:]
+            after_cr = block.endswith(b"\r")
+            parts = LINE_BREAK.split(block)
+            run += len(parts[0])
+            if max(run, max(map(len, parts[1:]), default=0)) > limits.row_bytes:
+                at = 0 if run > limits.row_bytes else next(i for i, part in enumerate(parts) if i and len(part) > limits.row_bytes)
+                raise row_too_large(lines + at + 1, limits.row_bytes)
+            if len(parts) > 1:
+                run = len(parts[-1])
+            lines += len(parts) - 1
+            if lines - 1 > limits.rows:
+                raise too_many(limits.rows)
+    return lines

@@ -170,17 +170,19 @@ def install_audit() -> None:
         event.listen(Session, "after_flush", _after_flush)
 
 
-def record(session: Any, entity: str, record_id: int, action: str, changes: dict[str, Any] | None = None) -> None:
-    """Write one audit row outside the ORM flush (reads of confidential records, bulk actions)."""
-    record_many(session, entity, [record_id], action, changes)
+def record(session: Any, entity: str, record_id: int, action: str, changes: dict[str, Any] | None = None,
+           version: int | None = None) -> None:
+    """Write one audit row outside the ORM flush (reads of confidential records, bulk actions);
+    ``version``: the record's version the change made (what :func:`changes_since` goes by)."""
+    record_many(session, entity, [record_id], action, changes, version=version)
 
 
 def record_many(session: Any, entity: str, record_ids: Iterable[int], action: str, changes: dict[str, Any] | None = None,
-                user_id: int | None = None) -> int:
+                user_id: int | None = None, version: int | None = None) -> int:
     """:func:`record` for many records at once (an export of confidential records): one statement a
     thousand; by ``user_id`` when given (a command's user), else by the acting user."""
     who = user_id if user_id is not None else current_user_id()
-    base = audit_row(entity, 0, action, changes or {}, None, who, _where(), dt.datetime.now())
+    base = audit_row(entity, 0, action, changes or {}, version, who, _where(), dt.datetime.now())
     ids, n = list(record_ids), 0
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]

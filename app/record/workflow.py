@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from app.access.accounts import person_name
 from app.messages import msg
 from app.messaging.wfnotify import notify
+from app.record import versions
 from app.record.rules import STATE_KEY
 from app.record.tables import Transition as TransitionRow
 from app.spec.expr import parse, record_lookup
@@ -74,7 +75,8 @@ def options(spec: Spec, entity: Entity, obj: Any, user: Any, admin_role: str, no
 
 def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: Any, admin_role: str,
             comment: str = "") -> TransitionRow:
-    """Take transition ``key`` on ``obj`` for ``user``; commits. Raises WorkflowError."""
+    """Take transition ``key`` on ``obj`` for ``user``; commits. Raises WorkflowError, or
+    ``versions.StaleRecord`` when another save of the record came first."""
     found = [o for o in options(spec, entity, obj, user, admin_role) if o.key == key]
     if not found:
         known = any(transition_key(t) == key for t in spec.workflows if t.entity == entity.name)
@@ -89,15 +91,17 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
     setattr(obj, STATE_KEY, True)
     at = dt.datetime.now()
     try:
-        setattr(obj, t.state_field, t.target)
-        stamp(entity, obj, t, user, at)
-        row = TransitionRow(entity=entity.name, record_id=obj.id, field=t.state_field, from_state=t.source,
-                            to_state=t.target, action=t.action, comment=comment or None,
-                            user_id=getattr(user, "id", None), at=at)
-        session.add(row)
-        session.flush()  # the state change checked by the rules and the row's id, before anyone is told
-        notify(session, spec, entity, obj, t, row, user, admin_role)
-        session.commit()
+        # the UPDATE asks for the version read here: of two actions taken at once, one wins (StaleRecord)
+        with versions.refused(session, obj):
+            setattr(obj, t.state_field, t.target)
+            stamp(entity, obj, t, user, at)
+            row = TransitionRow(entity=entity.name, record_id=obj.id, field=t.state_field, from_state=t.source,
+                                to_state=t.target, action=t.action, comment=comment or None,
+                                user_id=getattr(user, "id", None), at=at)
+            session.add(row)
+            session.flush()  # the state change checked by the rules and the row's id, before anyone is told
+            notify(session, spec, entity, obj, t, row, user, admin_role)
+            session.commit()
     except Exception:
         session.rollback()
         raise

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from typing import Any
 
 import jsonschema
+import sqlalchemy as sa
 from flask import current_app, g, request
 from flask_appbuilder import ModelRestApi, expose
 from flask_appbuilder.api import protect
@@ -16,16 +18,17 @@ from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import validate as mv
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.messages import msg
-from app.record import audit, workflow
+from app.record import audit, versions, workflow
 from app.record.convert import INTEGER_LIMIT
 from app.record.grading import mask_reason, reason_fields
 from app.record.rules import RuleViolation
 from app.web import uploads
+from app.web.dbtuning import is_database_busy
 from app.web.fields import LENGTH_TYPES, _entity, _no_such_id, api_validators, crm_spec
 from app.web.i18n import pick
 from app.web.views import API_PERMISSIONS, ENTITY_PERMISSIONS, MAX_PAGE_SIZE, still_linked
@@ -72,16 +75,49 @@ def install_schema_cache() -> None:
 USER_LINK_COLUMNS = ("id", "first_name", "last_name")  # a linked person: who, never the account
 
 
+class _PerThread:
+    """A schema attribute that each thread (each request) has its own value of."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def _local(self, schema: Any) -> threading.local:
+        local = schema.__dict__.get("_crm_per_thread")
+        return local if local is not None else schema.__dict__.setdefault("_crm_per_thread", threading.local())
+
+    def __get__(self, schema: Any, owner: type | None = None) -> Any:
+        return self if schema is None else getattr(self._local(schema), self.name, None)
+
+    def __set__(self, schema: Any, value: Any) -> None:
+        setattr(self._local(schema), self.name, value)
+
+
+class PerRequestLoad:
+    """marshmallow-sqlalchemy keeps what it is loading on the schema: ``load(data, instance=item)``
+    sets ``self.instance`` and its ``post_load`` reads it back. FAB makes one schema per API and
+    every request shares it, so two PUTs at once crossed: one wrote its values onto the other's
+    record (two "saved" on one version), or found no instance and inserted a new row. Each request
+    keeps its own."""
+
+    instance = _PerThread()
+    _session = _PerThread()
+    _transient = _PerThread()
+
+
 class CrmSchemaConverter(Model2SchemaConverter):
     """FAB's answer schemas with every link cut down to the linked record's id and title (a person:
     id and name). FAB would serialise the whole linked row: a user's password hash and e-mail, or a
     linked record's fields the reader's role may not see. Applies to the schemas FAB makes for the
-    ``columns`` a client asks for, too."""
+    ``columns`` a client asks for, too. Loading is safe for requests at once (:class:`PerRequestLoad`)."""
 
     def convert(self, columns: list[str], model: Any = None, nested: bool = True, parent_schema_name: str | None = None) -> Any:
         if nested:
             columns = _safe_columns(model or self.datamodel.obj, columns)
         return super().convert(columns, model=model, nested=nested, parent_schema_name=parent_schema_name)
+
+    def _meta_schema_factory(self, columns: list[str], model: Any, class_mixin: Any, parent_schema_name: str | None = None) -> Any:
+        made = super()._meta_schema_factory(columns, model, class_mixin, parent_schema_name=parent_schema_name)
+        return type(made.__name__, (PerRequestLoad, made), {"__module__": made.__module__, "__qualname__": made.__qualname__})
 
 
 def _safe_columns(model: Any, columns: list[str]) -> list[str]:
@@ -125,6 +161,9 @@ class CrmModelRestApi(ModelRestApi):
 
     def pre_update(self, item: Any) -> None:
         self._plain_values(item)
+        read = g.pop("crm_read_version", None)
+        if read is not None and read[0] == item.id:  # the UPDATE asks for the version the client read
+            versions.based_on(item, read[1])
         super().pre_update(item)
 
     def _plain_values(self, item: Any) -> None:
@@ -273,8 +312,12 @@ class CrmModelRestApi(ModelRestApi):
                 self._strip(data)  # a saved record comes back as GET shows it: no hidden field
                 return self.response(answer.status_code, **data)
             return answer
-        except (RuleViolation, DatabaseException, IntegrityError) as exc:
+        except versions.StaleRecord as exc:  # another save of the version this one was based on came first
+            return self._conflict(exc.record_id, exc.read)
+        except (RuleViolation, DatabaseException, IntegrityError, OperationalError) as exc:
             self.datamodel.session.rollback()
+            if is_database_busy(exc) or is_database_busy(exc.__cause__ or exc):
+                return self.response(503, message=msg("数据库正忙,没有保存任何更改。请稍等片刻后重试。"))
             errors = _rule_errors(exc)
             if errors is not None:
                 return self.response_422(message=errors)
@@ -294,7 +337,10 @@ class CrmModelRestApi(ModelRestApi):
         linked = still_linked(self.datamodel.session, self.entity, item.id) if item is not None else ""
         if linked:
             return self.response_422(message={"_schema": [linked]})
-        return super().delete_headless(pk)
+        try:
+            return super().delete_headless(pk)
+        except versions.StaleRecord as exc:  # changed by someone else since it was read here
+            return self._conflict(exc.record_id, exc.read)
 
     def post_headless(self) -> Any:
         refused = uploads.api_refusals(_entity(self.entity), request.get_json(silent=True), None)
@@ -360,7 +406,10 @@ class CrmModelRestApi(ModelRestApi):
         body = request.get_json(silent=True) or {}
         wanted = str(body.get("action", ""))
         opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
-        labels = {o.transition.action_en: o.key for o in opts if o.transition.action_en} | {o.transition.action: o.key for o in opts}
+        # a label names the action leaving the current state; one of another state is known, just not
+        # possible now (409, as when an action taken at the same moment moved the record on)
+        known = {label: workflow.transition_key(t) for t in spec.workflows if t.entity == e.name for label in (t.action_en, t.action) if label}
+        labels = known | {o.transition.action_en: o.key for o in opts if o.transition.action_en} | {o.transition.action: o.key for o in opts}
         try:
             row = workflow.perform(self.datamodel.session, spec, e, item, labels.get(wanted, wanted), g.user,
                                    current_app.extensions["crm"].admin_role, str(body.get("comment", "")))
@@ -368,6 +417,8 @@ class CrmModelRestApi(ModelRestApi):
             return self.response(exc.status, message=exc.message)
         except RuleViolation as exc:
             return self.response_422(message=exc.errors)
+        except versions.StaleRecord as exc:  # another action or save on this record came first
+            return self._conflict(exc.record_id, exc.read)
         return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action,
                                           "from_label": workflow.state_label(spec, e, str(row.field), row.from_state),
                                           "to_label": workflow.state_label(spec, e, str(row.field), row.to_state)})
@@ -392,8 +443,16 @@ class CrmModelRestApi(ModelRestApi):
             return self.response_422(message=refused)
         if str(seen) != str(item.version):
             read = str(seen)  # a number the client sent, or anything else: then every change is listed
-            changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(read) if read.isdigit() and len(read) < 19 else 0)
-            return self.response(409, message=msg("此记录已被他人修改"),
-                                 version=item.version, changes=[{"by": h["user_id"], "at": h["at"].isoformat(),
-                                                                 "changes": self._visible_changes(h["changes"])} for h in changed])
+            return self._conflict(item.id, int(read) if read.isdigit() and len(read) < 19 else 0)
+        g.crm_read_version = (item.id, item.version)  # checked again by the UPDATE itself (pre_update)
         return self._guarded(lambda: super(CrmModelRestApi, self).put_headless(pk), "edit")
+
+    def _conflict(self, record_id: int | None, read: int | None) -> Any:
+        """409: the record changed since version ``read``; its version now and what changed since,
+        as this reader may see it."""
+        session, model = self.datamodel.session, self.datamodel.obj
+        now = session.execute(sa.select(model.version).where(model.id == record_id)).scalar() if record_id is not None else None
+        changed = audit.changes_since(session, self.entity, record_id, read or 0) if record_id is not None else []
+        return self.response(409, message=msg("此记录已被他人修改"), version=now,
+                             changes=[{"by": h["user_id"], "at": h["at"].isoformat(), "changes": self._visible_changes(h["changes"])}
+                                      for h in changed])

@@ -12,6 +12,10 @@
   saved; the connection stays usable. Workers, imports and ``crm`` commands are not limited.
 - **Slow requests**: a request slower than ``CRM_SLOW_REQUEST_MS`` (1,000; 0 = never) is logged on
   ``crm.requests`` at WARNING with its SQL: how many statements, their total time and the slowest.
+- **SQLite** (the embedded default): the database is kept in WAL mode, so pages keep reading while
+  an import (or anything else) writes, and a statement waiting for the one write lock waits up to
+  ``CRM_SQLITE_BUSY_TIMEOUT_MS`` (20,000: under gunicorn's 30 s worker timeout). A save that still
+  finds the lock taken is answered 503 "busy, nothing saved, try again", never a 500.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ POOL_DEFAULTS = {"pool_size": ("CRM_DB_POOL_SIZE", 5), "max_overflow": ("CRM_DB_
 WEB_STATEMENT_TIMEOUT_MS = 30_000
 SLOW_REQUEST_MS = 1_000
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by statement_timeout
+SQLITE_BUSY_TIMEOUT_MS = 20_000
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of write-ahead log kept once it has been copied back
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # SQLite's primary result codes for a lock another connection holds
 
 log = logging.getLogger("crm.requests")
 
@@ -50,6 +57,32 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def is_query_canceled(exc: BaseException) -> bool:
     return getattr(getattr(exc, "orig", None), "pgcode", None) == QUERY_CANCELED
+
+
+def install_sqlite_tuning(engine: sa.Engine, config: dict[str, Any]) -> None:
+    """On SQLite, every connection the engine opens waits for a lock up to the busy timeout and
+    keeps the database in WAL mode (readers never wait for a writer; persistent in the file, so
+    the commands' own engines find it too). Nothing on other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    busy_ms = int(config.get("CRM_SQLITE_BUSY_TIMEOUT_MS", SQLITE_BUSY_TIMEOUT_MS))
+
+    @sa.event.listens_for(engine, "connect")
+    def _tune(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {max(busy_ms, 0)}")  # first: switching to WAL may wait too
+            cursor.execute("PRAGMA journal_mode = WAL")  # an in-memory database answers "memory": fine
+            cursor.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")  # a big import's WAL shrinks back after it
+        finally:
+            cursor.close()
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """A statement that gave up waiting for a lock another connection holds (SQLite's "database
+    is locked" after the busy timeout)."""
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (SQLITE_BUSY, SQLITE_LOCKED)
 
 
 def install_request_watch(app: Flask, engine: sa.Engine) -> None:

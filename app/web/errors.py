@@ -12,7 +12,7 @@ from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.messages import localized, msg
-from app.web.dbtuning import is_query_canceled
+from app.web.dbtuning import is_database_busy, is_query_canceled
 
 PAGES = {
     400: ("请求有误", "请求的参数无法理解,请返回重试。"),
@@ -24,11 +24,13 @@ PAGES = {
     503: ("查询超时", "这个查询用时太长,已被停止,没有保存任何更改。请缩小筛选范围(例如加上日期或区域条件)后重试;"
                     "如果经常发生,请联系系统管理员。"),
 }
+BUSY = ("数据库正忙", "数据库正忙于另一项写入(例如一次大的导入),这次没有保存任何更改。请稍等片刻后重试。")
 
 
-def error_page(code: int, said: str | None = None) -> Any:
-    """The error page of ``code``; ``said`` (a :func:`app.messages.msg`) replaces its usual text."""
-    title, text = PAGES[code]
+def error_page(code: int, said: str | None = None, words: tuple[str, str] | None = None) -> Any:
+    """The error page of ``code``; ``said`` (a :func:`app.messages.msg`) replaces its usual text,
+    ``words`` its title and text."""
+    title, text = words or PAGES[code]
     if said is not None:
         if request.path.startswith("/api/"):
             return jsonify(message=said), code
@@ -59,6 +61,9 @@ def register_error_pages(app: Flask) -> None:
         return error_page(500)
 
     def database_error(exc: sa.exc.DBAPIError) -> Any:
+        if is_database_busy(exc):  # SQLite's write lock still taken after the busy timeout (app.web.dbtuning)
+            rollback()
+            return error_page(503, words=BUSY)
         if not is_query_canceled(exc):  # any other database failure: the 500 path, as if not caught here
             raise exc
         rollback()  # a statement past the web statement timeout (app.web.dbtuning)

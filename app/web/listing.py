@@ -29,6 +29,8 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import RelationshipProperty, lazyload, selectinload
 
+from app.record import versions
+
 log = logging.getLogger(__name__)
 DEFAULT_CAP = 1_000
 DEFAULT_TIMEOUT_MS = 250
@@ -154,13 +156,20 @@ class CrmInterface(SQLAInterface):
     def edit(self, item: Any, commit: bool = True) -> None:
         """As ``add`` does, the database's error itself rather than FAB's DatabaseException: the
         REST API's PUT would answer a broken rule as the string "Database exception occurred: …"
-        where POST answers field by field."""
-        try:
-            super().edit(item, commit)
-        except DatabaseException as exc:
-            if exc.__cause__ is None:
-                raise
-            raise exc.__cause__  # noqa: B904 - the cause is the error; its own chain is kept
+        where POST answers field by field. A save that lost to another is ``versions.StaleRecord``."""
+        with versions.refused(self.session, item):
+            try:
+                super().edit(item, commit)
+            except DatabaseException as exc:
+                if exc.__cause__ is None:
+                    raise
+                raise exc.__cause__  # noqa: B904 - the cause is the error; its own chain is kept
+
+    def delete(self, item: Any, commit: bool = True) -> None:
+        """FAB's; a record changed by someone else since it was read is ``versions.StaleRecord``
+        (its DELETE asks for the version read, as an UPDATE does)."""
+        with versions.refused(self.session, item):
+            super().delete(item, commit)
 
     def apply_order_by(self, query: Any, order_column: str, order_direction: str, aliases_mapping: Any = None,
                        bypass_many_to_many: bool = False, add_pk: bool = False) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +28,7 @@ from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.io import excel
 from app.messages import localized, msg
-from app.record import audit, workflow
+from app.record import audit, versions, workflow
 from app.record.convert import same_value
 from app.record.grading import explain_now, graded_fields, mask_reason, reason_fields
 from app.record.models import column_default
@@ -35,6 +36,7 @@ from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
 from app.web import linkfield, uploads
 from app.web.auditview import Describer
+from app.web.dbtuning import is_database_busy
 from app.web.errors import error_page
 from app.web.export import _export, _import_fields, _xlsx
 from app.web.fields import (
@@ -60,6 +62,7 @@ from app.web.linkfield import LinkField
 from app.web.listing import CountInfo
 from app.web.widgets import CrmFormWidget, CrmListWidget, CrmSearchWidget
 
+DATABASE_ERROR = ModelView.database_error_message  # FAB's "Database error", flashed when a save fails
 MAX_PAGE_SIZE = 100  # rows a list page or a REST answer holds at most, whatever the address asks
 RECENT_CHANGES = 50  # audit rows on a record page; 全部历史 pages through the rest
 API_PERMISSIONS = {
@@ -254,6 +257,8 @@ class CrmModelView(ModelView):
                 if item is not None and not view._same_version(self, item):
                     return False
                 if item is not None:
+                    # the UPDATE asks for that version again: of the saves based on it, one wins
+                    versions.based_on(item, int(getattr(self, VERSION_FIELD).data))
                     _keep_unchanged(self, item, rules.entity)
                 errors = validate_values(spec, rules, _form_lookup(self, item), changed=_form_changes(self, item))
                 for name, messages in errors.items():
@@ -268,16 +273,36 @@ class CrmModelView(ModelView):
         return RuleForm
 
     def _same_version(self, form: Any, item: Any) -> bool:
-        """Refuse a save based on an older version of the record, saying what changed since."""
-        seen = getattr(form, VERSION_FIELD).data
-        if seen in (None, "") or str(seen) == str(item.version):
+        """Refuse a save based on an older version of the record, saying what changed since, and
+        one that does not say which version it is based on (a scripted post without the field)."""
+        seen = str(getattr(form, VERSION_FIELD).data or "").strip()
+        if not seen.isdigit() or len(seen) > 18:
+            flash(msg("保存被拒绝:表单没有带上打开时的记录版本,没有保存任何内容。请刷新页面后重新修改。").localized(), "danger")
+            return False
+        if int(seen) == item.version:
             return True
-        changed = audit.changes_since(self.datamodel.session, self.entity, item.id, int(seen))
+        flash(self._conflict_message(item.id, int(seen)), "danger")
+        return False
+
+    def _conflict_message(self, record_id: Any, read: int | None) -> str:
+        """A save refused because the record changed since version ``read``: which fields changed."""
+        changed = audit.changes_since(self.datamodel.session, self.entity, record_id, read or 0)
         fields = sorted({name for h in changed for name in h["changes"]})
         labels = [str(self.label_columns.get(n, n)) for n in fields]
-        flash(msg("保存被拒绝:在您编辑期间,此记录已被他人修改(%(fields)s)。请刷新后重新修改。",
-                  fields="、".join(labels) or "—", fields_en=", ".join(labels) or "—").localized(), "danger")
-        return False
+        return msg("保存被拒绝:在您编辑期间,此记录已被他人修改(%(fields)s)。请刷新后重新修改。",
+                   fields="、".join(labels) or "—", fields_en=", ".join(labels) or "—").localized()
+
+    @property
+    def database_error_message(self) -> Any:
+        """What FAB flashes when its save of a form fails (it reads this inside its ``except``):
+        when another save of the version the form was based on came first, what that one changed;
+        when the database stayed busy, that nothing was saved; else FAB's "Database error"."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, versions.StaleRecord):
+            return self._conflict_message(exc.record_id, exc.read)
+        if exc is not None and (is_database_busy(exc) or is_database_busy(exc.__cause__ or exc)):
+            return msg("数据库正忙,没有保存任何更改。请稍等片刻后重试。").localized()
+        return DATABASE_ERROR
 
     # -- workflow ---------------------------------------------------------------------------
     def render_template(self, template: str, **kwargs: Any) -> Any:
@@ -368,6 +393,8 @@ class CrmModelView(ModelView):
                 abort(403)
         except RuleViolation as exc:
             flash("; ".join(localized(m) for messages in exc.errors.values() for m in messages), "danger")
+        except versions.StaleRecord as exc:  # another action or save on this record came first: nothing done
+            flash(self._conflict_message(exc.record_id, exc.read), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
     def _get_search_widget(self, form: Any = None, exclude_cols: Any = None, widgets: Any = None) -> Any:
