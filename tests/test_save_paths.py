@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from openpyxl import Workbook
 
 from app.io.importer import import_file
 from app.record.audit import AuditRow
@@ -24,6 +23,7 @@ from app.record.numbering import number_new
 from app.record.rules import default_value, defaulted_fields
 from app.record.tables import GradeChange
 from tests.conftest import ADMIN_PASSWORD, api_token
+from tests.test_excel import xlsx
 
 REPORTED = dt.datetime(2026, 11, 2, 9, 30)  # a Monday morning
 DISPATCHED, ARRIVED = dt.datetime(2026, 11, 2, 10, 0), dt.datetime(2026, 11, 2, 11, 15)
@@ -94,12 +94,6 @@ def rows_of(app: Any, table: sa.Table, entity: str, record_id: int) -> list[dict
                                               .order_by(table.c.id)).mappings()]
 
 
-def sheet(path: Path, rows: list[list[Any]]) -> Path:
-    wb = Workbook()
-    for r in rows:
-        wb.active.append(r)
-    wb.save(path)
-    return path
 
 
 def imported(app: Any, entity: str, path: Path, **kwargs: Any) -> int:
@@ -132,19 +126,19 @@ def both(app: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     r = client.put(f"/api/v1/service_call/{saved}", headers=h,
                    json={"dispatched_at": DISPATCHED.isoformat(), "arrived_at": ARRIVED.isoformat(), "version": version})
     assert r.status_code == 200, r.text
-    loaded = imported(app, "service_call", sheet(folder / "new.xlsx", [["customer", "reported_at", *CALL],
+    loaded = imported(app, "service_call", xlsx(folder / "new.xlsx", [["customer", "reported_at", *CALL],
                                                                        [name, REPORTED, *CALL.values()]]))
     with app.app_context():
         code = app.extensions["crm"].db.session.execute(sa.text("SELECT code FROM service_call WHERE id = :i"), {"i": loaded}).scalar()
     assert loaded != saved and code
-    imported(app, "service_call", sheet(folder / "update.xlsx", [["code", "dispatched_at", "arrived_at"], [code, DISPATCHED, ARRIVED]]),
+    imported(app, "service_call", xlsx(folder / "update.xlsx", [["code", "dispatched_at", "arrived_at"], [code, DISPATCHED, ARRIVED]]),
              mode="upsert", key="code")
 
     r = client.post("/api/v1/confidential_formula/", json={**FORMULA, "customer": customer, "review_due": REVIEW.isoformat()},
                     headers=h)
     assert r.status_code == 201, r.text
     formula = r.json["id"]
-    formula_loaded = imported(app, "confidential_formula", sheet(folder / "formula.xlsx", [["customer", "review_due", *FORMULA],
+    formula_loaded = imported(app, "confidential_formula", xlsx(folder / "formula.xlsx", [["customer", "review_due", *FORMULA],
                                                                                           [name, REVIEW, *FORMULA.values()]]))
     return {"orm": {"audit": rows_of(app, AuditRow.__table__, "service_call", saved),
                     "grades": rows_of(app, GradeChange.__table__, "service_call", saved),

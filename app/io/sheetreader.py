@@ -34,7 +34,8 @@ def limit(kind: int, value: int) -> None:
 
 
 def letters(index: int) -> str:
-    """A column's name (0 → A, 26 → AA)."""
+    """A column's name (0 → A, 26 → AA); openpyxl's ``get_column_letter`` here would import all of
+    openpyxl into a process that is started for every workbook read."""
     name = ""
     index += 1
     while index:

@@ -31,6 +31,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from xml.etree import ElementTree
 
+from openpyxl.utils import get_column_letter
+
 from app.io.limits import MAX_ROWS, ImportFileError, Limits, cell_too_long, row_too_large, too_many
 from app.io.xlsxscan import column_index, scan_shared_strings, scan_sheet
 from app.io.zipparts import Budget, drain, inflate, member, open_package, read_small, unreadable
@@ -69,12 +71,8 @@ class Sheet:
 
 
 def column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+    """A column's name from its 0-based index (0 → A, 26 → AA)."""
+    return str(get_column_letter(index + 1))
 
 
 def open_sheet(path: Path, limits: Limits | None = None, sample: int | None = None) -> Sheet:
