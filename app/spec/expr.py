@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import io
+import threading
 import tokenize
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,13 @@ class Expr:
         return None
 
 
+# CPython 3.11 (3.11.7 here) shares ast.parse's recursion counter between threads: two threads
+# parsing at once can fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905; seen here with the dashboard's panels computed side by side). Every
+# ast.parse of the project takes this lock.
+AST_LOCK = threading.Lock()
+
+
 def parse(source: str) -> Expr:
     """Parse and whitelist-check ``source``; raise :class:`ExprError` with a short reason."""
     text = (source or "").strip()
@@ -123,7 +131,8 @@ def parse(source: str) -> Expr:
         raise ExprError(f"longer than {MAX_LENGTH} characters")
     text = _normalise(text)
     try:
-        tree = ast.parse(text, mode="eval")
+        with AST_LOCK:
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         advice = ": write == to compare, not =" if _lone_equals(text) else ""
         if "never closed" in str(exc.msg):

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .expr import AST_LOCK
 from .model import Spec
 
 
@@ -48,7 +49,9 @@ def read_previous(out: Path) -> tuple[str | None, list[RevisionFile]]:
 def read_revision_file(path: Path) -> RevisionFile:
     """A revision's header (ids and schema digests), read as literals: the file is not run."""
     values: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+    with AST_LOCK:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
             if name in ("revision", "down_revision", "BASE_SCHEMA", "SCHEMA"):
