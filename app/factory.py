@@ -18,7 +18,7 @@ from app import tasks as _tasks  # noqa: F401 - registers the shared tasks
 from app.access import crypto
 from app.access.accounts import install_display_names, login_attempt_key, password_validator
 from app.access.installkeys import install_secrets
-from app.access.permsync import sync_security, wanted
+from app.access.permsync import recall, remember, rights_source, sync_security, wanted
 from app.access.security import menu_item
 from app.access.sessions import ResetMyPasswordView, install_session_ends
 from app.io.importjobs import allow_large_import_upload
@@ -135,8 +135,12 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
         register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
+            want = wanted_security(appbuilder, generated)
             with db.engine.begin() as conn:
-                sync_security(conn, wanted_security(appbuilder, generated), force=sync == "always")
+                sync_security(conn, want, force=sync == "always")
+                source = rights_source(spec)
+                if recall(conn, source) != want:  # kept for the next upgrade that changes none of it
+                    remember(conn, want, source)
     return app
 
 

@@ -40,7 +40,7 @@ def from_env() -> dict[str, Any]:
         "CRM_BASE_URL": env("CRM_BASE_URL", "http://127.0.0.1:5000"),
         "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
         # permissions and roles follow the screens and the sheet when they changed (one digest read
-        # otherwise); `crm upgrade` also puts hand edits right ("always"); `crm serve` workers skip it ("0")
+        # otherwise); `crm upgrade` and `crm up` also put hand edits right ("always"); `crm serve` workers skip it ("0")
         "CRM_SYNC_PERMISSIONS": {"0": False, "always": "always"}.get(env("CRM_SYNC_PERMISSIONS", "1"), True),
         # limits whose defaults live beside the code that applies them; set here only when given
         **{name: _whole_number(name, value) for name in TUNABLE if (value := env(name, "").strip())},

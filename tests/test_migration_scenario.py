@@ -13,23 +13,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from openpyxl import load_workbook
 
 from tests.conftest import ROOT, SHIPPED
 from tests.migration_helpers import Office, Sheets, database
+from tests.workbooks import read_sheets
 
 pytestmark = pytest.mark.slow  # twelve upgrades of the shipped workbook
-
-
-def read_sheets(path: Path) -> Sheets:
-    wb = load_workbook(path, read_only=True)
-    sheets: Sheets = {}
-    for ws in wb.worksheets:
-        rows = list(ws.iter_rows(values_only=True))
-        headers = [h for h in rows[0] if h]
-        sheets[ws.title] = [dict(zip(headers, r, strict=False)) for r in rows[1:] if any(v is not None for v in r)]
-    wb.close()
-    return sheets
 
 
 def rename_entity(s: Sheets, old: str, new: str) -> None:

@@ -134,7 +134,7 @@ def drift(office: Office) -> list[Any]:
 def run_sequence(kind: str, ops: list[tuple[str, int, str]], monkeypatch: pytest.MonkeyPatch) -> None:
     import app.ops.upgrade
 
-    monkeypatch.setattr(app.ops.upgrade, "sync_permissions", lambda _out: None)  # roles are not what this walks through
+    monkeypatch.setattr(app.ops.upgrade, "sync_permissions", lambda *_args: None)  # roles are not what this walks through
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
         office = Office(Path(tmp), graded_library(), url, monkeypatch)
         try:

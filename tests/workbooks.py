@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 
 def write_workbook(path: Path, sheets: dict[str, list[dict[str, Any]]]) -> Path:
@@ -23,6 +23,18 @@ def write_workbook(path: Path, sheets: dict[str, list[dict[str, Any]]]) -> Path:
             ws.append([row.get(h) for h in headers])
     wb.save(path)
     return path
+
+
+def read_sheets(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """``{sheet: [row dict, …]}`` of a workbook (the shipped one, to edit in code and write again)."""
+    wb = load_workbook(path, read_only=True)
+    sheets: dict[str, list[dict[str, Any]]] = {}
+    for ws in wb.worksheets:
+        rows = list(ws.iter_rows(values_only=True))
+        headers = [h for h in rows[0] if h]
+        sheets[ws.title] = [dict(zip(headers, r, strict=False)) for r in rows[1:] if any(v is not None for v in r)]
+    wb.close()
+    return sheets
 
 
 def library_sheets() -> dict[str, list[dict[str, Any]]]:

@@ -8,26 +8,38 @@ roles of the sheet. FAB does it with a few statements per permission (~7,700 on 
 ~600 when nothing changed); here it is five reads, the inserts and deletes that differ, and one
 digest of the wanted state kept in ``crm_state``: a start-up whose screens and roles did not
 change reads one row.
+
+Knowing the wanted state takes the generated screens built (an app, ~0.7 s, in a child process
+for ``crm upgrade``). It follows from the code and a few parts of the workbook only
+(:func:`rights_source`), so the wanted state is kept beside what it came from, and an upgrade that
+changed none of them (a field added, a threshold moved) syncs against the kept one, forced as ever.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import flask_appbuilder
 import sqlalchemy as sa
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu, assoc_permissionview_role
 
 from app.access.security import SELF_SERVICE, desired_permissions
 from app.record.tables import State
+from app.spec.model import Spec
 from app.web.pagecache import bump
 
 log = logging.getLogger(__name__)
 DIGEST_KEY = "permissions"
+SOURCE_KEY = "permissions_source"  # what the kept wanted state was worked out from (rights_source)
+WANTED_KEY = "permissions_wanted"  # that state, as JSON
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,62 @@ class Wanted:
     admin: str  # the administrator's role: every permission of views and menus
 
     def digest(self) -> str:
-        shape = [sorted((k, sorted(v)) for k, v in self.views.items()), sorted(self.menus),
-                 sorted((k, sorted(v)) for k, v in self.roles.items()), self.admin]
-        return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps([sorted((k, sorted(v)) for k, v in self.views.items()), sorted(self.menus),
+                           sorted((k, sorted(v)) for k, v in self.roles.items()), self.admin])
+
+    @classmethod
+    def from_json(cls, text: str) -> Wanted:
+        views, menus, roles, admin = json.loads(text)
+        return cls({k: frozenset(v) for k, v in views}, frozenset(menus),
+                   {k: frozenset((p, m) for p, m in v) for k, v in roles}, admin)
+
+
+def rights_source(spec: Spec) -> str:
+    """A digest of all the wanted state is worked out from: the hand-written code and its settings
+    (which screens exist, what permissions they expose; :func:`code_fingerprint`) and the parts of
+    the workbook that name screens, menus, roles and grants. Fields, rules, forms, workflows,
+    schedules, surveys, templates and reports do not add or remove a screen or a permission
+    (tests/test_permission_matrix.py builds the app for workbooks differing in each and compares)."""
+    shape = {
+        "entities": [(e.name, e.class_name, e.menu or spec.settings.app_name, e.menu_en, e.label, e.label_en) for e in spec.entities],
+        "roles": [dataclasses.astuple(r) for r in spec.roles],
+        "permissions": [dataclasses.astuple(p) for p in spec.permissions],
+        "admin": spec.admin_role,
+        "code": code_fingerprint(),
+    }
+    return hashlib.sha256(json.dumps(shape, ensure_ascii=False, default=list).encode()).hexdigest()
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """The hand-written Python of ``app`` and ``config`` (a generated package left out) and the
+    Flask-AppBuilder release: another checkout sharing the database, or this one updated, works the
+    wanted state out afresh."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256(flask_appbuilder.__version__.encode())
+    for path in sorted([*(root / "app").rglob("*.py"), *(root / "config").glob("*.py")]):
+        if "generated" in path.relative_to(root).parts:
+            continue
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def remember(conn: sa.Connection, want: Wanted, source: str) -> None:
+    """Keep ``want`` as what ``source`` asks for (:func:`recall`)."""
+    _store(conn, want.to_json(), WANTED_KEY)
+    _store(conn, source, SOURCE_KEY)
+
+
+def recall(conn: sa.Connection, source: str) -> Wanted | None:
+    """The wanted state kept for ``source``; None when none is kept for it."""
+    state = State.__table__
+    kept: dict[str, str] = {r.key: r.value for r in conn.execute(sa.select(state.c.key, state.c.value).where(state.c.key.in_([SOURCE_KEY, WANTED_KEY])))}
+    if kept.get(SOURCE_KEY) != source or not kept.get(WANTED_KEY):
+        return None
+    return Wanted.from_json(kept[WANTED_KEY])
 
 
 def wanted(appbuilder: Any, roles: Iterable[str], grants: dict[str, Any], exposed: dict[str, set[str]], menus: dict[str, str]) -> Wanted:
@@ -121,7 +186,7 @@ def _ids(conn: sa.Connection, table: sa.Table, names: set[str]) -> dict[str, int
     return have
 
 
-def _store(conn: sa.Connection, digest: str) -> None:
+def _store(conn: sa.Connection, value: str, key: str = DIGEST_KEY) -> None:
     state = State.__table__
-    if conn.execute(sa.update(state).where(state.c.key == DIGEST_KEY).values(value=digest)).rowcount == 0:
-        conn.execute(sa.insert(state).values(key=DIGEST_KEY, value=digest))
+    if conn.execute(sa.update(state).where(state.c.key == key).values(value=value)).rowcount == 0:
+        conn.execute(sa.insert(state).values(key=key, value=value))

@@ -75,7 +75,7 @@ def _alone(engine: sa.Engine, spec: Spec, out: Path, var: Path, allow_destructiv
                            list(done.applied), done.backup)
     committed(report)
     if sync:
-        sync_permissions(out)  # committed, its files kept: the rights now, not after the long work below
+        sync_permissions(out, engine, spec)  # committed, its files kept: the rights now, not after the long work below
     # what big tables need after the commit, the system in use (PostgreSQL), before the regrade,
     # which must see the defaults filled in (also those an interrupted run left)
     finish_online(engine, done, progress=progress)
