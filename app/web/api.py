@@ -268,8 +268,7 @@ class CrmModelRestApi(ModelRestApi):
         e = _entity(self.entity)
         record_id = (data.get("result") or {}).get("id") or data.get("id")
         if any(f.encrypted for f in e.fields) and record_id is not None:  # confidential: log every read
-            audit.record(self.datamodel.session, e.name, int(record_id), "read")
-            self.datamodel.session.commit()
+            audit.record_read(self.datamodel.session, e.name, int(record_id))
 
     def pre_get_list(self, data: dict[str, Any]) -> None:
         self._strip(data)
@@ -328,7 +327,10 @@ class CrmModelRestApi(ModelRestApi):
     def get_headless(self, pk: Any, **kwargs: Any) -> Any:
         if _no_such_id(pk):
             return self.response_404()
-        return super().get_headless(pk, **kwargs)
+        try:
+            return super().get_headless(pk, **kwargs)
+        except audit.ReadNotRecorded:  # FAB's @safe would make it a 500; the record is not sent
+            return self.response(503, message=msg("数据库正忙,这次查看无法登记,记录暂不显示。请稍等片刻后重试。"))
 
     def delete_headless(self, pk: Any) -> Any:
         if _no_such_id(pk):

@@ -328,9 +328,8 @@ class CrmModelView(ModelView):
                                   "crm_can_edit": self.appbuilder.sm.has_access("can_edit", self.class_permission_name)}
         recent = audit.search(self.datamodel.session, audit.AuditQuery(entity=e.name, record_id=item.id), 0, RECENT_CHANGES)
         panels["crm_audit"] = Describer(g.user).rows(recent)  # as the full history page shows it
-        if any(f.encrypted for f in e.fields):  # confidential: every read is on record
-            audit.record(self.datamodel.session, e.name, item.id, "read")
-            self.datamodel.session.commit()
+        if any(f.encrypted for f in e.fields):  # confidential: every read is on record, or the page is not shown
+            audit.record_read(self.datamodel.session, e.name, item.id)
         if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
             panels["crm_reassign"] = ownership.candidates(self.datamodel.session, spec, e, g.user, state.admin_role)
             panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
