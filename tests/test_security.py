@@ -816,3 +816,70 @@ def test_an_out_of_scope_id_answers_exactly_as_a_missing_one(app: Any, users: di
         answers = [getattr(c, method)(f"/api/v1/customer/{pk}{tail}", json=body, headers=headers) for pk in (theirs, missing)]
         assert [(r.status_code, r.get_data()) for r in answers[:1]] == [(r.status_code, r.get_data()) for r in answers[1:]], (method, tail)
     assert raw(app, "SELECT name FROM customer WHERE id = :i", i=theirs)[0][0] == f"乙的不可见客户{who}"
+
+
+def _as_said(r: Any, *ids: int) -> str:
+    """A page's text with the ids named replaced by … and its per-response nonce taken out."""
+    text = re.sub(r'nonce="[^"]*"', "", r.get_data(as_text=True))
+    for pk in ids:
+        text = text.replace(str(pk), "…")
+    return text
+
+
+@pytest.mark.parametrize("who", ["a", "manager"])
+def test_record_actions_act_only_within_the_row_scope(app: Any, users: dict[str, str], who: str) -> None:
+    """FAB's bulk action (``…/action_post``) and one-record action (``…/action/<name>/<pk>``) of an
+    entity's list, for a salesperson (scope own) and a sales manager (scope team): a selection
+    naming a record out of sight answers exactly as one naming an id nobody has (404), and the
+    action is not run on anything; within scope it runs on exactly the records ticked. The shipped
+    entities offer no action, so the list is given one for the test (rights: edit)."""
+    from flask_appbuilder.actions import ActionItem
+
+    from app.web.actions import ScopedActions
+
+    if who == "manager":
+        add_user(app, "sec_manager_act", ["销售经理"], PASSWORD, departments=["华东一部"])
+        users = {**users, "manager": "sec_manager_act"}
+    mine = new_customer(app, h(app, users, "a"), f"动作甲的客户{who}")
+    theirs = new_customer(app, h(app, users, "b"), f"动作乙的客户{who}")
+    missing = int(raw(app, "SELECT max(id) FROM customer")[0][0]) + 1000
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "CustomerView")
+    acted: list[list[int]] = []
+
+    def crm_probe(items: Any) -> Any:
+        acted.append([i.id for i in (items if isinstance(items, list) else [items])])
+        return "done"
+
+    view.actions["crm_probe"] = ActionItem("crm_probe", "probe", None, None, True, True, crm_probe)
+    kept = view.method_permission_name
+    view.method_permission_name = {**kept, "crm_probe": "edit"}
+    try:
+        c = app.test_client()
+        login(c, users[who], PASSWORD)
+        token = csrf_token(c.get("/customerview/list/").text)
+        answers = {}
+        for label, rows in (("theirs", [mine, theirs]), ("missing", [mine, missing])):
+            r = c.post("/customerview/action_post", data={"action": "crm_probe", "rowid": [str(pk) for pk in rows], "csrf_token": token})
+            answers[label] = (r.status_code, _as_said(r, theirs, missing))
+        for label, pk in (("one theirs", theirs), ("one missing", missing)):
+            r = c.post(f"/customerview/action/crm_probe/{pk}", data={"csrf_token": token})
+            answers[label] = (r.status_code, _as_said(r, theirs, missing))
+        assert answers["theirs"][0] == 404 and answers["theirs"] == answers["missing"]
+        assert answers["one theirs"][0] == 404 and answers["one theirs"] == answers["one missing"]
+        assert f"动作乙的客户{who}" not in "".join(a[1] for a in answers.values())
+        assert acted == []  # nothing was done, not even on the record in scope
+        r = c.post("/customerview/action_post", data={"action": "crm_probe", "rowid": [str(mine)], "csrf_token": token})
+        assert r.status_code == 200 and acted == [[mine]]
+        assert c.post(f"/customerview/action/crm_probe/{mine}", data={"csrf_token": token}).status_code == 200 and acted[-1] == [mine]
+    finally:
+        del view.actions["crm_probe"]
+        view.method_permission_name = kept
+    # FAB's own screens keep their actions: the 重置我的密码 button of one's user page
+    with app.app_context():
+        me = app.appbuilder.sm.find_user(username=users[who]).id
+    r = c.post(f"/users/action/resetmypassword/{me}", data={"csrf_token": token})
+    assert r.status_code == 302 and "/resetmypassword/form" in r.headers["Location"]
+    # every screen offering actions loads their records through its own row scope
+    offering = [type(v).__name__ for v in app.appbuilder.baseviews if getattr(v, "actions", None)]
+    assert "OutboxView" in offering
+    assert all(isinstance(v, ScopedActions) for v in app.appbuilder.baseviews if getattr(v, "actions", None)), offering

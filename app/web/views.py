@@ -35,6 +35,7 @@ from app.record.models import column_default
 from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
 from app.web import linkfield, uploads
+from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
 from app.web.errors import error_page
@@ -119,7 +120,7 @@ def _form_changes(form: Any, item: Any) -> Any:
     return lambda name: not same_value(lookup(name), getattr(item, name, None))
 
 
-class CrmModelView(ModelView):
+class CrmModelView(ScopedActions, ModelView):
     """A generated entity's screens. ``entity`` names the Spec entity it shows."""
 
     entity: str = ""
