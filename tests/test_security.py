@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from markupsafe import escape
 
 from app.access.accounts import add_user
 from tests.conftest import api_token, csrf_token, login
@@ -883,3 +884,47 @@ def test_record_actions_act_only_within_the_row_scope(app: Any, users: dict[str,
     offering = [type(v).__name__ for v in app.appbuilder.baseviews if getattr(v, "actions", None)]
     assert "OutboxView" in offering
     assert all(isinstance(v, ScopedActions) for v in app.appbuilder.baseviews if getattr(v, "actions", None)), offering
+
+
+def test_a_unique_value_held_by_another_record_is_worded_alike_by_the_api_the_form_and_the_import(
+        app: Any, users: dict[str, str], tmp_path: Path) -> None:
+    """A name (unique) another record holds: "already exists" when that record is in the person's
+    sight, only "cannot be used" when it is another team's — the same words, on the field, from
+    the REST API (POST and PUT), the add form and the import (issue 30 item 9: no oracle)."""
+    from openpyxl import Workbook
+
+    from app.io.importer import import_file
+    from app.record.uniques import taken
+
+    theirs, mine = "乙组独有客户名", "甲组独有客户名"
+    new_customer(app, h(app, users, "b"), theirs)
+    own = new_customer(app, h(app, users, "a"), mine)
+    spare = new_customer(app, h(app, users, "a"), "甲组另一个客户")
+    ha, c = h(app, users, "a"), app.test_client()
+    login(c, users["a"], PASSWORD)
+    for value, visible in ((theirs, False), (mine, True)):
+        said = taken(value, visible)
+        # REST API: a new record, and another record renamed to it
+        r = c.post("/api/v1/customer/", json={"name": value, "urgency": "normal"}, headers=ha)
+        assert r.status_code == 422 and r.json["message"] == {"name": [str(said)]}, r.text
+        version = c.get(f"/api/v1/customer/{spare}", headers=ha).json["result"]["version"]
+        r = c.put(f"/api/v1/customer/{spare}", json={"name": value, "version": version}, headers=ha)
+        assert r.status_code == 422 and r.json["message"] == {"name": [str(said)]}, r.text
+        # the add form, in either language
+        for language in ("zh", "en"):
+            c.get(f"/lang/{language}")
+            r = c.post("/customerview/add", data={"csrf_token": csrf_token(c.get("/customerview/add").text), "name": value,
+                                                  "urgency": "normal"})
+            assert r.status_code == 200 and str(escape(said.render(language))) in r.text, language
+        c.get("/lang/zh")
+        # the import
+        book = Workbook()
+        book.active.append(["客户名称", "需求迫切程度"])
+        book.active.append([value, "normal"])
+        book.save(path := tmp_path / f"{visible}.xlsx")
+        with app.test_request_context():
+            report = import_file(app, "customer", path, user=app.appbuilder.sm.find_user(username=users["a"]))
+        assert not report.committed and [m for _col, _label, m in report.errors[2]] == [str(said)]
+    assert "已存在" not in str(taken(theirs, False)) and "exist" not in str(taken(theirs, False))
+    assert raw(app, "SELECT count(*) FROM customer WHERE name IN (:a, :b)", a=theirs, b=mine)[0][0] == 2
+    assert raw(app, "SELECT name FROM customer WHERE id = :i", i=spare)[0][0] == "甲组另一个客户" and own
