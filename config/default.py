@@ -4,6 +4,7 @@ overridden by the environment variables of DESIGN §5. See production_example.py
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_RO
            # how long `crm upgrade` waits for each table lock on PostgreSQL (app.migrate.engine)
            "CRM_UPGRADE_LOCK_TIMEOUT_MS",
            # proxies in front of the web workers whose X-Forwarded-* headers are believed (0: none)
-           "CRM_PROXY_HOPS")
+           "CRM_PROXY_HOPS",
+           # how long a sign-in lasts (app.access.sessions)
+           "CRM_SESSION_HOURS")
 
 
 SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -104,3 +107,18 @@ WTF_CSRF_ENABLED = True
 WTF_CSRF_TIME_LIMIT = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_NAME = "session"
+
+# Credentials (app.access.sessions): a session cookie, and the API's JWT in the Authorization header;
+# both end with logout, a password, role or active change. Nothing else signs anyone in: FAB's API
+# keys and Flask-Login's remember-me cookie would outlive those (an API key is refused at start-up,
+# a remember-me cookie opens no session), and no token is read from cookies or the query string.
+FAB_API_KEY_ENABLED = False
+JWT_TOKEN_LOCATION = ["headers"]
+# a sign-in lasts at most CRM_SESSION_HOURS, in use or not (ASVS 3.3.2, level 2: 12 hours); an
+# access token 15 minutes, its refresh token as long as a session
+CRM_SESSION_HOURS = 12
+JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+JWT_REFRESH_TOKEN_EXPIRES = timedelta(hours=CRM_SESSION_HOURS)  # follows CRM_SESSION_HOURS (app.factory)
+REMEMBER_COOKIE_HTTPONLY = True
+REMEMBER_COOKIE_SAMESITE = "Lax"

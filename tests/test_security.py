@@ -3,6 +3,7 @@ CSRF, password guessing, secrets at rest, hidden fields, audit of every mutation
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -281,6 +282,58 @@ def test_each_revocation_ends_every_cookie_and_token_of_the_person(app: Any, sec
     fresh = app.test_client()  # signing in again works, with what is now the password
     assert login(fresh, name, password).status_code == 302 and fresh.get("/customerview/list/").status_code == 200
     assert _token_answers(app, api_token(app.test_client(), name, password)["Authorization"].split()[1])
+
+
+def test_no_credential_path_but_the_session_and_the_jwt(app: Any, users: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matrix above covers every credential that signs anyone in: the session cookie and the
+    JWT (access and refresh). Every other path FAB or Flask offers is closed, so none outlives a
+    revocation: FAB's API keys (refused at start-up; a key sent anyway opens nothing), a
+    Flask-Login remember-me cookie, HTTP basic authentication, and a JWT sent in a cookie or the
+    query string instead of the Authorization header."""
+    from flask_login.utils import _cookie_digest
+
+    from app import create_app
+    from config.default import ConfigError
+
+    with pytest.raises(ConfigError, match="FAB_API_KEY_ENABLED"):
+        create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "TESTING": True,
+                    "CRM_SYNC_PERMISSIONS": False, "FAB_API_KEY_ENABLED": True})
+    monkeypatch.setitem(app.config, "FAB_API_KEY_ENABLED", True)  # as if a deployment switched it on behind our back
+    api = app.test_client().get("/api/v1/customer/?q=(page_size:1)", headers={"Authorization": "Bearer sst_" + "a" * 40})
+    assert api.status_code == 401
+    monkeypatch.setitem(app.config, "FAB_API_KEY_ENABLED", False)
+    with app.app_context():
+        pk = str(app.appbuilder.sm.find_user(username=users["a"]).id)
+        remember = f"{pk}|{_cookie_digest(pk)}"  # a well-signed remember-me cookie of that person
+    c = app.test_client()
+    c.set_cookie(app.config.get("REMEMBER_COOKIE_NAME", "remember_token"), remember)
+    assert c.get("/customerview/list/").status_code == 302  # to the login page: nobody signed in
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{users['a']}:{PASSWORD}".encode()).decode()}
+    assert app.test_client().get("/customerview/list/", headers=basic).status_code == 302
+    assert app.test_client().get("/api/v1/customer/?q=(page_size:1)", headers=basic).status_code == 401
+    access = h(app, users, "a")["Authorization"].split()[1]
+    c = app.test_client()
+    c.set_cookie("access_token_cookie", access)
+    assert c.get("/api/v1/customer/?q=(page_size:1)").status_code == 401
+    assert app.test_client().get(f"/api/v1/customer/?q=(page_size:1)&jwt={access}").status_code == 401
+    assert _token_answers(app, access)  # the header, and only it
+
+
+def test_a_sign_in_lasts_at_most_the_session_hours(app: Any, users: dict[str, str]) -> None:
+    """ASVS 3.3.2 (level 2): a session ends CRM_SESSION_HOURS (12) after its sign-in, in use or
+    not; the refresh token lives as long, an access token 15 minutes."""
+    import time
+
+    from app.access.sessions import SIGNED_IN_AT
+
+    c = app.test_client()
+    assert login(c, users["a"], PASSWORD).status_code == 302
+    for hours, still in ((11.5, True), (12.5, False)):
+        with c.session_transaction() as session:
+            session[SIGNED_IN_AT] = int(time.time() - hours * 3600)
+        assert (c.get("/customerview/list/").status_code == 200) is still, hours
+    assert app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 12 * 3600
+    assert app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
 
 
 def test_an_own_password_change_asks_for_the_current_password(app: Any) -> None:

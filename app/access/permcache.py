@@ -71,6 +71,11 @@ class CrmSecurityManager(SecurityManager):
             g.user = user
         return user
 
+    def validate_api_key(self, api_key_string: str) -> Any:
+        """FAB's API keys are not a credential here (``FAB_API_KEY_ENABLED`` is refused at start-up):
+        a key would outlive the logout, password and role changes that end sessions and tokens."""
+        return None
+
     def on_user_logout(self, user: Any) -> None:
         """Logging out ends every session and token of the person, not only this browser's cookie."""
         end_sessions(self.session.connection(), user.id)

@@ -13,6 +13,10 @@ own or an administrator's reset), roles or active flag, or their deletion: a flu
 the path (screen, API, command). Someone changing their own password keeps the session they did
 it in (re-issued with the new version) while all others end; the form asks for the current password.
 
+A sign-in also ends by itself after ``CRM_SESSION_HOURS`` (12: ASVS 3.3.2 level 2), in use or
+not: the session carries when it signed in (``SIGNED_IN_AT``), and the refresh token lives as long
+(``JWT_REFRESH_TOKEN_EXPIRES``; an access token 15 minutes).
+
 Checked on every request at no extra query: the signed-in users' versions are kept per worker for
 the ``sessions`` version of :mod:`app.web.pagecache`, which is read with the security version in
 one statement and moves with every credential version.
@@ -20,10 +24,11 @@ one statement and moves with every credential version.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, flash, g, session
+from flask import Flask, current_app, flash, g, session
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.security.sqla.models import User
@@ -44,6 +49,8 @@ from app.web.i18n import L
 from app.web.pagecache import SESSIONS, bump, sessions_version, shelf
 
 SESSION_KEY = "_crm_cv"
+SIGNED_IN_AT = "_crm_at"  # the time of the sign-in (seconds since the epoch)
+SESSION_HOURS = 12  # default of CRM_SESSION_HOURS
 CLAIM = "cv"
 ENDING = ("password", "active", "roles")  # what of a user, when it changes, ends their sessions
 _table = CredentialVersion.__table__
@@ -72,7 +79,12 @@ def end_sessions(conn: sa.Connection, user_id: int) -> None:
 
 
 def session_is_current(db: Any, user_id: int) -> bool:
-    """Whether this request's session was issued at the user's current credential version."""
+    """Whether this request's session was issued at the user's current credential version, less
+    than ``CRM_SESSION_HOURS`` ago."""
+    hours = float(current_app.config.get("CRM_SESSION_HOURS") or SESSION_HOURS)
+    signed_in = session.get(SIGNED_IN_AT)
+    if not isinstance(signed_in, int | float) or not 0 <= time.time() - signed_in < hours * 3600:
+        return False
     return session.get(SESSION_KEY) == current_version(db, user_id)
 
 
@@ -106,6 +118,7 @@ def _end_on_flush(db: Session, flush_context: Any, instances: Any) -> None:
 
 
 def _remember_at_login(app: Flask, user: Any, **_extra: Any) -> None:
+    session[SIGNED_IN_AT] = int(time.time())
     reissue(app.extensions["crm"].db.session, user.id)
 
 
