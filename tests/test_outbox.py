@@ -135,7 +135,7 @@ def test_no_smtp_host_keeps_mail_in_the_outbox(app: Any) -> None:
 def test_inapp_and_sms(app: Any) -> None:
     from app.access.accounts import add_user
 
-    uid = add_user(app, f"ob_{uuid.uuid4().hex[:6]}", [app.extensions["crm"].spec.roles[1].name], "pw-Outbox-1")
+    uid = add_user(app, f"ob_{uuid.uuid4().hex[:6]}", [app.extensions["crm"].spec.roles[1].name], "pw-Outbox-123")
     source = f"t{uuid.uuid4().hex[:8]}"
     put(app, [message(source, 1, "inapp", recipient_user_id=uid, link="http://x/1"), message(source, 2, "sms", recipient_address="13800000000")])
     deliver(app, None)

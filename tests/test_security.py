@@ -179,8 +179,22 @@ def test_a_colleague_behind_the_same_address_still_signs_in(tmp_path: Any) -> No
 
 
 def test_password_policy_is_enforced(app: Any) -> None:
-    with pytest.raises(ValueError, match="10"):
-        add_user(app, "weakling", ["业务员"], "abc123")
+    """ASVS 2.1: at least 12 characters (2.1.1), no rule on which kinds (2.1.9: a passphrase of
+    letters and spaces or of Chinese is fine), common breached passwords refused (2.1.7) — by the
+    command, the own-password form and an administrator's reset alike."""
+    for weak, said in (("abc123", "at least 12 characters"), ("Pass-word-1", "at least 12 characters"),
+                       ("qwerty123456", "too common"), ("QAZWSXEDCRFV", "too common"), ("123456789012", "too common"),
+                       ("abababababab", "too common")):
+        with pytest.raises(ValueError, match=said):
+            add_user(app, f"weak_{weak.casefold()}", ["业务员"], weak)
+    add_user(app, "passphrase_user", ["业务员"], "correct horse battery staple")
+    add_user(app, "chinese_phrase_user", ["业务员"], "春眠不觉晓处处闻啼鸟夜来风")
+    c = app.test_client()
+    assert login(c, "chinese_phrase_user", "春眠不觉晓处处闻啼鸟夜来风").status_code == 302
+    form = c.get("/resetmypassword/form").text
+    r = c.post("/resetmypassword/form", data={"current_password": "春眠不觉晓处处闻啼鸟夜来风", "password": "1qaz2wsx3edc",
+                                              "conf_password": "1qaz2wsx3edc", "csrf_token": csrf_token(form)})
+    assert r.status_code == 200 and "这个密码太常见" in r.text
 
 
 # -- sessions that end (ASVS 3.3.1, 3.3.3, 2.1.6) and one login budget ----------------------------

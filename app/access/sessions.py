@@ -141,7 +141,8 @@ class ChangeMyPasswordForm(DynamicForm):
 
     current_password = PasswordField(L("当前密码", "Current password"), validators=[DataRequired(), _the_current_password],
                                      widget=BS3PasswordFieldWidget())
-    password = PasswordField(lazy_gettext("Password"), description=L("至少 10 个字符,字母和数字都要有", "At least 10 characters, letters and digits"),
+    password = PasswordField(lazy_gettext("Password"), description=L("至少 12 个字符,不能是常见密码;几个词组成的一句话最好记",
+                                                                     "At least 12 characters, not a common password; a few words are easy to remember"),
                              validators=[DataRequired(), PasswordComplexityValidator()], widget=BS3PasswordFieldWidget())
     conf_password = PasswordField(lazy_gettext("Confirm Password"), description=lazy_gettext("Please rewrite the password to confirm"),
                                   validators=[EqualTo("password", message=lazy_gettext("Passwords must match"))],
