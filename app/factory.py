@@ -201,9 +201,23 @@ def _health() -> Any:
         return jsonify(status="database unavailable"), 503
 
 
+HSTS = "max-age=31536000; includeSubDomains"  # a year: once on HTTPS, browsers never try plain HTTP
+
+
 def _security_headers(response: Any) -> Any:
+    """The headers of every answer (ASVS 14.4): no sniffing, no framing by others, no referrer
+    outside; HSTS when the request came over HTTPS (directly, or as the proxies of
+    ``CRM_PROXY_HOPS`` say); and nothing a signed-in person saw kept by the browser or a proxy
+    cache (8.2.1), static files aside."""
+    from flask import request
+    from flask_login import current_user
+
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    if not (request.endpoint or "").endswith("static") and getattr(current_user, "is_authenticated", False):
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

@@ -107,8 +107,6 @@ WTF_CSRF_ENABLED = True
 WTF_CSRF_TIME_LIMIT = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_NAME = "session"
-
 # Credentials (app.access.sessions): a session cookie, and the API's JWT in the Authorization header;
 # both end with logout, a password, role or active change. Nothing else signs anyone in: FAB's API
 # keys and Flask-Login's remember-me cookie would outlive those (an API key is refused at start-up,

@@ -632,6 +632,40 @@ def test_security_headers_and_production_secrets(app: Any, monkeypatch: pytest.M
         create_app()
 
 
+def test_headers_of_asvs_14_4_and_cookies_of_production(app: Any, users: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """HSTS on HTTPS only; no referrer leaves; framing by other sites refused (CSP frame-ancestors
+    and X-Frame-Options); nothing a signed-in person saw is stored by a browser or a proxy (static
+    files aside); production cookies Secure, HttpOnly, SameSite and host-pinned; a failure shows
+    no traceback, on a page or in the API."""
+    import runpy
+
+    c = app.test_client()
+    login(c, users["a"], PASSWORD)
+    page = c.get("/customerview/list/")
+    assert page.headers["Cache-Control"] == "no-store" and "Strict-Transport-Security" not in page.headers
+    assert page.headers["Referrer-Policy"] == "same-origin" and "frame-ancestors 'self'" in page.headers["Content-Security-Policy"]
+    assert "no-store" not in c.get("/static/appbuilder/css/bootstrap.min.css").headers.get("Cache-Control", "")
+    secure = app.test_client().get("/login/", base_url="https://crm.example")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    production = runpy.run_path(str(Path(__file__).resolve().parent.parent / "config" / "production_example.py"))
+    assert production["SESSION_COOKIE_SECURE"] and production["REMEMBER_COOKIE_SECURE"] and production["SESSION_COOKIE_HTTPONLY"]
+    assert production["SESSION_COOKIE_SAMESITE"] == "Lax" and production["SESSION_COOKIE_NAME"].startswith("__Host-")
+    # an unexpected failure: the error page, never the trace
+    from app.web.views import CrmModelView
+
+    def boom(self: Any) -> Any:
+        raise RuntimeError("secret-internal-detail")
+
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    monkeypatch.setattr(CrmModelView, "render_list_extras", boom)
+    failed = c.get("/customerview/list/")
+    assert failed.status_code == 500 and "系统出错" in failed.text
+    assert "secret-internal-detail" not in failed.text and "Traceback" not in failed.text
+    monkeypatch.setattr("app.web.api.CrmModelRestApi.pre_get_list", boom)
+    failed = c.get("/api/v1/customer/", headers=h(app, users, "a"))
+    assert failed.status_code == 500 and "secret-internal-detail" not in failed.text and "Traceback" not in failed.text
+
+
 def script_sources(policy: str) -> list[str]:
     """The sources a Content-Security-Policy allows scripts from (``script-src``, else ``default-src``)."""
     directives = {name: rest.split() for name, _, rest in (d.strip().partition(" ") for d in policy.split(";")) if name}
