@@ -350,6 +350,34 @@ def test_a_sign_in_lasts_at_most_the_session_hours(app: Any, users: dict[str, st
     assert app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
 
 
+def test_sign_ins_logouts_refusals_and_ended_credentials_are_logged(app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """ASVS 7.2.1/7.2.2: who signed in (form or token) from where, who failed, who logged out,
+    whose credentials a change ended, who was refused a right — on the log, never a password."""
+    import logging
+
+    add_user(app, "logged_person", ["业务员"], PASSWORD, departments=["华东一部"])
+    with caplog.at_level(logging.INFO):
+        c = app.test_client()
+        login(c, "logged_person", "wrong-Pass-123")
+        login(c, "logged_person", PASSWORD)
+        api_token(app.test_client(), "logged_person", PASSWORD)
+        assert c.get("/users/list/").status_code in (302, 403)  # a right the role lacks
+        c.get("/logout/")
+        with app.app_context():
+            sm = app.appbuilder.sm
+            user = sm.find_user(username="logged_person")
+            user.active = False
+            sm.session.commit()
+            pk = user.id
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Login Failed for user: logged_person" in said
+    assert re.search(rf"sign-in: user {pk} \(logged_person\) from 127\.0\.0\.1", said)
+    assert re.search(rf"token issued: user {pk} from 127\.0\.0\.1", said)
+    assert f"logout: user {pk}" in said and f"credentials ended: user {pk}" in said
+    assert "Access is Denied" in said or "access denied" in said.lower()
+    assert PASSWORD not in said and "wrong-Pass-123" not in said
+
+
 def test_an_own_password_change_asks_for_the_current_password(app: Any) -> None:
     """ASVS 2.1.6: a session left open on someone's desk cannot change the password without knowing it."""
     add_user(app, "pw_changer", ["业务员"], PASSWORD)

@@ -27,7 +27,7 @@ from flask_jwt_extended import JWTManager
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
-from app.access.sessions import ResetMyPasswordView, end_sessions, session_is_current, token_claims, token_is_current
+from app.access.sessions import ResetMyPasswordView, end_sessions, log, session_is_current, token_claims, token_is_current
 from app.web.actions import ScopedActions
 from app.web.i18n import yes_no
 from app.web.pagecache import security_version, shelf
@@ -80,6 +80,7 @@ class CrmSecurityManager(SecurityManager):
         """Logging out ends every session and token of the person, not only this browser's cookie."""
         end_sessions(self.session.connection(), user.id)
         self.session.commit()
+        log.info("logout: user %s, every session and token of theirs ended", user.id)
 
     def _active_user(self, pk: int | str) -> Any:
         model = self.user_model

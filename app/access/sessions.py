@@ -17,6 +17,10 @@ A sign-in also ends by itself after ``CRM_SESSION_HOURS`` (12: ASVS 3.3.2 level 
 not: the session carries when it signed in (``SIGNED_IN_AT``), and the refresh token lives as long
 (``JWT_REFRESH_TOKEN_EXPIRES``; an access token 15 minutes).
 
+Each of these is logged on ``crm.security`` (INFO: a sign-in or a token issued, with its address, a logout, the
+credentials of a person ended by a change), beside FAB's own lines for failed sign-ins and refused
+rights (ASVS 7.2.1, 7.2.2).
+
 Checked on every request at no extra query: the signed-in users' versions are kept per worker for
 the ``sessions`` version of :mod:`app.web.pagecache`, which is read with the security version in
 one statement and moves with every credential version.
@@ -24,11 +28,12 @@ one statement and moves with every credential version.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, flash, g, session
+from flask import Flask, current_app, flash, g, has_request_context, request, session
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.security.sqla.models import User
@@ -54,6 +59,7 @@ SESSION_HOURS = 12  # default of CRM_SESSION_HOURS
 CLAIM = "cv"
 ENDING = ("password", "active", "roles")  # what of a user, when it changes, ends their sessions
 _table = CredentialVersion.__table__
+log = logging.getLogger("crm.security")
 
 
 def credential_version(db: Any, user_id: int) -> int:
@@ -95,6 +101,7 @@ def token_is_current(db: Any, jwt_data: dict[str, Any]) -> bool:
 
 def token_claims(db: Any, identity: Any) -> dict[str, int]:
     """What every new access and refresh token carries besides FAB's claims."""
+    log.info("token issued: user %s from %s", identity, request.remote_addr if has_request_context() else "-")
     return {CLAIM: credential_version(db, int(identity))}
 
 
@@ -115,11 +122,21 @@ def _end_on_flush(db: Session, flush_context: Any, instances: Any) -> None:
         conn = db.connection()
         for user_id in sorted(ending):
             end_sessions(conn, user_id)
+            log.info("credentials ended: user %s (password, roles, active flag changed or deleted) by %s", user_id, _who())
+
+
+def _who() -> str:
+    """Who acts, from where (for the security log)."""
+    if not has_request_context():
+        return "a command"
+    user = getattr(g, "user", None)
+    return f"user {getattr(user, 'id', None)} from {request.remote_addr}"
 
 
 def _remember_at_login(app: Flask, user: Any, **_extra: Any) -> None:
     session[SIGNED_IN_AT] = int(time.time())
     reissue(app.extensions["crm"].db.session, user.id)
+    log.info("sign-in: user %s (%s) from %s", user.id, user.username, request.remote_addr if has_request_context() else "-")
 
 
 def install_session_ends(app: Flask) -> None:
