@@ -308,7 +308,8 @@ def test_a_confidential_read_waits_for_its_audit_row_and_is_never_shown_without_
     While another process's writer holds SQLite's write lock past the busy timeout, the record page,
     its history and the API's GET answer 503 (busy, try again) without the confidential value and
     without a 500; once the writer is done, the read shows it and its row is there."""
-    import sqlite3
+    import subprocess
+    import sys
 
     from app.access.accounts import create_first_admin
 
@@ -326,10 +327,13 @@ def test_a_confidential_read_waits_for_its_audit_row_and_is_never_shown_without_
         pk = made.json["id"]
         login(client, "admin", ADMIN_PASSWORD)
         reads = "SELECT count(*) FROM crm_audit WHERE entity = 'confidential_formula' AND action = 'read'"
-        writer = sqlite3.connect(database, timeout=0, isolation_level=None)  # another connection, as an import's
+        # another process holds the write lock, as a big import does, until told to let go
+        code = ("import sqlite3, sys; w = sqlite3.connect(sys.argv[1], isolation_level=None); w.execute('BEGIN IMMEDIATE'); "
+                "w.execute(\"INSERT INTO crm_audit (entity, record_id, action, at, changes) VALUES ('x', 0, 'create', '2026-01-01', '{}')\"); "
+                "print('locked', flush=True); sys.stdin.read(); w.execute('ROLLBACK')")
+        writer = subprocess.Popen([sys.executable, "-c", code, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
         try:
-            writer.execute("BEGIN IMMEDIATE")  # holds the one write lock
-            writer.execute("INSERT INTO crm_audit (entity, record_id, action, at, changes) VALUES ('x', 0, 'create', '2026-01-01', '{}')")
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
             for path in (f"/confidentialformulaview/show/{pk}", f"/confidentialformulaview/history/{pk}"):
                 page = client.get(path)
                 assert page.status_code == 503 and "保密记录的每次查看都要登记" in page.text, (path, page.status_code)
@@ -338,8 +342,7 @@ def test_a_confidential_read_waits_for_its_audit_row_and_is_never_shown_without_
             assert answer.status_code == 503 and "这次查看无法登记" in answer.json["message"], (answer.status_code, answer.text[:300])
             assert "绝密成分表" not in answer.text
         finally:
-            writer.execute("ROLLBACK")
-            writer.close()
+            writer.communicate("", timeout=30)
         assert raw(app, reads) == [(0,)]  # nothing was shown, nothing is on record
         answer = client.get(f"/api/v1/confidential_formula/{pk}", headers=h)
         assert answer.status_code == 200 and answer.json["result"]["formula_content"] == "绝密成分表"
