@@ -37,6 +37,9 @@ def from_env() -> dict[str, Any]:
         "CRM_ENCRYPTION_KEY": env("CRM_ENCRYPTION_KEY", ""),
         "CRM_SMTP_HOST": env("CRM_SMTP_HOST", ""),
         "CRM_SMTP_PORT": int(env("CRM_SMTP_PORT", "25")),
+        # 1: encrypt mail to the SMTP server (STARTTLS, its certificate checked; CRM_SMTP_CAFILE: an office CA)
+        "CRM_SMTP_STARTTLS": env("CRM_SMTP_STARTTLS", "0").strip().lower() in ("1", "true", "yes"),
+        "CRM_SMTP_CAFILE": env("CRM_SMTP_CAFILE", ""),
         "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),
         "CRM_BASE_URL": env("CRM_BASE_URL", "http://127.0.0.1:5000"),
         "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
