@@ -3,6 +3,7 @@ points at — the runtime packages installed on a Flask-AppBuilder app for its s
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
         app.config.update(config)
     app.config.update(install_secrets(app.config))  # development: the install's own keys, not public ones
     _refuse_development_secrets(app)
+    # a refresh token lives as long as a session (app.access.sessions)
+    app.config["JWT_REFRESH_TOKEN_EXPIRES"] = dt.timedelta(hours=float(app.config["CRM_SESSION_HOURS"]))
     # the pool, pre-ping and (web processes) the statement timeout; options given by the caller win
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config), **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
     app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", password_validator)
@@ -152,9 +155,13 @@ SECURITY_HEADERS = {
 
 
 def _refuse_development_secrets(app: Flask) -> None:
-    """Outside development the secrets must come from the environment, never the defaults."""
+    """Outside development the secrets must come from the environment, never the defaults; FAB's API
+    keys are refused everywhere."""
     from config.default import DEV_ENCRYPTION_KEY, DEV_SECRET_KEY
 
+    if app.config.get("FAB_API_KEY_ENABLED"):  # in any environment: no credential outside app.access.sessions
+        raise ConfigError("FAB_API_KEY_ENABLED: API keys are not supported — they would outlive logout, password and role "
+                          "changes; the REST API signs in with /api/v1/security/login (JWT)")
     if app.config["CRM_ENV"] == "development":
         return
     weak = [name for name, value, dev in (("CRM_SECRET_KEY", app.config["SECRET_KEY"], DEV_SECRET_KEY),
@@ -198,9 +205,23 @@ def _health() -> Any:
         return jsonify(status="database unavailable"), 503
 
 
+HSTS = "max-age=31536000; includeSubDomains"  # a year: once on HTTPS, browsers never try plain HTTP
+
+
 def _security_headers(response: Any) -> Any:
+    """The headers of every answer (ASVS 14.4): no sniffing, no framing by others, no referrer
+    outside; HSTS when the request came over HTTPS (directly, or as the proxies of
+    ``CRM_PROXY_HOPS`` say); and nothing a signed-in person saw kept by the browser or a proxy
+    cache (8.2.1), static files aside."""
+    from flask import request
+    from flask_login import current_user
+
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    if not (request.endpoint or "").endswith("static") and getattr(current_user, "is_authenticated", False):
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

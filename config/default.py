@@ -4,6 +4,7 @@ overridden by the environment variables of DESIGN §5. See production_example.py
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ def from_env() -> dict[str, Any]:
         "CRM_ENCRYPTION_KEY": env("CRM_ENCRYPTION_KEY", ""),
         "CRM_SMTP_HOST": env("CRM_SMTP_HOST", ""),
         "CRM_SMTP_PORT": int(env("CRM_SMTP_PORT", "25")),
+        # 1: encrypt mail to the SMTP server (STARTTLS, its certificate checked; CRM_SMTP_CAFILE: an office CA)
+        "CRM_SMTP_STARTTLS": env("CRM_SMTP_STARTTLS", "0").strip().lower() in ("1", "true", "yes"),
+        "CRM_SMTP_CAFILE": env("CRM_SMTP_CAFILE", ""),
         "CRM_MAIL_FROM": env("CRM_MAIL_FROM", "crm@localhost"),
         "CRM_BASE_URL": env("CRM_BASE_URL", "http://127.0.0.1:5000"),
         "RATELIMIT_STORAGE_URI": env("CRM_RATELIMIT_STORAGE_URI", "memory://"),
@@ -64,7 +68,9 @@ TUNABLE = ("CRM_LIST_COUNT_CAP", "CRM_LIST_COUNT_TIMEOUT_MS", "CRM_IMPORT_MAX_RO
            # how long `crm upgrade` waits for each table lock on PostgreSQL (app.migrate.engine)
            "CRM_UPGRADE_LOCK_TIMEOUT_MS",
            # proxies in front of the web workers whose X-Forwarded-* headers are believed (0: none)
-           "CRM_PROXY_HOPS")
+           "CRM_PROXY_HOPS",
+           # how long a sign-in lasts (app.access.sessions)
+           "CRM_SESSION_HOURS")
 
 
 SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -104,3 +110,16 @@ WTF_CSRF_ENABLED = True
 WTF_CSRF_TIME_LIMIT = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Credentials (app.access.sessions): a session cookie, and the API's JWT in the Authorization header;
+# both end with logout, a password, role or active change. Nothing else signs anyone in: FAB's API
+# keys and Flask-Login's remember-me cookie would outlive those (an API key is refused at start-up,
+# a remember-me cookie opens no session), and no token is read from cookies or the query string.
+FAB_API_KEY_ENABLED = False
+JWT_TOKEN_LOCATION = ["headers"]
+# a sign-in lasts at most CRM_SESSION_HOURS, in use or not (ASVS 3.3.2, level 2: 12 hours); an
+# access token 15 minutes, its refresh token as long as a session
+CRM_SESSION_HOURS = 12
+JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+JWT_REFRESH_TOKEN_EXPIRES = timedelta(hours=CRM_SESSION_HOURS)  # follows CRM_SESSION_HOURS (app.factory)
+REMEMBER_COOKIE_HTTPONLY = True
+REMEMBER_COOKIE_SAMESITE = "Lax"

@@ -40,6 +40,11 @@ CRM_LINK_LOOKUP_THRESHOLD = 500
 # one permission query per request instead of one per menu entry and button
 FAB_SECURITY_MANAGER_CLASS = "app.access.permcache.CrmSecurityManager"
 
+# cookies over HTTPS only, out of scripts' reach, not sent by other sites' forms; the __Host- prefix
+# pins the session cookie to this host (ASVS 3.4); HSTS follows from HTTPS (app.factory)
 SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_NAME = "__Host-crm-session"
 REMEMBER_COOKIE_SECURE = True
 PREFERRED_URL_SCHEME = "https"

@@ -303,6 +303,55 @@ def test_sqlite_pages_answer_while_another_connection_writes(tmp_path: Path) -> 
         dispose(app)
 
 
+def test_a_confidential_read_waits_for_its_audit_row_and_is_never_shown_without_it(tmp_path: Path) -> None:
+    """Every read of a confidential record is put on record before the record leaves the server.
+    While another process's writer holds SQLite's write lock past the busy timeout, the record page,
+    its history and the API's GET answer 503 (busy, try again) without the confidential value and
+    without a 500; once the writer is done, the read shows it and its row is there."""
+    import subprocess
+    import sys
+
+    from app.access.accounts import create_first_admin
+
+    database = tmp_path / "crm.sqlite"
+    app = fresh_app(f"sqlite:///{database}", CRM_SQLITE_BUSY_TIMEOUT_MS=300)
+    try:
+        create_first_admin(app, "admin", ADMIN_PASSWORD)
+        client = app.test_client()
+        h = api_token(client, "admin", ADMIN_PASSWORD)
+        customer = client.post("/api/v1/customer/", json={"name": "保密客户", "urgency": "normal"}, headers=h).json["id"]
+        made = client.post("/api/v1/confidential_formula/", headers=h, json={
+            "product_name": "配方产品", "customer": customer, "formula_version": 1, "status": "active",
+            "formula_content": "绝密成分表", "review_due": "2027-01-01"})
+        assert made.status_code == 201, made.text
+        pk = made.json["id"]
+        login(client, "admin", ADMIN_PASSWORD)
+        reads = "SELECT count(*) FROM crm_audit WHERE entity = 'confidential_formula' AND action = 'read'"
+        # another process holds the write lock, as a big import does, until told to let go
+        code = ("import sqlite3, sys; w = sqlite3.connect(sys.argv[1], isolation_level=None); w.execute('BEGIN IMMEDIATE'); "
+                "w.execute(\"INSERT INTO crm_audit (entity, record_id, action, at, changes) VALUES ('x', 0, 'create', '2026-01-01', '{}')\"); "
+                "print('locked', flush=True); sys.stdin.read(); w.execute('ROLLBACK')")
+        writer = subprocess.Popen([sys.executable, "-c", code, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
+        try:
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
+            for path in (f"/confidentialformulaview/show/{pk}", f"/confidentialformulaview/history/{pk}"):
+                page = client.get(path)
+                assert page.status_code == 503 and "保密记录的每次查看都要登记" in page.text, (path, page.status_code)
+                assert "绝密成分表" not in page.text
+            answer = client.get(f"/api/v1/confidential_formula/{pk}", headers=h)
+            assert answer.status_code == 503 and "这次查看无法登记" in answer.json["message"], (answer.status_code, answer.text[:300])
+            assert "绝密成分表" not in answer.text
+        finally:
+            writer.communicate("", timeout=30)
+        assert raw(app, reads) == [(0,)]  # nothing was shown, nothing is on record
+        answer = client.get(f"/api/v1/confidential_formula/{pk}", headers=h)
+        assert answer.status_code == 200 and answer.json["result"]["formula_content"] == "绝密成分表"
+        assert "绝密成分表" in client.get(f"/confidentialformulaview/show/{pk}").text
+        assert raw(app, reads) == [(2,)]
+    finally:
+        dispose(app)
+
+
 def test_each_request_loads_into_its_own_record_on_a_shared_schema(app: Any) -> None:
     """FAB shares one schema per API between requests, and marshmallow-sqlalchemy keeps the record
     being loaded on it: another request's PUT saw it (and wrote its values onto it)."""

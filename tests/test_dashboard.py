@@ -23,7 +23,7 @@ from app.spec.expr import parse, record_lookup
 from app.spec.model import Report, field_at
 from tests.conftest import login
 
-PASSWORD = "dash-Pass-1"  # noqa: S105 - test-only
+PASSWORD = "dash-Pass-123"  # noqa: S105 - test-only
 
 
 @pytest.fixture(scope="module")

@@ -135,7 +135,7 @@ def test_no_smtp_host_keeps_mail_in_the_outbox(app: Any) -> None:
 def test_inapp_and_sms(app: Any) -> None:
     from app.access.accounts import add_user
 
-    uid = add_user(app, f"ob_{uuid.uuid4().hex[:6]}", [app.extensions["crm"].spec.roles[1].name], "pw-Outbox-1")
+    uid = add_user(app, f"ob_{uuid.uuid4().hex[:6]}", [app.extensions["crm"].spec.roles[1].name], "pw-Outbox-123")
     source = f"t{uuid.uuid4().hex[:8]}"
     put(app, [message(source, 1, "inapp", recipient_user_id=uid, link="http://x/1"), message(source, 2, "sms", recipient_address="13800000000")])
     deliver(app, None)
@@ -205,3 +205,60 @@ def test_a_message_another_worker_took_after_the_lease_is_not_sent_again(app: An
     sent = [k for k in recorder.ids() if k.startswith(source)]
     assert sorted(sent) == sorted(r.key for r in rows(app, source)), "each message once"
     assert all(r.status == "sent" for r in rows(app, source))
+
+
+def _self_signed(folder: Any) -> tuple[str, str]:
+    """(certificate, key) files of a certificate for 127.0.0.1, made now."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "smtp.pem", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_mail_goes_over_starttls_to_a_trusted_server_only(app: Any, tmp_path: Any) -> None:
+    """CRM_SMTP_STARTTLS (ASVS 9.2.1): with it, mail reaches a server requiring STARTTLS whose
+    certificate the CA file vouches for; a server it does not vouch for gets nothing (the mail
+    waits with the error), and without it such a server refuses the plain session."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    recorder, port = Recorder(), free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True)
+    controller.start()
+    try:
+        def send(settings: SmtpSettings, source: str) -> list[Any]:
+            put(app, [message(source, 1)])
+            with app.app_context():
+                deliver_due(app.extensions["crm"].db.session, 10_000, NOW, Channels(settings))
+            return rows(app, source)
+
+        plain = send(SmtpSettings("127.0.0.1", port, "crm@example.cn", timeout=5), f"p{uuid.uuid4().hex[:8]}")
+        assert plain[0].status != "sent" and "STARTTLS" in (plain[0].last_error or "")
+        untrusted = send(SmtpSettings("127.0.0.1", port, "crm@example.cn", timeout=5, starttls=True), f"u{uuid.uuid4().hex[:8]}")
+        assert untrusted[0].status == "pending" and "CERTIFICATE_VERIFY_FAILED" in (untrusted[0].last_error or "")
+        assert recorder.ids() == []
+        source = f"s{uuid.uuid4().hex[:8]}"
+        sent = send(SmtpSettings("127.0.0.1", port, "crm@example.cn", timeout=5, starttls=True, cafile=cert), source)
+        assert sent[0].status == "sent" and recorder.ids() == [sent[0].key]
+    finally:
+        controller.stop()
+    assert SmtpSettings.from_config({"CRM_SMTP_HOST": "mail", "CRM_SMTP_STARTTLS": True, "CRM_SMTP_CAFILE": cert}) == SmtpSettings(
+        "mail", 25, "crm@localhost", starttls=True, cafile=cert)

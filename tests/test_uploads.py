@@ -187,6 +187,43 @@ def test_oversize_file_is_refused(app: Any, users: dict[str, str], upload_dir: P
     assert r.status_code == 200 and "不符" in r.text and record_of(app, "保留原文件客户")[1] == reference
 
 
+def _many_parts(n: int) -> bytes:
+    """An .xlsx-looking zip of ``n`` empty parts: a table of contents of several MB."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for i in range(n):
+            z.writestr(f"xl/p{i}.xml", b"")
+    return out.getvalue()
+
+
+def test_office_files_that_unpack_to_gigabytes_are_refused_at_once(app: Any, users: dict[str, str], upload_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """A file field checks an .xlsx/.docx as the import checks its workbook (issue 30): one that
+    says it unpacks to 1.1 GB, one that says 10 KB but inflates to 1.1 GB, and one of 60,000
+    parts are each refused within a second or two, named on the field, nothing stored."""
+    import time
+
+    from tests.test_import_limits import one_huge_cell, workbook
+
+    bomb = workbook(tmp_path / "bomb.xlsx", one_huge_cell(1100)).read_bytes()
+    liar = workbook(tmp_path / "liar.xlsx", one_huge_cell(1100), claimed={"xl/worksheets/sheet1.xml": 10_000}).read_bytes()
+    crowd = _many_parts(60_000)
+    assert all(len(data) < uploads.MAX_BYTES for data in (bomb, liar, crowd))
+    c = signed_in(app, users, "a")
+    before = stored_files(upload_dir)
+    for data, said in ((bomb, "文件解压后超过 256 MB,不予接受(可能是压缩炸弹):bomb.xlsx"),
+                       (liar, "文件结构异常,不予接受:bomb.xlsx"), (crowd, "文件结构异常,不予接受:bomb.xlsx")):
+        started = time.monotonic()
+        r = add_request(c, "压缩炸弹客户", data, "bomb.xlsx")
+        assert time.monotonic() - started < 5
+        assert r.status_code == 200 and said in r.text, re.sub(r"<[^>]+>", " ", r.text)[-3000:]
+    assert record_of(app, "压缩炸弹客户") is None and stored_files(upload_dir) == before
+    c.get("/lang/en")
+    r = add_request(c, "压缩炸弹客户", bomb, "bomb.xlsx")
+    assert "unpacks to more than 256 MB" in r.text and "解压" not in r.text
+    c.get("/lang/zh")
+
+
 def test_another_salespersons_file_and_history_are_not_reachable(app: Any, users: dict[str, str]) -> None:
     assert add_request(signed_in(app, users, "b"), "乙的附件客户", PDF, "乙的.pdf").status_code == 302
     pk, _ = record_of(app, "乙的附件客户")

@@ -16,7 +16,7 @@ from app.access.accounts import add_user
 from app.record.tables import Notification, OutboxMessage
 from tests.conftest import api_token, csrf_token, login
 
-PASSWORD = "flow-Pass-1"  # noqa: S105 - test-only
+PASSWORD = "flow-Pass-123"  # noqa: S105 - test-only
 NOTES, OUTBOX = Notification.__table__, OutboxMessage.__table__
 SCRIPT = "<script>alert('x')</script>"
 

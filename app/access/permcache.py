@@ -21,24 +21,32 @@ from typing import Any
 from flask import Flask, g, has_request_context
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
+from flask_appbuilder.security.views import RoleModelView as FabRoleModelView
 from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelView
 from flask_jwt_extended import JWTManager
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
-from app.access.sessions import ResetMyPasswordView, end_sessions, session_is_current, token_claims, token_is_current
+from app.access.sessions import ResetMyPasswordView, end_sessions, log, session_is_current, token_claims, token_is_current
+from app.web.actions import ScopedActions
 from app.web.i18n import yes_no
 from app.web.pagecache import security_version, shelf
 
 
-class UserDBModelView(FabUserDBModelView):
-    """FAB's user screens (same name, so the same rights), 是否激活 as 是/否 rather than True/False."""
+class UserDBModelView(ScopedActions, FabUserDBModelView):
+    """FAB's user screens (same name, so the same rights), 是否激活 as 是/否 rather than True/False;
+    their actions (reset a password …) on an id that exists, else 404."""
 
     formatters_columns = {"active": yes_no}
 
 
+class RoleModelView(ScopedActions, FabRoleModelView):
+    """FAB's role screens (same name, so the same rights); copying roles names ids that exist, else 404."""
+
+
 class CrmSecurityManager(SecurityManager):
     userdbmodelview = UserDBModelView
+    rolemodelview = RoleModelView
     resetmypasswordview = ResetMyPasswordView
 
     @property
@@ -63,10 +71,16 @@ class CrmSecurityManager(SecurityManager):
             g.user = user
         return user
 
+    def validate_api_key(self, api_key_string: str) -> Any:
+        """FAB's API keys are not a credential here (``FAB_API_KEY_ENABLED`` is refused at start-up):
+        a key would outlive the logout, password and role changes that end sessions and tokens."""
+        return None
+
     def on_user_logout(self, user: Any) -> None:
         """Logging out ends every session and token of the person, not only this browser's cookie."""
         end_sessions(self.session.connection(), user.id)
         self.session.commit()
+        log.info("logout: user %s, every session and token of theirs ended", user.id)
 
     def _active_user(self, pk: int | str) -> Any:
         model = self.user_model

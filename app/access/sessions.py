@@ -13,6 +13,14 @@ own or an administrator's reset), roles or active flag, or their deletion: a flu
 the path (screen, API, command). Someone changing their own password keeps the session they did
 it in (re-issued with the new version) while all others end; the form asks for the current password.
 
+A sign-in also ends by itself after ``CRM_SESSION_HOURS`` (12: ASVS 3.3.2 level 2), in use or
+not: the session carries when it signed in (``SIGNED_IN_AT``), and the refresh token lives as long
+(``JWT_REFRESH_TOKEN_EXPIRES``; an access token 15 minutes).
+
+Each of these is logged on ``crm.security`` (INFO: a sign-in or a token issued, with its address, a logout, the
+credentials of a person ended by a change), beside FAB's own lines for failed sign-ins and refused
+rights (ASVS 7.2.1, 7.2.2).
+
 Checked on every request at no extra query: the signed-in users' versions are kept per worker for
 the ``sessions`` version of :mod:`app.web.pagecache`, which is read with the security version in
 one statement and moves with every credential version.
@@ -20,10 +28,12 @@ one statement and moves with every credential version.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, flash, g, session
+from flask import Flask, current_app, flash, g, has_request_context, request, session
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.security.sqla.models import User
@@ -44,9 +54,12 @@ from app.web.i18n import L
 from app.web.pagecache import SESSIONS, bump, sessions_version, shelf
 
 SESSION_KEY = "_crm_cv"
+SIGNED_IN_AT = "_crm_at"  # the time of the sign-in (seconds since the epoch)
+SESSION_HOURS = 12  # default of CRM_SESSION_HOURS
 CLAIM = "cv"
 ENDING = ("password", "active", "roles")  # what of a user, when it changes, ends their sessions
 _table = CredentialVersion.__table__
+log = logging.getLogger("crm.security")
 
 
 def credential_version(db: Any, user_id: int) -> int:
@@ -72,7 +85,12 @@ def end_sessions(conn: sa.Connection, user_id: int) -> None:
 
 
 def session_is_current(db: Any, user_id: int) -> bool:
-    """Whether this request's session was issued at the user's current credential version."""
+    """Whether this request's session was issued at the user's current credential version, less
+    than ``CRM_SESSION_HOURS`` ago."""
+    hours = float(current_app.config.get("CRM_SESSION_HOURS") or SESSION_HOURS)
+    signed_in = session.get(SIGNED_IN_AT)
+    if not isinstance(signed_in, int | float) or not 0 <= time.time() - signed_in < hours * 3600:
+        return False
     return session.get(SESSION_KEY) == current_version(db, user_id)
 
 
@@ -83,6 +101,7 @@ def token_is_current(db: Any, jwt_data: dict[str, Any]) -> bool:
 
 def token_claims(db: Any, identity: Any) -> dict[str, int]:
     """What every new access and refresh token carries besides FAB's claims."""
+    log.info("token issued: user %s from %s", identity, request.remote_addr if has_request_context() else "-")
     return {CLAIM: credential_version(db, int(identity))}
 
 
@@ -103,10 +122,21 @@ def _end_on_flush(db: Session, flush_context: Any, instances: Any) -> None:
         conn = db.connection()
         for user_id in sorted(ending):
             end_sessions(conn, user_id)
+            log.info("credentials ended: user %s (password, roles, active flag changed or deleted) by %s", user_id, _who())
+
+
+def _who() -> str:
+    """Who acts, from where (for the security log)."""
+    if not has_request_context():
+        return "a command"
+    user = getattr(g, "user", None)
+    return f"user {getattr(user, 'id', None)} from {request.remote_addr}"
 
 
 def _remember_at_login(app: Flask, user: Any, **_extra: Any) -> None:
+    session[SIGNED_IN_AT] = int(time.time())
     reissue(app.extensions["crm"].db.session, user.id)
+    log.info("sign-in: user %s (%s) from %s", user.id, user.username, request.remote_addr if has_request_context() else "-")
 
 
 def install_session_ends(app: Flask) -> None:
@@ -128,7 +158,8 @@ class ChangeMyPasswordForm(DynamicForm):
 
     current_password = PasswordField(L("当前密码", "Current password"), validators=[DataRequired(), _the_current_password],
                                      widget=BS3PasswordFieldWidget())
-    password = PasswordField(lazy_gettext("Password"), description=L("至少 10 个字符,字母和数字都要有", "At least 10 characters, letters and digits"),
+    password = PasswordField(lazy_gettext("Password"), description=L("至少 12 个字符,不能是常见密码;几个词组成的一句话最好记",
+                                                                     "At least 12 characters, not a common password; a few words are easy to remember"),
                              validators=[DataRequired(), PasswordComplexityValidator()], widget=BS3PasswordFieldWidget())
     conf_password = PasswordField(lazy_gettext("Confirm Password"), description=lazy_gettext("Please rewrite the password to confirm"),
                                   validators=[EqualTo("password", message=lazy_gettext("Passwords must match"))],

@@ -38,7 +38,7 @@ from app.io.excel import unneutralise
 from app.io.importcolumns import ColumnPlan, plan_columns, system_fields
 from app.io.spreadsheet import ImportFileError, Limits, Sheet, open_sheet
 from app.messages import Joined, msg
-from app.record import numbering
+from app.record import numbering, uniques
 from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
 from app.record.convert import TRUE, check_field, convert, same_value
 from app.record.grading import explain, grade_change_row, grade_lookup, graded_fields
@@ -430,7 +430,7 @@ class _RowChecker:
                 if target is None and self.system_key:
                     errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 不存在;由系统编号的新记录请留空", value=key_value)))
                 elif target is None and key_value in self.out_of_scope:
-                    errors.append((self.position.get(kf.name), kf.label, msg("'%(value)s' 不能使用,请换一个值", value=key_value)))
+                    errors.append((self.position.get(kf.name), kf.label, uniques.taken(key_value, visible=False)))
             if self.system_key:
                 record.pop(kf.column, None)  # identifies the record; never written
         for f in self.unique:
@@ -442,8 +442,7 @@ class _RowChecker:
                 errors.append((self.position[f.name], f.label, msg("与第 %(row)s 行重复", context="value", row=first)))
             elif (holder := self.taken[f.name].get(v, target)) != target:
                 seen = self.in_scope is None or holder in self.in_scope
-                errors.append((self.position[f.name], f.label,
-                               msg("'%(value)s' 已存在", value=v) if seen else msg("'%(value)s' 不能使用,请换一个值", value=v)))
+                errors.append((self.position[f.name], f.label, uniques.taken(v, seen)))  # the forms' and the API's words
             self.seen_unique[f.name].setdefault(v, number)
         if errors:
             return errors, None

@@ -31,6 +31,10 @@ class ImportFileError(ValueError):
         super().__init__("; ".join(problems))
 
 
+class UnpacksTooLarge(ImportFileError):
+    """The file inflates (or says it inflates) to more than the unpacked limit."""
+
+
 @dataclass(frozen=True)
 class Limits:
     rows: int = MAX_ROWS
@@ -70,12 +74,12 @@ def too_many(limit: int, rows: int | None = None) -> ImportFileError:
     return ImportFileError([msg("文件超过 %(limit)s 行数据(单次导入上限);请拆分为多个文件后分别导入", limit=f"{limit:,}")])
 
 
-def too_large(limit: int, size: int | None = None) -> ImportFileError:
+def too_large(limit: int, size: int | None = None) -> UnpacksTooLarge:
     """The file unpacks to more than ``limit`` bytes (``size`` when its table of contents says so)."""
     if size is not None:
-        return ImportFileError([msg("文件解压后有 %(size)s,超过单次导入上限 %(limit)s;请拆分为多个文件后分别导入",
+        return UnpacksTooLarge([msg("文件解压后有 %(size)s,超过单次导入上限 %(limit)s;请拆分为多个文件后分别导入",
                                     size=size_text(size), limit=size_text(limit))])
-    return ImportFileError([msg("文件解压后超过 %(limit)s(单次导入上限);请拆分为多个文件后分别导入", limit=size_text(limit))])
+    return UnpacksTooLarge([msg("文件解压后超过 %(limit)s(单次导入上限);请拆分为多个文件后分别导入", limit=size_text(limit))])
 
 
 def cell_too_long(cell: str, limit: int, chars: int | None = None) -> ImportFileError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import smtplib
 import socket
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -107,17 +108,24 @@ def _render_one(text: str, context: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class SmtpSettings:
+    """Where mail goes. ``starttls``: the connection is encrypted before anything is sent, the
+    server's certificate checked against the system's authorities (or ``cafile``'s, an office CA);
+    a server that cannot do it gets nothing (ASVS 9.2.1)."""
+
     host: str
     port: int = 25
     sender: str = "crm@localhost"
     timeout: float = 10.0
+    starttls: bool = False
+    cafile: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SmtpSettings | None:
         host = str(config.get("CRM_SMTP_HOST") or "")
         if not host:
             return None  # DESIGN §5: no SMTP host → mail stays in the outbox
-        return cls(host, int(config.get("CRM_SMTP_PORT") or 25), str(config.get("CRM_MAIL_FROM") or "crm@localhost"))
+        return cls(host, int(config.get("CRM_SMTP_PORT") or 25), str(config.get("CRM_MAIL_FROM") or "crm@localhost"),
+                   starttls=bool(config.get("CRM_SMTP_STARTTLS")), cafile=str(config.get("CRM_SMTP_CAFILE") or ""))
 
 
 def build_email(settings: SmtpSettings, key: str, to: str, subject: str, body: str) -> EmailMessage:
@@ -145,6 +153,9 @@ class SmtpSender:
             if smtp.sock is not None:  # the final dot is a small write after the body: no Nagle/delayed-ACK stall
                 smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp.ehlo_or_helo_if_needed()
+            if self.settings.starttls:  # refused (an exception) when the server cannot, or its certificate is not trusted
+                smtp.starttls(context=ssl.create_default_context(cafile=self.settings.cafile or None))
+                smtp.ehlo()
             self._smtp = smtp
         return self._smtp
 

@@ -177,6 +177,23 @@ def record(session: Any, entity: str, record_id: int, action: str, changes: dict
     record_many(session, entity, [record_id], action, changes, version=version)
 
 
+class ReadNotRecorded(Exception):
+    """A confidential record whose read could not be put on record (the database busy with another
+    writer past its busy timeout, or failing): it is not shown — never a read without its row."""
+
+
+def record_read(session: Any, entity: str, record_id: int) -> None:
+    """Put a read of a confidential record on record and commit it, before anything of the record
+    leaves the server; :class:`ReadNotRecorded` (nothing written, the transaction rolled back) if
+    the database would not take the row."""
+    try:
+        record(session, entity, record_id, "read")
+        session.commit()
+    except sa.exc.OperationalError as exc:
+        session.rollback()
+        raise ReadNotRecorded(entity, record_id) from exc
+
+
 def record_many(session: Any, entity: str, record_ids: Iterable[int], action: str, changes: dict[str, Any] | None = None,
                 user_id: int | None = None, version: int | None = None) -> int:
     """:func:`record` for many records at once (an export of confidential records): one statement a

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.messages import msg
-from app.record import audit, versions, workflow
+from app.record import audit, uniques, versions, workflow
 from app.record.convert import INTEGER_LIMIT
 from app.record.grading import mask_reason, reason_fields
 from app.record.rules import RuleViolation
@@ -157,14 +157,28 @@ class CrmModelRestApi(ModelRestApi):
 
     def pre_add(self, item: Any) -> None:
         self._plain_values(item)
+        self._unique_values(item)
         super().pre_add(item)
 
     def pre_update(self, item: Any) -> None:
         self._plain_values(item)
+        self._unique_values(item)
         read = g.pop("crm_read_version", None)
         if read is not None and read[0] == item.id:  # the UPDATE asks for the version the client read
             versions.based_on(item, read[1])
         super().pre_update(item)
+
+    def _unique_values(self, item: Any) -> None:
+        """A unique value another record holds, on its field, in the forms' and the import's words
+        (not the database's constraint error, which said less on the field and the same to all)."""
+        e = _entity(self.entity)
+        values = {f.name: getattr(item, f.name, None) for f in e.fields if f.unique}
+        session = self.datamodel.session
+        with session.no_autoflush:  # the record being saved is not written to look for others
+            found = uniques.clashes(session, crm_spec(), e, self.datamodel.obj, values, item.id,
+                                    g.user, current_app.extensions["crm"].admin_role)
+        if found:
+            raise RuleViolation({name: [said] for name, said in found.items()})
 
     def _plain_values(self, item: Any) -> None:
         """Values as the database keeps them: an empty link is none (not the id "", which was
@@ -268,8 +282,7 @@ class CrmModelRestApi(ModelRestApi):
         e = _entity(self.entity)
         record_id = (data.get("result") or {}).get("id") or data.get("id")
         if any(f.encrypted for f in e.fields) and record_id is not None:  # confidential: log every read
-            audit.record(self.datamodel.session, e.name, int(record_id), "read")
-            self.datamodel.session.commit()
+            audit.record_read(self.datamodel.session, e.name, int(record_id))
 
     def pre_get_list(self, data: dict[str, Any]) -> None:
         self._strip(data)
@@ -328,7 +341,10 @@ class CrmModelRestApi(ModelRestApi):
     def get_headless(self, pk: Any, **kwargs: Any) -> Any:
         if _no_such_id(pk):
             return self.response_404()
-        return super().get_headless(pk, **kwargs)
+        try:
+            return super().get_headless(pk, **kwargs)
+        except audit.ReadNotRecorded:  # FAB's @safe would make it a 500; the record is not sent
+            return self.response(503, message=msg("数据库正忙,这次查看无法登记,记录暂不显示。请稍等片刻后重试。"))
 
     def delete_headless(self, pk: Any) -> Any:
         if _no_such_id(pk):

@@ -141,8 +141,7 @@ def _readable(view: Any, pk: Any) -> Any:
         abort(404)
     e = current_app.extensions["crm"].spec.entity(view.entity)
     if any(f.encrypted for f in e.fields):  # its history holds confidential values: a read on record
-        audit.record(view.datamodel.session, e.name, item.id, "read")
-        view.datamodel.session.commit()
+        audit.record_read(view.datamodel.session, e.name, item.id)
     return item
 
 

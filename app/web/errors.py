@@ -12,6 +12,7 @@ from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.messages import localized, msg
+from app.record import audit
 from app.web.dbtuning import is_database_busy, is_query_canceled
 
 PAGES = {
@@ -25,6 +26,8 @@ PAGES = {
                     "如果经常发生,请联系系统管理员。"),
 }
 BUSY = ("数据库正忙", "数据库正忙于另一项写入(例如一次大的导入),这次没有保存任何更改。请稍等片刻后重试。")
+# a confidential record is shown only once its read is on record (app.record.audit.record_read)
+READ_BUSY = ("数据库正忙", "数据库正忙于另一项写入(例如一次大的导入)。保密记录的每次查看都要登记,现在无法登记,所以暂不显示。请稍等片刻后重试。")
 
 
 def error_page(code: int, said: str | None = None, words: tuple[str, str] | None = None) -> Any:
@@ -95,6 +98,10 @@ def register_error_pages(app: Flask) -> None:
             return None
         return error_page(400, msg("没有这个批量操作"))
 
+    def read_not_recorded(_exc: audit.ReadNotRecorded) -> Any:
+        return error_page(503, words=READ_BUSY)
+
+    app.register_error_handler(audit.ReadNotRecorded, read_not_recorded)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(500, server_error)
     app.register_error_handler(sa.exc.DBAPIError, database_error)

@@ -16,6 +16,7 @@ from flask_babel import LazyString
 
 from app.messages import later, msg
 from app.record.tables import Notification, OutboxMessage
+from app.web.actions import ScopedActions
 from app.web.i18n import L, pick
 
 NOTES = Notification.__table__
@@ -84,7 +85,7 @@ class InboxView(BaseView):
         return redirect(target if is_local(target) else url_for("InboxView.index"))
 
 
-class OutboxView(ModelView):
+class OutboxView(ScopedActions, ModelView):
     """Administrators: what the scheduler wrote and what became of it; failed rows can be retried."""
 
     datamodel = SQLAInterface(OutboxMessage)

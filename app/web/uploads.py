@@ -4,6 +4,11 @@ served back only to people who may read the record and see the field.
 
 A file is accepted when its extension is on the allowlist *and* its first bytes are of that kind
 (a PDF starts with ``%PDF-``, an .xlsx is a zip holding ``xl/``…), within ``CRM_UPLOAD_MAX_BYTES``.
+An Office file (a zip) is held to the import's limits before it is accepted (``app.io.zipparts``):
+a table of contents under 1 MB (some 20,000 parts at most), no part encrypted or oddly compressed,
+and every part inflated in bounded chunks to exactly the size it claims, all of them together
+within ``CRM_IMPORT_MAX_UNPACKED_BYTES`` — so a zip bomb is refused in well under a second and is
+never kept to be opened by a colleague's Excel.
 The reference's random part alone names the file on disk, so no stored or requested value can
 reach outside the uploads folder.
 """
@@ -26,7 +31,9 @@ from wtforms import Field as WTField
 from wtforms.utils import unset_value
 from wtforms.validators import ValidationError
 
-from app.messages import localized, msg
+from app.io.limits import MAX_UNPACKED_BYTES, ImportFileError, Limits, UnpacksTooLarge, size_text
+from app.io.zipparts import Budget, drain, open_package
+from app.messages import Joined, localized, msg
 from app.web.i18n import pick
 
 MAX_BYTES = 10 * 1024 * 1024  # default of CRM_UPLOAD_MAX_BYTES
@@ -70,17 +77,27 @@ def _is_text(data: bytes) -> bool:
     return False
 
 
-def sniff(data: bytes) -> str | None:
-    """The kind of a file from its content: pdf, png, jpeg, gif, xlsx, docx, zip, ole, text, or None."""
+def _zip_kind(data: bytes, unpacked: int) -> str | None:
+    """xlsx, docx or zip by the parts of a zip checked as an import checks it (``app.io.zipparts``);
+    None when it is no zip at all; :class:`ImportFileError` (:class:`UnpacksTooLarge`: it inflates
+    past ``unpacked`` bytes) when it is one that cannot be kept."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):  # its end record only: no table of contents read yet
+        return None
+    fh = io.BytesIO(data)
+    z = open_package(fh, unpacked)  # refuses a table of contents over 1 MB, encrypted parts, sizes past the limit
+    budget = Budget(unpacked)
+    for info in z.infolist():  # inflated once, in 1 MB chunks: a part larger than it claims stops at once
+        drain(fh, info, budget)
+    names = z.namelist()
+    return next((k for k, folder in ZIP_PARTS.items() if any(n.startswith(folder) for n in names)), "zip")
+
+
+def sniff(data: bytes, unpacked: int = MAX_UNPACKED_BYTES) -> str | None:
+    """The kind of a file from its content: pdf, png, jpeg, gif, xlsx, docx, zip, ole, text, or None
+    (a zip checked within ``unpacked`` bytes, see :func:`_zip_kind`)."""
     for kind, magic in MAGIC:
         if data.startswith(magic):
-            if kind != "zip":
-                return kind
-            try:
-                names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-            except zipfile.BadZipFile:
-                return None
-            return next((k for k, folder in ZIP_PARTS.items() if any(n.startswith(folder) for n in names)), "zip")
+            return kind if kind != "zip" else _zip_kind(data, unpacked)
     return "text" if data and _is_text(data) else None
 
 
@@ -95,8 +112,9 @@ def safe_name(filename: str) -> str:
     return name or "file"
 
 
-def check(filename: str, data: bytes, limit: int) -> str:
-    """The file's safe name, or :class:`UploadRefused` saying why it is not accepted."""
+def check(filename: str, data: bytes, limit: int, unpacked: int = MAX_UNPACKED_BYTES) -> str:
+    """The file's safe name, or :class:`UploadRefused` saying why it is not accepted (``limit``: its
+    bytes; ``unpacked``: what an Office file may inflate to)."""
     name = safe_name(filename)
     ext = os.path.splitext(name)[1].lower()
     if ext not in KINDS:
@@ -106,7 +124,13 @@ def check(filename: str, data: bytes, limit: int) -> str:
         raise UploadRefused(msg("文件过大:%(size)s 字节,上限 %(limit)s 字节", size=f"{len(data):,}", limit=f"{limit:,}"))
     if not data:
         raise UploadRefused(msg("文件是空的:%(name)s", name=name))
-    if sniff(data) != KINDS[ext]:
+    try:
+        kind = sniff(data, unpacked)
+    except UnpacksTooLarge:
+        raise UploadRefused(msg("文件解压后超过 %(limit)s,不予接受(可能是压缩炸弹):%(name)s", limit=size_text(unpacked), name=name)) from None
+    except ImportFileError as exc:  # too many parts, encrypted ones, a part larger than it says …
+        raise UploadRefused(Joined(msg("文件结构异常,不予接受:%(name)s", name=name), " (", *exc.problems, ")")) from None
+    if kind != KINDS[ext]:
         raise UploadRefused(msg("文件内容与扩展名 %(ext)s 不符:%(name)s", ext=ext, name=name))
     return name
 
@@ -196,7 +220,7 @@ class FileUploadField(WTField):
         limit = max_bytes()
         data = self.upload.stream.read(limit + 1)
         try:
-            name = check(self.upload.filename or "", data, limit)
+            name = check(self.upload.filename or "", data, limit, Limits.of(current_app.config).unpacked_bytes)
         except UploadRefused as exc:
             raise ValidationError(localized(exc.args[0])) from exc
         self.checked = (name, data)

@@ -21,6 +21,7 @@ from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.urltools import get_filter_args, get_order_args
+from flask_appbuilder.validators import Unique
 from wtforms import SelectField
 from wtforms import validators as wv
 
@@ -28,13 +29,14 @@ from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.io import excel
 from app.messages import localized, msg
-from app.record import audit, versions, workflow
+from app.record import audit, uniques, versions, workflow
 from app.record.convert import same_value
 from app.record.grading import explain_now, graded_fields, mask_reason, reason_fields
 from app.record.models import column_default
 from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
 from app.web import linkfield, uploads
+from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
 from app.web.errors import error_page
@@ -119,7 +121,7 @@ def _form_changes(form: Any, item: Any) -> Any:
     return lambda name: not same_value(lookup(name), getattr(item, name, None))
 
 
-class CrmModelView(ModelView):
+class CrmModelView(ScopedActions, ModelView):
     """A generated entity's screens. ``entity`` names the Spec entity it shows."""
 
     entity: str = ""
@@ -193,6 +195,16 @@ class CrmModelView(ModelView):
         self.add_form = self._rule_form(self.add_form, "add")
         self.edit_form = self._rule_form(self.edit_form, "edit")
 
+    def _unique_check(self, form: Any, field: Any) -> None:
+        """A unique value another record holds, in the words of the API and the import: "already
+        exists" only when that record is in the user's sight (:mod:`app.record.uniques`)."""
+        spec, e = crm_spec(), _entity(self.entity)
+        pk = getattr(form, "_id", None)
+        found = uniques.clashes(self.datamodel.session, spec, e, self.datamodel.obj, {field.name: field.data},
+                                int(pk) if pk is not None else None, g.user, current_app.extensions["crm"].admin_role)
+        if field.name in found:
+            raise wv.ValidationError(found[field.name].localized())
+
     # -- rules in forms: the same cross-field validations as on save, shown on the right field ----
     def _rule_form(self, form_cls: Any, right: str) -> Any:
         view = self
@@ -208,6 +220,8 @@ class CrmModelView(ModelView):
                 for field in self:  # WTForms 3.3 shows an empty label as the option's value: "__None"
                     if isinstance(field, QuerySelectField) and field.allow_blank and not field.blank_text:
                         field.blank_text = pick("(未指定)", "(none)")
+                    if any(isinstance(v, Unique) for v in field.validators):  # FAB's looks past the row scope
+                        field.validators = [view._unique_check if isinstance(v, Unique) else v for v in field.validators]
                 seen = VersionField().bind(form=self, name=VERSION_FIELD, prefix=self._prefix)
                 obj = kwargs.get("obj")
                 posted = request.form if request.method == "POST" else None  # FlaskForm reads the request itself
@@ -328,9 +342,8 @@ class CrmModelView(ModelView):
                                   "crm_can_edit": self.appbuilder.sm.has_access("can_edit", self.class_permission_name)}
         recent = audit.search(self.datamodel.session, audit.AuditQuery(entity=e.name, record_id=item.id), 0, RECENT_CHANGES)
         panels["crm_audit"] = Describer(g.user).rows(recent)  # as the full history page shows it
-        if any(f.encrypted for f in e.fields):  # confidential: every read is on record
-            audit.record(self.datamodel.session, e.name, item.id, "read")
-            self.datamodel.session.commit()
+        if any(f.encrypted for f in e.fields):  # confidential: every read is on record, or the page is not shown
+            audit.record_read(self.datamodel.session, e.name, item.id)
         if e.owner_field and ownership.can_reassign(spec, e, g.user, state.admin_role):
             panels["crm_reassign"] = ownership.candidates(self.datamodel.session, spec, e, g.user, state.admin_role)
             panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
