@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,11 @@ def cell_value(spec: Spec, f: Field, value: Any) -> Any:
     return neutralise(str(value))
 
 
-def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterable[Any], path: Path | Any) -> int:
-    """Write ``records`` (ORM objects) to an .xlsx at ``path`` (a path or a binary file)."""
+def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterable[Any], path: Path | Any,
+                reworded: dict[str, Callable[[Any], Any]] | None = None) -> int:
+    """Write ``records`` (ORM objects) to an .xlsx at ``path`` (a path or a binary file);
+    ``reworded``: field → how its stored value reads for this reader (a grade's reason)."""
+    reworded = reworded or {}
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet_title(entity.label, entity.name))
     for i, f in enumerate(fields, start=1):
@@ -88,6 +91,8 @@ def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterab
         row = []
         for f in fields:
             value = getattr(obj, f.name, None)
+            if f.name in reworded:
+                value = reworded[f.name](value)
             row.append(cell_value(spec, f, value))
         ws.append(row)
         n += 1

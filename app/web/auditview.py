@@ -20,10 +20,11 @@ from app.access.accounts import display_name
 from app.access.scope import hidden_fields, scope_clause, user_scope
 from app.messages import localized, msg
 from app.record import audit
-from app.record.grading import mask_reason, reason_fields
+from app.record.grading import reason_fields
 from app.spec.model import Field
 from app.web.i18n import L, choice_text, pick, yes_no
 from app.web.linkfield import title_column
+from app.web.ruletext import reason_text
 
 PAGE_SIZE = 50
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -58,12 +59,12 @@ class Describer:
 
     def __call__(self, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any, Any]]]:
         label, hidden, labels, fields = self.entity(row["entity"])
-        e = self.spec.entity(row["entity"]) if hidden else None
+        e = self.spec.entity(row["entity"]) if hidden is not None else None
         reasons = reason_fields(self.spec, e) if e is not None else set()
 
         def show(name: str, value: Any) -> Any:
-            if name in reasons:  # a grade's reason quotes the values its rule looked at: hidden ones withheld
-                value = mask_reason(value, hidden or set())
+            if name in reasons and e is not None:  # a grade's reason: in words, or whole but for hidden values
+                value = reason_text(self.spec, e, value, hidden or set(), self.user)
             return self.present(fields.get(name), value)
 
         return label, audit.visible_changes(row["changes"], hidden, labels, show)

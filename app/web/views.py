@@ -30,7 +30,7 @@ from app.io import excel
 from app.messages import localized, msg
 from app.record import audit, versions, workflow
 from app.record.convert import same_value
-from app.record.grading import explain_now, graded_fields, mask_reason, reason_fields
+from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
 from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
@@ -60,6 +60,7 @@ from app.web.fields import (
 from app.web.i18n import L, pick, yes_no
 from app.web.linkfield import LinkField
 from app.web.listing import CountInfo
+from app.web.ruletext import reason_text
 from app.web.widgets import CrmFormWidget, CrmListWidget, CrmSearchWidget
 
 DATABASE_ERROR = ModelView.database_error_message  # FAB's "Database error", flashed when a save fails
@@ -344,7 +345,7 @@ class CrmModelView(ModelView):
             f = e.field(graded.field)
             value = getattr(item, graded.field, None)
             why = (getattr(item, graded.reason_field, None) if graded.reason_field else None) or explain_now(spec, e, graded, item)
-            why = mask_reason(why, hidden)  # the values this reader may not see are withheld
+            why = reason_text(spec, e, why, hidden)  # in words; or whole, the values this reader may not see withheld
             panels["crm_grades"].append((pick(f.label, f.label_en) if f else graded.field, choice_formatter(spec, f)(value) if f else value, why))
         return panels
 
