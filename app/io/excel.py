@@ -100,8 +100,10 @@ def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterab
     return n
 
 
-def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path | Any) -> None:
-    """An empty import workbook for ``entity``: one header per field, help and dropdowns."""
+def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path | Any, required: set[str] | None = None) -> None:
+    """An empty import workbook for ``entity``: one header per field, help and dropdowns; the
+    ``required`` columns (by default the fields marked required) with ``*``."""
+    required = {f.name for f in fields if f.required} if required is None else required
     wb = Workbook()
     ws = wb.active
     ws.title = sheet_title(entity.label, entity.name)
@@ -109,11 +111,11 @@ def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path |
     list_col = 1
     for i, f in enumerate(fields, start=1):
         letter = get_column_letter(i)
-        cell = ws.cell(row=1, column=i, value=label(f) + (" *" if f.required else ""))
+        cell = ws.cell(row=1, column=i, value=label(f) + (" *" if f.name in required else ""))
         cell.fill = HEADER_FILL
-        if f.required:
+        if f.name in required:
             cell.font = REQUIRED_FONT
-        note = [f"字段 {f.name},类型 {f.type}" + (",必填" if f.required else "")]
+        note = [f"字段 {f.name},类型 {f.type}" + (",必填" if f.name in required else "")]
         if f.help:
             note.append(f.help)
         if f.type == "link":

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.access.ownership import can_reassign
@@ -63,6 +63,21 @@ def importable_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) ->
 def required_missing(spec: Spec, entity: Entity, present: set[str], system: set[str]) -> list[Field]:
     """Required fields no column fills and nothing else (default, system) provides."""
     return [f for f in entity.fields if f.required and f.default is None and f.name not in system and f.name not in present]
+
+
+def filled_without_a_column(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
+    """Fields an import fills when its file has no column for them: the system's (number, states,
+    read-only), those hidden from ``user``, the grades (computed), and the owner (the importing user)."""
+    graded = {r.field for r in spec.grading if r.entity == entity.name}
+    hidden = hidden_fields(spec, entity, user, admin_role) if user is not None else set()
+    owner = {entity.owner_field} if entity.owner_field else set()
+    return system_fields(spec, entity, user, admin_role) | hidden | graded | owner
+
+
+def required_columns(spec: Spec, entity: Entity, user: Any, admin_role: str) -> list[Field]:
+    """The columns an insert by ``user`` cannot do without: what the import page lists as
+    required and the template marks with ``*`` — the same rule ``plan_columns`` refuses a file by."""
+    return required_missing(spec, entity, set(), filled_without_a_column(spec, entity, user, admin_role))
 
 
 def header_score(entity: Entity) -> Callable[[list[str]], int]:
@@ -144,8 +159,7 @@ def plan_columns(spec: Spec, entity: Entity, headers: list[str], user: Any, admi
         plan.guesses[i] = f.name
     present = set(seen)
     if mode == "insert" or key_field is None:
-        filled = system | hidden | ({entity.owner_field} if entity.owner_field else set())  # the owner: the importing user
-        for f in required_missing(spec, entity, present, filled):
+        for f in required_missing(spec, entity, present, filled_without_a_column(spec, entity, user, admin_role)):
             plan.problems.append(msg("缺少必填列 %(label)s", label=f.label, field=f.name))
             plan.unsure = True
     if key_field is not None and key_field.name not in present:

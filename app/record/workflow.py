@@ -19,8 +19,8 @@ from app.record.tables import Transition as TransitionRow
 from app.spec.expr import parse, record_lookup
 from app.spec.model import Entity, Spec, Transition
 from app.web.condtext import condition_text
-from app.web.ruletext import rule_detail
 from app.web.i18n import choice_text, pick
+from app.web.ruletext import rule_detail
 
 
 class WorkflowError(Exception):

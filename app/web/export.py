@@ -27,6 +27,13 @@ def _export_fields(entity_name: str, user: Any) -> list[Field]:
     return [f for f in e.fields if f.name not in hidden]
 
 
+def _required_columns(entity_name: str) -> list[Field]:
+    """The columns the signed-in user's import cannot do without (the owner, defaults, numbers and grades aside)."""
+    from app.io.importcolumns import required_columns
+
+    return required_columns(crm_spec(), _entity(entity_name), g.user, current_app.extensions["crm"].admin_role)
+
+
 def _import_fields(entity_name: str) -> list[Field]:
     """The columns the signed-in user's import may fill (the same rule as the importer's)."""
     from app.io.importcolumns import importable_fields

@@ -64,7 +64,7 @@ def plain_reason(spec: Spec, entity: Entity, text: Any, hidden: set[str] | froze
             return rule.note
         if not rule.condition:
             return OTHERWISE.localized()
-        if hidden and parse(rule.condition).names & set(hidden):
+        if hidden and {n.split(".")[0] for n in parse(rule.condition).names} & set(hidden):
             return HIDDEN_CONDITION
         return condition_text(spec, entity, rule.condition)
     # the workbook changed since the reason was written: its note as stored, else nothing technical

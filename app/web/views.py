@@ -38,7 +38,7 @@ from app.web import linkfield, uploads
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
 from app.web.errors import error_page
-from app.web.export import _export, _import_fields, _xlsx
+from app.web.export import _export, _import_fields, _required_columns, _xlsx
 from app.web.fields import (
     LENGTH_TYPES,
     VERSION_FIELD,
@@ -118,6 +118,18 @@ def _form_changes(form: Any, item: Any) -> Any:
         return None
     lookup = _form_lookup(form, item)
     return lambda name: not same_value(lookup(name), getattr(item, name, None))
+
+
+def _header_row(text: str | None) -> int | None:
+    """The header row typed on the import page: blank for "find it"; a row number from 1."""
+    from app.io.importer import ImportFileError
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise ImportFileError([msg("表头行号须是从 1 开始的整数")])
+    return int(text)
 
 
 class CrmModelView(ModelView):
@@ -560,7 +572,7 @@ class CrmModelView(ModelView):
     def import_template(self) -> Any:
         buffer = io.BytesIO()
         e = _entity(self.entity)
-        excel.write_template(crm_spec(), e, _import_fields(self.entity), buffer)
+        excel.write_template(crm_spec(), e, _import_fields(self.entity), buffer, {f.name for f in _required_columns(self.entity)})
         return _xlsx(buffer, f"{e.label}-导入模板.xlsx")
 
     def _render_import(self, **kwargs: Any) -> Any:
@@ -568,7 +580,8 @@ class CrmModelView(ModelView):
         if "problems" in kwargs:  # the checks' messages, in the user's language
             kwargs["problems"] = [localized(p) for p in kwargs["problems"]]
         return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
-                                    fields=_import_fields(self.entity), base=self.endpoint, **kwargs)
+                                    fields=_import_fields(self.entity), required=_required_columns(self.entity), base=self.endpoint,
+                                    **kwargs)
 
     @expose("/import/", methods=["GET", "POST"])
     @has_access
@@ -584,13 +597,15 @@ class CrmModelView(ModelView):
         name = (upload.filename or "") if upload else ""
         if not upload or not name.lower().endswith((".xlsx", ".csv")):
             return self._render_import(stage="upload", problems=[msg("请选择 .xlsx 或 .csv 文件")])
-        options = {"mode": request.form.get("mode", "insert"), "key": request.form.get("key") or None,
-                   "skip_bad_rows": bool(request.form.get("skip_bad_rows")), "dry_run": bool(request.form.get("dry_run"))}
+        options: dict[str, Any] = {"mode": request.form.get("mode", "insert"), "key": request.form.get("key") or None,
+                                   "skip_bad_rows": bool(request.form.get("skip_bad_rows")), "dry_run": bool(request.form.get("dry_run"))}
         data = upload.read()
         try:
+            options["header_row"] = _header_row(request.form.get("header_row"))
             seen = inspect_upload(current_app, self.entity, name, data, g.user, options)
         except ImportFileError as exc:
             return self._render_import(stage="upload", problems=exc.problems)
+        options["header_row"] = seen.header_row  # found below the title rows, or as given: the job imports from there
         if seen.plan.problems and not seen.plan.unsure:
             return self._render_import(stage="upload", problems=seen.plan.problems)
         engine = self.datamodel.session.get_bind()
@@ -625,14 +640,20 @@ class CrmModelView(ModelView):
         options = json.loads(job["options"])
         engine = self.datamodel.session.get_bind()
         try:
+            moved = False
+            if request.method == "POST":  # the header row the page showed, and the one chosen on it
+                chosen = _header_row(request.form.get("header_row"))
+                options["header_row"] = chosen or options.get("header_row")
+                moved = chosen is not None and chosen != _header_row(request.form.get("shown_header_row"))
             seen = inspect_upload(current_app, self.entity, job["filename"], job["upload"], g.user, options)
-            if request.method == "POST":
+            if request.method == "POST" and not moved:  # another row chosen: its headers matched afresh, shown to map
                 options["mapping"] = {h.replace("*", "").strip(): request.form.get(f"map_{i}", "")
                                       for i, h in enumerate(seen.headers) if h.replace("*", "").strip()}
                 seen = inspect_upload(current_app, self.entity, job["filename"], job["upload"], g.user, options)
         except ImportFileError as exc:
             return self._render_import(stage="upload", problems=exc.problems)
-        if request.method == "POST" and not seen.plan.problems and set_options(engine, job["id"], options):
+        options["header_row"] = seen.header_row
+        if request.method == "POST" and not moved and not seen.plan.problems and set_options(engine, job["id"], options):
             dispatch(current_app, job["id"])
             return redirect(url_for(f"{self.endpoint}.import_job", token=token))
         crm = current_app.extensions["crm"]
