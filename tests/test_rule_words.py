@@ -151,3 +151,22 @@ def test_see_rules_is_a_validated_yes_no_column(tmp_path: Any) -> None:
     with pytest.raises(WorkbookError) as refused:
         load_spec(write_workbook(tmp_path / "bad.xlsx", sheets))
     assert "roles!" in str(refused.value) and "也许" in str(refused.value)
+
+
+def test_the_audit_log_says_where_changes_came_from_in_words(app: Any, tmp_path: Any) -> None:
+    """Its 来源 column read ``import`` and ``cli/task``; a change with no user read ``None``."""
+    from openpyxl import Workbook
+
+    from tests.test_excel import run
+
+    wb = Workbook()
+    wb.active.append(["客户名称", "需求迫切程度"])
+    wb.active.append(["审计来源客户", "normal"])
+    wb.save(tmp_path / "audit.xlsx")
+    assert run(app, "admin", "customer", tmp_path / "audit.xlsx").committed
+    c = app.test_client()
+    login(c, "admin", ADMIN_PASSWORD)
+    page = c.get("/auditlog/?entity=customer")
+    assert page.status_code == 200
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page.text, re.S)
+    assert "导入" in cells and not {"import", "cli/task", "None"} & set(cells), sorted(set(cells))[:40]

@@ -4,6 +4,7 @@ status in words, nothing as —. Never ``inapp``, ``master_data_pending`` or ``N
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ CHANNELS = {"inapp": ("站内信", "In-app"), "email": ("邮件", "E-mail"), "sm
 OUTBOX_STATUSES = {"pending": ("待发送", "Pending"), "sending": ("发送中", "Sending"), "sent": ("已发送", "Sent"),
                    "failed": ("发送失败", "Failed"), "skipped": ("已跳过(无接收人)", "Skipped (no recipient)"),
                    "recorded": ("已记录(未发送)", "Recorded (not sent)")}
+WHERE = {"import": ("导入", "Import"), "cli/task": ("命令行或后台任务", "Command line or background task")}
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 
 
@@ -27,6 +29,20 @@ def _spec() -> Spec:
 def blank(value: Any) -> Any:
     """None and empty as —."""
     return BLANK if value is None or value == "" else value
+
+
+def moment(value: Any) -> Any:
+    """A date and time to the minute, as the record pages show them (not ``04:03:57.951956``)."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return blank(value)
+
+
+def where_label(value: Any) -> str:
+    """Where a change came from: an address as it is, the import and the command line in words."""
+    if value in WHERE:
+        return pick(*WHERE[value])
+    return str(blank(value))
 
 
 def channel_label(value: Any) -> str:

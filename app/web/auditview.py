@@ -22,6 +22,7 @@ from app.messages import localized, msg
 from app.record import audit
 from app.record.grading import reason_fields
 from app.spec.model import Field
+from app.web.adminlabels import where_label
 from app.web.i18n import L, choice_text, pick, yes_no
 from app.web.linkfield import title_column
 from app.web.ruletext import reason_text
@@ -109,7 +110,8 @@ class Describer:
         out = []
         for row in rows:
             label, changes = self(row)
-            out.append({**row, "entity_label": label, "action_label": audit.action_label(row["action"]), "shown": changes})
+            out.append({**row, "entity_label": label, "action_label": audit.action_label(row["action"]), "shown": changes,
+                        "where_label": where_label(row.get("remote_addr"))})
         return out
 
     def stream(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

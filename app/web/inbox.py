@@ -16,7 +16,7 @@ from flask_babel import LazyString
 
 from app.messages import later, msg
 from app.record.tables import Notification, OutboxMessage
-from app.web.adminlabels import BLANK, blank, channel_label, entity_label, person_name, source_label, status_label
+from app.web.adminlabels import BLANK, blank, channel_label, entity_label, moment, person_name, source_label, status_label
 from app.web.i18n import L, pick
 
 NOTES = Notification.__table__
@@ -99,7 +99,8 @@ class OutboxView(ModelView):
     # the stored keys in words (adminlabels), nothing as —
     formatters_columns = {**{c: blank for c in [*list_columns, *show_columns]}, "source": source_label, "entity": entity_label,
                           "channel": channel_label, "status": status_label, "recipient_user_id": person_name,
-                          "record_id": lambda v: f"#{v}" if v is not None else BLANK}
+                          "record_id": lambda v: f"#{v}" if v is not None else BLANK,
+                          **{c: moment for c in ("created_on", "next_attempt_at", "sent_on")}}
     search_columns = ["status", "source", "entity", "channel", "subject"]
     label_columns = {"created_on": L("创建时间", "Created"), "source": L("来源", "Source"), "entity": L("实体", "Entity"),
                      "record_id": L("记录", "Record"), "channel": L("渠道", "Channel"), "recipient_address": L("地址", "Address"),

@@ -78,8 +78,9 @@ def reason_text(spec: Spec, entity: Entity, text: Any, hidden: set[str] | frozen
                 user: Any = None) -> Any:
     """A stored grade reason for ``user`` (the signed-in one by default): whole but for hidden
     values to those who may see rules, in words to everyone else."""
-    if may_see_rules(user):
-        return mask_reason(text, hidden)
+    if may_see_rules(user):  # whole; "其他情况 (otherwise)" is stored in both languages: said in the reader's
+        shown = mask_reason(text, hidden)
+        return shown.replace(str(OTHERWISE), OTHERWISE.localized()) if isinstance(shown, str) else shown
     return plain_reason(spec, entity, text, hidden)
 
 
