@@ -168,3 +168,24 @@ def test_the_required_columns_are_those_the_import_requires(app: Any, people: No
     # a follow-up's own: its subject, customer and planned date; not its owner, method or status
     page = c.get("/follow_upview/import/").text
     assert "负责" not in " ".join(re.findall(r'crm-required-column">([^<]+)<', page))
+
+
+def test_the_header_is_found_and_required_columns_said_for_another_domain(tmp_path: Path) -> None:
+    """The second-domain workbook (a library): the same search, on its own fields' names and labels."""
+    from app.io.importcolumns import filled_without_a_column, header_score, required_missing
+    from app.io.spreadsheet import open_sheet
+    from generator import load_spec
+    from tests.workbooks import library_sheets, write_workbook
+
+    spec, _ = load_spec(write_workbook(tmp_path / "library.xlsx", library_sheets()))
+    member = spec.entity("member")
+    assert member is not None
+    wb = Workbook()
+    for row in (["读者名册 2026"], ["馆藏部 制表"], ["姓名", "邮箱", "管理员"], ["林小满", "lin@example.cn", ""]):
+        wb.active.append(row)
+    wb.save(tmp_path / "members.xlsx")
+    sheet = open_sheet(tmp_path / "members.xlsx", header=header_score(member))
+    assert (sheet.header_row, sheet.headers) == (3, ["姓名", "邮箱", "管理员"])
+    assert list(sheet.rows) == [(4, ["林小满", "lin@example.cn", ""])]
+    required = required_missing(spec, member, set(), filled_without_a_column(spec, member, None, "Admin"))
+    assert member.owner_field not in {f.name for f in required}  # 管理员: the importing user

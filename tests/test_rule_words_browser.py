@@ -76,3 +76,27 @@ def test_a_grade_reason_in_words_for_the_salesperson_and_whole_for_the_administr
     assert not re.search(r"\b(inapp|None|pending|master_data_pending|master_data_request)\b", shown)
     admin.screenshot(path=str(SHOTS / f"outbox-{width}.png"), full_page=True)
     admin.context.close()
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_the_import_page_lists_what_it_requires_and_the_mapping_step_shows_the_header_row(
+        browser: Any, server: str, tmp_path: Path, width: int) -> None:  # noqa: F811
+    from openpyxl import Workbook
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    wb = Workbook()
+    for row in (["患者花名册 2026"], ["制表:华东一部  2026-12-01"], ["公司", "紧急", "备注"], ["花名册客户", "normal", ""]):
+        wb.active.append(row)
+    path = tmp_path / "花名册.xlsx"
+    wb.save(path)
+    admin = _login(browser, server, width, "admin", ADMIN_PASSWORD)
+    admin.goto(f"{server}/customerview/import/")
+    assert [t.strip() for t in admin.locator(".crm-required-column").all_inner_texts()] == ["客户名称"]
+    admin.screenshot(path=str(SHOTS / f"import-{width}.png"), full_page=True)
+    admin.set_input_files("input[type=file]", str(path))
+    admin.click("form.crm-import button[type=submit]")
+    admin.wait_for_load_state("networkidle")
+    assert "/map" in admin.url
+    assert admin.input_value("#crm-header-row") == "3"  # found below the two title rows (备注 names a field)
+    admin.screenshot(path=str(SHOTS / f"import-mapping-{width}.png"), full_page=True)
+    admin.context.close()
