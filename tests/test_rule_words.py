@@ -170,3 +170,6 @@ def test_the_audit_log_says_where_changes_came_from_in_words(app: Any, tmp_path:
     assert page.status_code == 200
     cells = re.findall(r"<td[^>]*>(.*?)</td>", page.text, re.S)
     assert "导入" in cells and not {"import", "cli/task", "None"} & set(cells), sorted(set(cells))[:40]
+    export = load_workbook(io.BytesIO(c.get("/auditlog/export/?entity=customer").data)).active
+    sources = {row[2] for row in export.iter_rows(min_row=2, values_only=True)}
+    assert "导入" in sources and not {"import", "cli/task"} & sources, sources

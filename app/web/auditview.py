@@ -121,10 +121,16 @@ class Describer:
             chunk.append(row)
             if len(chunk) == self.CHUNK:
                 self._look_up(chunk)
-                yield from chunk
+                yield from self._placed(chunk)
                 chunk = []
         self._look_up(chunk)
-        yield from chunk
+        yield from self._placed(chunk)
+
+    @staticmethod
+    def _placed(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Rows with where their change came from in words (导入, not ``import``)."""
+        for row in rows:
+            yield {**row, "where_label": where_label(row.get("remote_addr"))}
 
 
 def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
