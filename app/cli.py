@@ -352,8 +352,10 @@ def _acting_user(app: Any, username: str | None, entity: str = "", right: str = 
 @click.option("--skip-bad-rows", is_flag=True, help="import the good rows even when some are bad")
 @click.option("--as", "as_user", default=None, help="act as this user (scope, owner); default: the first administrator")
 @click.option("--report", default=None, help="where to write the error workbook")
+@click.option("--header-row", type=click.IntRange(min=1), default=None,
+              help="the row the headers are on (default: found below any title rows)")
 def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tuple[str, ...], dry_run: bool, skip_bad_rows: bool,
-               as_user: str | None, report: str | None) -> None:
+               as_user: str | None, report: str | None, header_row: int | None) -> None:
     """Import an .xlsx/.csv into ENTITY with the forms' rules; all or nothing unless --skip-bad-rows."""
     from app import create_app
     from app.io.importcolumns import parse_mapping
@@ -369,7 +371,7 @@ def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tupl
         user = _acting_user(app, as_user, entity, "import")
         try:
             result = import_file(app, entity, file, mode=mode, key=key, dry_run=dry_run, skip_bad_rows=skip_bad_rows, user=user,
-                                 report_path=report, mapping=columns, progress=progress)
+                                 report_path=report, mapping=columns, progress=progress, header_row=header_row)
         except ImportFileError as exc:
             progress.close()
             for p in exc.problems:
@@ -377,7 +379,11 @@ def import_cmd(entity: str, file: str, mode: str, key: str | None, mapping: tupl
             raise click.ClickException(msg("文件无法导入,没有任何改动")) from None
     for note in result.notes:
         click.echo(note)
+    if result.header_row > 1:
+        click.echo(msg("表头在第 %(row)s 行(其上的标题行未导入)", row=result.header_row))
     click.echo(result.summary())
+    for line in result.first_errors() if result.failed else ():  # the first rows' errors, beside the workbook that has them all
+        click.echo(line)
     if result.report_path:
         click.echo(f"{msg('错误报告')}: {result.report_path}")
     if result.failed and not skip_bad_rows:

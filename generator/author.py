@@ -19,7 +19,7 @@ from .read import read_workbook
 from .sheets import SHEETS, sheet_format
 
 YES_NO = ("yes", "no")
-BOOL_COLUMNS = {"required", "unique", "list", "search", "filter", "readonly", "encrypted", "audit", "collapsed", "admin",
+BOOL_COLUMNS = {"required", "unique", "list", "search", "filter", "readonly", "encrypted", "audit", "collapsed", "admin", "see_rules",
                 "require_comment", *RIGHTS}
 DROPDOWNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("fields", "type"): FIELD_TYPES, ("forms", "view"): VIEWS, ("permissions", "scope"): SCOPES,
@@ -92,7 +92,8 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
         rows["forms"].append({"entity": i.entity, "view": i.view, "section": i.section, "field": i.field, "order": i.order,
                               "collapsed": i.collapsed})
     for role in spec.roles:
-        rows["roles"].append({"role": role.name, "label": role.label, "description": role.description, "admin": role.admin})
+        rows["roles"].append({"role": role.name, "label": role.label, "description": role.description, "admin": role.admin,
+                               "see_rules": role.see_rules})
     for p in spec.permissions:
         rows["permissions"].append({"role": p.role, "entity": p.entity, **{r: r in p.rights for r in RIGHTS}, "scope": p.scope,
                                     "hidden_fields": p.hidden_fields, "readonly_fields": p.readonly_fields})

@@ -133,6 +133,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("label", "标签", "英文名"),
             _c("description", "说明", "描述"),
             _c("admin", "管理员"),
+            _c("see_rules", "查看规则"),
         ),
     ),
     SheetFormat(

@@ -141,7 +141,7 @@ def test_plurals_contexts_places_and_joins() -> None:
     assert [str(msg("%(count)s 个问题", count=n)) for n in (1, 3)] == ["1 个问题 (1 problem)", "3 个问题 (3 problems)"]
     assert msg("与第 %(row)s 行重复", context="key", row=2).render("en") == "same key as row 2"
     assert msg("与第 %(row)s 行重复", context="value", row=2).render("en") == "same as row 2"
-    problem = Joined(place("第 1 行 %(column)s 列 '%(header)s':", column="A", header="客户名"), msg("未知列", header="客户名"),
+    problem = Joined(place("第 %(row)s 行 %(column)s 列 '%(header)s':", row=1, column="A", header="客户名"), msg("未知列", header="客户名"),
                      place(";"), msg("是否指"), " '客户名称'?")
     assert problem == "第 1 行 A 列 '客户名':未知列 (unknown column '客户名');是否指 (did you mean) '客户名称'?"
     assert problem.render("zh") == "第 1 行 A 列 '客户名':未知列;是否指 '客户名称'?"

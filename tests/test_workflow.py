@@ -276,7 +276,7 @@ def test_a_condition_reads_in_the_words_of_the_record() -> None:
     said = condition_text(spec, spec.entity("master_data_request"), "processed_on and (request_type != 'create' or sap_customer_no)")
     assert said == "已填写系统处理日期 且 (申请类型 ≠ 「新增开户」 或 已填写SAP客户编号)"
     assert condition_text(spec, spec.entity("complaint"), "not customer_informed") == "已告知客户为否"
-    assert condition_text(spec, spec.entity("complaint"), "what is this") == "what is this"  # unreadable: as written
+    assert condition_text(spec, spec.entity("complaint"), "what is this") == "工作簿规定的条件"  # unreadable: never the expression
 
 
 def test_english_mode_names_menu_groups_and_actions_in_english(app: Any, staff: dict[str, int]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,11 @@ def cell_value(spec: Spec, f: Field, value: Any) -> Any:
     return neutralise(str(value))
 
 
-def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterable[Any], path: Path | Any) -> int:
-    """Write ``records`` (ORM objects) to an .xlsx at ``path`` (a path or a binary file)."""
+def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterable[Any], path: Path | Any,
+                reworded: dict[str, Callable[[Any], Any]] | None = None) -> int:
+    """Write ``records`` (ORM objects) to an .xlsx at ``path`` (a path or a binary file);
+    ``reworded``: field → how its stored value reads for this reader (a grade's reason)."""
+    reworded = reworded or {}
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet_title(entity.label, entity.name))
     for i, f in enumerate(fields, start=1):
@@ -88,6 +91,8 @@ def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterab
         row = []
         for f in fields:
             value = getattr(obj, f.name, None)
+            if f.name in reworded:
+                value = reworded[f.name](value)
             row.append(cell_value(spec, f, value))
         ws.append(row)
         n += 1
@@ -95,8 +100,10 @@ def export_rows(spec: Spec, entity: Entity, fields: list[Field], records: Iterab
     return n
 
 
-def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path | Any) -> None:
-    """An empty import workbook for ``entity``: one header per field, help and dropdowns."""
+def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path | Any, required: set[str] | None = None) -> None:
+    """An empty import workbook for ``entity``: one header per field, help and dropdowns; the
+    ``required`` columns (by default the fields marked required) with ``*``."""
+    required = {f.name for f in fields if f.required} if required is None else required
     wb = Workbook()
     ws = wb.active
     ws.title = sheet_title(entity.label, entity.name)
@@ -104,11 +111,11 @@ def write_template(spec: Spec, entity: Entity, fields: list[Field], path: Path |
     list_col = 1
     for i, f in enumerate(fields, start=1):
         letter = get_column_letter(i)
-        cell = ws.cell(row=1, column=i, value=label(f) + (" *" if f.required else ""))
+        cell = ws.cell(row=1, column=i, value=label(f) + (" *" if f.name in required else ""))
         cell.fill = HEADER_FILL
-        if f.required:
+        if f.name in required:
             cell.font = REQUIRED_FONT
-        note = [f"字段 {f.name},类型 {f.type}" + (",必填" if f.required else "")]
+        note = [f"字段 {f.name},类型 {f.type}" + (",必填" if f.name in required else "")]
         if f.help:
             note.append(f.help)
         if f.type == "link":

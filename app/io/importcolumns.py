@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,33 @@ def required_missing(spec: Spec, entity: Entity, present: set[str], system: set[
     return [f for f in entity.fields if f.required and f.default is None and f.name not in system and f.name not in present]
 
 
+def filled_without_a_column(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:
+    """Fields an import fills when its file has no column for them: the system's (number, states,
+    read-only), those hidden from ``user``, the grades (computed), and the owner (the importing user)."""
+    graded = {r.field for r in spec.grading if r.entity == entity.name}
+    hidden = hidden_fields(spec, entity, user, admin_role) if user is not None else set()
+    owner = {entity.owner_field} if entity.owner_field else set()
+    return system_fields(spec, entity, user, admin_role) | hidden | graded | owner
+
+
+def required_columns(spec: Spec, entity: Entity, user: Any, admin_role: str) -> list[Field]:
+    """The columns an insert by ``user`` cannot do without: what the import page lists as
+    required and the template marks with ``*`` — the same rule ``plan_columns`` refuses a file by."""
+    return required_missing(spec, entity, set(), filled_without_a_column(spec, entity, user, admin_role))
+
+
+def header_score(entity: Entity) -> Callable[[list[str]], int]:
+    """How many cells of a row name a field of ``entity`` (by name or label, as ``plan_columns``
+    matches them): the header row below an office sheet's title rows is the row that scores best."""
+    known = {_norm(k) for f in entity.fields for k in (f.name, f.label, f.label_en) if k}
+    known |= {"code", "编号"} if entity.numbering else set()
+
+    def score(cells: list[str]) -> int:
+        return sum(1 for c in cells if c and _norm(c) in known)
+
+    return score
+
+
 def guess(header: str, fields: list[Field], taken: set[str]) -> str:
     """The field a header most likely means ("" when nothing is close): exact name/label, then one
     label containing the other, then the closest spelling."""
@@ -81,8 +109,9 @@ def guess(header: str, fields: list[Field], taken: set[str]) -> str:
 
 
 def plan_columns(spec: Spec, entity: Entity, headers: list[str], user: Any, admin_role: str, mode: str = "insert",
-                 key: str | None = None, mapping: dict[str, str] | None = None) -> ColumnPlan:
-    """Match ``headers`` to fields; ``mapping`` (header → field name, "" to ignore) overrides matching."""
+                 key: str | None = None, mapping: dict[str, str] | None = None, header_row: int = 1) -> ColumnPlan:
+    """Match ``headers`` (of row ``header_row``) to fields; ``mapping`` (header → field name, "" to
+    ignore) overrides matching."""
     plan = ColumnPlan()
     fields = importable_fields(spec, entity, user, admin_role)
     system = system_fields(spec, entity, user, admin_role)
@@ -116,7 +145,7 @@ def plan_columns(spec: Spec, entity: Entity, headers: list[str], user: Any, admi
                 continue
             if f is None:
                 plan.guesses[i] = guess(text, fields, set(seen))
-                where = place("第 1 行 %(column)s 列 '%(header)s':", column=column_letter(i), header=text)
+                where = place("第 %(row)s 行 %(column)s 列 '%(header)s':", row=header_row, column=column_letter(i), header=text)
                 hint = (place(";"), msg("是否指"), f" '{by_name[plan.guesses[i]].label}'?") if plan.guesses[i] else ()
                 plan.problems.append(Joined(where, msg("未知列", header=text), *hint))
                 plan.unsure = True
@@ -130,8 +159,7 @@ def plan_columns(spec: Spec, entity: Entity, headers: list[str], user: Any, admi
         plan.guesses[i] = f.name
     present = set(seen)
     if mode == "insert" or key_field is None:
-        filled = system | hidden | ({entity.owner_field} if entity.owner_field else set())  # the owner: the importing user
-        for f in required_missing(spec, entity, present, filled):
+        for f in required_missing(spec, entity, present, filled_without_a_column(spec, entity, user, admin_role)):
             plan.problems.append(msg("缺少必填列 %(label)s", label=f.label, field=f.name))
             plan.unsure = True
     if key_field is not None and key_field.name not in present:

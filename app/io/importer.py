@@ -35,8 +35,8 @@ from app.access.accounts import person_name
 from app.access.ownership import candidates, default_owner
 from app.access.scope import scope_clause
 from app.io.excel import unneutralise
-from app.io.importcolumns import ColumnPlan, plan_columns, system_fields
-from app.io.spreadsheet import ImportFileError, Limits, Sheet, open_sheet
+from app.io.importcolumns import ColumnPlan, header_score, plan_columns, system_fields
+from app.io.spreadsheet import HeaderChoice, ImportFileError, Limits, Sheet, column_letter, open_sheet
 from app.messages import Joined, msg
 from app.record import numbering, uniques
 from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
@@ -74,6 +74,7 @@ class ImportReport:
     committed: bool = False
     dry_run: bool = False
     report_path: Path | None = None
+    header_row: int = 1  # the Excel row the headers were found on
 
     def summary(self) -> str:
         text = (msg("共 %(total)s 行:新增 %(inserted)s,更新 %(updated)s,未变 %(unchanged)s,失败 %(failed)s,跳过 %(skipped)s,空行 %(blank)s",
@@ -83,6 +84,26 @@ class ImportReport:
                     total=self.total, inserted=self.inserted, updated=self.updated, unchanged=self.unchanged, failed=self.failed,
                     skipped=self.skipped))
         return f"{text} — {msg('试运行,未写入')}" if self.dry_run else str(text)
+
+    def first_errors(self, limit: int = 10) -> list[str]:
+        """The first ``limit`` problems, each with its row, column and message, then how many rows
+        more have errors: what a failed import says beside its error workbook."""
+        lines: list[str] = []
+        rows_shown = 0
+        for number in sorted(self.errors):
+            for column, label, message in self.errors[number]:
+                if len(lines) == limit:
+                    break
+                where = (msg("第 %(row)s 行 %(column)s 列(%(label)s)", row=number, column=column_letter(column), label=label)
+                         if column is not None else msg("第 %(row)s 行", row=number))
+                lines.append(f"{where}: {message}")
+            else:
+                rows_shown += 1
+                continue
+            break
+        if self.failed > rows_shown:
+            lines.append(str(msg("… 另有 %(rows)s 行有错误,见错误报告", rows=self.failed - rows_shown)))
+        return lines
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("total", "inserted", "updated", "unchanged", "failed", "skipped", "blank")}
@@ -105,18 +126,26 @@ class Inspection:
     headers: list[str]
     samples: list[list[Any]]
     plan: ColumnPlan
+    header_row: int = 1  # the Excel row the headers are on (title rows above it skipped)
 
 
 def inspect_file(app: Any, entity_name: str, path: str | Path, user: Any, mode: str = "insert", key: str | None = None,
-                 mapping: dict[str, str] | None = None, samples: int = 3) -> Inspection:
+                 mapping: dict[str, str] | None = None, samples: int = 3, header_row: int | None = None) -> Inspection:
     """Raises ImportFileError for a file that cannot be imported whatever the mapping."""
     crm = app.extensions["crm"]
     entity = _entity(crm.spec, entity_name, mode, key)
-    sheet = open_sheet(Path(path), import_limits(app), sample=samples)
+    sheet = open_sheet(Path(path), import_limits(app), sample=samples, header=header_choice(entity, header_row))
     rows = [values for _i, (_n, values) in zip(range(samples), sheet.rows, strict=False)]
     sheet.close()
-    plan = plan_columns(crm.spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
-    return Inspection(sheet.headers, rows, plan)
+    plan = plan_columns(crm.spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping, sheet.header_row)
+    return Inspection(sheet.headers, rows, plan, sheet.header_row)
+
+
+def header_choice(entity: Entity, header_row: int | None) -> HeaderChoice:
+    """The row given (``--header-row``, the mapping step), else the row naming most of the entity's fields."""
+    if header_row is not None and header_row < 1:
+        raise ImportFileError([msg("表头行号须是从 1 开始的整数")])
+    return header_row if header_row is not None else header_score(entity)
 
 
 def _entity(spec: Spec, entity_name: str, mode: str, key: str | None) -> Entity:
@@ -133,7 +162,7 @@ def _entity(spec: Spec, entity_name: str, mode: str, key: str | None) -> Entity:
 def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "insert", key: str | None = None, dry_run: bool = False,
                 skip_bad_rows: bool = False, user: Any = None, report_path: str | Path | None = None,
                 progress: Progress | None = None, mapping: dict[str, str] | None = None,
-                finish: Callable[[sa.Connection, ImportReport], None] | None = None) -> ImportReport:
+                finish: Callable[[sa.Connection, ImportReport], None] | None = None, header_row: int | None = None) -> ImportReport:
     """Import ``path`` into ``entity_name``; see the module docstring. ``user`` decides scope, hidden
     fields and ownership; ``finish`` runs inside the write transaction just before it commits."""
     from flask_appbuilder import Model
@@ -143,12 +172,12 @@ def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "inser
     spec: Spec = crm.spec
     entity = _entity(spec, entity_name, mode, key)
     limits = import_limits(app)
-    sheet = open_sheet(path, limits)
-    plan = plan_columns(spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping)
+    sheet = open_sheet(path, limits, header=header_choice(entity, header_row))
+    plan = plan_columns(spec, entity, sheet.headers, user, crm.admin_role, mode, key, mapping, sheet.header_row)
     if plan.problems:
         sheet.close()
         raise ImportFileError(plan.problems)
-    report = ImportReport(notes=plan.notes, dry_run=dry_run)
+    report = ImportReport(notes=plan.notes, dry_run=dry_run, header_row=sheet.header_row)
     table = Model.metadata.tables[entity.name]
     now = dt.datetime.now().replace(microsecond=0)
     engine = crm.db.engine
@@ -159,7 +188,8 @@ def import_file(app: Any, entity_name: str, path: str | Path, mode: str = "inser
         conn.rollback()  # phase 1 only read
         report.skipped = report.failed if skip_bad_rows else 0
         if report.errors:  # before writing, so ``finish`` can keep it with the outcome
-            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None, limits, more)
+            report.report_path = write_error_report(path, report.errors, Path(report_path) if report_path else None, limits, more,
+                                                    sheet.header_row)
         if report.failed and not skip_bad_rows:
             report.inserted = report.updated = report.unchanged = 0  # all or nothing: nothing
         elif not dry_run:
@@ -667,12 +697,12 @@ def _grade_changes(entity: Entity, pk: int, grades: list[tuple[str, Any, Any, st
 # -- the error report ----------------------------------------------------------------------------
 
 def write_error_report(source: Path, errors: dict[int, RowErrors], target: Path | None = None, limits: Limits | None = None,
-                       more: IO[bytes] | None = None) -> Path:
+                       more: IO[bytes] | None = None, header_row: int = 1) -> Path:
     """The original rows with an error column; the bad cells filled red, the first COMMENTED of them
     with the message as a comment (openpyxl holds every comment until it saves). ``more``: the
     problems of the rows after ``errors``, pickled in row order (see _RowChecker.run)."""
     target = target or source.with_name(source.stem + "-错误报告.xlsx")
-    sheet = open_sheet(source, limits)
+    sheet = open_sheet(source, limits, header=header_row)
     headers = sheet.headers
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("导入错误")

@@ -69,7 +69,7 @@ def inspect_upload(app: Any, entity: str, filename: str, data: bytes, user: Any,
         path = Path(folder) / ("upload" + Path(filename).suffix.lower())
         path.write_bytes(data)
         return inspect_file(app, entity, path, user, options.get("mode", "insert"), options.get("key") or None,
-                            options.get("mapping") or None)
+                            options.get("mapping") or None, header_row=options.get("header_row"))
 
 
 def job_by_token(engine: sa.Engine, token: str) -> dict[str, Any] | None:
@@ -191,7 +191,7 @@ def _run(app: Any, job: dict[str, Any], job_id: int, claim: str, engine: sa.Engi
     user = _acting_user(app, job)
     report = import_file(app, job["entity"], source, mode=options.get("mode", "insert"), key=options.get("key") or None,
                          dry_run=bool(options.get("dry_run")), skip_bad_rows=bool(options.get("skip_bad_rows")), user=user,
-                         report_path=report_path, mapping=options.get("mapping") or None,
+                         report_path=report_path, mapping=options.get("mapping") or None, header_row=options.get("header_row"),
                          progress=_progress_writer(engine, job_id, claim),
                          finish=lambda conn, rep: _finish(conn, job_id, claim, rep))
     if not report.committed:  # bad rows, or a dry run: nothing written, the outcome still recorded

@@ -52,6 +52,10 @@ READER = Path(__file__).with_name("sheetreader.py")
 READ_CPU_SECONDS = 120  # 150,000 rows take ~5 s of CPU to read
 READ_SECONDS = 600  # of the clock, on a busy machine
 MERGED_CELLS = 100_000  # cells merged blocks may cover; each is marked in the row it leaves empty
+HEADER_SEARCH = 10  # rows an office sheet may put above its header (a title, a date, a blank line)
+# where the header row is: its Excel row number, or a score of a row's cells (how many name a field;
+# the best row among the first HEADER_SEARCH wins), or None: the first row
+HeaderChoice = int | Callable[[list[str]], int] | None
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Sheet:
     cell_problems: dict[tuple[int, int], str] = field(default_factory=dict)  # (row number, column index) → message
     is_csv: bool = False
     release: Callable[[], None] = lambda: None  # frees the file, also when the rows were never read
+    header_row: int = 1  # the Excel row number of the header (title rows above it are not data)
 
     def close(self) -> None:
         self.rows.close()
@@ -75,9 +80,10 @@ def column_letter(index: int) -> str:
     return str(get_column_letter(index + 1))
 
 
-def open_sheet(path: Path, limits: Limits | None = None, sample: int | None = None) -> Sheet:
+def open_sheet(path: Path, limits: Limits | None = None, sample: int | None = None, header: HeaderChoice = None) -> Sheet:
     """The first worksheet of an .xlsx, or a CSV; raises ImportFileError with the reason otherwise.
-    ``sample``: only the header and that many rows are wanted (the file is checked whole all the same)."""
+    ``sample``: only the header and that many rows are wanted (the file is checked whole all the same).
+    ``header``: which row is the header (see ``HeaderChoice``); the rows above it are skipped."""
     limits = limits or Limits()
     with path.open("rb") as fh:
         head = fh.read(8)
@@ -88,10 +94,41 @@ def open_sheet(path: Path, limits: Limits | None = None, sample: int | None = No
             raise ImportFileError([msg("文件受密码保护,请在 Excel 中取消密码后再导入")])
         raise ImportFileError([msg("这是旧版 .xls(或其他 Office)文件,请在 Excel 中另存为 .xlsx")])
     if zipfile.is_zipfile(path):
-        return _open_xlsx(path, limits, sample)
+        return _open_xlsx(path, limits, sample, header)
     if path.suffix.lower() in (".xlsx", ".xlsm"):  # named a workbook but is none: never read it as text
         raise ImportFileError([NOT_A_SPREADSHEET])
-    return _open_csv(path, limits)
+    return _open_csv(path, limits, header)
+
+
+def find_header(rows: Iterator[tuple[int, list[Any]]], header: HeaderChoice) -> tuple[int, list[str], Iterator[tuple[int, list[Any]]]]:
+    """The header row of ``rows`` ((Excel row number, values) from the top): its number, its
+    cells, and the rows after it. A score picks, among the first HEADER_SEARCH rows, the first
+    that scores best (at least 1, more than every row above); none does: the first row."""
+    if isinstance(header, int):
+        for number, row in rows:
+            if number == header:
+                return number, [_header(h) for h in row], rows
+            if number > header:
+                break
+        raise ImportFileError([msg("第 %(row)s 行不在文件中:请检查表头所在的行号", row=header)])
+    seen: list[tuple[int, list[Any]]] = []
+    for item in rows:
+        seen.append(item)
+        if len(seen) >= (HEADER_SEARCH if header is not None else 1):
+            break
+    if not seen:
+        return 1, [], rows
+    scores = [header([_header(h) for h in row]) if header is not None else 0 for _n, row in seen]
+    best = max(range(len(seen)), key=lambda i: (scores[i], -i))  # the first of the best
+    at = best if scores[best] > 0 else 0
+    number, row = seen[at]
+    after = seen[at + 1:]
+
+    def rest() -> Iterator[tuple[int, list[Any]]]:
+        yield from after
+        yield from rows
+
+    return number, [_header(h) for h in row], rest()
 
 
 # -- .xlsx ---------------------------------------------------------------------------------------
@@ -129,43 +166,55 @@ def _check_xlsx(path: Path, limits: Limits) -> tuple[int, dict[tuple[int, int], 
         return scan_sheet(inflate(fh, z.getinfo(part), budget), limits, shared, budget)
 
 
-def _open_xlsx(path: Path, limits: Limits, sample: int | None) -> Sheet:
+def _open_xlsx(path: Path, limits: Limits, sample: int | None, header: HeaderChoice) -> Sheet:
     try:
         total, problems = _check_xlsx(path, limits)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         if isinstance(exc, ImportFileError):
             raise
         raise ImportFileError([unreadable(type(exc).__name__)]) from None
-    spool = read_workbook(path, limits, sample)
-    (top, left), (height, width) = spool.shape["start"] or (0, 0), spool.shape["size"]
-    covered = 0
-    for (r0, c0), (r1, c1) in spool.shape["merged"]:
-        if r0 == 0:
+    wanted = header if isinstance(header, int) else HEADER_SEARCH if header is not None else 1
+    spool = read_workbook(path, limits, sample + wanted - 1 if sample is not None else None)
+    try:
+        (top, left), (height, width) = spool.shape["start"] or (0, 0), spool.shape["size"]
+        pad = [""] * left  # calamine starts rows at the first used column, and at the first used row
+        numbered = ((top + i, pad + row if pad else row) for i, row in enumerate(spool.rows(), start=1))
+        header_row, headers, rows_read = find_header(numbered, header)
+        _mark_merged(spool.shape["merged"], header_row, top + height, left + width, problems)
+    except BaseException:
+        spool.close()
+        raise
+    if total is not None:  # the pre-scan counted every row with a value but one header; title rows are not data
+        total = max(total - (header_row - top - 1), 0)
+
+    def values() -> Generator[tuple[int, list[Any]], None, None]:
+        try:
+            yield from rows_read
+        finally:
             spool.close()
-            raise ImportFileError([msg("标题行有合并单元格 %(cells)s,请取消合并", cells=f"{column_letter(c0)}1:{column_letter(c1)}{r1 + 1}")])
-        # a merged block keeps its value in the top-left cell only; marked within the rows and columns read
-        problem = msg("合并单元格 %(cells)s:请取消合并并在每一行填写", cells=f"{column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}")
-        rows, columns = range(r0, min(r1, top + height - 1) + 1), range(c0, min(c1, left + width - 1) + 1)
+
+    return Sheet(headers, values(), total, problems, release=spool.close, header_row=header_row)
+
+
+def _mark_merged(merged: list[Any], header_row: int, bottom: int, right: int, problems: dict[tuple[int, int], str]) -> None:
+    """Merged blocks: refused in the header row; a title above it may be merged; below, a block
+    keeps its value in its top-left cell only, so the others are marked in the rows they leave empty."""
+    covered = 0
+    for (r0, c0), (r1, c1) in merged:
+        if r1 + 1 < header_row:
+            continue
+        cells = f"{column_letter(c0)}{r0 + 1}:{column_letter(c1)}{r1 + 1}"
+        if r0 + 1 <= header_row:
+            raise ImportFileError([msg("标题行有合并单元格 %(cells)s,请取消合并", cells=cells)])
+        problem = msg("合并单元格 %(cells)s:请取消合并并在每一行填写", cells=cells)
+        rows, columns = range(r0, min(r1, bottom - 1) + 1), range(c0, min(c1, right - 1) + 1)
         covered += len(rows) * len(columns)
         if covered > MERGED_CELLS:
-            spool.close()
             raise ImportFileError([msg("合并单元格超过 %(limit)s 格,请取消合并后再导入", limit=f"{MERGED_CELLS:,}")])
         for r in rows:
             for c in columns:
                 if (r, c) != (r0, c0):
                     problems.setdefault((r + 1, c), problem)
-    pad = [""] * left  # calamine starts rows at the first used column
-    rows_read = spool.rows()
-    headers = [_header(h) for h in pad + list(next(rows_read, []))]
-
-    def values() -> Generator[tuple[int, list[Any]], None, None]:
-        try:
-            for number, row in enumerate(rows_read, start=2):
-                yield number, pad + row if pad else row
-        finally:
-            spool.close()
-
-    return Sheet(headers, values(), total, problems, release=spool.close)
 
 
 class _Spool:
@@ -252,7 +301,7 @@ def _encoding(path: Path) -> str:
     raise ImportFileError([NOT_A_SPREADSHEET])
 
 
-def _open_csv(path: Path, limits: Limits) -> Sheet:
+def _open_csv(path: Path, limits: Limits, header: HeaderChoice) -> Sheet:
     encoding = _encoding(path)
     lines = _count_lines(path, limits)
     text = path.open(encoding=encoding, newline="")
@@ -264,25 +313,29 @@ def _open_csv(path: Path, limits: Limits) -> Sheet:
             raise cell_too_long(f"{column_letter(column)}{reader.line_num}", limits.cell_chars, len(row[column]))
         return row
 
+    def numbered() -> Generator[tuple[int, list[Any]], None, None]:
+        number = 0
+        try:
+            for number, row in enumerate(reader, start=1):
+                yield number, checked(row)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            if number == 0:  # not even a first line reads as text: no table at all
+                raise ImportFileError([NOT_A_SPREADSHEET]) from None
+            raise ImportFileError([Joined(msg("第 %(line)s 行无法读取", line=reader.line_num), f": {exc}")]) from None
+
     try:
-        headers = [_header(h) for h in checked(next(reader, []))]
-    except (UnicodeDecodeError, csv.Error):
-        text.close()
-        raise ImportFileError([NOT_A_SPREADSHEET]) from None
+        header_row, headers, rest = find_header(numbered(), header)
     except ImportFileError:
         text.close()
         raise
 
     def values() -> Generator[tuple[int, list[Any]], None, None]:
         try:
-            for number, row in enumerate(reader, start=2):
-                yield number, checked(row)
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise ImportFileError([Joined(msg("第 %(line)s 行无法读取", line=reader.line_num), f": {exc}")]) from None
+            yield from rest
         finally:
             text.close()
 
-    return Sheet(headers, values(), max(lines - 1, 0), {}, is_csv=True, release=text.close)
+    return Sheet(headers, values(), max(lines - header_row, 0), {}, is_csv=True, release=text.close, header_row=header_row)
 
 
 def _count_lines(path: Path, limits: Limits) -> int:

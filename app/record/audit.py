@@ -340,7 +340,7 @@ def export_xlsx(rows: Iterable[dict[str, Any]], target: Any, describe: Any, titl
     n = 0
     for row in rows:
         entity_label, changes = describe(row)
-        head = [row["at"], _cell(row["user"]), _cell(row["remote_addr"]), _cell(entity_label), row["record_id"],
+        head = [row["at"], _cell(row["user"]), _cell(row.get("where_label", row["remote_addr"])), _cell(entity_label), row["record_id"],
                 _cell(action_label(row["action"])), row["version"]]
         for label, old, new in changes or [("", None, None)]:
             ws.append([*head, _cell(label), _cell(old), _cell(new)])

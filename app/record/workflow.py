@@ -20,6 +20,7 @@ from app.spec.expr import parse, record_lookup
 from app.spec.model import Entity, Spec, Transition
 from app.web.condtext import condition_text
 from app.web.i18n import choice_text, pick
+from app.web.ruletext import rule_detail
 
 
 class WorkflowError(Exception):
@@ -67,7 +68,8 @@ def options(spec: Spec, entity: Entity, obj: Any, user: Any, admin_role: str, no
         if t.roles and admin_role not in roles and not roles & set(t.roles):
             allowed, reason = False, msg("需要角色:%(roles)s", roles="、".join(t.roles), roles_en=", ".join(t.roles)).localized()
         elif t.condition and not parse(t.condition).test(record_lookup(obj), now, spec.calendar):
-            said = condition_text(spec, entity, t.condition)
+            # in words; its expression and cell only to those who may read rules
+            said = condition_text(spec, entity, t.condition) + rule_detail(t.ref, t.condition, user)
             allowed, reason = False, msg("条件不满足:%(condition)s", condition=said).localized()
         result.append(Option(t, transition_key(t), allowed, reason))
     return result

@@ -151,6 +151,7 @@ class Role:
     label: str = ""
     description: str = ""
     admin: bool = False
+    see_rules: bool = False  # may read the rules behind a grade or a refusal: expression and Sheet!Cell
 
 
 @dataclass(frozen=True)

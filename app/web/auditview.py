@@ -20,10 +20,12 @@ from app.access.accounts import display_name
 from app.access.scope import hidden_fields, scope_clause, user_scope
 from app.messages import localized, msg
 from app.record import audit
-from app.record.grading import mask_reason, reason_fields
+from app.record.grading import reason_fields
 from app.spec.model import Field
+from app.web.adminlabels import where_label
 from app.web.i18n import L, choice_text, pick, yes_no
 from app.web.linkfield import title_column
+from app.web.ruletext import reason_text
 
 PAGE_SIZE = 50
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -58,12 +60,12 @@ class Describer:
 
     def __call__(self, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any, Any]]]:
         label, hidden, labels, fields = self.entity(row["entity"])
-        e = self.spec.entity(row["entity"]) if hidden else None
+        e = self.spec.entity(row["entity"]) if hidden is not None else None
         reasons = reason_fields(self.spec, e) if e is not None else set()
 
         def show(name: str, value: Any) -> Any:
-            if name in reasons:  # a grade's reason quotes the values its rule looked at: hidden ones withheld
-                value = mask_reason(value, hidden or set())
+            if name in reasons and e is not None:  # a grade's reason: in words, or whole but for hidden values
+                value = reason_text(self.spec, e, value, hidden or set(), self.user)
             return self.present(fields.get(name), value)
 
         return label, audit.visible_changes(row["changes"], hidden, labels, show)
@@ -108,7 +110,8 @@ class Describer:
         out = []
         for row in rows:
             label, changes = self(row)
-            out.append({**row, "entity_label": label, "action_label": audit.action_label(row["action"]), "shown": changes})
+            out.append({**row, "entity_label": label, "action_label": audit.action_label(row["action"]), "shown": changes,
+                        "where_label": where_label(row.get("remote_addr"))})
         return out
 
     def stream(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -118,10 +121,16 @@ class Describer:
             chunk.append(row)
             if len(chunk) == self.CHUNK:
                 self._look_up(chunk)
-                yield from chunk
+                yield from self._placed(chunk)
                 chunk = []
         self._look_up(chunk)
-        yield from chunk
+        yield from self._placed(chunk)
+
+    @staticmethod
+    def _placed(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Rows with where their change came from in words (导入, not ``import``)."""
+        for row in rows:
+            yield {**row, "where_label": where_label(row.get("remote_addr"))}
 
 
 def _xlsx(buffer: io.BytesIO, filename: str) -> Any:

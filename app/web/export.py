@@ -13,9 +13,10 @@ from flask import current_app, g, send_file
 from app.access.scope import hidden_fields
 from app.io import excel
 from app.record import audit
-from app.record.grading import graded_fields
+from app.record.grading import graded_fields, reason_fields
 from app.spec.model import Field
 from app.web.fields import _entity, crm_spec
+from app.web.ruletext import reason_text
 
 
 def _export_fields(entity_name: str, user: Any) -> list[Field]:
@@ -24,6 +25,13 @@ def _export_fields(entity_name: str, user: Any) -> list[Field]:
     hidden = hidden_fields(crm_spec(), e, user, current_app.extensions["crm"].admin_role)
     hidden |= {g.reason_field for g in graded_fields(crm_spec(), e) if g.reason_field and g.names() & hidden}
     return [f for f in e.fields if f.name not in hidden]
+
+
+def _required_columns(entity_name: str) -> list[Field]:
+    """The columns the signed-in user's import cannot do without (the owner, defaults, numbers and grades aside)."""
+    from app.io.importcolumns import required_columns
+
+    return required_columns(crm_spec(), _entity(entity_name), g.user, current_app.extensions["crm"].admin_role)
 
 
 def _import_fields(entity_name: str) -> list[Field]:
@@ -43,8 +51,12 @@ def _export(session: Any, entity_name: str, records: Iterable[Any], target: Any,
     """The export of ``records`` for ``user``; an entity with confidential (encrypted) fields puts
     every record exported on record as read by them, as opening it would."""
     e, fields = _entity(entity_name), _export_fields(entity_name, user)
+    spec = crm_spec()
+    hidden = hidden_fields(spec, e, user, current_app.extensions["crm"].admin_role)
+    # a grade's reason as the screens show it to this reader: the rule in words, or whole
+    reworded = {name: (lambda v: reason_text(spec, e, v, hidden, user)) for name in reason_fields(spec, e)}
     if not any(f.encrypted for f in fields):
-        return excel.export_rows(crm_spec(), e, fields, records, target)
+        return excel.export_rows(spec, e, fields, records, target, reworded)
     ids: list[int] = []
 
     def noted() -> Iterator[Any]:
@@ -52,7 +64,7 @@ def _export(session: Any, entity_name: str, records: Iterable[Any], target: Any,
             ids.append(obj.id)
             yield obj
 
-    n = excel.export_rows(crm_spec(), e, fields, noted(), target)
+    n = excel.export_rows(spec, e, fields, noted(), target, reworded)
     audit.record_many(session, e.name, ids, "read", {"export": n}, user_id=getattr(user, "id", None))
     session.commit()
     return n

@@ -19,7 +19,6 @@ from wtforms.widgets import DateInput, DateTimeLocalInput
 from app.access.scope import current_hidden
 from app.messages import later, msg
 from app.record.convert import DIGITS_BEFORE_POINT, INTEGER_LIMIT, PHONE_PATTERN
-from app.record.grading import mask_reason
 from app.spec.model import NUMERIC_TYPES, Entity, Field, Spec
 from app.web.i18n import L, current_language, pick
 
@@ -265,8 +264,10 @@ def _masked(entity: str, name: str, inner: Any, reason: bool = False) -> Any:
         hidden = current_hidden(entity)
         if name in hidden:
             return _withheld(value)
-        if reason:
-            value = mask_reason(value, hidden)
+        if reason:  # a grade's reason: the rule in words, or whole (hidden values withheld) to readers of rules
+            from app.web.ruletext import reason_text
+
+            value = reason_text(crm_spec(), _entity(entity), value, hidden)
         return inner(value) if inner is not None else value
 
     return fmt

@@ -17,6 +17,7 @@ from flask_babel import LazyString
 from app.messages import later, msg
 from app.record.tables import Notification, OutboxMessage
 from app.web.actions import ScopedActions
+from app.web.adminlabels import BLANK, blank, channel_label, entity_label, moment, person_name, source_label, status_label
 from app.web.i18n import L, pick
 
 NOTES = Notification.__table__
@@ -95,7 +96,12 @@ class OutboxView(ScopedActions, ModelView):
     base_order = ("id", "desc")
     list_columns = ["created_on", "source", "entity", "record_id", "channel", "recipient_address", "subject", "status", "attempts",
                     "next_attempt_at", "last_error"]
-    show_columns = [*list_columns, "key", "recipient_user_id", "body", "link", "sent_on"]
+    show_columns = [*list_columns, "recipient_user_id", "body", "link", "sent_on"]  # not its unique key: machinery
+    # the stored keys in words (adminlabels), nothing as —
+    formatters_columns = {**{c: blank for c in [*list_columns, *show_columns]}, "source": source_label, "entity": entity_label,
+                          "channel": channel_label, "status": status_label, "recipient_user_id": person_name,
+                          "record_id": lambda v: f"#{v}" if v is not None else BLANK,
+                          **{c: moment for c in ("created_on", "next_attempt_at", "sent_on")}}
     search_columns = ["status", "source", "entity", "channel", "subject"]
     label_columns = {"created_on": L("创建时间", "Created"), "source": L("来源", "Source"), "entity": L("实体", "Entity"),
                      "record_id": L("记录", "Record"), "channel": L("渠道", "Channel"), "recipient_address": L("地址", "Address"),

@@ -31,7 +31,7 @@ from app.io import excel
 from app.messages import localized, msg
 from app.record import audit, uniques, versions, workflow
 from app.record.convert import same_value
-from app.record.grading import explain_now, graded_fields, mask_reason, reason_fields
+from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
 from app.record.rules import RuleViolation, rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
@@ -40,7 +40,7 @@ from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
 from app.web.errors import error_page
-from app.web.export import _export, _import_fields, _xlsx
+from app.web.export import _export, _import_fields, _required_columns, _xlsx
 from app.web.fields import (
     LENGTH_TYPES,
     VERSION_FIELD,
@@ -62,6 +62,7 @@ from app.web.fields import (
 from app.web.i18n import L, pick, yes_no
 from app.web.linkfield import LinkField
 from app.web.listing import CountInfo
+from app.web.ruletext import reason_text
 from app.web.widgets import CrmFormWidget, CrmListWidget, CrmSearchWidget
 
 DATABASE_ERROR = ModelView.database_error_message  # FAB's "Database error", flashed when a save fails
@@ -119,6 +120,18 @@ def _form_changes(form: Any, item: Any) -> Any:
         return None
     lookup = _form_lookup(form, item)
     return lambda name: not same_value(lookup(name), getattr(item, name, None))
+
+
+def _header_row(text: str | None) -> int | None:
+    """The header row typed on the import page: blank for "find it"; a row number from 1."""
+    from app.io.importer import ImportFileError
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise ImportFileError([msg("表头行号须是从 1 开始的整数")])
+    return int(text)
 
 
 class CrmModelView(ScopedActions, ModelView):
@@ -357,7 +370,7 @@ class CrmModelView(ScopedActions, ModelView):
             f = e.field(graded.field)
             value = getattr(item, graded.field, None)
             why = (getattr(item, graded.reason_field, None) if graded.reason_field else None) or explain_now(spec, e, graded, item)
-            why = mask_reason(why, hidden)  # the values this reader may not see are withheld
+            why = reason_text(spec, e, why, hidden)  # in words; or whole, the values this reader may not see withheld
             panels["crm_grades"].append((pick(f.label, f.label_en) if f else graded.field, choice_formatter(spec, f)(value) if f else value, why))
         return panels
 
@@ -572,7 +585,7 @@ class CrmModelView(ScopedActions, ModelView):
     def import_template(self) -> Any:
         buffer = io.BytesIO()
         e = _entity(self.entity)
-        excel.write_template(crm_spec(), e, _import_fields(self.entity), buffer)
+        excel.write_template(crm_spec(), e, _import_fields(self.entity), buffer, {f.name for f in _required_columns(self.entity)})
         return _xlsx(buffer, f"{e.label}-导入模板.xlsx")
 
     def _render_import(self, **kwargs: Any) -> Any:
@@ -580,7 +593,8 @@ class CrmModelView(ScopedActions, ModelView):
         if "problems" in kwargs:  # the checks' messages, in the user's language
             kwargs["problems"] = [localized(p) for p in kwargs["problems"]]
         return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
-                                    fields=_import_fields(self.entity), base=self.endpoint, **kwargs)
+                                    fields=_import_fields(self.entity), required=_required_columns(self.entity), base=self.endpoint,
+                                    **kwargs)
 
     @expose("/import/", methods=["GET", "POST"])
     @has_access
@@ -596,13 +610,15 @@ class CrmModelView(ScopedActions, ModelView):
         name = (upload.filename or "") if upload else ""
         if not upload or not name.lower().endswith((".xlsx", ".csv")):
             return self._render_import(stage="upload", problems=[msg("请选择 .xlsx 或 .csv 文件")])
-        options = {"mode": request.form.get("mode", "insert"), "key": request.form.get("key") or None,
-                   "skip_bad_rows": bool(request.form.get("skip_bad_rows")), "dry_run": bool(request.form.get("dry_run"))}
+        options: dict[str, Any] = {"mode": request.form.get("mode", "insert"), "key": request.form.get("key") or None,
+                                   "skip_bad_rows": bool(request.form.get("skip_bad_rows")), "dry_run": bool(request.form.get("dry_run"))}
         data = upload.read()
         try:
+            options["header_row"] = _header_row(request.form.get("header_row"))
             seen = inspect_upload(current_app, self.entity, name, data, g.user, options)
         except ImportFileError as exc:
             return self._render_import(stage="upload", problems=exc.problems)
+        options["header_row"] = seen.header_row  # found below the title rows, or as given: the job imports from there
         if seen.plan.problems and not seen.plan.unsure:
             return self._render_import(stage="upload", problems=seen.plan.problems)
         engine = self.datamodel.session.get_bind()
@@ -637,14 +653,20 @@ class CrmModelView(ScopedActions, ModelView):
         options = json.loads(job["options"])
         engine = self.datamodel.session.get_bind()
         try:
+            moved = False
+            if request.method == "POST":  # the header row the page showed, and the one chosen on it
+                chosen = _header_row(request.form.get("header_row"))
+                options["header_row"] = chosen or options.get("header_row")
+                moved = chosen is not None and chosen != _header_row(request.form.get("shown_header_row"))
             seen = inspect_upload(current_app, self.entity, job["filename"], job["upload"], g.user, options)
-            if request.method == "POST":
+            if request.method == "POST" and not moved:  # another row chosen: its headers matched afresh, shown to map
                 options["mapping"] = {h.replace("*", "").strip(): request.form.get(f"map_{i}", "")
                                       for i, h in enumerate(seen.headers) if h.replace("*", "").strip()}
                 seen = inspect_upload(current_app, self.entity, job["filename"], job["upload"], g.user, options)
         except ImportFileError as exc:
             return self._render_import(stage="upload", problems=exc.problems)
-        if request.method == "POST" and not seen.plan.problems and set_options(engine, job["id"], options):
+        options["header_row"] = seen.header_row
+        if request.method == "POST" and not moved and not seen.plan.problems and set_options(engine, job["id"], options):
             dispatch(current_app, job["id"])
             return redirect(url_for(f"{self.endpoint}.import_job", token=token))
         crm = current_app.extensions["crm"]

@@ -37,7 +37,8 @@ def build_roles(v: Context) -> list[Role]:
             v.p.add(c("role").ref, msg("role_separator", value=name), hint("rename"))
             continue
         refs[name] = c("role").ref
-        roles[name] = Role(name, c("label").text, c("description").text, v.r.boolean(c("admin")))
+        roles[name] = Role(name, c("label").text, c("description").text, v.r.boolean(c("admin")),
+                           v.r.boolean(c("see_rules")))
     return list(roles.values())
 
 
