@@ -90,7 +90,8 @@
         }
         var button = form.querySelector(".crm-step-submit");
         button.disabled = true;
-        fetch(form.action, {method: "POST", body: new FormData(form), credentials: "same-origin",
+        // form.action would be the <input name="action"> of the step, not the address
+        fetch(form.getAttribute("action"), {method: "POST", body: new FormData(form), credentials: "same-origin",
                             headers: {"Accept": "application/json"}})
             .then(function (response) {
                 return response.json().catch(function () { return {ok: false, message: response.status + " " + response.statusText}; });
