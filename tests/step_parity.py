@@ -100,7 +100,7 @@ def put_in_state(app: Any, entity: str, pk: int, field: str, state: str) -> int:
 def _good_candidates(ftype: str, offered: list[str], now: dt.datetime) -> list[str]:
     if offered:
         return offered[:6]
-    return {"boolean": ["1"], "date": [now.date().isoformat(), "2099-12-31"],
+    return {"boolean": ["1", ""], "date": [now.date().isoformat(), "2099-12-31"],
             "datetime": [now.strftime("%Y-%m-%dT%H:%M"), "2099-12-31T10:00"],
             "integer": ["1", "100"], "decimal": ["1", "100"], "money": ["1", "100"], "email": ["step@example.com"],
             "phone": ["13800138000"]}.get(ftype, ["步骤测试"])
