@@ -392,3 +392,32 @@ def test_read_only_and_hidden_fields_are_never_asked_nor_written(app: Any, peopl
         assert (r.status_code, api.status_code) == (422, 422) and list(r.json["errors"]) == [shut] == list(api.json["message"])
         assert said in r.json["errors"][shut][0]
         assert snapshot(app, "service_call", pk) == before
+
+
+def test_a_link_a_step_asks_for_is_checked_like_the_form(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link asked by ``asks`` (the contract of a call): offered as a dropdown of the records in
+    the person's scope (a lookup as they type over a big table); another customer's contract is
+    refused by the workbook's tie between them, a record that is not there by the field itself."""
+    crm = app.extensions["crm"]
+    admin = api_token(app.test_client(), "admin", ADMIN_PASSWORD)
+    pk = new_call(app, admin)
+    c = app.test_client()
+    other = c.post("/api/v1/customer/", json={"name": f"别家客户{dt.datetime.now().timestamp()}", "urgency": "normal"}, headers=admin).json["id"]
+    contract = c.post("/api/v1/maintenance_contract/", headers=admin, json={
+        "name": "别家的保养合同", "customer": other, "start_date": "2026-01-01", "end_date": "2026-12-31"})
+    assert contract.status_code == 201, contract.text
+    workflows = tuple(dataclasses.replace(t, asks=("contract", "technician", "dispatched_at")) if (t.entity, t.source, t.target)
+                      == ("service_call", "registered", "dispatched") else t for t in crm.spec.workflows)
+    monkeypatch.setattr(crm, "spec", dataclasses.replace(crm.spec, workflows=workflows))
+    client = signed_in(app, "admin", ADMIN_PASSWORD)
+    page = client.get(f"/servicecallview/show/{pk}").text
+    assert str(contract.json["id"]) in dialog_inputs(page, DISPATCH)["contract"]
+    monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 0)
+    page = client.get(f"/servicecallview/show/{pk}").text
+    assert 'data-crm-step-lookup="/servicecallview/lookup/contract"' in page
+    tech = str(uid(app, "admin"))
+    before = snapshot(app, "service_call", pk)
+    for value, said in ((str(contract.json["id"]), "维保合同须是该客户的合同"), ("99999999", "所选记录不存在")):
+        r = post_step(client, pk, DISPATCH, {"contract": value, "technician": tech, "dispatched_at": "2026-12-07T10:00"}, 1)
+        assert r.status_code == 422 and said in r.json["errors"]["contract"][0], r.json
+        assert snapshot(app, "service_call", pk) == before
