@@ -394,7 +394,7 @@ def test_read_only_and_hidden_fields_are_never_asked_nor_written(app: Any, peopl
         assert snapshot(app, "service_call", pk) == before
 
 
-def test_a_link_a_step_asks_for_is_checked_like_the_form(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_link_a_step_asks_for_is_checked_like_the_form(app: Any, people: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A link asked by ``asks`` (the contract of a call): offered as a dropdown of the records in
     the person's scope (a lookup as they type over a big table); another customer's contract is
     refused by the workbook's tie between them, a record that is not there by the field itself."""
@@ -415,7 +415,7 @@ def test_a_link_a_step_asks_for_is_checked_like_the_form(app: Any, monkeypatch: 
     monkeypatch.setitem(app.config, "CRM_LINK_LOOKUP_THRESHOLD", 0)
     page = client.get(f"/servicecallview/show/{pk}").text
     assert 'data-crm-step-lookup="/servicecallview/lookup/contract"' in page
-    tech = str(uid(app, "admin"))
+    tech = str(uid(app, "step_tech"))
     before = snapshot(app, "service_call", pk)
     for value, said in ((str(contract.json["id"]), "维保合同须是该客户的合同"), ("99999999", "所选记录不存在")):
         r = post_step(client, pk, DISPATCH, {"contract": value, "technician": tech, "dispatched_at": "2026-12-07T10:00"}, 1)
