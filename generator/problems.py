@@ -124,6 +124,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                    "an action fills only a person, date or datetime field; field '{value}' is {type}"),
     "stamp_readonly": ("字段 '{value}' 由流程操作填写,必须设为只读,否则表单可以改写操作记下的内容",
                        "field '{value}' is filled by a workflow action and must be read-only, or a form could overwrite it"),
+    "asks_unwritable": ("流程对话框不能询问字段 '{value}':{why}",
+                        "a step's dialog cannot ask for field '{value}': {why_en}"),
     "same_state": ("流转的起止状态相同 '{value}'", "transition from '{value}' to itself"),
     "unreachable": ("状态 '{value}' 无法到达", "state '{value}' can never be reached"),
     "when": ("时间规则 '{value}' 无法理解", "time rule '{value}' is not understood"),

@@ -170,6 +170,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("require_comment", "需要意见", "必填意见"),
             _c("notify", "通知"),
             _c("stamp", "记录字段", "填写字段"),
+            _c("asks", "询问字段", "对话框字段", doc="the fields the step's dialog asks for, comma-separated (blank: those its condition names)"),
         ),
         needs=("entities", "fields", "choices", "roles"),
     ),

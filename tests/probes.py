@@ -93,6 +93,21 @@ def probe_library() -> dict[str, Any]:
     return out
 
 
+def probe_step_parity() -> dict[str, Any]:
+    """Every workflow step of the workbook through its dialog and the API (tests/step_parity.py)."""
+    from app.ops.demo import make_demo_data
+    from tests.step_parity import check_every_step
+
+    app = _app()
+    make_demo_data(app, 6, seed=5, related=12)
+    c = app.test_client()
+    token = c.post("/api/v1/security/login", json={"username": "admin", "password": "admin-Pass-123", "provider": "db"}).json
+    page = c.get("/login/")
+    c.post("/login/", data={"username": "admin", "password": "admin-Pass-123", "csrf_token": _csrf(page.text)})
+    routes = {n: "/" + v.__name__.lower() for n, v, *_rest in app.extensions["crm"].generated.views.REGISTRY}
+    return check_every_step(app, c, {"Authorization": f"Bearer {token['access_token']}"}, routes)
+
+
 def probe_injection() -> dict[str, Any]:
     """Pages of a workbook whose labels carry markup and code show them as inert text."""
     app = _app()

@@ -39,7 +39,7 @@ def test_workflow_button_moves_the_record_and_records_history(app: Any, page: An
             model = crm.generated.models.MODELS[t.entity]
             for obj in crm.db.session.query(model).filter(getattr(model, t.state_field) == t.source).limit(20):
                 page.goto(f"{server}{_route(app, t.entity)}/show/{obj.id}")
-                button = page.locator("form.crm-transition button.btn-primary", has_text=t.action)
+                button = page.locator(".crm-steps .crm-step button.btn-primary", has_text=t.action)
                 if button.count():
                     break
             else:
@@ -47,10 +47,15 @@ def test_workflow_button_moves_the_record_and_records_history(app: Any, page: An
             break
         else:
             pytest.fail("no transition of the shipped workbook can be taken by an administrator")
-    form = button.first.locator("xpath=..")
-    if form.locator("input[name=comment]").count():
-        form.locator("input[name=comment]").fill("浏览器测试意见")
-    button.first.click()
+    if "crm-step-open" in (button.first.get_attribute("class") or ""):  # a step with something to ask: its dialog
+        button.first.click()
+        dialog = page.locator("dialog[open]")
+        dialog.locator("textarea[name=comment]").fill("浏览器测试意见")
+        with page.expect_navigation():
+            dialog.locator(".crm-step-submit").click()
+    else:  # one click, with the page's comment box
+        page.fill("#crm-step-comment", "浏览器测试意见")
+        button.first.click()
     page.wait_for_load_state("networkidle")
     with app.app_context():
         crm.db.session.expire_all()

@@ -120,6 +120,13 @@ def validate_values(spec: Spec, rules: EntityRules, lookup: Any, now: dt.datetim
     return errors
 
 
+def record_errors(spec: Spec, entity: Entity, obj: Any) -> dict[str, list[str]]:
+    """The validation messages a stored record being changed in memory would get on save (the
+    flush says the same; asked first, a step's dialog can point at the field before anything is written)."""
+    rules = _REGISTRY[entity.name][1] if entity.name in _REGISTRY else rules_for(spec, entity)
+    return validate_values(spec, rules, record_lookup(obj), changed=_saving(obj, entity))
+
+
 def install_rules(spec: Spec) -> None:
     """Register the entities of ``spec`` and hook the save-time rules (once per process)."""
     for e in spec.entities:

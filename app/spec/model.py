@@ -178,6 +178,7 @@ class Transition:
     ref: str = ""
     stamp: tuple[str, ...] = ()  # fields the action fills: a person field who took it, a date/time field when
     action_en: str = ""
+    asks: tuple[str, ...] = ()  # the fields the step's dialog asks for (blank: those its condition names)
 
     @property
     def recipients(self) -> tuple[str, ...]:

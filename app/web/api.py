@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.messages import msg
-from app.record import audit, uniques, versions, workflow
+from app.record import audit, steps, uniques, versions, workflow
 from app.record.convert import INTEGER_LIMIT
 from app.record.grading import mask_reason, reason_fields
 from app.record.rules import RuleViolation
@@ -397,16 +397,20 @@ class CrmModelRestApi(ModelRestApi):
     @expose("/<int:pk>/transitions", methods=["GET"])
     @protect()
     def transitions(self, pk: int) -> Any:
-        """The workflow actions of a record (allowed or not, and why) and its history."""
+        """The workflow actions of a record (allowed or not, and why; what each one's dialog asks
+        for) and its history."""
         spec, e = crm_spec(), _entity(self.entity)
         item = self.datamodel.get(pk, self._base_filters)
         if item is None:
             return self.response_404()
-        opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
-        return self.response(200, result={
-            "actions": [{"key": o.key, "action": o.transition.action, "action_en": o.transition.action_en, "to": o.transition.target,
-                         "to_label": workflow.state_label(spec, e, o.transition.state_field, o.transition.target),
-                         "allowed": o.allowed, "reason": o.reason, "require_comment": o.transition.require_comment} for o in opts],
+        found = steps.steps(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
+        return self.response(200, version=item.version, result={
+            "actions": [{"key": s.key, "action": s.transition.action, "action_en": s.transition.action_en, "to": s.transition.target,
+                         "to_label": workflow.state_label(spec, e, s.transition.state_field, s.transition.target),
+                         "allowed": s.option.allowed, "reason": s.option.reason, "require_comment": s.transition.require_comment,
+                         "can_take": not s.blocked, "blocked": s.blocked,
+                         "asks": [{"name": f.name, "label": pick(f.label, f.label_en), "type": f.type, "required": f.required}
+                                  for f in s.asks]} for s in found],
             "history": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in h.items()}
                         for h in workflow.history(self.datamodel.session, spec, e, pk)],
         })
@@ -414,30 +418,44 @@ class CrmModelRestApi(ModelRestApi):
     @expose("/<int:pk>/transition", methods=["POST"])
     @protect()
     def transition(self, pk: int) -> Any:
-        """Take a workflow action: ``{"action": key or button label (either language), "comment": "…"}``."""
+        """Take a workflow action: ``{"action": key or button label (either language), "comment": "…",
+        "values": {field: value, …}, "version": n}`` — the values its dialog asks for saved with the
+        step in one transaction (``version``, or an If-Match header, is needed with values)."""
         spec, e = crm_spec(), _entity(self.entity)
         item = self.datamodel.get(pk, self._base_filters)
         if item is None:
             return self.response_404()
         body = request.get_json(silent=True) or {}
+        if not isinstance(body, dict) or not isinstance(body.get("values", {}), dict):
+            return self.response_400(message=msg("请求体须是 JSON 对象"))
         wanted = str(body.get("action", ""))
         opts = workflow.options(spec, e, item, g.user, current_app.extensions["crm"].admin_role)
         # a label names the action leaving the current state; one of another state is known, just not
         # possible now (409, as when an action taken at the same moment moved the record on)
         known = {label: workflow.transition_key(t) for t in spec.workflows if t.entity == e.name for label in (t.action_en, t.action) if label}
         labels = known | {o.transition.action_en: o.key for o in opts if o.transition.action_en} | {o.transition.action: o.key for o in opts}
+        version = body.get("version")
+        version = version if version is not None else (request.headers.get("If-Match") or "").strip('"') or None
         try:
-            row = workflow.perform(self.datamodel.session, spec, e, item, labels.get(wanted, wanted), g.user,
-                                   current_app.extensions["crm"].admin_role, str(body.get("comment", "")))
+            row = steps.take(self.datamodel.session, spec, e, item, labels.get(wanted, wanted), g.user,
+                             current_app.extensions["crm"].admin_role, body.get("values") or {}, str(body.get("comment") or ""), version)
         except workflow.WorkflowError as exc:
             return self.response(exc.status, message=exc.message)
         except RuleViolation as exc:
             return self.response_422(message=exc.errors)
         except versions.StaleRecord as exc:  # another action or save on this record came first
             return self._conflict(exc.record_id, exc.read)
+        except (DatabaseException, IntegrityError, OperationalError) as exc:
+            self.datamodel.session.rollback()
+            if is_database_busy(exc) or is_database_busy(exc.__cause__ or exc):
+                return self.response(503, message=msg("数据库正忙,没有保存任何更改。请稍等片刻后重试。"))
+            if isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError):
+                return self.response_422(message={"_schema": [msg("与已有记录冲突(唯一值重复或关联无效)")]})
+            raise
         return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action,
                                           "from_label": workflow.state_label(spec, e, str(row.field), row.from_state),
-                                          "to_label": workflow.state_label(spec, e, str(row.field), row.to_state)})
+                                          "to_label": workflow.state_label(spec, e, str(row.field), row.to_state),
+                                          "version": item.version})
 
     def put_headless(self, pk: Any) -> Any:
         """PUT needs the version the client read (``version`` in the body or an If-Match header):

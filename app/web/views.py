@@ -33,13 +33,12 @@ from app.record import audit, uniques, versions, workflow
 from app.record.convert import same_value
 from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
-from app.record.rules import RuleViolation, rules_for, validate_values
+from app.record.rules import rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
-from app.web import linkfield, uploads
+from app.web import linkfield, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
-from app.web.errors import error_page
 from app.web.export import _export, _import_fields, _required_columns, _xlsx
 from app.web.fields import (
     LENGTH_TYPES,
@@ -361,7 +360,8 @@ class CrmModelView(ScopedActions, ModelView):
             panels["crm_reassign"] = ownership.candidates(self.datamodel.session, spec, e, g.user, state.admin_role)
             panels["crm_owner_id"] = getattr(item, f"{e.owner_field}_id", None)
         if any(t.entity == e.name for t in spec.workflows):
-            panels["crm_transitions"] = workflow.options(spec, e, item, g.user, state.admin_role)
+            panels["crm_transitions"] = stepdialog.panel(self, spec, e, item)
+            panels["crm_version"] = item.version
             panels["crm_history"] = workflow.history(self.datamodel.session, spec, e, item.id)
         hidden = current_hidden(e.name)
         for graded in graded_fields(spec, e):
@@ -399,29 +399,8 @@ class CrmModelView(ScopedActions, ModelView):
     @expose("/transition/<pk>", methods=["POST"])
     @has_access
     def transition(self, pk: Any) -> Any:
-        spec = crm_spec()
-        e = _entity(self.entity)
-        item = self.datamodel.get(pk, self._base_filters)  # only a record the user may see
-        if item is None:
-            abort(404)
-        try:
-            row = workflow.perform(self.datamodel.session, spec, e, item, request.form.get("action", ""), g.user,
-                                   current_app.extensions["crm"].admin_role, request.form.get("comment", ""))
-            field, action = str(row.field), str(row.action)  # both NOT NULL
-            said = workflow.action_names(spec, e).get((field, row.from_state, row.to_state, action), action)
-            flash(f"{said}:{workflow.state_label(spec, e, field, row.from_state)} → "
-                  f"{workflow.state_label(spec, e, field, row.to_state)}", "success")
-        except workflow.WorkflowError as exc:
-            if exc.status == 404:  # no such action at all (a forged or garbled post): said, not flashed
-                return error_page(404, exc.message)
-            flash(localized(exc.message), "danger")
-            if exc.status == 403:  # not this user's action: refused, nothing changed
-                abort(403)
-        except RuleViolation as exc:
-            flash("; ".join(localized(m) for messages in exc.errors.values() for m in messages), "danger")
-        except versions.StaleRecord as exc:  # another action or save on this record came first: nothing done
-            flash(self._conflict_message(exc.record_id, exc.read), "danger")
-        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        """Take a workflow step, with the values its dialog asked for (:mod:`.stepdialog`)."""
+        return stepdialog.take(self, pk)
 
     def _get_search_widget(self, form: Any = None, exclude_cols: Any = None, widgets: Any = None) -> Any:
         """FAB's search form without the columns the user may not see; the filters' inputs are

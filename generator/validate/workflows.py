@@ -78,7 +78,7 @@ def build_workflows(v: Context, emap: dict[str, Entity], choices: dict[str, tupl
         result.append(
             Transition(
                 e.name, f.name, states[0], states[1], action, roles, cond, v.r.boolean(c("require_comment")), notify, c("action").ref,
-                stamps(v, c("stamp"), e), action_en,
+                stamps(v, c("stamp"), e), action_en, asks(v, c("asks"), e, f.name),
             )
         )
     check_reachable(v, result, emap)
@@ -99,6 +99,26 @@ def stamps(v: Context, cell: Cell, e: Entity) -> tuple[str, ...]:
         elif not f.readonly:
             v.p.add(cell.ref, msg("stamp_readonly", value=f.name), hint("set_readonly", field=f.name), entity_ctx(e.name, f.name))
         else:
+            names.append(f.name)
+    return tuple(names)
+
+
+def asks(v: Context, cell: Cell, e: Entity, state_field: str) -> tuple[str, ...]:
+    """The fields a step's dialog asks for (names or labels), each one a person may type: not the
+    state (only the step moves it), not a read-only field (only the system writes it), not a file."""
+    names: list[str] = []
+    for name in (n.strip() for n in re.split(LIST_SEPARATORS, cell.text) if n.strip()):
+        f = e.field(name) or next((x for x in e.fields if x.label == name), None)
+        if f is None:
+            v.p.add(cell.ref, msg("unknown_field", value=name, entity=e.name), did_you_mean(name, [x.name for x in e.fields]),
+                    entity_ctx(e.name))
+            continue
+        why = (("它是流程的状态字段,只由流程按钮改变", "it is the workflow's state, moved by the step itself") if f.name == state_field
+               else ("它是只读字段,只由系统填写", "it is read-only, filled by the system") if f.readonly
+               else ("附件只能在编辑表单上传", "files are uploaded on the edit form") if f.type == "file" else None)
+        if why is not None:
+            v.p.add(cell.ref, msg("asks_unwritable", value=f.name, why=why[0], why_en=why[1]), context=entity_ctx(e.name, f.name))
+        elif f.name not in names:
             names.append(f.name)
     return tuple(names)
 
