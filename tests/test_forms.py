@@ -169,3 +169,35 @@ def test_hidden_fields_are_absent_from_the_forms_and_kept_by_a_save(app: Any, wo
     assert r.status_code == 302, r.text[:3000]
     assert _one(app, "SELECT name FROM customer WHERE id = :i", i=world["甲"]) == f"表单客户甲{world['tag']}改"
     assert _one(app, "SELECT grade_override FROM customer WHERE id = :i", i=world["甲"]) == "A"  # neither cleared nor set
+
+
+@pytest.mark.slow  # generates and serves another workbook in a fresh interpreter
+def test_a_second_domain_gets_the_same_forms_with_no_code_change(tmp_path: Any) -> None:
+    """The library, whose loan may name the copy lent: copy → book is a tie of the structure alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from generator import generate
+    from tests.probe_forms import library_with_copies
+    from tests.probes import ROOT
+    from tests.workbooks import library_sheets, write_workbook
+
+    workbook = write_workbook(tmp_path / "library.xlsx", library_with_copies(library_sheets()))
+    out = tmp_path / "library_app"
+    generate(workbook, out)
+    env = {**os.environ, "CRM_WORKBOOK": str(workbook), "CRM_GENERATED_DIR": str(out),
+           "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'library.sqlite'}"}
+    proc = subprocess.run([sys.executable, "-m", "tests.probe_forms"], cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
+                          timeout=180, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    ids = r["ids"]
+    assert r["fixed"] == [True, True, False, True]  # the book named, posted, not a dropdown; the copy asks by it
+    assert r["lookup"] == sorted([ids["HL-001"], ids["HL-002"]])  # that book's copies only
+    assert r["mismatch"] == [200, True]  # another book's copy: refused on the field
+    assert r["saved"] == [302, f"/bookview/show/{ids['红楼梦']}#LoanView"]
+    assert r["loans"] == [["红楼梦", "HL-002"]]
+    assert r["hidden_absent"] == [True, True, True]
+    assert r["hidden_kept"] == [302, "张三丰", "zs@example.cn"]
