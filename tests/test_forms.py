@@ -116,6 +116,22 @@ def test_saved_from_the_tab_it_goes_back_to_the_record_page_on_that_tab(app: Any
     assert r.status_code == 302 and _saved(app, subject) == [(world["甲"], None)]
 
 
+def test_from_a_contact_tab_its_customer_is_fixed_too(app: Any, world: dict[str, Any]) -> None:
+    """A follow-up added from a contact's page belongs to that contact's customer: both fixed."""
+    c = _client(app, world["a"])
+    url = f"/followupview/add?_flt_0_contact={world['甲1']}"
+    html = c.get(url).text
+    assert f'name="contact" value="{world["甲1"]}"' in html and f'name="customer" value="{world["甲"]}"' in html
+    assert not re.search(r'<select[^>]*name="(customer|contact)"', html)
+    assert f"表单客户甲{world['tag']}" in html and f"甲一{world['tag']}" in html
+    subject = f"从联系人页新增{world['tag']}"
+    r = c.post(url, data={"csrf_token": csrf_token(html), "customer": str(world["乙"]), **_follow_up(subject)})
+    assert r.status_code == 200 and "不能改为别的记录" in r.text and _saved(app, subject) == []  # not another customer
+    r = c.post(url, data={"csrf_token": csrf_token(html), "customer": str(world["甲"]), "contact": str(world["甲1"]), **_follow_up(subject)})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/contactview/show/{world['甲1']}#FollowUpView")
+    assert _saved(app, subject) == [(world["甲"], world["甲1"])]
+
+
 def test_a_contact_of_another_customer_is_refused_on_the_field(app: Any, world: dict[str, Any]) -> None:
     c = _client(app, world["a"])
     for url, extra in ((f"/followupview/add?_flt_0_customer={world['甲']}", {}),  # from the tab

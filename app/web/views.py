@@ -716,27 +716,44 @@ class CrmModelView(ModelView):
     def _fill_form_exclude_cols(self, exclude_cols: Any, form: Any) -> None:
         """FAB sets the related list's record into the form, unchecked and whatever the filter (a
         "not equal" one too); here a fixed link takes the address's id, checked like a posted one."""
-        for name, value in formcontext.fixed_links(self, _entity(self.entity)).items():
+        for name, value in self._fixed_values().items():
             field = getattr(form, name, None)
             if isinstance(field, LinkField):
                 field.fix(value)
+
+    def _fixed_values(self) -> dict[str, str]:
+        """The links fixed on this request's form: those the address gives, and those a fixed
+        link determines through its tie (a survey answer added from a service call's tab belongs
+        to that call's customer)."""
+        e = _entity(self.entity)
+        fixed = formcontext.fixed_links(self, e)
+        for n in self.crm_ties.values():
+            f = e.field(n.link)
+            if f is None or n.link not in fixed or n.other in fixed:
+                continue
+            record = formcontext.parent_record(f, self.datamodel.get_related_model(n.link), fixed[n.link])
+            value = getattr(record, n.column, None) if record is not None else None
+            if value is not None:
+                fixed[n.other] = str(value)
+        return fixed
 
     def _form_context(self, form: Any) -> dict[str, Any]:
         """What the form widget draws besides FAB's columns: the fixed links as lines naming their
         record (a GET naming a record the user may not see is a 404), the fields the user may not
         see left out (never shown, never posted, never changed), and where 取消 goes."""
         e = _entity(self.entity)
+        given = formcontext.fixed_links(self, e)
         lines: list[formcontext.ParentLine] = []
-        for name, value in formcontext.fixed_links(self, e).items():
+        for name, value in self._fixed_values().items():
             field, f = getattr(form, name, None), e.field(name)
             if not isinstance(field, LinkField) or f is None:
                 continue
             record = formcontext.parent_record(f, field.model, value)
-            if record is None and request.method != "POST":
+            if record is None and name in given and request.method != "POST":
                 abort(404)
             url = formcontext.show_url(f, record.id) if record is not None else None
             lines.append(formcontext.ParentLine(name, str(field.label.text), value, record, url, list(field.errors)))
-        back = next((line.url + f"#{self.__class__.__name__}" for line in lines if line.url), None)
+        back = next((line.url + f"#{self.__class__.__name__}" for line in lines if line.url and line.name in given), None)
         absent = [n for n in current_hidden(self.entity) if isinstance(getattr(form, n, None), WithheldField)]
         return {"exclude_cols": [*absent, *(line.name for line in lines)], "crm_fixed": lines,
                 "crm_cancel": back or url_for("UtilView.back")}
