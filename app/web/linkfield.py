@@ -153,7 +153,7 @@ class LinkField(Field):
 
     def pre_validate(self, form: Any) -> None:
         if self._moved:
-            raise ValidationError(msg("此项由所在的记录确定,不能改为别的记录").localized())
+            raise ValidationError(msg("此项是所属的记录,不能改为别的记录").localized())
         if self.is_blank():
             if self.flags.required:
                 raise ValidationError(msg("此项必填").localized())

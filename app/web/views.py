@@ -753,6 +753,8 @@ class CrmModelView(ModelView):
                 abort(404)
             url = formcontext.show_url(f, record.id) if record is not None else None
             lines.append(formcontext.ParentLine(name, str(field.label.text), value, record, url, list(field.errors)))
+        order = [f.name for f in e.fields]
+        lines.sort(key=lambda line: order.index(line.name))  # as the workbook lists them: the customer before its contact
         back = next((line.url + f"#{self.__class__.__name__}" for line in lines if line.url and line.name in given), None)
         absent = [n for n in current_hidden(self.entity) if isinstance(getattr(form, n, None), WithheldField)]
         return {"exclude_cols": [*absent, *(line.name for line in lines)], "crm_fixed": lines,
