@@ -15,8 +15,8 @@ PASSWORD = "Probe-Pass-123"  # noqa: S105 - test-only
 
 
 def library_with_copies(sheets: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """The library, with copies of books (a loan may name the copy lent) and members' e-mail
-    hidden from 馆员."""
+    """The library, with copies of books (a loan may name the copy lent), members' e-mail hidden
+    from 馆员, and a loan's due date theirs to see but not to set."""
     sheets["entities"].append({"name": "book_copy", "label": "副本", "label_en": "Copy", "menu": "馆藏", "title_field": "barcode"})
     sheets["fields"] += [
         {"entity": "book_copy", "name": "barcode", "label": "条码", "type": "string", "required": "yes", "list": "yes", "search": "yes"},
@@ -26,6 +26,8 @@ def library_with_copies(sheets: dict[str, list[dict[str, Any]]]) -> dict[str, li
     for p in sheets["permissions"]:
         if p["role"] == "馆员" and p["entity"] == "member":
             p["hidden_fields"] = "email"
+        if p["role"] == "馆员" and p["entity"] == "loan":  # a field they may see but not set: empty on a new loan
+            p["readonly_fields"] = "due_on"
     sheets["permissions"].append({"role": "馆员", "entity": "book_copy", "list": "yes", "show": "yes", "add": "yes", "edit": "yes"})
     return sheets
 
@@ -55,6 +57,7 @@ def probe() -> dict[str, Any]:
     out["fixed"] = ["红楼梦" in fixed, f'name="book" value="{ids["红楼梦"]}"' in fixed,
                     bool(re.search(r'<select[^>]*name="book"', form)), 'data-crm-within="book"' in (copy_select.group(0) if copy_select else "")]
     out["lookup"] = sorted(r["id"] for r in c.get(f"/loanview/lookup/book_copy?within={ids['红楼梦']}").json["results"])
+    out["locked_absent"] = ['id="due_on"' not in form]
     data = {"csrf_token": _csrf(form), "book": str(ids["红楼梦"]), "member": str(ids["member"]), "due_on": "2026-12-20"}
     r = c.post(url, data={**data, "book_copy": str(ids["ST-001"])})
     out["mismatch"] = [r.status_code, "副本须属于所选的图书“红楼梦”" in r.text]
@@ -62,6 +65,8 @@ def probe() -> dict[str, Any]:
     out["saved"] = [r.status_code, r.headers.get("Location", "")]
     loans = c.get("/api/v1/loan/", headers=h).json["result"]
     out["loans"] = [[x["book"]["title"], (x.get("book_copy") or {}).get("barcode")] for x in loans]
+    loan_ids = c.get("/api/v1/loan/?q=(columns:!(id))", headers=h).json["ids"]
+    out["locked_absent"].append('crm-locked" id="due_on"' in c.get(f"/loanview/edit/{loan_ids[0]}").text)  # shown on the edit form
 
     add = c.get("/memberview/add").text
     edit = c.get(f"/memberview/edit/{ids['member']}").text

@@ -216,4 +216,5 @@ def test_a_second_domain_gets_the_same_forms_with_no_code_change(tmp_path: Any) 
     assert r["saved"] == [302, f"/bookview/show/{ids['红楼梦']}#LoanView"]
     assert r["loans"] == [["红楼梦", "HL-002"]]
     assert r["hidden_absent"] == [True, True, True]
+    assert r["locked_absent"] == [True, True]  # not theirs to set: not on the add form (empty), shown on the edit form
     assert r["hidden_kept"] == [302, "张三丰", "zs@example.cn"]

@@ -737,10 +737,11 @@ class CrmModelView(ModelView):
                 fixed[n.other] = str(value)
         return fixed
 
-    def _form_context(self, form: Any) -> dict[str, Any]:
+    def _form_context(self, form: Any, adding: bool) -> dict[str, Any]:
         """What the form widget draws besides FAB's columns: the fixed links as lines naming their
         record (a GET naming a record the user may not see is a 404), the fields the user may not
-        see left out (never shown, never posted, never changed), and where 取消 goes."""
+        see left out (never shown, never posted, never changed) — and, on an add form, those they
+        may not set that would stay empty anyway — and where 取消 goes."""
         e = _entity(self.entity)
         given = formcontext.fixed_links(self, e)
         lines: list[formcontext.ParentLine] = []
@@ -757,19 +758,21 @@ class CrmModelView(ModelView):
         lines.sort(key=lambda line: order.index(line.name))  # as the workbook lists them: the customer before its contact
         back = next((line.url + f"#{self.__class__.__name__}" for line in lines if line.url and line.name in given), None)
         absent = [n for n in current_hidden(self.entity) if isinstance(getattr(form, n, None), WithheldField)]
+        if adding:
+            absent += [n for n, field in form._fields.items() if isinstance(field, LockedField) and field.record_value in (None, "")]
         return {"exclude_cols": [*absent, *(line.name for line in lines)], "crm_fixed": lines,
                 "crm_cancel": back or url_for("UtilView.back")}
 
     def _get_add_widget(self, form: Any, exclude_cols: Any = None, widgets: Any = None) -> Any:
         widgets = widgets or {}
         widgets["add"] = self.add_widget(form=form, include_cols=self.add_columns, fieldsets=self.add_fieldsets,
-                                         **self._form_context(form))
+                                         **self._form_context(form, adding=True))
         return widgets
 
     def _get_edit_widget(self, form: Any, exclude_cols: Any = None, widgets: Any = None) -> Any:
         widgets = widgets or {}
         widgets["edit"] = self.edit_widget(form=form, include_cols=self.edit_columns, fieldsets=self.edit_fieldsets,
-                                           **self._form_context(form))
+                                           **self._form_context(form, adding=False))
         return widgets
 
     def post_delete_redirect(self) -> Any:
