@@ -127,6 +127,7 @@ MODULE_SECONDS = {
     "test_generate": 10, "test_csp_browser": 60, "test_rights_sync": 40, "test_install_keys": 10, "test_contention": 18,
     "test_rule_words_browser": 68, "test_rule_words": 21,
     "test_step_dialogs_browser": 50, "test_step_dialogs": 40,
+    "test_forms_browser": 40,
 }
 
 

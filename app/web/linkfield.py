@@ -122,6 +122,14 @@ class LinkField(Field):
         self._big: bool | None = None
         self.kept: int | None = None  # the id the edited record links to now (set by the form): always a valid choice
         self._chosen: tuple[int, Any] | None = None  # the last id looked up and what the user may link there
+        self.fixed: str | None = None  # the id the form's address fixes (formcontext: opened from that record's tab)
+        self._moved = False  # something else was posted for a fixed link
+
+    def fix(self, value: str) -> None:
+        """This link is the form's parent, ``value`` as the address gives it: whatever is posted,
+        that record is checked (row scope) and saved; a post naming another one is refused."""
+        self._moved = self._posted is not None and self._posted != value
+        self.fixed = self._posted = value
 
     @property
     def model(self) -> Any:
@@ -144,6 +152,8 @@ class LinkField(Field):
                 self.data = None
 
     def pre_validate(self, form: Any) -> None:
+        if self._moved:
+            raise ValidationError(msg("此项是所属的记录,不能改为别的记录").localized())
         if self.is_blank():
             if self.flags.required:
                 raise ValidationError(msg("此项必填").localized())

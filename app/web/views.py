@@ -35,7 +35,7 @@ from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
 from app.record.rules import rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
-from app.web import linkfield, stepdialog, uploads
+from app.web import formcontext, linkfield, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
@@ -171,6 +171,7 @@ class CrmModelView(ScopedActions, ModelView):
         self.base_filters = [["id", ScopeFilter, e.name]]
         rel = {f.name: [["id", ScopeFilter, f.link]] for f in e.fields if f.type == "link"}
         self.crm_rules = rules_for(spec, e)  # its validations, in forms as on save; its tied links
+        self.crm_ties = formcontext.form_ties(spec, e, self.crm_rules)  # link → the link whose choice narrows it
         self.add_form_query_rel_fields = {**rel, **(self.add_form_query_rel_fields or {})}
         self.edit_form_query_rel_fields = {**rel, **(self.edit_form_query_rel_fields or {})}
         for f in e.fields:
@@ -274,12 +275,13 @@ class CrmModelView(ScopedActions, ModelView):
                     field = getattr(self, f.name, None)
                     if item is not None and f.type == "link" and isinstance(field, LinkField):
                         field.kept = getattr(item, f.column, None)
-                for n in rules.narrowed.values():  # a contact chosen with no customer brings its customer, as a save
+                for n in view.crm_ties.values():  # a contact chosen with no customer brings its customer, as a save
                     link, other = getattr(self, n.link, None), getattr(self, n.other, None)  # fills it: before "required"
                     if isinstance(link, LinkField) and isinstance(other, LinkField) and other.is_blank():
                         chosen = link.chosen()
                         other.data = getattr(chosen, n.through, None) if chosen is not None else None
                 ok = super().validate(extra_validators)
+                ok = view._tied(self) and ok
                 if item is not None and not view._same_version(self, item):
                     return False
                 if item is not None:
@@ -297,6 +299,20 @@ class CrmModelView(ScopedActions, ModelView):
                 return ok and not errors
 
         return RuleForm
+
+    def _tied(self, form: Any) -> bool:
+        """The ties no validation checks (formcontext: structural ones): a chosen record of a tied
+        link must belong to the record chosen (or fixed) in the link that narrows it."""
+        ok = True
+        for n in formcontext.structural_only(self.crm_ties, self.crm_rules):
+            link, other = getattr(form, n.link, None), getattr(form, n.other, None)
+            if not isinstance(link, LinkField) or not isinstance(other, LinkField) or link.errors or other.errors:
+                continue
+            problem = formcontext.tie_error(_entity(self.entity), n, link.data, other.data)
+            if problem:
+                link.errors = [*link.errors, problem]
+                ok = False
+        return ok
 
     def _same_version(self, form: Any, item: Any) -> bool:
         """Refuse a save based on an older version of the record, saying what changed since, and
@@ -694,10 +710,84 @@ class CrmModelView(ScopedActions, ModelView):
         return redirect(url)
 
     def post_add_redirect(self) -> Any:
-        return self._back()
+        return self._back_to_parent() or self._back()
 
     def post_edit_redirect(self) -> Any:
-        return self._back()
+        return self._back_to_parent() or self._back()
+
+    # -- forms with context (app.web.formcontext) ----------------------------------------------
+    def _back_to_parent(self) -> Any:
+        """After saving a form opened from a record's tab: that record's page, on this tab."""
+        e = _entity(self.entity)
+        for name, value in formcontext.fixed_links(self, e).items():
+            f = e.field(name)
+            url = formcontext.show_url(f, value, self.__class__.__name__) if f is not None and value.isdigit() else None
+            if url:
+                self.get_redirect()  # the form's own entry leaves the page history, as a plain save does
+                return redirect(url)
+        return None
+
+    def _fill_form_exclude_cols(self, exclude_cols: Any, form: Any) -> None:
+        """FAB sets the related list's record into the form, unchecked and whatever the filter (a
+        "not equal" one too); here a fixed link takes the address's id, checked like a posted one."""
+        for name, value in self._fixed_values().items():
+            field = getattr(form, name, None)
+            if isinstance(field, LinkField):
+                field.fix(value)
+
+    def _fixed_values(self) -> dict[str, str]:
+        """The links fixed on this request's form: those the address gives, and those a fixed
+        link determines through its tie (a survey answer added from a service call's tab belongs
+        to that call's customer)."""
+        e = _entity(self.entity)
+        fixed = formcontext.fixed_links(self, e)
+        for n in self.crm_ties.values():
+            f = e.field(n.link)
+            if f is None or n.link not in fixed or n.other in fixed:
+                continue
+            record = formcontext.parent_record(f, self.datamodel.get_related_model(n.link), fixed[n.link])
+            value = getattr(record, n.column, None) if record is not None else None
+            if value is not None:
+                fixed[n.other] = str(value)
+        return fixed
+
+    def _form_context(self, form: Any, adding: bool) -> dict[str, Any]:
+        """What the form widget draws besides FAB's columns: the fixed links as lines naming their
+        record (a GET naming a record the user may not see is a 404), the fields the user may not
+        see left out (never shown, never posted, never changed) — and, on an add form, those they
+        may not set that would stay empty anyway — and where 取消 goes."""
+        e = _entity(self.entity)
+        given = formcontext.fixed_links(self, e)
+        lines: list[formcontext.ParentLine] = []
+        for name, value in self._fixed_values().items():
+            field, f = getattr(form, name, None), e.field(name)
+            if not isinstance(field, LinkField) or f is None:
+                continue
+            record = formcontext.parent_record(f, field.model, value)
+            if record is None and name in given and request.method != "POST":
+                abort(404)
+            url = formcontext.show_url(f, record.id) if record is not None else None
+            lines.append(formcontext.ParentLine(name, str(field.label.text), value, record, url, list(field.errors)))
+        order = [f.name for f in e.fields]
+        lines.sort(key=lambda line: order.index(line.name))  # as the workbook lists them: the customer before its contact
+        back = next((line.url + f"#{self.__class__.__name__}" for line in lines if line.url and line.name in given), None)
+        absent = [n for n in current_hidden(self.entity) if isinstance(getattr(form, n, None), WithheldField)]
+        if adding:
+            absent += [n for n, field in form._fields.items() if isinstance(field, LockedField) and field.record_value in (None, "")]
+        return {"exclude_cols": [*absent, *(line.name for line in lines)], "crm_fixed": lines,
+                "crm_cancel": back or url_for("UtilView.back")}
+
+    def _get_add_widget(self, form: Any, exclude_cols: Any = None, widgets: Any = None) -> Any:
+        widgets = widgets or {}
+        widgets["add"] = self.add_widget(form=form, include_cols=self.add_columns, fieldsets=self.add_fieldsets,
+                                         **self._form_context(form, adding=True))
+        return widgets
+
+    def _get_edit_widget(self, form: Any, exclude_cols: Any = None, widgets: Any = None) -> Any:
+        widgets = widgets or {}
+        widgets["edit"] = self.edit_widget(form=form, include_cols=self.edit_columns, fieldsets=self.edit_fieldsets,
+                                           **self._form_context(form, adding=False))
+        return widgets
 
     def post_delete_redirect(self) -> Any:
         return self._back()
@@ -711,7 +801,7 @@ class CrmModelView(ScopedActions, ModelView):
 
     def _link_field(self, f: Field) -> LinkField:
         view = self
-        narrowed = self.crm_rules.narrowed.get(f.name)
+        narrowed = self.crm_ties.get(f.name)
         return LinkField(
             L(f.label, f.label_en),
             entity=f.link,
@@ -736,7 +826,7 @@ class CrmModelView(ScopedActions, ModelView):
             abort(404)
         page = max(1, request.args.get("page", 1, type=int))
         model = self.datamodel.get_related_model(f.name)
-        narrowed = self.crm_rules.narrowed.get(field)
+        narrowed = self.crm_ties.get(field)
         within = request.args.get("within", type=int) if narrowed is not None else None
         where = model.__table__.c[narrowed.column] == within if narrowed is not None and within is not None else None
         results, more = linkfield.search(f.link, model, request.args.get("q", "")[:100], page, where)
