@@ -125,6 +125,7 @@ MODULE_SECONDS = {
     "test_rules": 41, "test_import_jobs": 32, "test_applied_state": 31, "test_grading_plan": 25, "test_schedules_narrowing": 23,
     "test_excel": 20, "test_browser_flows": 19, "test_security": 19, "test_serve": 18, "test_lists": 14, "test_dbtuning": 12,
     "test_generate": 10, "test_csp_browser": 60, "test_install_keys": 10, "test_contention": 18,
+    "test_quicksearch": 42, "test_quicksearch_browser": 31,
 }
 
 

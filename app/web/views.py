@@ -520,6 +520,8 @@ class CrmModelView(ModelView):
                 "crm_can_export": sm.has_access("can_export", self.class_permission_name),
                 "crm_can_import": sm.has_access("can_import", self.class_permission_name),
                 "crm_q": self._list_text(), "crm_q_fields": [pick(f.label, f.label_en) for f in fields],
+                "crm_q_placeholder": pick("搜索" + "、".join(f.label for f in fields),
+                                          "Search " + ", ".join(f.label_en or f.label for f in fields)),
                 "crm_q_keep": [(k, v) for k, values in kept.items() for v in values],
                 "crm_q_clear": url_for(str(request.endpoint), **(request.view_args or {}), **kept)}
 
