@@ -138,8 +138,8 @@ def test_an_empty_or_overlong_query_asks_nothing(app: Any, admin_client: Any) ->
     assert admin_client.get("/search/?q=").status_code == 200
 
 
-def test_signed_out_people_get_nothing(client: Any) -> None:
-    client.get("/logout/")
+def test_signed_out_people_get_nothing(app: Any) -> None:
+    client = app.test_client()  # never signed in (a logout would end the shared admin's other sessions)
     assert client.get("/search/json?q=公司").status_code == 401
     page = client.get("/search/?q=公司")
     assert page.status_code == 302 and "/login/" in page.headers["Location"]
@@ -246,6 +246,10 @@ def test_list_box_filters_joins_the_filters_and_links_titles(app: Any, admin_cli
     assert re.search(r'class="btn btn-default crm-listq-clear" href="/customerview/list/\?_flt_0_region=east"', both)
     none = admin_client.get("/customerview/list/?" + urllib.parse.urlencode({"q": word + "不存在"})).text
     assert word + "北区" not in none
+    export = admin_client.get(f"/customerview/export/?{q}&_flt_0_region=east")  # the export button keeps both
+    assert export.status_code == 200
+    names = {c.value for row in load_workbook(io.BytesIO(export.data)).active.iter_rows() for c in row}
+    assert f"{word}<b>东区</b>客户" in names and f"{word}北区客户" not in names
 
 
 def test_every_list_has_the_box_and_links_its_titles(app: Any, admin_client: Any) -> None:
@@ -259,7 +263,7 @@ def test_every_list_has_the_box_and_links_its_titles(app: Any, admin_client: Any
             assert 'class="crm-title-link"' in page.text, name
 
 
-def test_the_top_bar_box_is_on_every_page_for_signed_in_people(app: Any, admin_client: Any, client: Any) -> None:
+def test_the_top_bar_box_is_on_every_page_for_signed_in_people(app: Any, admin_client: Any) -> None:
     page = admin_client.get("/dashboard/").text
     assert 'role="combobox"' in page and 'aria-controls="crm-qs-list"' in page and 'role="listbox"' in page
     assert "crm/quicksearch.js" in page and "crm/quicksearch.css" in page
@@ -267,8 +271,7 @@ def test_the_top_bar_box_is_on_every_page_for_signed_in_people(app: Any, admin_c
     admin_client.get("/lang/en")
     assert 'placeholder="Search names, numbers…"' in admin_client.get("/dashboard/").text
     admin_client.get("/lang/zh")
-    client.get("/logout/")
-    assert 'id="crm-qs-input"' not in client.get("/login/").text
+    assert 'id="crm-qs-input"' not in app.test_client().get("/login/").text  # nobody signed in: no box
 
 
 def test_the_second_domain_workbook_gets_the_search_unchanged(tmp_path: Path) -> None:

@@ -183,6 +183,7 @@
             }
         }
     });
+    input.addEventListener("blur", function () { setOpen(false); });  // Tab leaves the box: the list goes with it
     list.addEventListener("mousedown", function (e) { e.preventDefault(); });  // a click keeps the box's focus until it opens the link
     document.addEventListener("click", function (e) {
         if (!form.contains(e.target)) { setOpen(false); }
