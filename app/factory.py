@@ -39,6 +39,7 @@ from app.web.errors import register_error_pages
 from app.web.i18n import L, install_safe_gettext
 from app.web.inbox import register_inbox
 from app.web.pagecache import ensure_version_row, install_page_cache, install_version_bump
+from app.web.quicksearch import register_quick_search
 from config.default import ConfigError, from_env
 
 
@@ -136,6 +137,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
         register_surveys(app)  # the public survey page and the monthly rollup
         register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins
         register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
+        register_quick_search(app)  # the top bar's search: every entity the person may list
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
             want = wanted_security(appbuilder, generated)

@@ -128,6 +128,7 @@ MODULE_SECONDS = {
     "test_rule_words_browser": 68, "test_rule_words": 21,
     "test_step_dialogs_browser": 50, "test_step_dialogs": 40,
     "test_forms_browser": 40,
+    "test_quicksearch": 42, "test_quicksearch_browser": 31,
 }
 
 

@@ -123,6 +123,42 @@ def probe_injection() -> dict[str, Any]:
     }
 
 
+def probe_library_search() -> dict[str, Any]:
+    """The quick search of the library workbook: grouped results, the loan's number, the list box
+    and title links, and a librarian's own members only (its member grant's scope is ``own``)."""
+    from app.access.accounts import add_user
+
+    app = _app()
+    for name in ("lib1", "lib2"):
+        add_user(app, name, ["馆员"], "Lib-Pass-123")
+
+    def client(user: str, password: str) -> tuple[Any, dict[str, str]]:
+        c = app.test_client()
+        c.post("/login/", data={"username": user, "password": password, "csrf_token": _csrf(c.get("/login/").text)})
+        token = c.post("/api/v1/security/login", json={"username": user, "password": password, "provider": "db"}).json
+        return c, {"Authorization": f"Bearer {token['access_token']}"}
+
+    def groups(c: Any, q: str) -> list[list[Any]]:
+        found = c.get("/search/json", query_string={"q": q}).json
+        return [[g["entity"], g["label"], [i["title"] for i in g["items"]], g["items"][0]["url"]] for g in found["groups"]]
+
+    admin, h = client("admin", "admin-Pass-123")
+    lib1, h1 = client("lib1", "Lib-Pass-123")
+    lib2, _h2 = client("lib2", "Lib-Pass-123")
+    admin.post("/api/v1/book/", json={"title": "红楼梦", "isbn": "978-7-02", "pages": 1606, "genre": "novel"}, headers=h)
+    admin.post("/api/v1/book/", json={"title": "三体", "isbn": "978-7-53", "pages": 302, "genre": "science"}, headers=h)
+    lib1.post("/api/v1/member/", json={"full_name": "王读者", "email": "w@example.cn"}, headers=h1)
+    admin.post("/api/v1/loan/", json={"book": 1, "member": 1, "due_on": "2026-12-01"}, headers=h)
+    page = admin.get("/bookview/list/", query_string={"q": "红楼"}).text
+    return {
+        "book": groups(admin, "红楼"),
+        "loan_by_number": groups(admin, "JY-"),
+        "member_grouped": [g[0] for g in groups(admin, "王读")],
+        "list_box": ["红楼梦" in page, "三体" in page, 'class="crm-title-link" href="/bookview/show/1"' in page],
+        "librarian_own": [[t for g in groups(lib1, "王读") for t in g[2]], [t for g in groups(lib2, "王读") for t in g[2]]],
+    }
+
+
 if __name__ == "__main__":
     probe = globals()[f"probe_{sys.argv[1]}"]
     print(json.dumps(probe(*sys.argv[2:]), ensure_ascii=False))

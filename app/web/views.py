@@ -35,7 +35,7 @@ from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
 from app.record.rules import rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
-from app.web import formcontext, linkfield, stepdialog, uploads
+from app.web import formcontext, linkfield, quicksearch, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
@@ -470,7 +470,7 @@ class CrmModelView(ScopedActions, ModelView):
         g.crm_exact_count = request.args.get("_exact") == "1"
         after_arg = f"_after_{self.__class__.__name__}"
         after = request.args.get(after_arg, type=int)
-        joined = filters.get_joined_filters(self._base_filters)
+        joined = self._with_text_search(filters.get_joined_filters(self._base_filters))
         # a related list of a record page: every row's link to that record is the record itself, loaded already
         known = {f.column_name for f in filters.filters if isinstance(f, self.datamodel.FilterRelationOneToManyEqual)}
         count, items = self.datamodel.query(joined, order_column, order_direction, page=page, page_size=page_size, after=after,
@@ -491,9 +491,30 @@ class CrmModelView(ScopedActions, ModelView):
             value_columns=self.datamodel.get_values(items, self.list_columns), order_columns=self.order_columns,
             formatters_columns=self._list_formatters(), page=page, page_size=page_size, count=count, pks=pks,
             actions=actions or self.actions, filters=filters, modelview_name=self.__class__.__name__,
-            crm_count=info, crm_keyset=after is not None, crm_int_pks=all(type(pk) is int for pk in pks), **urls, **kwargs,
+            crm_count=info, crm_keyset=after is not None, crm_int_pks=all(type(pk) is int for pk in pks),
+            crm_title=self._title_column(), **urls, **kwargs,
         )
         return widgets
+
+    def _list_text(self) -> str:
+        """The words of the list box (``?q=``) on this entity's list and its export; none on a
+        record page's related lists (their page's address is another's)."""
+        if request.endpoint not in (f"{self.endpoint}.list", f"{self.endpoint}.export"):
+            return ""
+        return request.args.get("q", "")[:quicksearch.MAX_QUERY].strip()
+
+    def _with_text_search(self, filters: Any) -> Any:
+        """``filters`` and, when the list box has words, the records holding them in a search field."""
+        text = self._list_text()
+        return filters.add_filter("id", quicksearch.TextSearchFilter, (self.entity, text)) if text else filters
+
+    def _title_column(self) -> str:
+        """The column whose cell opens the record: the title field, else the number, if listed."""
+        e = _entity(self.entity)
+        for name in (e.title_field, "code" if e.numbering else ""):
+            if name and name in self.list_columns:
+                return name
+        return ""
 
     def _list_formatters(self) -> dict[str, Any]:
         """The list's formatters for this request: the hidden fields decided once for the whole
@@ -513,9 +534,17 @@ class CrmModelView(ScopedActions, ModelView):
         e = _entity(self.entity)
         state = current_app.extensions["crm"]
         sm = self.appbuilder.sm
+        fields = quicksearch.search_fields(crm_spec(), e, current_hidden(e.name))
+        # what the box's form carries on (the filters, the sort, the page size), not the page
+        kept: dict[str, Any] = {k: v for k, v in request.args.lists() if k != "q" and not k.startswith(("page_", "_after_"))}
         return {"crm_can_balance": bool(e.owner_field) and ownership.can_reassign(crm_spec(), e, g.user, state.admin_role),
                 "crm_can_export": sm.has_access("can_export", self.class_permission_name),
-                "crm_can_import": sm.has_access("can_import", self.class_permission_name)}
+                "crm_can_import": sm.has_access("can_import", self.class_permission_name),
+                "crm_q": self._list_text(), "crm_q_fields": [pick(f.label, f.label_en) for f in fields],
+                "crm_q_placeholder": pick("搜索" + "、".join(f.label for f in fields),
+                                          "Search " + ", ".join(f.label_en or f.label for f in fields)),
+                "crm_q_keep": [(k, v) for k, values in kept.items() for v in values],
+                "crm_q_clear": url_for(str(request.endpoint), **(request.view_args or {}), **kept)}
 
     @expose("/reassign/<pk>", methods=["POST"])
     @has_access
@@ -556,8 +585,9 @@ class CrmModelView(ScopedActions, ModelView):
     @expose("/export/")
     @has_access
     def export(self) -> Any:
-        """This list as .xlsx: the filters and sort on screen (as the list allows them: searchable
-        and sortable columns, none the user may not see), the user's scope, no hidden field."""
+        """This list as .xlsx: the filters, the list box's words and the sort on screen (as the list
+        allows them: searchable and sortable columns, none the user may not see), the user's scope,
+        no hidden field."""
         hidden = current_hidden(self.entity)
         get_filter_args(self._filters)
         self._visible_filters(self._filters)
@@ -567,8 +597,8 @@ class CrmModelView(ScopedActions, ModelView):
         else:
             order_column, order_direction = self.base_order or ("", "")
         model = self.datamodel.obj
-        query = self.datamodel.apply_all(self.datamodel.session.query(model), self._filters.get_joined_filters(self._base_filters),
-                                         order_column, order_direction)
+        joined = self._with_text_search(self._filters.get_joined_filters(self._base_filters))
+        query = self.datamodel.apply_all(self.datamodel.session.query(model), joined, order_column, order_direction)
         if not order_column:  # a stable order, as on screen
             query = query.order_by(model.id)
         buffer = io.BytesIO()
