@@ -92,7 +92,8 @@ def test_public_survey_page_takes_an_answer_once(app: Any, browser: Any, server:
     for name in groups:
         pg.locator(f"input[name={name}]").last.check()
     pg.screenshot(path=str(ARTIFACTS / "survey-page.png"), full_page=True)
-    pg.click("button[type=submit]")
+    with pg.expect_navigation():  # the answer's page, not the form while it is left
+        pg.click("button[type=submit]")
     assert "感谢" in pg.content()
     pg.goto(f"{server}{path}")
     assert "已经回答" in pg.content()
