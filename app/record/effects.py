@@ -72,6 +72,7 @@ def run(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, step:
                 done.append({"kind": "create", "entity": made.name, "id": created[1].id, "title": title_of(made, created[1])})
             else:
                 done.append(_set(session, spec, entity, obj, effect, lookup))
+        _flush(session, f"{_label(entity)} {title_of(entity, obj)}")  # this record's own fields: one save for them all
     finally:
         session.info.pop(STEP_KEY, None)
     return done
@@ -146,7 +147,8 @@ def _set(session: Any, spec: Spec, entity: Entity, obj: Any, effect: Effect, loo
         setattr(target, f.column, getattr(value, "id", value))
     else:
         setattr(target, f.name, value)
-    _flush(session, where)
+    if target is not obj:
+        _flush(session, where)
     shown = title_of(spec.entity(f.link), value) if f.type == "link" and value is not None else (  # type: ignore[arg-type]
         _person(value) if f.type == "user" else value)
     return {"kind": "set", "entity": target_entity.name, "id": target.id, "title": title_of(target_entity, target), "field": f.name,

@@ -127,7 +127,7 @@ def _effects(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, 
     except step_effects.EffectRefused as exc:
         raise WorkflowError(422, msg("%(action)s未执行:%(reason)s", action=action_label(t), reason=exc.message)) from None
     if done:
-        row.effects = json.dumps(done, ensure_ascii=False, default=str)
+        row.effects = json.dumps(done, ensure_ascii=False, default=str)  # type: ignore[assignment]  # a mapped column
 
 
 def stamp(entity: Entity, obj: Any, t: Transition, user: Any, at: dt.datetime) -> None:
