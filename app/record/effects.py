@@ -151,7 +151,8 @@ def _set(session: Any, spec: Spec, entity: Entity, obj: Any, effect: Effect, loo
         _flush(session, where)
     shown = title_of(spec.entity(f.link), value) if f.type == "link" and value is not None else (  # type: ignore[arg-type]
         _person(value) if f.type == "user" else value)
-    return {"kind": "set", "entity": target_entity.name, "id": target.id, "title": title_of(target_entity, target), "field": f.name,
+    return {"kind": "set", "entity": target_entity.name, "id": target.id, "own": target is obj, "title": title_of(target_entity, target),
+            "field": f.name,
             "value": shown if shown is None or isinstance(shown, bool | int | str) else str(shown)}
 
 
@@ -179,9 +180,11 @@ def _flush(session: Any, where: str) -> None:
         raise EffectRefused(msg("%(record)s:与已有记录冲突(唯一值重复或关联无效)", record=where)) from None
 
 
-def said(spec: Spec, done: list[dict[str, Any]]) -> list[str]:
-    """What a step's effects did, as the history says it in the reader's language:
-    ``客户 KH-202612-0001 华诚机械:客户状态 → 已冻结``, ``新建客户 KH-202612-0002 华诚机械``."""
+def said(spec: Spec, done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a step's effects did, as the history says it in the reader's language, each with the
+    address of the record it touched (``url``, None for the record itself or one without a screen):
+    ``客户档案 KH-202612-0001 华诚机械:客户状态 → 已冻结``, ``新建客户档案 KH-202612-0002 华诚机械``, and
+    for the record's own fields ``客户 → KH-202612-0002 华诚机械``."""
     from app.web.i18n import choice_text, pick
 
     out = []
@@ -189,15 +192,30 @@ def said(spec: Spec, done: list[dict[str, Any]]) -> list[str]:
         e = spec.entity(str(d.get("entity", "")))
         if e is None:
             continue
-        name = pick(e.label, e.label_en)
+        name, url = pick(e.label, e.label_en), None if d.get("own") else _show_url(e, d.get("id"))
         if d.get("kind") == "create":
-            out.append(msg("新建%(entity)s %(title)s", entity=name, title=d.get("title", "")).localized())
+            out.append({"text": msg("新建%(entity)s %(title)s", entity=name, title=d.get("title", "")).localized(), "url": url})
             continue
         f = e.field(str(d.get("field", "")))
         if f is None:
             continue
         value = d.get("value")
         shown = choice_text(spec, f, value) if f.type == "choice" else ("—" if value in (None, "") else value)
-        out.append(msg("%(entity)s %(title)s:%(field)s → %(value)s", entity=name, title=d.get("title", ""),
-                       field=pick(f.label, f.label_en), value=shown).localized())
+        if d.get("own"):
+            text = msg("%(field)s → %(value)s", field=pick(f.label, f.label_en), value=shown).localized()
+        else:
+            text = msg("%(entity)s %(title)s:%(field)s → %(value)s", entity=name, title=d.get("title", ""),
+                       field=pick(f.label, f.label_en), value=shown).localized()
+        out.append({"text": text, "url": url})
     return out
+
+
+def _show_url(e: Entity, pk: Any) -> str | None:
+    """The record page of record ``pk`` of ``e`` (None without one)."""
+    from flask import url_for
+    from werkzeug.routing import BuildError
+
+    try:
+        return url_for(f"{e.class_name}View.show", pk=pk) if pk is not None else None
+    except BuildError:
+        return None
