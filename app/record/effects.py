@@ -92,12 +92,12 @@ def _lookup(obj: Any, created: Any) -> Callable[[str], Any]:
     return lookup
 
 
-def _value(spec: Spec, f: Field, effect: Effect, text: str, lookup: Callable[[str], Any], where: str) -> Any:
+def _value(spec: Spec, f: Field, text: str, lookup: Callable[[str], Any], where: str) -> Any:
     """An effect's value for ``f``, as the field stores it; EffectRefused saying what is wrong."""
     try:
         value = parse(text).evaluate(lookup, None, spec.calendar)
     except (ExprError, TypeError, ValueError, ArithmeticError):
-        raise EffectRefused(msg("效果“%(effect)s”无法计算", effect=effect.source)) from None
+        raise EffectRefused(msg("无法算出%(record)s的%(field)s", record=where, field=_label(f))) from None
     if f.type in ("link", "user"):
         return value
     try:
@@ -107,7 +107,7 @@ def _value(spec: Spec, f: Field, effect: Effect, text: str, lookup: Callable[[st
         check_field(f, value)
     except ValueError as exc:
         said = exc.args[0] if exc.args and isinstance(exc.args[0], Text) else str(exc)
-        raise EffectRefused(msg("%(record)s的%(field)s不能设为“%(value)s”:%(reason)s", record=where, field=f.label,
+        raise EffectRefused(msg("%(record)s的%(field)s不能设为“%(value)s”:%(reason)s", record=where, field=_label(f),
                                 value=value, reason=said)) from None
     return value
 
@@ -119,10 +119,12 @@ def _create(session: Any, spec: Spec, made: Entity, effect: Effect, lookup: Call
     for name, text in effect.mapping:
         f = made.field(name)
         assert f is not None
-        value = _value(spec, f, effect, text, lookup, label)
+        value = _value(spec, f, text, lookup, label)
         setattr(record, f.name, value)
     session.add(record)
     _flush(session, label)
+    if not visible(made.name, type(record), record.id):  # every record touched within the person's scope, the new one too
+        raise EffectRefused(msg("%(record)s不在您的数据范围内", record=f"{label} {title_of(made, record)}"))
     return record
 
 
@@ -134,15 +136,15 @@ def _set(session: Any, spec: Spec, entity: Entity, obj: Any, effect: Effect, loo
         assert link is not None and link.type == "link"
         target_entity = spec.entity(link.link)  # type: ignore[assignment]
         target = getattr(obj, link.name, None)
-        if target is None:
-            raise EffectRefused(msg("效果“%(effect)s”无法执行:%(field)s为空", effect=effect.source, field=link.label))
+        if target is None:  # said in words: which link is empty, which of its fields the step would set
+            written = target_entity.field(effect.field)
+            raise EffectRefused(msg("%(link)s为空,无法设置其%(field)s", link=_label(link), field=_label(written) if written else effect.field))
         if not visible(link.link, type(target), target.id):
-            raise EffectRefused(msg("效果“%(effect)s”无法执行:%(record)s不在您的数据范围内", effect=effect.source,
-                                    record=f"{_label(target_entity)} {title_of(target_entity, target)}"))
+            raise EffectRefused(msg("%(record)s不在您的数据范围内", record=f"{_label(target_entity)} {title_of(target_entity, target)}"))
     f = target_entity.field(effect.field)
     assert f is not None
     where = f"{_label(target_entity)} {title_of(target_entity, target)}"
-    value = _value(spec, f, effect, effect.value, lookup, where)
+    value = _value(spec, f, effect.value, lookup, where)
     if f.type == "user" and value is not None:
         setattr(target, f.column, getattr(value, "id", value))
     else:
@@ -156,7 +158,7 @@ def _set(session: Any, spec: Spec, entity: Entity, obj: Any, effect: Effect, loo
             "value": shown if shown is None or isinstance(shown, bool | int | str) else str(shown)}
 
 
-def _label(e: Entity) -> str:
+def _label(e: Entity | Field) -> str:
     from app.web.i18n import pick
 
     return pick(e.label, e.label_en)
