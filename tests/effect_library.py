@@ -1,6 +1,6 @@
 """The second-domain workbook (tests/workbooks.py ``library_sheets``) given step effects of its own:
-reporting a loan's book lost marks the book lost, blocks the member and opens a numbered fine that
-the loan then links to. Shared by the effects tests and their probe (one process serves one app)."""
+reporting a loan's book lost marks the book lost, blocks the member (a lock: only one with an e-mail)
+and opens a numbered fine that the loan then links to. Shared by the effects tests and their probe (one process serves one app)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def library_with_effects(effects: str = LOST_EFFECTS) -> dict[str, list[dict[str
         if p["role"] == "馆员" and p["entity"] == "member":
             p["scope"] = "own"
     sheets["permissions"].append({"role": "馆员", "entity": "fine", "list": "yes", "show": "yes", "add": "yes", "edit": "yes"})
+    # a lock of the validations sheet on the member: one without an e-mail cannot be told, so is not blocked
+    sheets["validations"] = [{"entity": "member", "condition": "not changed(blocked) or email",
+                              "message": "没有邮箱的读者不能暂停借阅"}]
     sheets["workflows"] = [
         {"entity": "loan", "state_field": "state", "from": "open", "to": "returned", "action": "归还", "roles": "馆员"},
         {"entity": "loan", "state_field": "state", "from": "open", "to": "lost", "action": "挂失", "action_en": "Report lost",

@@ -181,9 +181,9 @@ def probe_library_effects() -> dict[str, Any]:
     admin, h = client("admin", "admin-Pass-123")
     lib1, h1 = client("lib1", "Lib-Pass-123")
 
-    def loan(title: str, owner: str) -> tuple[int, int, int]:
+    def loan(title: str, owner: str, email: str | None = "reader@example.cn") -> tuple[int, int, int]:
         book = admin.post("/api/v1/book/", json={"title": title}, headers=h).json["id"]
-        member = client(owner, "Lib-Pass-123")[0].post("/api/v1/member/", json={"full_name": f"{title}的读者"},
+        member = client(owner, "Lib-Pass-123")[0].post("/api/v1/member/", json={"full_name": f"{title}的读者", "email": email},
                                                        headers=client(owner, "Lib-Pass-123")[1]).json["id"]
         pk = admin.post("/api/v1/loan/", json={"book": book, "member": member, "due_on": "2026-12-01"}, headers=h).json["id"]
         return book, member, pk
@@ -210,7 +210,11 @@ def probe_library_effects() -> dict[str, Any]:
     r = lib1.post(f"/loanview/transition/{theirs[2]}", data={"csrf_token": _csrf(page), "action": "state:open:lost"},
                   headers={"Accept": "application/json"})
     other = {"status": r.status_code, "message": (r.get_json(silent=True) or {}).get("message", ""), **state(*theirs)}
-    return {"own": own, "other": other}
+    # the second effect meets the member's lock: the state change and the book's status go back too
+    locked = loan("无邮箱之书", "lib1", email=None)
+    r = lib1.post(f"/api/v1/loan/{locked[2]}/transition", json={"action": "挂失"}, headers=h1)
+    return {"own": own, "other": other, "locked": {"status": r.status_code, "message": (r.get_json(silent=True) or {}).get("message", ""),
+                                                   **state(*locked)}}
 
 
 if __name__ == "__main__":

@@ -292,6 +292,10 @@ def test_a_second_domain_workbook_runs_its_own_effects(tmp_path: Path) -> None:
     # a member outside the librarian's scope: the whole step refused, said why, nothing done
     assert other["status"] == 422 and "不在您的数据范围内" in other["message"], other
     assert (other["book"], other["blocked"], other["loan_state"], other["fines"]) == ("available", False, "open", 1)
+    # a lock of the validations sheet meets the second effect: the first and the step itself are undone
+    locked = report["locked"]
+    assert locked["status"] == 422 and "没有邮箱的读者不能暂停借阅" in locked["message"] and "读者 无邮箱之书的读者" in locked["message"], locked
+    assert (locked["book"], locked["blocked"], locked["loan_state"], locked["fines"]) == ("available", False, "open", 1)
 
 
 # -- crm check: each mistake located, with a hint -------------------------------------------------
