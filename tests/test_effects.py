@@ -192,6 +192,8 @@ def test_last_approval_freezes_and_modifies_the_linked_customer(office: Any, pat
     status, said = take(app, path, pk, ready(app, pk, path, "freeze"))
     assert status == 200, said
     c = customer_row(app, frozen)
+    if path == "api":  # the API's answer says what the step did
+        assert json.loads(said)["result"]["effects"] == [f"客户档案 {c['code']} {c['name']}:客户状态 → 已冻结"], said
     assert c["status"] == "frozen" and c["version"] == 2
     assert audit_steps(app, "customer", frozen)[-1][1] and "系统处理完成" in str(audit_steps(app, "customer", frozen)[-1][1])
     page = page_client(app, DC).get(f"{ROUTE}/show/{pk}").text

@@ -130,6 +130,11 @@ def _effects(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, 
         row.effects = json.dumps(done, ensure_ascii=False, default=str)  # type: ignore[assignment]  # a mapped column
 
 
+def effects_said(spec: Spec, stored: Any) -> list[dict[str, Any]]:
+    """What a step's effects did (a history row's ``effects``), in the reader's words: ``text``, ``url``."""
+    return step_effects.said(spec, json.loads(stored)) if stored else []
+
+
 def stamp(entity: Entity, obj: Any, t: Transition, user: Any, at: dt.datetime) -> None:
     """Fill the fields the workbook has the action record (``stamp``): a person field gets who
     took it, a date field the day, a datetime field the moment (read-only fields: only this writes them)."""
@@ -171,5 +176,5 @@ def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[di
         said = names.get((row["field"], row["from_state"], row["to_state"], row["action"]), row["action"])  # as recorded
         out.append({**row, "user": actor, "action_label": said, "from_label": state_label(spec, entity, row["field"], row["from_state"]),
                     "to_label": state_label(spec, entity, row["field"], row["to_state"]),
-                    "effects_said": step_effects.said(spec, json.loads(row["effects"])) if row.get("effects") else []})
+                    "effects_said": effects_said(spec, row["effects"])})
     return out
