@@ -100,7 +100,8 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     for t in spec.workflows:
         rows["workflows"].append({"entity": t.entity, "state_field": t.state_field, "from": t.source, "to": t.target, "action": t.action,
                                   "action_en": t.action_en, "roles": t.roles, "condition": t.condition, "require_comment": t.require_comment,
-                                  "notify": t.notify, "stamp": t.stamp, "asks": t.asks})
+                                  "notify": t.notify, "stamp": t.stamp, "asks": t.asks,
+                                  "effects": "; ".join(t.effects)})
     for s in spec.schedules:
         rows["schedules"].append({"name": s.name, "entity": s.entity, "when": s.when, "condition": s.condition, "recipients": s.recipients,
                                   "template": s.template, "channel": s.channel, "escalate_after": s.escalate_after,

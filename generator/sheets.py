@@ -171,6 +171,8 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("notify", "通知"),
             _c("stamp", "记录字段", "填写字段"),
             _c("asks", "询问字段", "对话框字段", doc="the fields the step's dialog asks for, comma-separated (blank: those its condition names)"),
+            _c("effects", "效果", "步骤效果", doc="what the step does to other records, one per line or separated by ';': "
+               "link.field = value, create entity(field = value, …), field = created; each may end with 'if condition'"),
         ),
         needs=("entities", "fields", "choices", "roles"),
     ),

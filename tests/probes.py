@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text as sa_text
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -157,6 +159,62 @@ def probe_library_search() -> dict[str, Any]:
         "list_box": ["红楼梦" in page, "三体" in page, 'class="crm-title-link" href="/bookview/show/1"' in page],
         "librarian_own": [[t for g in groups(lib1, "王读") for t in g[2]], [t for g in groups(lib2, "王读") for t in g[2]]],
     }
+
+
+def probe_library_effects() -> dict[str, Any]:
+    """The library's own step effects (tests/effect_library.py): a librarian reports a loan lost —
+    the book marked lost, the member blocked, a numbered fine created and linked — and the same
+    step on a loan of a member outside their scope is refused whole."""
+    from app.access.accounts import add_user
+
+    app = _app()
+    add_user(app, "lib1", ["馆员"], "Lib-Pass-123")
+    add_user(app, "lib2", ["馆员"], "Lib-Pass-123")
+
+    def client(who: str, password: str) -> tuple[Any, dict[str, str]]:
+        c = app.test_client()
+        page = c.get("/login/")
+        c.post("/login/", data={"username": who, "password": password, "csrf_token": _csrf(page.text)})
+        token = c.post("/api/v1/security/login", json={"username": who, "password": password, "provider": "db"}).json
+        return c, {"Authorization": f"Bearer {token['access_token']}"}
+
+    admin, h = client("admin", "admin-Pass-123")
+    lib1, h1 = client("lib1", "Lib-Pass-123")
+
+    def loan(title: str, owner: str, email: str | None = "reader@example.cn") -> tuple[int, int, int]:
+        book = admin.post("/api/v1/book/", json={"title": title}, headers=h).json["id"]
+        member = client(owner, "Lib-Pass-123")[0].post("/api/v1/member/", json={"full_name": f"{title}的读者", "email": email},
+                                                       headers=client(owner, "Lib-Pass-123")[1]).json["id"]
+        pk = admin.post("/api/v1/loan/", json={"book": book, "member": member, "due_on": "2026-12-01"}, headers=h).json["id"]
+        return book, member, pk
+
+    def state(book: int, member: int, pk: int) -> dict[str, Any]:
+        with app.app_context():
+            s = app.extensions["crm"].db.session
+            one = s.execute
+            fine = one(sa_text("SELECT f.code, f.amount, f.member_id, l.state FROM loan l LEFT JOIN fine f ON f.id = l.fine_id "
+                               "WHERE l.id = :i"), {"i": pk}).one()
+            out = {"book": one(sa_text("SELECT status FROM book WHERE id = :i"), {"i": book}).scalar(),
+                   "blocked": bool(one(sa_text("SELECT blocked FROM member WHERE id = :i"), {"i": member}).scalar()),
+                   "loan_state": fine[3], "fine": {"code": fine[0], "amount": float(fine[1] or 0), "member_is_loans": fine[2] == member},
+                   "fines": one(sa_text("SELECT count(*) FROM fine")).scalar(),
+                   "fine_step": one(sa_text("SELECT step FROM crm_audit WHERE entity = 'fine' ORDER BY id DESC")).scalar()}
+            s.remove()
+        return out
+
+    mine = loan("遗失之书", "lib1")
+    r = lib1.post(f"/api/v1/loan/{mine[2]}/transition", json={"action": "Report lost"}, headers=h1)
+    own = {"status": r.status_code, **state(*mine), "page": lib1.get(f"/loanview/show/{mine[2]}").text}
+    theirs = loan("他人之书", "lib2")
+    page = lib1.get(f"/loanview/show/{theirs[2]}").text
+    r = lib1.post(f"/loanview/transition/{theirs[2]}", data={"csrf_token": _csrf(page), "action": "state:open:lost"},
+                  headers={"Accept": "application/json"})
+    other = {"status": r.status_code, "message": (r.get_json(silent=True) or {}).get("message", ""), **state(*theirs)}
+    # the second effect meets the member's lock: the state change and the book's status go back too
+    locked = loan("无邮箱之书", "lib1", email=None)
+    r = lib1.post(f"/api/v1/loan/{locked[2]}/transition", json={"action": "挂失"}, headers=h1)
+    return {"own": own, "other": other, "locked": {"status": r.status_code, "message": (r.get_json(silent=True) or {}).get("message", ""),
+                                                   **state(*locked)}}
 
 
 if __name__ == "__main__":

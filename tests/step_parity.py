@@ -72,7 +72,7 @@ class Paths:
 
 
 def snapshot(app: Any, entity: str, pk: int) -> tuple[Any, ...]:
-    """The record's row, its workflow history and its audit trail, as stored."""
+    """The record's row, its workflow history and its audit trail, as stored (and the trail's last row)."""
     crm = app.extensions["crm"]
     table = crm.generated.models.MODELS[entity].__table__
     with app.app_context():
@@ -82,8 +82,9 @@ def snapshot(app: Any, entity: str, pk: int) -> tuple[Any, ...]:
             TransitionRow.__table__.c.entity == entity, TransitionRow.__table__.c.record_id == pk)).scalar()
         audits = s.execute(sa.select(sa.func.count()).select_from(AuditLog.__table__).where(
             AuditLog.__table__.c.entity == entity, AuditLog.__table__.c.record_id == pk)).scalar()
+        last_audit = s.execute(sa.select(sa.func.max(AuditLog.__table__.c.id))).scalar() or 0
         s.rollback()
-    return dict(row), moves, audits
+    return dict(row), moves, audits, last_audit
 
 
 def put_in_state(app: Any, entity: str, pk: int, field: str, state: str) -> int:
@@ -187,10 +188,16 @@ def _take(app: Any, paths: Paths, t: Any, key: str, asked: dict[str, list[str]],
                 last = s.execute(sa.select(TransitionRow.__table__).where(TransitionRow.__table__.c.entity == t.entity,
                                  TransitionRow.__table__.c.record_id == paths.pk).order_by(TransitionRow.__table__.c.id.desc())).mappings().first()
                 audit = s.execute(sa.select(AuditLog.__table__.c.changes).where(AuditLog.__table__.c.entity == t.entity,
-                                  AuditLog.__table__.c.record_id == paths.pk).order_by(AuditLog.__table__.c.id.desc())).scalars().first()
+                                  AuditLog.__table__.c.record_id == paths.pk, AuditLog.__table__.c.step.is_(None))
+                                  .order_by(AuditLog.__table__.c.id.desc())).scalars().first()
+                # the step's effects (workflows.effects) filling the record's own fields: one more save, naming the step
+                effect_saves = s.execute(sa.select(sa.func.count()).where(AuditLog.__table__.c.entity == t.entity,
+                                         AuditLog.__table__.c.record_id == paths.pk, AuditLog.__table__.c.step.is_not(None),
+                                         AuditLog.__table__.c.id > before[3])).scalar_one()
                 s.rollback()
-            return {"path": "page" if n % 2 == 0 else "api", "state": after[0][t.state_field], "version": after[0]["version"] - version,
-                    "comment": last["comment"] if last else None, "moves": after[1] - before[1], "audits": after[2] - before[2],
+            return {"path": "page" if n % 2 == 0 else "api", "state": after[0][t.state_field], "version": after[0]["version"] - version - effect_saves,
+                    "comment": last["comment"] if last else None, "moves": after[1] - before[1],
+                    "audits": after[2] - before[2] - effect_saves, "effect_saves": effect_saves,
                     "audit_has_state": t.state_field in (audit or ""),
                     "changed_in_audit": sorted(name for name in names if f'"{name}' in (audit or "") or f'"{e.field(name).column}' in (audit or ""))}
         if snapshot(app, t.entity, paths.pk) != before:

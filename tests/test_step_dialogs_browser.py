@@ -18,7 +18,7 @@ from tests.conftest import ADMIN_PASSWORD, api_token, person
 from tests.test_browser import ARTIFACTS, browser, server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow: Chromium
-PASSWORD = "stepb-Pass-1"  # noqa: S105 - test-only
+PASSWORD = "stepb-Pass-12"  # noqa: S105 - test-only (the password policy: at least 12 characters)
 SHOTS = Path("/work/shots/steps")
 
 

@@ -36,6 +36,7 @@ class AuditRow(Model):
     remote_addr = Column(String(64))
     at = Column(DateTime, nullable=False)
     changes = Column(Text)  # JSON {field: [old, new]}
+    step = Column(String(255))  # the workflow step whose effects made this change (its record and action), if any
     __table_args__ = (Index("ix_crm_audit_record", "entity", "record_id"),)
 
 
@@ -119,11 +120,11 @@ def created_changes(values: Mapping[str, Any], secret: Container[str]) -> dict[s
 
 
 def audit_row(entity: str, record_id: int, action: str, changes: dict[str, Any], version: int | None, user_id: int | None,
-              where: str | None, at: dt.datetime) -> dict[str, Any]:
+              where: str | None, at: dt.datetime, step: str | None = None) -> dict[str, Any]:
     """One row of the trail, as every path writes it (the ORM's flush, the importer's batches,
     :func:`record_many`): ``where`` is the request's address, ``cli/task`` or ``import``."""
     return {"entity": entity, "record_id": record_id, "action": action, "version": version, "user_id": user_id,
-            "remote_addr": where, "at": at, "changes": json.dumps(changes, ensure_ascii=False, default=str)}
+            "remote_addr": where, "at": at, "changes": json.dumps(changes, ensure_ascii=False, default=str), "step": step}
 
 
 def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
@@ -152,6 +153,7 @@ def _after_flush(session: Session, _ctx: Any) -> None:
     rows = []
     now = dt.datetime.now()
     user, where = current_user_id(), _where()
+    step = session.info.get("crm_step")  # app.record.effects: a step's effects being saved
     for action, objs in (("create", session.new), ("update", session.dirty), ("delete", session.deleted)):
         for obj in objs:
             if not isinstance(obj, CrmRecord) or (action == "update" and not session.is_modified(obj)):
@@ -160,7 +162,7 @@ def _after_flush(session: Session, _ctx: Any) -> None:
             if action == "update" and not changes:
                 continue
             rows.append(audit_row(obj.__entity__, obj.id, action, changes, getattr(obj, "version", None),  # type: ignore[attr-defined]  # every model has its id
-                                  user, where, now))
+                                  user, where, now, step))
     if rows:
         session.connection().execute(AuditRow.__table__.insert(), rows)
 

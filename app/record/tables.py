@@ -52,6 +52,7 @@ class Transition(Model):
     comment = Column(Text)
     user_id = Column(Integer, ForeignKey("ab_user.id"))
     at = Column(DateTime, nullable=False, default=lambda: dt.datetime.now())
+    effects = Column(Text)  # JSON: what the step's effects did to other records (app.record.effects), for the history
     __table_args__ = (Index("ix_crm_transition_record", "entity", "record_id"),)
 
 

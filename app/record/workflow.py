@@ -5,6 +5,7 @@ acted and when; the transition's ``notify`` told — all in the transaction of t
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from app.access.accounts import person_name
 from app.messages import msg
 from app.messaging.wfnotify import notify
+from app.record import effects as step_effects
 from app.record import versions
 from app.record.rules import STATE_KEY
 from app.record.tables import Transition as TransitionRow
@@ -102,6 +104,9 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
                                 user_id=getattr(user, "id", None), at=at)
             session.add(row)
             session.flush()  # the state change checked by the rules and the row's id, before anyone is told
+            # the effects after the state's version-checked UPDATE: of two takes of this step at once,
+            # the second waits for the first's row lock and is refused as stale, its effects never run
+            _effects(session, spec, entity, obj, t, row)
             notify(session, spec, entity, obj, t, row, user, admin_role)
             session.commit()
     except Exception:
@@ -110,6 +115,24 @@ def perform(session: Any, spec: Spec, entity: Entity, obj: Any, key: str, user: 
     finally:
         setattr(obj, STATE_KEY, False)
     return row
+
+
+def _effects(session: Any, spec: Spec, entity: Entity, obj: Any, t: Transition, row: TransitionRow) -> None:
+    """Run the step's effects (``workflows.effects``) in its transaction; one refused refuses the step (422)."""
+    if not t.effects:
+        return
+    step = f"{entity.label} {step_effects.title_of(entity, obj)} · {t.action}"
+    try:
+        done = step_effects.run(session, spec, entity, obj, t, step)
+    except step_effects.EffectRefused as exc:
+        raise WorkflowError(422, msg("%(action)s未执行:%(reason)s", action=action_label(t), reason=exc.message)) from None
+    if done:
+        row.effects = json.dumps(done, ensure_ascii=False, default=str)  # type: ignore[assignment]  # a mapped column
+
+
+def effects_said(spec: Spec, stored: Any) -> list[dict[str, Any]]:
+    """What a step's effects did (a history row's ``effects``), in the reader's words: ``text``, ``url``."""
+    return step_effects.said(spec, json.loads(stored)) if stored else []
 
 
 def stamp(entity: Entity, obj: Any, t: Transition, user: Any, at: dt.datetime) -> None:
@@ -152,5 +175,6 @@ def history(session: Any, spec: Spec, entity: Entity, record_id: int) -> list[di
         actor = person_name(r["username"], r["first_name"], r["last_name"]) if r["username"] else ""
         said = names.get((row["field"], row["from_state"], row["to_state"], row["action"]), row["action"])  # as recorded
         out.append({**row, "user": actor, "action_label": said, "from_label": state_label(spec, entity, row["field"], row["from_state"]),
-                    "to_label": state_label(spec, entity, row["field"], row["to_state"])})
+                    "to_label": state_label(spec, entity, row["field"], row["to_state"]),
+                    "effects_said": effects_said(spec, row["effects"])})
     return out

@@ -179,6 +179,7 @@ class Transition:
     stamp: tuple[str, ...] = ()  # fields the action fills: a person field who took it, a date/time field when
     action_en: str = ""
     asks: tuple[str, ...] = ()  # the fields the step's dialog asks for (blank: those its condition names)
+    effects: tuple[str, ...] = ()  # what the step does to other records, one effect each (app.spec.effects)
 
     @property
     def recipients(self) -> tuple[str, ...]:

@@ -455,6 +455,7 @@ class CrmModelRestApi(ModelRestApi):
         return self.response(200, result={"from": row.from_state, "to": row.to_state, "action": row.action,
                                           "from_label": workflow.state_label(spec, e, str(row.field), row.from_state),
                                           "to_label": workflow.state_label(spec, e, str(row.field), row.to_state),
+                                          "effects": [d["text"] for d in workflow.effects_said(spec, row.effects)],  # what the step did
                                           "version": item.version})
 
     def put_headless(self, pk: Any) -> Any:

@@ -111,7 +111,7 @@ class Describer:
         for row in rows:
             label, changes = self(row)
             out.append({**row, "entity_label": label, "action_label": audit.action_label(row["action"]), "shown": changes,
-                        "where_label": where_label(row.get("remote_addr"))})
+                        "where_label": _where(row)})
         return out
 
     def stream(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -130,7 +130,7 @@ class Describer:
     def _placed(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Rows with where their change came from in words (导入, not ``import``)."""
         for row in rows:
-            yield {**row, "where_label": where_label(row.get("remote_addr"))}
+            yield {**row, "where_label": _where(row)}
 
 
 def _xlsx(buffer: io.BytesIO, filename: str) -> Any:
@@ -283,3 +283,9 @@ class AuditLogView(BaseView):
 def register_audit_log(appbuilder: Any) -> None:
     """The menu entry under the security menu, seen only by roles holding its permission."""
     appbuilder.add_view(AuditLogView, "auditlog", label=L("审计日志", "Audit log"), icon="fa-history", category="Security")
+
+
+def _where(row: dict[str, Any]) -> str:
+    """Where a change came from, and the workflow step whose effect it was (its record and action)."""
+    place = where_label(row.get("remote_addr"))
+    return f"{place} · {row['step']}" if row.get("step") else place

@@ -12,12 +12,16 @@ from ..problems import did_you_mean, hint, msg
 from ..read import Cell
 from .conditions import condition
 from .context import Context, entity_ctx
+from .effects import effects
 from .reader import LIST_SEPARATORS
 
 
 def build_workflows(v: Context, emap: dict[str, Entity], choices: dict[str, tuple[Choice, ...]], role_names: set[str],
                     permissions: tuple[Permission, ...] = (), admins: set[str] | None = None) -> tuple[Transition, ...]:
     result: list[Transition] = []
+    state_fields: dict[str, set[str]] = defaultdict(set)  # moved only by their own steps: no effect writes them
+    for _row, c in v.rows("workflows"):
+        state_fields[c("entity").text].add(c("state_field").text)
     for _row, c in v.rows("workflows"):
         e = v.entity_of(c("entity"), emap)
         if e is None:
@@ -78,7 +82,7 @@ def build_workflows(v: Context, emap: dict[str, Entity], choices: dict[str, tupl
         result.append(
             Transition(
                 e.name, f.name, states[0], states[1], action, roles, cond, v.r.boolean(c("require_comment")), notify, c("action").ref,
-                stamps(v, c("stamp"), e), action_en, asks(v, c("asks"), e, f.name),
+                stamps(v, c("stamp"), e), action_en, asks(v, c("asks"), e, f.name), effects(v, c("effects"), e, emap, state_fields),
             )
         )
     check_reachable(v, result, emap)
