@@ -417,3 +417,47 @@ def test_a_count_that_takes_too_long_gives_up_and_leaves_the_request_usable(pg_a
         assert _bounded(session, quick, 50, 1000) == (1, None)
         assert session.execute(sa.text("SHOW statement_timeout")).scalar_one() == before
         session.rollback()
+
+
+def _page_plans(app: Any, client: Any, url: str, table: str) -> list[str]:
+    """EXPLAIN QUERY PLAN of the statements reading ``table``'s rows for the list page at ``url``."""
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    seen: list[tuple[str, Any]] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, params: Any, *_rest: Any) -> None:
+        if re.match(rf"\s*SELECT {table}\.id", sql) and "OFFSET" in sql:
+            seen.append((sql, params))
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+    assert seen, url
+    with engine.connect() as conn:
+        return [" | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in seen]
+
+
+def test_a_deep_page_by_number_takes_its_order_from_an_index_on_sqlite(app: Any, admin_client: Any) -> None:
+    """Page by number deep in a list on SQLite, by the id or by a sorted column (empty values last
+    ascending, first descending, as on PostgreSQL): the order comes from an index (no "USE TEMP
+    B-TREE": the id, never empty, is ordered without a NULL placement SQLite cannot take from the
+    index), and the rows are those of that order."""
+    with app.app_context():
+        crm = app.extensions["crm"]
+        if crm.db.engine.dialect.name != "sqlite":
+            pytest.skip("the session's database is not SQLite")
+        if crm.db.session.execute(sa.text("SELECT count(*) FROM contact")).scalar_one() < 80:
+            make_demo_data(app, 40, seed=31, related=400)
+        ids = [r[0] for r in crm.db.session.execute(sa.text("SELECT id FROM contact ORDER BY id DESC"))]
+    plans = _page_plans(app, admin_client, "/contactview/list/?page_ContactView=2&psize_ContactView=25&_exact=1", "contact")
+    assert all("TEMP B-TREE" not in p for p in plans), plans  # the base order, id DESC: the table's own order
+    page = admin_client.get("/contactview/list/?page_ContactView=2&psize_ContactView=25&_exact=1").text
+    shown = [int(x) for x in re.findall(r'/contactview/show/(\d+)"', page)]
+    assert list(dict.fromkeys(shown)) == ids[50:75]
+    for column in ("status", "region"):  # sort indexes (column, id): a NOT NULL column and one with empty values
+        for direction in ("asc", "desc"):
+            url = f"/customerview/list/?page_CustomerView=2&_oc_CustomerView={column}&_od_CustomerView={direction}&_exact=1"
+            plans = _page_plans(app, admin_client, url, "customer")
+            assert all("TEMP B-TREE" not in p and "USING INDEX lx_" in p for p in plans), (column, direction, plans)

@@ -129,8 +129,24 @@ def _counted(info: CountInfo) -> int:
     return info.value
 
 
+def _never_empty(column: Any) -> bool:
+    """Whether ``column`` (a mapped attribute or a table column) can hold no NULL: a primary key
+    or a NOT NULL column."""
+    prop = getattr(column, "property", None)
+    cols = getattr(prop, "columns", None) or [column]
+    c = cols[0]
+    return bool(getattr(c, "primary_key", False)) or getattr(c, "nullable", True) is False
+
+
 def ordering(column: Any, direction: str) -> Any:
-    """``column`` in ``direction`` with empty values last ascending, first descending."""
+    """``column`` in ``direction`` with empty values last ascending, first descending.
+
+    A column that holds no NULL (the id, a NOT NULL field) is ordered plainly: the NULL placement
+    changes nothing there, and SQLite takes an order from an index only with its own NULL
+    placement (NULLs first ascending), so ``id DESC NULLS FIRST`` made it sort every matching row
+    in a temporary B-tree to serve a page by number."""
+    if _never_empty(column):
+        return sa.asc(column) if direction == "asc" else sa.desc(column)
     return sa.asc(column).nulls_last() if direction == "asc" else sa.desc(column).nulls_first()
 
 
