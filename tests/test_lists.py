@@ -461,3 +461,23 @@ def test_a_deep_page_by_number_takes_its_order_from_an_index_on_sqlite(app: Any,
             url = f"/customerview/list/?page_CustomerView=2&_oc_CustomerView={column}&_od_CustomerView={direction}&_exact=1"
             plans = _page_plans(app, admin_client, url, "customer")
             assert all("TEMP B-TREE" not in p and "USING INDEX lx_" in p for p in plans), (column, direction, plans)
+
+
+def test_a_counted_page_applies_its_filters_and_row_scope_once(app: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A REST or screen page that must count (its page is full) builds its filtered query once:
+    the page, the count and a keyset continuation start from it; the row scope is applied once."""
+    from app.access.scope import ScopeFilter
+
+    make_demo_data(app, 60, seed=51)
+    headers = api_token(client, "admin", ADMIN_PASSWORD)
+    calls: list[str] = []
+    original = ScopeFilter.apply
+
+    def counted(self: Any, query: Any, value: Any) -> Any:
+        calls.append(str(value))
+        return original(self, query, value)
+
+    monkeypatch.setattr(ScopeFilter, "apply", counted)
+    r = client.get("/api/v1/customer/?q=(order_column:code,order_direction:desc,page_size:10)", headers=headers)
+    assert r.status_code == 200 and len(r.json["result"]) == 10 and r.json["count"] > 10  # a full page, counted
+    assert calls.count("customer") == 1, calls

@@ -231,13 +231,22 @@ class CrmInterface(SQLAInterface):
             after = getattr(g, "crm_api_after", None)  # the REST list's ?after=<id>
         column = self._plain_column(order_column)
         load = self._one_level(links if links is not None else select_columns, known)
+        aliases: dict[str, Any] = {}
+        # the filters (row scope included) applied once: the page, its count and keyset all start from it
+        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping=aliases)
+
+        def paged(number: int | None) -> Any:
+            if select_columns and self.exists_col_to_many(select_columns):  # FAB's outer query for to-many columns
+                return self.apply_all(base, filters, order_column, order_direction, number, page_size, select_columns, outer_default_load)
+            ordered = self.apply_order_by(filtered, order_column, order_direction, aliases_mapping=aliases,
+                                          bypass_many_to_many=True, add_pk=True)
+            return self.apply_pagination(ordered, number, page_size)
+
         first: list[Any] | None = None
         if not page and (after is None or not page_size or column is None):  # the first page (or everything)
-            query = self.apply_all(base, filters, order_column, order_direction, None, page_size, select_columns, outer_default_load)
-            first = list(query.options(*load).all())
+            first = list(paged(None).options(*load).all())
             if (not page_size or len(first) < page_size) and len(first) <= cap:  # what the capped count would say
                 return _counted(CountInfo(len(first), True)), first
-        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
         info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap, timeout_ms)
         _counted(info)
         if first is not None:
@@ -248,8 +257,7 @@ class CrmInterface(SQLAInterface):
                 return info.value, items
         if page and page_size and not info.exact:
             page = min(page, max(0, (info.value - 1) // page_size))  # offsets stay within what was counted
-        query = self.apply_all(base, filters, order_column, order_direction, page, page_size, select_columns, outer_default_load)
-        return info.value, list(query.options(*load).all())
+        return info.value, list(paged(page).options(*load).all())
 
     def _one_level(self, columns: Any = None, known: Any = ()) -> list[Any]:
         """Links shown in a list are loaded in one query each (selectin), and no further: the
