@@ -33,6 +33,7 @@ from app.reports.dashboard import CrmIndexView, register_dashboard
 from app.spec.model import Spec
 from app.web.api import install_schema_cache
 from app.web.auditview import register_audit_log
+from app.web.compress import install_compression
 from app.web.csp import install_csp
 from app.web.dbtuning import engine_options, install_request_watch, install_sqlite_tuning
 from app.web.errors import register_error_pages
@@ -112,6 +113,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
     install_schema_cache()  # FAB's REST arguments: each schema checked once, not on every request
     install_display_names()
     crypto.configure(app.config["CRM_ENCRYPTION_KEY"], app.config.get("CRM_OLD_ENCRYPTION_KEY", ""))
+    install_compression(app)  # first registered, so it runs last: the body the others left, gzipped
     app.before_request(allow_large_import_upload)  # before CSRF reads the body
     csrf = CSRFProtect(app)
     app.after_request(_security_headers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -25,7 +26,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import drop_postgres_schema, postgres_url
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a file (python bench/x.py) as well as a module
+
+from bench.common import drop_postgres_schema, postgres_url  # noqa: E402
 
 
 class Counter:

@@ -21,10 +21,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import fresh_app
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a file (python bench/x.py) as well as a module
+
+from bench.common import fresh_app  # noqa: E402
 
 # The shipped workbook's customer rules (grading sheet), written by hand as one UPDATE.
 HAND_WRITTEN = """

@@ -23,10 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import fresh_app
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a file (python bench/x.py) as well as a module
+
+from bench.common import fresh_app  # noqa: E402
+
 NOW = dt.datetime(2026, 11, 2, 10, 0)
 
 

@@ -123,13 +123,14 @@ MODULE_SECONDS = {
     "test_migrations": 109, "test_migration_scenario": 87, "test_worker": 77, "test_online_upgrade": 67, "test_browser": 64,
     "test_schedules": 64, "test_dashboard_browser": 63, "test_permission_matrix": 54, "test_upgrade_sequences": 51,
     "test_rules": 41, "test_import_jobs": 32, "test_applied_state": 31, "test_grading_plan": 25, "test_schedules_narrowing": 23,
-    "test_excel": 20, "test_browser_flows": 19, "test_security": 19, "test_serve": 18, "test_lists": 14, "test_dbtuning": 12,
+    "test_excel": 20, "test_browser_flows": 19, "test_security": 19, "test_serve": 18, "test_lists": 30, "test_dbtuning": 12,
     "test_generate": 10, "test_csp_browser": 60, "test_rights_sync": 40, "test_install_keys": 10, "test_contention": 18,
     "test_rule_words_browser": 68, "test_rule_words": 21,
     "test_step_dialogs_browser": 50, "test_step_dialogs": 40,
     "test_forms_browser": 40,
     "test_quicksearch": 42, "test_quicksearch_browser": 31,
     "test_effects": 60, "test_effects_browser": 40,
+    "test_bench_entry": 28, "test_record_tabs": 22, "test_compress": 13,
 }
 
 

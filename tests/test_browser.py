@@ -105,7 +105,7 @@ def test_create_customer_with_contact_and_see_it(page: Any, server: str, app: An
     row.locator("a[href*='/show/']").first.click()
     page.wait_for_load_state("networkidle")
     page.locator(".nav-tabs a", has_text="联系人").click()
-    assert page.locator(".tab-content td", has_text="李建国").first.is_visible()
+    page.locator(".tab-content td", has_text="李建国").first.wait_for()  # the tab's list, loaded as it opens
     page.screenshot(path=str(ARTIFACTS / "customer-show-contacts.png"), full_page=True)
     assert (ARTIFACTS / "customer-show-contacts.png").stat().st_size > 10_000
 

@@ -86,7 +86,7 @@ def test_a_follow_up_from_the_customer_page_offers_only_its_contacts(app: Any, w
 
     assert page.url.endswith(f"/customerview/show/{customers['甲']}#FollowUpView")
     assert page.locator("#FollowUpView.active").is_visible()  # on the tab it was added from
-    assert page.locator("#FollowUpView td", has_text=f"客户页跟进{tag}").first.is_visible()
+    page.locator("#FollowUpView td", has_text=f"客户页跟进{tag}").first.wait_for()  # its list, loaded as the tab opens
     assert len(loads) == 3, loads  # the customer's page, the form, the customer's page again
     with app.app_context():
         import sqlalchemy as sa

@@ -188,10 +188,10 @@ def test_no_n_plus_one_queries_on_a_list(app: Any, admin_client: Any, monkeypatc
     assert sizes[total + 5] == sizes[10] - 1, sizes  # a page with room to spare is its own count: no count query
 
 
-def test_record_page_loads_each_related_list_once_without_counting_short_ones(app: Any, admin_client: Any) -> None:
-    """The record page: the record is read once, each related list is one query (its rows tell their
-    count), a related row's link back to the record is not read again, and the links a related
-    list shows are read in one batch per list, not one query per row."""
+def test_record_page_counts_its_tabs_in_one_statement_and_loads_a_list_when_its_tab_opens(app: Any, admin_client: Any) -> None:
+    """The record page: the record is read once, every related list is counted in ONE statement (the
+    tab titles) and none is read; opening a tab (``X-CRM-Tab``) reads that list in one query, its
+    link back to the record not again, the links it shows in batches, never one query per row."""
     make_demo_data(app, 10, seed=11)
     with app.app_context():
         crm = app.extensions["crm"]
@@ -199,15 +199,14 @@ def test_record_page_loads_each_related_list_once_without_counting_short_ones(ap
         view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "CustomerView")
         tables = [v.datamodel.obj.__tablename__ for v in view._related_views]
         assert tables, "the shipped workbook's first entity has related lists"
-        # the record with the most related rows, each list still shorter than a page (whatever other
-        # tests of this process added to the session's database before)
         counts = [f"(SELECT count(*) FROM {t} WHERE {t}.customer_id = customer.id)" for t in tables]
-        short = " AND ".join(f"{c} < 25" for c in counts)
-        record = crm.db.session.execute(sa.text(f"SELECT id FROM customer WHERE {short} ORDER BY {' + '.join(counts)} DESC, id LIMIT 1")  # noqa: S608
+        record = crm.db.session.execute(sa.text(f"SELECT id FROM customer ORDER BY {' + '.join(counts)} DESC, id LIMIT 1")  # noqa: S608
                                         ).scalar_one()
         sizes = {t: crm.db.session.execute(sa.text(f"SELECT count(*) FROM {t} WHERE customer_id = :r"), {"r": record}).scalar_one()  # noqa: S608
                  for t in tables}
-    assert sum(sizes.values()) >= 3 and max(sizes.values()) < 25, sizes
+        names = {t: [r[0] for r in crm.db.session.execute(sa.text(f"SELECT name FROM {t} WHERE customer_id = :r"), {"r": record})]  # noqa: S608
+                 for t in tables if "name" in Model.metadata.tables[t].c}
+    assert sum(sizes.values()) >= 3, sizes
     seen: list[str] = []
 
     def statement(*args: Any) -> None:
@@ -222,14 +221,32 @@ def test_record_page_loads_each_related_list_once_without_counting_short_ones(ap
     assert page.status_code == 200
     own_table = view.datamodel.obj.__tablename__
     reads_of_record = [s for s in seen if re.match(rf"\s*SELECT {own_table}\.id", s) and " IN (" not in s]
-    assert len(reads_of_record) == 1, reads_of_record  # not once more per related list, nor for the panels
-    counts = [s for s in seen if "count(" in s.lower() and any(f"FROM {t}" in s for t in tables)]
-    assert counts == [], counts  # every related list is shorter than a page here
-    for t in tables:  # one query per related list, by the link to this record
+    assert len(reads_of_record) == 1, reads_of_record  # not once more for the tabs, nor for the panels
+    counted = [s for s in seen if "count(" in s.lower() and any(f"FROM {t}" in s for t in tables)]
+    assert len(counted) == 1 and all(f"FROM {t}" in counted[0] for t in tables), counted  # one statement for every tab
+    assert not [s for s in seen for t in tables if re.match(rf"\s*SELECT {t}\.id", s)]  # no related list read
+    for v, t in zip(view._related_views, tables, strict=True):  # each tab's title says its rows
+        assert re.search(rf'href="#{type(v).__name__}"[^>]*>[^<]*<span class="badge[^"]*">{sizes[t]}</span>', page.text), t
+    for t, shown in names.items():  # and no related row is on the page itself
+        assert not any(n and n in page.text for n in shown), (t, shown)
+
+    for v, t in zip(view._related_views, tables, strict=True):
+        seen.clear()
+        sa.event.listen(engine, "before_cursor_execute", statement)
+        try:
+            tab = admin_client.get(f"/customerview/show/{record}", headers={"X-CRM-Tab": type(v).__name__})
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", statement)
+        assert tab.status_code == 200 and "<body" not in tab.text and "X-CRM-Tab" in tab.headers["Vary"]
+        assert all(n in tab.text for n in names.get(t, [])), t  # that list's rows
         lists = [s for s in seen if re.match(rf"\s*SELECT {t}\.id", s) and f"{t}.customer_id" in s.split("WHERE", 1)[-1]]
-        assert len(lists) == 1, (t, lists)
-    batches = [s for s in seen if " IN (" in s.split("WHERE", 1)[-1] and "ab_role" not in s]
-    assert len(batches) <= 2 * len(tables), batches  # link columns in batches: never one query per related row
+        assert len(lists) == 1, (t, lists)  # one query, by the link to this record
+        if sizes[t] < 25:
+            assert not [s for s in seen if "count(" in s.lower()], t  # a short list is its own count
+        batches = [s for s in seen if " IN (" in s.split("WHERE", 1)[-1] and "ab_role" not in s and "crm_cache_version" not in s]
+        links = [c for c in v.list_columns if v.datamodel.is_relation_many_to_one(c)]
+        assert len(batches) <= len(links) + 2, (t, batches)  # a batch per link column shown (and the user's own): never one per row
+    assert admin_client.get(f"/customerview/show/{record}", headers={"X-CRM-Tab": "NoSuchView"}).status_code == 404
 
 
 def test_a_hidden_field_shown_in_a_list_is_masked_in_every_row(app: Any) -> None:
@@ -400,3 +417,67 @@ def test_a_count_that_takes_too_long_gives_up_and_leaves_the_request_usable(pg_a
         assert _bounded(session, quick, 50, 1000) == (1, None)
         assert session.execute(sa.text("SHOW statement_timeout")).scalar_one() == before
         session.rollback()
+
+
+def _page_plans(app: Any, client: Any, url: str, table: str) -> list[str]:
+    """EXPLAIN QUERY PLAN of the statements reading ``table``'s rows for the list page at ``url``."""
+    with app.app_context():
+        engine = app.extensions["crm"].db.engine
+    seen: list[tuple[str, Any]] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, params: Any, *_rest: Any) -> None:
+        if re.match(rf"\s*SELECT {table}\.id", sql) and "OFFSET" in sql:
+            seen.append((sql, params))
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+    assert seen, url
+    with engine.connect() as conn:
+        return [" | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in seen]
+
+
+def test_a_deep_page_by_number_takes_its_order_from_an_index_on_sqlite(app: Any, admin_client: Any) -> None:
+    """Page by number deep in a list on SQLite, by the id or by a sorted column (empty values last
+    ascending, first descending, as on PostgreSQL): the order comes from an index (no "USE TEMP
+    B-TREE": the id, never empty, is ordered without a NULL placement SQLite cannot take from the
+    index), and the rows are those of that order."""
+    with app.app_context():
+        crm = app.extensions["crm"]
+        if crm.db.engine.dialect.name != "sqlite":
+            pytest.skip("the session's database is not SQLite")
+        if crm.db.session.execute(sa.text("SELECT count(*) FROM contact")).scalar_one() < 80:
+            make_demo_data(app, 40, seed=31, related=400)
+        ids = [r[0] for r in crm.db.session.execute(sa.text("SELECT id FROM contact ORDER BY id DESC"))]
+    plans = _page_plans(app, admin_client, "/contactview/list/?page_ContactView=2&psize_ContactView=25&_exact=1", "contact")
+    assert all("TEMP B-TREE" not in p for p in plans), plans  # the base order, id DESC: the table's own order
+    page = admin_client.get("/contactview/list/?page_ContactView=2&psize_ContactView=25&_exact=1").text
+    shown = [int(x) for x in re.findall(r'/contactview/show/(\d+)"', page)]
+    assert list(dict.fromkeys(shown)) == ids[50:75]
+    for column in ("status", "region"):  # sort indexes (column, id): a NOT NULL column and one with empty values
+        for direction in ("asc", "desc"):
+            url = f"/customerview/list/?page_CustomerView=2&_oc_CustomerView={column}&_od_CustomerView={direction}&_exact=1"
+            plans = _page_plans(app, admin_client, url, "customer")
+            assert all("TEMP B-TREE" not in p and "USING INDEX lx_" in p for p in plans), (column, direction, plans)
+
+
+def test_a_counted_page_applies_its_filters_and_row_scope_once(app: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A REST or screen page that must count (its page is full) builds its filtered query once:
+    the page, the count and a keyset continuation start from it; the row scope is applied once."""
+    from app.access.scope import ScopeFilter
+
+    make_demo_data(app, 60, seed=51)
+    headers = api_token(client, "admin", ADMIN_PASSWORD)
+    calls: list[str] = []
+    original = ScopeFilter.apply
+
+    def counted(self: Any, query: Any, value: Any) -> Any:
+        calls.append(str(value))
+        return original(self, query, value)
+
+    monkeypatch.setattr(ScopeFilter, "apply", counted)
+    r = client.get("/api/v1/customer/?q=(order_column:code,order_direction:desc,page_size:10)", headers=headers)
+    assert r.status_code == 200 and len(r.json["result"]) == 10 and r.json["count"] > 10  # a full page, counted
+    assert calls.count("customer") == 1, calls

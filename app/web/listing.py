@@ -129,8 +129,24 @@ def _counted(info: CountInfo) -> int:
     return info.value
 
 
+def _never_empty(column: Any) -> bool:
+    """Whether ``column`` (a mapped attribute or a table column) can hold no NULL: a primary key
+    or a NOT NULL column."""
+    prop = getattr(column, "property", None)
+    cols = getattr(prop, "columns", None) or [column]
+    c = cols[0]
+    return bool(getattr(c, "primary_key", False)) or getattr(c, "nullable", True) is False
+
+
 def ordering(column: Any, direction: str) -> Any:
-    """``column`` in ``direction`` with empty values last ascending, first descending."""
+    """``column`` in ``direction`` with empty values last ascending, first descending.
+
+    A column that holds no NULL (the id, a NOT NULL field) is ordered plainly: the NULL placement
+    changes nothing there, and SQLite takes an order from an index only with its own NULL
+    placement (NULLs first ascending), so ``id DESC NULLS FIRST`` made it sort every matching row
+    in a temporary B-tree to serve a page by number."""
+    if _never_empty(column):
+        return sa.asc(column) if direction == "asc" else sa.desc(column)
     return sa.asc(column).nulls_last() if direction == "asc" else sa.desc(column).nulls_first()
 
 
@@ -215,13 +231,22 @@ class CrmInterface(SQLAInterface):
             after = getattr(g, "crm_api_after", None)  # the REST list's ?after=<id>
         column = self._plain_column(order_column)
         load = self._one_level(links if links is not None else select_columns, known)
+        aliases: dict[str, Any] = {}
+        # the filters (row scope included) applied once: the page, its count and keyset all start from it
+        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping=aliases)
+
+        def paged(number: int | None) -> Any:
+            if select_columns and self.exists_col_to_many(select_columns):  # FAB's outer query for to-many columns
+                return self.apply_all(base, filters, order_column, order_direction, number, page_size, select_columns, outer_default_load)
+            ordered = self.apply_order_by(filtered, order_column, order_direction, aliases_mapping=aliases,
+                                          bypass_many_to_many=True, add_pk=True)
+            return self.apply_pagination(ordered, number, page_size)
+
         first: list[Any] | None = None
         if not page and (after is None or not page_size or column is None):  # the first page (or everything)
-            query = self.apply_all(base, filters, order_column, order_direction, None, page_size, select_columns, outer_default_load)
-            first = list(query.options(*load).all())
+            first = list(paged(None).options(*load).all())
             if (not page_size or len(first) < page_size) and len(first) <= cap:  # what the capped count would say
                 return _counted(CountInfo(len(first), True)), first
-        filtered = self._apply_inner_all(base, filters, select_columns=select_columns, aliases_mapping={})
         info = count_rows(self.session, filtered, self.get_pk(), exact_requested(), cap, timeout_ms)
         _counted(info)
         if first is not None:
@@ -232,8 +257,7 @@ class CrmInterface(SQLAInterface):
                 return info.value, items
         if page and page_size and not info.exact:
             page = min(page, max(0, (info.value - 1) // page_size))  # offsets stay within what was counted
-        query = self.apply_all(base, filters, order_column, order_direction, page, page_size, select_columns, outer_default_load)
-        return info.value, list(query.options(*load).all())
+        return info.value, list(paged(page).options(*load).all())
 
     def _one_level(self, columns: Any = None, known: Any = ()) -> list[Any]:
         """Links shown in a list are loaded in one query each (selectin), and no further: the

@@ -35,7 +35,7 @@ from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
 from app.record.rules import rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
-from app.web import formcontext, linkfield, quicksearch, stepdialog, uploads
+from app.web import formcontext, linkfield, quicksearch, recordtabs, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.dbtuning import is_database_busy
@@ -346,10 +346,28 @@ class CrmModelView(ScopedActions, ModelView):
             return msg("数据库正忙,没有保存任何更改。请稍等片刻后重试。").localized()
         return DATABASE_ERROR
 
-    # -- workflow ---------------------------------------------------------------------------
+    # -- the record page: its detail, panels and tabs (app.web.recordtabs) ---------------------
+    def _show(self, pk: Any) -> Any:
+        """FAB's, without drawing the related lists: the page counts them in its tab titles, and a
+        request for one tab (``X-CRM-Tab``) gets that list alone."""
+        item = self.datamodel.get(pk, self._base_filters)
+        if not item:
+            abort(404)
+        name = recordtabs.requested()
+        if name:
+            return {"crm_tab_page": recordtabs.tab_page(self, item, name)}
+        widgets = self._get_show_widget(pk, item)
+        self.update_redirect()
+        widgets["crm_tabs"] = recordtabs.tabs(self, item)
+        return widgets
+
     def render_template(self, template: str, **kwargs: Any) -> Any:
+        widgets = kwargs.get("widgets") or {}
+        if template == self.show_template and "crm_tab_page" in widgets:
+            return widgets["crm_tab_page"]
         if template == self.show_template and "pk" in kwargs:
             kwargs.update(self._record_panels(kwargs["pk"]))
+            kwargs["crm_tabs"] = widgets.get("crm_tabs", [])
         if template == self.list_template:
             kwargs.update(self.render_list_extras())
         return super().render_template(template, **kwargs)
