@@ -3,6 +3,7 @@ entity its type needs, min/max/pattern, and a default that passes its own field'
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import math
 import re
@@ -179,7 +180,8 @@ def computed_default(cell: Cell, ftype: str) -> bool:
         parsed = expr_parse(text)
     except ExprError:
         return False
-    return bool(parsed.names or parsed.functions)
+    # a bare word (``many``) is a wrong value, not an expression: an expression computes something
+    return bool(parsed.functions) or not isinstance(parsed.tree, ast.Name | ast.Constant)
 
 
 def field_default(v: Context, cell: Cell, ftype: str, options: tuple[Choice, ...], ctx: str, list_name: str) -> Any:

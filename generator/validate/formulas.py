@@ -101,7 +101,11 @@ def _tables(spec: Spec) -> dict[str, sa.Table]:
     out = {}
     for e in spec.entities:
         cols: list[sa.Column[Any]] = [sa.Column("id", sa.Integer, primary_key=True), sa.Column("created_on", sa.DateTime), sa.Column("changed_on", sa.DateTime)]
-        cols += [sa.Column(f.column, getattr(sa, COLUMN_TYPES[f.type][0])) for f in e.fields if f.column not in ("id",)]
+        seen = {"id", "created_on", "changed_on"}
+        for f in e.fields:  # a clash of two fields on one column is reported by the fields' check
+            if f.column not in seen:
+                seen.add(f.column)
+                cols.append(sa.Column(f.column, getattr(sa, COLUMN_TYPES[f.type][0])))
         out[e.name] = sa.Table(e.name, meta, *cols)
     return out
 
