@@ -47,6 +47,10 @@ def computed_library() -> Sheets:
         {"entity": "member", "name": "loans", "label": "借阅数", "type": "integer", "formula": "count(loan)"},
         {"entity": "member", "name": "open_total", "label": "在借", "type": "integer", "formula": "count(loan where not returned)"},
     ]
+    sheets["fields"].append({"entity": "book", "name": "popularity", "label": "热度", "type": "choice", "choices": "pop", "readonly": "yes"})
+    sheets["choices"] += [{"list": "pop", "value": "hot", "label": "热门"}, {"list": "pop", "value": "cold", "label": "冷门"}]
+    sheets["grading"] = [{"entity": "book", "field": "popularity", "grade": "hot", "order": 1, "condition": "open_loans >= 2"},
+                         {"entity": "book", "field": "popularity", "grade": "cold", "order": 2}]
     for f in sheets["fields"]:
         if f["entity"] == "loan" and f["name"] == "due_on":
             f["default"] = "borrowed_on + 14 days"
@@ -87,7 +91,8 @@ def mismatches(conn: sa.Connection) -> list[str]:
         want = {"loan_count": len(mine), "open_loans": sum(1 for x in mine if not x.returned),
                 "last_due": max((x.due_on for x in mine if x.due_on is not None), default=None),
                 "fee_total": sum((x.fee for x in mine if x.returned and x.fee is not None), Decimal(0)),
-                "fee_avg": (sum(fees, Decimal(0)) / len(fees)) if fees else None}
+                "fee_avg": (sum(fees, Decimal(0)) / len(fees)) if fees else None,
+                "popularity": "hot" if sum(1 for x in mine if not x.returned) >= 2 else "cold"}  # graded on its roll-up
         out += [f"book {b.id} {k}: stored {getattr(b, k)!r}, counted {v!r}" for k, v in want.items() if not same(getattr(b, k), v)]
     for m in members.values():
         mine = [x for x in loans if x.member_id == m.id]
@@ -306,6 +311,58 @@ def probe_concurrent() -> dict[str, Any]:
         member_loans = conn.execute(sa.select(t["member"].c.loans).where(t["member"].c.id == member)).scalar_one()
     return {"stored": list(stored), "counted": counted, "member_loans": member_loans, "errors": errors,
             "dialect": engine.dialect.name, "min_wait": min(waited) if waited else None}
+
+
+def probe_browser() -> dict[str, Any]:
+    """The add form of a loan in Chromium at 1440 and 390 px: the due date fills in from the
+    borrowed date (its computed default), computed fields are not asked; a book's page shows its
+    roll-ups. Screenshots go to the folder given as the second argument."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    shots = Path(sys.argv[2])
+    shots.mkdir(parents=True, exist_ok=True)
+    app = _app()
+    c = app.test_client()
+    h = _token(c)
+    book = c.post("/api/v1/book/", json={"title": "红楼梦", "pages": 1606}, headers=h).json["id"]
+    member = c.post("/api/v1/member/", json={"full_name": "张三"}, headers=h).json["id"]
+    c.post("/api/v1/loan/", json={"book": book, "member": member, "borrowed_on": "2026-03-02", "fee": 2}, headers=h)
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    server = f"http://127.0.0.1:{srv.server_port}"
+    out: dict[str, Any] = {}
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        for width, height in ((1440, 900), (390, 844)):
+            context = b.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+            page = context.new_page()
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server) else route.abort())
+            errors: list[str] = []
+            page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{server}/login/")
+            page.fill("#username", "admin")
+            page.fill("#password", "admin-Pass-123")
+            page.click("button[type=submit], input[type=submit]")
+            page.wait_for_load_state("networkidle")
+            page.goto(f"{server}/loanview/add")
+            page.wait_for_load_state("networkidle")
+            first = page.input_value("[name=due_on]")
+            page.fill("[name=borrowed_on]", "2026-05-04")
+            page.dispatch_event("[name=borrowed_on]", "change")
+            page.wait_for_function("document.querySelector('[name=due_on]').value === '2026-05-18'", timeout=5000)
+            page.screenshot(path=str(shots / f"loan-add-{width}.png"), full_page=True)
+            asked = [n for n in ("book_title", "tag", "remind_on", "days_out") if page.locator(f"[name={n}]").count()]
+            page.goto(f"{server}/bookview/show/{book}")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"book-show-{width}.png"), full_page=True)
+            out[str(width)] = {"first": first, "asked": asked, "errors": errors, "book_page": page.inner_text("body")[:4000]}
+            context.close()
+        b.close()
+    srv.shutdown()
+    return out
 
 
 if __name__ == "__main__":

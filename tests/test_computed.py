@@ -197,3 +197,18 @@ def test_upgrade_fills_a_new_rollup_in_bulk_and_plan_says_how_many(tmp_path: Pat
     assert rows == {b: (sum(1 for x, _r in loans if x == b), sum(1 for x, r in loans if x == b and not r)) for b in range(1, 41)}
     assert rows[4] == (10, 0) and rows[2] == (10, 10) and rows[31] == (0, 0)
     assert office.rows("loan", "book_title")[0] == (1, "书2")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_add_form_fills_a_computed_default_in_chromium(library_app: dict[str, str]) -> None:
+    """1440 and 390 px: typing the borrowed date fills the due date 14 days later (crm/form.js asks
+    /crm/defaults); computed fields are not on the add form; the book's page shows its roll-ups."""
+    url = f"sqlite:///{Path(library_app['tmp']) / 'browser.sqlite'}"
+    shots = ROOT / "var" / "test-artifacts" / "computed"
+    out = _probe("browser", _env(library_app, url), str(shots))
+    for width in ("1440", "390"):
+        seen = out[width]
+        assert seen["asked"] == [] and seen["errors"] == [], seen  # no computed input, no script error (CSP included)
+        assert re.search(r"借阅次数\s+1\b", seen["book_page"]) and re.search(r"最晚应还\s+2026-03-16", seen["book_page"]), seen
+    assert (shots / "loan-add-390.png").exists()

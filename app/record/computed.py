@@ -141,6 +141,21 @@ def count_changes(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], 
     return n, [(r[0], r[1], r[2]) for r in rows]
 
 
+def _regrade_moved(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], entity: str, moved: set[int],
+                   now: dt.datetime | None) -> None:
+    """Grades whose rules read a computed field that moved on rows ``moved`` (a customer's value
+    tier from its yearly amount): graded again, set-based, with their history."""
+    from app.record.grading import graded_fields, regrade
+
+    e = spec.entity(entity)
+    names = {c.field.name for c in graph(spec).fields.get(entity, [])}
+    if e is None or not moved or not names:
+        return
+    fields = {g.field for g in graded_fields(spec, e) if g.names() & names}
+    for part in ([] if not fields else _chunks(moved)):
+        regrade(conn, spec, e, tables, (now or dt.datetime.now()).replace(microsecond=0), ids=part, fields=fields)
+
+
 def _dependents(conn: sa.Connection, g: Graph, tables: dict[str, sa.Table], entity: str, ids: Ids) -> dict[str, Ids]:
     """The rows whose computed values read the rows ``ids`` of ``entity``."""
     out: dict[str, Ids] = {}
@@ -193,6 +208,7 @@ def propagate(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], writ
         changed = refresh(conn, spec, tables, name, ids, now)
         if changed:
             _merge(moved, name, changed)
+            _regrade_moved(conn, spec, tables, name, changed, now)
         for dep, dep_ids in _dependents(conn, g, tables, name, ids).items():
             _merge(pending, dep, dep_ids)
     for _ in range(MAX_ROUNDS):
@@ -204,6 +220,7 @@ def propagate(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], writ
         if not changed:
             continue
         _merge(moved, name, changed)
+        _regrade_moved(conn, spec, tables, name, changed, now)
         for dep, dep_ids in _dependents(conn, g, tables, name, changed).items():
             _merge(pending, dep, dep_ids)
     raise RuntimeError("computed fields keep changing each other: a cycle the workbook check should have refused")

@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.record.computed import graph, propagate, python_value
+from app.record.grading import graded_fields
 from app.record.models import CrmRecord
 from app.spec.model import Spec
 
@@ -90,6 +91,8 @@ def _after_postexec(session: Session, _ctx: Any) -> None:
         name = getattr(obj, "__entity__", "")
         if spec is None or name not in entities:
             continue
-        columns = [c.field.column for c in graph(spec).fields.get(name, [])]
+        entity = spec.entity(name)
+        graded = [x for g in graded_fields(spec, entity) for x in (g.field, g.reason_field) if x] if entity is not None else []
+        columns = [c.field.column for c in graph(spec).fields.get(name, [])] + graded  # a roll-up may regrade its record
         if columns and obj not in session.deleted:
             session.expire(obj, columns)
