@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.spec.expr import Expr, parse, record_lookup
-from app.spec.formula import Analysis, analyse
+from app.spec.formula import Analysis, analyse, dependencies
 from app.spec.model import Entity, Field, Spec
 from app.spec.sqlexpr import compile_value
 
@@ -50,6 +50,10 @@ class Graph:
     parents: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     # entity -> (reader entity, chain of link columns from the reader to it): records whose lookups read it
     readers: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = field(default_factory=dict)
+    # (read entity, dependent entity) -> the read entity's fields its roll-ups or lookups read: when
+    # only computed values of a row moved, a dependent reading none of them has nothing to redo
+    reads: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    graded: dict[str, set[str]] = field(default_factory=dict)  # entity -> its graded fields (a roll-up may move them)
 
     def watched(self, entity: str) -> bool:
         """Whether a write to ``entity`` may move a computed value anywhere."""
@@ -61,7 +65,11 @@ def graph(spec: Spec) -> Graph:
 
 
 def _build(spec: Spec) -> Graph:
+    from app.record.grading import graded_fields
+
     g = Graph()
+    for e in spec.entities:
+        g.graded[e.name] = {x for gf in graded_fields(spec, e) for x in (gf.field, gf.reason_field) if x}
     for e in spec.entities:
         for f in e.fields:
             if not f.formula:
@@ -74,6 +82,9 @@ def _build(spec: Spec) -> Graph:
                 link = child.field(r.link) if child is not None else None
                 if link is not None:
                     g.parents.setdefault(r.child, set()).add((e.name, link.column))
+            for entity, name in dependencies(spec, e, a):
+                if entity != e.name:
+                    g.reads.setdefault((entity, e.name), set()).add(name)
             for path in a.paths:
                 _add_readers(spec, g, e, path)
     return g
@@ -156,10 +167,20 @@ def _regrade_moved(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table],
         regrade(conn, spec, e, tables, (now or dt.datetime.now()).replace(microsecond=0), ids=part, fields=fields)
 
 
-def _dependents(conn: sa.Connection, g: Graph, tables: dict[str, sa.Table], entity: str, ids: Ids) -> dict[str, Ids]:
-    """The rows whose computed values read the rows ``ids`` of ``entity``."""
+def _dependents(conn: sa.Connection, g: Graph, tables: dict[str, sa.Table], entity: str, ids: Ids,
+                computed_only: bool = False) -> dict[str, Ids]:
+    """The rows whose computed values read the rows ``ids`` of ``entity``; ``computed_only``: only
+    computed values of those rows moved (a book's loan count), so a dependent reading none of them
+    (the loans' lookup of the book's title) is left alone."""
     out: dict[str, Ids] = {}
+    moved = {c.field.name for c in g.fields.get(entity, [])} | g.graded.get(entity, set())
+
+    def affected(dependent: str) -> bool:
+        return not computed_only or bool(g.reads.get((entity, dependent), set()) & moved)
+
     for parent, column in g.parents.get(entity, ()):
+        if not affected(parent):
+            continue
         if ids is None:
             out[parent] = None
             continue
@@ -169,6 +190,8 @@ def _dependents(conn: sa.Connection, g: Graph, tables: dict[str, sa.Table], enti
             found.update(x for x in conn.execute(sa.select(t.c[column]).where(t.c.id.in_(part)).distinct()).scalars() if x is not None)
         _merge(out, parent, found)
     for reader, chain in g.readers.get(entity, ()):
+        if not affected(reader):
+            continue
         if ids is None:
             out[reader] = None
             continue
@@ -221,7 +244,7 @@ def propagate(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], writ
             continue
         _merge(moved, name, changed)
         _regrade_moved(conn, spec, tables, name, changed, now)
-        for dep, dep_ids in _dependents(conn, g, tables, name, changed).items():
+        for dep, dep_ids in _dependents(conn, g, tables, name, changed, computed_only=True).items():
             _merge(pending, dep, dep_ids)
     raise RuntimeError("computed fields keep changing each other: a cycle the workbook check should have refused")
 
