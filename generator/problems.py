@@ -173,8 +173,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "formula_python": ("公式 '{value}' 用了 {function}:它只能在保存时计算,不能作为数据库中保存的值",
                        "formula '{value}' uses {function}, which is worked out on a save only, not by the database for a stored value"),
     "formula_cycle": ("公式循环引用:{cycle}", "formulas refer to each other in a circle: {cycle}"),
-    "default_rollup": ("默认值 '{value}' 不能汇总其他记录:默认值只读本记录的字段和今天",
-                       "default '{value}' cannot aggregate other records: a default reads the record's own fields and today"),
 }
 
 HINTS: dict[str, tuple[str, str]] = {
