@@ -252,7 +252,9 @@ def propagate(conn: sa.Connection, spec: Spec, tables: dict[str, sa.Table], writ
 def python_value(c: Computed, obj: Any, calendar: Any) -> Any:
     """A formula without roll-ups worked out on a record in memory, so the grading and the rules of
     the same save read it; the database's value, written right after, is the one kept."""
-    if c.analysis.rollups:
+    if c.analysis.rollups or any("." in p for p in c.analysis.paths):
+        # a roll-up, or a lookup through a link the session may not have loaded (a new record given
+        # only its link's id): the database works it out right after the write
         return getattr(obj, c.field.column, None)
     try:
         return c.expr.evaluate(record_lookup(obj), calendar=calendar)
