@@ -34,6 +34,7 @@ from app.spec.model import Spec
 from app.web.api import install_schema_cache
 from app.web.auditview import register_audit_log
 from app.web.compress import install_compression
+from app.web.computeddefaults import register_computed_defaults
 from app.web.csp import install_csp
 from app.web.dbtuning import engine_options, install_request_watch, install_sqlite_tuning
 from app.web.errors import register_error_pages
@@ -140,6 +141,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
         register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins
         register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
         register_quick_search(app)  # the top bar's search: every entity the person may list
+        register_computed_defaults(app)  # the add form's preview of defaults written as expressions
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
             want = wanted_security(appbuilder, generated)

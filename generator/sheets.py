@@ -82,6 +82,7 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("readonly", "只读"),
             _c("encrypted", "加密"),
             _c("previous_name", "原名称", "曾用名"),
+            _c("formula", "公式", "计算公式", doc="a computed field: a formula of the record, its links and the records that link here"),
         ),
         required=True,
         needs=("entities", "choices"),

@@ -131,6 +131,7 @@ MODULE_SECONDS = {
     "test_quicksearch": 42, "test_quicksearch_browser": 31,
     "test_effects": 60, "test_effects_browser": 40,
     "test_bench_entry": 28, "test_record_tabs": 22, "test_compress": 13,
+    "test_computed": 115,
 }
 
 

@@ -312,7 +312,8 @@ CASES: list[tuple[str, Callable[[Sheets], Any], str, Any, str, str]] = [
         0,
         "condition",
         "condition '__import__('os')' is wrong: unknown function __import__; allowed: today, now, days_since, days_until, "
-        "hours_since, len, abs, min, max, lower, is_blank, working_hours, changed",
+        "hours_since, len, abs, min, max, lower, is_blank, working_hours, changed, if, round, concat, days, year, month, "
+        "working_days, count, sum, avg",
     ),
     (
         "a setting twice",

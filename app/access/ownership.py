@@ -13,6 +13,7 @@ from flask_appbuilder.security.sqla.models import Role, User
 
 from app.access.scope import scope_clause, teammates_of, user_scope
 from app.record import audit
+from app.record.computed import graph, propagate
 from app.spec.model import Entity, Spec
 
 
@@ -99,6 +100,7 @@ def balance(session: Any, spec: Spec, entity: Entity, model: Any, by: Any = None
     seen = scope_clause(spec, entity, model, by, admin_role) if by is not None else None
     orphans = session.execute((wanted if seen is None else wanted.where(seen)).order_by(model.id)).all()
     given: Counter[int] = Counter()
+    moved: set[int] = set()
     for record_id, version in orphans:
         owner = min(ids, key=lambda i: (load[i], i))
         # the version read, checked and moved on by the UPDATE itself: an editor who read the record
@@ -111,5 +113,10 @@ def balance(session: Any, spec: Spec, entity: Entity, model: Any, by: Any = None
                      version=version + 1)
         load[owner] += 1
         given[owner] += 1
+        moved.add(record_id)
+    if moved and graph(spec).watched(entity.name):  # an UPDATE beside the flush: what the records feed, recomputed here
+        from flask_appbuilder import Model
+
+        propagate(session.connection(), spec, dict(Model.metadata.tables), {entity.name: moved})
     session.commit()
     return dict(given)

@@ -62,7 +62,8 @@ def importable_fields(spec: Spec, entity: Entity, user: Any, admin_role: str) ->
 
 def required_missing(spec: Spec, entity: Entity, present: set[str], system: set[str]) -> list[Field]:
     """Required fields no column fills and nothing else (default, system) provides."""
-    return [f for f in entity.fields if f.required and f.default is None and f.name not in system and f.name not in present]
+    return [f for f in entity.fields if f.required and f.default is None and not f.default_formula and f.name not in system
+            and f.name not in present]
 
 
 def filled_without_a_column(spec: Spec, entity: Entity, user: Any, admin_role: str) -> set[str]:

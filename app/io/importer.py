@@ -40,9 +40,10 @@ from app.io.spreadsheet import HeaderChoice, ImportFileError, Limits, Sheet, col
 from app.messages import Joined, msg
 from app.record import numbering, uniques
 from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
+from app.record.computed import graph, propagate
 from app.record.convert import TRUE, check_field, convert, same_value
 from app.record.grading import explain, grade_change_row, grade_lookup, graded_fields
-from app.record.rules import default_value, defaulted_fields, rules_for, validate_values
+from app.record.rules import default_value, defaulted_fields, fill_computed_defaults, rules_for, validate_values
 from app.record.tables import GradeChange
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
@@ -486,6 +487,13 @@ class _RowChecker:
             for column, f in self.defaults:
                 if record.get(column) is None:
                     record[column] = default_value(f, self.now)
+            columns_of = dict(self.field_columns)
+
+            def put(f: Field, value: Any) -> None:
+                record[f.column] = value
+
+            fill_computed_defaults(self.spec, e, lambda path: record.get(columns_of.get(path, path)) if "." not in path else None,
+                                   put, self.now)
             if e.owner_field and record.get(f"{e.owner_field}_id") is None:
                 record[f"{e.owner_field}_id"] = self.default_owner
             for state, initial in self.rules.state_fields.items():
@@ -609,17 +617,27 @@ def _read_spool(spool: IO[bytes], batches: int) -> Iterator[list[tuple[Any, ...]
 def _write_all(conn: sa.Connection, spec: Spec, entity: Entity, table: sa.Table, batches: Iterator[list[tuple[Any, ...]]],
                now: dt.datetime, user_id: int | None, report: ImportReport, progress: Progress | None,
                finish: Callable[[sa.Connection, ImportReport], None] | None) -> None:
+    from flask_appbuilder import Model
+
     todo = report.inserted + report.updated
     done = 0
+    written: set[int] = set()
+    left: dict[str, set[int]] = {}  # parents the updated rows left (their roll-ups lose them)
+    parents = graph(spec).parents.get(entity.name, set())
     if progress is not None:
         progress("writing", 0, todo)  # before the transaction: on SQLite the last word until it commits
     try:
         with conn.begin():
             for batch in batches:
-                _write_batch(conn, entity, table, batch, now, user_id)
+                ids, befores = _write_batch(conn, entity, table, batch, now, user_id)
+                written.update(ids)
+                for parent, column in parents:
+                    left.setdefault(parent, set()).update(b[column] for b in befores if b.get(column) is not None)
                 done += len(batch)
                 if progress is not None:
                     progress("writing", done, todo)
+            if graph(spec).watched(entity.name):  # formulas, lookups and roll-ups the rows feed, set-based
+                propagate(conn, spec, dict(Model.metadata.tables), {entity.name: written}, dict(left), now)
             report.committed = True
             if finish is not None:
                 finish(conn, report)
@@ -637,9 +655,12 @@ class ChangedMeanwhile(ImportFileError):
 
 
 def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: list[tuple[Any, ...]], now: dt.datetime,
-                 user_id: int | None) -> None:
+                 user_id: int | None) -> tuple[list[int], list[dict[str, Any]]]:
     """One batch in a few statements; its audit and grade-history rows are built by the functions
-    the ORM's flush builds them with (``audit_row``, ``grade_change_row``), so both say the same."""
+    the ORM's flush builds them with (``audit_row``, ``grade_change_row``), so both say the same.
+    Returns the ids written and, of each update, the values its changed columns had."""
+    written: list[int] = []
+    befores: list[dict[str, Any]] = []
     inserts = [op for op in batch if op[0] == "i"]
     audit_rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
@@ -654,12 +675,15 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
         rows = [{**{k: r.get(k) for k in keys}, "created_on": now, "changed_on": now, "created_by_fk": user_id,
                  "changed_by_fk": user_id, "version": 1} for r in records]
         for pk, (_i, r, grades) in zip(_insert(conn, table, rows), inserts, strict=True):
+            written.append(pk)
             audit_rows.append(audit_row(entity.name, pk, "create", created_changes(r, secret), 1, user_id, WHERE, now))
             history += _grade_changes(entity, pk, grades, now)
     for op in batch:
         if op[0] != "u":
             continue
         _u, pk, changed, before, version, grades = op
+        written.append(pk)
+        befores.append(before)
         done = conn.execute(sa.update(table).where(table.c.id == pk, table.c.version == version)
                             .values({**changed, "changed_on": now, "changed_by_fk": user_id, "version": version + 1}))
         if done.rowcount != 1:
@@ -671,6 +695,7 @@ def _write_batch(conn: sa.Connection, entity: Entity, table: sa.Table, batch: li
         conn.execute(AuditRow.__table__.insert(), audit_rows)
     if history:
         conn.execute(GradeChange.__table__.insert(), history)
+    return written, befores
 
 
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:

@@ -46,6 +46,7 @@ from app.messaging.channels import RecordView, render
 from app.messaging.jobs import Job, add_months, jobs_for, lower_bound, shift, upper_bound
 from app.messaging.links import Links, Recipients
 from app.messaging.outbox import OUTBOX, enqueue
+from app.record.computed import refresh_time_dependent
 from app.spec.expr import as_datetime, record_lookup
 from app.spec.model import Entity, Spec
 from app.spec.sqlexpr import NotCompilable, compile_condition
@@ -86,6 +87,8 @@ def tick(app: Any, now: dt.datetime | None = None) -> dict[str, Any]:
         session: Session = crm.db.session
         runner = _Pass(app, crm.spec, session, now)
         result = TickResult()
+        # formulas that move with the clock first: the schedules' conditions read them as stored
+        refresh_time_dependent(session.connection(), crm.spec, dict(Model.metadata.tables), now)
         for job in jobs_for(crm.spec):
             n, esc, skipped = runner.run(job)
             result.enqueued += n

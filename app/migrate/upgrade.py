@@ -28,6 +28,7 @@ from app.migrate.describe import PlanLine, RefusedUpgrade, plan_lines
 from app.migrate.indexes import IndexBuild, build_indexes_online, ensure_indexes
 from app.migrate.retire import backup_sqlite, drop_retired, retired_columns, sqlite_path
 from app.migrate.system import ensure_system_tables
+from app.record.computed import fill_changed
 from app.spec.model import Spec
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ def upgrade_database(engine: sa.Engine, generated_dir: str | Path, backup_dir: P
                     stamp(conn, head)
                 record_applied(conn, head, spec)  # the database now stands here, whatever is generated next
                 ensure_base_columns(conn, declared)
+                # new or rewritten formulas, lookups and roll-ups filled in bulk, in this transaction
+                fill_changed(conn, state.spec, spec, dict(declared.tables))
                 _done, builds = ensure_indexes(conn, declared)
                 if allow_destructive:
                     dropped = drop_retired(conn, backup_dir, declared)

@@ -76,6 +76,7 @@ def make_plan(engine: sa.Engine, spec: Spec, out: str | Path, state: Applied | N
             if previous.grading != spec.grading:
                 regen += grading_lines(conn, spec)
             regen += validation_lines(conn, previous, spec)
+            regen += computed_lines(conn, previous, spec)
         # what a rename of this plan moves is not left behind
         moving: set[tuple[str, str | None]] = {(s.table, s.old) for s in tail + result.steps if isinstance(s, RenameColumn)}
         moving |= {(s.old, None) for s in tail + result.steps if isinstance(s, RenameTable)}
@@ -157,6 +158,30 @@ def validation_lines(conn: sa.Connection, previous: Spec, spec: Spec) -> list[Pl
             lines.append(PlanLine("validation", f"新规则 {v.entity}「{v.message}」:已有 {n} 条记录不符合 ({shown}),记录保留,下次保存时须先改正",
                                   f"new rule on {v.entity} ({v.condition}): {n} stored record(s) break it ({shown}); they are kept "
                                   f"and must be corrected when next saved", n, examples=ids))
+    return lines
+
+
+def computed_lines(conn: sa.Connection, previous: Spec, spec: Spec) -> list[PlanLine]:
+    """How many stored records each new or rewritten computed field gives a new value, with examples."""
+    from app.record.computed import changed_fields, count_changes
+
+    tables = dict(declared_metadata(spec).tables)
+    lines = []
+    for c in changed_fields(previous, spec):
+        label = f"{c.entity}.{c.field.name}"
+        have = {col["name"] for col in sa.inspect(conn).get_columns(c.entity)} if sa.inspect(conn).has_table(c.entity) else set()
+        try:
+            with conn.begin_nested():
+                n, examples = count_changes(conn, spec, tables, c.entity, c, exists=c.field.column in have)
+        except sa.exc.DBAPIError:
+            lines.append(PlanLine("computed", f"公式 {label}:用到升级后才有的字段,升级时计算",
+                                  f"formula {label}: reads fields that exist after the upgrade; computed by it"))
+            continue
+        shown = ", ".join(f"#{i}: {old} → {new}" for i, old, new in examples) + (" …" if n > len(examples) else "")
+        lines.append(PlanLine("computed", f"公式 {label}({c.field.formula}):升级时计算,{n} 条记录的值改变" + (f" ({shown})" if n else ""),
+                              f"formula {label} ({c.field.formula}): filled by the upgrade, {n} record(s) change"
+                              + (f" ({shown})" if n else ""), n, examples=[{"id": i, "from": str(old), "to": str(new)}
+                                                                           for i, old, new in examples]))
     return lines
 
 

@@ -186,8 +186,10 @@ def impact(conn: sa.Connection, spec: Spec, entity: Entity, graded: Graded, tabl
 
 
 def regrade(conn: sa.Connection, spec: Spec, entity: Entity, tables: dict[str, sa.Table],
-            now: dt.datetime | None = None) -> dict[str, Counter[tuple[Any, Any]]]:
-    """Recompute every graded field of ``entity`` for all rows; returns (old, new) → rows per field.
+            now: dt.datetime | None = None, ids: list[int] | None = None,
+            fields: set[str] | None = None) -> dict[str, Counter[tuple[Any, Any]]]:
+    """Recompute every graded field of ``entity`` (or those in ``fields``) for all rows (or rows
+    ``ids``: the parents whose roll-ups a save moved); returns (old, new) → rows per field.
 
     Per graded field one ``INSERT … SELECT`` writes the history of the rows that change; then one
     ``UPDATE … SET field = CASE …`` per entity touches only the rows whose grade changes.
@@ -199,19 +201,23 @@ def regrade(conn: sa.Connection, spec: Spec, entity: Entity, tables: dict[str, s
     values: dict[str, Any] = {}
     changed: list[Any] = []
     batch = f"regrade {uuid.uuid4().hex[:12]}"  # marks this run's history rows
+    scope = table.c.id.in_(ids) if ids is not None else sa.true()
     for graded in graded_fields(spec, entity):
+        if fields is not None and graded.field not in fields:
+            continue
         try:
             new = case_expression(spec, entity, graded, tables, now, conn.dialect.name)
         except NotCompilable:
-            result[graded.field] = _regrade_python(conn, spec, entity, graded, tables, now)
+            if ids is None:  # some rows' grades: the rule SQL cannot ask waits for their next save or the nightly run
+                result[graded.field] = _regrade_python(conn, spec, entity, graded, tables, now)
             continue
         column = table.c[graded.field]
-        before = Counter({r[0]: int(r[1]) for r in conn.execute(sa.select(column, sa.func.count()).group_by(column))})
+        before = Counter({r[0]: int(r[1]) for r in conn.execute(sa.select(column, sa.func.count()).where(scope).group_by(column))})
         last_id = conn.execute(sa.select(sa.func.max(history.c.id))).scalar() or 0
         conn.execute(history.insert().from_select(
             ["entity", "record_id", "field", "old_value", "new_value", "rule", "changed_on"],
             sa.select(sa.literal(entity.name), table.c.id, sa.literal(graded.field), column, new, sa.literal(batch),
-                      sa.literal(now, sa.DateTime)).where(column.is_distinct_from(new)),
+                      sa.literal(now, sa.DateTime)).where(scope, column.is_distinct_from(new)),
         ))
         h = history.c
         # this run's rows are the ids after last_id: a primary-key range, however long the history grows
@@ -231,7 +237,7 @@ def regrade(conn: sa.Connection, spec: Spec, entity: Entity, tables: dict[str, s
             values[graded.reason_field] = reason_expression(graded, spec, entity, tables, now, conn.dialect.name)
             changed.append(table.c[graded.reason_field].is_distinct_from(values[graded.reason_field]))
     if values:
-        conn.execute(sa.update(table).where(sa.or_(*changed)).values(values))
+        conn.execute(sa.update(table).where(scope, sa.or_(*changed)).values(values))
     return result
 
 

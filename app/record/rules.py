@@ -23,6 +23,7 @@ from app.record import numbering
 from app.record.convert import convert, same_value
 from app.record.grading import grade_change_row, grade_record
 from app.record.models import CrmRecord, acting_user
+from app.record.recompute import fill_formulas, install_recompute
 from app.record.tables import GradeChange
 from app.spec.expr import Expr, names_in, parse, record_lookup
 from app.spec.model import Entity, Field, Spec
@@ -134,6 +135,7 @@ def install_rules(spec: Spec) -> None:
     if not event.contains(Session, "before_flush", _before_flush):
         event.listen(Session, "before_flush", _before_flush)
         event.listen(Session, "after_flush", _after_flush)
+    install_recompute(spec)
 
 
 def _changed(obj: Any, name: str) -> bool:
@@ -184,6 +186,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                     label = (entity.field(state).label if entity.field(state) else state)  # type: ignore[union-attr]
                     errors.setdefault(state, []).append(msg("%(label)s只能通过流程按钮修改", label=label, state=state))
         _fill_from_links(obj, entity, rules)
+        fill_formulas(obj, spec)
         for f in entity.fields:
             if f.type == "link" and (is_new or _changed(obj, f.column) or _changed(obj, f.name)):
                 related = getattr(obj, f.name, None)
@@ -246,6 +249,43 @@ def default_value(f: Field, now: dt.datetime) -> Any:
     return convert(f.default, f.type)
 
 
+def computed_default(spec: Spec, f: Field, lookup: Callable[[str], Any], now: dt.datetime) -> Any:
+    """A default written as an expression of the record's other fields (``received_on + 30 days``,
+    ``working_days(received_on, 3)``) worked out for a new record; None while its inputs are blank."""
+    try:
+        value = parse(f.default_formula).evaluate(lookup, now, spec.calendar)
+    except (TypeError, ValueError, ArithmeticError, OverflowError):
+        return None
+    if value is None:
+        return None
+    if f.type == "date" and isinstance(value, dt.datetime):
+        return value.date()
+    if f.type == "datetime" and not isinstance(value, dt.datetime) and isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if f.type == "integer" and isinstance(value, int | float):
+        return int(round(value))
+    return value
+
+
+def fill_computed_defaults(spec: Spec, entity: Entity, get: Callable[[str], Any], put: Callable[[Field, Any], None],
+                           now: dt.datetime) -> None:
+    """Fill every blank field whose default is an expression, as often as one feeds another."""
+    todo = [f for f in entity.fields if f.default_formula]
+    for _ in range(len(todo)):
+        progressed = False
+        for f in list(todo):
+            if get(f.name) not in (None, ""):
+                todo.remove(f)
+                continue
+            value = computed_default(spec, f, get, now)
+            if value is not None:
+                put(f, value)
+                todo.remove(f)
+                progressed = True
+        if not progressed:
+            return
+
+
 def _fill_defaults(obj: Any, entity: Entity) -> None:
     """The workbook's defaults of the fields a new record was given no value for, set now rather
     than by the INSERT: the rules and the grading about to run must see them (an API client that
@@ -260,6 +300,9 @@ def _fill_defaults(obj: Any, entity: Entity) -> None:
         value = default_value(f, now)
         if value is not None:
             setattr(obj, f.column, value)
+    spec = _REGISTRY[entity.name][0] if entity.name in _REGISTRY else None
+    if spec is not None:
+        fill_computed_defaults(spec, entity, record_lookup(obj), lambda f, value: setattr(obj, f.column, value), now)
 
 
 def _after_flush(session: Session, _ctx: Any) -> None:

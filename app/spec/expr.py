@@ -15,7 +15,7 @@ import threading
 import tokenize
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .workcal import WorkCalendar
@@ -34,7 +34,21 @@ FUNCTIONS: dict[str, int | None] = {  # name → number of arguments (None: any 
     "is_blank": 1,
     "working_hours": 2,
     "changed": 1,
+    # for formulas and computed defaults (fields.formula, fields.default), usable in conditions too
+    "if_": 3,  # written if(condition, then, otherwise): ``if`` is a Python keyword, so read as if_
+    "round": None,
+    "concat": None,
+    "days": 1,
+    "year": 1,
+    "month": 1,
+    "working_days": 2,
+    # roll-ups over the records that link here (formulas only): count(child [where …]),
+    # sum/avg/min/max(child.field [where …]); min/max of plain values stay the functions above
+    "count": None,
+    "sum": None,
+    "avg": None,
 }
+AGGREGATES = ("count", "sum", "avg", "min", "max")
 SAVE_ONLY = ("changed",)  # about the save being made: validations only, never a stored record's SQL
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
@@ -129,7 +143,7 @@ def parse(source: str) -> Expr:
         raise ExprError("empty")
     if len(text) > MAX_LENGTH:
         raise ExprError(f"longer than {MAX_LENGTH} characters")
-    text = _normalise(text)
+    text = _sugar(_normalise(text))
     try:
         with AST_LOCK:
             tree = ast.parse(text, mode="eval")
@@ -188,6 +202,43 @@ def _normalise(text: str) -> str:
             ch, quote = quote, ""
         out.append(ch)
     return "".join(out)
+
+
+_DAY_WORDS = ("day", "days", "天")
+
+
+def _sugar(text: str) -> str:
+    """The two spellings of formulas that are not Python: ``count(call where status == 'closed')``
+    (``where`` inside a call separates the records from their condition: becomes ``,``) and
+    ``received_on + 30 days`` (a number of days: becomes ``days(30)``). Text in quotes is kept."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return text  # the parser says what is wrong
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def offset(pos: tuple[int, int]) -> int:
+        return starts[pos[0] - 1] + pos[1]
+
+    edits: list[tuple[int, int, str]] = []
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif tok.type == tokenize.NAME and tok.string == "where" and depth > 0:
+            edits.append((offset(tok.start), offset(tok.end), ","))
+        elif tok.type == tokenize.NAME and tok.string == "if" and i + 1 < len(tokens) and tokens[i + 1].string == "(":
+            edits.append((offset(tok.start), offset(tok.end), "if_"))
+        elif tok.type == tokenize.NUMBER and i + 1 < len(tokens) and tokens[i + 1].type == tokenize.NAME \
+                and tokens[i + 1].string in _DAY_WORDS:
+            edits.append((offset(tok.start), offset(tokens[i + 1].end), f"days({tok.string})"))
+    for start, end, new in reversed(edits):
+        text = text[:start] + new + text[end:]
+    return text
 
 
 def _lone_equals(text: str) -> bool:
@@ -251,14 +302,16 @@ def _check(node: ast.AST, names: list[str], depth: int) -> None:
         if not isinstance(node.func, ast.Name):
             raise ExprError("method calls such as x.f() are not allowed")
         if node.func.id not in FUNCTIONS:
-            raise ExprError(f"unknown function {node.func.id}; allowed: {', '.join(FUNCTIONS)}")
+            raise ExprError(f"unknown function {node.func.id}; allowed: {', '.join(FUNCTIONS).replace('if_', 'if')}")
         if node.keywords:
             raise ExprError("functions take no keyword arguments")
         arity = FUNCTIONS[node.func.id]
         if arity is not None and len(node.args) != arity:
-            raise ExprError(f"{node.func.id} takes {arity} argument(s)")
+            raise ExprError(f"{node.func.id.rstrip('_')} takes {arity} argument(s)")
         if arity is None and not node.args:
             raise ExprError(f"{node.func.id} needs arguments")
+        if node.func.id == "round" and len(node.args) > 2:
+            raise ExprError("round takes a number and optionally how many decimals: round(x, 2)")
         if node.func.id == "changed" and not (isinstance(node.args[0], ast.Name) and node.args[0].id not in ("True", "False", "None")):
             raise ExprError("changed() takes a field of the record itself, such as changed(visit_at)")
         for a in node.args:
@@ -380,6 +433,8 @@ class _Evaluator:
             if node.func.id == "changed":  # about the field itself, not its value
                 assert isinstance(node.args[0], ast.Name)
                 return self.changed is not None and bool(self.changed(node.args[0].id))
+            if node.func.id == "if_":  # only the branch taken is worked out
+                return self.visit(node.args[1] if self.visit(node.args[0]) else node.args[2])
             args = [self.visit(a) for a in node.args]
             return self.call(node.func.id, args)
         raise ExprError(type(node).__name__)  # unreachable after _check
@@ -409,6 +464,27 @@ class _Evaluator:
             return None if args[0] is None else str(args[0]).lower()
         if name == "is_blank":
             return args[0] is None or args[0] == ""
+        if name == "round":
+            if args[0] is None:
+                return None
+            places = int(args[1]) if len(args) > 1 and args[1] is not None else 0
+            # half away from zero, as SQL's round() (Python's round() goes to the even neighbour)
+            return float(Decimal(str(args[0])).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+        if name == "concat":
+            return "".join("" if a is None else str(a) for a in args)
+        if name == "days":
+            return None if args[0] is None else dt.timedelta(days=args[0])
+        if name in ("year", "month"):
+            d = _as_date(args[0])
+            return None if d is None else (d.year if name == "year" else d.month)
+        if name == "working_days":
+            start = as_datetime(args[0])
+            if start is None or args[1] is None:
+                return None
+            moved = self.calendar.add_working_days(start, int(args[1]))
+            return moved.date() if not isinstance(args[0], dt.datetime) else moved
+        if name in ("count", "sum", "avg"):
+            raise ExprError(f"{name}(…) is worked out by the database, over the records that link here")
         if name == "working_hours":
             start, end = as_datetime(args[0]), as_datetime(args[1])
             if start is None or end is None:

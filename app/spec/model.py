@@ -76,6 +76,8 @@ class Field:
     encrypted: bool = False
     previous_name: str = ""
     ref: str = ""  # where it was declared, for later messages
+    formula: str = ""  # a computed field's formula (fields.formula): stored, read-only, kept by the system
+    default_formula: str = ""  # a default that is an expression of the other fields (``received_on + 30 days``)
 
     @property
     def column(self) -> str:
@@ -337,7 +339,8 @@ class Spec:
         return typing.cast(_T, kept[key])
 
     def to_json(self) -> str:
-        return self.derived("json", lambda s: json.dumps(dataclasses.asdict(s), ensure_ascii=False, indent=1, sort_keys=True))
+        return self.derived("json", lambda s: json.dumps(dataclasses.asdict(s, dict_factory=_lean), ensure_ascii=False, indent=1,
+                                                         sort_keys=True))
 
     @classmethod
     def from_json(cls, text: str) -> Spec:
@@ -352,6 +355,15 @@ class Spec:
         else:
             _READ.move_to_end(key)
         return spec
+
+
+# attributes added later that the JSON leaves out while blank: a workbook that does not use them keeps
+# the JSON (and the generated spec) it had; reading fills them in with their defaults
+_LEAN_KEYS = ("formula", "default_formula")
+
+
+def _lean(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: v for k, v in pairs if not (k in _LEAN_KEYS and v == "")}
 
 
 _READ: OrderedDict[bytes, Spec] = OrderedDict()

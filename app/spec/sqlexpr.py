@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .expr import Expr
+from .formula import rollup_of
 from .model import Entity, Spec
 
 
@@ -34,6 +35,9 @@ class _Compiler:
         if isinstance(node, ast.Name | ast.Attribute):
             return self.path(_dotted(node))
         if isinstance(node, ast.BinOp):
+            moved = self._date_shift(node)
+            if moved is not None:
+                return moved
             left, right = self.value(node.left), self.value(node.right)
             if isinstance(node.op, ast.Add):
                 return left + right
@@ -49,6 +53,9 @@ class _Compiler:
             v = self.value(node.operand)
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.Call):
+            rollup = rollup_of(self.spec, self.entity, node)
+            if rollup is not None:
+                return self._rollup(rollup)
             return self.call(node.func.id, node.args)  # type: ignore[attr-defined]  # parse() allows plain names only
         if isinstance(node, ast.BoolOp | ast.Compare | ast.UnaryOp):
             return sa.case((self.test(node), sa.true()), else_=sa.false())
@@ -103,10 +110,68 @@ class _Compiler:
             fn: dict[str, Any] = ({"min": sa.func.min, "max": sa.func.max} if self.dialect == "sqlite"
                                   else {"min": sa.func.least, "max": sa.func.greatest})
             return fn[name](*values)
+        if name == "if_":
+            return sa.case((self.test(args[0]), self.value(args[1])), else_=self.value(args[2]))
+        if name == "round":
+            places = self.value(args[1]) if len(args) > 1 else sa.literal(0)
+            return sa.func.round(sa.cast(self.value(args[0]), sa.Numeric(18, 4)), places)
+        if name == "concat":
+            parts = [sa.func.coalesce(sa.cast(self.value(a), sa.String), "") for a in args]
+            joined: Any = parts[0]
+            for p in parts[1:]:
+                joined = joined.op("||")(p)
+            return sa.type_coerce(joined, sa.String)
+        if name in ("year", "month"):
+            return sa.cast(sa.extract(name, self.value(args[0])), sa.Integer)
         if name == "is_blank":
             v = self.value(args[0])
             return sa.case((sa.or_(v.is_(None), sa.cast(v, sa.String) == ""), sa.true()), else_=sa.false())
         raise NotCompilable(name)
+
+    # -- formulas: dates moved by days, roll-ups over the records that link here ----------------
+    def _date_shift(self, node: ast.BinOp) -> Any:
+        """``d + days(n)``, ``days(n) + d``, ``d - days(n)`` as the dialect's date arithmetic."""
+        if not isinstance(node.op, ast.Add | ast.Sub):
+            return None
+        left, right = node.left, node.right
+        if _is_call(left, "days") and isinstance(node.op, ast.Add):
+            left, right = right, left
+        if not _is_call(right, "days"):
+            return None
+        assert isinstance(right, ast.Call)
+        n: Any = sa.cast(self.value(right.args[0]), sa.Integer)
+        if isinstance(node.op, ast.Sub):
+            n = -n
+        base = self.value(left)
+        is_datetime = self._is_datetime(left)
+        if self.dialect == "sqlite":
+            shift = sa.cast(n, sa.String).concat(" days")
+            return sa.func.datetime(base, shift) if is_datetime else sa.type_coerce(sa.func.date(base, shift), sa.Date)
+        if is_datetime:
+            return base + sa.func.make_interval(0, 0, 0, n)
+        return sa.type_coerce(sa.cast(base, sa.Date) + n, sa.Date)
+
+    def _is_datetime(self, node: ast.AST) -> bool:
+        if _is_call(node, "now"):
+            return True
+        if isinstance(node, ast.Name | ast.Attribute):
+            f = self._field(_dotted(node))
+            return f is not None and f.type == "datetime" or _dotted(node) in ("created_on", "changed_on")
+        return False
+
+    def _rollup(self, r: Any) -> Any:
+        child = self.spec.entity(r.child)
+        assert child is not None
+        link = child.field(r.link)
+        assert link is not None
+        rows = self.tables[r.child].alias()
+        inner = _Compiler(self.spec, child, rows, self.tables, self.now, self.dialect)  # type: ignore[arg-type]  # an alias serves as its table
+        measure = sa.func.count() if r.func == "count" else getattr(sa.func, r.func)(rows.c[child.field(r.field).column])  # type: ignore[union-attr]
+        query = sa.select(measure).where(rows.c[link.column] == self.table.c.id)
+        if r.condition is not None:
+            query = query.where(inner.test(r.condition))
+        value = query.scalar_subquery()
+        return sa.func.coalesce(value, 0) if r.func in ("count", "sum") else value
 
     # -- truth --------------------------------------------------------------------------------
     def test(self, node: ast.AST) -> Any:
@@ -214,6 +279,10 @@ class _Compiler:
         return f
 
 
+def _is_call(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
 def _is_days_call(node: ast.AST) -> bool:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("days_since", "days_until")
             and len(node.args) == 1)
@@ -243,6 +312,12 @@ def compile_condition(expr: Expr, spec: Spec, entity: Entity, table: sa.Table, t
                       now: dt.datetime, dialect: str) -> Any:
     """The SQL truth of ``expr`` for rows of ``table`` (raises NotCompilable)."""
     return _Compiler(spec, entity, table, tables, now, dialect).test(expr.tree)
+
+
+def compile_value(expr: Expr, spec: Spec, entity: Entity, table: sa.Table, tables: dict[str, sa.Table],
+                  now: dt.datetime, dialect: str) -> Any:
+    """The SQL value of a formula for rows of ``table`` (raises NotCompilable)."""
+    return _Compiler(spec, entity, table, tables, now, dialect).value(expr.tree)
 
 
 def compile_path(spec: Spec, entity: Entity, table: sa.Table, tables: dict[str, sa.Table], dotted: str,

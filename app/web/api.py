@@ -319,6 +319,10 @@ class CrmModelRestApi(ModelRestApi):
         touched = self._touches_hidden() + ([k for k in body if k in locked] if locked and isinstance(body, dict) else [])
         if touched:
             return self.response_422(message={name: [msg("无权修改此字段")] for name in touched})
+        entity = _entity(self.entity)
+        computed = [k for k in body if (f := entity.field(k)) is not None and f.formula] if right and isinstance(body, dict) else []
+        if computed:  # kept by the system from its formula: said so, rather than "unknown field"
+            return self.response_422(message={name: [msg("由公式计算,不能填写")] for name in computed})
         try:
             answer = call()
             if answer.status_code in (200, 201) and answer.is_json and isinstance(data := answer.get_json(), dict) and "result" in data:

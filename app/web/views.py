@@ -38,6 +38,7 @@ from app.spec.model import Entity, Field, Spec
 from app.web import formcontext, linkfield, quicksearch, recordtabs, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
+from app.web.computeddefaults import form_settings
 from app.web.dbtuning import is_database_busy
 from app.web.export import _export, _import_fields, _required_columns, _xlsx
 from app.web.fields import (
@@ -823,7 +824,7 @@ class CrmModelView(ScopedActions, ModelView):
         if adding:
             absent += [n for n, field in form._fields.items() if isinstance(field, LockedField) and field.record_value in (None, "")]
         return {"exclude_cols": [*absent, *(line.name for line in lines)], "crm_fixed": lines,
-                "crm_cancel": back or url_for("UtilView.back")}
+                "crm_cancel": back or url_for("UtilView.back"), "crm_defaults": form_settings(e) if adding else None}
 
     def _get_add_widget(self, form: Any, exclude_cols: Any = None, widgets: Any = None) -> Any:
         widgets = widgets or {}

@@ -22,6 +22,7 @@ from .choices import build_choices, build_grading
 from .conditions import build_validations
 from .context import Context, resolve_path
 from .entities import build_entities, check_readonly_required
+from .formulas import check_formulas
 from .headers import map_sheets, workbook_language
 from .messaging import build_schedules, build_surveys, build_templates
 from .screens import build_forms, build_reports
@@ -65,6 +66,7 @@ def _build(v: Context) -> Spec:
         settings=settings,
     )
     check_readonly_required(v, entities, spec.grading)
+    check_formulas(v, spec)
     templates, template_cells = build_templates(v)
     schedules = build_schedules(v, emap, role_names, {t.name: t for t in templates}, template_cells)
     return dataclasses.replace(spec, templates=tuple(templates), schedules=tuple(schedules))

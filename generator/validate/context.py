@@ -28,6 +28,7 @@ class Context:
         self.r = Reader(p)
         self.skipped = unreadable(sheets, p)
         self.choice_lists: dict[str, tuple[Choice, ...]] = {}  # the choices sheet's, once it is read
+        self.formula_cells: dict[tuple[str, str], Cell] = {}  # (entity, field) → its formula's or computed default's cell
 
     def rows(self, sheet: str) -> list[tuple[dict[str, Cell], Any]]:
         if sheet in self.skipped:

@@ -3,12 +3,15 @@ entity its type needs, min/max/pattern, and a default that passes its own field'
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import math
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.spec.expr import ExprError
+from app.spec.expr import parse as expr_parse
 from app.spec.model import EMAIL_PATTERN, FIELD_TYPES, NUMERIC_TYPES, PHONE_PATTERN, TEXT_TYPES, Choice, Entity, Field
 
 from ..problems import did_you_mean, hint, msg
@@ -105,7 +108,23 @@ def build_field(v: Context, ent: str, c: Any, heads: dict[str, Any], choices: di
         for key, zh, en in (("unique", "唯一", "unique"), ("search", "可搜索", "searchable"), ("filter", "可筛选", "a filter")):
             if v.r.boolean(c(key)):
                 v.p.add(c(key).ref, msg("encrypted_use", what=zh, what_en=en), context=ctx)
-    default = field_default(v, c("default"), ftype, choices.get(list_name, ()), ctx, list_name)
+    formula = c("formula").text.strip()
+    default_formula = ""
+    if formula:
+        v.formula_cells[(ent, name)] = c("formula")
+        for key, code in (("default", "formula_default"), ("required", "formula_required")):
+            if not c(key).blank and (key == "default" or v.r.boolean(c(key))):
+                v.p.add(c(key).ref, msg(code, value=name), hint("formula_alone"), ctx)
+        if encrypted:
+            v.p.add(c("formula").ref, msg("formula_encrypted", value=name), hint("formula_alone"), ctx)
+        if ftype in ("link", "user", "file"):
+            v.p.add(c("formula").ref, msg("formula_type", type=ftype), hint("formula_types"), ctx)
+        default = None
+    elif computed_default(c("default"), ftype):
+        default, default_formula = None, c("default").text.strip()
+        v.formula_cells[(ent, name)] = c("default")
+    else:
+        default = field_default(v, c("default"), ftype, choices.get(list_name, ()), ctx, list_name)
     if default is not None:
         check_default(v, c("default"), ftype, default, lo, hi, pattern, ctx)
     prev = c("previous_name").text
@@ -128,11 +147,41 @@ def build_field(v: Context, ent: str, c: Any, heads: dict[str, Any], choices: di
         list=v.r.boolean(c("list")),
         search=v.r.boolean(c("search")),
         filter=v.r.boolean(c("filter")),
-        readonly=v.r.boolean(c("readonly")),
+        readonly=v.r.boolean(c("readonly")) or bool(formula),  # a computed field is kept by the system alone
         encrypted=encrypted,
         previous_name=prev,
         ref=c("name").ref,
+        formula=formula,
+        default_formula=default_formula,
     )
+
+
+COMPUTABLE_DEFAULTS = ("date", "datetime", "integer", "decimal", "money")
+
+
+def computed_default(cell: Cell, ftype: str) -> bool:
+    """Whether a default cell holds an expression of the other fields (``received_on + 30 days``)
+    rather than a value: a date or number field's default that is not a date or number, nor
+    today/now, but reads a field or calls a function."""
+    if cell.blank or ftype not in COMPUTABLE_DEFAULTS or isinstance(cell.value, int | float | dt.date):
+        return False
+    text = cell.text.strip()
+    if text.lower() in ("today", "now", "今天", "现在"):
+        return False
+    try:
+        if ftype in ("date", "datetime"):
+            dt.datetime.fromisoformat(text)
+        else:
+            Decimal(text.replace(",", ""))
+        return False
+    except (ValueError, InvalidOperation):
+        pass
+    try:
+        parsed = expr_parse(text)
+    except ExprError:
+        return False
+    # a bare word (``many``) is a wrong value, not an expression: an expression computes something
+    return bool(parsed.functions) or not isinstance(parsed.tree, ast.Name | ast.Constant)
 
 
 def field_default(v: Context, cell: Cell, ftype: str, options: tuple[Choice, ...], ctx: str, list_name: str) -> Any:
