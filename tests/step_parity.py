@@ -144,7 +144,8 @@ def check_every_step(app: Any, page_client: Any, headers: dict[str, str], routes
         key = f"{t.state_field}:{t.source}:{t.target}"
         table = crm.generated.models.MODELS[t.entity].__table__
         with app.app_context():
-            pk = crm.db.session.execute(sa.select(sa.func.min(table.c.id))).scalar_one()
+            # the newest: the caller's own demo rows, not what other modules on the shared app left behind
+            pk = crm.db.session.execute(sa.select(sa.func.max(table.c.id))).scalar_one()
             crm.db.session.rollback()
         version = put_in_state(app, t.entity, pk, t.state_field, t.source)
         paths = Paths(app, page_client, headers, routes[t.entity], t.entity, pk)
