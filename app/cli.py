@@ -564,6 +564,20 @@ def demo_data(customers: int, related: int | None, seed: int) -> None:
     for entity, n in counts.items():
         click.echo(f"{entity}: {n}")
     click.echo(f"{sum(counts.values())} rows in {time.perf_counter() - started:.1f} s")
+    _print_demo_logins(app)
+
+
+def _print_demo_logins(app: Any) -> None:
+    """Each demo login with its role and department, and the password they share."""
+    from app.ops.demo import DEMO_PASSWORD, demo_logins
+
+    with app.app_context():
+        logins = demo_logins(app)
+    click.echo(msg("示例登录,密码均为 %(password)s", password=DEMO_PASSWORD))
+    width = max((len(login.username) for login in logins), default=0)
+    for login in logins:
+        role = f"{login.role} ({login.label})" if login.label and login.label != login.role else login.role
+        click.echo(f"  {login.username.ljust(width)}  {role} · {login.department}")
 
 
 _register_schedule(main)  # crm tick, crm worker
