@@ -48,6 +48,7 @@ class _Maker:
         self.ids: dict[str, list[int]] = {}
         self._compiled: dict[str, list[tuple[str, str, Callable[[int], Any]]]] = {}
         self._dates: dict[str, RowDates] = {}
+        self._seen: dict[tuple[str, str], set[str]] = {}  # texts a unique field holds (_fit)
         self._subjects: dict[str, tuple[Subjects, list[Field]]] = {}  # the subjects made from the row's own choices
         self.narrowed = {e.name: rules_for(spec, e).narrowed for e in spec.entities}  # link → its tie
         # (entity, link column) → {record id: the id it links to} and back, for the links narrowed
@@ -210,8 +211,21 @@ class _Maker:
             text = lambda i: company(rng)  # noqa: E731 - the main entity's records are the office's counterparts
         if text is None:
             text = lambda i: rng.choice(TOPICS)  # noqa: E731
-        made, seen = text, set[str]()
+        made, seen = text, self._seen.setdefault((e.name, f.name), set()) if f.unique else None
         return lambda i: _fit(f, made(i), i, seen)
+
+    def remember(self, conn: Any, e: Entity, table: Any, stored: int) -> None:
+        """The values ``e``'s unique text fields hold already, so a new row takes another (numbered
+        when its text is taken); beyond what is remembered, every new one is numbered."""
+        self.makers(e)
+        for f in e.fields:
+            seen = self._seen.get((e.name, f.name))
+            if seen is None or not stored:
+                continue
+            if stored >= UNIQUE_REMEMBERED:
+                seen.update(f"#{n}" for n in range(UNIQUE_REMEMBERED))  # full: numbered from now on
+            else:
+                seen.update(v for v in conn.execute(select(table.c[f.column])).scalars() if v is not None)
 
 
 def _fit(f: Field, text: str, i: int, seen: set[str] | None = None) -> str:
@@ -355,6 +369,7 @@ def make_demo_data(app: Any, main_rows: int, seed: int = 1, now: dt.datetime | N
             conn = session.connection()
             start = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             codes = numbering.allocate(conn, e.name, e.numbering, now, n) if e.numbering else None
+            maker.remember(conn, e, table, start)
             rows = _Rows(maker, e, rules_for(spec, e), start, codes)
             with bulk.loading(conn, table, n), ThreadPoolExecutor(max_workers=1) as loader:
                 pending = None  # the previous chunk is loaded while the next one is made (PostgreSQL works meanwhile)
