@@ -71,12 +71,17 @@ def test_demo_rows_of_the_shipped_workbook_read_like_an_office(demo_app: Any) ->
 
 def test_due_dates_follow_what_they_are_due_from(demo_app: Any) -> None:
     """The pairs an office checks first: a complaint's deadline from its receipt, the minutes'
-    due date from the meeting, a contract's end from its start, a follow-up's done date only when done."""
+    due date from the meeting, a contract's end from its start; a date a state stands for (a
+    follow-up's done date, a complaint's closing time) only in that state."""
     models = demo_app.extensions["crm"].generated.models.MODELS
     session = demo_app.extensions["crm"].db.session
     complaints = session.query(models["complaint"]).all()
     assert complaints and all(c.deadline >= c.received_at.date() for c in complaints)
     assert all(c.received_at <= NOW and (c.closed_at is None or c.received_at <= c.closed_at <= NOW) for c in complaints)
+    assert all(c.closed_at is None for c in complaints if c.status != "closed"), "closed only once closed"
+    calls = session.query(models["service_call"]).all()
+    assert all(c.dispatched_at is None for c in calls if c.status == "registered"), "dispatched only once dispatched"
+    assert all(c.closed_at for c in calls if c.status == "closed")
     minutes = session.query(models["meeting_minutes"]).all()
     assert all(m.due_date is None or m.due_date >= m.meeting_date for m in minutes)
     contracts = session.query(models["maintenance_contract"]).all()

@@ -137,7 +137,7 @@ class _Maker:
 
     def dates(self, e: Entity, rules: EntityRules) -> RowDates:
         if e.name not in self._dates:
-            self._dates[e.name] = RowDates(e, rules, self.rng, self.now)
+            self._dates[e.name] = RowDates(self.spec, e, rules, self.rng, self.now)
         return self._dates[e.name]
 
     def compose(self, e: Entity, row: dict[str, Any], key: Callable[[Field], str]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.record.rules import EntityRules
-from app.spec.model import Entity, Field
+from app.spec.model import Entity, Field, Spec
 
 # words of a moment that has happened, whatever else its label says (到期通知寄出日期: the notice was sent)
 PAST_HINTS = ("寄出", "发出", "完成", "受理", "签订", "结案", "最近", "上次", "首次", "创建", "告知", "sent_", "done", "received",
@@ -81,11 +81,14 @@ def orderings(e: Entity, rules: EntityRules) -> dict[str, set[str]]:
     return after
 
 
-def evidence(e: Entity, rules: EntityRules) -> dict[str, tuple[str, Any]]:
-    """Date field → (field, value) the row must hold for the date to be there, from rules that
-    say "in that state, this date": ``status != 'done' or done_on`` (kept when done) and
+Evidence = dict[str, tuple[str, frozenset[Any] | None]]  # date → (field, the values it goes with; None: a false flag)
+
+
+def evidence(e: Entity, rules: EntityRules) -> Evidence:
+    """Date field → the state the row must be in for the date to be there, from rules that say
+    "in that state, this date": ``status != 'done' or done_on`` (kept when done) and
     ``active or left_on`` (kept when not active). A planned task has no done date yet."""
-    out: dict[str, tuple[str, Any]] = {}
+    out: Evidence = {}
     for expr, _message, _target in rules.validations:
         tree = expr.tree
         if not (isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or) and len(tree.values) == 2):
@@ -96,10 +99,48 @@ def evidence(e: Entity, rules: EntityRules) -> dict[str, tuple[str, Any]]:
             continue
         if (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.NotEq)
                 and isinstance(test.left, ast.Name) and isinstance(test.comparators[0], ast.Constant)):
-            out[f.name] = (test.left.id, test.comparators[0].value)
+            out[f.name] = (test.left.id, frozenset([test.comparators[0].value]))
         elif isinstance(test, ast.Name) and (flag := e.field(test.id)) is not None and flag.type == "boolean":
-            out[f.name] = (flag.name, False)
+            out[f.name] = (flag.name, None)
     return out
+
+
+def reached(spec: Spec, e: Entity, rules: EntityRules) -> Evidence:
+    """Date field → the workflow states in which it has happened: a moment named like a state
+    (``closed_at`` and 已结案 ``closed``, 派工时间 and 已派工) is there from that state on, along
+    the workflow's transitions, not counting steps back (a call still registered has no dispatch
+    time, a complaint under investigation no closing time)."""
+    out: Evidence = {}
+    for state_field in rules.state_fields:
+        f = e.field(state_field)
+        options = spec.choices.get(f.choices, ()) if f is not None else ()
+        steps: dict[Any, set[Any]] = {}
+        for t in spec.workflows:
+            if t.entity == e.name and t.state_field == state_field:
+                steps.setdefault(t.source, set()).add(t.target)
+        for g in e.fields:
+            if g.type not in ("date", "datetime") or g.required or kind(g) != "past":
+                continue
+            words = set(g.name.split("_")) - {"at", "on", "date", "time"}
+            stem = g.label.removesuffix("时间").removesuffix("日期")
+            state = next((c.value for c in options if c.value in words or (len(stem) >= 2 and stem in c.label)), None)
+            if state is not None:
+                depth = _depths(steps, rules.state_fields[state_field])
+                later = {s for s, d in _depths(steps, state).items() if depth.get(s, 0) >= depth.get(state, 0)}
+                out[g.name] = (state_field, frozenset(later))  # not the states a step back returns to (reopened)
+    return out
+
+
+def _depths(steps: dict[Any, set[Any]], first: Any) -> dict[Any, int]:
+    """State → the fewest steps it takes from ``first`` (the states reachable from it)."""
+    depth, todo = {first: 0}, [first]
+    while todo:
+        state = todo.pop(0)
+        for nxt in steps.get(state, ()):
+            if nxt not in depth:
+                depth[nxt] = depth[state] + 1
+                todo.append(nxt)
+    return depth
 
 
 def _sorted(fields: list[Field], after: dict[str, set[str]]) -> list[Field]:
@@ -124,14 +165,14 @@ def _sorted(fields: list[Field], after: dict[str, set[str]]) -> list[Field]:
 class RowDates:
     """Draws the dates of one entity's rows (see the module's docstring)."""
 
-    def __init__(self, e: Entity, rules: EntityRules, rng: random.Random, now: dt.datetime):
+    def __init__(self, spec: Spec, e: Entity, rules: EntityRules, rng: random.Random, now: dt.datetime):
         self.rng, self.now = rng, now
         moments = [f for f in e.fields if f.type in ("date", "datetime")]
         self.after = orderings(e, rules)
         self.fields = _sorted(moments, self.after)
         self.kinds = {f.name: kind(f) for f in moments}
         self.spans = {f.name: _ahead_span(f) for f in moments}
-        self.evidence = evidence(e, rules)
+        self.evidence = {**reached(spec, e, rules), **evidence(e, rules)}
         # a record's past moments follow one another in the sheet's order (reported → dispatched →
         # closed → returned; met → minutes sent), hours apart for times, days for dates
         self.chain = [f.name for f in moments if self.kinds[f.name] == "past"]
@@ -160,8 +201,8 @@ class RowDates:
               required: bool) -> dt.datetime | dt.date | None:
         rng, k = self.rng, self.kinds[f.name]
         if f.name in self.evidence:
-            held_by, state = self.evidence[f.name]
-            if not (not values.get(held_by) if state is False else values.get(held_by) == state):
+            held_by, states = self.evidence[f.name]
+            if not (not values.get(held_by) if states is None else values.get(held_by) in states):
                 return None  # the row is not in the state this date records
         if k == "birth":
             return dt.date(rng.randint(1960, 2000), rng.randint(1, 12), rng.randint(1, 28))
@@ -172,8 +213,8 @@ class RowDates:
             if f.type == "date" and lo > 0 and when.date() <= base.date():
                 when = base + dt.timedelta(days=lo)
             return when
-        if not required and rng.random() < 0.08:
-            return None  # not every past event is on record
+        if not required and f.name not in self.evidence and rng.random() < 0.08:
+            return None  # not every past event is on record (but the one a state stands for is)
         room = max(0.0, (self.now - max(base, previous)).total_seconds() / 86400)
         if any(h in _words(f) for h in RECENT_HINTS):
             when = max(base, previous) + dt.timedelta(days=room * rng.uniform(0.6, 1.0))
