@@ -561,8 +561,10 @@ def demo_data(customers: int, related: int | None, seed: int) -> None:
     started = time.perf_counter()
     with click.progressbar(length=total, label=msg("示例数据"), show_pos=True, show_eta=True) as bar:
         counts = make_demo_data(app, customers, seed=seed, related=related, progress=lambda _e, n: bar.update(n))
+    spec = app.extensions["crm"].spec
     for entity, n in counts.items():
-        click.echo(f"{entity}: {n}")
+        e = spec.entity(entity)
+        click.echo(f"{e.label if e is not None else entity} ({entity}): {n}")
     click.echo(f"{sum(counts.values())} rows in {time.perf_counter() - started:.1f} s")
     _print_demo_logins(app)
 

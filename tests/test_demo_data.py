@@ -80,7 +80,8 @@ def test_due_dates_follow_what_they_are_due_from(demo_app: Any) -> None:
     assert all(c.received_at <= NOW and (c.closed_at is None or c.received_at <= c.closed_at <= NOW) for c in complaints)
     assert all(c.closed_at is None for c in complaints if c.status != "closed"), "closed only once closed"
     calls = session.query(models["service_call"]).all()
-    assert all(c.dispatched_at is None for c in calls if c.status == "registered"), "dispatched only once dispatched"
+    assert all(c.dispatched_at is None and c.arrived_at is None for c in calls if c.status == "registered"), \
+        "dispatched (and arrived) only once dispatched"
     assert all(c.closed_at for c in calls if c.status == "closed")
     minutes = session.query(models["meeting_minutes"]).all()
     assert all(m.due_date is None or m.due_date >= m.meeting_date for m in minutes)
@@ -108,6 +109,8 @@ def test_subjects_and_numbers_read_like_work(demo_app: Any) -> None:
     calls = session.query(models["service_call"]).all()
     assert all(c.fee is None or 50 <= c.fee <= 10_000 for c in calls), sorted(c.fee for c in calls if c.fee)[-3:]
     assert all(c.labor_hours is None or c.labor_hours <= 8 for c in calls)
+    contracts = {c.name for c in session.query(models["maintenance_contract"]).all()}
+    assert contracts <= {f"{year}年度维保合同" for year in (NOW.year - 1, NOW.year)}, contracts
     names = [c.name for c in session.query(models["customer"]).all()]
     assert sum(bool(re.search(r"-\d+$", n)) for n in names) < len(names) // 10, "a firm's name is numbered only when taken"
 

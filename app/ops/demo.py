@@ -106,7 +106,7 @@ class _Maker:
     def makers(self, e: Entity) -> list[tuple[str, str, Callable[[int], Any]]]:
         """(field name, column, value maker) of every field of ``e``."""
         if e.name not in self._compiled:
-            self._subjects[e.name] = (Subjects(self.spec, e, set(rules_for(self.spec, e).state_fields), self.rng),
+            self._subjects[e.name] = (Subjects(self.spec, e, set(rules_for(self.spec, e).state_fields), self.rng, self.now.year),
                                       [f for f in e.fields if f.type == "string" and self._composed(e, f)])
             self._compiled[e.name] = [(f.name, f.column, self._field_maker(e, f)) for f in e.fields]
         return self._compiled[e.name]

@@ -186,10 +186,13 @@ class RowDates:
     def fill(self, values: dict[str, Any], start: dt.datetime, required: Callable[[str], bool]) -> None:
         """Set every date and datetime of ``values`` (by field name) from the row's ``start``."""
         previous = start  # the row's latest past moment so far
+        halted = False  # a moment its state has not reached yet: none after it has happened either
         for f in self.fields:
-            when = self._draw(f, values, start, previous, required(f.name))
+            when = None if halted and f.name in self.chain and not required(f.name) else \
+                self._draw(f, values, start, previous, required(f.name))
             if when is not None and f.name in self.chain:
                 previous = _moment(when)
+            halted = halted or (when is None and f.name in self.evidence and f.name in self.chain)
             if when is None:
                 values[f.name] = None
             elif f.type == "datetime":

@@ -118,8 +118,8 @@ def is_subject(e: Entity, f: Field) -> bool:
 class Subjects:
     """Subjects of one entity's rows from the row's choice labels (a follow-up by phone: 电话跟进)."""
 
-    def __init__(self, spec: Spec, e: Entity, state_fields: set[str], rng: random.Random):
-        self.rng, self.core = rng, label_core(e)
+    def __init__(self, spec: Spec, e: Entity, state_fields: set[str], rng: random.Random, year: int):
+        self.rng, self.core, self.year = rng, label_core(e), year
         graded = {r.field for r in spec.grading if r.entity == e.name}
         kinds = [f for f in e.fields if f.type == "choice" and f.name not in state_fields and f.name not in graded
                  and not f.readonly and not hinted(f, "status", "状态", "override", "人工", "area", "区")]
@@ -127,6 +127,8 @@ class Subjects:
         self.labels = {f.name: {c.value: c.label for c in spec.choices.get(f.choices, ())} for f in kinds}
 
     def make(self, f: Field, values: Callable[[str], Any]) -> str:
+        if hinted(f, "名称", "name"):  # a name, not a subject: 2026年度维保合同
+            return f"{self.year - self.rng.randint(0, 1)}年度{self.core}"
         choices = [self.labels[n].get(values(n)) for n in self.labels]
         choice = next((c for c in choices if c), "")
         forms = [form for form in SUBJECT_FORMS if choice or "{choice}" not in form]
