@@ -290,7 +290,7 @@ def up(host: str, port: int) -> None:
         signal.signal(signum, stop)
     # the worker with its beat: reminders, escalations, surveys, deliveries (embedded broker: one worker)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603 - our own command
-    click.echo(f"serving on http://{host}:{port}/ (worker pid {worker.pid}) — Ctrl+C to stop")
+    click.echo(f"serving on http://{host}:{port}/ (worker pid {worker.pid}) — Ctrl+C to stop; in production: crm serve")
     from werkzeug.serving import run_simple
 
     try:
