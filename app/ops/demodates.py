@@ -180,7 +180,7 @@ class RowDates:
     def start(self, recent: bool) -> dt.datetime:
         """A row's start: within the last two years, most rows in the last months (an office's
         records grow); within the last three weeks for a row still in its first state."""
-        days = self.rng.uniform(0, 21) if recent else min(720.0, self.rng.expovariate(1 / 200))
+        days = self.rng.uniform(0, 21) if recent else self.rng.expovariate(1 / 200) % 720
         return (self.now - dt.timedelta(days=days)).replace(second=0, microsecond=0)
 
     def fill(self, values: dict[str, Any], start: dt.datetime, required: Callable[[str], bool]) -> None:
@@ -188,8 +188,11 @@ class RowDates:
         previous = start  # the row's latest past moment so far
         halted = False  # a moment its state has not reached yet: none after it has happened either
         for f in self.fields:
-            when = None if halted and f.name in self.chain and not required(f.name) else \
-                self._draw(f, values, start, previous, required(f.name))
+            must = required(f.name)
+            if halted and f.name in self.chain and not must:
+                when = None
+            else:
+                when = self._draw(f, values, start, previous, must)
             if when is not None and f.name in self.chain:
                 previous = _moment(when)
             halted = halted or (when is None and f.name in self.evidence and f.name in self.chain)
