@@ -131,7 +131,7 @@ class Subjects:
             return f"{self.year - self.rng.randint(0, 1)}年度{self.core}"
         choices = [self.labels[n].get(values(n)) for n in self.labels]
         choice = next((c for c in choices if c), "")
-        forms = [form for form in SUBJECT_FORMS if choice or "{choice}" not in form]
+        forms = [form for form in SUBJECT_FORMS if ("{choice}" in form) == bool(choice)]  # what kind of work, when the row says
         text = self.rng.choice(forms).format(choice=choice, core=self.core, topic=self.rng.choice(TOPICS))
         return text[: int(f.max)] if f.max else text
 
