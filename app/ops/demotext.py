@@ -120,6 +120,7 @@ class Subjects:
 
     def __init__(self, spec: Spec, e: Entity, state_fields: set[str], rng: random.Random, year: int):
         self.rng, self.core, self.year = rng, label_core(e), year
+        self.moments = [f.name for f in e.fields if f.type in ("date", "datetime") and "birth" not in f.name and "生日" not in f.label]
         graded = {r.field for r in spec.grading if r.entity == e.name}
         kinds = [f for f in e.fields if f.type == "choice" and f.name not in state_fields and f.name not in graded
                  and not f.readonly and not hinted(f, "status", "状态", "override", "人工", "area", "区")]
@@ -127,8 +128,9 @@ class Subjects:
         self.labels = {f.name: {c.value: c.label for c in spec.choices.get(f.choices, ())} for f in kinds}
 
     def make(self, f: Field, values: Callable[[str], Any]) -> str:
-        if hinted(f, "名称", "name"):  # a name, not a subject: 2026年度维保合同
-            return f"{self.year - self.rng.randint(0, 1)}年度{self.core}"
+        if hinted(f, "名称", "name"):  # a name, not a subject: 2026年度维保合同, the year it began
+            years = [value.year for value in map(values, self.moments) if value is not None]
+            return f"{min(years, default=self.year)}年度{self.core}"
         choices = [self.labels[n].get(values(n)) for n in self.labels]
         choice = next((c for c in choices if c), "")
         forms = [form for form in SUBJECT_FORMS if ("{choice}" in form) == bool(choice)]  # what kind of work, when the row says
