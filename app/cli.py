@@ -290,7 +290,7 @@ def up(host: str, port: int) -> None:
         signal.signal(signum, stop)
     # the worker with its beat: reminders, escalations, surveys, deliveries (embedded broker: one worker)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603 - our own command
-    click.echo(f"serving on http://{host}:{port}/ (worker pid {worker.pid}) — Ctrl+C to stop")
+    click.echo(f"serving on http://{host}:{port}/ (worker pid {worker.pid}) — Ctrl+C to stop; in production: crm serve")
     from werkzeug.serving import run_simple
 
     try:
@@ -561,9 +561,25 @@ def demo_data(customers: int, related: int | None, seed: int) -> None:
     started = time.perf_counter()
     with click.progressbar(length=total, label=msg("示例数据"), show_pos=True, show_eta=True) as bar:
         counts = make_demo_data(app, customers, seed=seed, related=related, progress=lambda _e, n: bar.update(n))
+    spec = app.extensions["crm"].spec
     for entity, n in counts.items():
-        click.echo(f"{entity}: {n}")
+        e = spec.entity(entity)
+        click.echo(f"{e.label if e is not None else entity} ({entity}): {n}")
     click.echo(f"{sum(counts.values())} rows in {time.perf_counter() - started:.1f} s")
+    _print_demo_logins(app)
+
+
+def _print_demo_logins(app: Any) -> None:
+    """Each demo login with its role and department, and the password they share."""
+    from app.ops.demo import DEMO_PASSWORD, demo_logins
+
+    with app.app_context():
+        logins = demo_logins(app)
+    click.echo(msg("示例登录,密码均为 %(password)s", password=DEMO_PASSWORD))
+    width = max((len(login.username) for login in logins), default=0)
+    for login in logins:
+        role = f"{login.role} ({login.label})" if login.label and login.label != login.role else login.role
+        click.echo(f"  {login.username.ljust(width)}  {role} · {login.department}")
 
 
 _register_schedule(main)  # crm tick, crm worker

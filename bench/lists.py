@@ -130,16 +130,14 @@ def measure(client: Any, capture: Capture, raw: Any, url: str, n: int, headers: 
 def users(app: Any) -> tuple[str, str]:
     """(admin, salesperson) logins: an administrator, and a demo salesperson owning rows."""
     from app.access.accounts import add_user
-    from app.ops.demo import DEMO_PASSWORD
+    from app.ops.demo import demo_logins
 
     with app.app_context():
         crm = app.extensions["crm"]
         sm = crm.appbuilder.sm
         if sm.find_user(username=ADMIN) is None:
             add_user(app, ADMIN, [crm.admin_role], ADMIN_PASSWORD)
-        role = sm.find_role(SALES_ROLE)
-        sales = next(u for u in sm.get_all_users() if role in u.roles and u.username.startswith("demo"))
-        assert DEMO_PASSWORD
+        sales = next(login for login in demo_logins(app) if login.role == SALES_ROLE)
         return ADMIN, sales.username
 
 

@@ -132,6 +132,7 @@ MODULE_SECONDS = {
     "test_effects": 60, "test_effects_browser": 40,
     "test_bench_entry": 28, "test_record_tabs": 22, "test_compress": 13,
     "test_computed": 115,
+    "test_demo_data": 70,
 }
 
 

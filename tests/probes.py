@@ -217,6 +217,28 @@ def probe_library_effects() -> dict[str, Any]:
                                                    **state(*locked)}}
 
 
+def probe_demo_data() -> dict[str, Any]:
+    """Demo data of the workbook in CRM_WORKBOOK: what :func:`tests.demo_checks.demo_problems`
+    finds wrong, the rows made, the demo logins (each signed in through the form) and a few subjects."""
+    import datetime as dt
+
+    from app.ops.demo import DEMO_PASSWORD, demo_logins, make_demo_data
+    from tests.demo_checks import demo_problems
+
+    app = _app()
+    now = dt.datetime.now().replace(microsecond=0)
+    made = make_demo_data(app, 40, seed=8, now=now, related=120)
+    with app.app_context():
+        problems = demo_problems(app, now)
+        logins = [(login.username, login.role) for login in demo_logins(app)]
+    signed_in = []
+    for username, _role in logins:
+        c = app.test_client()
+        r = c.post("/login/", data={"username": username, "password": DEMO_PASSWORD, "csrf_token": _csrf(c.get("/login/").text)})
+        signed_in.append(r.status_code == 302 and "/login" not in r.headers["Location"])
+    return {"made": made, "problems": problems[:20], "logins": logins, "signed_in": signed_in}
+
+
 if __name__ == "__main__":
     probe = globals()[f"probe_{sys.argv[1]}"]
     print(json.dumps(probe(*sys.argv[2:]), ensure_ascii=False))

@@ -745,7 +745,7 @@ def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:
     from flask_appbuilder.security.sqla.models import Role, User
 
     from app.access.ownership import own_roles
-    from app.ops.demo import DEMO_DEPARTMENTS
+    from app.ops.demo import DEMO_DEPARTMENTS, demo_logins
 
     with app.app_context():  # the app is the session's: other tests' records are not this call's
         crm = app.extensions["crm"]
@@ -762,13 +762,13 @@ def test_demo_records_belong_to_people_who_work_them(app: Any) -> None:
             if not e.owner_field or not own_roles(crm.spec, e):
                 continue
             column = Model.metadata.tables[e.name].c[f"{e.owner_field}_id"]
-            demo = sa.select(User.id).where(User.username.like("demo%"))
+            demo = [login.id for login in demo_logins(app)]
             made = Model.metadata.tables[e.name].c.id > before[e.name]
             for (owner,) in session.execute(sa.select(column).where(made, column.in_(demo)).distinct()):
                 assert roles_of[owner] & own_roles(crm.spec, e), (e.name, owner, roles_of[owner])
                 checked += 1
         assert checked >= 2
-        sales = session.execute(sa.select(User).where(User.username.like("demo%"))).scalars().first()
+        sales = session.get(User, demo_logins(app)[0].id)
         assert sales.groups and sales.groups[0].name in DEMO_DEPARTMENTS
 
 

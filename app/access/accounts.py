@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,21 @@ def create_first_admin(app: Any, username: str, password: str | None) -> tuple[s
         if not user:
             raise RuntimeError(f"could not create the administrator {username!r}")
         return username, password, generated
+
+
+def login_stems(roles: Sequence[Any]) -> dict[str, str]:
+    """Role name → the stem of logins that say the role, from its English label ("Sales manager"
+    → ``sales_manager``, so ``sales_manager1``); a role whose label is not plain English, or whose
+    stem another role took, gets ``role<position>-`` (``role3-1``), its place in the roles sheet."""
+    stems: dict[str, str] = {}
+    for position, role in enumerate(roles, start=1):
+        label = (getattr(role, "label", "") or "").strip()
+        words = re.findall(r"[a-z0-9]+", label.casefold()) if label.isascii() else []
+        stem = "_".join(words)[:40]
+        if not stem or not stem[0].isalpha() or stem in stems.values():
+            stem = f"role{position}-"
+        stems[role.name] = stem
+    return stems
 
 
 def add_user(app: Any, username: str, roles: list[str], password: str, email: str = "", first_name: str = "",

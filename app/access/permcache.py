@@ -16,9 +16,11 @@ Registered with ``FAB_SECURITY_MANAGER_CLASS = "app.access.permcache.CrmSecurity
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, g, has_request_context
+from flask_appbuilder.const import LOGMSG_WAR_SEC_NO_USER
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
 from flask_appbuilder.security.views import RoleModelView as FabRoleModelView
@@ -44,6 +46,10 @@ class RoleModelView(ScopedActions, FabRoleModelView):
     """FAB's role screens (same name, so the same rights); copying roles names ids that exist, else 404."""
 
 
+def _no_fab_user_hint(record: logging.LogRecord) -> bool:
+    return record.getMessage() != LOGMSG_WAR_SEC_NO_USER
+
+
 class CrmSecurityManager(SecurityManager):
     userdbmodelview = UserDBModelView
     rolemodelview = RoleModelView
@@ -54,6 +60,17 @@ class CrmSecurityManager(SecurityManager):
         """FAB's own login limit would count the form apart from the API: off, and
         ``app.factory._limit_logins`` sets one budget for both (``AUTH_RATE_LIMITED``)."""
         return False
+
+    def create_db(self) -> None:
+        """FAB's own tables and roles, without its warning "No user yet created, use flask fab
+        command to do it.": here the first administrator comes from `crm up` (which makes it
+        right after, and says so) or `crm user add`, never from `flask fab`."""
+        manager_log = logging.getLogger("flask_appbuilder.security.manager")
+        manager_log.addFilter(_no_fab_user_hint)
+        try:
+            super().create_db()
+        finally:
+            manager_log.removeFilter(_no_fab_user_hint)
 
     def create_jwt_manager(self, app: Flask) -> JWTManager:
         manager = super().create_jwt_manager(app)

@@ -1,9 +1,11 @@
-"""Realistic Chinese sample data for any generated app, driven only by the Spec.
+"""Sample data that reads like an office's, for any generated app, driven only by the Spec.
 
-Values follow each field's type, choice list, limits and — for text — hints in its name or
-Chinese label (公司/客户 → company names, 姓名/联系人 → people, 地址 → addresses, 电话 → mobiles).
-Rows are bulk-loaded (PostgreSQL ``COPY``; ``executemany`` elsewhere), parents before children:
-``crm demo-data --customers 1000000`` is a matter of minutes.
+Values follow each field's type, choice list, limits and the words of its name and labels
+(:mod:`app.ops.demotext`: people, firms, addresses, document numbers, subjects made of the row's
+own choice labels, amounts in an office's ranges); dates agree with one another, with today and
+with the workbook's validations (:mod:`app.ops.demodates`). Demo logins are named after their
+role (:func:`demo_logins`). Rows are bulk-loaded (PostgreSQL ``COPY``; ``executemany``
+elsewhere), parents before children: ``crm demo-data --customers 1000000`` is a matter of minutes.
 """
 
 from __future__ import annotations
@@ -13,93 +15,23 @@ import random
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from flask_appbuilder import Model
 from sqlalchemy import func, select
 
 from app.io import bulk
+from app.ops.demodates import RowDates
+from app.ops.demotext import ADDRESS_HINTS, PHRASES, TOPICS, Subjects, address, company, hinted, is_subject, mobile, number_maker, person, string_maker
 from app.record import numbering
 from app.record.grading import OTHERWISE, Graded, graded_fields, regrade
 from app.record.rules import EntityRules, Narrowing, rules_for
 from app.spec.expr import record_lookup
 from app.spec.model import Entity, Field, Spec
 
-SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
-    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-)
-GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强文斌玉兰海燕宇浩然子涵欣怡梓萱俊杰晨阳思远佳怡雨桐一鸣嘉豪"
-CITIES = [
-    "北京",
-    "上海",
-    "广州",
-    "深圳",
-    "杭州",
-    "苏州",
-    "南京",
-    "武汉",
-    "成都",
-    "重庆",
-    "西安",
-    "天津",
-    "宁波",
-    "无锡",
-    "青岛",
-    "厦门",
-    "长沙",
-    "郑州",
-    "合肥",
-    "佛山",
-    "东莞",
-    "济南",
-    "福州",
-    "昆明",
-]
-DISTRICTS = ["高新区", "经开区", "滨江区", "工业园区", "浦东新区", "南山区", "天河区", "江宁区", "武侯区", "雁塔区"]
-ROADS = ["人民路", "解放路", "中山路", "建设路", "长江路", "黄河路", "科技路", "创业大道", "新华路", "和平街"]
-WORDS = ["华", "瑞", "鑫", "达", "恒", "信", "隆", "盛", "泰", "丰", "宏", "兴", "远", "佳", "美", "通", "昌", "源", "嘉", "诚"]
-TRADES = ["纺织", "服饰", "机械", "电子", "科技", "贸易", "制衣", "物流", "精密", "新材料", "印染", "家纺", "医疗器械", "食品"]
-SUFFIXES = ["有限公司", "股份有限公司", "实业有限公司", "集团有限公司"]
-PHRASES = [
-    "客户反馈设备运行稳定,希望下季度增加巡检频次。",
-    "已电话沟通需求,约定下周上门拜访并演示新产品。",
-    "客户对交期有较高要求,需协调生产部门确认排产。",
-    "会谈中客户提出价格调整意见,已报销售经理审核。",
-    "现场检查发现传动部件磨损,已更换并试机正常。",
-    "客户负责人变更,新联系人已建立档案并完成交接。",
-    "按合同约定完成年度保养,客户签字确认服务单。",
-    "客户表示满意,同意推荐同行业合作伙伴。",
-    "投诉已登记,质量部门正在调查原因并制定改善措施。",
-    "客户计划扩大产能,预计明年采购量增长约三成。",
-]
-PERSON_HINTS = ("姓名", "联系人", "负责人", "经办人", "person", "contact_name", "full_name")
-COMPANY_HINTS = ("公司", "客户名称", "企业", "单位", "company", "candidate")
-ADDRESS_HINTS = ("地址", "address")
 OVERRIDE_HINTS = ("override", "手工", "人工", "手动")  # manual overrides are the exception, not the rule
-DEMO_PASSWORD = "demo-Pass-2026"  # noqa: S105 - printed for the demo accounts; change in production
-
-
-def _person(rng: random.Random) -> str:
-    return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
-
-
-def _company(rng: random.Random) -> str:
-    return rng.choice(CITIES) + rng.choice(WORDS) + rng.choice(WORDS) + rng.choice(TRADES) + rng.choice(SUFFIXES)
-
-
-def _address(rng: random.Random) -> str:
-    return f"{rng.choice(CITIES)}市{rng.choice(DISTRICTS)}{rng.choice(ROADS)}{rng.randint(1, 999)}号"
-
-
-def _mobile(rng: random.Random) -> str:
-    return f"1{rng.choice('3456789')}{rng.randint(0, 999999999):09d}"
-
-
-def _hinted(f: Field, *hints: str) -> bool:
-    text = f"{f.name} {f.label}"
-    return any(h in text for h in hints)
+DEMO_PASSWORD = "demo-Pass-2026"  # noqa: S105 - printed by `crm demo-data` for every demo login; change in production
 
 
 class _Maker:
@@ -114,8 +46,10 @@ class _Maker:
         self.users = users
         self.owners = owners or {}  # entity → the people who may own its records (default: anyone)
         self.ids: dict[str, list[int]] = {}
-        self.anchor = now  # the moment the row being made is about
         self._compiled: dict[str, list[tuple[str, str, Callable[[int], Any]]]] = {}
+        self._dates: dict[str, RowDates] = {}
+        self._seen: dict[tuple[str, str], set[str]] = {}  # texts a unique field holds (_fit)
+        self._subjects: dict[str, tuple[Subjects, list[Field]]] = {}  # the subjects made from the row's own choices
         self.narrowed = {e.name: rules_for(spec, e).narrowed for e in spec.entities}  # link → its tie
         # (entity, link column) → {record id: the id it links to} and back, for the links narrowed
         # by another (a contact's customer): a follow-up's contact is drawn among its customer's
@@ -172,26 +106,47 @@ class _Maker:
     def makers(self, e: Entity) -> list[tuple[str, str, Callable[[int], Any]]]:
         """(field name, column, value maker) of every field of ``e``."""
         if e.name not in self._compiled:
+            self._subjects[e.name] = (Subjects(self.spec, e, set(rules_for(self.spec, e).state_fields), self.rng, self.now.year),
+                                      [f for f in e.fields if f.type == "string" and self._composed(e, f)])
             self._compiled[e.name] = [(f.name, f.column, self._field_maker(e, f)) for f in e.fields]
         return self._compiled[e.name]
 
     def valid_row(self, e: Entity, rules: EntityRules, i: int) -> dict[str, Any]:
-        """A row that passes the entity's validation rules (a few tries, as a person would)."""
+        """A row that passes the entity's validation rules (a few tries, as a person would), its
+        dates told from one start (its ``created_on``) and its subject from its own choices."""
         makers = self.makers(e)
-        self.anchor = (self.now - dt.timedelta(minutes=self.rng.randint(-60 * 24 * 30, 60 * 24 * 720))).replace(second=0)
+        dates = self.dates(e, rules)
         values = {name: make(i) for name, _column, make in makers}
+        start = dates.start(recent=_in_first_state(e, rules, values))
         for _ in range(50):
+            dates.fill(values, start, lambda name: bool(e.field(name).required))  # type: ignore[union-attr]
             self.fit(e, values, lambda f: f.name)
+            self.compose(e, values, lambda f: f.name)
             lookup = self.lookup(e, values)
             # only the fields of the rules that fail are drawn again, as a person corrects a form
             broken = {n.split(".")[0] for expr, _m, _t in rules.validations if not expr.test(lookup, self.now, self.spec.calendar)
                       for n in expr.names}
             if not broken:
-                return {column: values[name] for name, column, _make in makers}
+                row = {column: values[name] for name, column, _make in makers}
+                row["created_on"] = start
+                return row
             for name, _column, make in makers:
                 if name in broken:
                     values[name] = make(i)
         raise RuntimeError(f"could not make a valid {e.name} row in 50 tries; check its validation rules")
+
+    def dates(self, e: Entity, rules: EntityRules) -> RowDates:
+        if e.name not in self._dates:
+            self._dates[e.name] = RowDates(self.spec, e, rules, self.rng, self.now)
+        return self._dates[e.name]
+
+    def compose(self, e: Entity, row: dict[str, Any], key: Callable[[Field], str]) -> None:
+        """Write the row's subjects from its own choice labels (电话跟进:交期确认)."""
+        if e.name not in self._subjects:
+            self.makers(e)
+        subjects, fields = self._subjects[e.name]
+        for f in fields:
+            row[key(f)] = _fit(f, subjects.make(f, lambda name: row.get(key(e.field(name)))), int(row.get("id") or 0))  # type: ignore[arg-type]
 
     def value(self, e: Entity, f: Field, i: int) -> Any:
         for name, _column, make in self.makers(e):
@@ -211,10 +166,10 @@ class _Maker:
         return sometimes_blank
 
     def _raw_maker(self, e: Entity, f: Field) -> Callable[[int], Any]:  # noqa: C901 - one branch per field type
-        rng, now, ids, users = self.rng, self.now, self.ids, self.users
+        rng, ids, users = self.rng, self.ids, self.users
         if f.type == "choice":
             options = [c.value for c in self.spec.choices.get(f.choices, ())]
-            blank = 0.9 if _hinted(f, *OVERRIDE_HINTS) else 0.0 if f.required else 0.15
+            blank = 0.9 if hinted(f, *OVERRIDE_HINTS) else 0.0 if f.required else 0.15
             return lambda i: rng.choice(options) if options and rng.random() >= blank else None
         if f.type == "link":
             link = f.link
@@ -226,57 +181,68 @@ class _Maker:
         if f.type == "boolean":
             return lambda i: rng.random() < 0.5
         if f.type in ("integer", "decimal", "money"):
-            lo = f.min if f.min is not None else 0
-            hi = f.max if f.max is not None else (5_000_000 if f.type == "money" else 100 if f.type == "integer" else 1000)
-            if f.type == "integer":
-                return lambda i: rng.randint(int(lo), int(hi))
-            return lambda i: Decimal(f"{min(hi, lo + rng.lognormvariate(0, 1.2) * (hi - lo) / 8):.2f}")
-        if f.type == "date":
-            if _hinted(f, "生日", "birthday"):
-                return lambda i: dt.date(rng.randint(1960, 2000), rng.randint(1, 12), rng.randint(1, 28))
-            today = now.date()
-            return lambda i: today - dt.timedelta(days=rng.randint(-60, 720))
-        if f.type == "datetime":
-            # a record's moments follow one another (reported → dispatched → arrived → closed), hours apart
-            k = [g.name for g in e.fields if g.type == "datetime"].index(f.name)
-            return lambda i: self.anchor + dt.timedelta(minutes=k * 600 + rng.randint(0, 600))
+            return number_maker(f, rng)
+        if f.type in ("date", "datetime"):
+            return lambda i: None  # drawn with the row's other dates (RowDates)
         if f.type == "email":
             return lambda i: f"user{i}.{rng.randint(100, 999)}@example.cn"
         if f.type == "phone":
-            return lambda i: _mobile(rng)
+            return lambda i: mobile(rng)
         if f.type == "string":
             return self._string_maker(e, f)
         if f.type == "text":
-            if _hinted(f, *ADDRESS_HINTS):
-                return lambda i: _address(rng)
+            if hinted(f, *ADDRESS_HINTS):
+                return lambda i: address(rng)
             return lambda i: "".join(rng.sample(PHRASES, rng.randint(1, 3)))
         return lambda i: None  # file: nothing uploaded
 
+    def _composed(self, e: Entity, f: Field) -> bool:
+        """Whether ``f`` is a subject written from the row (:meth:`compose`), not drawn alone."""
+        main_title = f.name == e.title_field and e is self.spec.entities[0]
+        return (is_subject(e, f) and not main_title and not (f.name == "code" and e.numbering)
+                and string_maker(e, f, self.rng) is None)
+
     def _string_maker(self, e: Entity, f: Field) -> Callable[[int], Any]:
         rng = self.rng
-        if f.name == "code" and e.numbering:
-            return lambda i: None  # filled from the numbering rule
-        text: Callable[[int], str]
-        if _hinted(f, *COMPANY_HINTS) or (f.name == e.title_field and e is self.spec.entities[0]):
-            text = lambda i: _company(rng)  # noqa: E731
-        elif _hinted(f, *PERSON_HINTS):
-            text = lambda i: _person(rng)  # noqa: E731
-        elif _hinted(f, *ADDRESS_HINTS):
-            text = lambda i: _address(rng)  # noqa: E731
-        elif f.name == e.title_field:
-            text = lambda i: f"{e.label}{i + 1:05d}"  # noqa: E731
-        else:
-            text = lambda i: rng.choice(PHRASES)[: rng.randint(6, 18)]  # noqa: E731
-        return lambda i: _fit(f, text(i), i)
+        if (f.name == "code" and e.numbering) or self._composed(e, f):
+            return lambda i: None  # filled from the numbering rule, or written from the row by compose
+        text: Callable[[int], str] | None = string_maker(e, f, rng)
+        if text is None and f.name == e.title_field and e is self.spec.entities[0]:
+            text = lambda i: company(rng)  # noqa: E731 - the main entity's records are the office's counterparts
+        if text is None:
+            text = lambda i: rng.choice(TOPICS)  # noqa: E731
+        made, seen = text, self._seen.setdefault((e.name, f.name), set()) if f.unique else None
+        return lambda i: _fit(f, made(i), i, seen)
+
+    def remember(self, conn: Any, e: Entity, table: Any, stored: int) -> None:
+        """The values ``e``'s unique text fields hold already, so a new row takes another (numbered
+        when its text is taken); beyond what is remembered, every new one is numbered."""
+        self.makers(e)
+        for f in e.fields:
+            seen = self._seen.get((e.name, f.name))
+            if seen is None or not stored:
+                continue
+            if stored >= UNIQUE_REMEMBERED:
+                seen.update(f"#{n}" for n in range(UNIQUE_REMEMBERED))  # full: numbered from now on
+            else:
+                seen.update(v for v in conn.execute(select(table.c[f.column])).scalars() if v is not None)
 
 
-def _fit(f: Field, text: str, i: int) -> str:
+def _fit(f: Field, text: str, i: int, seen: set[str] | None = None) -> str:
+    """``text`` within the field's length and pattern; a unique field's text is numbered only
+    when it is taken (``-<row>``), as an office tells two firms of one name apart."""
     limit = int(f.max) if f.max is not None else 255
     if f.unique:
-        text = f"{text}-{i + 1}"
+        if seen is not None and text not in seen and len(seen) < UNIQUE_REMEMBERED:
+            seen.add(text)
+        else:
+            text = f"{text}-{i + 1}"
     if f.pattern and not re.fullmatch(f.pattern, text):
         return None  # type: ignore[return-value]
     return text[-limit:] if f.unique else text[:limit]
+
+
+UNIQUE_REMEMBERED = 200_000  # texts a unique field remembers; beyond, every new one is numbered
 
 
 def entity_order(spec: Spec) -> list[Entity]:
@@ -302,30 +268,51 @@ def entity_order(spec: Spec) -> list[Entity]:
 DEMO_DEPARTMENTS = ("演示一部", "演示二部", "演示三部")
 
 
-def ensure_demo_users(app: Any, per_role: int = 2) -> list[int]:
-    """Two demo accounts per non-admin role of the sheet (login demo<role#><n>), the n-th of each
-    role in demo department n, so ``team`` scope has teams to show."""
-    from app.access.accounts import join_department
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: str  # the role's name in the roles sheet (业务员)
+    label: str  # its label (Salesperson)
+    department: str
+    id: int
+
+
+def demo_logins(app: Any, per_role: int = 2) -> list[DemoLogin]:
+    """``per_role`` demo logins for each non-admin role of the sheet, named after the role
+    (``salesperson1``, ``salesperson2``; :func:`app.access.accounts.login_stems`), the n-th of each
+    role in demo department n, so ``team`` scope has teams to show; all with :data:`DEMO_PASSWORD`.
+    Made when missing; a login taken by someone without the role falls back to ``role<#>-<n>``."""
+    from app.access.accounts import join_department, login_stems
 
     crm = app.extensions["crm"]
     sm = crm.appbuilder.sm
-    ids = []
+    stems = login_stems(crm.spec.roles)
+    made = []
     rng = random.Random(7)
-    for r_i, role in enumerate(crm.spec.roles, start=1):
+    for position, role in enumerate(crm.spec.roles, start=1):
         if role.admin:
             continue
         db_role = sm.find_role(role.name)
         for k in range(1, per_role + 1):
-            username = f"demo{r_i}{k}"
+            department = DEMO_DEPARTMENTS[(k - 1) % len(DEMO_DEPARTMENTS)]
+            username = f"{stems[role.name]}{k}"
             user = sm.find_user(username=username)
+            if user is not None and db_role not in user.roles:
+                username = f"role{position}-{k}"
+                user = sm.find_user(username=username)
             if user is None:
-                name = _person(rng)
+                name = person(rng)
                 user = sm.add_user(username, name[1:] or name, name[0], f"{username}@example.cn", [db_role], DEMO_PASSWORD)
                 if user:
-                    join_department(app, user, DEMO_DEPARTMENTS[(k - 1) % len(DEMO_DEPARTMENTS)])
+                    join_department(app, user, department)
             if user:
-                ids.append(user.id)
-    return ids
+                made.append(DemoLogin(username, role.name, role.label, department, user.id))
+    return made
+
+
+def ensure_demo_users(app: Any, per_role: int = 2) -> list[int]:
+    """The ids of the demo logins (:func:`demo_logins`)."""
+    return [login.id for login in demo_logins(app, per_role)]
 
 
 def demo_owners(app: Any, users: list[int]) -> dict[str, list[int]]:
@@ -382,6 +369,7 @@ def make_demo_data(app: Any, main_rows: int, seed: int = 1, now: dt.datetime | N
             conn = session.connection()
             start = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             codes = numbering.allocate(conn, e.name, e.numbering, now, n) if e.numbering else None
+            maker.remember(conn, e, table, start)
             rows = _Rows(maker, e, rules_for(spec, e), start, codes)
             with bulk.loading(conn, table, n), ThreadPoolExecutor(max_workers=1) as loader:
                 pending = None  # the previous chunk is loaded while the next one is made (PostgreSQL works meanwhile)
@@ -441,11 +429,13 @@ class _Rows:
                 if not (keep_blank and row[column] is None):  # a link left blank stays blank: rules may depend on it
                     row[column] = make(i)
             maker.fit(e, row, lambda f: f.column)
+            maker.compose(e, row, lambda f: f.column)
             if self.check and _breaks(maker, e, self.rules, row):
                 row = self._from_scratch(i)
         if self.codes is not None:
             row["code"] = self.codes[i - self.start]
-        row["created_on"] = row["changed_on"] = maker.now - dt.timedelta(minutes=maker.rng.randint(0, 60 * 24 * 720))
+        created = row["created_on"]  # the row's start: its dates follow it; last changed between then and now
+        row["changed_on"] = created + (maker.now - created) * maker.rng.random() ** 3
         row["created_by_fk"] = row["changed_by_fk"] = maker.rng.choice(maker.users) if maker.users else None
         for f in self.required:
             if row.get(f.column) is None:
@@ -456,6 +446,15 @@ class _Rows:
         row = self.maker.valid_row(self.e, self.rules, i)
         _grade(self.spec, self.e, self.grades, row, self.maker.now)
         return row
+
+
+def _in_first_state(e: Entity, rules: EntityRules, values: dict[str, Any]) -> bool:
+    """Whether the row still stands in its first state (its workflow's, or its status's default: a
+    draft, a planned task): such rows are recent, as in an office where work moves on."""
+    firsts = dict(rules.state_fields)
+    firsts.update({f.name: f.default for f in e.fields if f.type == "choice" and f.default and f.name not in firsts
+                   and hinted(f, "status", "状态")})
+    return any(values.get(name) == first for name, first in firsts.items())
 
 
 def _breaks(maker: _Maker, e: Entity, rules: EntityRules, row: dict[str, Any]) -> bool:
