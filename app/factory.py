@@ -140,8 +140,9 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
         register_surveys(app)  # the public survey page and the monthly rollup
         register_inbox(appbuilder)  # my messages (unread count in the menu); the outbox for admins
         register_audit_log(appbuilder)  # 审计日志 under the security menu, for roles granted it
-        register_quick_search(app)  # the top bar's search: every entity the person may list
-        register_computed_defaults(app)  # the add form's preview of defaults written as expressions
+        if serve:  # pages only: no screen, menu entry or permission of their own
+            register_quick_search(app)  # the top bar's search: every entity the person may list
+            register_computed_defaults(app)  # the add form's preview of defaults written as expressions
         celery_init_app(app)  # reminders, escalations, surveys and deliveries run on Celery
         if sync:
             want = wanted_security(appbuilder, generated)

@@ -47,6 +47,19 @@ def rename_field(s: Sheets, entity: str, old: str, new: str) -> None:
             for col in ("field", "hidden_fields", "condition", "group_by", "measure", "when", "state_field"):
                 if isinstance(row.get(col), str):
                     row[col] = pattern.sub(new, row[col])
+    # step effects of other entities' workflows that write this entity's field: through a link to
+    # it (`customer.tax_no = …`) or as a key of a record they create (`create customer(tax_no = …)`)
+    links = {(r["entity"], r["name"]) for r in s["fields"] if r.get("link") == entity}
+    for row in s.get("workflows", []):
+        text = row.get("effects")
+        if not isinstance(text, str):
+            continue
+        for owner, link in links:
+            if row["entity"] == owner:
+                text = re.sub(rf"\b{link}\.{old}\b", f"{link}.{new}", text)
+        text = re.sub(rf"(create\s+{entity}\s*\()([^)]*)(\))",
+                      lambda m: m.group(1) + re.sub(rf"(^|,)(\s*){old}(\s*=)", rf"\g<1>\g<2>{new}\g<3>", m.group(2)) + m.group(3), text)
+        row["effects"] = text
 
 
 def remove_field(s: Sheets, entity: str, name: str) -> None:
