@@ -38,6 +38,7 @@ from app.spec.model import Entity, Field, Spec
 from app.web import formcontext, linkfield, quicksearch, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
+from app.web.cards import card_parts
 from app.web.dbtuning import is_database_busy
 from app.web.export import _export, _import_fields, _required_columns, _xlsx
 from app.web.fields import (
@@ -492,7 +493,8 @@ class CrmModelView(ScopedActions, ModelView):
             formatters_columns=self._list_formatters(), page=page, page_size=page_size, count=count, pks=pks,
             actions=actions or self.actions, filters=filters, modelview_name=self.__class__.__name__,
             crm_count=info, crm_keyset=after is not None, crm_int_pks=all(type(pk) is int for pk in pks),
-            crm_title=self._title_column(), **urls, **kwargs,
+            crm_title=(title := self._title_column()), crm_card=card_parts(crm_spec(), _entity(self.entity), self.list_columns, title),
+            **urls, **kwargs,
         )
         return widgets
 
