@@ -129,6 +129,7 @@ MODULE_SECONDS = {
     "test_step_dialogs_browser": 50, "test_step_dialogs": 40,
     "test_forms_browser": 40,
     "test_quicksearch": 42, "test_quicksearch_browser": 31,
+    "test_phones_browser": 150, "test_pages_language": 50,
 }
 
 

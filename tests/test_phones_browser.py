@@ -27,19 +27,21 @@ SHOTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts" / "pho
 PHONE = {"width": 390, "height": 844}
 # what sticks out past the window's right edge: the elements themselves, innermost first
 OVERFLOW_JS = """() => {
-  const w = innerWidth, out = [];
-  for (const el of document.querySelectorAll('body *')) {
+  const w = innerWidth;
+  // a box, or the text in it, reaching past the window's right edge
+  const wide = [...document.querySelectorAll('body *')].filter(el => {
     const r = el.getBoundingClientRect();
-    if (r.width && r.right > w + 1 && getComputedStyle(el).position !== 'fixed') {
-      out.push({tag: el.tagName.toLowerCase(), cls: String(el.className || ''), right: Math.round(r.right),
-                tabs: !!el.closest('.nav-tabs')});
-    }
-  }
+    return r.width && getComputedStyle(el).position !== 'fixed' && (r.right > w + 1 || r.left + el.scrollWidth > w + 1);
+  });
+  // the culprits: the innermost of them (their ancestors are only wide because of them)
+  const out = wide.filter(el => !wide.some(other => other !== el && el.contains(other)))
+    .map(el => ({tag: el.tagName.toLowerCase(), cls: String(el.className || ''), text: (el.textContent || '').trim().slice(0, 40),
+                 right: Math.round(el.getBoundingClientRect().left + el.scrollWidth), tabs: !!el.closest('.nav-tabs')}));
   // a box of its own that scrolls sideways (a table in .table-responsive) is sideways scrolling too
   const scrollers = [...document.querySelectorAll('body *')].filter(el => !['TEXTAREA', 'SELECT', 'INPUT'].includes(el.tagName)
       && ['auto', 'scroll'].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 1 && el.offsetParent)
     .map(el => ({tag: el.tagName.toLowerCase(), cls: String(el.className || ''), scroll: el.scrollWidth, width: el.clientWidth,
-                 tabs: !!el.closest('.nav-tabs')}));
+                 tabs: !!el.closest('.nav-tabs') || !!el.querySelector(':scope > .nav-tabs')}));
   return {scroll: document.scrollingElement.scrollWidth, inner: w, out: out, scrollers: scrollers};
 }"""
 
@@ -100,7 +102,8 @@ def test_no_page_scrolls_sideways_on_a_phone(browser: Any, world: dict[str, Any]
         if strip:
             tabs[path] = strip
         if seen["scroll"] > seen["inner"] or seen["scrollers"]:
-            if all(o["tabs"] for o in seen["out"] + seen["scrollers"]):
+            culprits = seen["out"] + seen["scrollers"]
+            if culprits and all(o["tabs"] for o in culprits):
                 by_tabs.append(path)
             else:
                 wide[path] = {**seen, "out": seen["out"][-8:], "scrollers": seen["scrollers"][:4]}
