@@ -91,8 +91,8 @@ def _grade_said(spec: Spec, entity: Entity, text: str) -> str:
     head = _HEAD.match(text)
     if not head or not head["grade"]:
         return text
-    for g in graded_fields(spec, entity):
-        f = entity.field(g.field)
+    for graded in graded_fields(spec, entity):
+        f = entity.field(graded.field)
         for c in spec.choices.get(f.choices, ()) if f is not None and f.choices else ():
             if c.value == head["grade"]:
                 return pick(c.label, c.label_en) + text[len(head["grade"]):]
