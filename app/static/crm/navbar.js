@@ -1,6 +1,6 @@
-/* The menu bar on one row (crm/layout.css, from 768 px): the menu's last entries that do not fit
+/* The menu bar on one row (crm/layout.css, from 768 px): the menu's last groups that do not fit
    beside the brand, the search box, the language and the user menu are hidden and listed in
-   "更多" instead, a group as its heading and its entries. Measured again when the window's width
+   "更多" instead, each as its heading and its entries (single entries only when groups are not enough). Measured again when the window's width
    changes; on a phone (the folded menu) every entry stays where it is. */
 (function () {
     "use strict";
@@ -44,12 +44,15 @@
         more.classList.add("crm-more-empty");
         if (window.innerWidth < 768 || !overflowing()) { return; }
         more.classList.remove("crm-more-empty");  // "更多" takes its own room first
-        var hidden = [];
-        for (var i = entries.length - 1; i >= 0 && overflowing(); i--) {
-            entries[i].classList.add("crm-overflowed");
-            hidden.unshift(entries[i]);
-        }
-        hidden.forEach(listInMore);
+        // groups go first, from the last; single entries (the dashboard, my messages and its count) stay longest
+        var groups = entries.filter(function (li) { return li.querySelector(":scope > .dropdown-menu"); }).reverse();
+        var singles = entries.filter(function (li) { return groups.indexOf(li) < 0; }).reverse();
+        groups.concat(singles).some(function (li) {
+            if (!overflowing()) { return true; }
+            li.classList.add("crm-overflowed");
+            return false;
+        });
+        entries.filter(function (li) { return li.classList.contains("crm-overflowed"); }).forEach(listInMore);
     }
 
     var pending = false;
