@@ -85,7 +85,8 @@ def _record_pages(world: dict[str, Any]) -> list[str]:
 
 def test_no_page_scrolls_sideways_on_a_phone(browser: Any, world: dict[str, Any]) -> None:
     """Every list, record and form page of every entity at 390 px: the document is no wider than
-    the window. A record page's tab strip is measured too and reported (the tabs are another
+    the window, nor is any box in it scrolling sideways; a form is one column (each label above
+    its input) with 保存 in view. A record page's tab strip is measured too and reported (the tabs are another
     change's); anything else sticking out fails."""
     page = signed_in(browser, world, PHONE)
     pages = _record_pages(world)
@@ -101,6 +102,14 @@ def test_no_page_scrolls_sideways_on_a_phone(browser: Any, world: dict[str, Any]
             return t ? {scroll: t.scrollWidth, width: t.clientWidth, height: Math.round(t.getBoundingClientRect().height)} : null; }""")
         if strip:
             tabs[path] = strip
+        if "/add" in path or "/edit/" in path:  # a form: one column, 保存 in view without scrolling
+            form = page.evaluate("""() => { const save = document.querySelector('.crm-form-actions [type=submit]');
+                const label = document.querySelector('.crm-form .crm-label'), input = document.querySelector('.crm-form .crm-input');
+                const r = save && save.getBoundingClientRect();
+                return {save: !!r && r.top >= 0 && r.bottom <= innerHeight && r.right <= innerWidth,
+                        column: !label || !input || label.getBoundingClientRect().bottom <= input.getBoundingClientRect().top + 1}; }""")
+            if not (form["save"] and form["column"]):
+                wide[path] = form
         if seen["scroll"] > seen["inner"] or seen["scrollers"]:
             culprits = seen["out"] + seen["scrollers"]
             if culprits and all(o["tabs"] for o in culprits):

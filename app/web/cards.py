@@ -1,4 +1,4 @@
-"""A list's rows as cards on a phone (below 768 px, crm/crm.css): which cell of a row plays which
+"""A list's rows as cards on a phone (below 768 px, crm/layout.css): which cell of a row plays which
 part, decided from the Spec once per list. The table stays one table (the same rows, the same
 links, no second markup); each cell carries its part as a class and its column's label, and the
 style sheet lays a row out as a card: the title as the link, the record's number, the state and
