@@ -38,7 +38,7 @@ from app.web.computeddefaults import register_computed_defaults
 from app.web.csp import install_csp
 from app.web.dbtuning import engine_options, install_request_watch, install_sqlite_tuning
 from app.web.errors import register_error_pages
-from app.web.i18n import L, install_safe_gettext
+from app.web.i18n import L, SpokenJSON, install_safe_gettext
 from app.web.inbox import register_inbox
 from app.web.pagecache import ensure_version_row, install_page_cache, install_version_bump
 from app.web.quicksearch import register_quick_search
@@ -133,6 +133,7 @@ def create_app(config: dict[str, Any] | None = None, serve: bool = True) -> Flas
         install_request_watch(app, db.engine)  # slow requests logged with what their SQL cost
         appbuilder.init_app(app, db.session)
         install_safe_gettext(app)
+        app.json = SpokenJSON(app)  # JSON answers in the asker's language only
         install_page_cache(app)
         _limit_logins(appbuilder)
         register_dashboard(app, appbuilder)  # first in the menu; also the landing page after login

@@ -66,6 +66,10 @@ class Text(str):
         """In a request (or under :func:`app.web.i18n.speaking`), that language; elsewhere the bilingual form."""
         return self.render(current_language()) if has_request_context() or spoken.get() is not None else str(self)
 
+    def __html__(self) -> Markup:
+        """On a page (a template's ``{{ message }}``, a form field's error): the reader's language only."""
+        return escape(self.localized())
+
 
 class Message(Text):
     """A catalogue message with its values."""

@@ -133,6 +133,7 @@ MODULE_SECONDS = {
     "test_bench_entry": 28, "test_record_tabs": 22, "test_compress": 13,
     "test_computed": 115,
     "test_demo_data": 70,
+    "test_phones_browser": 150, "test_pages_language": 50,
 }
 
 

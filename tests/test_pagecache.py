@@ -71,14 +71,14 @@ def test_the_menu_shows_a_renamed_user_and_the_unread_count_at_once(app: Any, ot
     from app.record.tables import Notification
 
     c, name = manager
-    assert "缓存 经理" in navbar(c.get("/inbox/").text)
+    assert "经理缓存" in navbar(c.get("/inbox/").text)  # a Chinese name: family name first, no space
     with other.app_context():
         sm = other.appbuilder.sm
         user = sm.find_user(username=name)
         user.first_name = "改名"
         sm.update_user(user)
         user_id = user.id
-    assert "改名 经理" in navbar(c.get("/inbox/").text)
+    assert "经理改名" in navbar(c.get("/inbox/").text)
     with app.app_context():  # a message arrives: the count in the menu is data, never kept
         session = app.extensions["crm"].db.session
         session.execute(sa.insert(Notification.__table__).values(user_id=user_id, title="缓存测试消息"))

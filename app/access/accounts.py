@@ -26,7 +26,7 @@ def create_first_admin(app: Any, username: str, password: str | None) -> tuple[s
             raise RuntimeError(f"user {username!r} exists but is not an administrator; set CRM_ADMIN_USER to another name")
         generated = not password
         password = password or secrets.token_urlsafe(12)
-        user = sm.add_user(username, username, "Admin", f"{username}@localhost", role, password)
+        user = sm.add_user(username, username, "-", f"{username}@localhost", role, password)  # no family name: shown as the login
         if not user:
             raise RuntimeError(f"could not create the administrator {username!r}")
         return username, password, generated
@@ -149,6 +149,8 @@ def display_name(user: Any) -> str:
 def person_name(username: str | None, first_name: str | None, last_name: str | None) -> str:
     """:func:`display_name` of a user's columns as a query returns them (no user object loaded)."""
     first, last = (first_name or "").strip(), (last_name or "").strip("- ").strip()
+    if first == (username or "") and last == "Admin":  # the first administrator as earlier releases named it
+        last = ""
     if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
         return f"{last}{first}"
     return f"{first} {last}".strip() or str(username or "")
@@ -159,3 +161,4 @@ def install_display_names() -> None:
     from flask_appbuilder.security.sqla.models import User
 
     User.__repr__ = display_name  # type: ignore[method-assign, assignment]
+    User.get_full_name = display_name  # type: ignore[method-assign, assignment]  # the top bar's user menu

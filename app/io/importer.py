@@ -37,7 +37,7 @@ from app.access.scope import scope_clause
 from app.io.excel import unneutralise
 from app.io.importcolumns import ColumnPlan, header_score, plan_columns, system_fields
 from app.io.spreadsheet import HeaderChoice, ImportFileError, Limits, Sheet, column_letter, open_sheet
-from app.messages import Joined, msg
+from app.messages import Joined, Text, msg
 from app.record import numbering, uniques
 from app.record.audit import AuditRow, audit_row, created_changes, secret_columns, trail_changes
 from app.record.computed import graph, propagate
@@ -77,14 +77,15 @@ class ImportReport:
     report_path: Path | None = None
     header_row: int = 1  # the Excel row the headers were found on
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
+        """What the import did, said in either language (a screen shows the reader's, the CLI both)."""
         text = (msg("共 %(total)s 行:新增 %(inserted)s,更新 %(updated)s,未变 %(unchanged)s,失败 %(failed)s,跳过 %(skipped)s,空行 %(blank)s",
                     total=self.total, inserted=self.inserted, updated=self.updated, unchanged=self.unchanged, failed=self.failed,
                     skipped=self.skipped, blank=self.blank) if self.blank else
                 msg("共 %(total)s 行:新增 %(inserted)s,更新 %(updated)s,未变 %(unchanged)s,失败 %(failed)s,跳过 %(skipped)s",
                     total=self.total, inserted=self.inserted, updated=self.updated, unchanged=self.unchanged, failed=self.failed,
                     skipped=self.skipped))
-        return f"{text} — {msg('试运行,未写入')}" if self.dry_run else str(text)
+        return Joined(text, " — ", msg("试运行,未写入")) if self.dry_run else text
 
     def first_errors(self, limit: int = 10) -> list[str]:
         """The first ``limit`` problems, each with its row, column and message, then how many rows

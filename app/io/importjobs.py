@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.io.importer import ImportFileError, ImportReport, Inspection, import_file, inspect_file
-from app.messages import msg
+from app.messages import Text, msg
 from app.record.tables import ImportJob
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def dispatch(app: Any, job_id: int) -> bool:
         with engine.begin() as conn:
             conn.execute(JOBS.update().where(JOBS.c.id == job_id, JOBS.c.status == "queued")
                          .values(status="failed", upload=None, finished_at=_now(),
-                                 result=json.dumps({"problems": [msg("任务队列不可用,导入没有开始")]}, ensure_ascii=False)))
+                                 result=json.dumps({"problems": [said_both(msg("任务队列不可用,导入没有开始"))]}, ensure_ascii=False)))
         return False
 
 
@@ -270,10 +270,22 @@ def _progress_writer(engine: sa.Engine, job_id: int, claim: str) -> Any:
     return progress
 
 
+def said_both(text: Any) -> Any:
+    """A message kept for a page that is drawn later, for a reader not known yet: in both languages
+    (``{"zh": …, "en": …}``; the page shows its reader's, :func:`said`); other text as it is."""
+    return {"zh": text.render("zh"), "en": text.render("en")} if isinstance(text, Text) else text
+
+
+def said(kept: Any, language: str) -> Any:
+    """A text :func:`said_both` kept, in ``language``."""
+    return kept.get(language) or kept.get("zh", "") if isinstance(kept, dict) else kept
+
+
 def _result(report: ImportReport) -> dict[str, Any]:
     shown = dict(list(report.errors.items())[:SHOWN_ERRORS])
-    return {"counts": report.counts(), "committed": report.committed, "dry_run": report.dry_run, "notes": report.notes,
-            "summary": report.summary(), "errors": [[n, [[label, m] for _c, label, m in errs]] for n, errs in shown.items()],
+    return {"counts": report.counts(), "committed": report.committed, "dry_run": report.dry_run,
+            "notes": [said_both(n) for n in report.notes], "summary": said_both(report.summary()),
+            "errors": [[n, [[label, said_both(m)] for _c, label, m in errs]] for n, errs in shown.items()],
             "more_errors": max(0, report.failed - len(shown))}
 
 
@@ -289,6 +301,6 @@ def _finish(conn: sa.Connection, job_id: int, claim: str, report: ImportReport) 
 def _fail(engine: sa.Engine, job_id: int, claim: str, problems: list[str]) -> str:
     with engine.begin() as conn:
         conn.execute(JOBS.update().where(JOBS.c.id == job_id, JOBS.c.claim == claim)
-                     .values(status="failed", result=json.dumps({"problems": problems}, ensure_ascii=False), upload=None,
+                     .values(status="failed", result=json.dumps({"problems": [said_both(p) for p in problems]}, ensure_ascii=False), upload=None,
                              finished_at=_now(), heartbeat_at=_now()))
     return "failed"

@@ -21,17 +21,18 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, jsonify, render_template_string, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, render_template_string, request
 from flask_appbuilder import Model
 from itsdangerous import BadSignature, SignatureExpired
 
-from app.messages import msg
+from app.messages import Text, current_language, msg
 from app.messaging.channels import RecordView
 from app.messaging.jobs import Survey, survey_sources, surveys_of
 from app.messaging.links import Links, Recipients, read_token
 from app.record.tables import Notification, OutboxMessage, SurveyAnswer
 from app.spec.expr import ExprError, parse
 from app.spec.model import Spec, SurveyQuestion, split_names
+from app.web.i18n import pick, speaking
 
 ANSWERS = SurveyAnswer.__table__
 
@@ -49,23 +50,25 @@ def answered(session: Any, survey: str, entity: str, record_id: int) -> bool:
 
 bp = Blueprint("crm_survey", __name__)
 
-PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{{ title }}</title><style>body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}
-fieldset{margin:1em 0;border:1px solid #ccc}label{display:inline-block;margin:.3em .8em .3em 0}</style></head><body>
-<h1>{{ title }}</h1>
-{% if message %}<p class="message">{{ message }}</p>{% endif %}
-{% if questions %}<p>{{ record }}</p>
-<form method="post">
-<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
-{% for q in questions %}<fieldset><legend>{{ loop.index }}. {{ q.question }}</legend>
-{% for label in q.labels %}<label><input type="radio" name="q{{ q.order|int }}" value="{{ loop.index }}" required> {{ label }}</label>{% endfor %}
-</fieldset>{% endfor %}
-<button type="submit">提交 Submit</button></form>{% endif %}
-</body></html>"""
+SURVEY_TEMPLATE = "crm/survey.html"  # the public page, styled like the app, in the workbook's language
 
 
-def _page(title: str, message: str = "", status: int = 200, **extra: Any) -> Any:
-    return render_template_string(PAGE, title=title, message=message, questions=extra.pop("questions", None), **extra), status
+def _page(title: Any, message: Any = "", status: int = 200, **extra: Any) -> Any:
+    """The survey page in the workbook's language (settings ``language``): the customer answering
+    has no account and no language chosen; the office writes its questions in that language."""
+    spec = current_app.extensions["crm"].spec
+    with speaking(spec.settings.language):
+        html = render_template(SURVEY_TEMPLATE, title=_said(title), message=_said(message), app_name=spec.settings.app_name,
+                               language=current_language(), questions=extra.pop("questions", None), **extra)
+    return html, status
+
+
+def _said(text: Any) -> str:
+    return text.localized() if isinstance(text, Text) else str(text)
+
+
+def _answered() -> Any:
+    return _page(msg("已经回答"), msg("此调查已提交过,感谢您的反馈。"), 409)
 
 
 def _labels(q: SurveyQuestion) -> list[str]:
@@ -79,30 +82,32 @@ def respond(token: str) -> Any:
     try:
         survey_name, entity, record_id = read_token(current_app, token)
     except SignatureExpired:
-        return _page("链接已过期 Link expired", "此调查链接已过期,感谢您的关注。This survey link has expired.", 410)
+        return _page(msg("链接已过期"), msg("此调查链接已过期,感谢您的关注。"), 410)
     except (BadSignature, ValueError, TypeError):
-        return _page("链接无效 Invalid link", "此调查链接无效或已损坏。This survey link is invalid.", 400)
+        return _page(msg("链接无效"), msg("此调查链接无效或已损坏。"), 400)
     if crm.spec.entity(entity) is None:  # a link sent before the entity was renamed
         entity = next((e.name for e in crm.spec.entities if e.previous_name and e.previous_name == entity), entity)
     survey = surveys_of(crm.spec).get(survey_name)
     model = crm.generated.models.MODELS.get(entity)
     obj = crm.db.session.get(model, record_id) if survey is not None and model is not None else None
     if obj is None or survey is None or survey.entity != entity:
-        return _page("链接无效 Invalid link", "调查或记录不存在。The survey or record no longer exists.", 404)
+        return _page(msg("链接无效"), msg("调查或记录不存在。"), 404)
     if answered(crm.db.session, survey_name, entity, record_id):
-        return _page("已经回答 Already answered", "此调查已提交过,感谢您的反馈。This survey has already been answered.", 409)
+        return _answered()
     questions = [dataclasses.replace(q, labels=tuple(_labels(q))) for q in survey.questions]
     # the customer sees the company's name and what the survey is about, never the sheet's identifier
-    title = f"{crm.spec.settings.app_name} · 满意度调查 Satisfaction survey"
-    about = f"{crm.spec.entity(entity).label}:{obj}"
+    title = msg("满意度调查")
+    e = crm.spec.entity(entity)
+    with speaking(crm.spec.settings.language):
+        about = f"{pick(e.label, e.label_en)}: {obj}" if current_language() == "en" else f"{e.label}:{obj}"
     if request.method == "GET":
         return _page(title, "", 200, questions=questions, record=about)
     values = _read_answers(questions)
     if values is None:
-        return _page(title, "请回答全部问题。Please answer every question.", 400, questions=questions, record=about)
+        return _page(title, msg("请回答全部问题。"), 400, questions=questions, record=about)
     if not _store(crm, survey, entity, record_id, values):
-        return _page("已经回答 Already answered", "此调查已提交过,感谢您的反馈。This survey has already been answered.", 409)
-    return _page("感谢您的反馈 Thank you", "您的意见将作为我们改进服务的依据。Your answers have been recorded.")
+        return _answered()
+    return _page(msg("感谢您的反馈"), msg("您的意见将作为我们改进服务的依据。"))
 
 
 def _read_answers(questions: list[SurveyQuestion]) -> dict[int, int] | None:

@@ -5,6 +5,7 @@ role may see but not write (locked) or not see (withheld)."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app, url_for
@@ -95,10 +96,8 @@ def value_formatter(f: Field) -> Any:
                 return Markup(f'<a href="{prefix[0]}{value.id}">{escape(str(value))}</a>')  # noqa: S704 - the title escaped
         if f.type == "datetime" and hasattr(value, "strftime"):
             return value.strftime("%Y-%m-%d %H:%M")
-        if f.type == "money":
-            return f"{value:,.2f}"
-        if f.type == "decimal":
-            return f"{value:,}"
+        if f.type in ("money", "decimal"):
+            return number_text(value, f.type)
         return value
 
     return fmt
@@ -115,6 +114,20 @@ class _FreshLists(dict):  # type: ignore[type-arg]
     def get(self, key: Any, default: Any = None) -> Any:
         value = super().get(key, default)
         return list(value) if isinstance(value, list) else value
+
+
+def number_text(value: Any, kind: str = "decimal") -> str:
+    """A number as a page shows it, with thousands separators: money to the cent (1,234.50), a
+    decimal to the places it holds (the column keeps four: 1.5000 hours is 1.5, 478.5900 is
+    478.59), an integer as it is."""
+    if kind == "money":
+        return f"{value:,.2f}"
+    if isinstance(value, Decimal):
+        text = f"{value:,f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, float):
+        return _number_text(value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _number_text(value: float) -> str:

@@ -8,11 +8,12 @@ from typing import Any
 
 import flask_babel
 from flask import Flask, g, has_request_context
+from flask.json.provider import DefaultJSONProvider
 from flask_babel import LazyString
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
-from app.messages import current_language, spoken
+from app.messages import Text, current_language, spoken
 
 
 @contextmanager
@@ -110,3 +111,24 @@ def install_safe_gettext(app: Flask) -> None:
         return rv % variables
 
     app.jinja_env.globals.update(gettext=gettext, ngettext=ngettext, _=gettext)
+
+
+def said_in_request(value: Any) -> Any:
+    """``value`` with every message in it (:class:`app.messages.Text`, which as a ``str`` is its
+    bilingual form) said in the request's language; outside a request, as it is."""
+    if isinstance(value, Text):
+        return value.localized()
+    if isinstance(value, dict):
+        return {k: said_in_request(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [said_in_request(v) for v in value]
+    return value
+
+
+class SpokenJSON(DefaultJSONProvider):
+    """JSON answers (the REST API, the screens' JSON) in one language: a message put in an answer
+    as it was raised is said in the asker's language (the session's, or the API's ``_l_``), never
+    as "中文 (English)". A ``str`` subclass would otherwise reach the encoder as its bilingual text."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return super().dumps(said_in_request(obj) if has_request_context() else obj, **kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app, g, has_app_context, has_request_context
 
 from app.access.scope import current_user
-from app.record.grading import HIDDEN_CONDITION, OTHERWISE, mask_reason
+from app.record.grading import HIDDEN_CONDITION, OTHERWISE, graded_fields, mask_reason
 from app.spec.expr import parse
 from app.spec.model import Entity, GradingRule, Spec
 from app.web.condtext import condition_text
@@ -80,8 +80,23 @@ def reason_text(spec: Spec, entity: Entity, text: Any, hidden: set[str] | frozen
     values to those who may see rules, in words to everyone else."""
     if may_see_rules(user):  # whole; "其他情况 (otherwise)" is stored in both languages: said in the reader's
         shown = mask_reason(text, hidden)
-        return shown.replace(str(OTHERWISE), OTHERWISE.localized()) if isinstance(shown, str) else shown
+        if not isinstance(shown, str):
+            return shown
+        return _grade_said(spec, entity, shown.replace(str(OTHERWISE), OTHERWISE.localized()))
     return plain_reason(spec, entity, text, hidden)
+
+
+def _grade_said(spec: Spec, entity: Entity, text: str) -> str:
+    """The reason's leading grade (``on_time: …``) as its label (``准时: …``), not the stored key."""
+    head = _HEAD.match(text)
+    if not head or not head["grade"]:
+        return text
+    for graded in graded_fields(spec, entity):
+        f = entity.field(graded.field)
+        for c in spec.choices.get(f.choices, ()) if f is not None and f.choices else ():
+            if c.value == head["grade"]:
+                return pick(c.label, c.label_en) + text[len(head["grade"]):]
+    return text
 
 
 def rule_detail(ref: str, condition: str, user: Any = None) -> str:

@@ -28,6 +28,7 @@ from wtforms import validators as wv
 from app.access import ownership
 from app.access.scope import ScopeFilter, current_hidden, current_locked
 from app.io import excel
+from app.io.importjobs import said
 from app.messages import localized, msg
 from app.record import audit, uniques, versions, workflow
 from app.record.convert import same_value
@@ -38,6 +39,7 @@ from app.spec.model import Entity, Field, Spec
 from app.web import formcontext, linkfield, quicksearch, recordtabs, stepdialog, uploads
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
+from app.web.cards import card_parts
 from app.web.computeddefaults import form_settings
 from app.web.dbtuning import is_database_busy
 from app.web.export import _export, _import_fields, _required_columns, _xlsx
@@ -59,7 +61,7 @@ from app.web.fields import (
     form_validators,
     value_formatter,
 )
-from app.web.i18n import L, pick, yes_no
+from app.web.i18n import L, current_language, pick, yes_no
 from app.web.linkfield import LinkField
 from app.web.listing import CountInfo
 from app.web.ruletext import reason_text
@@ -79,6 +81,15 @@ API_PERMISSIONS = {
 # One permission vocabulary for an entity's screen and API (they share class_permission_name, and
 # FAB deletes a view menu's permissions that the registering class does not list).
 ENTITY_PERMISSIONS = ["can_list", "can_show", "can_add", "can_edit", "can_delete", "can_download", "can_export", "can_import"]
+
+
+RECORD_INFO = ("created_by", "created_on", "changed_by", "changed_on")  # FAB's AuditMixin columns on every record
+
+
+def _record_info(value: Any) -> Any:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else value
 
 
 def _form_lookup(form: Any, item: Any) -> Any:
@@ -202,6 +213,8 @@ class CrmModelView(ScopedActions, ModelView):
         reasons = reason_fields(spec, e)
         for f in e.fields:
             self.formatters_columns[f.name] = _masked(e.name, f.name, self.formatters_columns.get(f.name), f.name in reasons)
+        for name in RECORD_INFO:  # who made and last changed the record, when: blank while nobody has, not "None"
+            self.formatters_columns.setdefault(name, _record_info)
         super().__init__(**kwargs)
         # a link column sorts too: by the linked record (app.web.listing, its indexed id)
         self.order_columns = list(self.order_columns) + [c for c in self.list_columns if c not in self.order_columns
@@ -296,7 +309,7 @@ class CrmModelView(ScopedActions, ModelView):
                         target.errors = [*target.errors, *messages]
                     else:
                         for m in messages:
-                            flash(m, "danger")
+                            flash(localized(m), "danger")
                 return ok and not errors
 
         return RuleForm
@@ -511,7 +524,8 @@ class CrmModelView(ScopedActions, ModelView):
             formatters_columns=self._list_formatters(), page=page, page_size=page_size, count=count, pks=pks,
             actions=actions or self.actions, filters=filters, modelview_name=self.__class__.__name__,
             crm_count=info, crm_keyset=after is not None, crm_int_pks=all(type(pk) is int for pk in pks),
-            crm_title=self._title_column(), **urls, **kwargs,
+            crm_title=(title := self._title_column()), crm_card=card_parts(crm_spec(), _entity(self.entity), self.list_columns, title),
+            **urls, **kwargs,
         )
         return widgets
 
@@ -587,7 +601,8 @@ class CrmModelView(ScopedActions, ModelView):
             flash(msg("负责人已调整").localized(), "success")
         except Exception as exc:  # noqa: BLE001 - FAB wraps database errors; show them to the user
             self.datamodel.session.rollback()
-            flash(str(exc.__cause__ or exc), "danger")
+            cause = exc.__cause__ or exc
+            flash(localized(cause.args[0]) if cause.args and isinstance(cause.args[0], str) else str(cause), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
     @expose("/balance", methods=["POST"])
@@ -638,7 +653,7 @@ class CrmModelView(ScopedActions, ModelView):
             kwargs["problems"] = [localized(p) for p in kwargs["problems"]]
         return self.render_template("crm/import.html", title=f"{pick('导入', 'Import')} {pick(e.label, e.label_en)}", entity=e,
                                     fields=_import_fields(self.entity), required=_required_columns(self.entity), base=self.endpoint,
-                                    **kwargs)
+                                    crm_lang=(lang := current_language()), said=lambda kept: said(kept, lang), **kwargs)
 
     @expose("/import/", methods=["GET", "POST"])
     @has_access

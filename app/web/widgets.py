@@ -24,12 +24,20 @@ class CrmListWidget(ListWidget):
 
         def rows(check: Any, crud: Any, can_show: bool = False) -> Markup:
             return draw_rows(args["value_columns"], args["pks"], args["include_columns"], args["formatters_columns"], bool(check), crud,
-                             title_link(args, can_show))
+                             title_link(args, can_show), card_cells(args))
 
         return super().__call__(crm_draw_rows=rows, **kwargs)
 
 
 PK_PLACEHOLDER = "__crm_pk__"
+
+
+def card_cells(args: dict[str, Any]) -> dict[str, str]:
+    """Column → the attributes of its cells that place them on a phone's card (:mod:`.cards`):
+    the part as a class, the column's label for the card's "label  value" lines."""
+    parts = args.get("crm_card") or {}
+    labels = args.get("label_columns") or {}
+    return {c: f' class="crm-c-{escape(parts.get(c, "more"))}" data-label="{escape(labels.get(c, c))}"' for c in args["include_columns"]}
 
 
 def title_link(args: dict[str, Any], can_show: bool) -> tuple[str, str] | None:
@@ -42,30 +50,32 @@ def title_link(args: dict[str, Any], can_show: bool) -> tuple[str, str] | None:
 
 
 def draw_rows(items: list[dict[str, Any]], pks: list[Any], columns: list[str], formatters: dict[str, Any], check: bool,
-              crud: Any, link: tuple[str, str] | None = None) -> Markup:
+              crud: Any, link: tuple[str, str] | None = None, cells: dict[str, str] | None = None) -> Markup:
     """The table's rows as FAB's list template draws them (each value through its formatter and
     escaped, as Jinja's autoescape does), in a plain loop: a page of 25 rows × 12 columns is 300
     cells, where the template spent ~10 µs each. ``crud``: the row buttons drawn once with the
     ``__crm_pk__`` placeholder, or None; ``check``: the action checkbox column; ``link``: the title
-    column and the record page's URL (:func:`title_link`): its cell opens the record."""
+    column and the record page's URL (:func:`title_link`): its cell opens the record; ``cells``:
+    each column's cell attributes (:func:`card_cells`)."""
     out: list[str] = []
-    cells = [(c, formatters.get(c)) for c in columns]
+    attrs = cells or {}
+    columns_drawn = [(c, formatters.get(c), attrs.get(c, "")) for c in columns]
     for item, pk in zip(items, pks, strict=True):
         key = escape(pk)
         out.append("<tr>")
         if check:
-            out.append(f'<td><input id="{key}" class="action_check" name="rowid" value="{key}" type="checkbox"></td>')
+            out.append(f'<td class="crm-c-check"><input id="{key}" class="action_check" name="rowid" value="{key}" type="checkbox"></td>')
         if crud is not None:
-            out.append(f"<td><center>{str(crud).replace(PK_PLACEHOLDER, key)}</center></td>")
-        for name, fmt in cells:
+            out.append(f'<td class="crm-c-crud"><center>{str(crud).replace(PK_PLACEHOLDER, key)}</center></td>')
+        for name, fmt, attr in columns_drawn:
             value = item[name]
             text = escape(fmt(value) if fmt else value)
             if link is not None and name == link[0]:
                 href = escape(link[1].replace(PK_PLACEHOLDER, str(pk)))
                 text = text if text.strip() else escape(f"#{pk}")
-                out.append(f'<td><a class="crm-title-link" href="{href}">{text}</a></td>')
+                out.append(f'<td{attr}><a class="crm-title-link" href="{href}">{text}</a></td>')
             else:
-                out.append(f"<td>{text}</td>")
+                out.append(f"<td{attr}>{text}</td>")
         out.append("</tr>\n")
     return Markup("".join(out))  # noqa: S704 - every value escaped above; crud is the template's own markup
 
