@@ -284,3 +284,21 @@ def test_a_second_domain_workbook_gets_its_own_roles_homes(tmp_path: Path) -> No
                                    "today:member:card_expires": [made["今天丙"]]}
     assert librarian["panels"] == ["books_by_genre", "loans_due"]
     assert volunteer["cards"] == {} and volunteer["panels"] == ["books_by_genre"]  # loans are not the volunteer's to see
+
+
+def test_the_top_bar_counts_what_needs_the_person(demo: Any) -> None:
+    """Unread messages (a digest is one) plus the records waiting for one's step — the steps the
+    home page lists under 待我处理."""
+    from app.record.tables import Notification
+
+    user = demo_login(demo, "服务主任")
+    c = signed_in(demo, user)
+    _text, cards, _panels = home(c)
+    waiting = sum(n for key, (n, _link) in cards.items() if key.startswith("step:"))
+    crm = demo.extensions["crm"]
+    notes = Notification.__table__
+    with demo.app_context():
+        uid = crm.appbuilder.sm.find_user(username=user).id
+        unread = crm.db.session.execute(sa.select(sa.func.count()).select_from(notes)
+                                        .where(notes.c.user_id == uid, notes.c.read_at.is_(None))).scalar()
+    assert waiting > 0 and f"我的消息 ({waiting + unread})" in c.get("/inbox/").text

@@ -36,10 +36,19 @@ def digest_words(subject: str) -> str:
     return subject.replace("{{", "").replace("}}", "").strip()[:120]
 
 
-def digest_title(words: str, n: int) -> str:
+def digest_title(words: str, n: int, language: str = "zh") -> str:
+    """The entry's title in the office's language (the workbook's words are in it too)."""
     from app.messages import msg
 
-    return msg("%(kind)s %(n)s 条", kind=words, n=n).localized()
+    return msg("%(kind)s %(n)s 条", kind=words, n=n).render(language)
+
+
+def _language() -> str:
+    from flask import current_app, has_app_context
+
+    if has_app_context() and "crm" in current_app.extensions:
+        return str(current_app.extensions["crm"].spec.settings.language or "zh")
+    return "zh"
 
 
 def item_title(words: str, subject: str) -> str:
@@ -67,7 +76,7 @@ def add_to_digest(session: Session, row: Any, now: dt.datetime) -> int:
                                     "title": item_title(row.digest, row.subject or ""), "created_on": now}, "outbox_key")
     n = session.execute(sa.select(sa.func.count(sa.distinct(ITEMS.c.record_id))).where(ITEMS.c.notification_id == note_id)).scalar_one()
     # recounted and unread again: the entry now says what is new
-    session.execute(sa.update(NOTES).where(NOTES.c.id == note_id).values(title=digest_title(row.digest, int(n)), read_at=None,
+    session.execute(sa.update(NOTES).where(NOTES.c.id == note_id).values(title=digest_title(row.digest, int(n), _language()), read_at=None,
                                                                          created_on=now))
     return int(note_id)
 
