@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from flask_appbuilder import Model
 
 from app.access.scope import hidden_fields, scope_clause, user_scope
+from app.messaging.digest import digest_words
 from app.messaging.jobs import shift
 from app.spec.expr import parse
 from app.spec.model import Entity
@@ -53,6 +54,7 @@ class _Due:
     field: str
     conditions: tuple[str, ...]
     after: Duration | None  # the deadline is the date moved by this (None: the date itself)
+    words: str = ""  # what the latest of its reminders says ("跟进计划已逾期"), for the overdue count
 
 
 class Work:
@@ -91,7 +93,8 @@ class Work:
             words = pick(f.label, f.label_en or f.name) if f else pick("创建时间", "created")
             for kind in ("overdue", "today"):
                 if kind in kinds:
-                    yield f"{kind}:{e.name}:{due.field}", kind, e, pick(e.label, e.label_en or e.name), words
+                    yield f"{kind}:{e.name}:{due.field}", kind, e, pick(e.label, e.label_en or e.name), \
+                        (due.words or words) if kind == "overdue" else words
         if "step" in kinds:
             for e, state_field, state, actions in self._steps():
                 yield f"step:{e.name}:{state_field}:{state}", "step", e, pick(e.label, e.label_en or e.name), \
@@ -186,7 +189,8 @@ class Work:
     # -- read from the workbook ------------------------------------------------------------------
     def _dues(self) -> list[_Due]:
         """Reminders to ``owner`` on a date of the record, one per (entity, date field)."""
-        found: dict[tuple[str, str], list[tuple[str, Duration | None]]] = {}
+        found: dict[tuple[str, str], list[tuple[str, Duration | None, str]]] = {}
+        subjects = {t.name: t.subject for t in self.spec.templates}
         entities: dict[str, Entity] = {}
         for s in self.spec.schedules:
             e = self.spec.entity(s.entity)
@@ -201,14 +205,16 @@ class Work:
             if f is None and when.field != "created_on" or f is not None and f.type not in ("date", "datetime"):
                 continue
             entities[e.name] = e
-            found.setdefault((e.name, when.field), []).append((s.condition, when.offset))
+            found.setdefault((e.name, when.field), []).append((s.condition, when.offset, subjects.get(s.template, "")))
         out = []
         for (name, field_name), rows in found.items():
-            offsets = [o for _c, o in rows]
+            offsets = [o for _c, o, _w in rows]
             after = None
             if all(o is not None and o.amount > 0 and o.unit != "months" for o in offsets):
                 after = min(offsets, key=lambda o: _approx_days(o))  # type: ignore[arg-type]
-            out.append(_Due(entities[name], field_name, tuple(dict.fromkeys(c for c, _o in rows)), after))
+            latest = max(rows, key=lambda r: _approx_days(r[1]) if r[1] is not None else 0)[2]
+            out.append(_Due(entities[name], field_name, tuple(dict.fromkeys(c for c, _o, _w in rows)), after,
+                            digest_words(latest) if latest else ""))
         return out
 
     def _steps(self) -> list[tuple[Entity, str, str, list[str]]]:

@@ -56,5 +56,7 @@ def home_context() -> dict[str, Any]:
     panels = [p.as_dict() for p in computed if not p.denied]  # a panel on fields the person may not see is not drawn
     panels.sort(key=lambda p: p["empty"])  # panels with something to show first; the empty ones each say so in a line
     grouped = len(panels) > FLAT_PANELS
-    return {"sections": work_sections(work.items()), "panels": panels, "groups": panel_groups(crm, panels) if grouped else [],
-            "grouped": grouped}
+    groups = panel_groups(crm, panels) if grouped else []
+    if groups and crm.admin_role not in {r.name for r in g.user.roles}:
+        groups[0]["open"] = True  # a daily user's first group stays open; the administrator's page is an index
+    return {"sections": work_sections(work.items()), "panels": panels, "groups": groups, "grouped": grouped}
