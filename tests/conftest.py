@@ -129,6 +129,7 @@ MODULE_SECONDS = {
     "test_step_dialogs_browser": 50, "test_step_dialogs": 40,
     "test_forms_browser": 40,
     "test_quicksearch": 42, "test_quicksearch_browser": 31,
+    "test_homes": 60, "test_homes_browser": 90, "test_digest": 15,
 }
 
 
