@@ -183,3 +183,50 @@ def test_a_schedule_that_does_not_digest_sends_one_message_each(app: Any, seller
         deliver_due(session, 100_000, now + dt.timedelta(seconds=1), Channels())
         titles = session.execute(sa.select(NOTES.c.title).where(NOTES.c.user_id == seller["uid"], NOTES.c.title.like("提醒%"))).scalars().all()
     assert sorted(titles) == ["提醒 0", "提醒 1", "提醒 2"]
+
+
+@pytest.mark.postgres
+def test_digests_on_postgres_gather_once_under_their_unique_key(tmp_path: Path) -> None:
+    """PostgreSQL's ON CONFLICT on the digest's unique key and the item's outbox key: three reminders,
+    one entry; gathering one again, or two deliveries at once, neither adds nor loses one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app import create_app
+    from app.access.accounts import create_first_admin
+    from app.messaging.outbox import enqueue
+    from app.migrate.create import create_schema
+    from tests.conftest import ADMIN_PASSWORD
+    from tests.migration_helpers import database
+
+    with database("postgres", tmp_path) as url:
+        application = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "RATELIMIT_ENABLED": False})
+        try:
+            create_schema(application)
+            create_first_admin(application, "admin", ADMIN_PASSWORD)
+            uid = add_user(application, "pg_digest", ["业务员"], PASSWORD)
+            now = dt.datetime.now().replace(microsecond=0)
+            with application.app_context():
+                session = application.extensions["crm"].db.session
+                enqueue(session, [{"key": f"pgd.{i}", "source": "follow_up_overdue", "entity": "follow_up", "record_id": 100 + i,
+                                   "occurrence": "X", "channel": "inapp", "recipient_user_id": uid, "subject": f"跟进计划已逾期:第{i}条",
+                                   "digest": "跟进计划已逾期", "next_attempt_at": now, "created_on": now} for i in range(6)])
+                session.commit()
+
+            def deliver() -> int:
+                with application.app_context():
+                    return deliver_due(application.extensions["crm"].db.session, 3, now + dt.timedelta(seconds=1), Channels()).sent
+
+            with ThreadPoolExecutor(2) as pool:  # two workers at once, three rows each
+                sent = sum(pool.map(lambda _i: deliver(), range(2)))
+            with application.app_context():
+                session = application.extensions["crm"].db.session
+                row = session.execute(sa.select(OUTBOX).where(OUTBOX.c.key == "pgd.0")).one()
+                add_to_digest(session, row, now)
+                session.commit()
+                notes = session.execute(sa.select(NOTES.c.title).where(NOTES.c.user_id == uid)).scalars().all()
+                items = session.execute(sa.select(ITEMS.c.outbox_key)).scalars().all()
+            assert sent == 6 and notes == ["跟进计划已逾期 6 条"] and sorted(items) == [f"pgd.{i}" for i in range(6)]
+        finally:
+            with application.app_context():
+                application.extensions["crm"].db.session.remove()
+                application.extensions["crm"].db.engine.dispose()
