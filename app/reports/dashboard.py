@@ -46,7 +46,8 @@ class DashboardView(BaseView):
     route_base = "/dashboard"
     default_view = "index"
     base_permissions = ["can_index"]
-    method_permission_name = {"index": "index", "panel": "index", "report": "index", "drill": "index", "export": "index"}
+    method_permission_name = {"index": "index", "every": "index", "panel": "index", "report": "index", "drill": "index",
+                              "export": "index"}
 
     def _reporter(self) -> Reporter:
         return Reporter(_crm(), g.user)
@@ -58,6 +59,17 @@ class DashboardView(BaseView):
         from app.web.home import home_context
 
         return self.render_template("crm/home.html", title=pick("首页", "Home"), **home_context())
+
+    @expose("/all/")
+    @has_access
+    def every(self) -> Any:
+        """Every panel the person may see on one page, drawn at once (the home page groups them)."""
+        from app.reports.panels import compute_panels
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        panels = [p.as_dict() for p in compute_panels(app, g.user, self._reporter().sources(), current_language(),
+                                                       app.config.get("CRM_DASHBOARD_WORKERS", 4))]
+        return self.render_template("crm/dashboard.html", title=pick("全部统计", "All reports"), panels=panels)
 
     @expose("/panel/<name>")
     @has_access

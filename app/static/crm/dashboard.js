@@ -133,8 +133,9 @@
     if (unit && p.chart !== "pie" && p.chart !== "radar") {
       layout.yaxis.ticksuffix = unit.word;
       data.forEach(function (t) { t.hovertemplate = "%{x}: %{y:,.2~f}" + unit.word + "<extra>" + (t.name || "") + "</extra>"; });
-    } else if (p.money && p.money.some(function (m) { return m; }) && !zh) {
-      layout.yaxis.tickprefix = "¥";
+    } else if (p.money && p.money.some(function (m) { return m; }) && !zh && p.chart !== "pie" && p.chart !== "radar") {
+      layout.yaxis.tickprefix = "¥";  // English readers read millions: ¥20M
+      layout.yaxis.tickformat = "~s";
     }
     var drawn = Plotly.newPlot(el, data, layout, {displaylogo: false, responsive: true, locale: zh ? "zh-CN" : "en",
                                                        modeBarButtonsToRemove: ["select2d", "lasso2d"]});
