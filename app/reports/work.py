@@ -212,9 +212,11 @@ class Work:
             after = None
             if all(o is not None and o.amount > 0 and o.unit != "months" for o in offsets):
                 after = min(offsets, key=lambda o: _approx_days(o))  # type: ignore[arg-type]
-            latest = max(rows, key=lambda r: _approx_days(r[1]) if r[1] is not None else 0)[2]
-            out.append(_Due(entities[name], field_name, tuple(dict.fromkeys(c for c, _o, _w in rows)), after,
-                            digest_words(latest) if latest else ""))
+            _c, last_offset, latest = max(rows, key=lambda r: _approx_days(r[1]) if r[1] is not None else 0)
+            # the words of a reminder sent after the date ("跟进计划已逾期"), not of a heads-up before it
+            # ("保养合同一个月后到期" would misname a contract already past its end)
+            words = digest_words(latest) if latest and last_offset is not None and last_offset.amount > 0 else ""
+            out.append(_Due(entities[name], field_name, tuple(dict.fromkeys(c for c, _o, _w in rows)), after, words))
         return out
 
     def _steps(self) -> list[tuple[Entity, str, str, list[str]]]:
