@@ -105,7 +105,7 @@ def spec_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     for s in spec.schedules:
         rows["schedules"].append({"name": s.name, "entity": s.entity, "when": s.when, "condition": s.condition, "recipients": s.recipients,
                                   "template": s.template, "channel": s.channel, "escalate_after": s.escalate_after,
-                                  "escalate_to": s.escalate_to})
+                                  "escalate_to": s.escalate_to, "digest": s.digest})
     for q in spec.surveys:
         rows["surveys"].append({"survey": q.survey, "question": q.question, "scale": q.scale, "labels": q.labels, "order": q.order,
                                 "trigger": q.trigger})

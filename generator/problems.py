@@ -145,6 +145,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "when": ("时间规则 '{value}' 无法理解", "time rule '{value}' is not understood"),
     "when_field": ("时间规则中的字段 '{value}' 必须是日期或日期时间字段", "field '{value}' in a time rule must be a date or datetime"),
     "channel": ("渠道 '{value}' 无效", "channel '{value}' is not valid"),
+    "digest_channel": ("只有站内消息(inapp)可以汇总,渠道 '{channel}' 的提醒逐条发送 — 请把汇总改为否或留空",
+                       "only in-app reminders can be digested; '{channel}' messages go one by one — set digest to no or leave it blank"),
     "recipient": ("收件人 '{value}' 无效", "recipient '{value}' is not valid"),
     "notify_unseen": ("角色 '{value}' 在 permissions 中对 {entity} 没有任何权限,看不到记录,所以不会收到通知 — 请给它权限,或从 notify 删除",
                       "role '{value}' has no right on {entity} in permissions, cannot see its records and so is never told "

@@ -190,6 +190,8 @@ SHEETS: tuple[SheetFormat, ...] = (
             _c("channel", "渠道"),
             _c("escalate_after", "升级时限", doc="escalation delay; a ladder is several, separated by ';', each after the step before"),
             _c("escalate_to", "升级给", "升级对象", doc="role told at each escalation step, in the same order as the delays"),
+            _c("digest", "汇总", "合并提醒", doc="yes/no: an in-app reminder's messages of one day for one person become one inbox "
+               "entry (blank: yes for in-app)"),
         ),
         needs=("entities", "fields", "roles", "templates"),
     ),

@@ -134,6 +134,7 @@ MODULE_SECONDS = {
     "test_computed": 115,
     "test_demo_data": 70,
     "test_phones_browser": 150, "test_pages_language": 50,
+    "test_homes": 60, "test_homes_browser": 90, "test_digest": 15,
 }
 
 

@@ -239,6 +239,46 @@ def probe_demo_data() -> dict[str, Any]:
     return {"made": made, "problems": problems[:20], "logins": logins, "signed_in": signed_in}
 
 
+
+def probe_library_homes() -> dict[str, Any]:
+    """Home pages of the library workbook (with a reminder on members' card expiry, see
+    tests/test_homes.py): a librarian's overdue and due-today members, the ids their links list,
+    and the panels each role gets."""
+    import datetime as dt
+    import json as _json
+
+    from app.access.accounts import add_user
+
+    app = _app()
+    add_user(app, "lib1", ["馆员"], "Lib-Pass-123")
+    add_user(app, "vol1", ["志愿者"], "Vol-Pass-1234")
+
+    def client(user: str, password: str) -> tuple[Any, dict[str, str]]:
+        c = app.test_client()
+        c.post("/login/", data={"username": user, "password": password, "csrf_token": _csrf(c.get("/login/").text)})
+        token = c.post("/api/v1/security/login", json={"username": user, "password": password, "provider": "db"}).json
+        return c, {"Authorization": f"Bearer {token['access_token']}"}
+
+    lib, h = client("lib1", "Lib-Pass-123")
+    vol, _hv = client("vol1", "Vol-Pass-1234")
+    today = dt.date.today()
+    made = {}
+    for name, days in (("过期甲", -3), ("过期乙", -1), ("今天丙", 0), ("未到丁", 20)):
+        r = lib.post("/api/v1/member/", json={"full_name": name, "card_expires": str(today + dt.timedelta(days=days))}, headers=h)
+        made[name] = r.json["id"]
+
+    def home(c: Any) -> dict[str, Any]:
+        text = c.get("/dashboard/").text
+        cards = dict(re.findall(r'data-work="([^"]+)">\s*<span class="crm-work-count">(\d+)</span>', text))
+        links = dict(re.findall(r'href="([^"]+)" data-work="([^"]+)"', text))
+        panels = _json.loads(re.search(r'id="crm-panels">(.*?)</script>', text, re.S).group(1))
+        listed = {key: sorted(int(i) for i in set(re.findall(r"/memberview/show/(\d+)", c.get(url.replace("&amp;", "&")).text)))
+                  for url, key in links.items()}
+        return {"cards": {k: int(v) for k, v in cards.items()}, "listed": listed, "panels": sorted(p["name"] for p in panels)}
+
+    return {"made": made, "librarian": home(lib), "volunteer": home(vol)}
+
+
 if __name__ == "__main__":
     probe = globals()[f"probe_{sys.argv[1]}"]
     print(json.dumps(probe(*sys.argv[2:]), ensure_ascii=False))

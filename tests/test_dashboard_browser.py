@@ -45,7 +45,7 @@ def _settled_box(page: Any, locator: Any) -> dict[str, float]:  # noqa: F811 - t
 
 def test_every_panel_renders_offline(page: Any, server: str) -> None:  # noqa: F811
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.goto(f"{server}/dashboard/")
+    page.goto(f"{server}/dashboard/all/")
     page.wait_for_load_state("networkidle")
     panels = page.locator(".crm-panel")
     assert panels.count() >= 20
@@ -65,7 +65,7 @@ def test_every_panel_renders_offline(page: Any, server: str) -> None:  # noqa: F
 
 
 def test_click_on_a_slice_drills_down(page: Any, server: str) -> None:  # noqa: F811
-    page.goto(f"{server}/dashboard/")
+    page.goto(f"{server}/dashboard/all/")
     page.wait_for_load_state("networkidle")
     _wait_until_every_chart_is_drawn(page)
     bars = page.locator("#chart-customers_by_source .point path")
@@ -83,13 +83,13 @@ def test_click_on_a_slice_drills_down(page: Any, server: str) -> None:  # noqa: 
 
 def test_language_switch_to_english_and_back(page: Any, server: str) -> None:  # noqa: F811
     page.goto(f"{server}/lang/en")
-    page.goto(f"{server}/dashboard/")
+    page.goto(f"{server}/dashboard/all/")
     page.wait_for_load_state("networkidle")
     text = page.locator(".crm-dashboard").inner_text()
     assert "Customers by grade" in text and "客户等级分布" not in text
     page.screenshot(path=str(ARTIFACTS / "dashboard-en.png"), full_page=True)
     page.goto(f"{server}/lang/zh")
-    page.goto(f"{server}/dashboard/")
+    page.goto(f"{server}/dashboard/all/")
     assert "客户等级分布" in page.locator(".crm-dashboard").inner_text()
 
 
@@ -116,7 +116,7 @@ def test_every_label_is_readable(page: Any, server: str, lang: str, width: int) 
     only 30°), the legend sat on the month labels, and a radar's axis names ran off its panel."""
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"{server}/lang/{lang}")
-    page.goto(f"{server}/dashboard/")
+    page.goto(f"{server}/dashboard/all/")
     page.wait_for_load_state("networkidle")
     _wait_until_every_chart_is_drawn(page)
     charts = page.evaluate(LABELS)

@@ -220,8 +220,13 @@ def _deliver_inapp(session: Session, row: Any, now: dt.datetime, result: Deliver
     if row.recipient_user_id is None:
         _fail(session, row, now, "in-app message without a user", result, permanent=True)
         return
-    session.execute(sa.insert(NOTIFICATION).values(user_id=row.recipient_user_id, title=row.subject or "", body=row.body,
-                                                   link=row.link, outbox_key=row.key, created_on=now))
+    if getattr(row, "digest", None):  # one entry a day per kind, gathering this one (see ``digest``)
+        from app.messaging.digest import add_to_digest
+
+        add_to_digest(session, row, now)
+    else:
+        session.execute(sa.insert(NOTIFICATION).values(user_id=row.recipient_user_id, title=row.subject or "", body=row.body,
+                                                       link=row.link, outbox_key=row.key, created_on=now))
     _finish(session, row.id, "sent", now, None)  # same transaction as the notification
     result.sent += 1
 

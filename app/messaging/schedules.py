@@ -43,6 +43,7 @@ from flask_appbuilder import Model
 from sqlalchemy.orm import Session
 
 from app.messaging.channels import RecordView, render
+from app.messaging.digest import digest_words
 from app.messaging.jobs import Job, add_months, jobs_for, lower_bound, shift, upper_bound
 from app.messaging.links import Links, Recipients
 from app.messaging.outbox import OUTBOX, enqueue
@@ -367,14 +368,19 @@ class _Pass:
         template = next((t for t in self.spec.templates if t.name == s.template), None)
         base = {"source": job.source, "entity": job.entity.name, "record_id": obj.id, "occurrence": occurrence, "step": step,
                 "channel": channel, "link": link, "next_attempt_at": self.now, "created_on": self.now}
-        context = {"record": RecordView(self.spec, job.entity, obj), "due": _fmt(due), "link": link, "app_name": self.spec.settings.app_name,
+        digest = digest_words(template.subject if template else _default_text(job, step)[0]) \
+            if s.digest and channel == "inapp" and not job.survey else None
+        # an in-app message is read where its 查看 opens the record: no raw address in its text
+        context = {"record": RecordView(self.spec, job.entity, obj), "due": _fmt(due), "link": "" if channel == "inapp" else link,
+                   "app_name": self.spec.settings.app_name,
                    "now": _fmt(self.now), "survey": job.survey, "escalation": step > 0, "step": step}
         out = []
         for r in self.recipients.resolve(job.entity, obj, recipients, channel):
             subject, body = render(template, {**context, "recipient": r.name}, *_default_text(job, step))
             if step:
                 subject = f"[升级 Escalation{'' if step == 1 else f' {step}'}] {subject}"
-            out.append({**base, "key": message_key(job.source, obj.id, occurrence, step, r.token), "subject": subject, "body": body,
+            out.append({**base, "key": message_key(job.source, obj.id, occurrence, step, r.token), "subject": subject, "body": body.strip(),
+                        "digest": digest if r.user_id is not None else None,
                         "recipient_user_id": r.user_id, "recipient_address": r.address,
                         "status": "skipped" if r.problem else "pending", "last_error": r.problem or None})
         if not out:

@@ -52,8 +52,30 @@ def add_system_columns(engine: sa.Engine, tables: list[sa.Table]) -> list[str]:
                     raise
                 continue
             added.append(f"{table.name}.{column.name}")
+    added += _add_system_indexes(engine, tables)
     if added:
         log.info("system columns added: %s", ", ".join(added))
+    return added
+
+
+def _add_system_indexes(engine: sa.Engine, tables: list[sa.Table]) -> list[str]:
+    """Indexes a later release declared on the runtime's own tables (over columns added above),
+    created on a database made by an earlier one."""
+    names = [t.name for t in tables]
+    if not names:
+        return []
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        found = inspector.get_multi_indexes(filter_names=[n for n in names if inspector.has_table(n)])
+        present = {ix["name"] for indexes in found.values() for ix in indexes}
+        present |= {uc["name"] for (_s, _t), ucs in inspector.get_multi_unique_constraints(filter_names=list({t for _s, t in found})).items()
+                    for uc in ucs}
+    added = []
+    for table in tables:
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(engine, checkfirst=True)
+                added.append(str(index.name))
     return added
 
 

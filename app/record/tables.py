@@ -75,6 +75,9 @@ class OutboxMessage(Model):
     # (a recurring one); empty for messages written by older versions (checked in Python)
     anchor = Column(String(64))
     step = Column(Integer, nullable=False, default=0)  # 0 the reminder, k its k-th escalation step
+    # in-app reminders that digest: the words naming their kind ("跟进计划已逾期"), the title of the
+    # day's one inbox entry; empty: a message of its own
+    digest = Column(String(120))
     channel = Column(String(16), nullable=False)
     recipient_user_id = Column(Integer, ForeignKey("ab_user.id"))
     recipient_address = Column(String(254))
@@ -106,7 +109,26 @@ class Notification(Model):
     outbox_key = Column(String(255))
     created_on = Column(DateTime, nullable=False, default=now)
     read_at = Column(DateTime)
-    __table_args__ = (Index("ix_crm_notification_user", "user_id", "read_at"),)
+    # a digest: one entry per (person, schedule, step, day) gathering that day's reminders
+    # (``crm_notification_item``); unique, so two workers delivering at once still make one
+    digest_key = Column(String(255))
+    entity = Column(String(64))  # a digest's records are of this entity
+    __table_args__ = (Index("ix_crm_notification_user", "user_id", "read_at"),
+                      Index("ux_crm_notification_digest", "digest_key", unique=True))
+
+
+class NotificationItem(Model):
+    """One reminder gathered into a digest notification: its outbox row (unique: delivered once)
+    and the record it is about, which the digest's 查看 lists."""
+
+    __tablename__ = "crm_notification_item"
+    id = Column(Integer, primary_key=True)
+    notification_id = Column(Integer, ForeignKey("crm_notification.id", ondelete="CASCADE"), nullable=False)
+    outbox_key = Column(String(255), nullable=False, unique=True)
+    record_id = Column(Integer, nullable=False)
+    title = Column(Text)
+    created_on = Column(DateTime, nullable=False, default=now)
+    __table_args__ = (Index("ix_crm_notification_item_note", "notification_id", "record_id"),)
 
 
 class SurveyAnswer(Model):

@@ -19,7 +19,7 @@ from openpyxl.utils import get_column_letter
 
 from app.access.scope import current_hidden
 from app.io.excel import neutralise as safe_cell
-from app.reports.panels import PanelData, Reporter, compute_panels, report_title
+from app.reports.panels import PanelData, Reporter, report_title
 from app.web.i18n import L, current_language, pick
 
 PAGE_SIZE = 50
@@ -46,7 +46,8 @@ class DashboardView(BaseView):
     route_base = "/dashboard"
     default_view = "index"
     base_permissions = ["can_index"]
-    method_permission_name = {"index": "index", "panel": "index", "report": "index", "drill": "index", "export": "index"}
+    method_permission_name = {"index": "index", "every": "index", "panel": "index", "report": "index", "drill": "index",
+                              "export": "index"}
 
     def _reporter(self) -> Reporter:
         return Reporter(_crm(), g.user)
@@ -54,11 +55,21 @@ class DashboardView(BaseView):
     @expose("/")
     @has_access
     def index(self) -> Any:
-        reports = self._reporter().sources()
+        """The home page: the person's own work, then their panels (app.web.home)."""
+        from app.web.home import home_context
+
+        return self.render_template("crm/home.html", title=pick("首页", "Home"), **home_context())
+
+    @expose("/all/")
+    @has_access
+    def every(self) -> Any:
+        """Every panel the person may see on one page, drawn at once (the home page groups them)."""
+        from app.reports.panels import compute_panels
+
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        panels = [p.as_dict() for p in compute_panels(app, g.user, reports, current_language(),
+        panels = [p.as_dict() for p in compute_panels(app, g.user, self._reporter().sources(), current_language(),
                                                        app.config.get("CRM_DASHBOARD_WORKERS", 4))]
-        return self.render_template("crm/dashboard.html", title=pick("仪表盘", "Dashboard"), panels=panels)
+        return self.render_template("crm/dashboard.html", title=pick("全部统计", "All reports"), panels=panels)
 
     @expose("/panel/<name>")
     @has_access
@@ -146,6 +157,23 @@ def number(value: Any) -> str:
     return f"{int(v):,}" if v.is_integer() else f"{v:,.2f}"
 
 
+def money(value: Any) -> str:
+    """Money the way the office reads it: 8,500 元, 80 万, 1.2 亿 (English: ¥1,234,567)."""
+    if value is None or value == "":
+        return ""
+    v = float(value)
+    if current_language() == "en":
+        return f"¥{v:,.0f}" if abs(v) >= 100 else f"¥{v:,.2f}"
+    for unit, word in ((1e8, "亿"), (1e4, "万")):
+        if abs(v) >= unit:
+            return f"{_trim(f'{v / unit:,.2f}')} {word}"
+    return f"{_trim(f'{v:,.2f}')} 元"
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -189,8 +217,9 @@ def register_dashboard(app: Any, appbuilder: Any) -> None:
     app.register_blueprint(assets)
     app.register_blueprint(plotly_assets)
     app.jinja_env.filters["crm_number"] = number
+    app.jinja_env.filters["crm_money"] = money
     app.jinja_env.globals["crm_language"] = current_language
-    appbuilder.add_view(DashboardView, "dashboard", label=L("仪表盘", "Dashboard"), icon="fa-dashboard")
+    appbuilder.add_view(DashboardView, "dashboard", label=L("首页", "Home"), icon="fa-home")
 
 
 class CrmIndexView(IndexView):

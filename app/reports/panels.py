@@ -60,11 +60,17 @@ class PanelData:
     note: str = ""
     denied: bool = False
     drill: bool = True
+    money: list[bool] = field(default_factory=list)  # per measure: amounts of money (shown in 元/万/亿)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to show: no category, or every number blank or zero (said in one line, no empty chart)."""
+        return not self.denied and not any(v for s in self.series for v in s)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "chart": self.chart, "entity": self.entity, "measures": self.measures,
                 "categories": [c.__dict__ for c in self.categories], "series": self.series, "note": self.note,
-                "denied": self.denied, "drill": self.drill}
+                "denied": self.denied, "drill": self.drill, "money": self.money, "empty": self.empty}
 
     def rows(self) -> list[list[Any]]:
         """The panel as a table: one row per category, one column per measure."""
@@ -158,6 +164,7 @@ class Reporter:
         assert entity is not None
         data = PanelData(report.name, report_title(self.spec, report), report.chart, entity.name,
                          [self.measure_label(entity, fn, path) for fn, path in report.measures])
+        data.money = [fn != "count" and (f := self.field(entity, path)) is not None and f.type == "money" for fn, path in report.measures]
         if self._touches_hidden(entity, report):
             data.denied, data.drill = True, False
             data.note = msg("无权查看此统计所用的字段").localized()
@@ -514,12 +521,23 @@ class SurveyReporter:
     def visible(self) -> list[SurveyPanel]:
         admin = self.r.crm.admin_role in self.r._roles()
         out = []
+        roles = self.r._roles()
         for name, survey in self.surveys.items():
             entity = self.r.spec.entity(survey.entity)
-            if entity is None or (not admin and user_scope(self.r.spec, entity, self.r.user, self.r.crm.admin_role) == "none"):
+            if entity is None or not admin and not self._concerns(entity, roles):
                 continue
             out += [SurveyPanel(name, "rate"), SurveyPanel(name, "radar")]
         return out
+
+    def _concerns(self, entity: Entity, roles: set[str]) -> bool:
+        """A survey's panels are for those it is about or who watch its entity: roles owning the surveyed
+        records (scope own: a technician's own ratings), or given a panel on that entity in the reports sheet
+        (a salesperson who may merely look up service calls gets none)."""
+        scope = user_scope(self.r.spec, entity, self.r.user, self.r.crm.admin_role)
+        if scope == "none":
+            return False
+        watched = any(r.entity == entity.name and roles & set(r.roles) for r in self.r.spec.reports)
+        return scope == "own" or watched
 
     def _records(self, entity: Entity) -> Any:
         """Ids of the surveyed entity's records the viewer may see (None: all)."""

@@ -200,6 +200,9 @@ class Schedule:
     escalate_after: str = ""
     escalate_to: str = ""
     ref: str = ""
+    # in-app reminders of one day for one person become one inbox entry (column ``digest``; blank:
+    # yes for in-app, the only channel a digest exists on)
+    digest: bool = True
 
 
 @dataclass(frozen=True)

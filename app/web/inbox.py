@@ -5,6 +5,7 @@ invitation with its status, failures visible with their error and a retry action
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,10 +16,14 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import LazyString
 
 from app.messages import later, msg
+from app.messaging.digest import digest_examples
 from app.record.tables import Notification, OutboxMessage
+from app.reports.work import Work
 from app.web.actions import ScopedActions
 from app.web.adminlabels import BLANK, blank, channel_label, entity_label, moment, person_name, source_label, status_label
+from app.web.home import work_sections
 from app.web.i18n import L, pick
+from app.web.workfilter import DIGEST_ARG, list_url
 
 NOTES = Notification.__table__
 INBOX_PAGE = 50  # messages on one inbox page; 更早的消息 goes on from the last one shown
@@ -68,11 +73,14 @@ class InboxView(BaseView):
             q = q.where(sa.or_(NOTES.c.created_on < last.created_on,
                                sa.and_(NOTES.c.created_on == last.created_on, NOTES.c.id < last.id)))
         rows = session.execute(q.order_by(NOTES.c.created_on.desc(), NOTES.c.id.desc()).limit(INBOX_PAGE + 1)).mappings().all()
-        base = str(current_app.config.get("CRM_BASE_URL") or "").rstrip("/")
-        notes = [{**n, "href": local_link(n["link"], base)} for n in rows[:INBOX_PAGE]]
+        notes = [_shown(n) for n in rows[:INBOX_PAGE]]
+        examples = digest_examples(session, [n["id"] for n in notes if n["digest_key"]])
+        for n in notes:
+            n["examples"] = examples.get(n["id"], [])
         older = url_for("InboxView.index", before=notes[-1]["id"]) if len(rows) > INBOX_PAGE else None
+        waiting = work_sections(Work(current_app.extensions["crm"], g.user).items(("step",)))
         return self.render_template("crm/inbox.html", title=pick("我的消息", "My messages"), notes=notes, older=older,
-                                    first_page=before is None, unread=current_unread(session))
+                                    first_page=before is None, unread=current_unread(session), waiting=waiting)
 
     @expose("/read/<int:note_id>", methods=["POST"])
     @has_access
@@ -84,6 +92,22 @@ class InboxView(BaseView):
         session.commit()
         target = request.form.get("next", "")
         return redirect(target if is_local(target) else url_for("InboxView.index"))
+
+
+URL = re.compile(r"\s*(?:https?://\S+|(?:(?<=\s)|^)/[\w-]+/\S*)")  # an address in a message's text (older messages carry them)
+
+
+def _shown(note: Any) -> dict[str, Any]:
+    """A message as the inbox shows it: its 查看 (a digest's: the list of exactly its records) and
+    its text without raw addresses."""
+    base = str(current_app.config.get("CRM_BASE_URL") or "").rstrip("/")
+    n = dict(note)
+    if n["digest_key"] and n["entity"]:
+        n["href"] = list_url(n["entity"], **{DIGEST_ARG: n["id"]})
+    else:
+        n["href"] = local_link(n["link"], base)
+    n["body"] = URL.sub("", n["body"] or "").strip()
+    return n
 
 
 class OutboxView(ScopedActions, ModelView):
@@ -136,9 +160,22 @@ def current_unread(session: Any) -> int:
     return n
 
 
+def needs_me(session: Any) -> int:
+    """What the top bar counts: unread messages (a digest is one) and records waiting for a step of
+    the person's (approvals) — not every reminder ever written. Once per request."""
+    n = getattr(g, "crm_needs_me", None)
+    if n is None:
+        user = getattr(g, "user", None)
+        n = current_unread(session)
+        if getattr(user, "is_authenticated", False):
+            n += Work(current_app.extensions["crm"], user).needs_me()
+        g.crm_needs_me = n
+    return n
+
+
 def _inbox_label(session_getter: Any) -> LazyString:
     def text() -> str:
-        n = current_unread(session_getter())
+        n = needs_me(session_getter())
         base = pick("我的消息", "My messages")
         return f"{base} ({n})" if n else base
 

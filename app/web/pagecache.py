@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.record.tables import CacheVersion
-from app.web.inbox import current_unread
+from app.web.inbox import needs_me
 
 SECURITY = "security"
 SESSIONS = "sessions"
@@ -153,13 +153,14 @@ def page_key() -> tuple[Any, ...]:
 
 
 def navbar() -> Markup:
-    """FAB's menu bar for the signed-in user: drawn once per user, language, unread count and
-    security version (every entry is an access check; the unread count is the only data in it)."""
+    """FAB's menu bar for the signed-in user: drawn once per user, language, count of what needs them
+    (unread messages and records waiting for their step) and security version (every entry is an
+    access check; that count is the only data in it)."""
     appbuilder = current_app.appbuilder  # type: ignore[attr-defined]
     db = appbuilder.session
     user = getattr(g, "user", None)
     user_id = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
-    key = (*page_key(), user_id, current_unread(db))
+    key = (*page_key(), user_id, needs_me(db))
     html = shelf("menus", MENU_SHELF_SIZE).get(security_version(db), key,
                               lambda: render_template("appbuilder/navbar.html", appbuilder=appbuilder))
     return Markup(html)  # noqa: S704 - FAB's own template, rendered with autoescape

@@ -36,7 +36,7 @@ from app.record.grading import explain_now, graded_fields, reason_fields
 from app.record.models import column_default
 from app.record.rules import rules_for, validate_values
 from app.spec.model import Entity, Field, Spec
-from app.web import formcontext, linkfield, quicksearch, recordtabs, stepdialog, uploads
+from app.web import formcontext, linkfield, quicksearch, recordtabs, stepdialog, uploads, workfilter
 from app.web.actions import ScopedActions
 from app.web.auditview import Describer
 from app.web.cards import card_parts
@@ -539,6 +539,7 @@ class CrmModelView(ScopedActions, ModelView):
     def _with_text_search(self, filters: Any) -> Any:
         """``filters`` and, when the list box has words, the records holding them in a search field."""
         text = self._list_text()
+        filters = workfilter.narrow(filters, self.endpoint)  # a count of the home page, a digest of the inbox
         return filters.add_filter("id", quicksearch.TextSearchFilter, (self.entity, text)) if text else filters
 
     def _title_column(self) -> str:
@@ -573,6 +574,7 @@ class CrmModelView(ScopedActions, ModelView):
         return {"crm_can_balance": bool(e.owner_field) and ownership.can_reassign(crm_spec(), e, g.user, state.admin_role),
                 "crm_can_export": sm.has_access("can_export", self.class_permission_name),
                 "crm_can_import": sm.has_access("can_import", self.class_permission_name),
+                "crm_narrowed": workfilter.banner(self.endpoint),
                 "crm_q": self._list_text(), "crm_q_fields": [pick(f.label, f.label_en) for f in fields],
                 "crm_q_placeholder": pick("搜索" + "、".join(f.label for f in fields),
                                           "Search " + ", ".join(f.label_en or f.label for f in fields)),

@@ -125,7 +125,11 @@ def build_schedules(v: Context, emap: dict[str, Entity], role_names: set[str], t
         if len(delays) != len(targets):
             v.p.add(c("escalate_to").ref if delays else c("escalate_after").ref,
                     msg("ladder", after=len(delays), to=len(targets)), hint("ladder"))
-        result.append(Schedule(name, e.name, c("when").text, cond, recipients, tname, channel, esc_after, esc_to, c("name").ref))
+        digest = v.r.boolean(c("digest"), channel == "inapp")
+        if digest and channel != "inapp":
+            v.p.add(c("digest").ref, msg("digest_channel", channel=channel))
+        result.append(Schedule(name, e.name, c("when").text, cond, recipients, tname, channel, esc_after, esc_to, c("name").ref,
+                               digest))
     return result
 
 

@@ -74,6 +74,25 @@
     return widest + 6 <= slot ? 0 : slot >= 26 ? -45 : -90;
   }
 
+  // Money in the units the office reads (元, 万, 亿), axes and hovers alike: the values are drawn
+  // divided by the unit, and the unit follows every number ("80 万", "1.2 亿", never "800M").
+  function moneyUnit(p) {
+    if (!zh || !p.money || !p.money.some(function (m) { return m; })) { return null; }
+    var most = 0;
+    p.series.forEach(function (s, m) {
+      if (p.money[m]) { s.forEach(function (v) { most = Math.max(most, Math.abs(v || 0)); }); }
+    });
+    return most >= 1e8 ? {div: 1e8, word: " 亿"} : most >= 1e4 ? {div: 1e4, word: " 万"} : {div: 1, word: " 元"};
+  }
+  function inUnit(p, unit) {
+    if (!unit) { return p; }
+    var copy = JSON.parse(JSON.stringify(p));
+    copy.series = p.series.map(function (s, m) {
+      return p.money[m] ? s.map(function (v) { return v === null ? null : v / unit.div; }) : s;
+    });
+    return copy;
+  }
+
   function draw(p) {
     var el = document.getElementById("chart-" + p.name);
     if (!el || !window.Plotly) { return; }
@@ -89,7 +108,7 @@
     var shown = slant(labels, plotWidth) === 0 ? labels : labels.map(shorten);  // whole names when they fit side by side
     var layout = {margin: {l: 50, r: 20, t: 10, b: 60}, showlegend: p.measures.length > 1 || p.chart === "pie" || p.chart === "radar",
                   legend: {orientation: "h"}, font: {family: "'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif", size: 12},
-                  yaxis: {separatethousands: true, rangemode: "tozero"}, xaxis: {type: "category", automargin: true, tickvals: labels, ticktext: shown, tickangle: slant(shown, plotWidth)},
+                  yaxis: {separatethousands: true, rangemode: "tozero", exponentformat: "none"}, xaxis: {type: "category", automargin: true, tickvals: labels, ticktext: shown, tickangle: slant(shown, plotWidth)},
                   polar: {radialaxis: {visible: true, rangemode: "tozero", tickfont: {size: 10}, angle: 45, tickangle: 0, nticks: 4},
                           angularaxis: {tickfont: {size: 11}}}, separators: ".,"};
     if (p.chart === "bar" || p.chart === "line") {  // the legend above: below, it would sit on the slanted labels
@@ -109,7 +128,16 @@
       var angle = slant(shown, el._fullLayout._size.w);
       return Math.abs(angle) > Math.abs(el.layout.xaxis.tickangle) ? Plotly.relayout(el, {"xaxis.tickangle": angle}) : null;
     }
-    var drawn = Plotly.newPlot(el, traces(p), layout, {displaylogo: false, responsive: true, locale: zh ? "zh-CN" : "en",
+    var unit = moneyUnit(p);
+    var data = traces(inUnit(p, unit));
+    if (unit && p.chart !== "pie" && p.chart !== "radar") {
+      layout.yaxis.ticksuffix = unit.word;
+      data.forEach(function (t) { t.hovertemplate = "%{x}: %{y:,.2~f}" + unit.word + "<extra>" + (t.name || "") + "</extra>"; });
+    } else if (p.money && p.money.some(function (m) { return m; }) && !zh && p.chart !== "pie" && p.chart !== "radar") {
+      layout.yaxis.tickprefix = "¥";  // English readers read millions: ¥20M
+      layout.yaxis.tickformat = "~s";
+    }
+    var drawn = Plotly.newPlot(el, data, layout, {displaylogo: false, responsive: true, locale: zh ? "zh-CN" : "en",
                                                        modeBarButtonsToRemove: ["select2d", "lasso2d"]});
     if (p.chart === "bar" || p.chart === "line") {
       drawn = drawn.then(fit);
@@ -126,5 +154,18 @@
     drawn.then(function () { el.setAttribute("data-drawn", "1"); });
   }
 
-  panels.forEach(function (p) { if (!p.denied && p.chart !== "table") { draw(p); } });
+  // a panel in a closed group (the home page of someone who sees many) is drawn when the group opens:
+  // Plotly needs the panel's real width
+  function drawWhenShown(p) {
+    var el = document.getElementById("chart-" + p.name);
+    var group = el && el.closest("details");
+    if (group && !group.open) {
+      group.addEventListener("toggle", function opened() {
+        if (group.open) { group.removeEventListener("toggle", opened); draw(p); }
+      });
+      return;
+    }
+    draw(p);
+  }
+  panels.forEach(function (p) { if (!p.denied && !p.empty && p.chart !== "table") { drawWhenShown(p); } });
 })();
