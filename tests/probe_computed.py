@@ -356,13 +356,19 @@ def probe_browser() -> dict[str, Any]:
             first = page.input_value("[name=due_on]")
             page.fill("[name=borrowed_on]", "2026-05-04")
             page.dispatch_event("[name=borrowed_on]", "change")
-            page.wait_for_function("document.querySelector('[name=due_on]').value === '2026-05-18'", timeout=5000)
+            # polled from here: wait_for_function's own polling evaluates a string, which the strict CSP refuses
+            for _ in range(50):
+                if page.input_value("[name=due_on]") == "2026-05-18":
+                    break
+                page.wait_for_timeout(100)
+            filled = page.input_value("[name=due_on]")
             page.screenshot(path=str(shots / f"loan-add-{width}.png"), full_page=True)
             asked = [n for n in ("book_title", "tag", "remind_on", "days_out") if page.locator(f"[name={n}]").count()]
             page.goto(f"{server}/bookview/show/{book}")
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(shots / f"book-show-{width}.png"), full_page=True)
-            out[str(width)] = {"first": first, "asked": asked, "errors": errors, "book_page": page.inner_text("body")[:4000]}
+            out[str(width)] = {"first": first, "asked": asked, "errors": errors, "book_page": page.inner_text("body")[:4000],
+                               "filled": filled}
             context.close()
         b.close()
     srv.shutdown()

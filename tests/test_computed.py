@@ -214,5 +214,6 @@ def test_the_add_form_fills_a_computed_default_in_chromium(library_app: dict[str
     for width in ("1440", "390"):
         seen = out[width]
         assert seen["asked"] == [] and seen["errors"] == [], seen  # no computed input, no script error (CSP included)
+        assert seen["filled"] == "2026-05-18", seen  # borrowed 2026-05-04 + 14 days, filled in as typed
         assert re.search(r"借阅次数\s+1\b", seen["book_page"]) and re.search(r"最晚应还\s+2026-03-16", seen["book_page"]), seen
     assert (shots / "loan-add-390.png").exists()

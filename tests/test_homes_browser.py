@@ -55,8 +55,9 @@ def _login(browser: Any, server: str, user: str, password: str, width: int) -> A
 
 
 def _names(app: Any, role: str) -> str:
-    names = [r.name for r in app.extensions["crm"].spec.roles]
-    return f"demo{names.index(role) + 1}1"
+    from tests.test_homes import demo_login
+
+    return demo_login(app, role)
 
 
 @pytest.mark.parametrize("width", [1440, 390])
