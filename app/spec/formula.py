@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from .expr import AGGREGATES, Expr
+from .expr import AGGREGATES, Expr, _dotted
 from .model import NUMERIC_TYPES, Entity, Field, Spec
 
 # functions SQL cannot work out for a stored column (the working calendar lives in Python; changed()
@@ -56,17 +56,6 @@ def kind_of_field(f: Field) -> str:
     return "text"
 
 
-def dotted(node: ast.AST) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 def links_back(spec: Spec, entity: Entity, child: str) -> list[Field]:
     """The link fields of entity ``child`` that point at ``entity``."""
     target = spec.entity(child)
@@ -80,7 +69,7 @@ def rollup_of(spec: Spec, entity: Entity, node: ast.Call) -> Rollup | None:
     name = node.func.id
     if name not in AGGREGATES or not node.args:
         return None
-    path = dotted(node.args[0])
+    path = _dotted(node.args[0])
     if path is None:
         if name in ("count", "sum", "avg"):
             raise FormulaError("rollup_target", ast.unparse(node.args[0]))
@@ -142,7 +131,7 @@ class _Analyser:
         if isinstance(node, ast.Name) and node.id in ("True", "False", "None"):
             return "none" if node.id == "None" else "bool"
         if isinstance(node, ast.Name | ast.Attribute):
-            path = dotted(node) or ""
+            path = _dotted(node) or ""
             if path in BASE_KINDS:
                 return BASE_KINDS[path]
             f = _path_field(self.spec, self.entity, path)
